@@ -1,0 +1,65 @@
+# APL Match: the two commands are `make demo` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock bench clean
+
+## setup: create .venv and install the project (editable) with its dev extras; quiet when up to date
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -r requirements.lock
+	@$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+## infra: start local Kafka and PostgreSQL unless APL_KAFKA_BOOTSTRAP / APL_DATABASE_URL are set
+infra: setup
+	@$(BIN)/apl infra up
+
+infra-down: setup
+	@$(BIN)/apl infra down
+
+infra-status: setup
+	@$(BIN)/apl infra status
+
+## lint: ruff (lint and format) and mypy
+lint: setup
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: setup
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+## test: set-up, lint, infrastructure, then the whole suite (pytest's exit 5, no tests, fails too)
+test: setup lint infra
+	@$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+
+test-unit: setup
+	@$(BIN)/pytest tests/unit tests/inmemory -q $(PYTEST_ARGS)
+
+## demo: infrastructure, the three services, a realistic sample round, a report
+demo: setup infra
+	@$(BIN)/apl demo
+
+demo-down: setup
+	@$(BIN)/apl demo --down
+
+bench: setup
+	@$(BIN)/python -m bench.engine
+
+## lock: re-resolve requirements.lock from pyproject.toml (needs network)
+lock:
+	@$(BIN)/python -m pip install -q uv
+	@$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

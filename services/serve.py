@@ -1,0 +1,27 @@
+"""`apl serve <service>`: run one service in this process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+SERVICES = {
+    "placements": "services.placements.main",
+    "matching": "services.matching.main",
+    "notifications": "services.notifications.main",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apl serve", description="Run one service.")
+    parser.add_argument("service", choices=sorted(SERVICES))
+    args, rest = parser.parse_known_args(argv)
+    try:
+        module = import_module(SERVICES[args.service])
+    except ModuleNotFoundError as exc:
+        print(f"apl serve: {args.service} is not available yet ({exc.name})", file=sys.stderr)
+        return 1
+    result: int = module.main(rest)
+    return result

@@ -1,0 +1,396 @@
+"""Event contract v1: the envelope and every event type, with one discriminated union per topic.
+
+A message value is `{"event_id", "type", "schema_version": 1, "occurred_at", "producer", "data"}`.
+`parse_event(topic, raw)` turns bytes into the right model or raises `ContractError` naming the
+field; `Event.to_json()` is the inverse.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from shared.contracts.profiles import Id, PlacementOffer, RegionCode, StudentProfile
+from shared.contracts.topics import MATCHES, NOTIFICATIONS, PLACEMENTS, ROUNDS, STUDENTS
+
+SCHEMA_VERSION = 1
+
+Actor = Literal["student", "company", "coordinator", "system"]
+Reason = Annotated[str, Field(max_length=1000)]
+
+
+class ContractError(ValueError):
+    """A message that does not follow the event contract. `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+class PlacementWithdrawnData(_Data):
+    placement_id: Id = Field(description="The withdrawn placement.", examples=["p-1"])
+    region: RegionCode = Field(description="Region of the placement.", examples=["SE-AB"])
+    reason: Reason | None = Field(
+        default=None, description="Why it was withdrawn.", examples=["position filled"]
+    )
+
+
+class StudentWithdrawnData(_Data):
+    student_id: Id = Field(description="The withdrawn student.", examples=["s-000123"])
+    region: RegionCode = Field(description="Region of the student.", examples=["SE-AB"])
+
+
+class MatchingRoundRequestedData(_Data):
+    round_id: uuid.UUID = Field(description="Id of the round.", examples=[str(uuid.UUID(int=1))])
+    region: RegionCode = Field(description="Region to match.", examples=["SE-AB"])
+    policy: Literal["optimal", "stable"] = Field(
+        default="optimal", description="Matching policy.", examples=["optimal"]
+    )
+    requested_by: str | None = Field(
+        default=None, max_length=200, description="Who asked.", examples=["coordinator:kim"]
+    )
+
+
+class RoundFigures(_Data):
+    """The figures PRODUCT.md requires for every round."""
+
+    students: int = Field(ge=0, description="Students in the round.", examples=[7000])
+    placed: int = Field(ge=0, description="Students placed.", examples=[6810])
+    placed_weight: int = Field(ge=0, description="Σ (1 + priority) over placed.", examples=[6900])
+    total_rank_cost: int = Field(ge=0, description="Σ rank² over placed.", examples=[14000])
+    first_choice: int = Field(ge=0, description="Placed at rank 1.", examples=[4100])
+    top3: int = Field(ge=0, description="Placed at rank ≤ 3.", examples=[6200])
+    unknown_preferences: int = Field(
+        ge=0, description="Preferences naming unknown or withdrawn placements.", examples=[3]
+    )
+    blocking_pairs: int = Field(ge=0, description="Blocking pairs of the outcome.", examples=[0])
+    solve_seconds: float = Field(ge=0, description="Time spent solving.", examples=[0.031])
+    solver: str = Field(max_length=100, description="Solver path used.", examples=["sparse"])
+
+
+class MatchingRoundCompletedData(_Data):
+    round_id: uuid.UUID = Field(description="Id of the round.", examples=[str(uuid.UUID(int=1))])
+    region: RegionCode = Field(description="Region matched.", examples=["SE-AB"])
+    policy: Literal["optimal", "stable"] = Field(description="Policy used.", examples=["optimal"])
+    figures: RoundFigures = Field(description="The round's figures.")
+    unplaced_by_reason: dict[str, int] = Field(
+        default_factory=dict,
+        description="Unplaced students counted by reason.",
+        examples=[{"no_eligible_choice": 12, "choices_full": 40}],
+    )
+    proposed: int = Field(ge=0, description="MatchProposed events this round published.")
+    cancelled: int = Field(ge=0, description="MatchCancelled events this round published.")
+
+
+class _MatchData(_Data):
+    match_id: uuid.UUID = Field(description="Id of the match.", examples=[str(uuid.UUID(int=7))])
+    region: RegionCode = Field(description="Region of the match.", examples=["SE-AB"])
+    student_id: Id = Field(description="Pseudonymous student id.", examples=["s-000123"])
+    placement_id: Id = Field(description="Placement id.", examples=["p-1"])
+
+
+class MatchProposedData(_MatchData):
+    round_id: uuid.UUID = Field(description="Round that proposed it.")
+    company_id: Id = Field(description="Company of the placement.", examples=["c-1"])
+    rank: int | None = Field(ge=1, description="Rank of the placement for the student.")
+
+
+class MatchAcceptedData(_MatchData):
+    by: Literal["student", "company"] = Field(description="Who accepted.", examples=["student"])
+
+
+class MatchDeclinedData(_MatchData):
+    by: Literal["student", "company"] = Field(description="Who declined.", examples=["student"])
+    reason: Reason | None = Field(default=None, description="Why.", examples=["too far"])
+
+
+class MatchConfirmedData(_MatchData):
+    pass
+
+
+class MatchCancelledData(_MatchData):
+    reason: Literal[
+        "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
+    ] = Field(description="Why the proposal no longer stands.", examples=["superseded"])
+    round_id: uuid.UUID | None = Field(default=None, description="Round that cancelled it.")
+
+
+class _NotificationData(_Data):
+    notification_id: uuid.UUID = Field(description="Id of the notice (stable per event+recipient).")
+    source_event_id: uuid.UUID = Field(description="The match event the notice is about.")
+    region: RegionCode = Field(description="Region.", examples=["SE-AB"])
+    match_id: uuid.UUID = Field(description="The match.")
+    placement_id: Id = Field(description="Placement.", examples=["p-1"])
+    channel: Literal["email", "webhook"] = Field(description="Channel used.", examples=["email"])
+    attempts: int = Field(ge=1, description="Delivery attempts made.", examples=[1])
+
+
+class NotificationDeliveredData(_NotificationData):
+    pass
+
+
+class NotificationFailedData(_NotificationData):
+    error: str = Field(max_length=2000, description="Last error.", examples=["550 no such user"])
+
+
+# -------------------------------------------------------------------------------------- events
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """The envelope shared by every event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    topic: ClassVar[str]
+
+    event_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        description="Unique id of this event.",
+        examples=[str(uuid.UUID(int=3))],
+    )
+    type: str = Field(description="Event type name.")
+    schema_version: Literal[1] = Field(default=1, description="Contract version.", examples=[1])
+    occurred_at: AwareDatetime = Field(
+        default_factory=_now,
+        description="When it happened (RFC 3339).",
+        examples=["2027-01-11T08:00:00Z"],
+    )
+    producer: str = Field(
+        min_length=1, max_length=100, description="Producing service.", examples=["placements"]
+    )
+    data: Any
+
+    @property
+    def region(self) -> str:
+        region: str = self.data.region
+        return region
+
+    def key(self) -> bytes:
+        """The Kafka key: the region code, UTF-8."""
+        return self.region.encode("utf-8")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.model_dump_json())
+        return result
+
+
+class PlacementPosted(Event):
+    topic: ClassVar[str] = PLACEMENTS
+    type: Literal["PlacementPosted"] = "PlacementPosted"
+    data: PlacementOffer
+
+
+class PlacementUpdated(Event):
+    topic: ClassVar[str] = PLACEMENTS
+    type: Literal["PlacementUpdated"] = "PlacementUpdated"
+    data: PlacementOffer
+
+
+class PlacementWithdrawn(Event):
+    topic: ClassVar[str] = PLACEMENTS
+    type: Literal["PlacementWithdrawn"] = "PlacementWithdrawn"
+    data: PlacementWithdrawnData
+
+
+class StudentRegistered(Event):
+    topic: ClassVar[str] = STUDENTS
+    type: Literal["StudentRegistered"] = "StudentRegistered"
+    data: StudentProfile
+
+
+class StudentPreferencesUpdated(Event):
+    topic: ClassVar[str] = STUDENTS
+    type: Literal["StudentPreferencesUpdated"] = "StudentPreferencesUpdated"
+    data: StudentProfile
+
+
+class StudentWithdrawn(Event):
+    topic: ClassVar[str] = STUDENTS
+    type: Literal["StudentWithdrawn"] = "StudentWithdrawn"
+    data: StudentWithdrawnData
+
+
+class MatchingRoundRequested(Event):
+    topic: ClassVar[str] = ROUNDS
+    type: Literal["MatchingRoundRequested"] = "MatchingRoundRequested"
+    data: MatchingRoundRequestedData
+
+
+class MatchingRoundCompleted(Event):
+    topic: ClassVar[str] = ROUNDS
+    type: Literal["MatchingRoundCompleted"] = "MatchingRoundCompleted"
+    data: MatchingRoundCompletedData
+
+
+class MatchProposed(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchProposed"] = "MatchProposed"
+    data: MatchProposedData
+
+
+class MatchAccepted(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchAccepted"] = "MatchAccepted"
+    data: MatchAcceptedData
+
+
+class MatchDeclined(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchDeclined"] = "MatchDeclined"
+    data: MatchDeclinedData
+
+
+class MatchConfirmed(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchConfirmed"] = "MatchConfirmed"
+    data: MatchConfirmedData
+
+
+class MatchCancelled(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchCancelled"] = "MatchCancelled"
+    data: MatchCancelledData
+
+
+class NotificationDelivered(Event):
+    topic: ClassVar[str] = NOTIFICATIONS
+    type: Literal["NotificationDelivered"] = "NotificationDelivered"
+    data: NotificationDeliveredData
+
+
+class NotificationFailed(Event):
+    topic: ClassVar[str] = NOTIFICATIONS
+    type: Literal["NotificationFailed"] = "NotificationFailed"
+    data: NotificationFailedData
+
+
+PlacementEvent: TypeAlias = Annotated[
+    PlacementPosted | PlacementUpdated | PlacementWithdrawn, Field(discriminator="type")
+]
+StudentEvent: TypeAlias = Annotated[
+    StudentRegistered | StudentPreferencesUpdated | StudentWithdrawn, Field(discriminator="type")
+]
+RoundEvent: TypeAlias = Annotated[
+    MatchingRoundRequested | MatchingRoundCompleted, Field(discriminator="type")
+]
+MatchEvent: TypeAlias = Annotated[
+    Union[MatchProposed, MatchAccepted, MatchDeclined, MatchConfirmed, MatchCancelled],  # noqa: UP007
+    Field(discriminator="type"),
+]
+NotificationEvent: TypeAlias = Annotated[
+    NotificationDelivered | NotificationFailed, Field(discriminator="type")
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        PlacementPosted,
+        PlacementUpdated,
+        PlacementWithdrawn,
+        StudentRegistered,
+        StudentPreferencesUpdated,
+        StudentWithdrawn,
+        MatchingRoundRequested,
+        MatchingRoundCompleted,
+        MatchProposed,
+        MatchAccepted,
+        MatchDeclined,
+        MatchConfirmed,
+        MatchCancelled,
+        NotificationDelivered,
+        NotificationFailed,
+    )
+}
+
+TOPIC_UNIONS: dict[str, Any] = {
+    PLACEMENTS: PlacementEvent,
+    STUDENTS: StudentEvent,
+    ROUNDS: RoundEvent,
+    MATCHES: MatchEvent,
+    NOTIFICATIONS: NotificationEvent,
+}
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {t: TypeAdapter(u) for t, u in TOPIC_UNIONS.items()}
+
+E = TypeVar("E", bound=Event)
+
+
+def types_of(topic: str) -> list[str]:
+    """The event type names a topic carries."""
+    return sorted(name for name, cls in EVENT_TYPES.items() if cls.topic == topic)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # Drop the discriminator tag pydantic inserts (e.g. 'PlacementPosted') from the location.
+    parts = [str(p) for p in loc if str(p) not in EVENT_TYPES]
+    return ".".join(parts) or "(message)"
+
+
+def parse_event(topic: str, raw: bytes | str | dict[str, Any]) -> Event:
+    """Parse one message value of `topic` (a contract topic name, without prefix).
+
+    Raises `ContractError` naming the first bad field; `str(error)` lists every problem.
+    """
+    if topic not in _ADAPTERS:
+        raise ContractError("topic", f"unknown topic {topic!r}")
+    try:
+        obj: Any = json.loads(raw) if isinstance(raw, bytes | str) else raw
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError("(message)", f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ContractError("(message)", "expected a JSON object")
+    version = obj.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ContractError(
+            "schema_version", f"expected {SCHEMA_VERSION}, got {version!r}; this consumer reads v1"
+        )
+    kind = obj.get("type")
+    allowed = types_of(topic)
+    if kind not in allowed:
+        raise ContractError(
+            "type",
+            f"unknown event type {kind!r} for topic {topic} (expected one of {', '.join(allowed)})",
+        )
+    try:
+        # JSON mode keeps strictness while accepting RFC 3339 strings and UUID strings.
+        event: Event = _ADAPTERS[topic].validate_json(json.dumps(obj))
+    except ValidationError as exc:
+        problems = [f"{_field(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        first = exc.errors()[0]
+        error = ContractError(_field(first["loc"]), first["msg"])
+        error.args = ("; ".join(problems),)
+        raise error from None
+    return event
+
+
+def parse_as(cls: type[E], raw: bytes | str | dict[str, Any]) -> E:
+    """Parse a message that must be of type `cls`."""
+    event = parse_event(cls.topic, raw)
+    if not isinstance(event, cls):
+        raise ContractError("type", f"expected {cls.__name__}, got {event.type}")
+    return event

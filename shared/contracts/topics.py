@@ -1,0 +1,64 @@
+"""Topic names of event contract v1 and the Kafka key rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PLACEMENTS = "apl.placements.v1"
+STUDENTS = "apl.students.v1"
+ROUNDS = "apl.rounds.v1"
+MATCHES = "apl.matches.v1"
+NOTIFICATIONS = "apl.notifications.v1"
+
+ALL_TOPICS: tuple[str, ...] = (PLACEMENTS, STUDENTS, ROUNDS, MATCHES, NOTIFICATIONS)
+DLT_SUFFIX = ".dlt"
+PARTITIONS = 12
+
+
+def dlt(topic: str) -> str:
+    """The dead-letter twin of a topic."""
+    return topic + DLT_SUFFIX
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under an optional prefix (empty in production; tests isolate themselves)."""
+
+    prefix: str = ""
+
+    def name(self, topic: str) -> str:
+        return f"{self.prefix}{topic}"
+
+    @property
+    def placements(self) -> str:
+        return self.name(PLACEMENTS)
+
+    @property
+    def students(self) -> str:
+        return self.name(STUDENTS)
+
+    @property
+    def rounds(self) -> str:
+        return self.name(ROUNDS)
+
+    @property
+    def matches(self) -> str:
+        return self.name(MATCHES)
+
+    @property
+    def notifications(self) -> str:
+        return self.name(NOTIFICATIONS)
+
+    def all_with_dlt(self) -> list[str]:
+        """Every topic of the contract and its `.dlt` twin, prefixed."""
+        names = [self.name(t) for t in ALL_TOPICS]
+        return names + [dlt(n) for n in names]
+
+    def contract_topic(self, name: str) -> str:
+        """The contract's topic name for a (possibly prefixed) topic name."""
+        return name.removeprefix(self.prefix)
+
+
+def event_key(region: str) -> bytes:
+    """The Kafka key rule: every event is keyed by its region code, UTF-8 encoded."""
+    return region.encode("utf-8")

@@ -1,0 +1,132 @@
+"""PostgreSQL plumbing: an asyncpg pool bound to a service's schema, and a migration runner.
+
+Migrations are plain SQL files `NNNN_name.sql` in a service's `migrations/` folder, applied in
+order, each in its own transaction, and recorded in `<schema>.schema_migrations` with a checksum.
+A session-level advisory lock makes concurrent runners (two replicas starting at once) queue up;
+the second finds everything applied and does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+# What handlers take as a connection: a plain one, or one borrowed from a pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+class MigrationError(RuntimeError):
+    """A migration file is malformed, or an applied migration was changed afterwards."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+def load_migrations(folder: Path) -> list[Migration]:
+    """The migrations of a folder in version order; refuses bad names and duplicate versions."""
+    found: dict[str, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: name must look like 0001_create_tables.sql")
+        version = match.group(1)
+        if version in found:
+            raise MigrationError(f"{path}: version {version} is used twice")
+        found[version] = Migration(version, path.name, path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+def _check_schema(schema: str) -> str:
+    if not _SCHEMA.match(schema):
+        raise MigrationError(f"schema: {schema!r} is not a plain lower-case identifier")
+    return schema
+
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def migrate(dsn: str, schema: str, *folders: Path) -> list[str]:
+    """Apply the pending migrations of `folders` to `schema`; return the names applied now.
+
+    The shared tables (outbox, inbox) come first, then each folder in order. A migration is
+    recorded under `<folder's parent name>:<version>`, so folders never clash on numbers.
+    """
+    schema = _check_schema(schema)
+    migrations = [
+        Migration(f"{folder.parent.name}:{m.version}", m.name, m.sql)
+        for folder in (SHARED_MIGRATIONS, *folders)
+        for m in load_migrations(folder)
+    ]
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"apl.migrate.{schema}")
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                        version text PRIMARY KEY,
+                        name text NOT NULL,
+                        checksum text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            rows = await conn.fetch(
+                f"SELECT version, name, checksum FROM {schema}.schema_migrations"
+            )
+            done = {r["version"]: r for r in rows}
+            for migration in migrations:
+                if migration.version in done:
+                    if done[migration.version]["checksum"] != migration.checksum:
+                        raise MigrationError(
+                            f"{migration.name}: changed after it was applied to schema {schema}; "
+                            "add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (version, name, checksum) "
+                        "VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+                applied_now.append(migration.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"apl.migrate.{schema}")
+    finally:
+        await conn.close()
+    return applied_now
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    """A pool whose connections resolve unqualified names in the service's own schema."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{_check_schema(schema)}, public"},
+        **kwargs,
+    )
+    assert pool is not None
+    return pool

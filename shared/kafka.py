@@ -1,0 +1,210 @@
+"""Kafka plumbing: the broker factory, topic creation, and the event consumer every subscriber uses.
+
+Delivery semantics, in one place:
+- Producers are idempotent with `acks=all`.
+- Subscribers name their group, start from the earliest offset, and use `NACK_ON_ERROR`: the
+  offset is committed only after the handler returned. An exception that escapes (the database or
+  broker is unreachable) rewinds the partition, so the event is processed again later.
+- `EventConsumer.dispatch` turns every other failure into a dead letter: a message that breaks the
+  contract goes to `<topic>.dlt` at once; a handler that keeps failing on a valid event goes there
+  after bounded retries with backoff. Either way the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from shared.contracts.events import ContractError, Event, parse_event
+from shared.contracts.topics import PARTITIONS, Topics, dlt
+
+log = structlog.get_logger(__name__)
+
+# Failures of the infrastructure itself: retrying the same event later is right, dead-lettering
+# it would lose a good event.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    KafkaConnectionError,
+)
+
+
+def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
+    """A broker with the project's producer defaults (idempotent, acks from all replicas)."""
+    return KafkaBroker(
+        bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        allow_auto_create_topics=False,
+        graceful_timeout=15.0,
+        **kwargs,
+    )
+
+
+def subscriber_options(group_id: str) -> dict[str, Any]:
+    """The keyword arguments every subscriber passes to `broker.subscriber` (STYLE.md defaults)."""
+    return {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": "earliest",
+        "max_poll_interval_ms": 600_000,
+    }
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Topics, *, partitions: int = PARTITIONS, timeout_s: float = 60.0
+) -> list[str]:
+    """Create every contract topic and its `.dlt` twin; return the names created now."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics.all_with_dlt() if t not in existing]
+        if wanted:
+            new = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted]
+            # another process may create them at the same moment
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+        return wanted
+    finally:
+        await admin.close()
+
+
+async def publish_event(broker: KafkaBroker, topics: Topics, event: Event) -> None:
+    """Publish one event on its topic, keyed by region; return once the broker acknowledged."""
+    await broker.publish(
+        event.to_json(),
+        topics.name(event.topic),
+        key=event.key(),
+        headers=event_headers(event),
+    )
+
+
+def event_headers(event: Event) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "event-type": event.type,
+        "event-id": str(event.event_id),
+    }
+
+
+@dataclass
+class EventConsumer:
+    """Parses, logs, retries and dead-letters the events of one subscriber."""
+
+    broker: KafkaBroker
+    topics: Topics
+    group_id: str
+    max_attempts: int = 5
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+    dead_letters: int = field(default=0, init=False)
+
+    async def dispatch(
+        self,
+        message: KafkaMessage,
+        handle: Callable[[Event], Awaitable[None]],
+        *,
+        accept: Iterable[type[Event]] | None = None,
+    ) -> None:
+        """Handle one Kafka message. Returns normally unless the infrastructure failed."""
+        record = message.raw_message
+        topic_name: str = record.topic  # type: ignore[union-attr]
+        contract_topic = self.topics.contract_topic(topic_name)
+        structlog.contextvars.bind_contextvars(topic=contract_topic)
+        try:
+            try:
+                event = parse_event(contract_topic, message.body)
+            except ContractError as exc:
+                await self.dead_letter(message, exc, attempts=1)
+                return
+            structlog.contextvars.bind_contextvars(
+                event_id=str(event.event_id), event_type=event.type, region=event.region
+            )
+            if accept is not None and not isinstance(event, tuple(accept)):
+                return  # another consumer's event on a shared topic
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.max_attempts),
+                    wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max),
+                    retry=retry_if_not_exception_type(INFRASTRUCTURE_ERRORS),
+                    reraise=True,
+                ):
+                    with attempt:
+                        n = attempt.retry_state.attempt_number
+                        if n > 1:
+                            log.warning("retrying event", attempt=n)
+                        await handle(event)
+            except INFRASTRUCTURE_ERRORS:
+                log.warning("infrastructure unavailable; event will be redelivered", exc_info=True)
+                raise
+            except Exception as exc:  # the handler keeps failing on this event: dead-letter it
+                await self.dead_letter(message, exc, attempts=self.max_attempts)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "topic", "event_id", "event_type", "region", "round_id"
+            )
+
+    async def dead_letter(
+        self, message: KafkaMessage, error: BaseException, *, attempts: int
+    ) -> None:
+        """Publish the original bytes with its headers and the error to `<topic>.dlt`."""
+        record = message.raw_message
+        topic_name: str = record.topic  # type: ignore[union-attr]
+        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}  # type: ignore[union-attr]
+        headers.update(
+            {
+                "x-error": f"{type(error).__name__}: {error}"[:4000],
+                "x-error-trace": "".join(traceback.format_exception(error))[-4000:],
+                "x-original-topic": topic_name,
+                "x-original-partition": str(record.partition),  # type: ignore[union-attr]
+                "x-original-offset": str(record.offset),  # type: ignore[union-attr]
+                "x-consumer-group": self.group_id,
+                "x-attempts": str(attempts),
+            }
+        )
+        await self.broker.publish(
+            record.value,  # type: ignore[union-attr]
+            dlt(topic_name),
+            key=record.key,  # type: ignore[union-attr]
+            headers=headers,
+        )
+        self.dead_letters += 1
+        log.error("event dead-lettered", error=str(error), dlt=dlt(topic_name), attempts=attempts)
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    return isinstance(exc, (INFRASTRUCTURE_ERRORS, KafkaError))
+
+
+def header_map(message: KafkaMessage) -> Mapping[str, str]:
+    record = message.raw_message
+    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}  # type: ignore[union-attr]

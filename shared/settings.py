@@ -1,0 +1,137 @@
+"""Settings: one pydantic-settings class per service, each with its own `env_prefix`.
+
+The two infrastructure addresses are shared by every service and may be given once as
+`APL_KAFKA_BOOTSTRAP` and `APL_DATABASE_URL`; a service-prefixed variable (for example
+`APL_MATCHING_DATABASE_URL`) wins. `apl infra up` writes both into `.local/apl.env`, which is read
+when the variables are not set; `APL_ENV_FILE` names another file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.topics import Topics
+
+DEFAULT_ENV_FILE = Path(".local") / "apl.env"
+PLACEHOLDER_SECRET = "change-me"
+
+
+def env_file() -> Path:
+    """The env file `apl infra up` writes and every service and test reads."""
+    return Path(os.environ.get("APL_ENV_FILE", DEFAULT_ENV_FILE))
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs. Subclasses set `service` and `model_config.env_prefix`."""
+
+    service: ClassVar[str] = "apl"
+
+    environment: Literal["local", "test", "production"] = Field(
+        default="local", validation_alias=AliasChoices("APL_ENVIRONMENT")
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", validation_alias=AliasChoices("APL_KAFKA_BOOTSTRAP")
+    )
+    database_url: str = Field(
+        default="postgresql://apl@127.0.0.1:5432/apl",
+        validation_alias=AliasChoices("APL_DATABASE_URL"),
+    )
+    topic_prefix: str = Field(default="", validation_alias=AliasChoices("APL_TOPIC_PREFIX"))
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("APL_LOG_LEVEL"))
+    log_json: bool | None = Field(default=None, validation_alias=AliasChoices("APL_LOG_JSON"))
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        prefix = cls.model_config.get("env_prefix", "")
+        # Service-prefixed names win over the shared APL_* names for the infrastructure fields.
+        for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "TOPIC_PREFIX", "LOG_LEVEL"):
+            field = cls.model_fields.get(name.lower())
+            if field is not None and prefix:
+                field.validation_alias = AliasChoices(f"{prefix}{name}", f"APL_{name}")
+        cls.model_rebuild(force=True)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Any:
+        """Settings from the environment, then the env file, then defaults; `overrides` win."""
+        path = env_file()
+        return cls(_env_file=path if path.exists() else None, **overrides)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def db_schema(self) -> str:
+        return self.service
+
+
+def _refuse_placeholder(settings: ServiceSettings, *names: str) -> None:
+    if settings.environment != "production":
+        return
+    for name in names:
+        value = getattr(settings, name)
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not secret or secret == PLACEHOLDER_SECRET:
+            raise ValueError(f"{name}: a real secret is required outside local development")
+
+
+class PlacementsSettings(ServiceSettings):
+    service: ClassVar[str] = "placements"
+    model_config = SettingsConfigDict(env_prefix="APL_PLACEMENTS_", extra="ignore")
+
+    http_port: int = 8000
+    internal_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    max_body_bytes: int = 1_000_000
+    outbox_batch: int = 500
+    outbox_poll_seconds: float = 0.2
+
+    @model_validator(mode="after")
+    def _secrets(self) -> PlacementsSettings:
+        _refuse_placeholder(self, "internal_token")
+        return self
+
+
+class MatchingSettings(ServiceSettings):
+    service: ClassVar[str] = "matching"
+    model_config = SettingsConfigDict(env_prefix="APL_MATCHING_", extra="ignore")
+
+    http_port: int = 8001
+    auto_round_delay_seconds: float = 5.0
+    outbox_batch: int = 500
+    outbox_poll_seconds: float = 0.2
+    max_attempts: int = 5
+
+
+class NotificationsSettings(ServiceSettings):
+    service: ClassVar[str] = "notifications"
+    model_config = SettingsConfigDict(env_prefix="APL_NOTIFICATIONS_", extra="ignore")
+
+    http_port: int = 8002
+    placements_url: str = "http://127.0.0.1:8000"
+    placements_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "APL Match <noreply@apl-match.example>"
+    webhook_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+
+    @model_validator(mode="after")
+    def _secrets(self) -> NotificationsSettings:
+        _refuse_placeholder(self, "placements_token", "webhook_secret")
+        return self

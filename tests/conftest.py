@@ -1,0 +1,75 @@
+"""Fixtures shared by every tier.
+
+`infra` gives the real Kafka bootstrap address and an admin PostgreSQL URL (see
+`tests/support/infra.py`). Each test session works in a database of its own (created here and
+dropped afterwards) and under a topic prefix of its own, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+
+from shared.contracts.topics import Topics
+from shared.kafka import ensure_topics
+from tests.support.infra import Infra, provide_infra
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    with provide_infra() as given:
+        yield given
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(infra: Infra) -> AsyncIterator[str]:
+    """A fresh database for this test session on the real server."""
+    name = f"apl_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield _with_database(infra.database_url, name)
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def fresh_schema(database_url: str) -> AsyncIterator[str]:
+    """A schema name no other test uses (dropped afterwards)."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    yield schema
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def make_topics(infra: Infra) -> Callable[[], Awaitable[Topics]]:
+    """Create the contract's topics under a new prefix; returns the `Topics` naming them."""
+
+    async def make() -> Topics:
+        topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
+        await ensure_topics(infra.kafka_bootstrap, topics)
+        return topics
+
+    return make
+
+
+@pytest.fixture
+async def topics(make_topics: Callable[[], Awaitable[Topics]]) -> Topics:
+    return await make_topics()

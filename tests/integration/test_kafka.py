@@ -1,0 +1,113 @@
+"""The real broker: events published and consumed back by subscribers; dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaMessage
+
+from shared.contracts.events import Event, PlacementPosted
+from shared.contracts.topics import Topics, dlt
+from shared.kafka import EventConsumer, make_broker, publish_event, subscriber_options
+from tests.support.factories import every_event, placement
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.infra
+
+
+async def _read_all(bootstrap: str, topic: str, expected: int, wait: float = 30.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + wait
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_event_published_and_consumed_back_by_a_subscriber(
+    infra: Infra, topics: Topics
+) -> None:
+    broker = make_broker(infra.kafka_bootstrap, "test-roundtrip")
+    sent = [e for e in every_event() if e.topic == "apl.matches.v1"]
+    got: list[Event] = []
+    done = asyncio.Event()
+    consumer = EventConsumer(broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}")
+
+    async def handle(event: Event) -> None:
+        got.append(event)
+        if len(got) == len(sent):
+            done.set()
+
+    @broker.subscriber(topics.matches, **subscriber_options(consumer.group_id))
+    async def on_match(message: KafkaMessage) -> None:
+        await consumer.dispatch(message, handle)
+
+    async with broker:
+        await broker.start()
+        for event in sent:
+            await publish_event(broker, topics, event)
+        await asyncio.wait_for(done.wait(), 60)
+    assert got == sent  # same key (region) → same partition → same order
+
+
+async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
+    infra: Infra, topics: Topics
+) -> None:
+    broker = make_broker(infra.kafka_bootstrap, "test-dlt")
+    consumer = EventConsumer(
+        broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_initial=0.01
+    )
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handle(event: Event) -> None:
+        assert isinstance(event, PlacementPosted)
+        if event.data.placement_id == "p-explodes":
+            raise RuntimeError("cannot apply this placement")
+        seen.append(event.data.placement_id)
+        if event.data.placement_id == "p-after":
+            done.set()
+
+    @broker.subscriber(topics.placements, **subscriber_options(consumer.group_id))
+    async def on_placement(message: KafkaMessage) -> None:
+        await consumer.dispatch(message, handle)
+
+    good = PlacementPosted(producer="test", data=placement("p-before"))
+    bad_handler = PlacementPosted(producer="test", data=placement("p-explodes"))
+    after = PlacementPosted(producer="test", data=placement("p-after"))
+    async with broker:
+        await broker.start()
+        await publish_event(broker, topics, good)
+        await broker.publish(
+            b'{"type": "PlacementPosted", "schema_version": 1, "data": {}}',
+            topics.placements,
+            key=b"SE-AB",
+            headers={"trace": "abc"},
+        )
+        await publish_event(broker, topics, bad_handler)
+        await publish_event(broker, topics, after)
+        await asyncio.wait_for(done.wait(), 60)
+    assert seen == ["p-before", "p-after"]
+    letters = await _read_all(infra.kafka_bootstrap, dlt(topics.placements), expected=2)
+    assert len(letters) == 2
+    by_error = {dict(r.headers)["x-error"].decode(): r for r in letters}
+    malformed = next(r for e, r in by_error.items() if "ContractError" in e)
+    assert dict(malformed.headers)["trace"] == b"abc"  # original headers kept
+    assert dict(malformed.headers)["x-original-topic"].decode() == topics.placements
+    assert json.loads(malformed.value)["data"] == {}
+    failing = next(r for e, r in by_error.items() if "cannot apply" in e)
+    assert dict(failing.headers)["x-attempts"] == b"3"
+    assert failing.key == b"SE-AB"

@@ -1,0 +1,84 @@
+"""The shared outbox relay and inbox on the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared.contracts.events import PlacementPosted, parse_event
+from shared.contracts.topics import Topics
+from shared.db import create_pool, migrate
+from shared.kafka import make_broker
+from shared.outbox import OutboxRelay, claim, enqueue
+from tests.support.factories import placement
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.infra
+
+
+async def _consume(bootstrap: str, topic: str, expected: int, wait: float = 30.0) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while len(values) < expected and loop.time() < deadline:
+            for part in (await consumer.getmany(timeout_ms=300)).values():
+                values.extend(r.value for r in part)
+    finally:
+        await consumer.stop()
+    return values
+
+
+async def test_relay_publishes_committed_rows_in_order_and_marks_them(
+    infra: Infra, topics: Topics, database_url: str, fresh_schema: str, tmp_path
+) -> None:
+    (tmp_path / "svc" / "migrations").mkdir(parents=True)
+    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
+    pool = await create_pool(database_url, fresh_schema)
+    events = [PlacementPosted(producer="test", data=placement(f"p-{i}")) for i in range(30)]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, events[:10])
+    # a rolled-back transaction publishes nothing
+    with contextlib.suppress(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, [PlacementPosted(producer="test", data=placement("p-rolled-back"))])
+            raise RuntimeError("abort")
+    broker = make_broker(infra.kafka_bootstrap, "test-relay")
+    relay = OutboxRelay(database_url, fresh_schema, broker, topics, batch=7, poll_seconds=0.05)
+    async with broker:
+        await broker.connect()
+        task = asyncio.create_task(relay.run())
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, events[10:])
+        values = await _consume(infra.kafka_bootstrap, topics.placements, expected=30)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    got = [parse_event("apl.placements.v1", v) for v in values]
+    assert got == events
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+    await pool.close()
+
+
+async def test_enqueue_outside_a_transaction_is_refused(
+    database_url: str, fresh_schema: str, tmp_path
+) -> None:
+    (tmp_path / "svc" / "migrations").mkdir(parents=True)
+    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": fresh_schema})
+    try:
+        with pytest.raises(RuntimeError, match="inside the transaction"):
+            await enqueue(conn, [PlacementPosted(producer="t", data=placement())])
+        event = PlacementPosted(producer="t", data=placement())
+        async with conn.transaction():
+            assert await claim(conn, event) is True
+        async with conn.transaction():
+            assert await claim(conn, event) is False  # a duplicate is recognised
+    finally:
+        await conn.close()

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.contracts import events as ev
+from shared.contracts.events import EVENT_TYPES, ContractError, Event, parse_as, parse_event
+from shared.contracts.topics import ALL_TOPICS, Topics, event_key
+from tests.support.factories import every_event, student
+
+
+@pytest.mark.parametrize("event", every_event(), ids=lambda e: e.type)
+def test_every_event_round_trips_json_model_json(event: Event) -> None:
+    raw = event.to_json()
+    parsed = parse_event(event.topic, raw)
+    assert type(parsed) is type(event)
+    assert parsed == event
+    assert json.loads(parsed.to_json()) == json.loads(raw)
+
+
+def test_every_contract_type_has_an_example() -> None:
+    assert {e.type for e in every_event()} == set(EVENT_TYPES)
+
+
+def test_envelope_has_exactly_the_contract_fields() -> None:
+    value = json.loads(every_event()[0].to_json())
+    assert set(value) == {"event_id", "type", "schema_version", "occurred_at", "producer", "data"}
+    assert value["schema_version"] == 1
+    assert value["occurred_at"].endswith("Z")
+
+
+def test_key_is_the_region_in_utf8() -> None:
+    event = every_event(region="FI-Åbo")[0]
+    assert event.key() == "FI-Åbo".encode() == event_key("FI-Åbo")
+
+
+def test_unknown_type_is_rejected_naming_the_field() -> None:
+    value = every_event()[0].to_dict()
+    value["type"] = "PlacementExploded"
+    with pytest.raises(ContractError) as err:
+        parse_event("apl.placements.v1", json.dumps(value))
+    assert err.value.field == "type"
+    assert "PlacementExploded" in str(err.value)
+    assert "PlacementPosted" in str(err.value)
+
+
+def test_type_of_another_topic_is_rejected() -> None:
+    value = every_event()[0].to_dict()
+    with pytest.raises(ContractError, match="type: unknown event type 'PlacementPosted'"):
+        parse_event("apl.matches.v1", json.dumps(value))
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_wrong_schema_version_is_rejected(version: object) -> None:
+    value = every_event()[0].to_dict()
+    value["schema_version"] = version
+    with pytest.raises(ContractError) as err:
+        parse_event("apl.placements.v1", json.dumps(value))
+    assert err.value.field == "schema_version"
+
+
+def test_bad_data_names_the_nested_field() -> None:
+    value = every_event()[0].to_dict()
+    value["data"]["capacity"] = -1
+    with pytest.raises(ContractError) as err:
+        parse_event("apl.placements.v1", json.dumps(value))
+    assert err.value.field == "data.capacity"
+
+
+def test_strict_types_no_coercion_from_strings() -> None:
+    value = every_event()[3].to_dict()
+    value["data"]["priority"] = "2"
+    with pytest.raises(ContractError, match=r"data\.priority"):
+        parse_event("apl.students.v1", json.dumps(value))
+
+
+def test_unknown_fields_are_rejected() -> None:
+    value = every_event()[0].to_dict()
+    value["data"]["salary"] = 100
+    with pytest.raises(ContractError, match=r"data\.salary"):
+        parse_event("apl.placements.v1", json.dumps(value))
+
+
+def test_naive_timestamp_is_rejected() -> None:
+    value = every_event()[0].to_dict()
+    value["occurred_at"] = "2027-01-01T10:00:00"
+    with pytest.raises(ContractError, match="occurred_at"):
+        parse_event("apl.placements.v1", json.dumps(value))
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1,2]", b"\xff\xfe"])
+def test_garbage_is_a_contract_error_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(ContractError):
+        parse_event("apl.students.v1", raw)
+
+
+def test_preferences_limits() -> None:
+    with pytest.raises(ValueError, match="listed more than once"):
+        student(prefs=("p-1", "p-1"))
+    with pytest.raises(ValueError, match="at most 10"):
+        student(prefs=tuple(f"p-{i}" for i in range(11)))
+
+
+def test_parse_as_checks_the_type() -> None:
+    event = every_event()[0]
+    assert parse_as(ev.PlacementPosted, event.to_json()) == event
+    with pytest.raises(ContractError, match="expected PlacementUpdated"):
+        parse_as(ev.PlacementUpdated, event.to_json())
+
+
+def test_topics_prefix_and_dlt_twins() -> None:
+    topics = Topics("t1.")
+    names = topics.all_with_dlt()
+    assert len(names) == 2 * len(ALL_TOPICS)
+    assert "t1.apl.matches.v1.dlt" in names
+    assert topics.contract_topic("t1.apl.matches.v1") == "apl.matches.v1"

@@ -11,11 +11,11 @@ PYTEST_ARGS ?=
 ## setup: create .venv and install the project (editable) with its dev extras; quiet when up to date
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dependencies into $(VENV) ..."
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements.lock
+	@$(BIN)/python -m pip install -q -r requirements-dev.lock
 	@$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
@@ -56,10 +56,12 @@ demo-down: setup
 bench: setup
 	@$(BIN)/python -m bench.engine
 
-## lock: re-resolve requirements.lock from pyproject.toml (needs network)
+## lock: re-resolve requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
 lock:
 	@$(BIN)/python -m pip install -q uv
-	@$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements.lock
+	@$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
+	@$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 -q \
+		-o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,7 @@ from importlib import import_module
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "match": ("services.matching.cli", "solve a matching round offline from files"),
     "infra": ("shared.localinfra", "start, stop or inspect local Kafka and PostgreSQL"),
+    "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
     "demo": ("services.demo", "run the sample round end to end"),
 }

@@ -1,0 +1,58 @@
+"""`apl init`: create the contract's topics and apply every service's migrations, then exit.
+
+The one-shot job of the compose file runs this before the services start; the services also apply
+their own migrations at start (safe to run concurrently), so it is an optimisation and a check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.db import migrate
+from shared.kafka import ensure_topics
+from shared.settings import (
+    MatchingSettings,
+    NotificationsSettings,
+    PlacementsSettings,
+    ServiceSettings,
+)
+
+SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
+    PlacementsSettings,
+    MatchingSettings,
+    NotificationsSettings,
+)
+
+
+async def initialise(retries: int = 30) -> None:
+    settings = [cls.load() for cls in SERVICE_SETTINGS]
+    first = settings[0]
+    for attempt in range(1, retries + 1):
+        try:
+            created = await ensure_topics(first.kafka_bootstrap, first.topics)
+            break
+        except Exception as exc:  # the broker may still be starting
+            if attempt == retries:
+                raise
+            print(f"apl init: waiting for Kafka ({exc})", file=sys.stderr)
+            await asyncio.sleep(2)
+    print(f"apl init: topics ready ({len(created)} created)", file=sys.stderr)
+    for service in settings:
+        folder = Path(__file__).parent / service.service / "migrations"
+        applied = await migrate(service.database_url, service.db_schema, folder)
+        print(f"apl init: {service.service}: {len(applied)} migrations applied", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="apl init", description=__doc__.split("\n\n")[0])
+    parser.parse_args(argv)
+    try:
+        asyncio.run(initialise())
+    except Exception as exc:
+        print(f"apl init: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0

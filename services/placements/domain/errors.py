@@ -1,0 +1,45 @@
+"""What can go wrong with a request, in domain terms; HTTP maps these to problem details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One bad field, named from the body's root (`preferences[3]`, `notification.webhook_url`)."""
+
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of the errors a request can run into."""
+
+    title = "Request failed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Invalid(DomainError):
+    """The request breaks a rule; `errors` names every bad field (HTTP 422)."""
+
+    title = "Invalid request"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class NotFound(DomainError):
+    """The named resource does not exist (HTTP 404)."""
+
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    """The resource exists but is not in a state that allows this (HTTP 409)."""
+
+    title = "Conflict"

@@ -1,0 +1,187 @@
+"""The placements service's business rules, as pure functions over plain values.
+
+No I/O here: the handlers load what a rule needs, call it, and write what it decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
+
+from shared.contracts.profiles import MAX_PREFERENCES
+
+from .errors import Conflict, FieldError
+
+Party = Literal["student", "company"]
+ChannelKind = Literal["email", "webhook"]
+MatchStateName = Literal["proposed", "accepted", "confirmed", "declined", "cancelled"]
+
+OPEN_STATES: frozenset[str] = frozenset({"proposed", "accepted"})
+LIVE_STATES: frozenset[str] = frozenset({"proposed", "accepted", "confirmed"})
+
+
+# ------------------------------------------------------------------------------ profiles
+
+
+def check_preferences(
+    preferences: Sequence[str], active_placements: Iterable[str]
+) -> list[FieldError]:
+    """At most 10, no repeats, and every one a known placement that is not withdrawn."""
+    errors: list[FieldError] = []
+    if len(preferences) > MAX_PREFERENCES:
+        errors.append(
+            FieldError(
+                "preferences",
+                f"at most {MAX_PREFERENCES} preferences are allowed, got {len(preferences)}",
+            )
+        )
+    known = set(active_placements)
+    seen: dict[str, int] = {}
+    for i, pid in enumerate(preferences):
+        if pid in seen:
+            errors.append(
+                FieldError(
+                    f"preferences[{i}]", f"{pid!r} is already listed at preferences[{seen[pid]}]"
+                )
+            )
+            continue
+        seen[pid] = i
+        if pid not in known:
+            errors.append(
+                FieldError(f"preferences[{i}]", f"{pid!r} is not a known, open placement")
+            )
+    return errors
+
+
+def check_period(
+    first: date | None, last: date | None, first_name: str, last_name: str
+) -> list[FieldError]:
+    """`last` must not be before `first` when both are given."""
+    if first is not None and last is not None and last < first:
+        return [FieldError(last_name, f"{last.isoformat()} is before {first_name} {first}")]
+    return []
+
+
+def check_ranking(ranking: Sequence[str] | None) -> list[FieldError]:
+    """A company's ranking names each student at most once."""
+    errors: list[FieldError] = []
+    seen: dict[str, int] = {}
+    for i, sid in enumerate(ranking or ()):
+        if sid in seen:
+            errors.append(
+                FieldError(f"ranking[{i}]", f"{sid!r} is already listed at ranking[{seen[sid]}]")
+            )
+        else:
+            seen[sid] = i
+    return errors
+
+
+def check_capacity(capacity: int, confirmed: int) -> list[FieldError]:
+    """Capacity may not drop below the matches already confirmed at the placement."""
+    if capacity < confirmed:
+        return [
+            FieldError(
+                "capacity",
+                f"{capacity} is below the {confirmed} match(es) already confirmed here",
+            )
+        ]
+    return []
+
+
+def check_notification(
+    channel: ChannelKind, webhook_url: str | None, prefix: str
+) -> list[FieldError]:
+    """A webhook channel needs an http(s) URL; the e-mail channel takes none."""
+    name = f"{prefix}webhook_url" if prefix else "webhook_url"
+    if channel == "webhook":
+        if not webhook_url:
+            return [FieldError(name, "required when channel is 'webhook'")]
+        if not webhook_url.startswith(("https://", "http://")):
+            return [FieldError(name, "must be an http:// or https:// URL")]
+    elif webhook_url is not None:
+        return [FieldError(name, "only allowed when channel is 'webhook'")]
+    return []
+
+
+@dataclass(frozen=True)
+class Channel:
+    kind: ChannelKind = "email"
+    webhook_url: str | None = None
+
+
+def resolve_channel(placement: Channel | None, company: Channel | None) -> Channel:
+    """The placement's own setting wins, else the company's default, else e-mail."""
+    return placement or company or Channel()
+
+
+# ------------------------------------------------------------------------------- matches
+
+
+@dataclass(frozen=True)
+class Match:
+    """What this service knows of one proposal and the answers to it."""
+
+    match_id: str
+    state: MatchStateName = "proposed"
+    accepted_by_student: bool = False
+    accepted_by_company: bool = False
+    declined_by: Party | None = None
+    reason: str | None = None
+
+
+def accept(match: Match, by: Party) -> Match:
+    """`by` accepts the proposal; refused unless it is open and `by` has not accepted yet."""
+    if match.state not in OPEN_STATES:
+        raise Conflict(f"match {match.match_id} is {match.state}; it can no longer be accepted")
+    already = match.accepted_by_student if by == "student" else match.accepted_by_company
+    if already:
+        raise Conflict(f"match {match.match_id} was already accepted by the {by}")
+    return _accepted(match, by)
+
+
+def decline(match: Match, by: Party, reason: str | None) -> Match:
+    """`by` declines the proposal; refused unless it is still open (not confirmed or closed)."""
+    if match.state not in OPEN_STATES:
+        raise Conflict(f"match {match.match_id} is {match.state}; it can no longer be declined")
+    return replace(match, state="declined", declined_by=by, reason=reason)
+
+
+def _accepted(match: Match, by: Party) -> Match:
+    if by == "student":
+        return replace(match, state="accepted", accepted_by_student=True)
+    return replace(match, state="accepted", accepted_by_company=True)
+
+
+def apply_match_event(
+    match: Match, event_type: str, *, by: Party | None = None, reason: str | None = None
+) -> Match:
+    """The state after a match event from the topic (the matching service's or our own).
+
+    Confirmed and cancelled come from the matching service, which decides them; a late accept
+    or decline never reopens a closed match.
+    """
+    if event_type == "MatchProposed":
+        return match
+    if event_type == "MatchAccepted" and by is not None:
+        if match.state not in OPEN_STATES:
+            return match
+        return _accepted(match, by)
+    if event_type == "MatchDeclined" and by is not None:
+        if match.state not in OPEN_STATES:
+            return match
+        return replace(match, state="declined", declined_by=by, reason=reason)
+    if event_type == "MatchConfirmed":
+        if match.state in {"declined", "cancelled"}:
+            return match
+        return replace(match, state="confirmed")
+    if event_type == "MatchCancelled":
+        return replace(match, state="cancelled", reason=reason)
+    raise ValueError(f"not a match event: {event_type}")
+
+
+def contact_shared(matches: Iterable[Match]) -> bool:
+    """The student's contact details go to the supervisor once the student accepted (or it is
+    confirmed) a match at that placement."""
+    return any(m.accepted_by_student or m.state == "confirmed" for m in matches)

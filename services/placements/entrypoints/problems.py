@@ -1,0 +1,162 @@
+"""RFC 9457 problem details for every error the API returns, and the request body size limit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..domain.errors import Conflict, DomainError, FieldError, Invalid, NotFound
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://apl-match.example/problems/"
+
+_STATUS = {Invalid: 422, NotFound: 404, Conflict: 409}
+_TYPES = {
+    422: "invalid-request",
+    404: "not-found",
+    409: "conflict",
+    413: "body-too-large",
+    401: "unauthorized",
+    403: "forbidden",
+}
+
+
+def problem(
+    status: int, title: str, detail: str, errors: Iterable[FieldError] = ()
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + _TYPES[status] if status in _TYPES else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": [{"field": e.field, "message": e.message} for e in errors],
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """`('body', 'preferences', 3)` -> `preferences[3]`; `('query', 'limit')` -> `limit`."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or "(body)"
+
+
+def validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for err in exc.errors():
+        name = field_name(err.get("loc", ()))
+        message = str(err.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        elif err.get("type") == "json_invalid":
+            name, message = "(body)", f"not valid JSON: {err.get('ctx', {}).get('error', message)}"
+        errors.append(FieldError(name, message))
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem details."""
+
+    async def on_domain(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+        errors = exc.errors if isinstance(exc, Invalid) else []
+        return problem(status, exc.title, exc.detail, errors)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_errors(exc)
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        return problem(422, "Invalid request", detail, errors)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, _TooLarge):  # FastAPI wraps errors of reading the body
+            return problem(413, "Request body too large", str(exc.__cause__))
+        response = problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413 problem details, whether
+    announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = 0
+                if length > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge(f"the request body exceeds {self.max_bytes} bytes")
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, "Request body too large", f"the request body exceeds {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,70 @@
+"""Test-only: run the shared outbox relay in its own OS process, optionally stopping it for good
+after the broker acknowledged a batch and before the rows are marked sent.
+
+    python -m tests.integration.placements.relay_process DSN SCHEMA BOOTSTRAP PREFIX \
+        [--hang-before-mark]
+
+With `--hang-before-mark` it prints `ACKED <n>` once a batch was acknowledged and then waits
+forever instead of marking, so the test can SIGKILL it at exactly that point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.topics import Topics
+from shared.kafka import make_broker
+from shared.outbox import OutboxRelay
+
+
+class _HangOnMark:
+    """A connection that hangs when the relay marks rows sent (after the broker's ack)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        if sql.lstrip().upper().startswith("UPDATE OUTBOX SET SENT_AT"):
+            print(f"ACKED {len(args[0])}", flush=True)
+            await asyncio.Event().wait()
+        result: str = await self._conn.execute(sql, *args)
+        return result
+
+
+class _Relay(OutboxRelay):
+    hang: bool = False
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        target: Any = _HangOnMark(conn) if self.hang else conn
+        return await super().publish_pending(target)
+
+
+async def run(args: argparse.Namespace) -> None:
+    broker = make_broker(args.bootstrap, "relay-process")
+    relay = _Relay(args.dsn, args.schema, broker, Topics(args.prefix), batch=50, poll_seconds=0.05)
+    relay.hang = args.hang_before_mark
+    async with broker:
+        await broker.connect()
+        print("STARTED", flush=True)
+        await relay.run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dsn")
+    parser.add_argument("schema")
+    parser.add_argument("bootstrap")
+    parser.add_argument("prefix")
+    parser.add_argument("--hang-before-mark", action="store_true")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

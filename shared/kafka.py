@@ -17,7 +17,7 @@ import contextlib
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import asyncpg
 import structlog
@@ -67,7 +67,14 @@ def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
     )
 
 
-def subscriber_options(group_id: str) -> dict[str, Any]:
+class SubscriberOptions(TypedDict):
+    group_id: str
+    ack_policy: AckPolicy
+    auto_offset_reset: Literal["earliest"]
+    max_poll_interval_ms: int
+
+
+def subscriber_options(group_id: str) -> SubscriberOptions:
     """The keyword arguments every subscriber passes to `broker.subscriber` (STYLE.md defaults)."""
     return {
         "group_id": group_id,

@@ -1,0 +1,276 @@
+"""`apl match`: solve one matching round offline, from files (PRODUCT.md, "Offline file format
+and CLI").
+
+    apl match --students S --placements P [--pinned F] [--previous F] --out O
+              [--summary J] [--policy optimal|stable] [--explain STUDENT_ID]
+
+Inputs are JSON Lines, or CSV when the name ends in `.csv` (list fields separated by `;`,
+`home`/`site` as `*_lat`/`*_lon` columns, `supervisor` as `supervisor_name`/`_email`/
+`_language`, an empty cell meaning "absent"). Every input problem is printed to stderr as
+`file:line: field: message`; then the exit code is 2 and no output file is written. Exit 1
+is an internal error (one line, no traceback); exit 0 success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TextIO, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.matching.engine import MatchingInputError, RoundResult, solve
+from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+LIST_FIELDS = frozenset({"skills", "preferences", "required_skills", "programmes", "ranking"})
+INT_FIELDS = frozenset({"capacity", "priority", "rank"})
+FLOAT_FIELDS = frozenset({"max_travel_km"})
+POINT_FIELDS = ("home", "site")
+PROGRESS_MIN = 10_000  # records; smaller inputs are quick enough to need no progress
+
+
+class PreviousProposal(BaseModel):
+    """A line of `--previous`: a pinned-style pair, or a line of an earlier `--out`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    student_id: str = Field(min_length=1, description="Student id.")
+    placement_id: str | None = Field(description="Previously proposed placement, or null.")
+    rank: int | None = Field(default=None, description="Ignored.")
+    reason: str | None = Field(default=None, description="Ignored.")
+
+
+@dataclass(slots=True)
+class Loaded(Generic[T]):
+    """Records of one file with the line each came from."""
+
+    records: list[T]
+    lines: list[int]
+
+
+class Problems:
+    """Collects `file:line: field: message` lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, line: int, field: str, message: str) -> None:
+        self.lines.append(f"{path}:{line}: {field}: {message}")
+
+    def add_validation(self, path: str, line: int, err: ValidationError) -> None:
+        for e in err.errors(include_url=False):
+            loc = ".".join(str(x) for x in e["loc"])
+            msg = str(e["msg"])
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            if not loc and ": " in msg and msg.split(": ", 1)[0].isidentifier():
+                loc, msg = msg.split(": ", 1)  # model-level checks name their field first
+            self.add(path, line, loc or "-", msg)
+
+
+def _progress(message: str, count: int) -> None:
+    if count >= PROGRESS_MIN and sys.stderr.isatty():
+        print(f"apl match: {message}", file=sys.stderr, flush=True)
+
+
+def _jsonl_lines(handle: TextIO) -> Iterator[tuple[int, str]]:
+    for number, text in enumerate(handle, start=1):
+        if text.strip():
+            yield number, text
+
+
+def _csv_value(column: str, cell: str) -> Any:
+    if column in LIST_FIELDS:
+        return [item.strip() for item in cell.split(";") if item.strip()]
+    if column in INT_FIELDS:
+        try:
+            return int(cell)
+        except ValueError:
+            return cell  # let validation name the field
+    if column in FLOAT_FIELDS or column.endswith(("_lat", "_lon")):
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
+    return cell
+
+
+def _csv_record(row: dict[str, str | None]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for column, raw in row.items():
+        cell = (raw or "").strip()
+        if not cell:
+            continue
+        for point in POINT_FIELDS:
+            if column in (f"{point}_lat", f"{point}_lon"):
+                record.setdefault(point, {})[column.rsplit("_", 1)[1]] = _csv_value(column, cell)
+                break
+        else:
+            if column.startswith("supervisor_"):
+                record.setdefault("supervisor", {})[column[len("supervisor_") :]] = cell
+            else:
+                record[column] = _csv_value(column, cell)
+    return record
+
+
+def _csv_lines(handle: TextIO, path: str, problems: Problems) -> Iterator[tuple[int, str]]:
+    reader = csv.DictReader(handle)
+    if reader.fieldnames is None:
+        return
+    if None in reader.fieldnames or len(set(reader.fieldnames)) != len(reader.fieldnames):
+        problems.add(path, 1, "-", "header has empty or repeated column names")
+        return
+    start = reader.line_num + 1
+    for row in reader:
+        if None in row:  # more cells than header columns
+            problems.add(path, start, "-", "row has more cells than the header")
+        elif any((v or "").strip() for v in row.values()):
+            yield start, json.dumps(_csv_record(dict(row)))
+        start = reader.line_num + 1
+
+
+def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
+    """Read and validate one input file; problems are collected, not raised."""
+    loaded: Loaded[M] = Loaded([], [])
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            lines = (
+                _csv_lines(handle, path, problems)
+                if path.lower().endswith(".csv")
+                else _jsonl_lines(handle)
+            )
+            for number, text in lines:
+                try:
+                    loaded.records.append(model.model_validate_json(text))
+                    loaded.lines.append(number)
+                except ValidationError as err:
+                    problems.add_validation(path, number, err)
+    except OSError as err:
+        problems.add(path, 0, "-", f"cannot read: {err.strerror or err}")
+    except UnicodeDecodeError as err:
+        problems.add(path, 0, "-", f"not UTF-8 text: {err.reason}")
+    except csv.Error as err:
+        problems.add(path, 0, "-", f"not valid CSV: {err}")
+    return loaded
+
+
+def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apl match",
+        description="Solve a matching round offline from files (JSON Lines, or CSV by suffix).",
+    )
+    parser.add_argument("--students", required=True, help="student profiles")
+    parser.add_argument("--placements", required=True, help="placement offers")
+    parser.add_argument("--pinned", help="confirmed or accepted pairs to keep")
+    parser.add_argument(
+        "--previous", help="earlier proposals to keep where still optimal (an earlier --out)"
+    )
+    parser.add_argument("--out", required=True, help="where to write one JSON line per student")
+    parser.add_argument("--summary", help="where to write the round figures as one JSON object")
+    parser.add_argument("--policy", choices=("optimal", "stable"), default="optimal")
+    parser.add_argument(
+        "--explain", metavar="STUDENT_ID", help="print why a student got its outcome"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run `apl match` with `argv` (the arguments after `match`); returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("apl match: interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an internal error: one line, no traceback
+        print(f"apl match: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    problems = Problems()
+    students = load(args.students, StudentProfile, problems)
+    _progress(f"read {len(students.records)} students", len(students.records))
+    placements = load(args.placements, PlacementOffer, problems)
+    pinned = load(args.pinned, PinnedPair, problems) if args.pinned else Loaded([], [])
+    previous = load(args.previous, PreviousProposal, problems) if args.previous else Loaded([], [])
+    if problems.lines:
+        return _fail(problems)
+
+    prev_map = {r.student_id: r.placement_id for r in previous.records if r.placement_id}
+    _progress(f"solving {len(students.records)} students", len(students.records))
+    try:
+        result = solve(
+            students.records,
+            placements.records,
+            pinned.records,
+            previous=prev_map,
+            policy=args.policy,
+        )
+    except MatchingInputError as err:
+        where = {
+            "student": (args.students, students.lines),
+            "placement": (args.placements, placements.lines),
+            "pinned": (args.pinned or "", pinned.lines),
+        }
+        for p in err.problems:
+            path, lines = where[p.kind]
+            problems.add(path, lines[p.index], p.field, p.message)
+        return _fail(problems)
+
+    if args.explain is not None and args.explain not in result.problem.student_index:
+        problems.add(args.students, 0, "student_id", f"--explain: unknown student {args.explain!r}")
+        return _fail(problems)
+
+    _write_outputs(result, args.out, args.summary)
+    if args.explain is not None:
+        print(result.explain(args.explain).text())
+    return 0
+
+
+def _write_outputs(result: RoundResult, out: str, summary: str | None) -> None:
+    def outcomes(handle: TextIO) -> None:
+        dumps = json.dumps
+        handle.writelines(dumps(o.as_dict()) + "\n" for o in result.outcomes)
+
+    _write_atomically(out, outcomes)
+
+    def figures(handle: TextIO) -> None:
+        handle.write(json.dumps(result.summary.as_dict(), indent=2) + "\n")
+
+    if summary:
+        _write_atomically(summary, figures)
+
+
+def _fail(problems: Problems) -> int:
+    for line in problems.lines:
+        print(line, file=sys.stderr)
+    return 2

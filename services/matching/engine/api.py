@@ -1,0 +1,51 @@
+"""The engine's one entry point: `solve`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+
+from services.matching.engine.optimal import assign_optimal
+from services.matching.engine.problem import Pin, Placement, Student, build_problem
+from services.matching.engine.result import Policy, RoundResult
+from services.matching.engine.stable import assign_stable
+
+
+def solve(
+    students: Sequence[Student],
+    placements: Sequence[Placement],
+    pinned: Sequence[Pin] = (),
+    *,
+    previous: Mapping[str, str] | None = None,
+    policy: Policy = "optimal",
+    excluded: Collection[tuple[str, str]] = (),
+) -> RoundResult:
+    """Match one round.
+
+    `students`, `placements` and `pinned` are the contract models (`StudentProfile`,
+    `PlacementOffer`, `PinnedPair`) or anything with the same attributes. `previous` maps
+    student id to the placement id of its previous proposal: among optimal assignments the
+    one keeping most of them is chosen (ignored by the `stable` policy). `excluded` are
+    (student id, placement id) pairs never to match, such as declined proposals.
+
+    Raises `MatchingInputError` for duplicate ids and for pins that cannot be kept.
+    """
+    problem = build_problem(students, placements, pinned, excluded)
+    started = time.perf_counter()
+    if policy == "optimal":
+        prev: dict[int, int] = {}
+        if previous:
+            s_index, p_index = problem.student_index, problem.placement_index
+            for sid, pid in previous.items():
+                s = s_index.get(sid)
+                if s is not None:
+                    prev[s] = p_index.get(pid, -1)
+        assignment, stats = assign_optimal(problem, prev)
+        solver = stats.solver
+    elif policy == "stable":
+        assignment = assign_stable(problem)
+        solver = "deferred-acceptance"
+    else:
+        raise ValueError(f"unknown policy {policy!r}")
+    elapsed = time.perf_counter() - started
+    return RoundResult(problem, assignment, policy, elapsed, solver)

@@ -49,8 +49,26 @@ async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
         "VALUES ($1, $2, $3, $4, $5)",
         rows,
     )
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        counts[(row[1], row[2])] = counts.get((row[1], row[2]), 0) + 1
+    await conn.executemany(
+        "INSERT INTO outbox_counts (topic, key, events) VALUES ($1, $2, $3) "
+        "ON CONFLICT (topic, key) DO UPDATE SET events = outbox_counts.events + EXCLUDED.events",
+        [(topic, key, n) for (topic, key), n in sorted(counts.items())],
+    )
     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
     return len(rows)
+
+
+async def published_count(conn: Connection, key: str, topics: Iterable[str]) -> int:
+    """Events with Kafka key `key` this schema has enqueued on `topics` (contract names), ever."""
+    count = await conn.fetchval(
+        "SELECT coalesce(sum(events), 0) FROM outbox_counts WHERE key = $1 AND topic = ANY($2)",
+        key,
+        list(topics),
+    )
+    return int(count)
 
 
 async def claim(conn: Connection, event: Event) -> bool:

@@ -25,8 +25,9 @@ from shared.contracts.internal import (
     NoticeStudent,
 )
 from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
+from shared.contracts.topics import MATCHES, PLACEMENTS, STUDENTS
 from shared.db import Connection
-from shared.outbox import claim, enqueue
+from shared.outbox import claim, enqueue, published_count
 
 from . import schemas
 from .adapters import postgres as db
@@ -408,11 +409,14 @@ class PlacementsService:
         async def action(conn: Connection) -> Result:
             round_id = uuid.uuid4()
             await db.insert_round(conn, round_id, body.region, body.policy, body.requested_by)
+            # The round must not run before matching has applied what we published before it.
+            inputs = await published_count(conn, body.region, (PLACEMENTS, STUDENTS, MATCHES))
             data = ev.MatchingRoundRequestedData(
                 round_id=round_id,
                 region=body.region,
                 policy=body.policy,
                 requested_by=body.requested_by,
+                inputs_published=inputs,
             )
             event = ev.MatchingRoundRequested(producer=PRODUCER, data=data)
             await enqueue(conn, [event])

@@ -68,6 +68,17 @@ class MatchingRoundRequestedData(_Data):
     requested_by: str | None = Field(
         default=None, max_length=200, description="Who asked.", examples=["coordinator:kim"]
     )
+    inputs_published: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "How many events of this region the requesting producer (the envelope's `producer`) "
+            "had published on apl.placements.v1, apl.students.v1 and apl.matches.v1 before this "
+            "request. The round waits until it has applied as many, so it never runs on input "
+            "that is still in flight on another topic."
+        ),
+        examples=[14012],
+    )
 
 
 class RoundFigures(_Data):

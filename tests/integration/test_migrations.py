@@ -32,14 +32,19 @@ async def test_concurrent_runners_leave_one_consistent_schema(
     # exactly one runner applied everything; the others found nothing to do
     assert applied.count(()) == 3
     assert sorted(n for r in results for n in r) == sorted(
-        ["0001_outbox_inbox.sql", "0001_things.sql", "0002_more.sql"]
+        ["0001_outbox_inbox.sql", "0002_outbox_counts.sql", "0001_things.sql", "0002_more.sql"]
     )
     conn = await asyncpg.connect(database_url)
     try:
         versions = await conn.fetch(
             f"SELECT version FROM {fresh_schema}.schema_migrations ORDER BY 1"
         )
-        assert [r["version"] for r in versions] == ["shared:0001", "svc:0001", "svc:0002"]
+        assert [r["version"] for r in versions] == [
+            "shared:0001",
+            "shared:0002",
+            "svc:0001",
+            "svc:0002",
+        ]
         assert await conn.fetchval(f"SELECT count(*) FROM {fresh_schema}.counters") == 1
     finally:
         await conn.close()
@@ -71,7 +76,7 @@ async def test_failed_migration_rolls_back_and_is_not_recorded(
         assert (
             await pool.fetchval("SELECT to_regclass('a')") is not None
         )  # search_path is the schema
-        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 2
+        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 3
     finally:
         await pool.close()
 

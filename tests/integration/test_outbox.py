@@ -13,7 +13,7 @@ from shared.contracts.events import PlacementPosted, parse_event
 from shared.contracts.topics import Topics
 from shared.db import create_pool, migrate
 from shared.kafka import make_broker
-from shared.outbox import OutboxRelay, claim, enqueue
+from shared.outbox import OutboxRelay, claim, enqueue, published_count
 from tests.support.factories import placement
 from tests.support.infra import Infra
 
@@ -82,3 +82,26 @@ async def test_enqueue_outside_a_transaction_is_refused(
             assert await claim(conn, event) is False  # a duplicate is recognised
     finally:
         await conn.close()
+
+
+async def test_published_counts_survive_purged_rows(
+    database_url: str, fresh_schema: str, tmp_path
+) -> None:
+    (tmp_path / "svc" / "migrations").mkdir(parents=True)
+    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
+    pool = await create_pool(database_url, fresh_schema)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(
+                conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+            )
+            await enqueue(conn, [PlacementPosted(producer="t", data=placement("q", region="FI-1"))])
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM outbox")
+            assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
+            assert await published_count(conn, "SE-AB", ["apl.students.v1"]) == 0
+            assert (
+                await published_count(conn, "FI-1", ["apl.placements.v1", "apl.students.v1"]) == 1
+            )
+    finally:
+        await pool.close()

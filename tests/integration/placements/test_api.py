@@ -450,3 +450,22 @@ async def _traces(p: Placements, *needles: str) -> list[str]:
             if n:
                 found.append(f"{c['table_name']}.{c['column_name']}")
     return found
+
+
+async def test_round_request_states_how_many_inputs_came_before_it(placements: Placements) -> None:
+    p, region = placements, uid("R")
+    pids = [uid("p"), uid("p")]
+    for pid in pids:
+        r = await p.client.post("/v1/placements", json=placement_body(pid, region, uid("c")))
+        assert r.status_code == 201, r.text
+    await p.client.patch(f"/v1/placements/{pids[0]}", json={"capacity": 3})
+    r = await p.client.post("/v1/rounds", json={"region": region})
+    round_id = r.json()["round_id"]
+
+    def done(values: list[dict[str, Any]]) -> bool:
+        return any(v["data"].get("round_id") == round_id for v in values)
+
+    values = await consume(p.bootstrap, p.topics.rounds, done)
+    request = next(v for v in values if v["data"].get("round_id") == round_id)
+    assert request["type"] == "MatchingRoundRequested"
+    assert request["data"]["inputs_published"] == 3  # two posted, one updated; other regions not

@@ -9,10 +9,20 @@ until one reaches a free slot, or by pushing some student (perhaps the new one) 
 unplaced. Augmenting along a shortest path keeps the assignment of the students added so far
 optimal (the successive shortest path theorem), so the final assignment is a min-cost flow.
 
+The search runs over placements only. A placed student's arc from its placement is on the
+flow, so its reduced cost is 0 and the student's potential is its placement's minus its arc
+cost: settling a placement settles its students at the same distance, and the search goes
+straight on to the placements they could move to (or out to unplaced). The sink keeps
+potential 0, and so does every placement with a free slot (potentials only fall, and only
+for placements settled closer than the end of the search, which a free slot ends), so
+reaching a free slot ends a path at the distance of the slot's placement. Keys of the
+search are path costs minus the potential of the node reached (the new student's potential
+taken as 0), so they are non-negative and only ever grow along a path.
+
 Everything is Python integers, so costs of any size stay exact. The searches are short in
-practice (a handful of nodes per student on national rounds) because the potentials learn
-the prices of contested placements, and a fast path skips the heap whenever the student's
-cheapest arc already ends the search.
+practice (a handful of placements per student on national rounds) because the potentials
+learn the prices of contested placements, and a fast path skips the heap whenever the
+student's cheapest arc already ends the search.
 """
 
 from __future__ import annotations
@@ -38,135 +48,114 @@ def min_cost_assignment(
     0-based) with costs `adj_cost[...]`, and costs `unplaced_cost[s]` if unplaced. All costs
     must be non-negative integers. Returns, per student, the placement index or -1.
     """
-    ns = n_students
-    n_nodes = ns + n_placements
-    # Node v < ns is a student, v >= ns is placement v - ns. Distances are integers; `far`
-    # stands for infinity and exceeds any path cost.
-    far = 1 + sum(unplaced_cost) + sum(adj_cost) if n_students else 1
-    h = [0] * n_nodes  # potentials; reduced cost of arc (u, v) is c + h[u] - h[v] >= 0
-    h_sink = 0
-    dist = [far] * n_nodes
-    prev = [-1] * n_nodes
-    done = [False] * n_nodes
+    unplaced = list(unplaced_cost)
+    # A search from s ends by s's unplaced arc at key unplaced[s] at the latest, and keys
+    # at or beyond the end are never stored, so `far` acts as infinity.
+    far = 1 + max(unplaced, default=0)
+    h = [0] * n_placements  # potentials (<= 0); the sink's is 0
+    dist = [far] * n_placements  # search keys, `far` when not reached
+    via = [-1] * n_placements  # the student moving into the placement on the best path
+    via_cost = [0] * n_placements  # that student's cost there
     spare = list(free)  # free slots per placement
     members: list[list[int]] = [[] for _ in range(n_placements)]
-    at = [-1] * ns  # placement node of each student, -1 when unplaced
-    at_cost = [0] * ns
-    unplaced = list(unplaced_cost)
-    pairs = list(zip([p + ns for p in adj_placement], adj_cost, strict=True))
-    bounds = list(adj_start)
-    arcs = [pairs[a:b] for a, b in pairwise(bounds)]
+    at = [-1] * n_students  # placement of each student, -1 when unplaced (or not yet added)
+    at_cost = [0] * n_students
+    pairs = list(zip(adj_placement, adj_cost, strict=True))
+    arcs = [pairs[a:b] for a, b in pairwise(adj_start)]
 
     for s0 in order:
-        hs = h[s0]
-        # Fast path: if the cheapest way to end the search right away (unplaced, or a free
-        # slot at one of s0's placements) costs no more than the cheapest arc out of s0,
-        # no longer path can beat it.
-        best_arc = far
-        end = unplaced[s0] + hs - h_sink
-        end_node = s0
-        end_cost = 0
-        for v, c in arcs[s0]:
-            rc = c + hs - h[v]
-            if rc < best_arc:
-                best_arc = rc
-            if spare[v - ns] > 0 and rc + h[v] - h_sink < end:
-                end, end_node, end_cost = rc + h[v] - h_sink, v, c
-        if end <= best_arc:
-            h[s0] = hs - end
-            if end_node != s0:
-                p = end_node - ns
-                spare[p] -= 1
-                members[p].append(s0)
-                at[s0] = end_node
-                at_cost[s0] = end_cost
+        # First hop: the key of placement q is c - h[q]; a free slot at q ends at key c
+        # (h[q] = 0 there), unplaced at key unplaced[s0]. If an end is no dearer than the
+        # cheapest first hop, no longer path can beat it.
+        mine = arcs[s0]
+        d_end = unplaced[s0]
+        end_q = -1
+        end_c = 0
+        best = far
+        for q, c in mine:
+            k = c - h[q]
+            if k < best:
+                best = k
+            if k < d_end and spare[q] > 0:
+                d_end, end_q, end_c = k, q, c
+        if d_end <= best:
+            if end_q >= 0:
+                spare[end_q] -= 1
+                members[end_q].append(s0)
+                at[s0] = end_q
+                at_cost[s0] = end_c
             continue
 
-        # Dijkstra from s0 over the residual graph.
+        # Dijkstra over placements. The end is a free slot (end_q, entered by end_w at cost
+        # end_c) or a student end_w pushed out to unplaced (end_q = -1).
+        end_w = s0
+        touched: list[int] = []
+        heap: list[tuple[int, int]] = []
+        for q, c in mine:
+            k = c - h[q]
+            if k < d_end and k < dist[q] and spare[q] <= 0:
+                if dist[q] == far:
+                    touched.append(q)
+                dist[q] = k
+                via[q] = s0
+                via_cost[q] = c
+                heappush(heap, (k, q))
         settled: list[int] = []
-        touched: list[int] = [s0]
-        dist[s0] = 0
-        heap: list[tuple[int, int]] = [(0, s0)]
-        d_end = far
-        end_node = -1
         while heap:
-            d, u = heappop(heap)
-            if done[u]:
-                continue
+            d, p = heappop(heap)
             if d >= d_end:
                 break
-            done[u] = True
-            settled.append(u)
-            hu = d + h[u]
-            if u < ns:
-                # A student: move it to another of its placements, or out to unplaced.
-                cur = at[u]
-                for v, c in arcs[u]:
-                    if v == cur or done[v]:
-                        continue
-                    nd = c + hu - h[v]
-                    if nd < dist[v]:
-                        if dist[v] == far:
-                            touched.append(v)
-                        dist[v] = nd
-                        prev[v] = u
-                        heappush(heap, (nd, v))
-                t = unplaced[u] + hu - h_sink
+            if d > dist[p]:
+                continue  # stale entry
+            settled.append(p)
+            base = d + h[p]  # the path's cost up to p
+            for w in members[p]:
+                bw = base - at_cost[w]
+                t = bw + unplaced[w]
                 if t < d_end:
-                    d_end, end_node = t, u
-            else:
-                # A placement: a free slot ends the search; else move one of its students.
-                p = u - ns
-                if spare[p] > 0:
-                    t = hu - h_sink
-                    if t < d_end:
-                        d_end, end_node = t, u
-                for w in members[p]:
-                    if done[w]:
+                    d_end, end_q, end_w = t, -1, w
+                for q, c in arcs[w]:
+                    if q == p:
                         continue
-                    nd = hu - at_cost[w] - h[w]
-                    if nd < dist[w]:
-                        if dist[w] == far:
-                            touched.append(w)
-                        dist[w] = nd
-                        prev[w] = u
-                        heappush(heap, (nd, w))
+                    k = bw + c - h[q]
+                    if k < d_end and k < dist[q]:
+                        if spare[q] > 0:
+                            d_end, end_q, end_w, end_c = k, q, w, c
+                            continue
+                        if dist[q] == far:
+                            touched.append(q)
+                        dist[q] = k
+                        via[q] = w
+                        via_cost[q] = c
+                        heappush(heap, (k, q))
 
-        # Potentials: settled nodes closer than the end move down by their slack.
-        for v in settled:
-            dv = dist[v]
-            if dv < d_end:
-                h[v] += dv - d_end
+        # Potentials: settled placements closer than the end move down by their slack.
+        for p in settled:
+            dp = dist[p]
+            if dp < d_end:
+                h[p] += dp - d_end
 
-        # Augment along the path s0 -> ... -> end_node.
-        v = end_node
-        if v < ns:
-            if at[v] >= 0:  # pushed out to unplaced: frees its slot for the predecessor
-                p = at[v] - ns
-                members[p].remove(v)
-                spare[p] += 1
-                at[v] = -1
-            v = prev[v] if v != s0 else -1
-        while v >= 0:
-            # v is a placement node; prev[v] is the student moving into it.
-            s = prev[v]
-            old = at[s]
-            if old >= 0:
-                members[old - ns].remove(s)
-                spare[old - ns] += 1
-            p = v - ns
-            members[p].append(s)
-            spare[p] -= 1
-            at[s] = v
-            for w, c in arcs[s]:
-                if w == v:
-                    at_cost[s] = c
-                    break
-            v = -1 if s == s0 else prev[s]
+        # Augment: walk back from the end, each student moving into the placement after it.
+        if end_q >= 0:
+            spare[end_q] -= 1
+            q, w, c = end_q, end_w, end_c
+        else:
+            q = at[end_w]
+            if q >= 0:  # pushed out to unplaced: its slot goes to the student before it
+                members[q].remove(end_w)
+                at[end_w] = -1
+                w, c = via[q], via_cost[q]
+        while q >= 0:
+            old = at[w]
+            members[q].append(w)
+            at[w] = q
+            at_cost[w] = c
+            if old < 0:
+                break
+            members[old].remove(w)
+            q, w, c = old, via[old], via_cost[old]
 
-        for v in touched:
-            dist[v] = far
-            done[v] = False
-            prev[v] = -1
+        for q in touched:
+            dist[q] = far
 
-    return [-1 if x < 0 else x - ns for x in at]
+    return at

@@ -1,0 +1,189 @@
+"""Pipeline benchmark of the matching service: Kafka -> read model, and round latency.
+
+Uses the running local infrastructure (`.local/apl.env` or the environment: APL_KAFKA_BOOTSTRAP,
+APL_DATABASE_URL), under a fresh topic prefix and a fresh Postgres schema, both removed at the end.
+It publishes one region's placements and 7,000 students through the real broker, runs the
+matching service in this process (subscribers, outbox relay, the real engine), and prints:
+
+- events per second consumed into the read model (first applied to last applied event);
+- latency from publishing MatchingRoundRequested to receiving MatchingRoundCompleted.
+
+    .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.matching.bootstrap import build_app
+from services.matching.engine.synthetic import generate_round
+from services.matching.main import MIGRATIONS
+from services.matching.settings import MatchingServiceSettings
+from shared.contracts import events as ev
+from shared.contracts.topics import Topics
+from shared.db import migrate
+from shared.kafka import ensure_topics, make_broker, publish_event
+from shared.logging import configure_logging
+from shared.settings import env_file
+
+REGION = "SE-AB"
+
+
+def _infra() -> tuple[str, str]:
+    values = dict(os.environ)
+    path = env_file()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values.setdefault(key.strip(), value.strip())
+    return values["APL_KAFKA_BOOTSTRAP"], values["APL_DATABASE_URL"]
+
+
+def _events(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]:
+    generated = generate_round(n_students, seed=seed)
+    placements: list[ev.Event] = [
+        ev.PlacementPosted(producer="bench", data=p.model_copy(update={"region": REGION}))
+        for p in generated.placements
+    ]
+    students: list[ev.Event] = [
+        ev.StudentRegistered(producer="bench", data=s.model_copy(update={"region": REGION}))
+        for s in generated.students
+    ]
+    return placements, students
+
+
+async def _count(conn: asyncpg.Connection, schema: str) -> int:
+    return int(
+        await conn.fetchval(
+            f"SELECT (SELECT count(*) FROM {schema}.students) "
+            f"+ (SELECT count(*) FROM {schema}.placements)"
+        )
+    )
+
+
+async def run(n_students: int, seed: int) -> None:
+    bootstrap, database_url = _infra()
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    await ensure_topics(bootstrap, topics)
+    await migrate(database_url, schema, MIGRATIONS)
+    placements, students = _events(n_students, seed)
+    inputs = [*placements, *students]
+    print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
+
+    producer = make_broker(bootstrap, "bench-feeder")
+    settings = MatchingServiceSettings(
+        kafka_bootstrap=bootstrap,
+        database_url=database_url,
+        schema_name=schema,
+        topic_prefix=prefix,
+        log_level="WARNING",
+        log_json=True,
+        outbox_poll_seconds=0.05,
+    )
+    configure_logging("matching", "WARNING", json=True)
+    _, service = build_app(settings)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with producer:
+            await producer.connect()
+            t0 = time.perf_counter()
+            pending = [
+                await producer.publish(
+                    e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True
+                )
+                for e in inputs
+            ]
+            await asyncio.gather(*pending)
+            print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
+
+            await service.start()
+            await service.broker.start()
+            try:
+                first_at = last_at = 0.0
+                seen = 0
+                while seen < len(inputs):
+                    seen = await _count(conn, schema)
+                    now = time.perf_counter()
+                    if seen and not first_at:
+                        first_at, first_seen = now, seen
+                    if seen:
+                        last_at = now
+                    await asyncio.sleep(0.05)
+                span = max(last_at - first_at, 1e-9)
+                rate = (seen - first_seen) / span
+                print(f"read model: {seen} events applied; {rate:,.0f} events/s consumed")
+
+                consumer = AIOKafkaConsumer(
+                    topics.rounds, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+                )
+                await consumer.start()
+                try:
+                    await consumer.seek_to_end()
+                    await asyncio.sleep(0.5)
+                    request = ev.MatchingRoundRequested(
+                        producer="bench",
+                        data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION),
+                    )
+                    t_req = time.perf_counter()
+                    await publish_event(producer, topics, request)
+                    completed = None
+                    deadline = t_req + 300.0
+                    while completed is None:
+                        if time.perf_counter() > deadline:
+                            raise SystemExit("no MatchingRoundCompleted within 300 s")
+                        for records in (await consumer.getmany(timeout_ms=200)).values():
+                            for r in records:
+                                body = json.loads(r.value)
+                                if body["type"] == "MatchingRoundCompleted" and body["data"][
+                                    "round_id"
+                                ] == str(request.data.round_id):
+                                    completed = body["data"]
+                    latency = time.perf_counter() - t_req
+                finally:
+                    await consumer.stop()
+                figures = completed["figures"]
+                print(
+                    f"round: {figures['students']} students, {figures['placed']} placed, "
+                    f"{completed['proposed']} proposed, solver {figures['solver']} "
+                    f"{figures['solve_seconds']:.3f} s"
+                )
+                print(f"latency MatchingRoundRequested -> MatchingRoundCompleted: {latency:.3f} s")
+            finally:
+                await service.broker.stop()
+                await service.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            with contextlib.suppress(Exception):
+                await admin.delete_topics(topics.all_with_dlt())
+        finally:
+            await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=7000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(run(args.students, args.seed))
+
+
+if __name__ == "__main__":
+    main()

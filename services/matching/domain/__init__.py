@@ -1,0 +1,1 @@
+"""The matching service's rules, as pure functions over plain data (no Kafka, no Postgres)."""

@@ -1,0 +1,157 @@
+"""Helpers for the matching service's integration tests: input, processes, and reading output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from services.matching.main import MIGRATIONS
+from shared.contracts import events as ev
+from shared.contracts.topics import Topics
+from shared.db import migrate
+from shared.kafka import make_broker, publish_event
+from tests.support.factories import placement, student
+from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess
+
+
+def region_input(
+    region: str, n_students: int, n_placements: int, seed: int
+) -> tuple[list[ev.Event], list[ev.Event]]:
+    """Placement and student events of one region (preferences within the region)."""
+    rng = random.Random(seed)
+    pids = [f"{region}-p{i}" for i in range(n_placements)]
+    placements: list[ev.Event] = [
+        ev.PlacementPosted(
+            producer="test",
+            data=placement(pid, region=region, capacity=rng.randint(1, 3), company_id=f"c-{pid}"),
+        )
+        for pid in pids
+    ]
+    students: list[ev.Event] = [
+        ev.StudentRegistered(
+            producer="test",
+            data=student(
+                f"{region}-s{i}", region=region, prefs=tuple(rng.sample(pids, k=min(4, len(pids))))
+            ),
+        )
+        for i in range(n_students)
+    ]
+    return placements, students
+
+
+async def publish_all(bootstrap: str, topics: Topics, events: Iterable[ev.Event]) -> None:
+    broker = make_broker(bootstrap, "test-feeder")
+    async with broker:
+        await broker.connect()
+        for e in events:
+            await publish_event(broker, topics, e)
+
+
+def round_request(region: str) -> ev.MatchingRoundRequested:
+    return ev.MatchingRoundRequested(
+        producer="test", data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=region)
+    )
+
+
+def matching_env(infra: Infra, database_url: str, topics: Topics, schema: str) -> dict[str, str]:
+    return {
+        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "APL_MATCHING_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "APL_MATCHING_DATABASE_URL": database_url,
+        "APL_DATABASE_URL": database_url,
+        "APL_TOPIC_PREFIX": topics.prefix,
+        "APL_MATCHING_TOPIC_PREFIX": topics.prefix,
+        "APL_MATCHING_SCHEMA_NAME": schema,
+        "APL_MATCHING_OUTBOX_POLL_SECONDS": "0.1",
+        "APL_ENVIRONMENT": "test",
+    }
+
+
+def replica(env: dict[str, str], log_dir: Path, name: str) -> ServiceProcess:
+    return ServiceProcess("matching", env, log_dir, name=name)
+
+
+async def prepared_schema(database_url: str, schema: str) -> None:
+    """Migrate up front, so tests can poll the read model before the service started."""
+    await migrate(database_url, schema, MIGRATIONS)
+
+
+async def wait_for(
+    check: Callable[[], Any], *, wait: float = 90.0, interval: float = 0.3, what: str = ""
+) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+async def read_model_count(database_url: str, schema: str, table: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}"))
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Output:
+    """Everything the service published on rounds and matches, deduplicated by event id."""
+
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.events.values() if e["type"] == kind]
+
+
+async def collect(
+    bootstrap: str, topics: Topics, done: Callable[[Output], bool], *, wait: float = 120.0
+) -> Output:
+    consumer = AIOKafkaConsumer(
+        topics.rounds,
+        topics.matches,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out = Output()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not done(out):
+            if loop.time() > deadline:
+                raise TimeoutError(f"output incomplete: {len(out.events)} events")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    event = json.loads(r.value)
+                    if event["producer"] == "matching":
+                        out.events[event["event_id"]] = event
+    finally:
+        await consumer.stop()
+    return out
+
+
+def standing(out: Output) -> dict[str, str]:
+    """student -> placement of the proposals that were not cancelled afterwards."""
+    cancelled = {c["match_id"] for c in out.of("MatchCancelled")}
+    return {
+        p["student_id"]: p["placement_id"]
+        for p in out.of("MatchProposed")
+        if p["match_id"] not in cancelled
+    }

@@ -1,0 +1,119 @@
+"""Two matching replicas as separate processes in one consumer group give the one-replica result."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from shared.contracts import events as ev
+from shared.contracts.topics import Topics
+from tests.integration.matching.support import (
+    Output,
+    collect,
+    matching_env,
+    prepared_schema,
+    publish_all,
+    read_model_count,
+    region_input,
+    replica,
+    round_request,
+    standing,
+    wait_for,
+)
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.infra
+
+REGIONS = ("SE-AB", "SE-O", "SE-M", "FI-19")
+STUDENTS, PLACEMENTS = 60, 25
+
+
+def _input() -> tuple[list[ev.Event], list[ev.Event]]:
+    placements: list[ev.Event] = []
+    students: list[ev.Event] = []
+    for i, region in enumerate(REGIONS):
+        p, s = region_input(region, STUDENTS, PLACEMENTS, seed=i)
+        placements += p
+        students += s
+    return placements, students
+
+
+async def _scenario(
+    infra: Infra,
+    database_url: str,
+    make_topics: Callable[[], Awaitable[Topics]],
+    log_dir: Path,
+    replicas: int,
+) -> tuple[Output, list[ev.MatchingRoundRequested]]:
+    topics = await make_topics()
+    schema = f"m_{uuid.uuid4().hex[:10]}"
+    await prepared_schema(database_url, schema)
+    env = matching_env(infra, database_url, topics, schema)
+    names = [f"matching-{chr(ord('a') + i)}" for i in range(replicas)]
+    procs = [replica(env, log_dir / f"r{replicas}", name) for name in names]
+    placements, students = _input()
+    half = len(students) // 2
+    try:
+        await asyncio.to_thread(procs[0].start)
+        await publish_all(infra.kafka_bootstrap, topics, [*placements, *students[:half]])
+        # the other replicas join while events flow: the group rebalances mid-stream
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs[1:]))
+        await publish_all(infra.kafka_bootstrap, topics, students[half:])
+
+        async def applied() -> bool:
+            return await read_model_count(database_url, schema, "students") == len(
+                students
+            ) and await read_model_count(database_url, schema, "placements") == len(placements)
+
+        await wait_for(applied, what="read model complete")
+        requests = [round_request(r) for r in REGIONS]
+        await publish_all(infra.kafka_bootstrap, topics, requests)
+
+        def complete(out: Output) -> bool:
+            done = out.of("MatchingRoundCompleted")
+            return len(done) >= len(REGIONS) and sum(d["proposed"] for d in done) == len(
+                out.of("MatchProposed")
+            )
+
+        out = await collect(infra.kafka_bootstrap, topics, complete)
+        await asyncio.sleep(2.0)  # anything published late (a duplicate round) would show now
+        out = await collect(infra.kafka_bootstrap, topics, complete)
+    finally:
+        for p in procs:
+            p.stop()
+    return out, requests
+
+
+async def test_two_replicas_match_like_one(
+    infra: Infra,
+    database_url: str,
+    make_topics: Callable[[], Awaitable[Topics]],
+    tmp_path: Path,
+) -> None:
+    one, _ = await _scenario(infra, database_url, make_topics, tmp_path, replicas=1)
+    two, requests = await _scenario(infra, database_url, make_topics, tmp_path, replicas=2)
+
+    rounds = Counter(d["round_id"] for d in two.of("MatchingRoundCompleted"))
+    assert rounds == Counter({str(r.data.round_id): 1 for r in requests})
+    proposed = Counter(p["student_id"] for p in two.of("MatchProposed"))
+    assert proposed
+    assert max(proposed.values()) == 1
+    capacity = {
+        e.data.placement_id: e.data.capacity
+        for e in _input()[0]
+        if isinstance(e, ev.PlacementPosted)
+    }
+    per_placement = Counter(standing(two).values())
+    assert all(n <= capacity[pid] for pid, n in per_placement.items())
+    assert standing(two) == standing(one)
+    assert len(standing(one)) == sum(
+        d["figures"]["placed"] for d in one.of("MatchingRoundCompleted")
+    )
+    # one completed round per region in both runs
+    for out in (one, two):
+        assert len(out.of("MatchingRoundCompleted")) == len(REGIONS)

@@ -1,0 +1,136 @@
+"""Round diffing and read-model rules of the matching service (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.matching.domain.model import Outcome, RoundInput, Standing
+from services.matching.domain.rules import (
+    capacity_left,
+    pins_within_capacity,
+    plan_round,
+    solver_arguments,
+)
+from services.matching.settings import MatchingServiceSettings
+from tests.support.factories import placement, student
+
+
+def _standing(mid: str, sid: str, pid: str, **kw: object) -> Standing:
+    base: dict[str, object] = {
+        "match_id": mid,
+        "student_id": sid,
+        "placement_id": pid,
+        "company_id": "c-1",
+        "region": "SE-AB",
+        "rank": 1,
+        "status": "proposed",
+    }
+    base.update(kw)
+    return Standing(**base)  # type: ignore[arg-type]
+
+
+def _problem(standing: tuple[Standing, ...] = (), **kw: object) -> RoundInput:
+    base: dict[str, object] = {
+        "region": "SE-AB",
+        "students": (student("s-1", prefs=("p-1", "p-2")), student("s-2", prefs=("p-1",))),
+        "placements": (placement("p-1", capacity=1), placement("p-2", capacity=1)),
+        "standing": standing,
+        "excluded": frozenset(),
+    }
+    base.update(kw)
+    return RoundInput(**base)  # type: ignore[arg-type]
+
+
+def test_unchanged_outcome_makes_no_proposal_and_no_cancellation() -> None:
+    standing = (_standing("m1", "s-1", "p-1"),)
+    plan = plan_round(
+        _problem(standing),
+        [Outcome("s-1", "p-1", 1, None), Outcome("s-2", None, None, "choices_full")],
+    )
+    assert plan.proposals == ()
+    assert plan.cancellations == ()
+    assert [m.match_id for m in plan.kept] == ["m1"]
+    assert plan.unplaced_by_reason == {"choices_full": 1}
+
+
+def test_moved_student_is_cancelled_as_superseded_and_proposed_anew() -> None:
+    standing = (_standing("m1", "s-1", "p-1"),)
+    plan = plan_round(
+        _problem(standing), [Outcome("s-1", "p-2", 2, None), Outcome("s-2", "p-1", 1, None)]
+    )
+    assert [(c.match.match_id, c.reason) for c in plan.cancellations] == [("m1", "superseded")]
+    assert sorted((p.student_id, p.placement_id, p.rank) for p in plan.proposals) == [
+        ("s-1", "p-2", 2),
+        ("s-2", "p-1", 1),
+    ]
+
+
+def test_cancellation_reasons() -> None:
+    standing = (
+        _standing("m1", "s-1", "p-gone"),
+        _standing("m2", "s-9", "p-1"),
+        _standing("m3", "s-2", "p-2"),
+        _standing("m4", "s-3", "p-2"),
+    )
+    problem = _problem(
+        standing,
+        students=(
+            student("s-1", prefs=("p-1",)),
+            student("s-2", prefs=("p-2",)),
+            student("s-3", prefs=("p-2",)),
+        ),
+        placements=(placement("p-1", capacity=1), placement("p-2", capacity=1)),
+        withdrawn_students=frozenset({"s-9"}),
+        withdrawn_placements=frozenset({"p-gone"}),
+    )
+    plan = plan_round(
+        problem,
+        [
+            Outcome("s-1", None, None, "no_eligible_choice"),
+            Outcome("s-2", "p-2", 1, None),
+            Outcome("s-3", None, None, "choices_full"),
+        ],
+    )
+    reasons = {c.match.match_id: c.reason for c in plan.cancellations}
+    assert reasons == {
+        "m1": "placement_withdrawn",
+        "m2": "student_withdrawn",
+        "m4": "capacity_reduced",
+    }
+    assert plan.proposals == ()
+
+
+def test_capacity_left_subtracts_other_regions_use_and_never_goes_negative() -> None:
+    offers = capacity_left(
+        [placement("p-1", capacity=3), placement("p-2", capacity=1)], {"p-1": 1, "p-2": 5}
+    )
+    assert [(p.placement_id, p.capacity) for p in offers] == [("p-1", 2), ("p-2", 0)]
+
+
+def test_pins_beyond_capacity_keep_confirmed_first() -> None:
+    accepted = _standing("m1", "s-1", "p-1", student_accepted=True)
+    confirmed = _standing("m2", "s-2", "p-1", status="confirmed")
+    plain = _standing("m3", "s-3", "p-1")
+    kept, dropped = pins_within_capacity([accepted, confirmed, plain], {"p-1": 1})
+    assert kept == [confirmed]
+    assert dropped == [accepted]
+
+
+def test_solver_arguments_pin_accepted_and_confirmed_and_pass_previous() -> None:
+    standing = (
+        _standing("m1", "s-1", "p-1", company_accepted=True),
+        _standing("m2", "s-2", "p-2"),
+    )
+    pinned, previous = solver_arguments(_problem(standing))
+    assert [(p.student_id, p.placement_id) for p in pinned] == [("s-1", "p-1")]
+    assert previous == {"s-1": "p-1", "s-2": "p-2"}
+
+
+def test_settings_auto_regions_and_test_hook_refused_in_production() -> None:
+    s = MatchingServiceSettings(auto_regions="SE-AB, SE-O")
+    assert s.is_automatic("SE-O")
+    assert not s.is_automatic("FI-19")
+    assert MatchingServiceSettings(auto_regions="*").is_automatic("FI-19")
+    assert MatchingServiceSettings(topic_prefix="t1.").group_id == "t1.matching"
+    with pytest.raises(ValueError, match="test-only"):
+        MatchingServiceSettings(environment="production", test_pause_after_commit_seconds=5)

@@ -51,6 +51,43 @@ def _never(region: str) -> bool:
     return False
 
 
+async def _claim_input(conn: Connection, event: ev.Event) -> bool:
+    """Claim an input event in the inbox and count it for its producer and region."""
+    if not await claim(conn, event):
+        return False
+    await repo.count_input(conn, event.producer, event.region)
+    return True
+
+
+async def wait_for_inputs(
+    pool: asyncpg.Pool, request: ev.MatchingRoundRequested, *, wait: float = 120.0
+) -> None:
+    """Hold a round until the inputs its requester had published before it are applied.
+
+    The inputs travel on other topics (and partitions), so they may still be in flight when the
+    request arrives. Raises TimeoutError (an infrastructure error: the request is redelivered
+    later, never dead-lettered) if they do not arrive within `wait` seconds.
+    """
+    expected = request.data.inputs_published
+    if expected is None:
+        return
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        async with pool.acquire() as conn:
+            applied = await repo.inputs_applied(conn, request.producer, request.data.region)
+        if applied >= expected:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"round {request.data.round_id}: {applied} of {expected} input events of "
+                f"{request.data.region} from {request.producer} applied after {wait:.0f} s"
+            )
+        log.info("round waits for its inputs", applied=applied, expected=expected)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 async def _track(conn: Connection, regions: Iterable[str], automatic: Automatic) -> None:
     """Record input changes of the regions in automatic mode (the others need no bookkeeping)."""
     await repo.mark_changed(conn, [r for r in regions if automatic(r)])
@@ -69,7 +106,7 @@ async def apply_placement_event(
     automatic mode) the regions whose students rank it.
     """
     async with pool.acquire() as conn, conn.transaction():
-        if not await claim(conn, event):
+        if not await _claim_input(conn, event):
             return set()
         pid: str = event.data.placement_id
         await repo.lock_placements(conn, [pid])
@@ -94,7 +131,7 @@ async def apply_student_event(
 ) -> set[str]:
     """StudentRegistered / StudentPreferencesUpdated / StudentWithdrawn into the read model."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await claim(conn, event):
+        if not await _claim_input(conn, event):
             return set()
         sid: str = event.data.student_id
         before = await repo.lock_region_and_find_student(conn, event.region, sid)
@@ -127,7 +164,7 @@ async def respond_to_match(
     """
     data = event.data
     async with pool.acquire() as conn, conn.transaction():
-        if not await claim(conn, event):
+        if not await _claim_input(conn, event):
             return set()
         await repo.lock_region(conn, event.region)
         row = await repo.match_for_update(conn, data.match_id)
@@ -307,6 +344,7 @@ async def handle_round_request(
     before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> RoundReport | None:
     assert isinstance(event, ev.MatchingRoundRequested)
+    await wait_for_inputs(pool, event)
     return await run_round(
         pool=pool,
         solver=solver,

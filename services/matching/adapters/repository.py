@@ -370,3 +370,20 @@ async def load_problem(conn: Connection, region: str) -> tuple[RoundInput, int]:
         withdrawn_placements=withdrawn_p,
     )
     return problem, version
+
+
+async def count_input(conn: Connection, producer: str, region: str) -> None:
+    """One more input event of `producer` for `region` applied (inside its transaction)."""
+    await conn.execute(
+        "INSERT INTO inputs_applied (producer, region, events) VALUES ($1, $2, 1) "
+        "ON CONFLICT (producer, region) DO UPDATE SET events = inputs_applied.events + 1",
+        producer,
+        region,
+    )
+
+
+async def inputs_applied(conn: Connection, producer: str, region: str) -> int:
+    count = await conn.fetchval(
+        "SELECT events FROM inputs_applied WHERE producer = $1 AND region = $2", producer, region
+    )
+    return int(count or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping, Sequence
 
+from services.matching.engine.gcpause import paused_gc
 from services.matching.engine.optimal import assign_optimal
 from services.matching.engine.problem import Pin, Placement, Student, build_problem
 from services.matching.engine.result import Policy, RoundResult
@@ -30,22 +31,23 @@ def solve(
 
     Raises `MatchingInputError` for duplicate ids and for pins that cannot be kept.
     """
-    problem = build_problem(students, placements, pinned, excluded)
-    started = time.perf_counter()
-    if policy == "optimal":
-        prev: dict[int, int] = {}
-        if previous:
-            s_index, p_index = problem.student_index, problem.placement_index
-            for sid, pid in previous.items():
-                s = s_index.get(sid)
-                if s is not None:
-                    prev[s] = p_index.get(pid, -1)
-        assignment, stats = assign_optimal(problem, prev)
-        solver = stats.solver
-    elif policy == "stable":
-        assignment = assign_stable(problem)
-        solver = "deferred-acceptance"
-    else:
-        raise ValueError(f"unknown policy {policy!r}")
-    elapsed = time.perf_counter() - started
-    return RoundResult(problem, assignment, policy, elapsed, solver)
+    with paused_gc():
+        problem = build_problem(students, placements, pinned, excluded)
+        started = time.perf_counter()
+        if policy == "optimal":
+            prev: dict[int, int] = {}
+            if previous:
+                s_index, p_index = problem.student_index, problem.placement_index
+                for sid, pid in previous.items():
+                    s = s_index.get(sid)
+                    if s is not None:
+                        prev[s] = p_index.get(pid, -1)
+            assignment, stats = assign_optimal(problem, prev)
+            solver = stats.solver
+        elif policy == "stable":
+            assignment = assign_stable(problem)
+            solver = "deferred-acceptance"
+        else:
+            raise ValueError(f"unknown policy {policy!r}")
+        elapsed = time.perf_counter() - started
+        return RoundResult(problem, assignment, policy, elapsed, solver)

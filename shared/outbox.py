@@ -36,29 +36,42 @@ NOTIFY_CHANNEL = "apl_outbox"
 
 
 async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
-    """Insert events into the outbox of the connection's schema, within its open transaction."""
-    rows = [(str(e.event_id), e.topic, e.region, e.type, e.to_json()) for e in events]
-    if not rows:
+    """Insert events into the outbox of the connection's schema, within its open transaction.
+
+    Two round trips whatever the number of events: one takes the regions' locks and queues the
+    relay's wake-up (delivered at commit), one inserts the rows and updates the counts.
+    """
+    batch = list(events)
+    if not batch:
         return 0
     if not conn.is_in_transaction():
         raise RuntimeError("enqueue must run inside the transaction that makes the change")
-    for region in sorted({r[2] for r in rows}):
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('apl.outbox.' || $1))", region)
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, key, event_type, payload) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        rows,
+    # Locks in a fixed order, so two multi-region writers cannot deadlock.
+    await conn.execute(
+        "SELECT count(pg_advisory_xact_lock(hashtext('apl.outbox.' || r))), pg_notify($2, '') "
+        "FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS regions",
+        sorted({e.region for e in batch}),
+        NOTIFY_CHANNEL,
     )
-    counts: dict[tuple[str, str], int] = {}
-    for row in rows:
-        counts[(row[1], row[2])] = counts.get((row[1], row[2]), 0) + 1
-    await conn.executemany(
-        "INSERT INTO outbox_counts (topic, key, events) VALUES ($1, $2, $3) "
-        "ON CONFLICT (topic, key) DO UPDATE SET events = outbox_counts.events + EXCLUDED.events",
-        [(topic, key, n) for (topic, key), n in sorted(counts.items())],
+    await conn.execute(
+        """WITH rows AS (
+               INSERT INTO outbox (event_id, topic, key, event_type, payload)
+               SELECT u.event_id, u.topic, u.key, u.event_type, u.payload
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
+                   WITH ORDINALITY AS u(event_id, topic, key, event_type, payload, n)
+               ORDER BY u.n
+               RETURNING topic, key)
+           INSERT INTO outbox_counts (topic, key, events)
+           SELECT topic, key, count(*) FROM rows GROUP BY topic, key
+           ON CONFLICT (topic, key)
+           DO UPDATE SET events = outbox_counts.events + EXCLUDED.events""",
+        [e.event_id for e in batch],
+        [e.topic for e in batch],
+        [e.region for e in batch],
+        [e.type for e in batch],
+        [e.to_json() for e in batch],
     )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    return len(rows)
+    return len(batch)
 
 
 async def published_count(conn: Connection, key: str, topics: Iterable[str]) -> int:

@@ -189,11 +189,10 @@ class PlacementsService:
         async def action(conn: Connection) -> Result:
             _check_offer(body.model_dump(), body.notification)
             offer = body.offer()
-            if not await db.insert_placement(conn, offer, _channel(body.notification)):
+            row = await db.insert_placement(conn, offer, _channel(body.notification))
+            if row is None:
                 raise Conflict(f"placement {offer.placement_id} already exists")
             await enqueue(conn, [ev.PlacementPosted(producer=PRODUCER, data=offer)])
-            row = await db.get_placement(conn, offer.placement_id)
-            assert row is not None
             return Result(201, placement_view(row, 0))
 
         return await self.write(key, action)
@@ -303,11 +302,10 @@ class PlacementsService:
             if errors:
                 raise Invalid(errors)
             profile = body.profile()
-            if not await db.insert_student(conn, profile, body.name, str(body.email), body.phone):
+            row = await db.insert_student(conn, profile, body.name, str(body.email), body.phone)
+            if row is None:
                 raise Conflict(f"student {profile.student_id} already exists")
             await enqueue(conn, [ev.StudentRegistered(producer=PRODUCER, data=profile)])
-            row = await db.get_student(conn, profile.student_id)
-            assert row is not None
             return Result(201, student_view(row), student_id=profile.student_id)
 
         return await self.write(key, action)

@@ -36,10 +36,11 @@ async def get_placement(conn: Connection, placement_id: str, *, lock: bool = Fal
 
 async def insert_placement(
     conn: Connection, offer: PlacementOffer, channel: Channel | None
-) -> bool:
-    inserted = await conn.fetchval(
+) -> Row | None:
+    """The new row, or None if the id exists."""
+    return await conn.fetchrow(
         "INSERT INTO placements (placement_id, company_id, region, offer, channel, webhook_url) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (placement_id) DO NOTHING RETURNING true",
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (placement_id) DO NOTHING RETURNING *",
         offer.placement_id,
         offer.company_id,
         offer.region,
@@ -47,7 +48,6 @@ async def insert_placement(
         channel.kind if channel else None,
         channel.webhook_url if channel else None,
     )
-    return bool(inserted)
 
 
 async def update_placement(
@@ -142,11 +142,12 @@ async def get_student(conn: Connection, student_id: str, *, lock: bool = False) 
 
 async def insert_student(
     conn: Connection, profile: StudentProfile, name: str, email: str, phone: str | None
-) -> bool:
-    inserted = await conn.fetchval(
+) -> Row | None:
+    """The new row, or None if the id exists."""
+    return await conn.fetchrow(
         "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
         "registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now()) "
-        "ON CONFLICT (student_id) DO NOTHING RETURNING true",
+        "ON CONFLICT (student_id) DO NOTHING RETURNING *",
         profile.student_id,
         profile.region,
         profile.programme,
@@ -155,7 +156,6 @@ async def insert_student(
         email,
         phone,
     )
-    return bool(inserted)
 
 
 async def update_profile(conn: Connection, profile: StudentProfile) -> None:

@@ -1,0 +1,60 @@
+"""Client of the placements service's internal notice-context route."""
+
+from __future__ import annotations
+
+import httpx
+import structlog
+from pydantic import ValidationError
+
+from services.notifications.domain.notices import PermanentError, TransientError
+from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
+
+log = structlog.get_logger(__name__)
+
+
+class PlacementsClient:
+    """`fetch` returns a fresh `NoticeContext` or raises a classified delivery error."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, token: str, timeout: float = 10.0
+    ) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.url = base_url.rstrip("/") + NOTICE_CONTEXT_PATH
+        self.token = token
+
+    async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext:
+        params = {"placement_id": placement_id}
+        if student_id is not None:
+            params["student_id"] = student_id
+        try:
+            response = await self.client.get(
+                self.url,
+                params=params,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"placements service unreachable: {type(exc).__name__}") from exc
+        status = response.status_code
+        if status == 200:
+            try:
+                return NoticeContext.model_validate_json(response.content)
+            except ValidationError as exc:
+                raise TransientError(
+                    f"placements service answered a bad notice context: {exc}"
+                ) from exc
+        if status == 404:
+            raise PermanentError(
+                f"placements service has no notice context for placement {placement_id} "
+                f"and student {student_id} (404)"
+            )
+        if status in (401, 403):
+            log.error(
+                "placements service refused our token: check APL_NOTIFICATIONS_PLACEMENTS_TOKEN",
+                status=status,
+            )
+            raise TransientError(f"placements service refused the token ({status})")
+        if status >= 500 or status in (408, 429):
+            raise TransientError(f"placements service answered {status}")
+        raise PermanentError(f"placements service answered {status}: {response.text[:200]}")

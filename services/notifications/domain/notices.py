@@ -1,0 +1,126 @@
+"""What notices a match event produces, their stable ids, and the retry schedule. Pure.
+
+A notice goes to one *recipient*: the workplace supervisor of the match's placement, named by the
+placement id (`placement:<id>`), never by an address, so nothing personal is stored before
+delivery. The notice id is `uuid5(NAMESPACE, f"{source_id}:{recipient}")`: the same event and
+recipient always give the same id, which is the e-mail's Message-ID and the webhook's
+Idempotency-Key, so a receiver can drop the rare repeat.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.contracts.events import Event, MatchCancelled, MatchConfirmed, MatchProposed
+
+NoticeKind = Literal["proposed", "confirmed", "cancelled", "digest"]
+
+NAMESPACE = uuid.UUID("6f1c7d1e-3a52-5c1b-9a8e-4e2f0b7a9d10")
+MESSAGE_ID_DOMAIN = "apl-match"
+
+
+def recipient_of(placement_id: str) -> str:
+    """The recipient key of a placement's supervisor."""
+    return f"placement:{placement_id}"
+
+
+def notification_id(source_id: uuid.UUID, recipient: str) -> uuid.UUID:
+    """Stable id of the notice about `source_id` (an event id, or a round id for a digest)."""
+    return uuid.uuid5(NAMESPACE, f"{source_id}:{recipient}")
+
+
+def message_id(notice_id: uuid.UUID) -> str:
+    """The RFC 5322 Message-ID of a notice."""
+    return f"<{notice_id}@{MESSAGE_ID_DOMAIN}>"
+
+
+@dataclass(frozen=True)
+class PlannedNotice:
+    """One notice to deliver, by ids only."""
+
+    notification_id: uuid.UUID
+    source_event_id: uuid.UUID
+    recipient: str
+    kind: NoticeKind
+    region: str
+    match_id: uuid.UUID
+    placement_id: str
+    student_id: str
+    round_id: uuid.UUID | None = None
+    detail: str | None = None
+
+    def digest_id(self) -> uuid.UUID | None:
+        """The digest this notice may join: proposals of one round to one recipient."""
+        if self.kind != "proposed" or self.round_id is None:
+            return None
+        return notification_id(self.round_id, self.recipient)
+
+
+def plan_notices(event: Event) -> list[PlannedNotice]:
+    """The notices an event produces: one for the placement's supervisor, or none."""
+    kind: NoticeKind
+    round_id: uuid.UUID | None = None
+    detail: str | None = None
+    if isinstance(event, MatchProposed):
+        kind, round_id = "proposed", event.data.round_id
+    elif isinstance(event, MatchConfirmed):
+        kind = "confirmed"
+    elif isinstance(event, MatchCancelled):
+        kind, round_id, detail = "cancelled", event.data.round_id, event.data.reason
+    else:
+        return []  # MatchAccepted / MatchDeclined and everything else: not a notice
+    data = event.data
+    recipient = recipient_of(data.placement_id)
+    return [
+        PlannedNotice(
+            notification_id=notification_id(event.event_id, recipient),
+            source_event_id=event.event_id,
+            recipient=recipient,
+            kind=kind,
+            region=data.region,
+            match_id=data.match_id,
+            placement_id=data.placement_id,
+            student_id=data.student_id,
+            round_id=round_id,
+            detail=detail,
+        )
+    ]
+
+
+def backoff_seconds(attempts: int, base: float, cap: float) -> float:
+    """Wait before the next attempt after `attempts` failed ones: base · 2^(attempts−1), capped."""
+    if attempts < 1:
+        return 0.0
+    return float(min(cap, base * 2 ** (attempts - 1)))
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed. `transient` says whether trying again may help."""
+
+    transient: bool = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class TransientError(DeliveryError):
+    """Try again later: timeouts, SMTP 4xx, HTTP 5xx, a peer being down."""
+
+    transient = True
+
+
+class PermanentError(DeliveryError):
+    """Trying again will not help: SMTP 5xx, HTTP 4xx, no such placement or supervisor."""
+
+    transient = False
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+
+
+def redact(text: str) -> str:
+    """Errors are stored and published; remove e-mail addresses (personal data) from them."""
+    return _EMAIL.sub("<address>", text)[:2000]

@@ -1,0 +1,208 @@
+"""What a rendered notice says, built from freshly fetched notice contexts. Pure.
+
+`build_view` turns one notice (or a digest of several) plus the placements service's
+`NoticeContext`s into a `NoticeView`: language, subject and the fields the templates show. The
+student's name and contact appear only when the context says the student shared them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+from shared.contracts.internal import NoticeContext, NoticeStudent
+
+from .notices import NoticeKind, PermanentError
+
+Language = Literal["sv", "fi", "en"]
+
+SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
+    "sv": {
+        "proposed": "En elev föreslås till er APL-plats: {title}",
+        "confirmed": "APL-platsen är bekräftad: {title}",
+        "cancelled": "Förslaget till er APL-plats är återkallat: {title}",
+        "digest": "{count} elever föreslås till er APL-plats: {title}",
+    },
+    "fi": {
+        "proposed": "Opiskelijaa ehdotetaan työpaikallenne: {title}",
+        "confirmed": "Työelämäjakso on vahvistettu: {title}",
+        "cancelled": "Ehdotus työpaikallenne on peruttu: {title}",
+        "digest": "{count} opiskelijaa ehdotetaan työpaikallenne: {title}",
+    },
+    "en": {
+        "proposed": "A student is proposed for your placement: {title}",
+        "confirmed": "Placement confirmed: {title}",
+        "cancelled": "A proposal for your placement was cancelled: {title}",
+        "digest": "{count} students are proposed for your placement: {title}",
+    },
+}
+
+
+REASONS: dict[Language, dict[str, str]] = {
+    "sv": {
+        "superseded": "ett nytt matchningsresultat ersatte förslaget",
+        "declined": "eleven eller företaget tackade nej",
+        "student_withdrawn": "eleven har dragit sig ur",
+        "placement_withdrawn": "platsen har dragits tillbaka",
+        "capacity_reduced": "antalet platser har minskats",
+    },
+    "fi": {
+        "superseded": "uusi sijoittelu korvasi ehdotuksen",
+        "declined": "opiskelija tai yritys kieltäytyi",
+        "student_withdrawn": "opiskelija on vetäytynyt",
+        "placement_withdrawn": "paikka on peruttu",
+        "capacity_reduced": "paikkojen määrää on vähennetty",
+    },
+    "en": {
+        "superseded": "a newer matching result replaced the proposal",
+        "declined": "the student or the company declined",
+        "student_withdrawn": "the student withdrew",
+        "placement_withdrawn": "the placement was withdrawn",
+        "capacity_reduced": "the number of places was reduced",
+    },
+}
+
+
+@dataclass(frozen=True)
+class StudentView:
+    student_id: str
+    programme: str | None
+    available_from: date | None
+    available_to: date | None
+    contact_shared: bool
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def of(cls, student: NoticeStudent) -> StudentView:
+        shared = student.contact_shared
+        return cls(
+            student_id=student.student_id,
+            programme=student.programme,
+            available_from=student.available_from,
+            available_to=student.available_to,
+            contact_shared=shared,
+            name=student.name if shared else None,
+            email=student.email if shared else None,
+            phone=student.phone if shared else None,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "student_id": self.student_id,
+            "programme": self.programme,
+            "available_from": self.available_from.isoformat() if self.available_from else None,
+            "available_to": self.available_to.isoformat() if self.available_to else None,
+            "contact_shared": self.contact_shared,
+        }
+        if self.contact_shared:
+            out.update(name=self.name, email=self.email, phone=self.phone)
+        return out
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """Everything a template or webhook payload needs for one message."""
+
+    notification_id: uuid.UUID
+    kind: NoticeKind
+    language: Language
+    channel: Literal["email", "webhook"]
+    webhook_url: str | None
+    supervisor_name: str | None
+    supervisor_email: str | None
+    placement: dict[str, Any]
+    placement_title: str
+    starts_on: date | None
+    ends_on: date | None
+    students: list[StudentView] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def subject(self) -> str:
+        template = SUBJECTS[self.language][self.kind]
+        return template.format(title=self.placement_title, count=len(self.students))
+
+    @property
+    def reason_text(self) -> str | None:
+        if self.reason is None:
+            return None
+        return REASONS[self.language].get(self.reason, self.reason)
+
+    @property
+    def student(self) -> StudentView | None:
+        return self.students[0] if len(self.students) == 1 else None
+
+    def template_vars(self) -> dict[str, Any]:
+        return {
+            "notice": self,
+            "student": self.student,
+            "students": self.students,
+            "placement": self.placement,
+            "title": self.placement_title,
+            "starts_on": self.starts_on,
+            "ends_on": self.ends_on,
+            "supervisor_name": self.supervisor_name,
+            "reason": self.reason_text,
+            "subject": self.subject,
+        }
+
+    def webhook_payload(self, occurred_at: datetime) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "notification_id": str(self.notification_id),
+            "kind": self.kind,
+            "placement": self.placement,
+            "student": self.student.as_json() if self.student else None,
+            "occurred_at": occurred_at.isoformat(),
+        }
+        if self.kind == "digest":
+            payload["students"] = [s.as_json() for s in self.students]
+        if self.reason is not None:
+            payload["reason"] = self.reason
+        return payload
+
+
+def build_view(
+    notice_id: uuid.UUID,
+    kind: NoticeKind,
+    contexts: list[NoticeContext],
+    *,
+    reason: str | None = None,
+) -> NoticeView:
+    """The view of one notice (one context) or one digest (a context per proposed student).
+
+    Raises `PermanentError` when there is nobody to tell.
+    """
+    if not contexts:
+        raise PermanentError("no notice context: nothing to tell")
+    first = contexts[0]
+    channel = first.channel
+    supervisor = first.supervisor
+    if channel.kind == "email" and supervisor is None:
+        raise PermanentError(
+            f"placement {first.placement.placement_id} has no supervisor to e-mail"
+        )
+    if channel.kind == "webhook" and not channel.webhook_url:
+        raise PermanentError(
+            f"placement {first.placement.placement_id}: channel webhook without a webhook_url"
+        )
+    placement = first.placement
+    students = [StudentView.of(c.student) for c in contexts if c.student is not None]
+    return NoticeView(
+        notification_id=notice_id,
+        kind=kind,
+        language=supervisor.language if supervisor else "en",
+        channel=channel.kind,
+        webhook_url=channel.webhook_url,
+        supervisor_name=supervisor.name if supervisor else None,
+        supervisor_email=str(supervisor.email) if supervisor else None,
+        placement=placement.model_dump(mode="json"),
+        placement_title=placement.title or placement.placement_id,
+        starts_on=placement.starts_on,
+        ends_on=placement.ends_on,
+        students=students,
+        reason=reason,
+    )

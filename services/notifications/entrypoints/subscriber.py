@@ -1,0 +1,50 @@
+"""The Kafka entrypoint: `apl.matches.v1` → `record_notices` (via `EventConsumer.dispatch`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+
+from shared.contracts.events import Event, MatchCancelled, MatchConfirmed, MatchProposed
+from shared.contracts.topics import Topics
+from shared.kafka import EventConsumer, subscriber_options
+
+NOTICE_EVENTS: tuple[type[Event], ...] = (MatchProposed, MatchConfirmed, MatchCancelled)
+
+
+def group_id(topics: Topics) -> str:
+    return f"{topics.prefix}notifications"
+
+
+def build_router(
+    broker: KafkaBroker,
+    topics: Topics,
+    on_event: Callable[[Event], Awaitable[None]],
+    *,
+    max_attempts: int = 5,
+) -> tuple[KafkaRouter, EventConsumer]:
+    """A router with the match-event subscriber; MatchAccepted / MatchDeclined are skipped."""
+    router = KafkaRouter()
+    # the shared options, spelled out: passing them as **dict hides the decorator's overloads
+    options = subscriber_options(group_id(topics))
+    assert set(options) == {"group_id", "ack_policy", "auto_offset_reset", "max_poll_interval_ms"}
+    consumer = EventConsumer(broker, topics, group_id=group_id(topics), max_attempts=max_attempts)
+
+    @router.subscriber(
+        topics.matches,
+        title="notifications/matches",
+        description=(
+            "Match events. MatchProposed, MatchConfirmed and MatchCancelled each become one "
+            "notice to the placement's supervisor; MatchAccepted and MatchDeclined are ignored. "
+            "Contract violations go to apl.matches.v1.dlt."
+        ),
+        group_id=options["group_id"],
+        ack_policy=options["ack_policy"],
+        auto_offset_reset=options["auto_offset_reset"],
+        max_poll_interval_ms=options["max_poll_interval_ms"],
+    )
+    async def on_match_event(message: KafkaMessage) -> None:
+        await consumer.dispatch(message, on_event, accept=NOTICE_EVENTS)
+
+    return router, consumer

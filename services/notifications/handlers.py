@@ -1,0 +1,273 @@
+"""Handlers: record the notices a match event asks for, and deliver due notices.
+
+`record_notices` runs in the consumer: in one transaction it claims the event in the inbox and
+inserts the notice rows, so a redelivered event adds nothing. `DeliveryWorker` runs beside it: it
+locks one due row at a time (`FOR UPDATE SKIP LOCKED`), fetches the notice context, renders,
+sends, and in the same transaction records the outcome and enqueues `NotificationDelivered` or
+`NotificationFailed` into the outbox. A crash between sending and committing leaves the row
+pending, so it is sent once more with the same Message-ID / Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+import asyncpg
+import structlog
+
+from services.notifications.adapters import store
+from services.notifications.adapters.rendering import Renderer
+from services.notifications.adapters.smtp import compose_email
+from services.notifications.adapters.store import Delivery
+from services.notifications.domain.notices import (
+    DeliveryError,
+    backoff_seconds,
+    message_id,
+    plan_notices,
+    redact,
+)
+from services.notifications.domain.views import NoticeView, build_view
+from shared.contracts.events import (
+    Event,
+    NotificationDelivered,
+    NotificationDeliveredData,
+    NotificationFailed,
+    NotificationFailedData,
+)
+from shared.contracts.internal import NoticeContext
+from shared.db import Connection
+from shared.outbox import claim, enqueue
+
+log = structlog.get_logger(__name__)
+
+PRODUCER = "notifications"
+
+
+async def record_notices(conn: Connection, event: Event, *, digest_seconds: float = 0.0) -> int:
+    """Claim `event` and insert its notices, in one transaction. Returns notices recorded."""
+    recorded = 0
+    async with conn.transaction():
+        if not await claim(conn, event):
+            log.info("duplicate event ignored")
+            return 0
+        for notice in plan_notices(event):
+            digest_id = notice.digest_id() if digest_seconds > 0 else None
+            if digest_id is not None and await store.open_digest(
+                conn, notice, digest_id, digest_seconds
+            ):
+                await store.insert_notice(conn, notice, status="grouped", digest_id=digest_id)
+            else:
+                await store.insert_notice(conn, notice)
+            recorded += 1
+    return recorded
+
+
+# ----------------------------------------------------------------------------------- delivery
+
+
+class ContextSource(Protocol):
+    async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext: ...
+
+
+class MailSender(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class HookSender(Protocol):
+    async def send(self, url: str, body: bytes, idempotency_key: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    channel: str = "email"
+    error: str | None = None
+    transient: bool = False
+
+
+@dataclass
+class Notifier:
+    """Tells one supervisor about one notice (or one digest): fetch, render, send."""
+
+    contexts: ContextSource
+    mail: MailSender
+    hooks: HookSender
+    renderer: Renderer
+    mail_from: str
+
+    async def notify_supervisor(self, notice: Delivery, members: list[Delivery]) -> Outcome:
+        channel = "email"
+        try:
+            fetched = [await self.contexts.fetch(m.placement_id, m.student_id) for m in members]
+            view = build_view(notice.notification_id, notice.kind, fetched, reason=notice.detail)
+            channel = view.channel
+            await self._send(view)
+        except DeliveryError as exc:
+            return Outcome(False, channel, str(exc), exc.transient)
+        except Exception as exc:  # a bug or a surprise: retry, then give up with the reason
+            log.exception("unexpected delivery error")
+            return Outcome(False, channel, redact(f"{type(exc).__name__}: {exc}"), True)
+        return Outcome(True, channel)
+
+    async def _send(self, view: NoticeView) -> None:
+        key = str(view.notification_id)
+        if view.channel == "webhook":
+            assert view.webhook_url is not None
+            payload = view.webhook_payload(datetime.now(UTC))
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            await self.hooks.send(view.webhook_url, body, key)
+            return
+        assert view.supervisor_email is not None
+        text, html = self.renderer.render(view)
+        message = compose_email(
+            mail_from=self.mail_from,
+            to_name=view.supervisor_name,
+            to_address=view.supervisor_email,
+            subject=view.subject,
+            text=text,
+            html=html,
+            message_id=message_id(view.notification_id),
+            language=view.language,
+        )
+        await self.mail.send(message)
+
+
+@dataclass
+class DeliveryWorker:
+    """Delivers due notices; `run()` as a task, cancel to stop. Retries never block the consumer."""
+
+    pool: asyncpg.Pool
+    notifier: Notifier
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    concurrency: int = 4
+    poll_seconds: float = 0.5
+    delivered: int = field(default=0, init=False)
+    failed: int = field(default=0, init=False)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.concurrency):
+                group.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                worked = await self.deliver_one()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("delivery worker interrupted; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+                self._wakeup.clear()
+
+    async def deliver_one(self) -> bool:
+        """Deliver (or retry, or fail) one due notice. False when nothing was due."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            notice = await store.pick_due(conn)
+            if notice is None:
+                return False
+            members = (
+                await store.members_of(conn, notice.notification_id)
+                if notice.kind == "digest"
+                else [notice]
+            )
+            structlog.contextvars.bind_contextvars(
+                notification_id=str(notice.notification_id), region=notice.region
+            )
+            try:
+                if not members:  # an empty digest cannot normally exist; close it quietly
+                    await store.finish(
+                        conn,
+                        [notice.notification_id],
+                        status="delivered",
+                        channel="email",
+                        attempts=notice.attempts,
+                        error=None,
+                    )
+                    return True
+                outcome = await self.notifier.notify_supervisor(notice, members)
+                await self._record(conn, notice, members, outcome)
+            finally:
+                structlog.contextvars.unbind_contextvars("notification_id", "region")
+            return True
+
+    async def _record(
+        self, conn: Connection, notice: Delivery, members: list[Delivery], outcome: Outcome
+    ) -> None:
+        attempts = notice.attempts + 1
+        ids = [notice.notification_id] + [
+            m.notification_id for m in members if m.notification_id != notice.notification_id
+        ]
+        if outcome.ok:
+            await store.finish(
+                conn,
+                ids,
+                status="delivered",
+                channel=outcome.channel,
+                attempts=attempts,
+                error=None,
+            )
+            await enqueue(conn, [_delivered(m, outcome.channel, attempts) for m in members])
+            self.delivered += 1
+            log.info(
+                "notice delivered", kind=notice.kind, channel=outcome.channel, attempts=attempts
+            )
+            return
+        error = outcome.error or "unknown error"
+        if outcome.transient and attempts < self.max_attempts:
+            delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
+            await store.schedule_retry(
+                conn, notice.notification_id, attempts=attempts, delay_seconds=delay, error=error
+            )
+            log.warning(
+                "notice delivery failed; will retry", error=error, attempts=attempts, retry_in=delay
+            )
+            return
+        await store.finish(
+            conn, ids, status="failed", channel=outcome.channel, attempts=attempts, error=error
+        )
+        await enqueue(conn, [_failed(m, outcome.channel, attempts, error) for m in members])
+        self.failed += 1
+        log.error("notice delivery failed for good", error=error, attempts=attempts)
+
+
+def _data(m: Delivery, channel: str, attempts: int) -> dict[str, object]:
+    assert m.match_id is not None
+    return {
+        "notification_id": m.notification_id,
+        "source_event_id": m.source_event_id,
+        "region": m.region,
+        "match_id": m.match_id,
+        "placement_id": m.placement_id,
+        "channel": channel if channel in ("email", "webhook") else "email",
+        "attempts": attempts,
+    }
+
+
+def _delivered(m: Delivery, channel: str, attempts: int) -> NotificationDelivered:
+    data = NotificationDeliveredData.model_validate(_data(m, channel, attempts))
+    return NotificationDelivered(producer=PRODUCER, data=data)
+
+
+def _failed(m: Delivery, channel: str, attempts: int, error: str) -> NotificationFailed:
+    data = NotificationFailedData.model_validate({**_data(m, channel, attempts), "error": error})
+    return NotificationFailed(producer=PRODUCER, data=data)

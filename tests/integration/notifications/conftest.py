@@ -1,0 +1,252 @@
+"""Fixtures: the SMTP, placements and webhook peers, a Kafka watcher, and the service in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.notifications.bootstrap import MIGRATIONS, Runtime, build_app
+from services.notifications.settings import NotifierSettings
+from shared.contracts.events import Event, parse_event
+from shared.contracts.internal import (
+    NoticeChannel,
+    NoticeContext,
+    NoticePlacement,
+    NoticeStudent,
+)
+from shared.contracts.profiles import Supervisor
+from shared.contracts.topics import Topics, dlt
+from shared.db import migrate
+from tests.integration.notifications.peers import (
+    PlacementsPeer,
+    SmtpInbox,
+    WebhookPeer,
+    serve_in_thread,
+    smtp_server,
+    wait_until,
+)
+from tests.support.infra import Infra
+
+TOKEN = "test-internal-token"
+SECRET = b"test-webhook-secret"
+
+
+@dataclass
+class Watcher:
+    """Collects every record of the notifications topic and of the matches DLT."""
+
+    events: list[Event] = field(default_factory=list)
+    dead: list[Any] = field(default_factory=list)
+
+    def outcomes(
+        self, notification_id: uuid.UUID | None = None, source: uuid.UUID | None = None
+    ) -> list[Event]:
+        """Distinct outcome events (the outbox may publish one twice after a crash; consumers
+        deduplicate by event_id, and so does this)."""
+        seen: dict[uuid.UUID, Event] = {}
+        for e in list(self.events):
+            if (notification_id is None or e.data.notification_id == notification_id) and (
+                source is None or e.data.source_event_id == source
+            ):
+                seen.setdefault(e.event_id, e)
+        return list(seen.values())
+
+    async def wait_outcome(
+        self, source: uuid.UUID, count: int = 1, within: float = 60.0
+    ) -> list[Event]:
+        await wait_until(
+            lambda: len(self.outcomes(source=source)) >= count,
+            within,
+            f"{count} outcome(s) of event {source}",
+        )
+        return self.outcomes(source=source)
+
+
+async def _watch(bootstrap: str, topics: Topics, watcher: Watcher) -> None:
+    consumer = AIOKafkaConsumer(
+        topics.notifications,
+        dlt(topics.matches),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"watch-{uuid.uuid4().hex[:8]}",
+    )
+    await consumer.start()
+    try:
+        while True:
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                for r in records:
+                    if tp.topic == topics.notifications:
+                        watcher.events.append(parse_event("apl.notifications.v1", r.value))
+                    else:
+                        watcher.dead.append(r)
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def watching(bootstrap: str, topics: Topics) -> AsyncIterator[Watcher]:
+    watcher = Watcher()
+    task = asyncio.create_task(_watch(bootstrap, topics, watcher))
+    try:
+        yield watcher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def context(
+    placement_id: str,
+    student_id: str,
+    *,
+    email: str,
+    language: str = "sv",
+    name: str = "Anna Berg",
+    shared: bool = False,
+    webhook_url: str | None = None,
+    student_name: str = "Kim Lindqvist",
+) -> NoticeContext:
+    return NoticeContext(
+        placement=NoticePlacement(
+            placement_id=placement_id,
+            company_id="c-1",
+            region="SE-AB",
+            title="Elektrikerlärling",
+            starts_on=date(2027, 1, 18),
+            ends_on=date(2027, 3, 12),
+        ),
+        supervisor=Supervisor.model_validate({"name": name, "email": email, "language": language}),
+        channel=NoticeChannel(kind="webhook", webhook_url=webhook_url)
+        if webhook_url
+        else NoticeChannel(),
+        student=NoticeStudent(
+            student_id=student_id,
+            programme="EE",
+            available_from=date(2027, 1, 11),
+            available_to=date(2027, 3, 19),
+            contact_shared=shared,
+            name=student_name if shared else None,
+            email=f"{student_id}@student.example" if shared else None,
+            phone="+46 70 123 45 67" if shared else None,
+        ),
+    )
+
+
+@dataclass
+class Peers:
+    smtp: SmtpInbox
+    smtp_port: int
+    placements: PlacementsPeer
+    webhooks: WebhookPeer
+
+
+@pytest.fixture(scope="module")
+def peers() -> Iterator[Peers]:
+    placements = PlacementsPeer(token=TOKEN)
+    hooks = WebhookPeer(secret=SECRET)
+    with (
+        smtp_server() as (inbox, port),
+        serve_in_thread(placements.app()) as placements_url,
+        serve_in_thread(hooks.app()) as hooks_url,
+    ):
+        placements.url, hooks.url = placements_url, hooks_url
+        yield Peers(inbox, port, placements, hooks)
+
+
+def service_settings(
+    infra: Infra, database_url: str, topics: Topics, peers: Peers, schema: str, **kw: Any
+) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "database_url": database_url,
+        "topic_prefix": topics.prefix,
+        "placements_url": peers.placements.url,
+        "placements_token": TOKEN,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": peers.smtp_port,
+        "webhook_secret": SECRET.decode(),
+        "max_attempts": 3,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.5,
+        "worker_poll_seconds": 0.1,
+        "send_timeout_seconds": 5.0,
+        "db_schema_name": schema,
+        "outbox_poll_seconds": 0.1,
+    }
+    values.update(kw)
+    return NotifierSettings(**values)
+
+
+@dataclass
+class Running:
+    settings: NotifierSettings
+    runtime: Runtime
+    topics: Topics
+    watcher: Watcher
+    pool: asyncpg.Pool
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: NotifierSettings, topics: Topics) -> AsyncIterator[Running]:
+    await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
+    app, runtime = build_app(settings)
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2,
+        server_settings={"search_path": settings.db_schema},
+    )
+    assert pool is not None
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        # the app's lifespan holds an anyio task group: enter and leave it in one task
+        async with app.start_lifespan_context():
+            started.set()
+            await stop.wait()
+
+    async with watching(settings.kafka_bootstrap, topics) as watcher:
+        task = asyncio.create_task(run())
+        await asyncio.wait(
+            {task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task.done():
+            task.result()  # startup failed: raise its error
+        try:
+            yield Running(settings, runtime, topics, watcher, pool)
+        finally:
+            stop.set()
+            await task
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def service(
+    infra: Infra, database_url: str, make_topics: Callable[[], Any], peers: Peers
+) -> AsyncIterator[Running]:
+    topics = await make_topics()
+    schema = f"n_{uuid.uuid4().hex[:8]}"
+    settings = service_settings(infra, database_url, topics, peers, schema)
+    async with running_service(settings, topics) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def producer(infra: Infra) -> AsyncIterator[Any]:
+    from shared.kafka import make_broker
+
+    broker = make_broker(infra.kafka_bootstrap, "notifications-test-producer")
+    await broker.connect()
+    try:
+        yield broker
+    finally:
+        await broker.stop()

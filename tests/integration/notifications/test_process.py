@@ -1,0 +1,75 @@
+"""`apl serve notifications` as a real OS process: it serves health and AsyncAPI, tells a
+supervisor, and after a SIGKILL and restart a redelivered event is still told only once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.kafka import publish_event
+from tests.integration.notifications.conftest import SECRET, TOKEN, Peers, context, watching
+from tests.integration.notifications.peers import wait_until
+from tests.integration.notifications.test_delivery import confirmed, proposed
+from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess
+
+pytestmark = pytest.mark.infra
+
+
+async def test_service_process_tells_once_across_a_kill(
+    infra: Infra,
+    database_url: str,
+    make_topics: Any,
+    peers: Peers,
+    producer: Any,
+    tmp_path: Path,
+) -> None:
+    topics = await make_topics()
+    env = {
+        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "APL_NOTIFICATIONS_DATABASE_URL": database_url,
+        "APL_TOPIC_PREFIX": topics.prefix,
+        "APL_NOTIFICATIONS_DB_SCHEMA_NAME": f"n_{uuid.uuid4().hex[:8]}",
+        "APL_NOTIFICATIONS_PLACEMENTS_URL": peers.placements.url,
+        "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
+        "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "APL_NOTIFICATIONS_SMTP_PORT": str(peers.smtp_port),
+        "APL_NOTIFICATIONS_WEBHOOK_SECRET": SECRET.decode(),
+        "APL_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.1",
+        "APL_NOTIFICATIONS_WORKER_POLL_SECONDS": "0.2",
+    }
+    service = ServiceProcess("notifications", env, tmp_path)
+    pid, sid = f"p-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
+    address = f"proc-{pid}@company.example"
+    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="en")
+    async with watching(infra.kafka_bootstrap, topics) as watcher:
+        await asyncio.to_thread(service.start)
+        try:
+            async with httpx.AsyncClient(base_url=service.url) as http:
+                assert (await http.get("/healthz")).status_code == 200
+                doc = (await http.get("/docs/asyncapi.json")).json()
+                assert topics.matches in str(doc)
+            event = proposed(pid, sid)
+            await publish_event(producer, topics, event)
+            await wait_until(lambda: len(peers.smtp.to(address)) == 1, what="first mail")
+            await watcher.wait_outcome(event.event_id)
+
+            await asyncio.to_thread(service.kill)
+            await asyncio.to_thread(service.start)
+            await publish_event(producer, topics, event)  # redelivered after the restart
+            sentinel = confirmed(pid, sid)
+            await publish_event(producer, topics, sentinel)
+            await watcher.wait_outcome(sentinel.event_id)
+            subjects = [m["Subject"] for m in peers.smtp.to(address)]
+            assert len(subjects) == 2, subjects
+            assert subjects[0].startswith("A student is proposed for your placement")
+            assert subjects[1].startswith("Placement confirmed")
+            assert len(watcher.outcomes(source=event.event_id)) == 1
+        finally:
+            await asyncio.to_thread(service.stop)
+    assert "Traceback" not in service.log_path.read_text(errors="replace")

@@ -1,0 +1,108 @@
+"""Classification of peer answers (placements route, webhook, SMTP codes) into retry or not."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from services.notifications.adapters.placements import PlacementsClient
+from services.notifications.adapters.smtp import classify_code
+from services.notifications.adapters.webhook import WebhookSender
+from services.notifications.domain.notices import DeliveryError, PermanentError, TransientError
+from services.notifications.domain.signing import verify
+from tests.unit.notifications.test_rendering import ctx
+
+
+def client(
+    status: int, body: bytes = b"", seen: list[httpx.Request] | None = None
+) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return httpx.Response(status, content=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+async def test_placements_context_is_fetched_with_the_token() -> None:
+    seen: list[httpx.Request] = []
+    body = ctx("sv").model_dump_json().encode()
+    async with client(200, body, seen) as http:
+        got = await PlacementsClient(http, "http://placements/", "tok").fetch("p-1", "s-1")
+    assert got == ctx("sv")
+    [request] = seen
+    assert request.headers["authorization"] == "Bearer tok"
+    assert request.url.path == "/internal/v1/notice-context"
+    assert dict(request.url.params) == {"placement_id": "p-1", "student_id": "s-1"}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (404, PermanentError),
+        (400, PermanentError),
+        (401, TransientError),
+        (403, TransientError),
+        (500, TransientError),
+        (503, TransientError),
+        (429, TransientError),
+    ],
+)
+async def test_placements_answers_are_classified(status: int, kind: type[DeliveryError]) -> None:
+    async with client(status) as http:
+        with pytest.raises(kind):
+            await PlacementsClient(http, "http://placements", "tok").fetch("p-1", "s-1")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, None),
+        (204, None),
+        (500, TransientError),
+        (503, TransientError),
+        (429, TransientError),
+        (404, PermanentError),
+        (410, PermanentError),
+    ],
+)
+async def test_webhook_answers_are_classified(
+    status: int, kind: type[DeliveryError] | None
+) -> None:
+    seen: list[httpx.Request] = []
+    async with client(status, seen=seen) as http:
+        sender = WebhookSender(http, b"secret", clock=lambda: 1_800_000_000.0)
+        body = json.dumps({"kind": "proposed"}).encode()
+        if kind is None:
+            await sender.send("http://hook/x", body, "key-1")
+        else:
+            with pytest.raises(kind):
+                await sender.send("http://hook/x", body, "key-1")
+    [request] = seen
+    assert request.headers["idempotency-key"] == "key-1"
+    assert verify(
+        b"secret",
+        request.headers["x-apl-timestamp"],
+        request.headers["x-apl-signature"],
+        request.content,
+        now=1_800_000_000.0,
+    )
+
+
+async def test_unreachable_webhook_is_transient() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
+        with pytest.raises(TransientError):
+            await WebhookSender(http, b"s").send("http://hook/x", b"{}", "k")
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [(421, True), (451, True), (452, True), (535, True), (550, False), (554, False)],
+)
+def test_smtp_codes(code: int, transient: bool) -> None:
+    assert classify_code(code, "x").transient is transient

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -143,15 +144,40 @@ class EventConsumer:
         accept: Iterable[type[Event]] | None = None,
     ) -> None:
         """Handle one Kafka message. Returns normally unless the infrastructure failed."""
-        record = message.raw_message
-        topic_name: str = record.topic  # type: ignore[union-attr]
-        contract_topic = self.topics.contract_topic(topic_name)
+        await self.dispatch_record(_record(message.raw_message), handle, accept=accept)
+
+    async def dispatch_batch(
+        self,
+        message: KafkaMessage,
+        handle: Callable[[Event], Awaitable[None]],
+        *,
+        accept: Iterable[type[Event]] | None = None,
+    ) -> None:
+        """Handle the records of a batch subscriber (`batch=True`) one by one, in order.
+
+        The offset is committed once per batch, which is what makes batches fast; each record
+        still gets its own handling, retries and dead letter. An infrastructure error rewinds to
+        the batch's start: records handled before it come again and must be idempotent (inbox).
+        """
+        raw = message.raw_message
+        for record in raw if isinstance(raw, tuple | list) else (raw,):
+            await self.dispatch_record(record, handle, accept=accept)
+
+    async def dispatch_record(
+        self,
+        record: ConsumerRecord[Any, Any],
+        handle: Callable[[Event], Awaitable[None]],
+        *,
+        accept: Iterable[type[Event]] | None = None,
+    ) -> None:
+        """Parse, log, retry and dead-letter one record."""
+        contract_topic = self.topics.contract_topic(record.topic)
         structlog.contextvars.bind_contextvars(topic=contract_topic)
         try:
             try:
-                event = parse_event(contract_topic, message.body)
+                event = parse_event(contract_topic, record.value or b"")
             except ContractError as exc:
-                await self.dead_letter(message, exc, attempts=1)
+                await self.dead_letter(record, exc, attempts=1)
                 return
             structlog.contextvars.bind_contextvars(
                 event_id=str(event.event_id), event_type=event.type, region=event.region
@@ -174,44 +200,35 @@ class EventConsumer:
                 log.warning("infrastructure unavailable; event will be redelivered", exc_info=True)
                 raise
             except Exception as exc:  # the handler keeps failing on this event: dead-letter it
-                await self.dead_letter(message, exc, attempts=self.max_attempts)
+                await self.dead_letter(record, exc, attempts=self.max_attempts)
         finally:
             structlog.contextvars.unbind_contextvars(
                 "topic", "event_id", "event_type", "region", "round_id"
             )
 
     async def dead_letter(
-        self, message: KafkaMessage, error: BaseException, *, attempts: int
+        self, record: ConsumerRecord[Any, Any], error: BaseException, *, attempts: int
     ) -> None:
         """Publish the original bytes with its headers and the error to `<topic>.dlt`."""
-        record = message.raw_message
-        topic_name: str = record.topic  # type: ignore[union-attr]
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}  # type: ignore[union-attr]
+        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
         headers.update(
             {
                 "x-error": f"{type(error).__name__}: {error}"[:4000],
                 "x-error-trace": "".join(traceback.format_exception(error))[-4000:],
-                "x-original-topic": topic_name,
-                "x-original-partition": str(record.partition),  # type: ignore[union-attr]
-                "x-original-offset": str(record.offset),  # type: ignore[union-attr]
+                "x-original-topic": record.topic,
+                "x-original-partition": str(record.partition),
+                "x-original-offset": str(record.offset),
                 "x-consumer-group": self.group_id,
                 "x-attempts": str(attempts),
             }
         )
-        await self.broker.publish(
-            record.value,  # type: ignore[union-attr]
-            dlt(topic_name),
-            key=record.key,  # type: ignore[union-attr]
-            headers=headers,
-        )
+        await self.broker.publish(record.value, dlt(record.topic), key=record.key, headers=headers)
         self.dead_letters += 1
-        log.error("event dead-lettered", error=str(error), dlt=dlt(topic_name), attempts=attempts)
+        log.error("event dead-lettered", error=str(error), dlt=dlt(record.topic), attempts=attempts)
 
 
-def is_infrastructure_error(exc: BaseException) -> bool:
-    return isinstance(exc, (INFRASTRUCTURE_ERRORS, KafkaError))
-
-
-def header_map(message: KafkaMessage) -> Mapping[str, str]:
-    record = message.raw_message
-    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}  # type: ignore[union-attr]
+def _record(raw: Any) -> ConsumerRecord[Any, Any]:
+    if isinstance(raw, tuple | list):
+        raise TypeError("a batch message: use dispatch_batch")
+    record: ConsumerRecord[Any, Any] = raw
+    return record

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
-from faststream.kafka.parser import AioKafkaParser
 
 from shared.contracts import events as ev
 from shared.kafka import subscriber_options
 
 if TYPE_CHECKING:
-    from aiokafka import ConsumerRecord
-
     from services.matching.bootstrap import Matching
 
 BATCH = 200  # input records per poll (and per offset commit)
@@ -26,16 +23,11 @@ def build_router(service: Matching) -> KafkaRouter:
     options = subscriber_options(service.settings.group_id)
     router = KafkaRouter()
 
-    parser = AioKafkaParser(KafkaMessage, None)
-
     async def each(batch: KafkaMessage, handle: Callable[[ev.Event], Awaitable[None]]) -> None:
         # Input events arrive in batches so the offset is committed once per batch (a commit per
-        # message costs more than applying the event). Each record still goes through dispatch
-        # on its own: its own transaction, inbox claim, retries and dead letter. An infrastructure
-        # error rewinds to the batch's start; the events applied before it are inbox duplicates.
-        for record in cast("Sequence[ConsumerRecord]", batch.raw_message):
-            single = cast(KafkaMessage, await parser.parse_message(record))
-            await consumer.dispatch(single, handle)
+        # message costs more than applying the event); each record still has its own
+        # transaction, inbox claim, retries and dead letter.
+        await consumer.dispatch_batch(batch, handle)
 
     async def on_placement(message: KafkaMessage) -> None:
         await each(message, service.on_placement)

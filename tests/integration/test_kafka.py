@@ -63,8 +63,9 @@ async def test_event_published_and_consumed_back_by_a_subscriber(
     assert got == sent  # same key (region) → same partition → same order
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
-    infra: Infra, topics: Topics
+    infra: Infra, topics: Topics, batch: bool
 ) -> None:
     broker = make_broker(infra.kafka_bootstrap, "test-dlt")
     consumer = EventConsumer(
@@ -81,9 +82,19 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
         if event.data.placement_id == "p-after":
             done.set()
 
-    @broker.subscriber(topics.placements, **subscriber_options(consumer.group_id))
-    async def on_placement(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, handle)
+    if batch:
+
+        @broker.subscriber(
+            topics.placements, **subscriber_options(consumer.group_id), batch=True, max_records=50
+        )
+        async def on_batch(message: KafkaMessage) -> None:
+            await consumer.dispatch_batch(message, handle)
+
+    else:
+
+        @broker.subscriber(topics.placements, **subscriber_options(consumer.group_id))
+        async def on_placement(message: KafkaMessage) -> None:
+            await consumer.dispatch(message, handle)
 
     good = PlacementPosted(producer="test", data=placement("p-before"))
     bad_handler = PlacementPosted(producer="test", data=placement("p-explodes"))

@@ -10,6 +10,8 @@ from shared.contracts.events import Event, MatchCancelled, MatchConfirmed, Match
 from shared.contracts.topics import Topics
 from shared.kafka import EventConsumer, subscriber_options
 
+BATCH = 200
+
 NOTICE_EVENTS: tuple[type[Event], ...] = (MatchProposed, MatchConfirmed, MatchCancelled)
 
 
@@ -43,8 +45,11 @@ def build_router(
         ack_policy=options["ack_policy"],
         auto_offset_reset=options["auto_offset_reset"],
         max_poll_interval_ms=options["max_poll_interval_ms"],
+        # One offset commit per batch of up to BATCH records; each record is handled on its own.
+        batch=True,
+        max_records=BATCH,
     )
     async def on_match_event(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, on_event, accept=NOTICE_EVENTS)
+        await consumer.dispatch_batch(message, on_event, accept=NOTICE_EVENTS)
 
     return router, consumer

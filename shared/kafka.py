@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,13 +58,17 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 
 def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
     """A broker with the project's producer defaults (idempotent, acks from all replicas)."""
+    # FastStream's own lines go through the standard logging set up by configure_logging
+    # (JSON off a terminal); its per-message "Received"/"Processed" lines are debug output.
+    kwargs.setdefault("logger", logging.getLogger("faststream"))
+    kwargs.setdefault("log_level", logging.DEBUG)
+    kwargs.setdefault("graceful_timeout", 15.0)
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
         allow_auto_create_topics=False,
-        graceful_timeout=15.0,
         **kwargs,
     )
 

@@ -15,6 +15,7 @@ import pytest
 
 from shared.contracts.topics import Topics
 from shared.kafka import ensure_topics
+from tests.support.databases import create_database, drop_database
 from tests.support.infra import Infra, provide_infra
 
 
@@ -24,26 +25,12 @@ def infra() -> Iterator[Infra]:
         yield given
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 async def database_url(infra: Infra) -> AsyncIterator[str]:
     """A fresh database for this test session on the real server."""
-    name = f"apl_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield _with_database(infra.database_url, name)
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    url = await create_database(infra.database_url)
+    yield url
+    await drop_database(infra.database_url, url)
 
 
 @pytest.fixture

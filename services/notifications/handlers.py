@@ -147,7 +147,7 @@ class DeliveryWorker:
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
-    concurrency: int = 4
+    concurrency: int = 8
     poll_seconds: float = 0.5
     delivered: int = field(default=0, init=False)
     failed: int = field(default=0, init=False)

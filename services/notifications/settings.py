@@ -11,7 +11,7 @@ class NotifierSettings(NotificationsSettings):
     """0 = off. Otherwise proposals of one round to one placement's supervisor wait this long
     and go out as one message listing the students."""
     retry_max_seconds: float = 600.0
-    worker_concurrency: int = 4
+    worker_concurrency: int = 8
     worker_poll_seconds: float = 0.5
     send_timeout_seconds: float = 15.0
     placements_timeout_seconds: float = 10.0

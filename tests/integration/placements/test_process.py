@@ -7,13 +7,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from shared.contracts.topics import Topics
 from tests.integration.placements.conftest import consume
 from tests.integration.placements.test_api import placement_body
+from tests.support.databases import create_database, drop_database
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
 
@@ -23,18 +23,9 @@ pytestmark = pytest.mark.infra
 @pytest.fixture
 async def own_database(infra: Infra) -> AsyncIterator[str]:
     """A database of its own, so this process's relay is the only one on its schema."""
-    name = f"apl_test_pl_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield infra.database_url.rpartition("/")[0] + "/" + name
-    admin = await asyncpg.connect(infra.database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    url = await create_database(infra.database_url, "apl_test_pl")
+    yield url
+    await drop_database(infra.database_url, url)
 
 
 async def test_service_process_keeps_committed_events_across_a_kill(

@@ -1,0 +1,157 @@
+"""A local SMTP sink with a web inbox, for the demo: every message is kept, nothing is relayed.
+
+`python -m services.demo.mailsink --smtp-port 1025 --http-port 8025 --store DIR` accepts mail on
+127.0.0.1, stores each message as an `.eml` file, and serves an inbox at `/` with a JSON API at
+`/api/messages` (newest first) and `/api/count`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import html
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+
+@dataclass
+class Store:
+    folder: Path
+
+    def save(self, raw: bytes) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        tmp = self.folder / f".{name}.tmp"
+        tmp.write_bytes(raw)
+        tmp.rename(self.folder / name)
+        return name
+
+    def names(self) -> list[str]:
+        if not self.folder.exists():
+            return []
+        return sorted((p.name for p in self.folder.glob("*.eml")), reverse=True)
+
+    def read(self, name: str) -> EmailMessage:
+        path = self.folder / Path(name).name
+        if not path.exists():
+            raise FileNotFoundError(name)
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+
+class _Handler:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.store.save(envelope.original_content or envelope.content)
+        return "250 Message accepted for delivery"
+
+
+def _summary(store: Store, name: str) -> dict[str, str]:
+    message = store.read(name)
+    return {
+        "id": name,
+        "from": str(message["From"] or ""),
+        "to": str(message["To"] or ""),
+        "subject": str(message["Subject"] or ""),
+        "date": str(message["Date"] or ""),
+        "message_id": str(message["Message-ID"] or ""),
+    }
+
+
+def _body(message: EmailMessage, kind: str) -> str:
+    part = message.get_body(preferencelist=(kind,))
+    return str(part.get_content()) if part is not None else ""
+
+
+def create_app(store: Store) -> FastAPI:
+    app = FastAPI(title="APL Match demo inbox")
+
+    @app.get("/api/count")
+    def count() -> dict[str, int]:
+        return {"count": len(store.names())}
+
+    @app.get("/api/messages")
+    def messages(limit: int = 100) -> list[dict[str, str]]:
+        return [_summary(store, n) for n in store.names()[:limit]]
+
+    @app.get("/api/messages/{name}")
+    def message(name: str) -> dict[str, str]:
+        try:
+            msg = store.read(name)
+        except FileNotFoundError as exc:
+            raise HTTPException(404, "no such message") from exc
+        return {**_summary(store, name), "text": _body(msg, "plain"), "html": _body(msg, "html")}
+
+    @app.get("/", response_class=HTMLResponse)
+    def inbox() -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(s['date'])}</td><td>{html.escape(s['to'])}</td>"
+            f"<td><a href='/view/{html.escape(s['id'])}'>{html.escape(s['subject'])}</a></td></tr>"
+            for s in (_summary(store, n) for n in store.names()[:500])
+        )
+        return (
+            "<!doctype html><meta charset=utf-8><title>APL Match inbox</title>"
+            f"<h1>Demo inbox ({len(store.names())} messages)</h1>"
+            f"<table border=1 cellpadding=4><tr><th>Date</th><th>To</th><th>Subject</th></tr>{rows}"
+            "</table>"
+        )
+
+    @app.get("/view/{name}", response_class=HTMLResponse)
+    def view(name: str) -> str:
+        try:
+            msg = store.read(name)
+        except FileNotFoundError as exc:
+            raise HTTPException(404, "no such message") from exc
+        head = _summary(store, name)
+        body = _body(msg, "html") or f"<pre>{html.escape(_body(msg, 'plain'))}</pre>"
+        meta = "".join(f"<b>{k}</b>: {html.escape(v)}<br>" for k, v in head.items())
+        return f"<!doctype html><meta charset=utf-8><p><a href='/'>inbox</a></p>{meta}<hr>{body}"
+
+    return app
+
+
+async def serve(smtp_port: int, http_port: int, folder: Path) -> None:
+    store = Store(folder)
+    controller = Controller(_Handler(store), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    config = uvicorn.Config(
+        create_app(store), host="127.0.0.1", port=http_port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    try:
+        await server.serve()
+    finally:
+        controller.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mailsink", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smtp-port", type=int, default=1025)
+    parser.add_argument("--http-port", type=int, default=8025)
+    parser.add_argument("--store", type=Path, default=Path(".local/demo/mail"))
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.smtp_port, args.http_port, args.store))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,573 @@
+"""The demo's steps. See `services/demo/__init__.py` for what it does as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import localinfra
+from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
+from shared.contracts.topics import Topics
+from shared.kafka import ensure_topics
+
+SERVICES = ("placements", "matching", "notifications")
+PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
+DEMO_DB = "apl_demo"
+INTERNAL_TOKEN = "demo-internal-token"  # local demo only
+WEBHOOK_SECRET = "demo-webhook-secret"  # local demo only
+CONCURRENCY = 16
+
+FIRST_NAMES = ("Elin", "Oskar", "Aino", "Leo", "Maja", "Eetu", "Saga", "Noah", "Ella", "Onni")
+LAST_NAMES = ("Lindqvist", "Virtanen", "Berg", "Korhonen", "Nyström", "Mäkinen", "Ek", "Laine")
+
+
+class DemoError(RuntimeError):
+    """A step failed in a way the user can act on."""
+
+
+# ------------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+
+    @property
+    def base(self) -> Path:
+        return self.root / ".local" / "demo"
+
+    @property
+    def logs(self) -> Path:
+        return self.base / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.base / "pids"
+
+    @property
+    def mail(self) -> Path:
+        return self.base / "mail"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _port(preferred: int) -> int:
+    return preferred if localinfra._port_free(preferred) else localinfra._free_port()
+
+
+def _spawn(paths: DemoPaths, name: str, cmd: list[str], env: dict[str, str]) -> int:
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    paths.pids.mkdir(parents=True, exist_ok=True)
+    with (paths.logs / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=paths.root,
+        )
+    (paths.pids / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _stop_all(paths: DemoPaths) -> list[str]:
+    stopped = []
+    for pid_file in sorted(paths.pids.glob("*.pid")) if paths.pids.exists() else []:
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            pid_file.unlink()
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+            stopped.append(pid_file.stem)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def down(keep_infra: bool = False) -> int:
+    root = localinfra.project_root()
+    stopped = _stop_all(DemoPaths(root))
+    _say("demo: stopped " + (", ".join(stopped) if stopped else "nothing (no demo processes)"))
+    if not keep_infra:
+        localinfra.down(localinfra.Paths(root))
+    return 0
+
+
+def _running(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+async def _wait_ready(
+    name: str, url: str, log: Path, pid_file: Path | None = None, wait: float = 90.0
+) -> None:
+    deadline = time.monotonic() + wait
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if pid_file is not None and not _running(pid_file):
+                tail = localinfra._tail(log, 30)
+                raise DemoError(f"{name} exited during start-up; log {log}:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.3)
+    tail = localinfra._tail(log, 30)
+    raise DemoError(f"{name} did not become ready at {url} within {wait:.0f} s; log:\n{tail}")
+
+
+# ------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """One line of progress on stderr: redrawn on a terminal, every few seconds otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.started = self.last = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, extra: str = "") -> None:
+        self.done = done
+        now = time.monotonic()
+        if not self.tty and now - self.last < 5 and done < self.total:
+            return
+        self.last = now
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        line = (
+            f"{self.label:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+            f"{now - self.started:5.1f}s {extra}"
+        )
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr)
+        sys.stderr.flush()
+
+    def finish(self, extra: str = "") -> float:
+        self.last = 0.0
+        self.update(self.total, extra)
+        if self.tty:
+            print(file=sys.stderr)
+        return time.monotonic() - self.started
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def _supervisor(placement: PlacementOffer, i: int) -> Supervisor:
+    language: Literal["sv", "fi", "en"] = "fi" if i % 11 == 0 else ("en" if i % 17 == 0 else "sv")
+    name = f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i // 3) % len(LAST_NAMES)]}"
+    return Supervisor(
+        name=name, email=f"handledare.{placement.placement_id}@example.se", language=language
+    )
+
+
+def build_data_set(students: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Placements and students as API bodies; preferences name only posted placements."""
+    from services.matching.engine.synthetic import generate_round
+
+    generated = generate_round(students, seed=seed)
+    placements = [
+        p.model_copy(update={"supervisor": _supervisor(p, i)})
+        for i, p in enumerate(generated.placements)
+    ]
+    known = {p.placement_id for p in placements}
+    bodies_p = [json.loads(p.model_dump_json(exclude_none=True)) for p in placements]
+    bodies_s = []
+    for i, s in enumerate(generated.students):
+        profile = StudentProfile.model_validate(
+            {**s.model_dump(), "preferences": tuple(x for x in s.preferences if x in known)}
+        )
+        body = json.loads(profile.model_dump_json(exclude_none=True))
+        body["name"] = f"{FIRST_NAMES[i % 10]} {LAST_NAMES[(i * 7) % 8]}"
+        body["email"] = f"{s.student_id}@students.example.se"
+        bodies_s.append(body)
+    return bodies_p, bodies_s
+
+
+async def _submit(
+    client: httpx.AsyncClient, label: str, path: str, bodies: list[dict[str, Any]]
+) -> None:
+    progress = Progress(label, len(bodies))
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    done = 0
+    failures: list[str] = []
+
+    async def worker() -> None:
+        nonlocal done
+        while True:
+            try:
+                body = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            key = str(body.get("placement_id") or body.get("student_id"))
+            for attempt in range(5):
+                try:
+                    response = await client.post(path, json=body, headers={"Idempotency-Key": key})
+                except httpx.TransportError:
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                if response.status_code >= 500:
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                if response.status_code >= 400:
+                    failures.append(f"{key}: {response.status_code} {response.text[:300]}")
+                break
+            done += 1
+            progress.update(done)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    seconds = progress.finish()
+    _say(f"  {len(bodies) / max(seconds, 1e-9):.0f} requests/s")
+    if failures:
+        raise DemoError(
+            f"{len(failures)} {label} were refused, e.g.:\n  " + "\n  ".join(failures[:5])
+        )
+
+
+# ---------------------------------------------------------------------------------- kafka
+
+
+async def _group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
+    """Messages the group has not committed yet on `topics`; None if it has committed nothing."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        parts = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        ends = await consumer.end_offsets(parts)
+        lag = 0
+        for tp in parts:
+            meta = committed.get(tp)
+            lag += ends[tp] - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return lag if committed else None
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def _wait_until(
+    label: str, check: Callable[[], Awaitable[tuple[int, int]]], wait: float
+) -> float:
+    """Poll `check` (done, total) with a progress line until done >= total."""
+    done, total = await check()
+    progress = Progress(label, max(total, 1))
+    deadline = time.monotonic() + wait
+    while done < total:
+        if time.monotonic() > deadline:
+            raise DemoError(f"{label}: {done}/{total} after {wait:.0f} s (see .local/demo/logs)")
+        progress.total = max(total, 1)
+        progress.update(done)
+        await asyncio.sleep(0.5)
+        done, total = await check()
+    return progress.finish()
+
+
+async def _count_notifications(bootstrap: str, topic: str) -> Counter[str]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    counts: Counter[str] = Counter()
+    try:
+        parts = consumer.assignment() or {
+            TopicPartition(topic, p) for p in await _partitions(consumer, topic)
+        }
+        ends = await consumer.end_offsets(list(parts))
+        remaining = sum(ends.values())
+        deadline = time.monotonic() + 30
+        while remaining > 0 and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    counts[json.loads(record.value).get("type", "?")] += 1
+                    remaining -= 1
+    finally:
+        await consumer.stop()
+    return counts
+
+
+# ----------------------------------------------------------------------------------- demo
+
+
+@dataclass
+class RoundRun:
+    region: str
+    round_id: str
+    requested: float
+    completed: float | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def demo(students: int, seed: int) -> int:
+    return asyncio.run(_demo(students, seed))
+
+
+async def _demo(n_students: int, seed: int) -> int:
+    started = time.monotonic()
+    root = localinfra.project_root()
+    paths = DemoPaths(root)
+    _stop_all(paths)
+    _say("demo: infrastructure ...")
+    lines = await asyncio.to_thread(localinfra.up, localinfra.Paths(root))
+    env_lines = dict(line.split("=", 1) for line in lines)
+    bootstrap, admin_url = env_lines["APL_KAFKA_BOOTSTRAP"], env_lines["APL_DATABASE_URL"]
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {DEMO_DB} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {DEMO_DB}")
+    finally:
+        await conn.close()
+    database_url = admin_url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
+    prefix = f"demo{datetime.now(UTC):%Y%m%d%H%M%S}."
+    topics = Topics(prefix)
+    await ensure_topics(bootstrap, topics)
+
+    ports = {name: _port(p) for name, p in PREFERRED_PORTS.items()}
+    common = {
+        "APL_KAFKA_BOOTSTRAP": bootstrap,
+        "APL_TOPIC_PREFIX": prefix,
+        "APL_ENVIRONMENT": "local",
+        "APL_LOG_JSON": "true",
+    }
+    smtp_host = os.environ.get("APL_NOTIFICATIONS_SMTP_HOST")
+    inbox_url = None
+    extra: dict[str, dict[str, str]] = {
+        "placements": {"APL_PLACEMENTS_INTERNAL_TOKEN": INTERNAL_TOKEN},
+        "matching": {},
+        "notifications": {
+            "APL_NOTIFICATIONS_PLACEMENTS_URL": f"http://127.0.0.1:{ports['placements']}",
+            "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": INTERNAL_TOKEN,
+            "APL_NOTIFICATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        },
+    }
+    if not smtp_host:
+        smtp_port, http_port = _port(1025), _port(8025)
+        _spawn(
+            paths,
+            "mailsink",
+            [
+                sys.executable,
+                "-m",
+                "services.demo.mailsink",
+                "--smtp-port",
+                str(smtp_port),
+                "--http-port",
+                str(http_port),
+                "--store",
+                str(paths.mail / prefix.rstrip(".")),
+            ],
+            {},
+        )
+        inbox_url = f"http://127.0.0.1:{http_port}"
+        extra["notifications"].update(
+            {
+                "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+                "APL_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+            }
+        )
+        await _wait_ready(
+            "mail sink",
+            f"{inbox_url}/api/count",
+            paths.logs / "mailsink.log",
+            paths.pids / "mailsink.pid",
+        )
+
+    for name in SERVICES:
+        env = {
+            **common,
+            f"APL_{name.upper()}_DATABASE_URL": database_url,
+            f"APL_{name.upper()}_HTTP_PORT": str(ports[name]),
+            **extra[name],
+        }
+        _spawn(paths, name, [sys.executable, "-m", "services.cli", "serve", name], env)
+    for name in SERVICES:
+        await _wait_ready(
+            name,
+            f"http://127.0.0.1:{ports[name]}/readyz",
+            paths.logs / f"{name}.log",
+            paths.pids / f"{name}.pid",
+        )
+    _say(f"demo: services ready ({time.monotonic() - started:.0f} s)")
+
+    placements, students = build_data_set(n_students, seed)
+    api = f"http://127.0.0.1:{ports['placements']}"
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client:
+        await _submit(client, "placements posted", "/v1/placements", placements)
+        await _submit(client, "students registered", "/v1/students", students)
+
+        input_topics = [topics.placements, topics.students]
+
+        async def consumed() -> tuple[int, int]:
+            lag = await _group_lag(bootstrap, f"{prefix}matching", input_topics)
+            total = len(placements) + len(students)
+            return (total - lag if lag is not None else 0), total
+
+        await _wait_until("matching read model", consumed, wait=180)
+
+        regions = sorted({s["region"] for s in students})
+        runs: dict[str, RoundRun] = {}
+        for region in regions:
+            response = await client.post(
+                "/v1/rounds", json={"region": region}, headers={"Idempotency-Key": prefix + region}
+            )
+            if response.status_code != 202:
+                raise DemoError(f"round for {region}: {response.status_code} {response.text}")
+            runs[region] = RoundRun(region, response.json()["round_id"], time.monotonic())
+
+        async def rounds_done() -> tuple[int, int]:
+            for run in runs.values():
+                if run.completed is None:
+                    body = (await client.get(f"/v1/rounds/{run.round_id}")).json()
+                    if body.get("status") == "completed":
+                        run.completed, run.body = time.monotonic(), body
+            return sum(r.completed is not None for r in runs.values()), len(runs)
+
+        await _wait_until("rounds completed", rounds_done, wait=180)
+
+    proposed = sum(_figure(r.body, "proposed") for r in runs.values())
+
+    async def notices() -> tuple[int, int]:
+        lag = await _group_lag(bootstrap, f"{prefix}notifications", [topics.matches])
+        return (0 if lag is None else max(0, proposed - lag)), proposed
+
+    await _wait_until("notices handled", notices, wait=240)
+    inbox_count = None
+    if inbox_url:
+        previous = -1
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:  # deliveries run after the events were consumed; wait until quiet
+                count = (await client.get(f"{inbox_url}/api/count")).json()["count"]
+                if count == previous:
+                    break
+                previous = count
+                await asyncio.sleep(3)
+        inbox_count = previous
+    outcomes = await _count_notifications(bootstrap, topics.notifications)
+
+    report = _report(runs, outcomes, inbox_count, time.monotonic() - started)
+    print(report)
+    paths.reports.mkdir(exist_ok=True)
+    stamp = prefix.removeprefix("demo").rstrip(".")
+    (paths.reports / f"demo-{stamp}.md").write_text(report + "\n")
+    (paths.reports / f"demo-{stamp}.json").write_text(
+        json.dumps(
+            {"rounds": {r.region: r.body for r in runs.values()}, "notifications": dict(outcomes)},
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
+    print(f"\nreport: reports/demo-{stamp}.md (and .json)")
+    print("\nStill running (stop with `make demo-down`):")
+    print(f"  API docs       {api}/docs")
+    print(f"  AsyncAPI       http://127.0.0.1:{ports['matching']}/docs/asyncapi")
+    if inbox_url:
+        print(f"  Inbox          {inbox_url}")
+    print(f"  Logs           {paths.logs}")
+    print()
+    print(f"APL_API_URL={api}")
+    print(f"APL_KAFKA_BOOTSTRAP={bootstrap}")
+    print(f"APL_DATABASE_URL={database_url}")
+    print(f"APL_TOPIC_PREFIX={prefix}")
+    return 0
+
+
+def _figure(body: dict[str, Any], name: str) -> int:
+    for holder in (body, body.get("figures") or {}):
+        if name in holder and holder[name] is not None:
+            return int(holder[name])
+    return 0
+
+
+def _report(
+    runs: dict[str, RoundRun], outcomes: Counter[str], inbox: int | None, seconds: float
+) -> str:
+    head = (
+        "| region | students | placed | first choice | top 3 | no eligible choice | choices full "
+        "| round time |"
+    )
+    lines = ["", "## APL Match demo", "", head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    totals: Counter[str] = Counter()
+    for region in sorted(runs):
+        run = runs[region]
+        figures = run.body.get("figures") or {}
+        unplaced = run.body.get("unplaced_by_reason") or {}
+        row = {
+            "students": int(figures.get("students", 0)),
+            "placed": int(figures.get("placed", 0)),
+            "first_choice": int(figures.get("first_choice", 0)),
+            "top3": int(figures.get("top3", 0)),
+            "no_eligible_choice": int(unplaced.get("no_eligible_choice", 0)),
+            "choices_full": int(unplaced.get("choices_full", 0)),
+        }
+        totals.update(row)
+        latency = (run.completed or run.requested) - run.requested
+        lines.append(
+            f"| {region} | {row['students']} | {row['placed']} | {row['first_choice']} "
+            f"| {row['top3']} | {row['no_eligible_choice']} | {row['choices_full']} "
+            f"| {latency:.2f} s |"
+        )
+    lines.append(
+        f"| **all** | {totals['students']} | {totals['placed']} | {totals['first_choice']} "
+        f"| {totals['top3']} | {totals['no_eligible_choice']} | {totals['choices_full']} | |"
+    )
+    lines += [
+        "",
+        f"Notices delivered: {outcomes.get('NotificationDelivered', 0)}, "
+        f"failed: {outcomes.get('NotificationFailed', 0)}"
+        + (f"; messages in the inbox: {inbox}" if inbox is not None else ""),
+        f"Whole run: {seconds:.0f} s",
+    ]
+    return "\n".join(lines)

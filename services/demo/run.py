@@ -32,7 +32,8 @@ PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
 DEMO_DB = "apl_demo"
 INTERNAL_TOKEN = "demo-internal-token"  # local demo only
 WEBHOOK_SECRET = "demo-webhook-secret"  # local demo only
-CONCURRENCY = 16
+CONCURRENCY = 4  # batches in flight
+BATCH = 250  # items a request (the API takes up to 500)
 
 FIRST_NAMES = ("Elin", "Oskar", "Aino", "Leo", "Maja", "Eetu", "Saga", "Noah", "Ella", "Onni")
 LAST_NAMES = ("Lindqvist", "Virtanen", "Berg", "Korhonen", "Nyström", "Mäkinen", "Ek", "Laine")
@@ -225,24 +226,25 @@ def build_data_set(students: int, seed: int) -> tuple[list[dict[str, Any]], list
 async def _submit(
     client: httpx.AsyncClient, label: str, path: str, bodies: list[dict[str, Any]]
 ) -> None:
+    """POST `bodies` to a batch endpoint in chunks of BATCH, a few chunks at a time."""
     progress = Progress(label, len(bodies))
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    chunks = [bodies[i : i + BATCH] for i in range(0, len(bodies), BATCH)]
+    queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]] = asyncio.Queue()
+    for number, chunk in enumerate(chunks):
+        queue.put_nowait((number, chunk))
     done = 0
     failures: list[str] = []
 
     async def worker() -> None:
         nonlocal done
-        while True:
-            try:
-                body = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            key = str(body.get("placement_id") or body.get("student_id"))
+        while not queue.empty():
+            number, chunk = queue.get_nowait()
+            key = f"{label}-{number}-{chunk[0].get('placement_id') or chunk[0].get('student_id')}"
             for attempt in range(5):
                 try:
-                    response = await client.post(path, json=body, headers={"Idempotency-Key": key})
+                    response = await client.post(
+                        path, json={"items": chunk}, headers={"Idempotency-Key": key}
+                    )
                 except httpx.TransportError:
                     await asyncio.sleep(0.5 * (attempt + 1))
                     continue
@@ -250,18 +252,16 @@ async def _submit(
                     await asyncio.sleep(0.5 * (attempt + 1))
                     continue
                 if response.status_code >= 400:
-                    failures.append(f"{key}: {response.status_code} {response.text[:300]}")
+                    failures.append(f"batch {number}: {response.status_code} {response.text[:500]}")
                 break
-            done += 1
+            done += len(chunk)
             progress.update(done)
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     seconds = progress.finish()
-    _say(f"  {len(bodies) / max(seconds, 1e-9):.0f} requests/s")
+    _say(f"  {len(bodies) / max(seconds, 1e-9):.0f} per second, in batches of {BATCH}")
     if failures:
-        raise DemoError(
-            f"{len(failures)} {label} were refused, e.g.:\n  " + "\n  ".join(failures[:5])
-        )
+        raise DemoError(f"{len(failures)} {label} batches were refused, e.g.:\n  " + failures[0])
 
 
 # ---------------------------------------------------------------------------------- kafka
@@ -444,8 +444,8 @@ async def _demo(n_students: int, seed: int) -> int:
     api = f"http://127.0.0.1:{ports['placements']}"
     limits = httpx.Limits(max_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client:
-        await _submit(client, "placements posted", "/v1/placements", placements)
-        await _submit(client, "students registered", "/v1/students", students)
+        await _submit(client, "placements posted", "/v1/placements/batch", placements)
+        await _submit(client, "students registered", "/v1/students/batch", students)
 
         input_topics = [topics.placements, topics.students]
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -122,6 +123,31 @@ def _channel(setting: schemas.NotificationSetting | None) -> rules.Channel | Non
     return rules.Channel(setting.channel, setting.webhook_url) if setting else None
 
 
+def _item_errors(index: int, check: Callable[[], None]) -> list[FieldError]:
+    """The errors of one batch item, named from the body's root (`items[3].ends_on`)."""
+    try:
+        check()
+    except Invalid as exc:
+        return [FieldError(f"items[{index}].{e.field}", e.message) for e in exc.errors]
+    return []
+
+
+def _repeats(ids: list[str], field: str) -> list[FieldError]:
+    first: dict[str, int] = {}
+    errors = []
+    for i, value in enumerate(ids):
+        if value in first:
+            errors.append(FieldError(f"items[{i}].{field}", f"repeats items[{first[value]}]"))
+        first.setdefault(value, i)
+    return errors
+
+
+def _refuse_existing(ids: list[str], inserted: set[str], what: str) -> None:
+    existing = [f"items[{i}] ({v})" for i, v in enumerate(ids) if v not in inserted]
+    if existing:  # raising rolls the whole batch back
+        raise Conflict(f"{what}s already exist: {', '.join(existing[:20])}")
+
+
 def _check_offer(offer: dict[str, Any], notification: schemas.NotificationSetting | None) -> None:
     errors = rules.check_period(
         offer.get("starts_on"), offer.get("ends_on"), "starts_on", "ends_on"
@@ -194,6 +220,28 @@ class PlacementsService:
                 raise Conflict(f"placement {offer.placement_id} already exists")
             await enqueue(conn, [ev.PlacementPosted(producer=PRODUCER, data=offer)])
             return Result(201, placement_view(row, 0))
+
+        return await self.write(key, action)
+
+    async def post_placements(
+        self, body: schemas.PlacementBatchIn, key: IdempotencyKey | None
+    ) -> Result:
+        """Many placements in one transaction: all posted, or none."""
+
+        async def action(conn: Connection) -> Result:
+            errors: list[FieldError] = []
+            for i, item in enumerate(body.items):
+                errors += _item_errors(
+                    i, partial(_check_offer, item.model_dump(), item.notification)
+                )
+            errors += _repeats([item.placement_id for item in body.items], "placement_id")
+            if errors:
+                raise Invalid(errors)
+            rows = [(item.offer(), _channel(item.notification)) for item in body.items]
+            inserted = await db.insert_placements(conn, rows)
+            _refuse_existing([o.placement_id for o, _ in rows], inserted, "placement")
+            await enqueue(conn, [ev.PlacementPosted(producer=PRODUCER, data=o) for o, _ in rows])
+            return Result(201, {"created": len(rows), "ids": [o.placement_id for o, _ in rows]})
 
         return await self.write(key, action)
 
@@ -291,6 +339,32 @@ class PlacementsService:
             return [match_view(r) for r in await db.matches_of_placement(conn, placement_id)]
 
     # ------------------------------------------------------------------------ students
+
+    async def register_students(
+        self, body: schemas.StudentBatchIn, key: IdempotencyKey | None
+    ) -> Result:
+        """Many students in one transaction: all registered, or none."""
+
+        async def action(conn: Connection) -> Result:
+            wanted = sorted({p for item in body.items for p in item.preferences})
+            open_ids = await db.open_placements_among(conn, wanted)
+            errors: list[FieldError] = []
+            for i, item in enumerate(body.items):
+                found = rules.check_preferences(list(item.preferences), open_ids)
+                found += rules.check_period(
+                    item.available_from, item.available_to, "available_from", "available_to"
+                )
+                errors += [FieldError(f"items[{i}].{e.field}", e.message) for e in found]
+            errors += _repeats([item.student_id for item in body.items], "student_id")
+            if errors:
+                raise Invalid(errors)
+            rows = [(item.profile(), item.name, str(item.email), item.phone) for item in body.items]
+            inserted = await db.insert_students(conn, rows)
+            _refuse_existing([p.student_id for p, *_ in rows], inserted, "student")
+            await enqueue(conn, [ev.StudentRegistered(producer=PRODUCER, data=p) for p, *_ in rows])
+            return Result(201, {"created": len(rows), "ids": [p.student_id for p, *_ in rows]})
+
+        return await self.write(key, action)
 
     async def register_student(self, body: schemas.StudentIn, key: IdempotencyKey | None) -> Result:
         async def action(conn: Connection) -> Result:

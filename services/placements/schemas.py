@@ -214,3 +214,31 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[ProblemField] = Field(default_factory=list)
+
+
+MAX_BATCH = 500
+
+
+class PlacementBatchIn(BaseModel):
+    """Many placements in one request: all are posted, or none (one transaction)."""
+
+    model_config = _LENIENT
+
+    items: list[PlacementIn] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} placements."
+    )
+
+
+class StudentBatchIn(BaseModel):
+    """Many students in one request: all are registered, or none (one transaction)."""
+
+    model_config = _LENIENT
+
+    items: list[StudentIn] = Field(
+        min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} students."
+    )
+
+
+class BatchCreated(BaseModel):
+    created: int = Field(ge=0, description="How many were created.", examples=[500])
+    ids: list[str] = Field(description="Their ids, in request order.")

@@ -50,6 +50,26 @@ async def insert_placement(
     )
 
 
+async def insert_placements(
+    conn: Connection, rows: list[tuple[PlacementOffer, Channel | None]]
+) -> set[str]:
+    """Insert many placements in one statement; return the ids inserted (the others exist)."""
+    inserted = await conn.fetch(
+        "INSERT INTO placements (placement_id, company_id, region, offer, channel, webhook_url) "
+        "SELECT u.id, u.company, u.region, u.offer::jsonb, u.channel, u.hook "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+        "AS u(id, company, region, offer, channel, hook) "
+        "ON CONFLICT (placement_id) DO NOTHING RETURNING placement_id",
+        [o.placement_id for o, _ in rows],
+        [o.company_id for o, _ in rows],
+        [o.region for o, _ in rows],
+        [o.model_dump_json() for o, _ in rows],
+        [c.kind if c else None for _, c in rows],
+        [c.webhook_url if c else None for _, c in rows],
+    )
+    return {r["placement_id"] for r in inserted}
+
+
 async def update_placement(
     conn: Connection, offer: PlacementOffer, channel: Channel | None, set_channel: bool
 ) -> None:
@@ -156,6 +176,29 @@ async def insert_student(
         email,
         phone,
     )
+
+
+async def insert_students(
+    conn: Connection, rows: list[tuple[StudentProfile, str, str, str | None]]
+) -> set[str]:
+    """Insert many students in one statement; return the ids inserted (the others exist)."""
+    inserted = await conn.fetch(
+        "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
+        "registered_at, updated_at) "
+        "SELECT u.id, u.region, u.programme, u.profile::jsonb, u.name, u.email, u.phone, "
+        "now(), now() "
+        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+        "$7::text[]) AS u(id, region, programme, profile, name, email, phone) "
+        "ON CONFLICT (student_id) DO NOTHING RETURNING student_id",
+        [p.student_id for p, *_ in rows],
+        [p.region for p, *_ in rows],
+        [p.programme for p, *_ in rows],
+        [p.model_dump_json() for p, *_ in rows],
+        [name for _, name, _, _ in rows],
+        [email for _, _, email, _ in rows],
+        [phone for _, _, _, phone in rows],
+    )
+    return {r["student_id"] for r in inserted}
 
 
 async def update_profile(conn: Connection, profile: StudentProfile) -> None:

@@ -68,6 +68,23 @@ async def post_placement(
     return _respond(await svc.post_placement(body, key))
 
 
+@router.post(
+    "/placements/batch", status_code=201, response_model=schemas.BatchCreated, tags=["placements"]
+)
+async def post_placements(
+    body: schemas.PlacementBatchIn,
+    request: Request,
+    svc: Service,
+    idempotency_key: IdemHeader = None,
+) -> Response:
+    """Post up to 500 placements at once (a PlacementPosted each); all or none.
+
+    A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
+    a 409. Meant for imports (a region's list of offers, a spreadsheet)."""
+    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    return _respond(await svc.post_placements(body, key))
+
+
 @router.get("/placements", response_model=list[schemas.PlacementOut], tags=["placements"])
 async def list_placements(
     svc: Service,
@@ -115,6 +132,23 @@ async def withdraw_placement(
 )
 async def placement_matches(placement_id: str, svc: Service) -> Response:
     return JSONResponse(await svc.placement_matches(placement_id))
+
+
+@router.post(
+    "/students/batch", status_code=201, response_model=schemas.BatchCreated, tags=["students"]
+)
+async def register_students(
+    body: schemas.StudentBatchIn,
+    request: Request,
+    svc: Service,
+    idempotency_key: IdemHeader = None,
+) -> Response:
+    """Register up to 500 students at once (a StudentRegistered each); all or none.
+
+    A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
+    a 409. Meant for a school's import of its students."""
+    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    return _respond(await svc.register_students(body, key))
 
 
 @router.put("/companies/{company_id}/notification-channel", tags=["placements"])

@@ -469,3 +469,55 @@ async def test_round_request_states_how_many_inputs_came_before_it(placements: P
     request = next(v for v in values if v["data"].get("round_id") == round_id)
     assert request["type"] == "MatchingRoundRequested"
     assert request["data"]["inputs_published"] == 3  # two posted, one updated; other regions not
+
+
+async def test_batches_are_all_or_nothing_and_name_the_bad_item(placements: Placements) -> None:
+    p, region = placements, uid("R")
+    pids = [uid("p") for _ in range(3)]
+    r = await p.client.post(
+        "/v1/placements/batch", json={"items": [placement_body(x, region) for x in pids]}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json() == {"created": 3, "ids": pids}
+    listed = await p.client.get("/v1/placements", params={"region": region})
+    assert sorted(x["placement_id"] for x in listed.json()) == sorted(pids)
+
+    before = await p.outbox_count()
+    bad = [placement_body(uid("p"), region), placement_body(uid("p"), region, capacity=-1)]
+    bad.append(placement_body(bad[0]["placement_id"], region))
+    r = await p.client.post("/v1/placements/batch", json={"items": bad})
+    assert r.status_code == 422
+    assert fields(r) == {"items[1].capacity"}
+    del bad[1]
+    r = await p.client.post("/v1/placements/batch", json={"items": bad})
+    assert fields(r) == {"items[1].placement_id"}  # repeats items[0]
+    r = await p.client.post(
+        "/v1/placements/batch", json={"items": [placement_body(uid("p"), region), bad[0]]}
+    )
+    assert r.status_code == 201
+    r = await p.client.post(
+        "/v1/placements/batch", json={"items": [placement_body(uid("p"), region), bad[0]]}
+    )
+    assert r.status_code == 409  # bad[0] exists now: nothing of this batch is written
+    assert await p.outbox_count() == before + 2
+
+    sids = [uid("s"), uid("s")]
+    students = [student_body(sids[0], pids[:2], region), student_body(sids[1], [pids[2]], region)]
+    r = await p.client.post(
+        "/v1/students/batch",
+        json={"items": [students[0], student_body(uid("s"), [pids[0], "p-unknown"], region)]},
+    )
+    assert r.status_code == 422
+    assert fields(r) == {"items[1].preferences[1]"}
+    r = await p.client.post("/v1/students/batch", json={"items": students})
+    assert r.status_code == 201, r.text
+    assert r.json()["ids"] == sids
+    assert (await p.client.get(f"/v1/students/{sids[1]}")).json()["preferences"] == [pids[2]]
+
+    def done(values: list[dict[str, Any]]) -> bool:
+        return sum(v["data"]["student_id"] in sids for v in values) >= 2
+
+    values = await consume(p.bootstrap, p.topics.students, done)
+    mine = [v for v in values if v["data"]["student_id"] in sids]
+    assert [v["type"] for v in mine] == ["StudentRegistered", "StudentRegistered"]
+    assert all("name" not in v["data"] and "email" not in v["data"] for v in mine)

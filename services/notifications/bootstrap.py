@@ -46,6 +46,8 @@ class Runtime:
     worker: DeliveryWorker | None = None
     relay: OutboxRelay | None = None
     consumer: EventConsumer | None = None
+    consumer_conn: Any = None
+    """The connection the Kafka consumer records notices on (taken from `pool` when needed)."""
 
 
 def build_app(
@@ -55,10 +57,23 @@ def build_app(
     broker = broker or make_broker(settings.kafka_bootstrap, client_id="notifications")
     runtime = Runtime()
 
+    consumer_lock = asyncio.Lock()
+
     async def on_event(event: Event) -> None:
-        assert runtime.pool is not None
-        async with runtime.pool.acquire() as conn:
-            recorded = await record_notices(conn, event, digest_seconds=settings.digest_seconds)
+        # The consumer keeps one connection across events (no per-event release and reset round
+        # trip); after an error it gives the connection back and takes a fresh one next time.
+        async with consumer_lock:
+            assert runtime.pool is not None
+            if runtime.consumer_conn is None:
+                runtime.consumer_conn = await runtime.pool.acquire()
+            conn = runtime.consumer_conn
+            try:
+                recorded = await record_notices(conn, event, digest_seconds=settings.digest_seconds)
+            except BaseException:
+                runtime.consumer_conn = None
+                with contextlib.suppress(Exception):
+                    await runtime.pool.release(conn)
+                raise
         if recorded and runtime.worker is not None:
             runtime.worker.wake()
 
@@ -81,6 +96,7 @@ def build_app(
             settings.database_url,
             settings.db_schema,
             min_size=settings.pool_min_size,
+            # each worker loop keeps one connection; the consumer and /readyz need the rest
             max_size=max(settings.pool_max_size, settings.worker_concurrency + 2),
         )
         timeout = httpx.Timeout(settings.send_timeout_seconds)
@@ -111,6 +127,7 @@ def build_app(
                 retry_max_seconds=settings.retry_max_seconds,
                 concurrency=settings.worker_concurrency,
                 poll_seconds=settings.worker_poll_seconds,
+                batch_size=settings.worker_batch_size,
             )
             relay = OutboxRelay(
                 settings.database_url,
@@ -132,6 +149,11 @@ def build_app(
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+                await smtp.close()
+                if runtime.consumer_conn is not None:
+                    with contextlib.suppress(Exception):
+                        await pool.release(runtime.consumer_conn)
+                    runtime.consumer_conn = None
                 await pool.close()
                 runtime.pool = None
 

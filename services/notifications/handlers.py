@@ -2,15 +2,17 @@
 
 `record_notices` runs in the consumer: in one transaction it claims the event in the inbox and
 inserts the notice rows, so a redelivered event adds nothing. `DeliveryWorker` runs beside it: it
-locks one due row at a time (`FOR UPDATE SKIP LOCKED`), fetches the notice context, renders,
-sends, and in the same transaction records the outcome and enqueues `NotificationDelivered` or
-`NotificationFailed` into the outbox. A crash between sending and committing leaves the row
-pending, so it is sent once more with the same Message-ID / Idempotency-Key.
+locks a small batch of due rows (`FOR UPDATE SKIP LOCKED`), and for each fetches the notice
+context, renders and sends; then, in the same transaction, it records the outcomes and enqueues
+`NotificationDelivered` or `NotificationFailed` into the outbox. A crash between sending and
+committing leaves the rows pending, so each is sent once more with the same Message-ID /
+Idempotency-Key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 from dataclasses import dataclass, field
@@ -140,7 +142,12 @@ class Notifier:
 
 @dataclass
 class DeliveryWorker:
-    """Delivers due notices; `run()` as a task, cancel to stop. Retries never block the consumer."""
+    """Delivers due notices; `run()` as a task, cancel to stop. Retries never block the consumer.
+
+    Each of `concurrency` loops keeps one database connection and, per transaction, locks up to
+    `batch_size` due rows, tells them one after another, then records all their outcomes and
+    enqueues their outcome events before committing (a handful of round trips per batch rather
+    than per notice)."""
 
     pool: asyncpg.Pool
     notifier: Notifier
@@ -149,12 +156,30 @@ class DeliveryWorker:
     retry_max_seconds: float = 600.0
     concurrency: int = 8
     poll_seconds: float = 0.5
+    batch_size: int = 10
     delivered: int = field(default=0, init=False)
     failed: int = field(default=0, init=False)
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _idle: collections.deque[asyncio.Future[None]] = field(
+        default_factory=collections.deque, init=False
+    )
 
     def wake(self) -> None:
-        self._wakeup.set()
+        """New work: wake one idle loop (waking all would send them all to find nothing)."""
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _idle_wait(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, self.poll_seconds)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle.remove(waiter)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -165,89 +190,107 @@ class DeliveryWorker:
         backoff = 0.5
         while True:
             try:
-                worked = await self.deliver_one()
-                backoff = 0.5
+                async with self.pool.acquire() as conn:
+                    while True:
+                        worked = await self.deliver_due(conn)
+                        backoff = 0.5
+                        if worked >= self.batch_size:
+                            self.wake()  # a full batch: there is likely more; bring a helper
+                        elif not worked:
+                            await self._idle_wait()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("delivery worker interrupted; retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-                continue
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
-                self._wakeup.clear()
 
-    async def deliver_one(self) -> bool:
-        """Deliver (or retry, or fail) one due notice. False when nothing was due."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            notice = await store.pick_due(conn)
-            if notice is None:
-                return False
-            members = (
-                await store.members_of(conn, notice.notification_id)
-                if notice.kind == "digest"
-                else [notice]
-            )
-            structlog.contextvars.bind_contextvars(
-                notification_id=str(notice.notification_id), region=notice.region
-            )
-            try:
-                if not members:  # an empty digest cannot normally exist; close it quietly
-                    await store.finish(
-                        conn,
-                        [notice.notification_id],
-                        status="delivered",
-                        channel="email",
-                        attempts=notice.attempts,
-                        error=None,
-                    )
-                    return True
-                outcome = await self.notifier.notify_supervisor(notice, members)
-                await self._record(conn, notice, members, outcome)
-            finally:
-                structlog.contextvars.unbind_contextvars("notification_id", "region")
-            return True
+    async def deliver_due(self, conn: Connection) -> int:
+        """Deliver (or retry, or fail) up to `batch_size` due notices, in one transaction that
+        holds their row locks from before the sends until their outcomes are recorded. Returns
+        how many were due."""
+        async with conn.transaction():
+            notices = await store.pick_due(conn, self.batch_size)
+            done: list[tuple[Delivery, list[Delivery], Outcome | None]] = []
+            for notice in notices:
+                members = (
+                    await store.members_of(conn, notice.notification_id)
+                    if notice.kind == "digest"
+                    else [notice]
+                )
+                # an empty digest cannot normally exist; it is closed quietly (outcome None)
+                outcome = None
+                if members:
+                    with structlog.contextvars.bound_contextvars(
+                        notification_id=str(notice.notification_id), region=notice.region
+                    ):
+                        outcome = await self.notifier.notify_supervisor(notice, members)
+                done.append((notice, members, outcome))
+            await self._record(conn, done)
+        for notice, _, outcome in done:
+            if outcome is not None:
+                self._count_and_log(notice, outcome)
+        return len(notices)
 
     async def _record(
-        self, conn: Connection, notice: Delivery, members: list[Delivery], outcome: Outcome
+        self, conn: Connection, done: list[tuple[Delivery, list[Delivery], Outcome | None]]
     ) -> None:
+        results: list[store.Result] = []
+        events: list[Event] = []
+        for notice, members, outcome in done:
+            if outcome is None:
+                results.append(
+                    store.Result(notice.notification_id, "delivered", notice.attempts, "email")
+                )
+                continue
+            attempts = notice.attempts + 1
+            ids = [notice.notification_id] + [
+                m.notification_id for m in members if m.notification_id != notice.notification_id
+            ]
+            if outcome.ok:
+                results += [store.Result(i, "delivered", attempts, outcome.channel) for i in ids]
+                events += [_delivered(m, outcome.channel, attempts) for m in members]
+                continue
+            error = outcome.error or "unknown error"
+            if self._will_retry(notice, outcome):
+                delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
+                results.append(
+                    store.Result(
+                        notice.notification_id, "pending", attempts, error=error, retry_in=delay
+                    )
+                )
+                continue
+            results += [store.Result(i, "failed", attempts, outcome.channel, error) for i in ids]
+            events += [_failed(m, outcome.channel, attempts, error) for m in members]
+        await store.record(conn, results)
+        await enqueue(conn, events)  # one call per batch: two statements whatever its size
+
+    def _will_retry(self, notice: Delivery, outcome: Outcome) -> bool:
+        return outcome.transient and notice.attempts + 1 < self.max_attempts
+
+    def _count_and_log(self, notice: Delivery, outcome: Outcome) -> None:
         attempts = notice.attempts + 1
-        ids = [notice.notification_id] + [
-            m.notification_id for m in members if m.notification_id != notice.notification_id
-        ]
-        if outcome.ok:
-            await store.finish(
-                conn,
-                ids,
-                status="delivered",
-                channel=outcome.channel,
-                attempts=attempts,
-                error=None,
-            )
-            await enqueue(conn, [_delivered(m, outcome.channel, attempts) for m in members])
-            self.delivered += 1
-            log.info(
-                "notice delivered", kind=notice.kind, channel=outcome.channel, attempts=attempts
-            )
-            return
-        error = outcome.error or "unknown error"
-        if outcome.transient and attempts < self.max_attempts:
-            delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
-            await store.schedule_retry(
-                conn, notice.notification_id, attempts=attempts, delay_seconds=delay, error=error
-            )
-            log.warning(
-                "notice delivery failed; will retry", error=error, attempts=attempts, retry_in=delay
-            )
-            return
-        await store.finish(
-            conn, ids, status="failed", channel=outcome.channel, attempts=attempts, error=error
-        )
-        await enqueue(conn, [_failed(m, outcome.channel, attempts, error) for m in members])
-        self.failed += 1
-        log.error("notice delivery failed for good", error=error, attempts=attempts)
+        with structlog.contextvars.bound_contextvars(
+            notification_id=str(notice.notification_id), region=notice.region
+        ):
+            if outcome.ok:
+                self.delivered += 1
+                log.info(
+                    "notice delivered", kind=notice.kind, channel=outcome.channel, attempts=attempts
+                )
+                return
+            error = outcome.error or "unknown error"
+            if self._will_retry(notice, outcome):
+                delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
+                log.warning(
+                    "notice delivery failed; will retry",
+                    error=error,
+                    attempts=attempts,
+                    retry_in=delay,
+                )
+                return
+            self.failed += 1
+            log.error("notice delivery failed for good", error=error, attempts=attempts)
 
 
 def _data(m: Delivery, channel: str, attempts: int) -> dict[str, object]:

@@ -11,8 +11,12 @@ class NotifierSettings(NotificationsSettings):
     """0 = off. Otherwise proposals of one round to one placement's supervisor wait this long
     and go out as one message listing the students."""
     retry_max_seconds: float = 600.0
-    worker_concurrency: int = 8
+    worker_concurrency: int = 2
+    """Delivery loops. 2 delivered most per second in bench/notifications.py on the 2-core demo
+    machine (the work is CPU-bound); raise it when the SMTP server or placements are slow."""
     worker_poll_seconds: float = 0.5
+    worker_batch_size: int = 10
+    """Due notices one worker loop locks, sends and records per database transaction."""
     send_timeout_seconds: float = 15.0
     placements_timeout_seconds: float = 10.0
     db_schema_name: str = "notifications"

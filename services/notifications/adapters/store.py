@@ -92,13 +92,15 @@ async def open_digest(
     return bool(waiting)
 
 
-async def pick_due(conn: Connection) -> Delivery | None:
-    """Lock one due pending delivery (others skip it) for the rest of the transaction."""
-    row = await conn.fetchrow(
+async def pick_due(conn: Connection, limit: int = 1) -> list[Delivery]:
+    """Lock up to `limit` due pending deliveries (others skip them) for the rest of the
+    transaction, the longest due first."""
+    rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
-        "ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+        "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
     )
-    return Delivery.of(row) if row is not None else None
+    return [Delivery.of(r) for r in rows]
 
 
 async def members_of(conn: Connection, digest_id: uuid.UUID) -> list[Delivery]:
@@ -110,34 +112,35 @@ async def members_of(conn: Connection, digest_id: uuid.UUID) -> list[Delivery]:
     return [Delivery.of(r) for r in rows]
 
 
-async def finish(
-    conn: Connection,
-    ids: list[uuid.UUID],
-    *,
-    status: str,
-    channel: str,
-    attempts: int,
-    error: str | None,
-) -> None:
-    await conn.execute(
-        "UPDATE deliveries SET status = $2, channel = $3, attempts = $4, last_error = $5, "
-        "finished_at = now() WHERE notification_id = ANY($1::uuid[])",
-        ids,
-        status,
-        channel,
-        attempts,
-        error,
-    )
+@dataclass(frozen=True)
+class Result:
+    """One row's outcome: `delivered`/`failed` (finished now) or `pending` again after
+    `retry_in` seconds (the channel stays as it was)."""
+
+    notification_id: uuid.UUID
+    status: str
+    attempts: int
+    channel: str | None = None
+    error: str | None = None
+    retry_in: float | None = None
 
 
-async def schedule_retry(
-    conn: Connection, notice_id: uuid.UUID, *, attempts: int, delay_seconds: float, error: str
-) -> None:
+async def record(conn: Connection, results: list[Result]) -> None:
+    """Record the outcomes of a batch of deliveries, in one statement."""
+    if not results:
+        return
     await conn.execute(
-        "UPDATE deliveries SET attempts = $2, last_error = $3, "
-        "next_attempt_at = now() + make_interval(secs => $4) WHERE notification_id = $1",
-        notice_id,
-        attempts,
-        error,
-        delay_seconds,
+        "UPDATE deliveries AS d SET status = u.status, channel = coalesce(u.channel, d.channel), "
+        "attempts = u.attempts, last_error = u.error, "
+        "finished_at = CASE WHEN u.status = 'pending' THEN d.finished_at ELSE now() END, "
+        "next_attempt_at = CASE WHEN u.retry_in IS NULL THEN d.next_attempt_at "
+        "ELSE now() + make_interval(secs => u.retry_in) END "
+        "FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[]) "
+        "AS u(id, status, attempts, channel, error, retry_in) WHERE d.notification_id = u.id",
+        [r.notification_id for r in results],
+        [r.status for r in results],
+        [r.attempts for r in results],
+        [r.channel for r in results],
+        [r.error for r in results],
+        [r.retry_in for r in results],
     )

@@ -1,0 +1,342 @@
+"""Delivery benchmark of the notifications service: MatchProposed events -> e-mails delivered.
+
+Uses the running local infrastructure (`.local/apl.env` or the environment: APL_KAFKA_BOOTSTRAP,
+APL_DATABASE_URL as admin), under a fresh topic prefix and a fresh database, both removed at the
+end. In this process it runs an aiosmtpd sink that counts messages and a stand-in for the
+placements service's notice-context route (a bare ASGI app under uvicorn, in a thread). It
+publishes N MatchProposed events, then starts `apl serve notifications` as its own OS process and
+prints, from the first to the last message the sink accepted:
+
+- notices per second delivered end to end;
+- CPU seconds (user + system) of the notifications process per notice.
+
+    .venv/bin/python -m bench.notifications [--notices 2000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import asyncpg
+import httpx
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from aiosmtpd.controller import Controller
+
+from shared.contracts.events import MatchProposed, MatchProposedData
+from shared.contracts.internal import (
+    NOTICE_CONTEXT_PATH,
+    NoticeChannel,
+    NoticeContext,
+    NoticePlacement,
+    NoticeStudent,
+)
+from shared.contracts.profiles import Supervisor
+from shared.contracts.topics import Topics
+from shared.kafka import ensure_topics, make_broker
+from shared.settings import env_file
+
+REGION = "SE-AB"
+TOKEN = "bench-token"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _infra() -> tuple[str, str]:
+    values = dict(os.environ)
+    path = env_file()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values.setdefault(key.strip(), value.strip())
+    return values["APL_KAFKA_BOOTSTRAP"], values["APL_DATABASE_URL"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (from /proc; Linux only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class Sink:
+    """aiosmtpd handler that only counts and timestamps accepted messages."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.connections = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.perf_counter()
+        self.count += 1
+        self.first = self.first or now
+        self.last = now
+        return "250 OK"
+
+
+def _context(placement_id: str, student_id: str) -> bytes:
+    return (
+        NoticeContext(
+            placement=NoticePlacement(
+                placement_id=placement_id,
+                company_id="c-1",
+                region=REGION,
+                title="Elektrikerlärling",
+                starts_on=date(2027, 1, 18),
+                ends_on=date(2027, 3, 12),
+            ),
+            supervisor=Supervisor.model_validate(
+                {"name": "Anna Berg", "email": f"{placement_id}@company.example", "language": "sv"}
+            ),
+            channel=NoticeChannel(),
+            student=NoticeStudent(
+                student_id=student_id,
+                programme="EE",
+                available_from=date(2027, 1, 11),
+                available_to=date(2027, 3, 19),
+                contact_shared=False,
+            ),
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The notice-context route, as bare ASGI (cheap, so the stand-in is not the bottleneck)."""
+    assert scope["type"] == "http"
+    query = parse_qs(scope["query_string"].decode())
+    headers = dict(scope["headers"])
+    if scope["path"] != NOTICE_CONTEXT_PATH or headers.get(b"authorization") != (
+        f"Bearer {TOKEN}".encode()
+    ):
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = _context(query["placement_id"][0], query["student_id"][0])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextlib.contextmanager
+def _serve_context() -> Any:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _context_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def run(n: int, concurrency: int | None, placements: int) -> None:
+    bootstrap, admin_url = _infra()
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    topics = Topics(prefix)
+    db_name = f"bench_notifications_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f"CREATE DATABASE {db_name}")
+    database_url = f"{admin_url.rpartition('/')[0]}/{db_name}"
+    await ensure_topics(bootstrap, topics)
+    sink = Sink()
+    smtp_port = _free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    proc: subprocess.Popen[bytes] | None = None
+    logs = Path(tempfile.mkdtemp(prefix="bench-notifications-")) / "notifications.log"
+    try:
+        with _serve_context() as context_url:
+            producer = make_broker(bootstrap, "bench-feeder")
+            async with producer:
+                await producer.connect()
+                events = [
+                    MatchProposed(
+                        producer="bench",
+                        data=MatchProposedData(
+                            match_id=uuid.uuid4(),
+                            region=REGION,
+                            student_id=f"s-{i}",
+                            placement_id=f"p-{i % placements}",
+                            round_id=uuid.uuid4(),
+                            company_id="c-1",
+                            rank=1,
+                        ),
+                    )
+                    for i in range(n)
+                ]
+                pending = [
+                    await producer.publish(
+                        e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True
+                    )
+                    for e in events
+                ]
+                await asyncio.gather(*pending)
+            print(f"published {n} MatchProposed events")
+
+            http_port = _free_port()
+            env = {
+                **os.environ,
+                "APL_KAFKA_BOOTSTRAP": bootstrap,
+                "APL_NOTIFICATIONS_DATABASE_URL": database_url,
+                "APL_TOPIC_PREFIX": prefix,
+                "APL_NOTIFICATIONS_PLACEMENTS_URL": context_url,
+                "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
+                "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+                "APL_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+                "APL_NOTIFICATIONS_WEBHOOK_SECRET": "bench-secret",
+                "APL_NOTIFICATIONS_HTTP_PORT": str(http_port),
+                "APL_LOG_LEVEL": "WARNING",
+                "APL_LOG_JSON": "true",
+            }
+            if concurrency is not None:
+                env["APL_NOTIFICATIONS_WORKER_CONCURRENCY"] = str(concurrency)
+            with logs.open("wb") as out:
+                proc = await asyncio.to_thread(
+                    subprocess.Popen,
+                    [sys.executable, "-m", "services.cli", "serve", "notifications"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            cpu_first = 0.0
+            deadline = time.perf_counter() + 600
+            recorded_first = recorded_last = 0.0
+            watch = None
+            samples: list[tuple[float, int, int]] = []
+            checked = 0.0
+            while sink.count < n:
+                if recorded_last == 0.0 and time.perf_counter() - checked > 0.25:
+                    checked = time.perf_counter()
+                    with contextlib.suppress(Exception):
+                        watch = watch or await asyncpg.connect(database_url)
+                        recorded = await watch.fetchval(
+                            "SELECT count(*) FROM notifications.deliveries"
+                        )
+                        now = time.perf_counter()
+                        recorded_first = recorded_first or (now if recorded else 0.0)
+                        recorded_last = now if recorded == n else 0.0
+                        samples.append((now, recorded, sink.count))
+                if proc.poll() is not None:
+                    raise SystemExit(f"service exited:\n{logs.read_text()[-3000:]}")
+                if time.perf_counter() > deadline:
+                    raise SystemExit(f"only {sink.count}/{n} delivered after 600 s")
+                if sink.count and not cpu_first:
+                    cpu_first = _cpu_seconds(proc.pid)
+                    counted_from = sink.count
+                await asyncio.sleep(0.02)
+            cpu_last = _cpu_seconds(proc.pid)
+            if watch is not None:
+                await watch.close()
+            span = max(sink.last - sink.first, 1e-9)
+            rate = (sink.count - 1) / span
+            per_notice = (cpu_last - cpu_first) / max(sink.count - counted_from, 1)
+
+            conn = await asyncpg.connect(database_url)
+            try:
+                async with httpx.AsyncClient() as http:
+                    for _ in range(100):  # the outbox relay may still be publishing
+                        rows: dict[str, int] = {
+                            r["status"]: r["count"]
+                            for r in await conn.fetch(
+                                "SELECT status, count(*) FROM notifications.deliveries GROUP BY 1"
+                            )
+                        }
+                        unsent = await conn.fetchval(
+                            "SELECT count(*) FROM notifications.outbox WHERE sent_at IS NULL"
+                        )
+                        if unsent == 0 and rows.get("delivered") == n:
+                            break
+                        await asyncio.sleep(0.1)
+                    ready = (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code
+            finally:
+                await conn.close()
+            print(
+                f"delivered {sink.count} e-mails over {sink.connections} SMTP connection(s) "
+                f"in {span:.2f} s: {rate:,.1f} notices/s"
+            )
+            if os.environ.get("BENCH_TRACE"):
+                for t, r, d in samples[::8]:
+                    print(f"  t={t - samples[0][0]:6.2f} s recorded {r:5d} delivered {d:5d}")
+            if recorded_last:
+                print(
+                    f"consumer: all {n} events recorded after "
+                    f"{recorded_last - recorded_first:.2f} s (sampled)"
+                )
+            print(f"notifications process CPU: {per_notice * 1000:.1f} ms per notice")
+            print(f"deliveries by status: {rows}; outbox unsent: {unsent}; readyz {ready}")
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        controller.stop()
+        with contextlib.suppress(Exception):
+            await admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await admin.close()
+        client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await client.start()
+        try:
+            with contextlib.suppress(Exception):
+                await client.delete_topics(topics.all_with_dlt())
+        finally:
+            await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--notices", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the service's")
+    parser.add_argument("--placements", type=int, default=700, help="distinct supervisors")
+    args = parser.parse_args()
+    asyncio.run(run(args.notices, args.concurrency, args.placements))
+
+
+if __name__ == "__main__":
+    main()

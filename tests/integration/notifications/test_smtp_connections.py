@@ -1,0 +1,79 @@
+"""The SMTP sender keeps its connection open across messages, reconnects when the server has
+dropped it, and keeps a connection whose message was refused."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from services.notifications.adapters.smtp import SmtpSender, compose_email
+from services.notifications.domain.notices import PermanentError, TransientError
+from tests.integration.notifications.peers import SmtpInbox
+from tests.support.processes import free_port
+
+
+def _message(n: int, to: str = "anna@company.example") -> EmailMessage:
+    return compose_email(
+        mail_from="apl@example.org",
+        to_name="Anna Berg",
+        to_address=to,
+        subject=f"Meddelande {n}",
+        text="Hej",
+        html="<p>Hej</p>",
+        message_id=f"<m-{n}@apl-match>",
+        language="sv",
+    )
+
+
+def _sender(port: int) -> SmtpSender:
+    return SmtpSender(
+        host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=5.0
+    )
+
+
+async def test_one_connection_carries_consecutive_messages_and_survives_a_server_restart() -> None:
+    inbox, port = SmtpInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = _sender(port)
+    try:
+        for n in range(3):
+            await sender.send(_message(n))
+        assert len(inbox.messages) == 3
+        assert sender.opened == 1
+
+        controller.stop()  # drops the kept-open connection
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        await sender.send(_message(3))  # the stale connection is replaced, not a failure
+        await sender.send(_message(4))
+        assert [m["Message-ID"] for m in inbox.messages[3:]] == [
+            "<m-3@apl-match>",
+            "<m-4@apl-match>",
+        ]
+        assert sender.opened == 2
+    finally:
+        await sender.close()
+        controller.stop()
+
+
+async def test_a_refused_message_keeps_the_connection_and_a_dead_server_is_transient() -> None:
+    inbox, port = SmtpInbox(), free_port()
+    inbox.always["gone@company.example"] = "550 no such mailbox"
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = _sender(port)
+    try:
+        await sender.send(_message(0))
+        with pytest.raises(PermanentError, match="550"):
+            await sender.send(_message(1, to="gone@company.example"))
+        await sender.send(_message(2))
+        assert sender.opened == 1
+        assert len(inbox.messages) == 2
+    finally:
+        controller.stop()
+    with pytest.raises(TransientError):  # nobody listens any more: reconnecting fails too
+        await sender.send(_message(3))
+    await sender.close()

@@ -77,8 +77,8 @@ class StudentView:
     phone: str | None = None
 
     @classmethod
-    def of(cls, student: NoticeStudent) -> StudentView:
-        shared = student.contact_shared
+    def of(cls, student: NoticeStudent, *, may_share: bool = True) -> StudentView:
+        shared = student.contact_shared and may_share
         return cls(
             student_id=student.student_id,
             programme=student.programme,
@@ -190,7 +190,13 @@ def build_view(
             f"placement {first.placement.placement_id}: channel webhook without a webhook_url"
         )
     placement = first.placement
-    students = [StudentView.of(c.student) for c in contexts if c.student is not None]
+    # Name and contact go out with the confirmation only. A proposal or cancellation is rendered
+    # at delivery time, which may come after the student accepted (a retry, a restart); leaving
+    # the contact out of those keeps every notice's content the same however late it is sent.
+    may_share = kind == "confirmed"
+    students = [
+        StudentView.of(c.student, may_share=may_share) for c in contexts if c.student is not None
+    ]
     return NoticeView(
         notification_id=notice_id,
         kind=kind,

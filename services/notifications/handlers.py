@@ -91,6 +91,7 @@ class Outcome:
     channel: str = "email"
     error: str | None = None
     transient: bool = False
+    upstream: bool = False  # our own placements service was unavailable: attempts not used up
 
 
 @dataclass
@@ -111,7 +112,7 @@ class Notifier:
             channel = view.channel
             await self._send(view)
         except DeliveryError as exc:
-            return Outcome(False, channel, str(exc), exc.transient)
+            return Outcome(False, channel, str(exc), exc.transient, exc.upstream)
         except Exception as exc:  # a bug or a surprise: retry, then give up with the reason
             log.exception("unexpected delivery error")
             return Outcome(False, channel, redact(f"{type(exc).__name__}: {exc}"), True)
@@ -152,6 +153,7 @@ class DeliveryWorker:
     pool: asyncpg.Pool
     notifier: Notifier
     max_attempts: int = 5
+    upstream_retry_seconds: float = 2.0  # while the placements service is unavailable
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     concurrency: int = 8
@@ -252,6 +254,17 @@ class DeliveryWorker:
                 events += [_delivered(m, outcome.channel, attempts) for m in members]
                 continue
             error = outcome.error or "unknown error"
+            if outcome.upstream:  # nothing was tried at the recipient: the attempt is not counted
+                results.append(
+                    store.Result(
+                        notice.notification_id,
+                        "pending",
+                        notice.attempts,
+                        error=error,
+                        retry_in=self.upstream_retry_seconds,
+                    )
+                )
+                continue
             if self._will_retry(notice, outcome):
                 delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
                 results.append(
@@ -266,6 +279,8 @@ class DeliveryWorker:
         await enqueue(conn, events)  # one call per batch: two statements whatever its size
 
     def _will_retry(self, notice: Delivery, outcome: Outcome) -> bool:
+        if outcome.upstream:
+            return True
         return outcome.transient and notice.attempts + 1 < self.max_attempts
 
     def _count_and_log(self, notice: Delivery, outcome: Outcome) -> None:
@@ -280,6 +295,13 @@ class DeliveryWorker:
                 )
                 return
             error = outcome.error or "unknown error"
+            if outcome.upstream:
+                log.warning(
+                    "placements service unavailable; notice waits (attempt not counted)",
+                    error=error,
+                    retry_in=self.upstream_retry_seconds,
+                )
+                return
             if self._will_retry(notice, outcome):
                 delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
                 log.warning(

@@ -6,7 +6,11 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
-from services.notifications.domain.notices import PermanentError, TransientError
+from services.notifications.domain.notices import (
+    PermanentError,
+    TransientError,
+    UpstreamUnavailable,
+)
 from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
 
 log = structlog.get_logger(__name__)
@@ -35,7 +39,9 @@ class PlacementsClient:
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
-            raise TransientError(f"placements service unreachable: {type(exc).__name__}") from exc
+            raise UpstreamUnavailable(
+                f"placements service unreachable: {type(exc).__name__}"
+            ) from exc
         status = response.status_code
         if status == 200:
             try:
@@ -56,5 +62,5 @@ class PlacementsClient:
             )
             raise TransientError(f"placements service refused the token ({status})")
         if status >= 500 or status in (408, 429):
-            raise TransientError(f"placements service answered {status}")
+            raise UpstreamUnavailable(f"placements service answered {status}")
         raise PermanentError(f"placements service answered {status}: {response.text[:200]}")

@@ -101,6 +101,7 @@ class DeliveryError(Exception):
     """A delivery attempt failed. `transient` says whether trying again may help."""
 
     transient: bool = True
+    upstream: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
@@ -110,6 +111,16 @@ class TransientError(DeliveryError):
     """Try again later: timeouts, SMTP 4xx, HTTP 5xx, a peer being down."""
 
     transient = True
+
+
+class UpstreamUnavailable(TransientError):
+    """Our own placements service could not give the notice's context (down, restarting, 5xx).
+
+    Nothing was tried at the recipient, so this does not use up the notice's attempts: it is
+    retried (with capped backoff) until the service answers. An outage must not fail notices.
+    """
+
+    upstream = True
 
 
 class PermanentError(DeliveryError):

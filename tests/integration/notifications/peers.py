@@ -99,6 +99,7 @@ class PlacementsPeer:
 
     token: str
     contexts: dict[tuple[str, str], NoticeContext] = field(default_factory=dict)
+    unavailable: dict[tuple[str, str], int] = field(default_factory=dict)  # 503s still to give
     calls: int = 0
     url: str = ""
 
@@ -110,6 +111,9 @@ class PlacementsPeer:
             self.calls += 1
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return Response(status_code=401)
+            if self.unavailable.get((placement_id, student_id), 0) > 0:
+                self.unavailable[(placement_id, student_id)] -= 1
+                return Response(status_code=503)
             context = self.contexts.get((placement_id, student_id))
             if context is None:
                 return Response(status_code=404)

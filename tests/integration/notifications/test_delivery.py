@@ -216,6 +216,22 @@ async def test_transient_smtp_failures_are_retried_until_delivered(
     assert len(peers.smtp.to(address)) == 1
 
 
+async def test_a_placements_outage_delays_notices_but_never_fails_them(
+    service: Running, peers: Peers, producer: Any
+) -> None:
+    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
+    address = f"late-{pid}@company.example"
+    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="sv")
+    peers.placements.unavailable[(pid, sid)] = 4  # longer than max_attempts (3) allows
+    event = proposed(pid, sid)
+    await publish_event(producer, service.topics, event)
+    outcome = (await service.watcher.wait_outcome(event.event_id))[0]
+    assert isinstance(outcome, NotificationDelivered)
+    assert outcome.data.attempts == 1  # waiting for our own service used up no attempt
+    assert peers.placements.unavailable[(pid, sid)] == 0
+    assert len(peers.smtp.to(address)) == 1
+
+
 async def test_persistent_failures_end_in_notification_failed(
     service: Running, peers: Peers, producer: Any
 ) -> None:

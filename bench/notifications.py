@@ -34,7 +34,6 @@ from urllib.parse import parse_qs
 import asyncpg
 import httpx
 import uvicorn
-from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller
 
 from shared.contracts.events import MatchProposed, MatchProposedData
@@ -47,7 +46,7 @@ from shared.contracts.internal import (
 )
 from shared.contracts.profiles import Supervisor
 from shared.contracts.topics import Topics
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import delete_topics, ensure_topics, make_broker
 from shared.settings import env_file
 
 REGION = "SE-AB"
@@ -320,13 +319,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
         with contextlib.suppress(Exception):
             await admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         await admin.close()
-        client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await client.start()
-        try:
-            with contextlib.suppress(Exception):
-                await client.delete_topics(topics.all_with_dlt())
-        finally:
-            await client.close()
+        await delete_topics(bootstrap, topics)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ import uuid
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.matching.bootstrap import build_app
 from services.matching.engine.synthetic import generate_round
@@ -32,7 +31,7 @@ from services.matching.settings import MatchingServiceSettings
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.db import migrate
-from shared.kafka import ensure_topics, make_broker, publish_event
+from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
 from shared.logging import configure_logging
 from shared.settings import env_file
 
@@ -168,13 +167,7 @@ async def run(n_students: int, seed: int) -> None:
         with contextlib.suppress(Exception):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            with contextlib.suppress(Exception):
-                await admin.delete_topics(topics.all_with_dlt())
-        finally:
-            await admin.close()
+        await delete_topics(bootstrap, topics)
 
 
 def main() -> None:

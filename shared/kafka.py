@@ -111,6 +111,17 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics(bootstrap: str, topics: Topics) -> None:
+    """Delete every contract topic and `.dlt` twin under `topics`' prefix (benchmarks, tests)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):  # some may not exist
+            await admin.delete_topics(topics.all_with_dlt())
+    finally:
+        await admin.close()
+
+
 async def publish_event(broker: KafkaBroker, topics: Topics, event: Event) -> None:
     """Publish one event on its topic, keyed by region; return once the broker acknowledged."""
     await broker.publish(

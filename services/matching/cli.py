@@ -7,19 +7,21 @@ and CLI").
 Inputs are JSON Lines, or CSV when the name ends in `.csv` (list fields separated by `;`,
 `home`/`site` as `*_lat`/`*_lon` columns, `supervisor` as `supervisor_name`/`_email`/
 `_language`, an empty cell meaning "absent"). Every input problem is printed to stderr as
-`file:line: field: message`; then the exit code is 2 and no output file is written. Exit 1
-is an internal error (one line, no traceback); exit 0 success.
+`file:line: field: message`; then the exit code is 2 and no output file is written. An
+output that cannot be written is reported the same way (`out:0: -: cannot write: ...`, exit
+2, no output left). Exit 1 is an internal error (one line, no traceback); exit 0 success.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
@@ -164,18 +166,37 @@ def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
     return loaded
 
 
-def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def _write_atomically(files: Sequence[tuple[str, Callable[[TextIO], None]]]) -> None:
+    """Write every file to a temporary file beside it, then rename them all into place, so a
+    failed write leaves no output behind. A target that is a directory, which would fail a
+    later rename after an earlier one worked, is refused before anything is written. An
+    `OSError` names the output path it hit."""
+    for path, _ in files:
+        if Path(path).is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    temps: list[tuple[str, str]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        for path, write in files:
+            try:
+                target = Path(path)
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+                )
+                temps.append((tmp, path))
+                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                    write(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, path) from err
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, path) from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -250,7 +271,11 @@ def _run(args: argparse.Namespace) -> int:
         problems.add(args.students, 0, "student_id", f"--explain: unknown student {args.explain!r}")
         return _fail(problems)
 
-    _write_outputs(result, args.out, args.summary)
+    try:
+        _write_outputs(result, args.out, args.summary)
+    except OSError as err:
+        problems.add(str(err.filename), 0, "-", f"cannot write: {err.strerror or err}")
+        return _fail(problems)
     if args.explain is not None:
         print(result.explain(args.explain).text())
     return 0
@@ -261,13 +286,13 @@ def _write_outputs(result: RoundResult, out: str, summary: str | None) -> None:
         dumps = json.dumps
         handle.writelines(dumps(o.as_dict()) + "\n" for o in result.outcomes)
 
-    _write_atomically(out, outcomes)
-
     def figures(handle: TextIO) -> None:
         handle.write(json.dumps(result.summary.as_dict(), indent=2) + "\n")
 
+    files: list[tuple[str, Callable[[TextIO], None]]] = [(out, outcomes)]
     if summary:
-        _write_atomically(summary, figures)
+        files.append((summary, figures))
+    _write_atomically(files)
 
 
 def _fail(problems: Problems) -> int:

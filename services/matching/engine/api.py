@@ -30,6 +30,9 @@ def solve(
     (student id, placement id) pairs never to match, such as declined proposals.
 
     Raises `MatchingInputError` for duplicate ids and for pins that cannot be kept.
+
+    The cyclic garbage collector is paused for the whole process, every thread included,
+    while the round is built and solved (`gcpause`).
     """
     with paused_gc():
         problem = build_problem(students, placements, pinned, excluded)

@@ -37,7 +37,7 @@ on the path taken.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -54,18 +54,16 @@ LSA_MAX_CELLS = 4096
 
 @dataclass(slots=True)
 class SolveStats:
-    """What the optimiser did, for the summary's `solver` and the benchmark."""
+    """What the optimiser did, for the summary's `solver`."""
 
     fixed_by_reduction: int = 0
-    components: int = 0
     lsa_components: int = 0
-    lsa_students: int = 0
     ssp_components: int = 0
-    ssp_students: int = 0
-    methods: list[str] = field(default_factory=list)
 
     @property
     def solver(self) -> str:
+        """The steps that ran, joined by "+"; "none" when no unpinned student had an
+        eligible choice."""
         used = []
         if self.fixed_by_reduction:
             used.append("reduce")
@@ -186,7 +184,6 @@ def assign_optimal(
         (np.ones(len(es_c), dtype=np.int8), (es_c, ns + ep_c)), shape=(ns + npl, ns + npl)
     )
     n_comp, label = connected_components(graph, directed=False)
-    stats.components = int(n_comp)
     s_label = label[:ns]
     p_label = label[ns:]
     comp_students = np.bincount(s_label, minlength=n_comp)
@@ -207,7 +204,6 @@ def assign_optimal(
             members = s_order[s_bounds[c] : s_bounds[c + 1]]
             _solve_dense(members, es_c[edges], ep_c[edges], cost[edges], slots, unplaced, assigned)
             stats.lsa_components += 1
-            stats.lsa_students += len(members)
 
     # The rest: successive shortest paths, all sparse components in one pass (they share no
     # nodes, so each is solved on its own).
@@ -222,7 +218,8 @@ def assign_optimal(
         e_cost = cost[keep_e]
         starts = np.searchsorted(e_s, np.arange(len(sub_s) + 1))
         degree = np.diff(starts)
-        # Order only affects speed: higher weight classes first, fewer choices first.
+        # Order only affects speed: higher weight classes first, fewer choices first, more
+        # contested first choice first.
         pressure = (demand / np.maximum(slots, 1))[e_p[starts[:-1]]]
         order_s = np.lexsort((np.arange(len(sub_s)), -pressure, degree, -k[sub_s]))
         got = min_cost_assignment(
@@ -237,7 +234,6 @@ def assign_optimal(
         )
         assigned[sub_s] = np.asarray(got, dtype=np.int64)
         stats.ssp_components = int(np.count_nonzero(~dense))
-        stats.ssp_students = len(sub_s)
 
     placed = assigned >= 0
     result[stud[placed]] = plac[assigned[placed]]

@@ -59,7 +59,8 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class RoundSummary:
     """The round figures of PRODUCT.md. `solve_seconds` times the assignment step (from
-    eligible pairs to the assignment); building eligibility from profiles is not in it."""
+    eligible pairs to the assignment); building eligibility from profiles before it and
+    these figures after it are not in it."""
 
     students: int
     placed: int

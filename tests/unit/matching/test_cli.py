@@ -199,6 +199,24 @@ def test_unknown_explain_id(files: dict[str, str], capsys: pytest.CaptureFixture
     assert not Path(files["out"]).exists()
 
 
+def test_unwritable_output_is_reported_and_leaves_nothing(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files["out"] = str(tmp_path / "missing" / "out.jsonl")
+    assert _run(files) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{files['out']}:0: -: cannot write: ")
+    assert len(err.splitlines()) == 1
+    assert not Path(files["summary"]).exists()
+
+    files["out"] = str(tmp_path / "out.jsonl")
+    files["summary"] = str(tmp_path)  # a directory
+    assert _run(files) == 2
+    assert capsys.readouterr().err.startswith(f"{tmp_path}:0: -: cannot write: ")
+    assert not Path(files["out"]).exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_internal_error_is_one_line(
     files: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

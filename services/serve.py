@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from importlib import import_module
 
@@ -18,10 +17,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="apl serve", description="Run one service.")
     parser.add_argument("service", choices=sorted(SERVICES))
     args, rest = parser.parse_known_args(argv)
-    try:
-        module = import_module(SERVICES[args.service])
-    except ModuleNotFoundError as exc:
-        print(f"apl serve: {args.service} is not available yet ({exc.name})", file=sys.stderr)
-        return 1
-    result: int = module.main(rest)
+    result: int = import_module(SERVICES[args.service]).main(rest)
     return result

@@ -12,7 +12,6 @@ Delivery semantics, in one place:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import traceback
@@ -43,9 +42,7 @@ log = structlog.get_logger(__name__)
 # Failures of the infrastructure itself: retrying the same event later is right, dead-lettering
 # it would lose a good event.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ConnectionError,
-    asyncio.TimeoutError,
+    OSError,  # includes ConnectionError and TimeoutError (asyncio's too)
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,

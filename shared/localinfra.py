@@ -117,14 +117,14 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _tail(path: Path, lines: int = 25) -> str:
+def tail(path: Path, lines: int = 25) -> str:
     if not path.exists():
         return f"(no log at {path})"
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(f"    {line}" for line in text[-lines:])
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -134,7 +134,7 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -157,10 +157,10 @@ def _alive(pid_file: Path) -> int | None:
         return None
     except PermissionError:
         return pid
-    # A zombie or a recycled pid is not ours: check the command line mentions our state folder.
+    # A zombie or a recycled pid is not ours: our process's command line names our state folder.
     with contextlib.suppress(OSError):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        if str(pid_file.parent.parent).encode() not in cmdline and b"kafka" not in cmdline:
+        if str(pid_file.parent.parent).encode() not in cmdline:
             return None
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.split(")")[-1].split()[0] == "Z":
@@ -182,9 +182,9 @@ def _save_ports(paths: Paths, ports: dict[str, int]) -> None:
 
 def _choose(ports: dict[str, int], name: str, preferred: int, running: bool) -> int:
     """Keep a remembered port; otherwise the preferred one if free, else any free port."""
-    if name in ports and (running or _port_free(ports[name])):
+    if name in ports and (running or port_free(ports[name])):
         return ports[name]
-    chosen = preferred if _port_free(preferred) else _free_port()
+    chosen = preferred if port_free(preferred) else free_port()
     ports[name] = chosen
     return chosen
 
@@ -338,14 +338,14 @@ def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
         if proc.poll() is not None:
             raise InfraError(
                 f"kafka: exited with code {proc.returncode}; last lines of "
-                f"{paths.kafka_log}:\n{_tail(paths.kafka_log)}\n{_tail(paths.kafka_stdout, 10)}"
+                f"{paths.kafka_log}:\n{tail(paths.kafka_log)}\n{tail(paths.kafka_stdout, 10)}"
             )
         if _answers(port) and _kafka_ready(bootstrap):
             return bootstrap
         time.sleep(0.5)
     raise InfraError(
         f"kafka: not accepting connections at {bootstrap} after {WAIT_SECONDS:.0f} s; "
-        f"last lines of {paths.kafka_log}:\n{_tail(paths.kafka_log)}"
+        f"last lines of {paths.kafka_log}:\n{tail(paths.kafka_log)}"
     )
 
 
@@ -494,7 +494,6 @@ def pg_up(paths: Paths, ports: dict[str, int]) -> str:
                 "",
             ]
         )
-        auto = paths.pg_data / "postgresql.auto.conf"
         (paths.pg_data / "apl.conf").write_text(conf)
         if sudo:
             shutil.chown(paths.pg_data / "apl.conf", "postgres", "postgres")
@@ -502,7 +501,6 @@ def pg_up(paths: Paths, ports: dict[str, int]) -> str:
         text = main_conf.read_text()
         if "include_if_exists = 'apl.conf'" not in text:
             main_conf.write_text(text + "\ninclude_if_exists = 'apl.conf'\n")
-        del auto
         _say(f"postgres: starting at 127.0.0.1:{port} ...")
         result = subprocess.run(
             [
@@ -526,7 +524,7 @@ def pg_up(paths: Paths, ports: dict[str, int]) -> str:
         if result.returncode != 0:
             raise InfraError(
                 f"postgres: did not start ({result.stdout.strip()} {result.stderr.strip()}); "
-                f"last lines of {paths.pg_log}:\n{_tail(paths.pg_log)}"
+                f"last lines of {paths.pg_log}:\n{tail(paths.pg_log)}"
             )
     else:
         _say(f"postgres: already running at 127.0.0.1:{port}")

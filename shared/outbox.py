@@ -9,7 +9,8 @@ Publishing: `OutboxRelay` holds a session advisory lock (one active relay per sc
 stand by), reads unsent rows in id order, publishes each keyed by region, waits for the broker's
 acknowledgement, and only then marks them sent. A crash between the two repeats a publication
 (consumers deduplicate by `event_id` in their inbox); it never loses one. While the broker is
-down it keeps the rows and retries with backoff.
+down it keeps the rows and retries with backoff. When idle it deletes rows published more than
+`retention_days` ago (at most hourly); the per-region counts stay.
 
 Consuming: `claim(conn, event)` inserts the event id into the inbox inside the transaction that
 applies the effect; it returns False for a duplicate, which the caller acknowledges and ignores.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -108,7 +110,9 @@ class OutboxRelay:
     topics: Topics
     batch: int = 500
     poll_seconds: float = 0.2
+    retention_days: int = 7  # published rows are kept this long, then purged
     published: int = field(default=0, init=False)
+    _next_purge: float = field(default=0.0, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def run(self) -> None:
@@ -137,6 +141,9 @@ class OutboxRelay:
             log.info("outbox relay active", schema=self.schema)
             while True:
                 sent = await self.publish_pending(conn)
+                if sent < self.batch and time.monotonic() >= self._next_purge:
+                    await purge_sent(conn, self.retention_days)  # idle: keep the table small
+                    self._next_purge = time.monotonic() + 3600
                 if sent < self.batch:
                     self._wakeup.clear()
                     with contextlib.suppress(TimeoutError):

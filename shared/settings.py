@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
         cls.model_rebuild(force=True)
 
     @classmethod
-    def load(cls, **overrides: Any) -> Any:
+    def load(cls, **overrides: Any) -> Self:
         """Settings from the environment, then the env file, then defaults; `overrides` win."""
         path = env_file()
         return cls(_env_file=path if path.exists() else None, **overrides)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from shared.contracts.topics import Topics
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 from tests.support.databases import create_database, drop_database
 from tests.support.infra import Infra, provide_infra
 
@@ -46,15 +46,22 @@ async def fresh_schema(database_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def make_topics(infra: Infra) -> Callable[[], Awaitable[Topics]]:
-    """Create the contract's topics under a new prefix; returns the `Topics` naming them."""
+async def make_topics(infra: Infra) -> AsyncIterator[Callable[[], Awaitable[Topics]]]:
+    """Create the contract's topics under a new prefix; returns the `Topics` naming them.
+
+    They are deleted when the session ends: every set is 120 partitions, and a broker that keeps
+    them all runs out of file handles after a few dozen runs."""
+    made: list[Topics] = []
 
     async def make() -> Topics:
         topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
         await ensure_topics(infra.kafka_bootstrap, topics)
+        made.append(topics)
         return topics
 
-    return make
+    yield make
+    for topics in made:
+        await delete_topics(infra.kafka_bootstrap, topics)
 
 
 @pytest.fixture

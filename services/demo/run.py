@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared import localinfra
 from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
 from shared.contracts.topics import Topics
-from shared.kafka import ensure_topics
+from shared.kafka import delete_topics, ensure_topics
 
 SERVICES = ("placements", "matching", "notifications")
 PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
@@ -67,6 +67,11 @@ class DemoPaths:
         return self.base / "mail"
 
     @property
+    def prefix(self) -> Path:
+        """The topic prefix of the last demo run, so its topics can be deleted."""
+        return self.base / "topic-prefix"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 
@@ -76,7 +81,7 @@ def _say(message: str) -> None:
 
 
 def _port(preferred: int) -> int:
-    return preferred if localinfra._port_free(preferred) else localinfra._free_port()
+    return preferred if localinfra.port_free(preferred) else localinfra.free_port()
 
 
 def _spawn(paths: DemoPaths, name: str, cmd: list[str], env: dict[str, str]) -> int:
@@ -121,9 +126,22 @@ def _stop_all(paths: DemoPaths) -> list[str]:
     return stopped
 
 
+async def _delete_demo_topics(paths: DemoPaths, bootstrap: str) -> None:
+    """Delete the last run's topics (120 partitions a run would otherwise pile up)."""
+    if paths.prefix.exists():
+        await delete_topics(bootstrap, Topics(paths.prefix.read_text().strip()))
+        paths.prefix.unlink()
+
+
 def down(keep_infra: bool = False) -> int:
     root = localinfra.project_root()
-    stopped = _stop_all(DemoPaths(root))
+    paths = DemoPaths(root)
+    stopped = _stop_all(paths)
+    env = localinfra.Paths(root).env_file
+    if paths.prefix.exists() and env.exists():
+        settings = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
+        with contextlib.suppress(Exception):  # the broker may be down already
+            asyncio.run(_delete_demo_topics(paths, settings["APL_KAFKA_BOOTSTRAP"]))
     _say("demo: stopped " + (", ".join(stopped) if stopped else "nothing (no demo processes)"))
     if not keep_infra:
         localinfra.down(localinfra.Paths(root))
@@ -145,13 +163,13 @@ async def _wait_ready(
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if pid_file is not None and not _running(pid_file):
-                tail = localinfra._tail(log, 30)
+                tail = localinfra.tail(log, 30)
                 raise DemoError(f"{name} exited during start-up; log {log}:\n{tail}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(url)).status_code == 200:
                     return
             await asyncio.sleep(0.3)
-    tail = localinfra._tail(log, 30)
+    tail = localinfra.tail(log, 30)
     raise DemoError(f"{name} did not become ready at {url} within {wait:.0f} s; log:\n{tail}")
 
 
@@ -267,33 +285,47 @@ async def _submit(
 # ---------------------------------------------------------------------------------- kafka
 
 
-async def _group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
-    """Messages the group has not committed yet on `topics`; None if it has committed nothing."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        parts = [
+class KafkaProbe:
+    """Reads consumer-group lag and topic ends with one admin client and one consumer, kept open
+    for the whole demo (the waits poll twice a second)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+
+    async def __aenter__(self) -> KafkaProbe:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        await self.consumer.topics()  # refreshes the metadata
+        return [
             TopicPartition(t, p)
             for t in topics
-            for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+            for p in self.consumer.partitions_for_topic(t) or ()
         ]
-        ends = await consumer.end_offsets(parts)
-        lag = 0
-        for tp in parts:
-            meta = committed.get(tp)
-            lag += ends[tp] - (meta.offset if meta is not None and meta.offset >= 0 else 0)
-        return lag if committed else None
-    finally:
-        await consumer.stop()
-        await admin.close()
 
+    async def messages(self, topics: Iterable[str]) -> int:
+        """Messages ever written to `topics`."""
+        ends = await self.consumer.end_offsets(await self.partitions(topics))
+        return sum(ends.values())
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
+    async def lag(self, group: str, topics: Iterable[str]) -> int | None:
+        """Messages `group` has not committed yet on `topics`; None before its first commit."""
+        committed = await self.admin.list_consumer_group_offsets(group)
+        if not committed:
+            return None
+        parts = await self.partitions(topics)
+        ends = await self.consumer.end_offsets(parts)
+        done: dict[TopicPartition, int] = {
+            tp: int(meta.offset) for tp, meta in committed.items() if meta.offset >= 0
+        }
+        return sum(int(ends[tp]) - done.get(tp, 0) for tp in parts)
 
 
 async def _wait_until(
@@ -314,17 +346,16 @@ async def _wait_until(
 
 
 async def _count_notifications(bootstrap: str, topic: str) -> Counter[str]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    """Outcome events on the notifications topic, by type."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     counts: Counter[str] = Counter()
     try:
-        parts = consumer.assignment() or {
-            TopicPartition(topic, p) for p in await _partitions(consumer, topic)
-        }
-        ends = await consumer.end_offsets(list(parts))
-        remaining = sum(ends.values())
+        await consumer.topics()
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        remaining = sum((await consumer.end_offsets(parts)).values())
         deadline = time.monotonic() + 30
         while remaining > 0 and time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
@@ -371,7 +402,10 @@ async def _demo(n_students: int, seed: int) -> int:
     database_url = admin_url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
     prefix = f"demo{datetime.now(UTC):%Y%m%d%H%M%S}."
     topics = Topics(prefix)
+    await _delete_demo_topics(paths, bootstrap)
     await ensure_topics(bootstrap, topics)
+    paths.base.mkdir(parents=True, exist_ok=True)
+    paths.prefix.write_text(prefix + "\n")
 
     ports = {name: _port(p) for name, p in PREFERRED_PORTS.items()}
     common = {
@@ -443,14 +477,17 @@ async def _demo(n_students: int, seed: int) -> int:
     placements, students = build_data_set(n_students, seed)
     api = f"http://127.0.0.1:{ports['placements']}"
     limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client:
+    async with (
+        httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client,
+        KafkaProbe(bootstrap) as kafka,
+    ):
         await _submit(client, "placements posted", "/v1/placements/batch", placements)
         await _submit(client, "students registered", "/v1/students/batch", students)
 
         input_topics = [topics.placements, topics.students]
 
         async def consumed() -> tuple[int, int]:
-            lag = await _group_lag(bootstrap, f"{prefix}matching", input_topics)
+            lag = await kafka.lag(f"{prefix}matching", input_topics)
             total = len(placements) + len(students)
             return (total - lag if lag is not None else 0), total
 
@@ -476,24 +513,17 @@ async def _demo(n_students: int, seed: int) -> int:
 
         await _wait_until("rounds completed", rounds_done, wait=180)
 
-    proposed = sum(_figure(r.body, "proposed") for r in runs.values())
+        # One notice per proposal; each ends in a NotificationDelivered or NotificationFailed.
+        proposed = sum(_figure(r.body, "proposed") for r in runs.values())
 
-    async def notices() -> tuple[int, int]:
-        lag = await _group_lag(bootstrap, f"{prefix}notifications", [topics.matches])
-        return (0 if lag is None else max(0, proposed - lag)), proposed
+        async def notices() -> tuple[int, int]:
+            return await kafka.messages([topics.notifications]), proposed
 
-    await _wait_until("notices handled", notices, wait=240)
+        await _wait_until("notices delivered", notices, wait=240)
     inbox_count = None
     if inbox_url:
-        previous = -1
-        async with httpx.AsyncClient(timeout=5) as client:
-            while True:  # deliveries run after the events were consumed; wait until quiet
-                count = (await client.get(f"{inbox_url}/api/count")).json()["count"]
-                if count == previous:
-                    break
-                previous = count
-                await asyncio.sleep(3)
-        inbox_count = previous
+        async with httpx.AsyncClient(timeout=5) as inbox:
+            inbox_count = (await inbox.get(f"{inbox_url}/api/count")).json()["count"]
     outcomes = await _count_notifications(bootstrap, topics.notifications)
 
     report = _report(runs, outcomes, inbox_count, time.monotonic() - started)

@@ -13,7 +13,7 @@ from shared.contracts.events import PlacementPosted, parse_event
 from shared.contracts.topics import Topics
 from shared.db import create_pool, migrate
 from shared.kafka import make_broker
-from shared.outbox import OutboxRelay, claim, enqueue, published_count
+from shared.outbox import OutboxRelay, claim, enqueue, published_count, purge_sent
 from tests.support.factories import placement
 from tests.support.infra import Infra
 
@@ -103,5 +103,27 @@ async def test_published_counts_survive_purged_rows(
             assert (
                 await published_count(conn, "FI-1", ["apl.placements.v1", "apl.students.v1"]) == 1
             )
+    finally:
+        await pool.close()
+
+
+async def test_purge_deletes_only_published_rows(
+    database_url: str, fresh_schema: str, tmp_path
+) -> None:
+    (tmp_path / "svc" / "migrations").mkdir(parents=True)
+    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
+    pool = await create_pool(database_url, fresh_schema)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(
+                conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+            )
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = (SELECT min(id) FROM outbox)"
+            )
+            assert await purge_sent(conn, 0) == 1
+            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 2
+            assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
     finally:
         await pool.close()

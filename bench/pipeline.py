@@ -1,7 +1,8 @@
 """Pipeline benchmark of the matching service: Kafka -> read model, and round latency.
 
-Uses the running local infrastructure (`.local/apl.env` or the environment: APL_KAFKA_BOOTSTRAP,
-APL_DATABASE_URL), under a fresh topic prefix and a fresh Postgres schema, both removed at the end.
+Uses the running local infrastructure (`APL_KAFKA_BOOTSTRAP`, `APL_DATABASE_URL` from the
+environment or `.local/apl.env`), under a fresh topic prefix and a fresh Postgres schema, both
+removed at the end.
 It publishes one region's placements and 7,000 students through the real broker, runs the
 matching service in this process (subscribers, outbox relay, the real engine), and prints:
 
@@ -17,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 
@@ -29,24 +29,12 @@ from services.matching.engine.synthetic import generate_round
 from services.matching.main import MIGRATIONS
 from services.matching.settings import MatchingServiceSettings
 from shared.contracts import events as ev
-from shared.contracts.topics import Topics
 from shared.db import migrate
 from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
 from shared.logging import configure_logging
-from shared.settings import env_file
+from shared.settings import ServiceSettings
 
 REGION = "SE-AB"
-
-
-def _infra() -> tuple[str, str]:
-    values = dict(os.environ)
-    path = env_file()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                values.setdefault(key.strip(), value.strip())
-    return values["APL_KAFKA_BOOTSTRAP"], values["APL_DATABASE_URL"]
 
 
 def _events(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]:
@@ -72,17 +60,12 @@ async def _count(conn: asyncpg.Connection, schema: str) -> int:
 
 
 async def run(n_students: int, seed: int) -> None:
-    bootstrap, database_url = _infra()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    topics = Topics(prefix)
-    await ensure_topics(bootstrap, topics)
-    await migrate(database_url, schema, MIGRATIONS)
-    placements, students = _events(n_students, seed)
-    inputs = [*placements, *students]
-    print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
-
-    producer = make_broker(bootstrap, "bench-feeder")
+    # The shared APL_* addresses: the admin role, which may create the bench's schema (the
+    # APL_MATCHING_* role may not).
+    infra = ServiceSettings.load()
+    bootstrap, database_url = infra.kafka_bootstrap, infra.database_url
     settings = MatchingServiceSettings(
         kafka_bootstrap=bootstrap,
         database_url=database_url,
@@ -92,7 +75,15 @@ async def run(n_students: int, seed: int) -> None:
         log_json=True,
         outbox_poll_seconds=0.05,
     )
-    configure_logging("matching", "WARNING", json=True)
+    topics = settings.topics
+    await ensure_topics(bootstrap, topics)
+    await migrate(database_url, schema, MIGRATIONS)
+    placements, students = _events(n_students, seed)
+    inputs = [*placements, *students]
+    print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
+
+    producer = make_broker(bootstrap, "bench-feeder")
+    configure_logging("matching", settings.log_level, json=True)
     _, service = build_app(settings)
     conn = await asyncpg.connect(database_url)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -161,10 +160,7 @@ class Matching:
 
 
 def build_service(settings: MatchingServiceSettings, solver: Solver = engine_solver) -> Matching:
-    # FastStream's per-message "Received"/"Processed" lines at DEBUG: our handlers log what matters.
-    broker = make_broker(
-        settings.kafka_bootstrap, f"{settings.topic_prefix}matching", log_level=logging.DEBUG
-    )
+    broker = make_broker(settings.kafka_bootstrap, f"{settings.topic_prefix}matching")
     consumer = EventConsumer(
         broker, settings.topics, group_id=settings.group_id, max_attempts=settings.max_attempts
     )

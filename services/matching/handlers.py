@@ -137,7 +137,7 @@ async def apply_student_event(
         before = await repo.lock_region_and_find_student(conn, event.region, sid)
         changed = {event.region}
         if before is not None and before != event.region:  # moved: lock its old region too
-            await repo.lock_regions(conn, [before])
+            await repo.lock_region(conn, before)
             changed.add(before)
         if isinstance(event, ev.StudentRegistered | ev.StudentPreferencesUpdated):
             await repo.upsert_student(conn, event.data)
@@ -179,7 +179,9 @@ async def respond_to_match(
         if isinstance(event, ev.MatchDeclined):
             await repo.exclude(conn, data.student_id, data.placement_id, str(data.match_id))
             if row is not None and row.match is not None:
-                await repo.close_matches(conn, [_decline(row.match)], status="declined")
+                await repo.close_matches(
+                    conn, [Cancellation(row.match, "declined")], status="declined"
+                )
                 await enqueue(conn, [cancelled_event(row.match, "declined", None)])
             await _track(conn, [event.region], automatic)
             return {event.region}
@@ -204,10 +206,6 @@ async def respond_to_match(
                 ],
             )
     return set()
-
-
-def _decline(m: Standing) -> Cancellation:
-    return Cancellation(m, "declined")
 
 
 # ----------------------------------------------------------------------------------- rounds
@@ -250,9 +248,7 @@ async def run_round(
             if await repo.round_recorded(conn, round_id):
                 log.warning("round id already recorded; request ignored")
                 return None
-            if only_if_changed and await repo.input_version(conn, region) <= (
-                await repo.round_version(conn, region)
-            ):
+            if only_if_changed and not await repo.input_changed(conn, region):
                 return None
             started = time.perf_counter()
             problem, version = await repo.load_problem(conn, region)

@@ -55,11 +55,6 @@ async def lock_region_and_find_student(
     return before
 
 
-async def lock_regions(conn: Connection, regions: Iterable[str]) -> None:
-    for region in sorted(set(regions)):
-        await lock_region(conn, region)
-
-
 async def lock_placements(conn: Connection, placement_ids: Iterable[str]) -> None:
     """Lock placements in one sweep, ordered by lock key, so lockers never deadlock."""
     await conn.execute(
@@ -129,13 +124,6 @@ async def regions_ranking(conn: Connection, placement_id: str) -> list[str]:
 # --------------------------------------------------------------------------------- students
 
 
-async def student_region(conn: Connection, student_id: str) -> str | None:
-    region: str | None = await conn.fetchval(
-        "SELECT region FROM students WHERE student_id = $1", student_id
-    )
-    return region
-
-
 async def upsert_student(conn: Connection, profile: StudentProfile) -> None:
     await conn.execute(
         "INSERT INTO students (student_id, region, profile) VALUES ($1, $2, $3) "
@@ -191,7 +179,6 @@ async def standing_where(conn: Connection, condition: str, *args: Any) -> list[S
 @dataclass(frozen=True)
 class MatchRow:
     match: Standing | None  # None when it no longer stands
-    status: str
     student_id: str
     placement_id: str
 
@@ -203,7 +190,7 @@ async def match_for_update(conn: Connection, match_id: uuid.UUID) -> MatchRow | 
     if row is None:
         return None
     standing = _standing(row) if row["status"] in STANDING else None
-    return MatchRow(standing, row["status"], row["student_id"], row["placement_id"])
+    return MatchRow(standing, row["student_id"], row["placement_id"])
 
 
 async def record_acceptance(conn: Connection, match_id: str, by: str) -> Standing:
@@ -277,9 +264,12 @@ async def input_version(conn: Connection, region: str) -> int:
     return int(value or 0)
 
 
-async def round_version(conn: Connection, region: str) -> int:
-    value = await conn.fetchval("SELECT round_version FROM region_state WHERE region = $1", region)
-    return int(value or 0)
+async def input_changed(conn: Connection, region: str) -> bool:
+    """Whether the region's input changed after its last round (automatic mode)."""
+    changed = await conn.fetchval(
+        "SELECT input_version > round_version FROM region_state WHERE region = $1", region
+    )
+    return bool(changed)
 
 
 async def record_round(

@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,9 +81,14 @@ def replica(env: dict[str, str], log_dir: Path, name: str) -> ServiceProcess:
     return ServiceProcess("matching", env, log_dir, name=name)
 
 
-async def prepared_schema(database_url: str, schema: str) -> None:
-    """Migrate up front, so tests can poll the read model before the service started."""
+async def prepared_schema(
+    infra: Infra, database_url: str, topics: Topics
+) -> tuple[str, dict[str, str]]:
+    """A fresh read-model schema, migrated up front (so tests can poll it before the service
+    started), and the environment of replicas that use it."""
+    schema = f"m_{uuid.uuid4().hex[:10]}"
     await migrate(database_url, schema, MIGRATIONS)
+    return schema, matching_env(infra, database_url, topics, schema)
 
 
 async def wait_for(
@@ -106,6 +111,28 @@ async def read_model_count(database_url: str, schema: str, table: str) -> int:
         return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.{table}"))
     finally:
         await conn.close()
+
+
+async def wait_for_read_model(
+    database_url: str, schema: str, placements: Sized, students: Sized
+) -> None:
+    """Until the read model holds every placement and every student published."""
+
+    async def applied() -> bool:
+        return await read_model_count(database_url, schema, "students") == len(
+            students
+        ) and await read_model_count(database_url, schema, "placements") == len(placements)
+
+    await wait_for(applied, what="read model complete")
+
+
+async def wait_for_log(proc: ServiceProcess, text: str, *, wait: float = 90.0) -> None:
+    """Until `text` appears in the process's log."""
+
+    async def logged() -> bool:
+        return text in proc.log_path.read_text(errors="replace")
+
+    await wait_for(logged, wait=wait, what=f"{text!r} in {proc.name}'s log")
 
 
 @dataclass
@@ -145,6 +172,12 @@ async def collect(
     finally:
         await consumer.stop()
     return out
+
+
+def one_round_complete(out: Output) -> bool:
+    """A round completed and every proposal it announced has arrived."""
+    done = out.of("MatchingRoundCompleted")
+    return len(done) >= 1 and done[0]["proposed"] == len(out.of("MatchProposed"))
 
 
 def standing(out: Output) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,16 +11,16 @@ import pytest
 
 from shared.contracts.topics import Topics
 from tests.integration.matching.support import (
-    Output,
     collect,
-    matching_env,
+    one_round_complete,
     prepared_schema,
     publish_all,
     read_model_count,
     region_input,
     replica,
     round_request,
-    wait_for,
+    wait_for_log,
+    wait_for_read_model,
 )
 from tests.support.infra import Infra
 
@@ -35,9 +34,7 @@ async def test_kill_after_commit_before_offset_commit(
     tmp_path: Path,
 ) -> None:
     topics = await make_topics()
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    await prepared_schema(database_url, schema)
-    env = matching_env(infra, database_url, topics, schema)
+    schema, env = await prepared_schema(infra, database_url, topics)
     paused = {**env, "APL_MATCHING_TEST_PAUSE_AFTER_COMMIT_SECONDS": "120"}
     proc = replica(paused, tmp_path, "matching-crash")
     placements, students = region_input("SE-AB", 80, 30, seed=7)
@@ -45,35 +42,16 @@ async def test_kill_after_commit_before_offset_commit(
     try:
         await asyncio.to_thread(proc.start)
         await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
-
-        async def applied() -> bool:
-            return await read_model_count(database_url, schema, "students") == len(
-                students
-            ) and await read_model_count(database_url, schema, "placements") == len(placements)
-
-        await wait_for(applied, what="read model complete")
+        await wait_for_read_model(database_url, schema, placements, students)
         await publish_all(infra.kafka_bootstrap, topics, [request])
-
-        async def in_pause() -> bool:
-            return "test pause after commit" in proc.log_path.read_text(errors="replace")
-
-        await wait_for(in_pause, what="the round's commit")
+        await wait_for_log(proc, "test pause after commit")  # the round committed
         proc.kill()  # SIGKILL: the offset of the request is not committed
         assert await read_model_count(database_url, schema, "rounds") == 1
 
         proc.env = env  # restart without the pause
         await asyncio.to_thread(proc.start)
-
-        async def redelivered() -> bool:
-            return "round request already handled" in proc.log_path.read_text(errors="replace")
-
-        await wait_for(redelivered, wait=120, what="the request's redelivery")
-
-        def complete(out: Output) -> bool:
-            done = out.of("MatchingRoundCompleted")
-            return len(done) >= 1 and done[0]["proposed"] == len(out.of("MatchProposed"))
-
-        out = await collect(infra.kafka_bootstrap, topics, complete)
+        await wait_for_log(proc, "round request already handled", wait=120)  # redelivered
+        out = await collect(infra.kafka_bootstrap, topics, one_round_complete)
     finally:
         proc.stop()
 
@@ -91,9 +69,7 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
     tmp_path: Path,
 ) -> None:
     topics = await make_topics()
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    await prepared_schema(database_url, schema)
-    env = matching_env(infra, database_url, topics, schema)
+    schema, env = await prepared_schema(infra, database_url, topics)
     stuck = replica(
         {**env, "APL_MATCHING_TEST_PAUSE_BEFORE_COMMIT_SECONDS": "120"}, tmp_path, "matching-a"
     )
@@ -103,19 +79,9 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
     try:
         await asyncio.to_thread(stuck.start)
         await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
-
-        async def applied() -> bool:
-            return await read_model_count(database_url, schema, "students") == len(
-                students
-            ) and await read_model_count(database_url, schema, "placements") == len(placements)
-
-        await wait_for(applied, what="read model complete")
+        await wait_for_read_model(database_url, schema, placements, students)
         await publish_all(infra.kafka_bootstrap, topics, [request])
-
-        async def in_pause() -> bool:
-            return "test pause before commit" in stuck.log_path.read_text(errors="replace")
-
-        await wait_for(in_pause, what="the round's writes")
+        await wait_for_log(stuck, "test pause before commit")  # the round's writes are done
         stuck.kill()  # SIGKILL inside the round's transaction
         # nothing of the round is visible: no round row, no match, nothing in the outbox
         assert await read_model_count(database_url, schema, "rounds") == 0
@@ -123,12 +89,7 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
         assert await read_model_count(database_url, schema, "outbox") == 0
 
         await asyncio.to_thread(other.start)  # takes over the partitions
-
-        def complete(out: Output) -> bool:
-            done = out.of("MatchingRoundCompleted")
-            return len(done) >= 1 and done[0]["proposed"] == len(out.of("MatchProposed"))
-
-        out = await collect(infra.kafka_bootstrap, topics, complete)
+        out = await collect(infra.kafka_bootstrap, topics, one_round_complete)
     finally:
         stuck.kill()
         other.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,15 +14,13 @@ from shared.contracts.topics import Topics
 from tests.integration.matching.support import (
     Output,
     collect,
-    matching_env,
     prepared_schema,
     publish_all,
-    read_model_count,
     region_input,
     replica,
     round_request,
     standing,
-    wait_for,
+    wait_for_read_model,
 )
 from tests.support.infra import Infra
 
@@ -51,9 +48,7 @@ async def _scenario(
     replicas: int,
 ) -> tuple[Output, list[ev.MatchingRoundRequested]]:
     topics = await make_topics()
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    await prepared_schema(database_url, schema)
-    env = matching_env(infra, database_url, topics, schema)
+    schema, env = await prepared_schema(infra, database_url, topics)
     names = [f"matching-{chr(ord('a') + i)}" for i in range(replicas)]
     procs = [replica(env, log_dir / f"r{replicas}", name) for name in names]
     placements, students = _input()
@@ -64,13 +59,7 @@ async def _scenario(
         # the other replicas join while events flow: the group rebalances mid-stream
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs[1:]))
         await publish_all(infra.kafka_bootstrap, topics, students[half:])
-
-        async def applied() -> bool:
-            return await read_model_count(database_url, schema, "students") == len(
-                students
-            ) and await read_model_count(database_url, schema, "placements") == len(placements)
-
-        await wait_for(applied, what="read model complete")
+        await wait_for_read_model(database_url, schema, placements, students)
         requests = [round_request(r) for r in REGIONS]
         await publish_all(infra.kafka_bootstrap, topics, requests)
 

@@ -38,7 +38,6 @@ from .domain.errors import Conflict, FieldError, Invalid, NotFound
 log = structlog.get_logger(__name__)
 
 PRODUCER = "placements"
-PERSONAL_FIELDS = ("name", "email", "phone")
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,6 @@ class IdempotencyKey:
 def request_hash(body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _json(model: Any) -> Any:
-    return json.loads(model.model_dump_json())
 
 
 # ------------------------------------------------------------------------------ views
@@ -268,9 +263,8 @@ class PlacementsService:
                     errors.append(FieldError("capacity", "cannot be null"))
                 else:
                     errors += rules.check_capacity(changes["capacity"], confirmed)
-            for required in ("company_id",):
-                if required in changes and changes[required] is None:
-                    errors.append(FieldError(required, "cannot be null"))
+            if "company_id" in changes and changes["company_id"] is None:
+                errors.append(FieldError("company_id", "cannot be null"))
             if errors:
                 raise Invalid(errors)
             offer = PlacementOffer.model_validate(merged, strict=False)
@@ -522,7 +516,7 @@ class PlacementsService:
                     c.round_id,
                     c.region,
                     c.policy,
-                    _json(c.figures),
+                    c.figures.model_dump(mode="json"),
                     dict(c.unplaced_by_reason),
                     c.proposed,
                     c.cancelled,

@@ -60,7 +60,8 @@ class PlacementIn(PlacementOffer):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> PlacementIn:  # the handler checks dates and ranking, naming each field
+    def _check(self) -> PlacementIn:
+        # Replaces PlacementOffer._check: the handler checks dates and ranking, naming each field.
         return self
 
     def offer(self) -> PlacementOffer:
@@ -114,7 +115,9 @@ class StudentIn(StudentProfile):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> StudentIn:  # the handler checks preferences and dates, naming each field
+    def _check(self) -> StudentIn:
+        # Replaces StudentProfile._check: the handler checks preferences and dates, naming
+        # each field.
         return self
 
     def profile(self) -> StudentProfile:

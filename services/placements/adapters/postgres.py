@@ -21,11 +21,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-def _offer_json(offer: PlacementOffer) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(offer.model_dump_json())
-    return result
-
-
 # ------------------------------------------------------------------------------ placements
 
 
@@ -44,7 +39,7 @@ async def insert_placement(
         offer.placement_id,
         offer.company_id,
         offer.region,
-        _offer_json(offer),
+        offer.model_dump(mode="json"),
         channel.kind if channel else None,
         channel.webhook_url if channel else None,
     )
@@ -80,7 +75,7 @@ async def update_placement(
         "WHERE placement_id = $1",
         offer.placement_id,
         offer.company_id,
-        _offer_json(offer),
+        offer.model_dump(mode="json"),
         set_channel,
         channel.kind if channel else None,
         channel.webhook_url if channel else None,
@@ -171,7 +166,7 @@ async def insert_student(
         profile.student_id,
         profile.region,
         profile.programme,
-        json.loads(profile.model_dump_json()),
+        profile.model_dump(mode="json"),
         name,
         email,
         phone,
@@ -205,7 +200,7 @@ async def update_profile(conn: Connection, profile: StudentProfile) -> None:
     await conn.execute(
         "UPDATE students SET profile = $2, updated_at = now() WHERE student_id = $1",
         profile.student_id,
-        json.loads(profile.model_dump_json()),
+        profile.model_dump(mode="json"),
     )
 
 

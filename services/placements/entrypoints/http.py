@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
 
@@ -39,10 +39,12 @@ def service(request: Request) -> PlacementsService:
 Service = Annotated[PlacementsService, Depends(service)]
 
 
-def _key(header: str | None, request: Request, body: Any) -> IdempotencyKey | None:
+def _key(header: str | None, request: Request, body: BaseModel) -> IdempotencyKey | None:
+    """The request's Idempotency-Key with the hash of its parsed body, or None without one."""
     if header is None:
         return None
-    return IdempotencyKey(header, request.method, request.url.path, request_hash(body))
+    body_hash = request_hash(body.model_dump(mode="json"))
+    return IdempotencyKey(header, request.method, request.url.path, body_hash)
 
 
 def _respond(result: Result) -> Response:
@@ -64,7 +66,7 @@ async def post_placement(
     body: schemas.PlacementIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
 ) -> Response:
     """A company posts a placement offer (PlacementPosted)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.post_placement(body, key))
 
 
@@ -81,7 +83,7 @@ async def post_placements(
 
     A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
     a 409. Meant for imports (a region's list of offers, a spreadsheet)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.post_placements(body, key))
 
 
@@ -134,23 +136,6 @@ async def placement_matches(placement_id: str, svc: Service) -> Response:
     return JSONResponse(await svc.placement_matches(placement_id))
 
 
-@router.post(
-    "/students/batch", status_code=201, response_model=schemas.BatchCreated, tags=["students"]
-)
-async def register_students(
-    body: schemas.StudentBatchIn,
-    request: Request,
-    svc: Service,
-    idempotency_key: IdemHeader = None,
-) -> Response:
-    """Register up to 500 students at once (a StudentRegistered each); all or none.
-
-    A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
-    a 409. Meant for a school's import of its students."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
-    return _respond(await svc.register_students(body, key))
-
-
 @router.put("/companies/{company_id}/notification-channel", tags=["placements"])
 async def set_company_channel(
     company_id: str, body: schemas.CompanyChannelIn, svc: Service
@@ -167,8 +152,25 @@ async def register_student(
     body: schemas.StudentIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
 ) -> Response:
     """A student registers (StudentRegistered; name, e-mail and phone stay here)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.register_student(body, key))
+
+
+@router.post(
+    "/students/batch", status_code=201, response_model=schemas.BatchCreated, tags=["students"]
+)
+async def register_students(
+    body: schemas.StudentBatchIn,
+    request: Request,
+    svc: Service,
+    idempotency_key: IdemHeader = None,
+) -> Response:
+    """Register up to 500 students at once (a StudentRegistered each); all or none.
+
+    A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
+    a 409. Meant for a school's import of its students."""
+    key = _key(idempotency_key, request, body)
+    return _respond(await svc.register_students(body, key))
 
 
 @router.put(
@@ -208,7 +210,7 @@ async def accept_match(
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """The student or the company accepts a proposal (MatchAccepted)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.answer_match(match_id, body.by, False, None, key))
 
 
@@ -221,7 +223,7 @@ async def decline_match(
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """The student or the company declines a proposal, with a reason (MatchDeclined)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.answer_match(match_id, body.by, True, body.reason, key))
 
 
@@ -233,7 +235,7 @@ async def request_round(
     body: schemas.RoundIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
 ) -> Response:
     """A coordinator asks for a matching round in a region (MatchingRoundRequested)."""
-    key = _key(idempotency_key, request, body.model_dump(mode="json"))
+    key = _key(idempotency_key, request, body)
     return _respond(await svc.request_round(body, key))
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
-from shared.kafka import EventConsumer
+from shared.kafka import EventConsumer, subscriber_options
 
 GROUP_ID = "placements"
 
@@ -27,26 +26,12 @@ def build_router(
     async def handle(event: ev.Event) -> None:
         await apply(event)
 
-    @router.subscriber(
-        topics.matches,
-        description="Match proposals, answers, confirmations and cancellations.",
-        group_id=GROUP_ID,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        max_poll_interval_ms=600_000,
-    )
-    async def on_match_event(message: KafkaMessage) -> None:
+    async def on_event(message: KafkaMessage) -> None:
         await consumer.dispatch(message, handle)
 
-    @router.subscriber(
-        topics.rounds,
-        description="Rounds requested and their figures once completed.",
-        group_id=GROUP_ID,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        max_poll_interval_ms=600_000,
-    )
-    async def on_round_event(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, handle)
-
+    for topic, description in (
+        (topics.matches, "Match proposals, answers, confirmations and cancellations."),
+        (topics.rounds, "Rounds requested and their figures once completed."),
+    ):
+        router.subscriber(topic, description=description, **subscriber_options(GROUP_ID))(on_event)
     return router

@@ -47,30 +47,12 @@ from shared.contracts.internal import (
 from shared.contracts.profiles import Supervisor
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics, make_broker
-from shared.settings import env_file
+from shared.localinfra import free_port
+from shared.settings import ServiceSettings
 
 REGION = "SE-AB"
 TOKEN = "bench-token"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _infra() -> tuple[str, str]:
-    values = dict(os.environ)
-    path = env_file()
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                values.setdefault(key.strip(), value.strip())
-    return values["APL_KAFKA_BOOTSTRAP"], values["APL_DATABASE_URL"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -155,7 +137,7 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @contextlib.contextmanager
 def _serve_context() -> Any:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             _context_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
@@ -173,7 +155,8 @@ def _serve_context() -> Any:
 
 
 async def run(n: int, concurrency: int | None, placements: int) -> None:
-    bootstrap, admin_url = _infra()
+    infra = ServiceSettings.load()  # the environment, else .local/apl.env
+    bootstrap, admin_url = infra.kafka_bootstrap, infra.database_url
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topics = Topics(prefix)
     db_name = f"bench_notifications_{uuid.uuid4().hex[:8]}"
@@ -182,7 +165,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
     database_url = f"{admin_url.rpartition('/')[0]}/{db_name}"
     await ensure_topics(bootstrap, topics)
     sink = Sink()
-    smtp_port = _free_port()
+    smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     proc: subprocess.Popen[bytes] | None = None
@@ -216,7 +199,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
                 await asyncio.gather(*pending)
             print(f"published {n} MatchProposed events")
 
-            http_port = _free_port()
+            http_port = free_port()
             env = {
                 **os.environ,
                 "APL_KAFKA_BOOTSTRAP": bootstrap,

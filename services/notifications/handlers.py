@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Literal, Protocol
 
 import asyncpg
 import structlog
@@ -94,6 +94,16 @@ class Outcome:
     upstream: bool = False  # our own placements service was unavailable: attempts not used up
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A notice's next state: `delivered`/`failed`, or `pending` again after `retry_in` s."""
+
+    status: Literal["delivered", "pending", "failed"]
+    attempts: int
+    """Attempts counted so far (one not counted when the placements service was unavailable)."""
+    retry_in: float | None = None
+
+
 @dataclass
 class Notifier:
     """Tells one supervisor about one notice (or one digest): fetch, render, send."""
@@ -156,11 +166,9 @@ class DeliveryWorker:
     upstream_retry_seconds: float = 2.0  # while the placements service is unavailable
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
-    concurrency: int = 8
+    concurrency: int = 2  # as NotifierSettings.worker_concurrency
     poll_seconds: float = 0.5
     batch_size: int = 10
-    delivered: int = field(default=0, init=False)
-    failed: int = field(default=0, init=False)
     _idle: collections.deque[asyncio.Future[None]] = field(
         default_factory=collections.deque, init=False
     )
@@ -228,91 +236,92 @@ class DeliveryWorker:
                     ):
                         outcome = await self.notifier.notify_supervisor(notice, members)
                 done.append((notice, members, outcome))
-            await self._record(conn, done)
-        for notice, _, outcome in done:
+            verdicts = [self._verdict(notice, outcome) for notice, _, outcome in done]
+            await self._record(conn, done, verdicts)
+        for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
             if outcome is not None:
-                self._count_and_log(notice, outcome)
+                _log_outcome(notice, outcome, verdict)
         return len(notices)
 
+    def _verdict(self, notice: Delivery, outcome: Outcome | None) -> Verdict:
+        """What becomes of a notice after this attempt; decided once, recorded and logged."""
+        if outcome is None:  # an empty digest: closed, no attempt made
+            return Verdict("delivered", notice.attempts)
+        attempts = notice.attempts + 1
+        if outcome.ok:
+            return Verdict("delivered", attempts)
+        if outcome.upstream:  # nothing was tried at the recipient: the attempt is not counted
+            return Verdict("pending", notice.attempts, self.upstream_retry_seconds)
+        if outcome.transient and attempts < self.max_attempts:
+            delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
+            return Verdict("pending", attempts, delay)
+        return Verdict("failed", attempts)
+
     async def _record(
-        self, conn: Connection, done: list[tuple[Delivery, list[Delivery], Outcome | None]]
+        self,
+        conn: Connection,
+        done: list[tuple[Delivery, list[Delivery], Outcome | None]],
+        verdicts: list[Verdict],
     ) -> None:
         results: list[store.Result] = []
         events: list[Event] = []
-        for notice, members, outcome in done:
+        for (notice, members, outcome), verdict in zip(done, verdicts, strict=True):
+            status, attempts = verdict.status, verdict.attempts
             if outcome is None:
-                results.append(
-                    store.Result(notice.notification_id, "delivered", notice.attempts, "email")
-                )
+                results.append(store.Result(notice.notification_id, status, attempts, "email"))
                 continue
-            attempts = notice.attempts + 1
-            ids = [notice.notification_id] + [
-                m.notification_id for m in members if m.notification_id != notice.notification_id
-            ]
-            if outcome.ok:
-                results += [store.Result(i, "delivered", attempts, outcome.channel) for i in ids]
-                events += [_delivered(m, outcome.channel, attempts) for m in members]
-                continue
-            error = outcome.error or "unknown error"
-            if outcome.upstream:  # nothing was tried at the recipient: the attempt is not counted
+            error = None if outcome.ok else outcome.error or "unknown error"
+            if status == "pending":  # only the notice (a digest's members stay grouped)
                 results.append(
                     store.Result(
                         notice.notification_id,
-                        "pending",
-                        notice.attempts,
+                        status,
+                        attempts,
                         error=error,
-                        retry_in=self.upstream_retry_seconds,
+                        retry_in=verdict.retry_in,
                     )
                 )
                 continue
-            if self._will_retry(notice, outcome):
-                delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
-                results.append(
-                    store.Result(
-                        notice.notification_id, "pending", attempts, error=error, retry_in=delay
-                    )
-                )
-                continue
-            results += [store.Result(i, "failed", attempts, outcome.channel, error) for i in ids]
-            events += [_failed(m, outcome.channel, attempts, error) for m in members]
+            ids = [notice.notification_id] + [
+                m.notification_id for m in members if m.notification_id != notice.notification_id
+            ]
+            results += [store.Result(i, status, attempts, outcome.channel, error) for i in ids]
+            if status == "delivered":
+                events += [_delivered(m, outcome.channel, attempts) for m in members]
+            else:
+                assert error is not None
+                events += [_failed(m, outcome.channel, attempts, error) for m in members]
         await store.record(conn, results)
         await enqueue(conn, events)  # one call per batch: two statements whatever its size
 
-    def _will_retry(self, notice: Delivery, outcome: Outcome) -> bool:
-        if outcome.upstream:
-            return True
-        return outcome.transient and notice.attempts + 1 < self.max_attempts
 
-    def _count_and_log(self, notice: Delivery, outcome: Outcome) -> None:
-        attempts = notice.attempts + 1
-        with structlog.contextvars.bound_contextvars(
-            notification_id=str(notice.notification_id), region=notice.region
-        ):
-            if outcome.ok:
-                self.delivered += 1
-                log.info(
-                    "notice delivered", kind=notice.kind, channel=outcome.channel, attempts=attempts
-                )
-                return
-            error = outcome.error or "unknown error"
-            if outcome.upstream:
-                log.warning(
-                    "placements service unavailable; notice waits (attempt not counted)",
-                    error=error,
-                    retry_in=self.upstream_retry_seconds,
-                )
-                return
-            if self._will_retry(notice, outcome):
-                delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
-                log.warning(
-                    "notice delivery failed; will retry",
-                    error=error,
-                    attempts=attempts,
-                    retry_in=delay,
-                )
-                return
-            self.failed += 1
-            log.error("notice delivery failed for good", error=error, attempts=attempts)
+def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
+    error = outcome.error or "unknown error"
+    with structlog.contextvars.bound_contextvars(
+        notification_id=str(notice.notification_id), region=notice.region
+    ):
+        if outcome.ok:
+            log.info(
+                "notice delivered",
+                kind=notice.kind,
+                channel=outcome.channel,
+                attempts=verdict.attempts,
+            )
+        elif outcome.upstream:
+            log.warning(
+                "placements service unavailable; notice waits (attempt not counted)",
+                error=error,
+                retry_in=verdict.retry_in,
+            )
+        elif verdict.status == "pending":
+            log.warning(
+                "notice delivery failed; will retry",
+                error=error,
+                attempts=verdict.attempts,
+                retry_in=verdict.retry_in,
+            )
+        else:
+            log.error("notice delivery failed for good", error=error, attempts=verdict.attempts)
 
 
 def _data(m: Delivery, channel: str, attempts: int) -> dict[str, object]:

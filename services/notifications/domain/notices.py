@@ -117,7 +117,8 @@ class UpstreamUnavailable(TransientError):
     """Our own placements service could not give the notice's context (down, restarting, 5xx).
 
     Nothing was tried at the recipient, so this does not use up the notice's attempts: it is
-    retried (with capped backoff) until the service answers. An outage must not fail notices.
+    retried at a short fixed interval (2 s by default) until the service answers. An outage must
+    not fail notices.
     """
 
     upstream = True

@@ -77,7 +77,9 @@ class StudentView:
     phone: str | None = None
 
     @classmethod
-    def of(cls, student: NoticeStudent, *, may_share: bool = True) -> StudentView:
+    def of(cls, student: NoticeStudent, *, may_share: bool) -> StudentView:
+        """The student as a notice shows them: name and contact only when the student shared
+        them and the notice `may_share` them (a confirmation)."""
         shared = student.contact_shared and may_share
         return cls(
             student_id=student.student_id,

@@ -28,9 +28,6 @@ def build_router(
 ) -> tuple[KafkaRouter, EventConsumer]:
     """A router with the match-event subscriber; MatchAccepted / MatchDeclined are skipped."""
     router = KafkaRouter()
-    # the shared options, spelled out: passing them as **dict hides the decorator's overloads
-    options = subscriber_options(group_id(topics))
-    assert set(options) == {"group_id", "ack_policy", "auto_offset_reset", "max_poll_interval_ms"}
     consumer = EventConsumer(broker, topics, group_id=group_id(topics), max_attempts=max_attempts)
 
     @router.subscriber(
@@ -41,10 +38,7 @@ def build_router(
             "notice to the placement's supervisor; MatchAccepted and MatchDeclined are ignored. "
             "Contract violations go to apl.matches.v1.dlt."
         ),
-        group_id=options["group_id"],
-        ack_policy=options["ack_policy"],
-        auto_offset_reset=options["auto_offset_reset"],
-        max_poll_interval_ms=options["max_poll_interval_ms"],
+        **subscriber_options(group_id(topics)),
         # One offset commit per batch of up to BATCH records; each record is handled on its own.
         batch=True,
         max_records=BATCH,

@@ -25,7 +25,7 @@ from shared.contracts.internal import (
 )
 from shared.contracts.profiles import Supervisor
 from shared.contracts.topics import Topics, dlt
-from shared.db import migrate
+from shared.db import create_pool, migrate
 from tests.integration.notifications.peers import (
     PlacementsPeer,
     SmtpInbox,
@@ -199,13 +199,7 @@ class Running:
 async def running_service(settings: NotifierSettings, topics: Topics) -> AsyncIterator[Running]:
     await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
     app, runtime = build_app(settings)
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=1,
-        max_size=2,
-        server_settings={"search_path": settings.db_schema},
-    )
-    assert pool is not None
+    pool = await create_pool(settings.database_url, settings.db_schema, max_size=2)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:

@@ -83,6 +83,21 @@ def cancelled(placement_id: str, student_id: str) -> MatchCancelled:
     )
 
 
+def _supervised(peers: Peers, tag: str, **details: Any) -> tuple[str, str, str]:
+    """A fresh placement and student whose notice context names the supervisor
+    `<tag>-<placement>@company.example` (returned third); `details` go to `context`."""
+    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
+    address = f"{tag}-{pid}@company.example"
+    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, **details)
+    return pid, sid, address
+
+
+async def _outcome_of(service: Running, producer: Any, event: Event) -> Event:
+    """Publish `event` and wait for its (first) outcome event."""
+    await publish_event(producer, service.topics, event)
+    return (await service.watcher.wait_outcome(event.event_id))[0]
+
+
 def _has_mail(peers: Peers, address: str) -> bool:
     return len(peers.smtp.to(address)) == 1
 
@@ -159,9 +174,7 @@ async def test_each_kind_in_the_supervisors_language(
 async def test_redelivered_event_is_told_once(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
-    address = f"once-{pid}@company.example"
-    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address)
+    pid, sid, address = _supervised(peers, "once")
     event = proposed(pid, sid)
     await publish_event(producer, service.topics, event)
     await publish_event(producer, service.topics, event)  # the same event again
@@ -203,13 +216,9 @@ async def test_redelivered_event_is_told_once(
 async def test_transient_smtp_failures_are_retried_until_delivered(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
-    address = f"busy-{pid}@company.example"
-    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="en")
+    pid, sid, address = _supervised(peers, "busy", language="en")
     peers.smtp.script[address] = ["451 4.3.0 try again later", "451 4.3.0 try again later"]
-    event = proposed(pid, sid)
-    await publish_event(producer, service.topics, event)
-    outcome = (await service.watcher.wait_outcome(event.event_id))[0]
+    outcome = await _outcome_of(service, producer, proposed(pid, sid))
     assert isinstance(outcome, NotificationDelivered)
     assert outcome.data.attempts == 3
     assert peers.smtp.refused[address] == 2
@@ -219,13 +228,9 @@ async def test_transient_smtp_failures_are_retried_until_delivered(
 async def test_a_placements_outage_delays_notices_but_never_fails_them(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
-    address = f"late-{pid}@company.example"
-    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="sv")
+    pid, sid, address = _supervised(peers, "late", language="sv")
     peers.placements.unavailable[(pid, sid)] = 4  # longer than max_attempts (3) allows
-    event = proposed(pid, sid)
-    await publish_event(producer, service.topics, event)
-    outcome = (await service.watcher.wait_outcome(event.event_id))[0]
+    outcome = await _outcome_of(service, producer, proposed(pid, sid))
     assert isinstance(outcome, NotificationDelivered)
     assert outcome.data.attempts == 1  # waiting for our own service used up no attempt
     assert peers.placements.unavailable[(pid, sid)] == 0
@@ -235,13 +240,10 @@ async def test_a_placements_outage_delays_notices_but_never_fails_them(
 async def test_persistent_failures_end_in_notification_failed(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
-    address = f"down-{pid}@company.example"
-    peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address)
+    pid, sid, address = _supervised(peers, "down")
     peers.smtp.always[address] = "451 4.3.0 mailbox busy"
     event = proposed(pid, sid)
-    await publish_event(producer, service.topics, event)
-    outcome = (await service.watcher.wait_outcome(event.event_id))[0]
+    outcome = await _outcome_of(service, producer, event)
     assert isinstance(outcome, NotificationFailed)
     assert outcome.data.attempts == 3  # max_attempts
     assert "451" in outcome.data.error
@@ -257,17 +259,13 @@ async def test_persistent_failures_end_in_notification_failed(
     address2 = f"nouser-{pid2}@company.example"
     peers.placements.contexts[(pid2, sid)] = context(pid2, sid, email=address2)
     peers.smtp.always[address2] = "550 5.1.1 no such user"
-    event2 = confirmed(pid2, sid)
-    await publish_event(producer, service.topics, event2)
-    outcome2 = (await service.watcher.wait_outcome(event2.event_id))[0]
+    outcome2 = await _outcome_of(service, producer, confirmed(pid2, sid))
     assert isinstance(outcome2, NotificationFailed)
     assert outcome2.data.attempts == 1
     assert "550" in outcome2.data.error
 
     # an unknown placement or student (404 from the placements service) fails at once, clearly
-    event3 = cancelled(f"p-{_uid()}", sid)
-    await publish_event(producer, service.topics, event3)
-    outcome3 = (await service.watcher.wait_outcome(event3.event_id))[0]
+    outcome3 = await _outcome_of(service, producer, cancelled(f"p-{_uid()}", sid))
     assert isinstance(outcome3, NotificationFailed)
     assert outcome3.data.attempts == 1
     assert "no notice context" in outcome3.data.error
@@ -298,19 +296,13 @@ async def test_poison_event_goes_to_the_dead_letter_topic(
 async def test_webhook_is_signed_idempotent_and_retried(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
     name = f"hook-{_uid()}"
-    peers.placements.contexts[(pid, sid)] = context(
-        pid,
-        sid,
-        email=f"hook-{pid}@company.example",
-        shared=True,
-        webhook_url=f"{peers.webhooks.url}/hook/{name}",
+    pid, sid, address = _supervised(
+        peers, "hook", shared=True, webhook_url=f"{peers.webhooks.url}/hook/{name}"
     )
     peers.webhooks.unavailable[name] = 1  # the first attempt meets a 503
     event = confirmed(pid, sid)
-    await publish_event(producer, service.topics, event)
-    outcome = (await service.watcher.wait_outcome(event.event_id))[0]
+    outcome = await _outcome_of(service, producer, event)
     assert isinstance(outcome, NotificationDelivered)
     assert outcome.data.channel == "webhook"
     assert outcome.data.attempts == 2
@@ -324,26 +316,18 @@ async def test_webhook_is_signed_idempotent_and_retried(
     assert payload["placement"]["placement_id"] == pid
     assert payload["student"]["name"] == "Kim Lindqvist"
     assert peers.webhooks.bad_signatures == 0
-    assert not peers.smtp.to(f"hook-{pid}@company.example")  # webhook instead of e-mail
+    assert not peers.smtp.to(address)  # webhook instead of e-mail
 
 
 async def test_no_personal_data_is_kept_after_delivery(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    pid, sid = f"p-{_uid()}", f"s-{_uid()}"
-    address = f"private-{pid}@company.example"
-    peers.placements.contexts[(pid, sid)] = context(
-        pid,
-        sid,
-        email=address,
-        name="Greta Personlig",
-        shared=True,
-        student_name="Pelle Hemlig",
+    pid, sid, address = _supervised(
+        peers, "private", name="Greta Personlig", shared=True, student_name="Pelle Hemlig"
     )
     peers.smtp.script[address] = ["451 4.3.0 later"]  # also leaves an error behind
     event = confirmed(pid, sid)
-    await publish_event(producer, service.topics, event)
-    await service.watcher.wait_outcome(event.event_id)
+    await _outcome_of(service, producer, event)
     assert "Pelle Hemlig" in text_of(peers.smtp.to(address)[0])[0]  # it was sent
     dump = []
     for table in ("deliveries", "outbox", "inbox"):

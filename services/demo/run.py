@@ -303,11 +303,11 @@ class KafkaProbe:
         await self.admin.close()
 
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        await self.consumer.topics()  # refreshes the metadata
+        described = await self.admin.describe_topics(list(topics))
         return [
-            TopicPartition(t, p)
-            for t in topics
-            for p in self.consumer.partitions_for_topic(t) or ()
+            TopicPartition(d["topic"], p["partition"])
+            for d in described
+            for p in sorted(d["partitions"], key=lambda p: int(p["partition"]))
         ]
 
     async def messages(self, topics: Iterable[str]) -> int:
@@ -351,8 +351,8 @@ async def _count_notifications(bootstrap: str, topic: str) -> Counter[str]:
     await consumer.start()
     counts: Counter[str] = Counter()
     try:
-        await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        async with KafkaProbe(bootstrap) as kafka:
+            parts = await kafka.partitions([topic])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         remaining = sum((await consumer.end_offsets(parts)).values())

@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -r requirements-dev.lock
 	@$(BIN)/python -m pip install -q --no-deps -e .
+	@echo "compiling the matching kernel (numba, cached) ..."
+	@$(BIN)/python -c "from services.matching.engine.ssp import load_compiled; load_compiled()"
 	@touch $@
 
 ## infra: start local Kafka and PostgreSQL unless APL_KAFKA_BOOTSTRAP / APL_DATABASE_URL are set

@@ -7,9 +7,12 @@ For each size one seeded synthetic round (`services.matching.engine.synthetic`: 
 ~1.25 slots per student, heavy-tailed company popularity, five choices, hard constraints)
 is solved by:
 
-* engine        `solve(..., policy="optimal")`: solve = the assignment step (what the
-                summary's `solve_seconds` reports), build = the rest of the call
-                (eligibility from the profiles, then the outcomes and figures);
+* engine        `solve(..., policy="optimal")` with the compiled kernel loaded, as in the
+                matching service: solve = the assignment step (what the summary's
+                `solve_seconds` reports), build = the rest of the call (eligibility from
+                the profiles, then the outcomes and figures);
+* engine-py     the same with the sparse solver's kernel interpreted (`ssp.KERNEL`), as a
+                one-off `apl match` below 200,000 arcs runs it;
 * engine-stable `solve(..., policy="stable")`, for its rank profile and blocking pairs;
 * dense-lsa     `scipy.optimize.linear_sum_assignment` on the whole students x slots matrix
                 (an ineligible cell costs what leaving the student unplaced costs), skipped
@@ -39,7 +42,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from services.matching.engine import Policy, RoundSummary, solve
+from services.matching.engine import Policy, RoundSummary, solve, ssp
 from services.matching.engine.optimal import weight_classes
 from services.matching.engine.problem import I64, Problem, build_problem
 from services.matching.engine.synthetic import generate_round
@@ -200,10 +203,28 @@ def bench_size(n: int, seed: int, dense_max_gb: float) -> list[Row]:
     rnd = generate_round(n, seed=seed)
     rows: list[Row] = []
     summaries: dict[Policy, RoundSummary] = {}
-    engines: tuple[tuple[Policy, str], ...] = (("optimal", "engine"), ("stable", "engine-stable"))
-    for policy, method in engines:
-        result, total_s, mb = measure(partial(solve, rnd.students, rnd.placements, policy=policy))
-        t = summaries[policy] = result.summary
+    engines: tuple[tuple[Policy, str, ssp.KernelMode], ...] = (
+        ("optimal", "engine", "compiled"),
+        ("optimal", "engine-py", "interpreted"),
+        ("stable", "engine-stable", "auto"),
+    )
+    for policy, method, kernel in engines:
+        ssp.KERNEL = kernel
+        try:
+            result, total_s, mb = measure(
+                partial(solve, rnd.students, rnd.placements, policy=policy)
+            )
+        finally:
+            ssp.KERNEL = "auto"
+        t = result.summary
+        note = t.solver
+        if method != "engine-py":
+            summaries[policy] = t
+        elif (t.placed_weight, t.total_rank_cost) != (
+            summaries["optimal"].placed_weight,
+            summaries["optimal"].total_rank_cost,
+        ):
+            note += " OBJECTIVE DIFFERS FROM ENGINE"
         rows.append(
             Row(
                 n,
@@ -216,7 +237,7 @@ def bench_size(n: int, seed: int, dense_max_gb: float) -> list[Row]:
                 t.placed_weight,
                 t.total_rank_cost,
                 t.blocking_pairs,
-                note=t.solver,
+                note=note,
             )
         )
     s = summaries["optimal"]
@@ -244,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-max-gb", type=float, default=8.0)
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",") if x]
+    started = time.perf_counter()
+    ssp.load_compiled()
+    print(
+        f"compiled kernel loaded in {time.perf_counter() - started:.2f} s "
+        "(numba; the first time on a machine includes compiling it)"
+    )
     print(HEADER)
     ok = True
     for n in sizes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from faststream.specification import AsyncAPI
 
 from services.matching import handlers
 from services.matching.adapters import repository as repo
-from services.matching.adapters.engine import engine_solver
+from services.matching.adapters.engine import engine_solver, warm_up
 from services.matching.auto import AutoRounds
 from services.matching.domain.model import Solver
 from services.matching.settings import MatchingServiceSettings
@@ -68,6 +69,8 @@ class Matching:
             poll_seconds=s.outbox_poll_seconds,
         )
         self._tasks.append(asyncio.create_task(self.relay.run()))
+        if self.solver is engine_solver:
+            self._tasks.append(asyncio.create_task(self._warm_up()))
         self.auto = AutoRounds(
             run=self.automatic_round,
             is_automatic=s.is_automatic,
@@ -76,6 +79,17 @@ class Matching:
         # Regions changed before a crash or restart still get their automatic round.
         async with self.pool.acquire() as conn:
             self.auto.touch(await repo.changed_regions(conn))
+
+    async def _warm_up(self) -> None:
+        """Load the engine's compiled kernel beside the event loop; rounds that start first
+        run the interpreted kernel (same result, slower)."""
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(warm_up)
+        except Exception:
+            log.exception("matching kernel not loaded; rounds use the interpreted kernel")
+            return
+        log.info("matching kernel loaded", seconds=round(time.perf_counter() - started, 2))
 
     async def stop(self) -> None:
         if self.auto is not None:

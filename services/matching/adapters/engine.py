@@ -1,8 +1,8 @@
 """The matching engine behind the service's `Solver` port.
 
 `services.matching.engine.solve` is a pure library; this adapter calls it and turns its
-`RoundResult` into the service's plain `SolveResult`. The engine is imported on the first round,
-so the rest of the service never loads NumPy/SciPy until a round runs.
+`RoundResult` into the service's plain `SolveResult`. The engine is imported by `warm_up`, which
+the service runs in a thread at start-up, or else on the first round.
 """
 
 from __future__ import annotations
@@ -32,3 +32,11 @@ def engine_solver(
         Outcome(o.student_id, o.placement_id, o.rank, o.reason) for o in result.outcomes
     )
     return SolveResult(outcomes=outcomes, figures=result.summary.as_dict())
+
+
+def warm_up() -> None:
+    """Import the engine and load its compiled kernel (engine/ssp.py: about half a second
+    from numba's cache, a few seconds the first time on a machine), so rounds never wait."""
+    from services.matching.engine import ssp
+
+    ssp.load_compiled()

@@ -29,7 +29,8 @@ student goes to a placement or to "unplaced"):
 Solving. Exact reductions first (see `_reduce`), then the connected components of what is
 left: a small component goes to `scipy.optimize.linear_sum_assignment` over slot columns
 (plus one "unplaced" column per student), the rest to the successive shortest path solver in
-`ssp.py` (capacities on placements, no slot expansion, exact Python integers). Either way the
+`ssp.py` (capacities on placements, no slot expansion, exact integers: 64-bit where every
+value it forms fits, Python integers otherwise). Either way the
 component's optimum under the same integer costs is found, so the objective does not depend
 on the path taken.
 """
@@ -78,10 +79,14 @@ def weight_classes(priority: tuple[int, ...], students: I64) -> I64:
     """k(s): 1-based rank of each listed student's priority among their distinct priorities."""
     if len(students) == 0:
         return np.zeros(0, dtype=np.int64)
-    # Priorities are unbounded Python ints; rank them without forcing them into int64.
-    values = sorted({priority[s] for s in students.tolist()})
-    rank = {v: i + 1 for i, v in enumerate(values)}
-    return np.fromiter((rank[priority[s]] for s in students.tolist()), np.int64, len(students))
+    mine = [priority[s] for s in students.tolist()]
+    try:
+        # np.unique sorts the distinct values; inverse gives each one's 0-based position.
+        _, inverse = np.unique(np.array(mine, dtype=np.int64), return_inverse=True)
+        return inverse.astype(np.int64) + 1
+    except OverflowError:  # unbounded Python ints: rank them without int64
+        rank = {v: i + 1 for i, v in enumerate(sorted(set(mine)))}
+        return np.fromiter((rank[v] for v in mine), np.int64, len(mine))
 
 
 def _reduce(es: I64, ep: I64, er: I64, free: I64, n_s: int) -> tuple[I64, I64]:
@@ -172,10 +177,12 @@ def assign_optimal(
     max_cost = np.zeros(ns, dtype=np.int64)
     np.maximum.at(max_cost, es_c, cost)
     big_w = 1 + int(max_cost.sum()) + ns
-    # The sparse solver works in Python ints, so exactness never depends on int64 range;
-    # numpy computes them when they fit (they do unless priorities have ~10^12 levels).
+    # The sparse solver checks its own int64 range and falls back to Python ints, so
+    # exactness never depends on it; numpy computes these when they fit (they do unless
+    # priorities have ~10^12 levels), Python ints otherwise.
+    unplaced: I64 | list[int]
     if big_w * (int(k.max()) + 1) < 2**62:
-        unplaced: list[int] = (big_w * k + has_prev).tolist()
+        unplaced = big_w * k + has_prev
     else:
         unplaced = [big_w * kv + hp for kv, hp in zip(k.tolist(), has_prev.tolist(), strict=True)]
 
@@ -225,12 +232,12 @@ def assign_optimal(
         got = min_cost_assignment(
             len(sub_s),
             npl,
-            starts.tolist(),
-            e_p.tolist(),
-            e_cost.tolist(),
-            [unplaced[i] for i in sub_s.tolist()],
-            slots.tolist(),
-            order_s.tolist(),
+            starts,
+            e_p,
+            e_cost,
+            unplaced[sub_s] if isinstance(unplaced, np.ndarray) else [unplaced[i] for i in sub_s],
+            slots,
+            order_s,
         )
         assigned[sub_s] = np.asarray(got, dtype=np.int64)
         stats.ssp_components = int(np.count_nonzero(~dense))
@@ -246,7 +253,7 @@ def _solve_dense(
     ep: I64,
     cost: I64,
     slots: I64,
-    unplaced: list[int],
+    unplaced: I64 | list[int],
     assigned: I64,
 ) -> None:
     """One component by linear_sum_assignment: rows are students, columns are the slots of

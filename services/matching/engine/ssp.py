@@ -17,30 +17,64 @@ potential 0, and so does every placement with a free slot (potentials only fall,
 for placements settled closer than the end of the search, which a free slot ends), so
 reaching a free slot ends a path at the distance of the slot's placement. Keys of the
 search are path costs minus the potential of the node reached (the new student's potential
-taken as 0), so they are non-negative and only ever grow along a path.
+taken as 0), so they are non-negative and only ever grow along a path. The searches are
+short in practice (a handful of placements per student on national rounds) because the
+potentials learn the prices of contested placements, and a fast path skips the heap
+whenever the student's cheapest arc already ends the search.
 
-Everything is Python integers, so costs of any size stay exact. The searches are short in
-practice (a handful of placements per student on national rounds) because the potentials
-learn the prices of contested placements, and a fast path skips the heap whenever the
-student's cheapest arc already ends the search.
+One function, `_kernel`, runs two ways, with the same steps and so the same result:
+
+* compiled by numba (machine integers, the GIL released), ten times faster, whenever every
+  value the search can form fits in 64 bits (always, unless priorities or previous
+  proposals run to astronomical counts) and the compiled kernel is loaded. It is loaded
+  up front by long-running callers (`load_compiled`: the matching service at start-up, the
+  benchmark), or on first need by a problem large enough to repay loading it (numba's
+  import and its on-disk cache take about half a second; the very first compilation on a
+  machine takes a few seconds and is cached beside this file, or in NUMBA_CACHE_DIR);
+* interpreted, on Python integers (exact at any size), otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
-from itertools import pairwise
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+# Problems with at least this many arcs load the compiled kernel if it is not loaded yet:
+# the interpreter needs about 2 microseconds per arc, loading the kernel about half a second.
+JIT_MIN_ARCS = 200_000
+
+# The compiled kernel is used when (students + 4) * max(unplaced + 1, arc cost + 1) stays
+# below this: a potential falls by less than `far` per student added, so every key,
+# potential and path cost the search forms stays within that product.
+_INT64_SAFE = 2**62
+
+# Which kernel runs: "auto" as described above; "compiled" loads it whatever the size;
+# "interpreted" never uses it. Values beyond 64 bits always run interpreted.
+KernelMode = Literal["auto", "compiled", "interpreted"]
+KERNEL: KernelMode = "auto"
+
+Ints = Sequence[int] | NDArray[np.int64]
+
+_compiled: Callable[..., Any] | None = None
+_compiled_lock = threading.Lock()
+_load_failed = False  # "auto" then stays interpreted instead of trying again each time
 
 
 def min_cost_assignment(
     n_students: int,
     n_placements: int,
-    adj_start: Sequence[int],
-    adj_placement: Sequence[int],
-    adj_cost: Sequence[int],
-    unplaced_cost: Sequence[int],
-    free: Sequence[int],
-    order: Sequence[int],
+    adj_start: Ints,
+    adj_placement: Ints,
+    adj_cost: Ints,
+    unplaced_cost: Ints,
+    free: Ints,
+    order: Ints,
 ) -> list[int]:
     """Assign every student in `order` to a placement or to unplaced, at minimum total cost.
 
@@ -48,114 +82,236 @@ def min_cost_assignment(
     0-based) with costs `adj_cost[...]`, and costs `unplaced_cost[s]` if unplaced. All costs
     must be non-negative integers. Returns, per student, the placement index or -1.
     """
-    unplaced = list(unplaced_cost)
-    # A search from s ends by s's unplaced arc at key unplaced[s] at the latest, and keys
-    # at or beyond the end are never stored, so `far` acts as infinity.
-    far = 1 + max(unplaced, default=0)
+    if len(free) != n_placements or len(adj_start) != n_students + 1:
+        raise ValueError("free needs one entry per placement, adj_start one per student + 1")
+    far = 1 + _largest(unplaced_cost)
+    top = max(far, 1 + _largest(adj_cost))
+    kernel = None
+    if (n_students + 4) * top < _INT64_SAFE:
+        if KERNEL == "compiled":
+            kernel = load_compiled()
+        elif KERNEL == "auto" and (_compiled is not None or len(adj_placement) >= JIT_MIN_ARCS):
+            kernel = _load_or_none()
+    if kernel is not None:
+        args = (order, adj_start, adj_placement, adj_cost, unplaced_cost, free)
+        at = kernel(*(np.ascontiguousarray(a, dtype=np.int64) for a in args), n_students, far)
+        return list(at)
+    return _kernel(
+        _ints(order),
+        _ints(adj_start),
+        _ints(adj_placement),
+        _ints(adj_cost),
+        _ints(unplaced_cost),
+        _ints(free),
+        n_students,
+        far,
+    )
+
+
+def _largest(values: Ints) -> int:
+    if len(values) == 0:
+        return 0
+    if isinstance(values, np.ndarray):
+        return int(values.max())
+    return int(max(values))
+
+
+def _ints(values: Ints) -> list[int]:
+    """Python integers, which the interpreted kernel needs to stay exact."""
+    if isinstance(values, np.ndarray):
+        return list(values.tolist())
+    return [int(v) for v in values]
+
+
+def _load_or_none() -> Callable[..., Any] | None:
+    """The compiled kernel, or None (with a warning, once) when it cannot be loaded."""
+    global _load_failed
+    if _load_failed:
+        return None
+    try:
+        return load_compiled()
+    except Exception as exc:
+        _load_failed = True
+        warnings.warn(
+            f"matching kernel could not be compiled ({exc!r}); using the interpreted kernel",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def load_compiled() -> Callable[..., Any]:
+    """Compile the kernel with numba (or load it from numba's cache) once per process.
+
+    Thread-safe; later calls return at once. Where numba finds no writable cache directory
+    (set NUMBA_CACHE_DIR), the kernel is compiled without caching and a RuntimeWarning says so.
+    """
+    global _compiled
+    with _compiled_lock:
+        if _compiled is None:
+            try:
+                kernel = _jit(cache=True)
+            except RuntimeError as exc:  # no writable cache locator
+                warnings.warn(
+                    f"matching kernel compiled without a cache ({exc}); set NUMBA_CACHE_DIR "
+                    "to a writable directory to keep it between runs",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                kernel = _jit(cache=False)
+            # One student, one placement: compiles now (or loads from the cache).
+            one = np.ones(1, dtype=np.int64)
+            zero = np.zeros(1, dtype=np.int64)
+            kernel(zero, np.array([0, 1], dtype=np.int64), zero, zero, one, one, 1, 2)
+            _compiled = kernel
+        return _compiled
+
+
+def _jit(*, cache: bool) -> Callable[..., Any]:
+    """numba's dispatcher for `_kernel`; it takes int64 arrays where `_kernel` takes lists."""
+    import numba
+
+    return numba.njit(cache=cache, nogil=True)(_kernel)
+
+
+def _kernel(
+    order: Sequence[int],
+    adj_start: Sequence[int],
+    adj_placement: Sequence[int],
+    adj_cost: Sequence[int],
+    unplaced: Sequence[int],
+    free: Sequence[int],
+    n_students: int,
+    far: int,
+) -> list[int]:
+    """The solver proper, written for both numba and the interpreter: only indexing, ranges,
+    integer arithmetic, lists built inside and heapq.
+
+    `far` is 1 + the largest unplaced cost. A search from s ends by s's unplaced arc at key
+    unplaced[s] at the latest, and keys at or beyond the end are never stored, so `far`
+    acts as infinity. The students of placement p are member[first[p]:first[p] + count[p]].
+    """
+    n_placements = len(free)
     h = [0] * n_placements  # potentials (<= 0); the sink's is 0
     dist = [far] * n_placements  # search keys, `far` when not reached
     via = [-1] * n_placements  # the student moving into the placement on the best path
     via_cost = [0] * n_placements  # that student's cost there
-    spare = list(free)  # free slots per placement
-    members: list[list[int]] = [[] for _ in range(n_placements)]
+    count = [0] * n_placements
+    first = [0] * (n_placements + 1)
+    for p in range(n_placements):
+        first[p + 1] = first[p] + free[p]
+    member = [-1] * first[n_placements]
     at = [-1] * n_students  # placement of each student, -1 when unplaced (or not yet added)
     at_cost = [0] * n_students
-    pairs = list(zip(adj_placement, adj_cost, strict=True))
-    arcs = [pairs[a:b] for a, b in pairwise(adj_start)]
+    touched = [0] * n_placements  # placements whose dist was set, to reset after a search
+    settled = [0] * n_placements
 
     for s0 in order:
         # First hop: the key of placement q is c - h[q]; a free slot at q ends at key c
         # (h[q] = 0 there), unplaced at key unplaced[s0]. If an end is no dearer than the
-        # cheapest first hop, no longer path can beat it.
-        mine = arcs[s0]
+        # cheapest first hop, no longer path can beat it. The end found is a free slot
+        # (end_q, entered by end_w at cost end_c) or end_w out to unplaced (end_q = -1).
         d_end = unplaced[s0]
         end_q = -1
+        end_w = s0
         end_c = 0
         best = far
-        for q, c in mine:
+        for a in range(adj_start[s0], adj_start[s0 + 1]):
+            q = adj_placement[a]
+            c = adj_cost[a]
             k = c - h[q]
             if k < best:
                 best = k
-            if k < d_end and spare[q] > 0:
-                d_end, end_q, end_c = k, q, c
-        if d_end <= best:
-            if end_q >= 0:
-                spare[end_q] -= 1
-                members[end_q].append(s0)
-                at[s0] = end_q
-                at_cost[s0] = end_c
-            continue
+            if k < d_end and count[q] < free[q]:
+                d_end = k
+                end_q = q
+                end_c = c
 
-        # Dijkstra over placements. The end is a free slot (end_q, entered by end_w at cost
-        # end_c) or a student end_w pushed out to unplaced (end_q = -1).
-        end_w = s0
-        touched: list[int] = []
-        heap: list[tuple[int, int]] = []
-        for q, c in mine:
-            k = c - h[q]
-            if k < d_end and k < dist[q] and spare[q] <= 0:
-                if dist[q] == far:
-                    touched.append(q)
-                dist[q] = k
-                via[q] = s0
-                via_cost[q] = c
-                heappush(heap, (k, q))
-        settled: list[int] = []
-        while heap:
-            d, p = heappop(heap)
-            if d >= d_end:
-                break
-            if d > dist[p]:
-                continue  # stale entry
-            settled.append(p)
-            base = d + h[p]  # the path's cost up to p
-            for w in members[p]:
-                bw = base - at_cost[w]
-                t = bw + unplaced[w]
-                if t < d_end:
-                    d_end, end_q, end_w = t, -1, w
-                for q, c in arcs[w]:
-                    if q == p:
-                        continue
-                    k = bw + c - h[q]
-                    if k < d_end and k < dist[q]:
-                        if spare[q] > 0:
-                            d_end, end_q, end_w, end_c = k, q, w, c
+        if d_end > best:
+            # Dijkstra over full placements. The sentinel (far, -1) is popped last and ends
+            # the loop (every stored key is below the end, which is below far).
+            n_touched = 0
+            n_settled = 0
+            heap = [(far, -1)]
+            for a in range(adj_start[s0], adj_start[s0 + 1]):
+                q = adj_placement[a]
+                c = adj_cost[a]
+                k = c - h[q]
+                if k < d_end and k < dist[q] and count[q] >= free[q]:
+                    if dist[q] == far:
+                        touched[n_touched] = q
+                        n_touched += 1
+                    dist[q] = k
+                    via[q] = s0
+                    via_cost[q] = c
+                    heappush(heap, (k, q))
+            while True:
+                d, p = heappop(heap)
+                if d >= d_end:
+                    break
+                if d > dist[p]:
+                    continue  # stale entry
+                settled[n_settled] = p
+                n_settled += 1
+                base = d + h[p]  # the path's cost up to p
+                for i in range(first[p], first[p] + count[p]):
+                    w = member[i]
+                    bw = base - at_cost[w]
+                    t = bw + unplaced[w]
+                    if t < d_end:
+                        d_end = t
+                        end_q = -1
+                        end_w = w
+                    for a in range(adj_start[w], adj_start[w + 1]):
+                        q = adj_placement[a]
+                        if q == p:
                             continue
-                        if dist[q] == far:
-                            touched.append(q)
-                        dist[q] = k
-                        via[q] = w
-                        via_cost[q] = c
-                        heappush(heap, (k, q))
+                        c = adj_cost[a]
+                        k = bw + c - h[q]
+                        if k < d_end and k < dist[q]:
+                            if count[q] < free[q]:
+                                d_end = k
+                                end_q = q
+                                end_w = w
+                                end_c = c
+                                continue
+                            if dist[q] == far:
+                                touched[n_touched] = q
+                                n_touched += 1
+                            dist[q] = k
+                            via[q] = w
+                            via_cost[q] = c
+                            heappush(heap, (k, q))
 
-        # Potentials: settled placements closer than the end move down by their slack.
-        for p in settled:
-            dp = dist[p]
-            if dp < d_end:
-                h[p] += dp - d_end
+            # Potentials: settled placements closer than the end move down by their slack.
+            for i in range(n_settled):
+                p = settled[i]
+                if dist[p] < d_end:
+                    h[p] += dist[p] - d_end
+            for i in range(n_touched):
+                dist[touched[i]] = far
 
-        # Augment: walk back from the end, each student moving into the placement after it.
-        if end_q >= 0:
-            spare[end_q] -= 1
-            q, w, c = end_q, end_w, end_c
-        else:
-            q = at[end_w]
-            if q >= 0:  # pushed out to unplaced: its slot goes to the student before it
-                members[q].remove(end_w)
-                at[end_w] = -1
-                w, c = via[q], via_cost[q]
-        while q >= 0:
+        # Augment: the end student moves into end_q (or out to unplaced), then each student
+        # on the path moves into the placement the one after it left.
+        q = end_q
+        w = end_w
+        c = end_c
+        while True:
             old = at[w]
-            members[q].append(w)
+            if q >= 0:
+                member[first[q] + count[q]] = w
+                count[q] += 1
             at[w] = q
             at_cost[w] = c
             if old < 0:
                 break
-            members[old].remove(w)
-            q, w, c = old, via[old], via_cost[old]
-
-        for q in touched:
-            dist[q] = far
+            i = first[old]
+            while member[i] != w:
+                i += 1
+            count[old] -= 1
+            member[i] = member[first[old] + count[old]]
+            q = old
+            w = via[old]
+            c = via_cost[old]
 
     return at

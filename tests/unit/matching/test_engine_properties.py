@@ -107,7 +107,9 @@ def _check(case, lsa_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=rounds())
-def test_sparse_path_matches_brute_force(case, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sparse_path_matches_brute_force(
+    case, kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _check(case, 0, monkeypatch)
 
 

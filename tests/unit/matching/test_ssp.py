@@ -3,17 +3,22 @@
 The engine's rounds only give it rank costs below the unplaced costs; here costs are
 arbitrary non-negative integers (ties, zero costs, unplaced cheaper than a placement), so
 every kind of augmenting path is exercised: into a free slot, along chains of moves, and
-pushing a student (or the new one) out to unplaced.
+pushing a student (or the new one) out to unplaced. Each runs with the kernel compiled and
+interpreted (the `kernel` fixture).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
+from services.matching.engine import optimal, ssp
+from services.matching.engine.problem import build_problem
 from services.matching.engine.ssp import min_cost_assignment
+from services.matching.engine.synthetic import generate_round
 
 Instance = tuple[int, int, list[int], list[int], list[int], list[int], list[int], list[int]]
 
@@ -48,9 +53,11 @@ def _optimum(inst: Instance) -> int:
     return int(matrix[rows, cols].sum())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(inst=instances())
-def test_min_cost_assignment_is_optimal(inst: Instance) -> None:
+def test_min_cost_assignment_is_optimal(inst: Instance, kernel: str) -> None:
     n_s, n_p, starts, places, arc_costs, unplaced, free, order = inst
     got = min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
     assert len(got) == n_s
@@ -67,3 +74,79 @@ def test_min_cost_assignment_is_optimal(inst: Instance) -> None:
     assert all(u <= f for u, f in zip(used, free, strict=True))
     assert total == _optimum(inst)
     assert got == min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(inst=instances())
+def test_costs_beyond_64_bits_stay_exact(inst: Instance, kernel: str) -> None:
+    """Scaling every cost by 2**70 keeps the same optimal assignments; the search takes the
+    same steps in Python integers, so the answer is the same list."""
+    n_s, n_p, starts, places, arc_costs, unplaced, free, order = inst
+    scale = 2**70
+    big = min_cost_assignment(
+        n_s,
+        n_p,
+        starts,
+        places,
+        [c * scale for c in arc_costs],
+        [u * scale for u in unplaced],
+        free,
+        order,
+    )
+    assert big == min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compiled_and_interpreted_kernels_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same steps either way: identical assignments on generated rounds."""
+    rnd = generate_round(1500, seed=seed)
+    problem = build_problem(rnd.students, rnd.placements, ())
+    monkeypatch.setattr(optimal, "LSA_MAX_CELLS", 0)  # every component through ssp
+    got = {}
+    for mode in ("interpreted", "compiled"):
+        monkeypatch.setattr(ssp, "KERNEL", mode)
+        got[mode], stats = optimal.assign_optimal(problem, {})
+        assert stats.ssp_components > 0
+    assert np.array_equal(got["interpreted"], got["compiled"])
+
+
+SMALL = (2, 1, [0, 1, 2], [0, 0], [1, 4], [9, 9], [1], [0, 1])
+
+
+def test_kernel_compiles_without_a_cache_when_numba_has_nowhere_to_keep_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    jit = ssp._jit
+
+    def no_cache(*, cache: bool) -> object:
+        if cache:
+            raise RuntimeError("cannot cache function '_kernel': no locator available")
+        return jit(cache=False)
+
+    monkeypatch.setattr(ssp, "_jit", no_cache)
+    monkeypatch.setattr(ssp, "_compiled", None)
+    monkeypatch.setattr(ssp, "KERNEL", "compiled")
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        assert min_cost_assignment(*SMALL) == [0, -1]
+    assert ssp._compiled is not None
+
+
+def test_auto_falls_back_to_the_interpreter_once_when_the_kernel_cannot_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise OSError("no compiler today")
+
+    monkeypatch.setattr(ssp, "load_compiled", broken)
+    monkeypatch.setattr(ssp, "_compiled", None)
+    monkeypatch.setattr(ssp, "_load_failed", False)
+    monkeypatch.setattr(ssp, "JIT_MIN_ARCS", 0)
+    with pytest.warns(RuntimeWarning, match="interpreted kernel"):
+        assert min_cost_assignment(*SMALL) == [0, -1]
+    assert min_cost_assignment(*SMALL) == [0, -1]
+    assert calls == [1]

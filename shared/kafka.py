@@ -7,7 +7,8 @@ Delivery semantics, in one place:
   broker is unreachable) rewinds the partition, so the event is processed again later.
 - `EventConsumer.dispatch` turns every other failure into a dead letter: a message that breaks the
   contract goes to `<topic>.dlt` at once; a handler that keeps failing on a valid event goes there
-  after bounded retries with backoff. Either way the partition moves on.
+  after bounded retries with backoff (and the consumer's `on_dead_letter` hook hears of it).
+  Either way the partition moves on.
 """
 
 from __future__ import annotations
@@ -147,6 +148,10 @@ class EventConsumer:
     max_attempts: int = 5
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
+    # Called with a valid event after it was dead-lettered because its handler kept failing
+    # (not for messages that break the contract: those have no trustworthy event). An
+    # infrastructure error here rewinds like one in the handler.
+    on_dead_letter: Callable[[Event], Awaitable[None]] | None = None
     dead_letters: int = field(default=0, init=False)
 
     async def dispatch(
@@ -214,6 +219,8 @@ class EventConsumer:
                 raise
             except Exception as exc:  # the handler keeps failing on this event: dead-letter it
                 await self.dead_letter(record, exc, attempts=self.max_attempts)
+                if self.on_dead_letter is not None:
+                    await self.on_dead_letter(event)
         finally:
             structlog.contextvars.unbind_contextvars(
                 "topic", "event_id", "event_type", "region", "round_id"

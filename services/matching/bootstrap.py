@@ -142,6 +142,9 @@ class Matching:
         )
         self._changed(changed)
 
+    async def on_dead_letter(self, event: ev.Event) -> None:
+        await handlers.record_dead_input(event, pool=self._pool())
+
     async def on_round(self, event: ev.Event) -> None:
         await handlers.handle_round_request(
             event,
@@ -178,7 +181,9 @@ def build_service(settings: MatchingServiceSettings, solver: Solver = engine_sol
     consumer = EventConsumer(
         broker, settings.topics, group_id=settings.group_id, max_attempts=settings.max_attempts
     )
-    return Matching(settings=settings, broker=broker, solver=solver, consumer=consumer)
+    service = Matching(settings=settings, broker=broker, solver=solver, consumer=consumer)
+    consumer.on_dead_letter = service.on_dead_letter
+    return service
 
 
 def specification() -> AsyncAPI:

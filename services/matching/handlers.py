@@ -51,12 +51,35 @@ def _never(region: str) -> bool:
     return False
 
 
+# The events a round request's `inputs_published` counts: what this service applies as input.
+INPUT_EVENTS: tuple[type[ev.Event], ...] = (
+    ev.PlacementPosted,
+    ev.PlacementUpdated,
+    ev.PlacementWithdrawn,
+    ev.StudentRegistered,
+    ev.StudentPreferencesUpdated,
+    ev.StudentWithdrawn,
+    ev.MatchAccepted,
+    ev.MatchDeclined,
+)
+
+
 async def _claim_input(conn: Connection, event: ev.Event) -> bool:
     """Claim an input event in the inbox and count it for its producer and region."""
     if not await claim(conn, event):
         return False
-    await repo.count_input(conn, event.producer, event.region)
+    await repo.count_input(conn, event.event_id, event.producer, event.region)
     return True
+
+
+async def record_dead_input(event: ev.Event, *, pool: asyncpg.Pool) -> None:
+    """An input event was dead-lettered: count it as settled, so that rounds waiting for their
+    inputs go on without it (the `.dlt` keeps it for a replay) instead of waiting forever."""
+    if not isinstance(event, INPUT_EVENTS):
+        return
+    async with pool.acquire() as conn:
+        await repo.record_dead_input(conn, event.event_id, event.producer, event.region)
+    log.warning("round requests will not wait for this dead-lettered input event")
 
 
 async def wait_for_inputs(
@@ -65,8 +88,9 @@ async def wait_for_inputs(
     """Hold a round until the inputs its requester had published before it are applied.
 
     The inputs travel on other topics (and partitions), so they may still be in flight when the
-    request arrives. Raises TimeoutError (an infrastructure error: the request is redelivered
-    later, never dead-lettered) if they do not arrive within `wait` seconds.
+    request arrives. Inputs that were dead-lettered count as arrived: the round goes on without
+    them, and says so in the log. Raises TimeoutError (an infrastructure error: the request is
+    redelivered later, never dead-lettered) if they do not arrive within `wait` seconds.
     """
     expected = request.data.inputs_published
     if expected is None:
@@ -75,13 +99,16 @@ async def wait_for_inputs(
     delay = 0.05
     while True:
         async with pool.acquire() as conn:
-            applied = await repo.inputs_applied(conn, request.producer, request.data.region)
-        if applied >= expected:
+            applied, dead = await repo.inputs_settled(conn, request.producer, request.data.region)
+        if applied + dead >= expected:
+            if dead:
+                log.warning("round goes on without dead-lettered input events", dead=dead)
             return
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"round {request.data.round_id}: {applied} of {expected} input events of "
-                f"{request.data.region} from {request.producer} applied after {wait:.0f} s"
+                f"round {request.data.round_id}: {applied + dead} of {expected} input events of "
+                f"{request.data.region} from {request.producer} applied or dead-lettered "
+                f"after {wait:.0f} s"
             )
         log.info("round waits for its inputs", applied=applied, expected=expected)
         await asyncio.sleep(delay)

@@ -362,18 +362,39 @@ async def load_problem(conn: Connection, region: str) -> tuple[RoundInput, int]:
     return problem, version
 
 
-async def count_input(conn: Connection, producer: str, region: str) -> None:
-    """One more input event of `producer` for `region` applied (inside its transaction)."""
+async def count_input(conn: Connection, event_id: uuid.UUID, producer: str, region: str) -> None:
+    """One more input event of `producer` for `region` applied (inside its transaction). An
+    event dead-lettered before and now replayed is no longer counted as dead-lettered."""
     await conn.execute(
         "INSERT INTO inputs_applied (producer, region, events) VALUES ($1, $2, 1) "
         "ON CONFLICT (producer, region) DO UPDATE SET events = inputs_applied.events + 1",
         producer,
         region,
     )
+    await conn.execute("DELETE FROM inputs_dead_lettered WHERE event_id = $1", event_id)
 
 
-async def inputs_applied(conn: Connection, producer: str, region: str) -> int:
-    count = await conn.fetchval(
-        "SELECT events FROM inputs_applied WHERE producer = $1 AND region = $2", producer, region
+async def record_dead_input(
+    conn: Connection, event_id: uuid.UUID, producer: str, region: str
+) -> None:
+    """An input event was dead-lettered: rounds stop waiting for it (idempotent)."""
+    await conn.execute(
+        "INSERT INTO inputs_dead_lettered (event_id, producer, region) VALUES ($1, $2, $3) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        event_id,
+        producer,
+        region,
     )
-    return int(count or 0)
+
+
+async def inputs_settled(conn: Connection, producer: str, region: str) -> tuple[int, int]:
+    """(applied, dead-lettered) input events of `producer` for `region`."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT events FROM inputs_applied WHERE producer = $1 AND region = $2),"
+        " (SELECT count(*) FROM inputs_dead_lettered WHERE producer = $1 AND region = $2)",
+        producer,
+        region,
+    )
+    if row is None:  # a SELECT without FROM always returns its one row
+        return 0, 0
+    return int(row[0] or 0), int(row[1])

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
+from services.matching.adapters import repository as repo
 from services.matching.auto import AutoRounds
 from services.matching.bootstrap import Matching, build_service
 from services.matching.entrypoints import build_router
@@ -194,6 +195,51 @@ async def test_malformed_event_is_dead_lettered_and_the_partition_moves_on(
     assert dead[0][0] == b'{"type": "StudentRegistered"}'
     assert "schema_version" in dead[0][1]
     assert await service.pool.fetchval("SELECT count(*) FROM students") == 1
+
+
+async def test_a_dead_lettered_input_does_not_hold_up_the_rounds_that_counted_it(
+    service: Matching,
+) -> None:
+    topics = Topics()
+    assert service.pool is not None
+    async with TestKafkaBroker(service.broker) as br:
+        await publish_event(
+            br, topics, ev.PlacementPosted(producer="t", data=placement("p-1", capacity=1))
+        )
+        for sid in ("s-1", "s-2"):
+            await publish_event(
+                br, topics, ev.StudentRegistered(producer="t", data=student(sid, prefs=("p-1",)))
+            )
+        await publish_event(br, topics, _round())
+        (proposal,) = await _outbox(service.pool, "MatchProposed")
+        # The match id of one student with the other student: the handler refuses it every
+        # time, so it is dead-lettered.
+        other = "s-2" if proposal["student_id"] == "s-1" else "s-1"
+        bad = ev.MatchAccepted(
+            producer="t",
+            data=ev.MatchAcceptedData.model_validate(
+                {**{k: proposal[k] for k in MATCH_KEYS}, "student_id": other, "by": "student"},
+                strict=False,
+            ),
+        )
+        await publish_event(br, topics, bad)
+        assert service.consumer.dead_letters == 1
+        # The requester had published four inputs, the dead one included: the round runs.
+        request = ev.MatchingRoundRequested(
+            producer="t",
+            data=ev.MatchingRoundRequestedData(
+                round_id=uuid.uuid4(), region="SE-AB", inputs_published=4
+            ),
+        )
+        async with asyncio.timeout(30):
+            await publish_event(br, topics, request)
+    completed = await _outbox(service.pool, "MatchingRoundCompleted")
+    assert [c["round_id"] for c in completed][-1] == str(request.data.round_id)
+    async with service.pool.acquire() as conn:
+        assert await repo.inputs_settled(conn, "t", "SE-AB") == (3, 1)
+        # Replayed from the .dlt and applied after all, it is counted once, as applied.
+        await repo.count_input(conn, bad.event_id, "t", "SE-AB")
+        assert await repo.inputs_settled(conn, "t", "SE-AB") == (4, 0)
 
 
 async def _until(check, wait: float = 20.0) -> None:

@@ -189,7 +189,8 @@ def _kernel(
 
     `far` is 1 + the largest unplaced cost. A search from s ends by s's unplaced arc at key
     unplaced[s] at the latest, and keys at or beyond the end are never stored, so `far`
-    acts as infinity. The students of placement p are member[first[p]:first[p] + count[p]].
+    acts as infinity. The students of placement p are member[first[p]:first[p] + count[p]];
+    the last cell of `member` holds the student being added during its search.
     """
     n_placements = len(free)
     h = [0] * n_placements  # potentials (<= 0); the sink's is 0
@@ -200,7 +201,8 @@ def _kernel(
     first = [0] * (n_placements + 1)
     for p in range(n_placements):
         first[p + 1] = first[p] + free[p]
-    member = [-1] * first[n_placements]
+    scratch = first[n_placements]
+    member = [-1] * (scratch + 1)
     at = [-1] * n_students  # placement of each student, -1 when unplaced (or not yet added)
     at_cost = [0] * n_students
     touched = [0] * n_placements  # placements whose dist was set, to reset after a search
@@ -228,33 +230,21 @@ def _kernel(
                 end_c = c
 
         if d_end > best:
-            # Dijkstra over full placements. The sentinel (far, -1) is popped last and ends
-            # the loop (every stored key is below the end, which is below far).
+            # Dijkstra over full placements. s0 is expanded first, as the one member of a
+            # placement of its own (the scratch cell at the end of `member`) at distance 0:
+            # its unplaced end and free slots are no better than the end found above, so
+            # only its full placements are queued. The sentinel (far, -1) is popped last and
+            # ends the search (every stored key is below the end, which is below far).
             n_touched = 0
             n_settled = 0
             heap = [(far, -1)]
-            for a in range(adj_start[s0], adj_start[s0 + 1]):
-                q = adj_placement[a]
-                c = adj_cost[a]
-                k = c - h[q]
-                if k < d_end and k < dist[q] and count[q] >= free[q]:
-                    if dist[q] == far:
-                        touched[n_touched] = q
-                        n_touched += 1
-                    dist[q] = k
-                    via[q] = s0
-                    via_cost[q] = c
-                    heappush(heap, (k, q))
+            member[scratch] = s0
+            p = -1
+            base = 0  # the path's cost up to p
+            lo = scratch
+            hi = scratch + 1
             while True:
-                d, p = heappop(heap)
-                if d >= d_end:
-                    break
-                if d > dist[p]:
-                    continue  # stale entry
-                settled[n_settled] = p
-                n_settled += 1
-                base = d + h[p]  # the path's cost up to p
-                for i in range(first[p], first[p] + count[p]):
+                for i in range(lo, hi):
                     w = member[i]
                     bw = base - at_cost[w]
                     t = bw + unplaced[w]
@@ -282,6 +272,16 @@ def _kernel(
                             via[q] = w
                             via_cost[q] = c
                             heappush(heap, (k, q))
+                d, p = heappop(heap)
+                while d < d_end and d > dist[p]:  # stale entries
+                    d, p = heappop(heap)
+                if d >= d_end:
+                    break
+                settled[n_settled] = p
+                n_settled += 1
+                base = d + h[p]
+                lo = first[p]
+                hi = lo + count[p]
 
             # Potentials: settled placements closer than the end move down by their slack.
             for i in range(n_settled):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaMessage, TestKafkaBroker
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.kafka import KafkaBroker, KafkaMessage, TestKafkaBroker
 
 from shared.contracts.events import Event, PlacementPosted
 from shared.contracts.topics import Topics, dlt
@@ -10,58 +13,63 @@ from shared.kafka import EventConsumer, make_broker, publish_event, subscriber_o
 from tests.support.factories import placement
 
 
-async def test_valid_event_reaches_handler_and_malformed_goes_to_dlt() -> None:
+def _wire(
+    handle: Callable[[Event], Awaitable[None]],
+    on_dead_letter: Callable[[Event], Awaitable[None]] | None = None,
+) -> tuple[KafkaBroker, EventConsumer, Any]:
+    """A broker whose placements subscriber dispatches to `handle`, and a watcher of the
+    dead-letter topic (its `.mock` records the calls)."""
     topics = Topics()
     broker = make_broker("localhost:9092", "inmemory")
-    consumer = EventConsumer(broker, topics, group_id="g", max_attempts=2, backoff_initial=0.001)
-    handled: list[Event] = []
-
-    async def handle(event: Event) -> None:
-        handled.append(event)
+    consumer = EventConsumer(
+        broker,
+        topics,
+        group_id="g",
+        max_attempts=2,
+        backoff_initial=0.001,
+        on_dead_letter=on_dead_letter,
+    )
 
     @broker.subscriber(topics.placements, **subscriber_options("g"))
     async def on_placement(message: KafkaMessage) -> None:
         await consumer.dispatch(message, handle)
 
     @broker.subscriber(dlt(topics.placements), group_id="dlt-watch")
-    async def on_dead(body: bytes) -> None:
+    async def on_dead(message: KafkaMessage) -> None:
         pass
 
+    return broker, consumer, on_dead
+
+
+async def test_valid_event_reaches_handler_and_malformed_goes_to_dlt() -> None:
+    handled: list[Event] = []
+
+    async def handle(event: Event) -> None:
+        handled.append(event)
+
+    broker, consumer, on_dead = _wire(handle)
     async with TestKafkaBroker(broker) as br:
         event = PlacementPosted(producer="test", data=placement())
-        await publish_event(br, topics, event)
-        await br.publish(b"{broken", topics.placements, key=b"SE-AB")
+        await publish_event(br, consumer.topics, event)
+        await br.publish(b"{broken", consumer.topics.placements, key=b"SE-AB")
         assert handled == [event]
         on_dead.mock.assert_called_once()
         assert consumer.dead_letters == 1
 
 
 async def test_on_dead_letter_hears_of_valid_events_only() -> None:
-    topics = Topics()
-    broker = make_broker("localhost:9092", "inmemory")
     heard: list[Event] = []
 
     async def hear(event: Event) -> None:
         heard.append(event)
 
-    consumer = EventConsumer(
-        broker, topics, group_id="g", max_attempts=2, backoff_initial=0.001, on_dead_letter=hear
-    )
-
     async def refuse(event: Event) -> None:
         raise ValueError("never")
 
-    @broker.subscriber(topics.placements, **subscriber_options("g"))
-    async def on_placement(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, refuse)
-
-    @broker.subscriber(dlt(topics.placements), group_id="dlt-watch")
-    async def on_dead(message: KafkaMessage) -> None:
-        pass
-
+    broker, consumer, _ = _wire(refuse, on_dead_letter=hear)
     async with TestKafkaBroker(broker) as br:
         event = PlacementPosted(producer="test", data=placement())
-        await publish_event(br, topics, event)
-        await br.publish(b"{broken", topics.placements, key=b"SE-AB")
+        await publish_event(br, consumer.topics, event)
+        await br.publish(b"{broken", consumer.topics.placements, key=b"SE-AB")
         assert consumer.dead_letters == 2
         assert heard == [event]

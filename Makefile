@@ -59,7 +59,7 @@ bench: setup
 	@$(BIN)/python -m bench.engine
 
 ## lock: re-resolve requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
-lock:
+lock: setup
 	@$(BIN)/python -m pip install -q uv
 	@$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
 	@$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 -q \

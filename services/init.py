@@ -12,19 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.matching.settings import MatchingServiceSettings
+from services.notifications.settings import NotifierSettings
 from shared.db import migrate
 from shared.kafka import ensure_topics
-from shared.settings import (
-    MatchingSettings,
-    NotificationsSettings,
-    PlacementsSettings,
-    ServiceSettings,
-)
+from shared.settings import PlacementsSettings, ServiceSettings
 
+# The classes the services themselves load, so the schemas migrated here are the ones they use
+# (matching and notifications let tests and benchmarks rename theirs).
 SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
     PlacementsSettings,
-    MatchingSettings,
-    NotificationsSettings,
+    MatchingServiceSettings,
+    NotifierSettings,
 )
 
 

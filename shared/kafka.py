@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -79,7 +80,7 @@ class SubscriberOptions(TypedDict):
 
 
 def subscriber_options(group_id: str) -> SubscriberOptions:
-    """The keyword arguments every subscriber passes to `broker.subscriber` (STYLE.md defaults)."""
+    """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc)."""
     return {
         "group_id": group_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
@@ -126,15 +127,16 @@ async def publish_event(broker: KafkaBroker, topics: Topics, event: Event) -> No
         event.to_json(),
         topics.name(event.topic),
         key=event.key(),
-        headers=event_headers(event),
+        headers=event_headers(event.type, event.event_id),
     )
 
 
-def event_headers(event: Event) -> dict[str, str]:
+def event_headers(event_type: str, event_id: uuid.UUID) -> dict[str, str]:
+    """The headers of every published event (here and by the outbox relay)."""
     return {
         "content-type": "application/json",
-        "event-type": event.type,
-        "event-id": str(event.event_id),
+        "event-type": event_type,
+        "event-id": str(event_id),
     }
 
 

@@ -12,12 +12,9 @@ from typing import Any
 
 import structlog
 
-_configured = False
-
 
 def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and the standard library logging (idempotent)."""
-    global _configured
     as_json = (not sys.stderr.isatty()) if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -56,7 +53,6 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    _configured = True
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -29,8 +29,9 @@ import structlog
 from faststream.kafka import KafkaBroker
 
 from shared.contracts.events import Event
-from shared.contracts.topics import Topics
+from shared.contracts.topics import Topics, event_key
 from shared.db import Connection
+from shared.kafka import event_headers
 
 log = structlog.get_logger(__name__)
 
@@ -171,12 +172,8 @@ class OutboxRelay:
             fut = await self.broker.publish(
                 bytes(row["payload"]),
                 self.topics.name(row["topic"]),
-                key=row["key"].encode("utf-8"),
-                headers={
-                    "content-type": "application/json",
-                    "event-type": row["event_type"],
-                    "event-id": str(row["event_id"]),
-                },
+                key=event_key(row["key"]),
+                headers=event_headers(row["event_type"], row["event_id"]),
                 no_confirm=True,
             )
             futures.append(fut)

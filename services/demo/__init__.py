@@ -24,12 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from services.demo import run
+    from shared.localinfra import InfraError
 
     try:
         if args.down:
             return run.down(keep_infra=args.keep_infra)
         return run.demo(students=args.students, seed=args.seed)
-    except run.DemoError as exc:
+    except (run.DemoError, InfraError) as exc:
         print(f"apl demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics
 
-SERVICES = ("placements", "matching", "notifications")
+SERVICES = localinfra.SERVICES
 PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
 DEMO_DB = "apl_demo"
 INTERNAL_TOKEN = "demo-internal-token"  # local demo only
@@ -327,6 +327,21 @@ class KafkaProbe:
         }
         return sum(int(ends[tp]) - done.get(tp, 0) for tp in parts)
 
+    async def count_types(self, topic: str, wait: float = 30.0) -> Counter[str]:
+        """The events on `topic` by type, read from the beginning."""
+        parts = await self.partitions([topic])
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_beginning(*parts)
+        remaining = sum((await self.consumer.end_offsets(parts)).values())
+        counts: Counter[str] = Counter()
+        deadline = time.monotonic() + wait
+        while remaining > 0 and time.monotonic() < deadline:
+            for records in (await self.consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    counts[json.loads(record.value).get("type", "?")] += 1
+                    remaining -= 1
+        return counts
+
 
 async def _wait_until(
     label: str, check: Callable[[], Awaitable[tuple[int, int]]], wait: float
@@ -343,28 +358,6 @@ async def _wait_until(
         await asyncio.sleep(0.5)
         done, total = await check()
     return progress.finish()
-
-
-async def _count_notifications(bootstrap: str, topic: str) -> Counter[str]:
-    """Outcome events on the notifications topic, by type."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    counts: Counter[str] = Counter()
-    try:
-        async with KafkaProbe(bootstrap) as kafka:
-            parts = await kafka.partitions([topic])
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        remaining = sum((await consumer.end_offsets(parts)).values())
-        deadline = time.monotonic() + 30
-        while remaining > 0 and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    counts[json.loads(record.value).get("type", "?")] += 1
-                    remaining -= 1
-    finally:
-        await consumer.stop()
-    return counts
 
 
 # ----------------------------------------------------------------------------------- demo
@@ -514,17 +507,17 @@ async def _demo(n_students: int, seed: int) -> int:
         await _wait_until("rounds completed", rounds_done, wait=180)
 
         # One notice per proposal; each ends in a NotificationDelivered or NotificationFailed.
-        proposed = sum(_figure(r.body, "proposed") for r in runs.values())
+        proposed = sum(int(r.body.get("proposed") or 0) for r in runs.values())
 
         async def notices() -> tuple[int, int]:
             return await kafka.messages([topics.notifications]), proposed
 
         await _wait_until("notices delivered", notices, wait=240)
+        outcomes = await kafka.count_types(topics.notifications)
     inbox_count = None
     if inbox_url:
         async with httpx.AsyncClient(timeout=5) as inbox:
             inbox_count = (await inbox.get(f"{inbox_url}/api/count")).json()["count"]
-    outcomes = await _count_notifications(bootstrap, topics.notifications)
 
     report = _report(runs, outcomes, inbox_count, time.monotonic() - started)
     print(report)
@@ -551,13 +544,6 @@ async def _demo(n_students: int, seed: int) -> int:
     print(f"APL_KAFKA_BOOTSTRAP={bootstrap}")
     print(f"APL_DATABASE_URL={database_url}")
     print(f"APL_TOPIC_PREFIX={prefix}")
-    return 0
-
-
-def _figure(body: dict[str, Any], name: str) -> int:
-    for holder in (body, body.get("figures") or {}):
-        if name in holder and holder[name] is not None:
-            return int(holder[name])
     return 0
 
 

@@ -22,7 +22,14 @@ from pydantic import (
 )
 
 from shared.contracts.profiles import Id, PlacementOffer, RegionCode, StudentProfile
-from shared.contracts.topics import MATCHES, NOTIFICATIONS, PLACEMENTS, ROUNDS, STUDENTS
+from shared.contracts.topics import (
+    MATCHES,
+    NOTIFICATIONS,
+    PLACEMENTS,
+    ROUNDS,
+    STUDENTS,
+    event_key,
+)
 
 SCHEMA_VERSION = 1
 
@@ -201,7 +208,7 @@ class Event(BaseModel):
 
     def key(self) -> bytes:
         """The Kafka key: the region code, UTF-8."""
-        return self.region.encode("utf-8")
+        return event_key(self.region)
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
@@ -367,36 +374,47 @@ def parse_event(topic: str, raw: bytes | str | dict[str, Any]) -> Event:
 
     Raises `ContractError` naming the first bad field; `str(error)` lists every problem.
     """
-    if topic not in _ADAPTERS:
+    adapter = _ADAPTERS.get(topic)
+    if adapter is None:
         raise ContractError("topic", f"unknown topic {topic!r}")
     try:
+        # JSON mode keeps strictness while accepting RFC 3339 strings and UUID strings. A valid
+        # message is parsed once; only a bad one is looked at again, to name what is wrong.
+        event: Event = adapter.validate_json(
+            raw if isinstance(raw, bytes | str) else json.dumps(raw)
+        )
+    except ValidationError as exc:
+        raise _contract_error(topic, raw, exc) from None
+    return event
+
+
+def _contract_error(
+    topic: str, raw: bytes | str | dict[str, Any], exc: ValidationError
+) -> ContractError:
+    """What is wrong with a message that failed validation: its JSON, version or type first."""
+    try:
         obj: Any = json.loads(raw) if isinstance(raw, bytes | str) else raw
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContractError("(message)", f"not valid JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return ContractError("(message)", f"not valid JSON: {err}")
     if not isinstance(obj, dict):
-        raise ContractError("(message)", "expected a JSON object")
+        return ContractError("(message)", "expected a JSON object")
     version = obj.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise ContractError(
+        return ContractError(
             "schema_version", f"expected {SCHEMA_VERSION}, got {version!r}; this consumer reads v1"
         )
     kind = obj.get("type")
     allowed = types_of(topic)
     if kind not in allowed:
-        raise ContractError(
+        return ContractError(
             "type",
             f"unknown event type {kind!r} for topic {topic} (expected one of {', '.join(allowed)})",
         )
-    try:
-        # JSON mode keeps strictness while accepting RFC 3339 strings and UUID strings.
-        event: Event = _ADAPTERS[topic].validate_json(json.dumps(obj))
-    except ValidationError as exc:
-        problems = [f"{_field(e['loc'])}: {e['msg']}" for e in exc.errors()]
-        first = exc.errors()[0]
-        error = ContractError(_field(first["loc"]), first["msg"])
-        error.args = ("; ".join(problems),)
-        raise error from None
-    return event
+    problems = [f"{_field(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    first = exc.errors()[0]
+    error = ContractError(_field(first["loc"]), first["msg"])
+    error.args = ("; ".join(problems),)
+    return error
 
 
 def parse_as(cls: type[E], raw: bytes | str | dict[str, Any]) -> E:

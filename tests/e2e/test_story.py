@@ -33,6 +33,7 @@ from shared.contracts.topics import Topics
 from tests.support.databases import create_database
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
@@ -149,17 +150,6 @@ class Api:
         return result
 
 
-async def _eventually(what: str, check: Callable[[], Awaitable[Any]], wait: float = 120.0) -> Any:
-    deadline = time.monotonic() + wait
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.3)
-
-
 def _placement(pid: str, company: str, supervisor: str, language: str) -> dict[str, Any]:
     return {
         "placement_id": pid,
@@ -190,12 +180,11 @@ async def _round(api: Api, key: str) -> dict[str, Any]:
     accepted = await api.post("/v1/rounds", {"region": REGION}, key)
     round_id = accepted["round_id"]
 
-    async def completed() -> dict[str, Any] | None:
+    async def completed() -> dict[str, Any]:
         body = await api.get(f"/v1/rounds/{round_id}")
-        return body if body["status"] == "completed" else None
+        return body if body["status"] == "completed" else {}
 
-    result: dict[str, Any] = await _eventually(f"round {key}", completed)
-    return result
+    return await eventually(completed, wait=120, interval=0.3, what=f"round {key}")
 
 
 async def _match_of(api: Api, student: str) -> dict[str, Any] | None:
@@ -218,7 +207,7 @@ async def _story(stack: Stack) -> dict[str, Any]:
     # Round 1: s1 (priority) takes p1, s3 takes p2, s2 is left out.
     first = await _round(api, "round-1")
     assert first["figures"]["placed"] == 2
-    s1 = await _eventually("s1 proposed", lambda: _match_of(api, "s1"))
+    s1 = await eventually(lambda: _match_of(api, "s1"), wait=120, interval=0.3, what="s1 proposed")
     assert (s1["placement_id"], s1["state"]) == ("p1", "proposed")
 
     # s1 declines p1; round 2 gives s1 its second choice p2, p1 goes to s2, s3 loses p2.
@@ -232,7 +221,7 @@ async def _story(stack: Stack) -> dict[str, Any]:
         match = await _match_of(api, "s2")
         return match if match and match["state"] == "proposed" else None
 
-    s2 = await _eventually("s2 proposed", s2_proposed)
+    s2 = await eventually(s2_proposed, wait=120, interval=0.3, what="s2 proposed")
     assert s2["placement_id"] == "p1"
     await api.post(f"/v1/matches/{s2['match_id']}/accept", {"by": "student"}, "acc-s")
     await api.post(f"/v1/matches/{s2['match_id']}/accept", {"by": "company"}, "acc-c")
@@ -241,7 +230,7 @@ async def _story(stack: Stack) -> dict[str, Any]:
         match = await _match_of(api, "s2")
         return match if match and match["state"] == "confirmed" else None
 
-    await _eventually("s2 confirmed", confirmed)
+    await eventually(confirmed, wait=120, interval=0.3, what="s2 confirmed")
     final = {}
     for sid in ("s1", "s2", "s3"):
         match = await _match_of(api, sid)

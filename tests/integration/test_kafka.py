@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaMessage
 
 from shared.contracts.events import Event, PlacementPosted
@@ -16,25 +14,9 @@ from shared.contracts.topics import Topics, dlt
 from shared.kafka import EventConsumer, make_broker, publish_event, subscriber_options
 from tests.support.factories import every_event, placement
 from tests.support.infra import Infra
+from tests.support.kafka import read_records
 
 pytestmark = pytest.mark.infra
-
-
-async def _read_all(bootstrap: str, topic: str, expected: int, wait: float = 30.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + wait
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for part in batch.values():
-                records.extend(part)
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_event_published_and_consumed_back_by_a_subscriber(
@@ -112,7 +94,9 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
         await publish_event(broker, topics, after)
         await asyncio.wait_for(done.wait(), 60)
     assert seen == ["p-before", "p-after"]
-    letters = await _read_all(infra.kafka_bootstrap, dlt(topics.placements), expected=2)
+    letters = await read_records(
+        infra.kafka_bootstrap, dlt(topics.placements), until=lambda got: len(got) >= 2
+    )
     assert len(letters) == 2
     by_error = {dict(r.headers)["x-error"].decode(): r for r in letters}
     malformed = next(r for e, r in by_error.items() if "ContractError" in e)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from shared.contracts.events import PlacementPosted, parse_event
 from shared.contracts.topics import Topics
@@ -16,31 +16,28 @@ from shared.kafka import make_broker
 from shared.outbox import OutboxRelay, claim, enqueue, published_count, purge_sent
 from tests.support.factories import placement
 from tests.support.infra import Infra
+from tests.support.kafka import read_records
 
 pytestmark = pytest.mark.infra
 
 
-async def _consume(bootstrap: str, topic: str, expected: int, wait: float = 30.0) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while len(values) < expected and loop.time() < deadline:
-            for part in (await consumer.getmany(timeout_ms=300)).values():
-                values.extend(r.value for r in part)
-    finally:
-        await consumer.stop()
-    return values
+@pytest.fixture
+async def outbox_schema(database_url: str, fresh_schema: str) -> str:
+    """A fresh schema with only the shared tables (outbox, inbox)."""
+    await migrate(database_url, fresh_schema)
+    return fresh_schema
+
+
+@pytest.fixture
+async def pool(database_url: str, outbox_schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, outbox_schema)
+    yield pool
+    await pool.close()
 
 
 async def test_relay_publishes_committed_rows_in_order_and_marks_them(
-    infra: Infra, topics: Topics, database_url: str, fresh_schema: str, tmp_path
+    infra: Infra, topics: Topics, database_url: str, outbox_schema: str, pool: asyncpg.Pool
 ) -> None:
-    (tmp_path / "svc" / "migrations").mkdir(parents=True)
-    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
-    pool = await create_pool(database_url, fresh_schema)
     events = [PlacementPosted(producer="test", data=placement(f"p-{i}")) for i in range(30)]
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, events[:10])
@@ -50,28 +47,27 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
             await enqueue(conn, [PlacementPosted(producer="test", data=placement("p-rolled-back"))])
             raise RuntimeError("abort")
     broker = make_broker(infra.kafka_bootstrap, "test-relay")
-    relay = OutboxRelay(database_url, fresh_schema, broker, topics, batch=7, poll_seconds=0.05)
+    relay = OutboxRelay(database_url, outbox_schema, broker, topics, batch=7, poll_seconds=0.05)
     async with broker:
         await broker.connect()
         task = asyncio.create_task(relay.run())
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, events[10:])
-        values = await _consume(infra.kafka_bootstrap, topics.placements, expected=30)
+        records = await read_records(
+            infra.kafka_bootstrap, topics.placements, until=lambda got: len(got) >= 30
+        )
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    got = [parse_event("apl.placements.v1", v) for v in values]
+    got = [parse_event("apl.placements.v1", r.value) for r in records]
     assert got == events
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
-    await pool.close()
 
 
 async def test_enqueue_outside_a_transaction_is_refused(
-    database_url: str, fresh_schema: str, tmp_path
+    database_url: str, outbox_schema: str
 ) -> None:
-    (tmp_path / "svc" / "migrations").mkdir(parents=True)
-    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": fresh_schema})
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": outbox_schema})
     try:
         with pytest.raises(RuntimeError, match="inside the transaction"):
             await enqueue(conn, [PlacementPosted(producer="t", data=placement())])
@@ -84,46 +80,28 @@ async def test_enqueue_outside_a_transaction_is_refused(
         await conn.close()
 
 
-async def test_published_counts_survive_purged_rows(
-    database_url: str, fresh_schema: str, tmp_path
-) -> None:
-    (tmp_path / "svc" / "migrations").mkdir(parents=True)
-    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
-    pool = await create_pool(database_url, fresh_schema)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await enqueue(
-                conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
-            )
-            await enqueue(conn, [PlacementPosted(producer="t", data=placement("q", region="FI-1"))])
-        async with pool.acquire() as conn:
-            await conn.execute("DELETE FROM outbox")
-            assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
-            assert await published_count(conn, "SE-AB", ["apl.students.v1"]) == 0
-            assert (
-                await published_count(conn, "FI-1", ["apl.placements.v1", "apl.students.v1"]) == 1
-            )
-    finally:
-        await pool.close()
+async def test_published_counts_survive_purged_rows(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(
+            conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+        )
+        await enqueue(conn, [PlacementPosted(producer="t", data=placement("q", region="FI-1"))])
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM outbox")
+        assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
+        assert await published_count(conn, "SE-AB", ["apl.students.v1"]) == 0
+        assert await published_count(conn, "FI-1", ["apl.placements.v1", "apl.students.v1"]) == 1
 
 
-async def test_purge_deletes_only_published_rows(
-    database_url: str, fresh_schema: str, tmp_path
-) -> None:
-    (tmp_path / "svc" / "migrations").mkdir(parents=True)
-    await migrate(database_url, fresh_schema, tmp_path / "svc" / "migrations")
-    pool = await create_pool(database_url, fresh_schema)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await enqueue(
-                conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
-            )
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = (SELECT min(id) FROM outbox)"
-            )
-            assert await purge_sent(conn, 0) == 1
-            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 2
-            assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
-    finally:
-        await pool.close()
+async def test_purge_deletes_only_published_rows(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(
+            conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+        )
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE id = (SELECT min(id) FROM outbox)"
+        )
+        assert await purge_sent(conn, 0) == 1
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 2
+        assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3

@@ -1,7 +1,7 @@
 """Services as separate OS processes, for integration and end-to-end tests.
 
-`ServiceProcess("matching", env)` runs `apl serve matching` with the given environment (on top of
-the test's infrastructure settings), sends its output to a log file, waits until `/healthz`
+`ServiceProcess("matching", env, log_dir)` runs `apl serve matching` with the given environment
+(on top of this process's), sends its output to a log file in `log_dir`, waits until `/readyz`
 answers, and can be stopped gracefully, killed with SIGKILL, and started again.
 """
 

@@ -1,5 +1,6 @@
 """Use cases of the placements service. Each write runs in one transaction that also puts its
-event(s) into the outbox; each consumed event is applied once, guarded by the inbox.
+event(s) into the outbox (a company's default channel is the one write without an event); each
+consumed event is applied once, guarded by the inbox.
 
 Handlers return plain JSON-ready values and raise `DomainError`s; they know nothing of HTTP.
 """
@@ -9,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
-from functools import partial
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import structlog
@@ -118,13 +117,9 @@ def _channel(setting: schemas.NotificationSetting | None) -> rules.Channel | Non
     return rules.Channel(setting.channel, setting.webhook_url) if setting else None
 
 
-def _item_errors(index: int, check: Callable[[], None]) -> list[FieldError]:
+def _in_item(index: int, errors: list[FieldError]) -> list[FieldError]:
     """The errors of one batch item, named from the body's root (`items[3].ends_on`)."""
-    try:
-        check()
-    except Invalid as exc:
-        return [FieldError(f"items[{index}].{e.field}", e.message) for e in exc.errors]
-    return []
+    return [FieldError(f"items[{index}].{e.field}", e.message) for e in errors]
 
 
 def _repeats(ids: list[str], field: str) -> list[FieldError]:
@@ -143,7 +138,9 @@ def _refuse_existing(ids: list[str], inserted: set[str], what: str) -> None:
         raise Conflict(f"{what}s already exist: {', '.join(existing[:20])}")
 
 
-def _check_offer(offer: dict[str, Any], notification: schemas.NotificationSetting | None) -> None:
+def _offer_errors(
+    offer: Mapping[str, Any], notification: schemas.NotificationSetting | None
+) -> list[FieldError]:
     errors = rules.check_period(
         offer.get("starts_on"), offer.get("ends_on"), "starts_on", "ends_on"
     )
@@ -152,14 +149,22 @@ def _check_offer(offer: dict[str, Any], notification: schemas.NotificationSettin
         errors += rules.check_notification(
             notification.channel, notification.webhook_url, "notification."
         )
-    if errors:
-        raise Invalid(errors)
+    return errors
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(value)
+def _student_errors(student: schemas.StudentIn, open_ids: set[str]) -> list[FieldError]:
+    errors = rules.check_preferences(student.preferences, open_ids)
+    return errors + rules.check_period(
+        student.available_from, student.available_to, "available_from", "available_to"
+    )
+
+
+# Offer fields that cannot hold null: a PATCH may clear the others by sending null.
+_NOT_NULL = frozenset(
+    name
+    for name, info in PlacementOffer.model_fields.items()
+    if type(None) not in get_args(info.annotation)
+)
 
 
 # ------------------------------------------------------------------------- the service
@@ -208,7 +213,9 @@ class PlacementsService:
 
     async def post_placement(self, body: schemas.PlacementIn, key: IdempotencyKey | None) -> Result:
         async def action(conn: Connection) -> Result:
-            _check_offer(body.model_dump(), body.notification)
+            errors = _offer_errors(body.model_dump(), body.notification)
+            if errors:
+                raise Invalid(errors)
             offer = body.offer()
             row = await db.insert_placement(conn, offer, _channel(body.notification))
             if row is None:
@@ -226,9 +233,7 @@ class PlacementsService:
         async def action(conn: Connection) -> Result:
             errors: list[FieldError] = []
             for i, item in enumerate(body.items):
-                errors += _item_errors(
-                    i, partial(_check_offer, item.model_dump(), item.notification)
-                )
+                errors += _in_item(i, _offer_errors(item.model_dump(), item.notification))
             errors += _repeats([item.placement_id for item in body.items], "placement_id")
             if errors:
                 raise Invalid(errors)
@@ -248,30 +253,25 @@ class PlacementsService:
             if row["withdrawn_at"] is not None:
                 raise Conflict(f"placement {placement_id} was withdrawn; it cannot change")
             changes = patch.model_dump(exclude_unset=True, exclude={"notification"})
-            merged = {**row["offer"], **changes}
-            merged["starts_on"] = _as_date(merged.get("starts_on"))
-            merged["ends_on"] = _as_date(merged.get("ends_on"))
+            current = PlacementOffer.model_validate(row["offer"], strict=False)
+            merged = {**current.model_dump(), **changes}
             set_channel = "notification" in patch.model_fields_set
-            errors: list[FieldError] = []
-            try:
-                _check_offer(merged, patch.notification if set_channel else None)
-            except Invalid as exc:
-                errors += exc.errors
+            errors = _offer_errors(merged, patch.notification if set_channel else None)
+            errors += [
+                FieldError(name, "cannot be null")
+                for name, value in changes.items()
+                if value is None and name in _NOT_NULL
+            ]
             confirmed = (await db.confirmed_counts(conn, [placement_id])).get(placement_id, 0)
-            if "capacity" in changes:
-                if changes["capacity"] is None:
-                    errors.append(FieldError("capacity", "cannot be null"))
-                else:
-                    errors += rules.check_capacity(changes["capacity"], confirmed)
-            if "company_id" in changes and changes["company_id"] is None:
-                errors.append(FieldError("company_id", "cannot be null"))
+            if changes.get("capacity") is not None:
+                errors += rules.check_capacity(changes["capacity"], confirmed)
             if errors:
                 raise Invalid(errors)
             offer = PlacementOffer.model_validate(merged, strict=False)
-            await db.update_placement(conn, offer, _channel(patch.notification), set_channel)
+            updated = await db.update_placement(
+                conn, offer, _channel(patch.notification), set_channel
+            )
             await enqueue(conn, [ev.PlacementUpdated(producer=PRODUCER, data=offer)])
-            updated = await db.get_placement(conn, placement_id)
-            assert updated is not None
             return Result(200, placement_view(updated, confirmed))
 
         return await self.write(None, action)
@@ -344,11 +344,7 @@ class PlacementsService:
             open_ids = await db.open_placements_among(conn, wanted)
             errors: list[FieldError] = []
             for i, item in enumerate(body.items):
-                found = rules.check_preferences(list(item.preferences), open_ids)
-                found += rules.check_period(
-                    item.available_from, item.available_to, "available_from", "available_to"
-                )
-                errors += [FieldError(f"items[{i}].{e.field}", e.message) for e in found]
+                errors += _in_item(i, _student_errors(item, open_ids))
             errors += _repeats([item.student_id for item in body.items], "student_id")
             if errors:
                 raise Invalid(errors)
@@ -362,11 +358,8 @@ class PlacementsService:
 
     async def register_student(self, body: schemas.StudentIn, key: IdempotencyKey | None) -> Result:
         async def action(conn: Connection) -> Result:
-            prefs = list(body.preferences)
-            errors = rules.check_preferences(prefs, await db.open_placements_among(conn, prefs))
-            errors += rules.check_period(
-                body.available_from, body.available_to, "available_from", "available_to"
-            )
+            open_ids = await db.open_placements_among(conn, list(body.preferences))
+            errors = _student_errors(body, open_ids)
             if errors:
                 raise Invalid(errors)
             profile = body.profile()
@@ -387,10 +380,8 @@ class PlacementsService:
                 raise Invalid(errors)
             current = StudentProfile.model_validate(row["profile"], strict=False)
             profile = current.model_copy(update={"preferences": tuple(prefs)})
-            await db.update_profile(conn, profile)
+            updated = await db.update_profile(conn, profile)
             await enqueue(conn, [ev.StudentPreferencesUpdated(producer=PRODUCER, data=profile)])
-            updated = await db.get_student(conn, student_id)
-            assert updated is not None
             return Result(200, student_view(updated))
 
         return await self.write(None, action)
@@ -460,11 +451,9 @@ class PlacementsService:
             else:
                 after = rules.accept(current, by)
                 event = ev.MatchAccepted(producer=PRODUCER, data=ev.MatchAcceptedData(**ids, by=by))
-            await db.save_match(conn, after)
+            updated = await db.save_match(conn, after)
             await enqueue(conn, [event])
             await claim(conn, event)  # already applied: its echo from the topic is a duplicate
-            updated = await db.get_match(conn, match_id)
-            assert updated is not None
             return Result(200, match_view(updated))
 
         return await self.write(key, action)

@@ -67,12 +67,13 @@ async def insert_placements(
 
 async def update_placement(
     conn: Connection, offer: PlacementOffer, channel: Channel | None, set_channel: bool
-) -> None:
-    await conn.execute(
+) -> Row:
+    """The updated row of a placement that the caller's transaction has locked."""
+    row = await conn.fetchrow(
         "UPDATE placements SET company_id = $2, offer = $3, updated_at = now(), "
         "channel = CASE WHEN $4 THEN $5 ELSE channel END, "
         "webhook_url = CASE WHEN $4 THEN $6 ELSE webhook_url END "
-        "WHERE placement_id = $1",
+        "WHERE placement_id = $1 RETURNING *",
         offer.placement_id,
         offer.company_id,
         offer.model_dump(mode="json"),
@@ -80,6 +81,8 @@ async def update_placement(
         channel.kind if channel else None,
         channel.webhook_url if channel else None,
     )
+    assert row is not None
+    return row
 
 
 async def withdraw_placement(conn: Connection, placement_id: str, reason: str | None) -> None:
@@ -196,12 +199,15 @@ async def insert_students(
     return {r["student_id"] for r in inserted}
 
 
-async def update_profile(conn: Connection, profile: StudentProfile) -> None:
-    await conn.execute(
-        "UPDATE students SET profile = $2, updated_at = now() WHERE student_id = $1",
+async def update_profile(conn: Connection, profile: StudentProfile) -> Row:
+    """The updated row of a student that the caller's transaction has locked."""
+    row = await conn.fetchrow(
+        "UPDATE students SET profile = $2, updated_at = now() WHERE student_id = $1 RETURNING *",
         profile.student_id,
         profile.model_dump(mode="json"),
     )
+    assert row is not None
+    return row
 
 
 async def erase_student(conn: Connection, student_id: str) -> None:
@@ -273,10 +279,11 @@ async def insert_match(
     )
 
 
-async def save_match(conn: Connection, match: Match) -> None:
-    await conn.execute(
+async def save_match(conn: Connection, match: Match) -> Row:
+    """The updated row of a match that the caller's transaction has locked."""
+    row = await conn.fetchrow(
         "UPDATE matches SET state = $2, accepted_by_student = $3, accepted_by_company = $4, "
-        "declined_by = $5, reason = $6, updated_at = now() WHERE match_id = $1",
+        "declined_by = $5, reason = $6, updated_at = now() WHERE match_id = $1 RETURNING *",
         uuid.UUID(match.match_id),
         match.state,
         match.accepted_by_student,
@@ -284,6 +291,8 @@ async def save_match(conn: Connection, match: Match) -> None:
         match.declined_by,
         match.reason,
     )
+    assert row is not None
+    return row
 
 
 async def matches_of_placement(conn: Connection, placement_id: str) -> list[Row]:

@@ -19,7 +19,6 @@ ChannelKind = Literal["email", "webhook"]
 MatchStateName = Literal["proposed", "accepted", "confirmed", "declined", "cancelled"]
 
 OPEN_STATES: frozenset[str] = frozenset({"proposed", "accepted"})
-LIVE_STATES: frozenset[str] = frozenset({"proposed", "accepted", "confirmed"})
 
 
 # ------------------------------------------------------------------------------ profiles
@@ -94,7 +93,7 @@ def check_notification(
     channel: ChannelKind, webhook_url: str | None, prefix: str
 ) -> list[FieldError]:
     """A webhook channel needs an http(s) URL; the e-mail channel takes none."""
-    name = f"{prefix}webhook_url" if prefix else "webhook_url"
+    name = f"{prefix}webhook_url"
     if channel == "webhook":
         if not webhook_url:
             return [FieldError(name, "required when channel is 'webhook'")]
@@ -145,13 +144,17 @@ def decline(match: Match, by: Party, reason: str | None) -> Match:
     """`by` declines the proposal; refused unless it is still open (not confirmed or closed)."""
     if match.state not in OPEN_STATES:
         raise Conflict(f"match {match.match_id} is {match.state}; it can no longer be declined")
-    return replace(match, state="declined", declined_by=by, reason=reason)
+    return _declined(match, by, reason)
 
 
 def _accepted(match: Match, by: Party) -> Match:
     if by == "student":
         return replace(match, state="accepted", accepted_by_student=True)
     return replace(match, state="accepted", accepted_by_company=True)
+
+
+def _declined(match: Match, by: Party, reason: str | None) -> Match:
+    return replace(match, state="declined", declined_by=by, reason=reason)
 
 
 def apply_match_event(
@@ -171,7 +174,7 @@ def apply_match_event(
     if event_type == "MatchDeclined" and by is not None:
         if match.state not in OPEN_STATES:
             return match
-        return replace(match, state="declined", declined_by=by, reason=reason)
+        return _declined(match, by, reason)
     if event_type == "MatchConfirmed":
         if match.state in {"declined", "cancelled"}:
             return match

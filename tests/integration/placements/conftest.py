@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -73,8 +74,6 @@ async def consume(
     wait: float = 60.0,
 ) -> list[dict[str, Any]]:
     """Read `topic` from the start until `until(values)` holds (or the wait runs out)."""
-    import json
-
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     values: list[dict[str, Any]] = []

@@ -162,29 +162,17 @@ async def test_bad_student_names_every_field_and_writes_nothing(placements: Plac
 async def test_bad_placement_and_patch_name_their_fields(placements: Placements) -> None:
     p = placements
     pid = uid("p")
-    r = await p.client.post(
-        "/v1/placements",
-        json=placement_body(
-            pid,
-            starts_on="2027-04-01",
-            ends_on="2027-03-01",
-            ranking=["s-1", "s-2", "s-1"],
-            notification={"channel": "webhook"},
-            capacity=-1,
-        ),
+    bad = placement_body(
+        pid,
+        starts_on="2027-04-01",
+        ends_on="2027-03-01",
+        ranking=["s-1", "s-2", "s-1"],
+        notification={"channel": "webhook"},
     )
+    r = await p.client.post("/v1/placements", json={**bad, "capacity": -1})
     assert r.status_code == 422
     assert fields(r) == {"capacity"}
-    r = await p.client.post(
-        "/v1/placements",
-        json=placement_body(
-            pid,
-            starts_on="2027-04-01",
-            ends_on="2027-03-01",
-            ranking=["s-1", "s-2", "s-1"],
-            notification={"channel": "webhook"},
-        ),
-    )
+    r = await p.client.post("/v1/placements", json=bad)
     assert fields(r) == {"ends_on", "ranking[2]", "notification.webhook_url"}
     r = await p.client.post("/v1/placements", json={**placement_body(pid), "colour": "red"})
     assert fields(r) == {"colour"}
@@ -195,6 +183,10 @@ async def test_bad_placement_and_patch_name_their_fields(placements: Placements)
     assert fields(r) == {"ends_on"}
     r = await p.client.patch(f"/v1/placements/{pid}", json={"region": "FI-1"})
     assert fields(r) == {"region"}
+    r = await p.client.patch(
+        f"/v1/placements/{pid}", json={"capacity": None, "programmes": None, "title": None}
+    )
+    assert fields(r) == {"capacity", "programmes"}  # a title may be cleared; these may not
     assert (await p.client.patch("/v1/placements/nope", json={"capacity": 1})).status_code == 404
 
 

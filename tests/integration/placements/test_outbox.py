@@ -44,8 +44,30 @@ async def outbox_db(database_url: str, fresh_schema: str) -> AsyncIterator[async
     await pool.close()
 
 
+async def _unsent(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+
+
 async def _all_sent(pool: asyncpg.Pool) -> bool:
-    return bool(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0)
+    return await _unsent(pool) == 0
+
+
+@contextlib.asynccontextmanager
+async def running_relay(
+    infra: Infra, database_url: str, schema: str, topics: Topics, client_id: str
+) -> AsyncIterator[None]:
+    """The shared outbox relay publishing `schema`'s outbox, as a task of this test."""
+    broker = make_broker(infra.kafka_bootstrap, client_id)
+    relay = OutboxRelay(database_url, schema, broker, topics, poll_seconds=0.05)
+    async with broker:
+        await broker.connect()
+        task = asyncio.create_task(relay.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def ids_of(values: list[dict[str, Any]]) -> list[str]:
@@ -89,24 +111,15 @@ async def test_relay_killed_between_publish_and_mark_loses_nothing(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    unsent = await outbox_db.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    unsent = await _unsent(outbox_db)
     assert unsent == 3, "the killed relay never marked its batch"
     first = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 3)
     assert ids_of(first) == [str(e.event_id) for e in events]
 
     # a new relay takes over (the dead one's session lock went with its connection)
-    broker = make_broker(infra.kafka_bootstrap, "relay-after-crash")
-    relay = OutboxRelay(database_url, fresh_schema, broker, topics, poll_seconds=0.05)
-    async with broker:
-        await broker.connect()
-        task = asyncio.create_task(relay.run())
-        try:
-            values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 6)
-            assert await eventually(lambda: _all_sent(outbox_db))
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with running_relay(infra, database_url, fresh_schema, topics, "relay-after-crash"):
+        values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 6)
+        assert await eventually(lambda: _all_sent(outbox_db))
     # every event arrived; the batch in flight at the crash arrives twice, in order
     assert ids_of(values) == [str(e.event_id) for e in events] * 2
 
@@ -122,49 +135,38 @@ async def test_transactions_committing_out_of_order_are_all_published(
 ) -> None:
     topics = await make_topics()
     early, late = posted(regions[0]), posted(regions[1])
-    broker = make_broker(infra.kafka_bootstrap, "relay-order")
-    relay = OutboxRelay(database_url, fresh_schema, broker, topics, poll_seconds=0.05)
-    async with broker:
-        await broker.connect()
-        task = asyncio.create_task(relay.run())
-        try:
-            first = await outbox_db.acquire()
-            second = await outbox_db.acquire()
-            tx1, tx2 = first.transaction(), second.transaction()
-            await tx1.start()
-            await enqueue(first, [early])  # draws the lower outbox id
-            await tx2.start()
+    async with running_relay(infra, database_url, fresh_schema, topics, "relay-order"):
+        first = await outbox_db.acquire()
+        second = await outbox_db.acquire()
+        tx1, tx2 = first.transaction(), second.transaction()
+        await tx1.start()
+        await enqueue(first, [early])  # draws the lower outbox id
+        await tx2.start()
 
-            async def write_second() -> None:
-                await enqueue(second, [late])
-                await tx2.commit()
+        async def write_second() -> None:
+            await enqueue(second, [late])
+            await tx2.commit()
 
-            writer = asyncio.create_task(write_second())
-            done, _ = await asyncio.wait({writer}, timeout=1.0)
-            if regions[0] == regions[1]:
-                # same region: the second waits for the first, so commit order = id order
-                assert not done
-                await tx1.commit()
-                await writer
-                expected = [early, late]
-            else:
-                # another region does not wait: it commits, and is published, first
-                assert done
-                await writer
-                seen = await consume(
-                    infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 1
-                )
-                assert ids_of(seen) == [str(late.event_id)]
-                await tx1.commit()
-                expected = [late, early]
-            await outbox_db.release(first)
-            await outbox_db.release(second)
-            values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 2)
-            assert await eventually(lambda: _all_sent(outbox_db))
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        writer = asyncio.create_task(write_second())
+        done, _ = await asyncio.wait({writer}, timeout=1.0)
+        if regions[0] == regions[1]:
+            # same region: the second waits for the first, so commit order = id order
+            assert not done
+            await tx1.commit()
+            await writer
+            expected = [early, late]
+        else:
+            # another region does not wait: it commits, and is published, first
+            assert done
+            await writer
+            seen = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 1)
+            assert ids_of(seen) == [str(late.event_id)]
+            await tx1.commit()
+            expected = [late, early]
+        await outbox_db.release(first)
+        await outbox_db.release(second)
+        values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 2)
+        assert await eventually(lambda: _all_sent(outbox_db))
     assert sorted(ids_of(values)) == sorted(str(e.event_id) for e in expected)
     ids = await outbox_db.fetch("SELECT event_id FROM outbox ORDER BY id")
     assert [str(r["event_id"]) for r in ids] == [str(early.event_id), str(late.event_id)]

@@ -3,9 +3,10 @@
 Uses the running local infrastructure (`.local/apl.env` or the environment: APL_KAFKA_BOOTSTRAP,
 APL_DATABASE_URL as admin), under a fresh topic prefix and a fresh database, both removed at the
 end. In this process it runs an aiosmtpd sink that counts messages and a stand-in for the
-placements service's notice-context route (a bare ASGI app under uvicorn, in a thread). It
-publishes N MatchProposed events, then starts `apl serve notifications` as its own OS process and
-prints, from the first to the last message the sink accepted:
+placements service's notice-context route (a bare ASGI app under uvicorn in a thread, serving the
+integration tests' `context`). It publishes N MatchProposed events, then starts
+`apl serve notifications` as its own OS process and prints, from the first to the last message
+the sink accepted:
 
 - notices per second delivered end to end;
 - CPU seconds (user + system) of the notifications process per notice.
@@ -23,32 +24,23 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import asyncpg
 import httpx
-import uvicorn
 from aiosmtpd.controller import Controller
 
 from shared.contracts.events import MatchProposed, MatchProposedData
-from shared.contracts.internal import (
-    NOTICE_CONTEXT_PATH,
-    NoticeChannel,
-    NoticeContext,
-    NoticePlacement,
-    NoticeStudent,
-)
-from shared.contracts.profiles import Supervisor
+from shared.contracts.internal import NOTICE_CONTEXT_PATH
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics, make_broker
 from shared.localinfra import free_port
 from shared.settings import ServiceSettings
+from tests.integration.notifications.peers import context, serve_in_thread
 
 REGION = "SE-AB"
 TOKEN = "bench-token"
@@ -85,34 +77,6 @@ class Sink:
         return "250 OK"
 
 
-def _context(placement_id: str, student_id: str) -> bytes:
-    return (
-        NoticeContext(
-            placement=NoticePlacement(
-                placement_id=placement_id,
-                company_id="c-1",
-                region=REGION,
-                title="Elektrikerlärling",
-                starts_on=date(2027, 1, 18),
-                ends_on=date(2027, 3, 12),
-            ),
-            supervisor=Supervisor.model_validate(
-                {"name": "Anna Berg", "email": f"{placement_id}@company.example", "language": "sv"}
-            ),
-            channel=NoticeChannel(),
-            student=NoticeStudent(
-                student_id=student_id,
-                programme="EE",
-                available_from=date(2027, 1, 11),
-                available_to=date(2027, 3, 19),
-                contact_shared=False,
-            ),
-        )
-        .model_dump_json()
-        .encode()
-    )
-
-
 async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The notice-context route, as bare ASGI (cheap, so the stand-in is not the bottleneck)."""
     assert scope["type"] == "http"
@@ -124,7 +88,9 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
-    body = _context(query["placement_id"][0], query["student_id"][0])
+    placement_id, student_id = query["placement_id"][0], query["student_id"][0]
+    notice = context(placement_id, student_id, email=f"{placement_id}@company.example")
+    body = notice.model_dump_json().encode()
     await send(
         {
             "type": "http.response.start",
@@ -133,25 +99,6 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-@contextlib.contextmanager
-def _serve_context() -> Any:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _context_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 async def run(n: int, concurrency: int | None, placements: int) -> None:
@@ -171,7 +118,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
     proc: subprocess.Popen[bytes] | None = None
     logs = Path(tempfile.mkdtemp(prefix="bench-notifications-")) / "notifications.log"
     try:
-        with _serve_context() as context_url:
+        with serve_in_thread(_context_app) as context_url:
             producer = make_broker(bootstrap, "bench-feeder")
             async with producer:
                 await producer.connect()

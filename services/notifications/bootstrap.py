@@ -18,7 +18,6 @@ import asyncpg
 import httpx
 import structlog
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from services.notifications.adapters.placements import PlacementsClient
@@ -30,7 +29,7 @@ from services.notifications.handlers import DeliveryWorker, Notifier, record_not
 from services.notifications.settings import NotifierSettings
 from shared.contracts.events import Event, NotificationEvent
 from shared.db import create_pool
-from shared.kafka import EventConsumer, make_broker
+from shared.kafka import make_broker
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
@@ -39,23 +38,19 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 @dataclass
-class Runtime:
-    """What the lifespan opened; tests read it to look inside a running service."""
+class _Runtime:
+    """What the lifespan opened, for the Kafka handler and /readyz."""
 
     pool: asyncpg.Pool | None = None
     worker: DeliveryWorker | None = None
-    relay: OutboxRelay | None = None
-    consumer: EventConsumer | None = None
     consumer_conn: Any = None
     """The connection the Kafka consumer records notices on (taken from `pool` when needed)."""
 
 
-def build_app(
-    settings: NotifierSettings, *, broker: KafkaBroker | None = None
-) -> tuple[AsgiFastStream, Runtime]:
+def build_app(settings: NotifierSettings) -> AsgiFastStream:
     topics = settings.topics
-    broker = broker or make_broker(settings.kafka_bootstrap, client_id="notifications")
-    runtime = Runtime()
+    broker = make_broker(settings.kafka_bootstrap, client_id="notifications")
+    runtime = _Runtime()
 
     consumer_lock = asyncio.Lock()
 
@@ -77,8 +72,7 @@ def build_app(
         if recorded and runtime.worker is not None:
             runtime.worker.wake()
 
-    router, consumer = build_router(broker, topics, on_event, max_attempts=settings.max_attempts)
-    runtime.consumer = consumer
+    router, _ = build_router(broker, topics, on_event, max_attempts=settings.max_attempts)
     broker.include_router(router)
     broker.publisher(
         topics.notifications,
@@ -136,7 +130,7 @@ def build_app(
                 topics,
                 poll_seconds=settings.outbox_poll_seconds,
             )
-            runtime.pool, runtime.worker, runtime.relay = pool, worker, relay
+            runtime.pool, runtime.worker = pool, worker
             tasks = [
                 asyncio.create_task(worker.run(), name="delivery-worker"),
                 asyncio.create_task(relay.run(), name="outbox-relay"),
@@ -177,7 +171,7 @@ def build_app(
             return AsgiResponse("; ".join(problems).encode(), status_code=503)
         return AsgiResponse(b"ready", status_code=200)
 
-    app = AsgiFastStream(
+    return AsgiFastStream(
         broker,
         specification=AsyncAPI(
             title="APL Match notifications",
@@ -191,12 +185,11 @@ def build_app(
         asgi_routes=[("/healthz", healthz), ("/readyz", readyz)],
         asyncapi_path="/docs/asyncapi",
     )
-    return app, runtime
 
 
 def asyncapi_document(settings: NotifierSettings | None = None) -> str:
     """The AsyncAPI document for production topic names, as committed in docs/."""
     settings = settings or NotifierSettings(topic_prefix="")
-    app, _ = build_app(settings)
+    app = build_app(settings)
     schema: dict[str, Any] = app.schema.to_specification().to_jsonable()
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

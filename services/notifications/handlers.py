@@ -85,10 +85,13 @@ class HookSender(Protocol):
     async def send(self, url: str, body: bytes, idempotency_key: str) -> None: ...
 
 
+Channel = Literal["email", "webhook"]
+
+
 @dataclass
 class Outcome:
     ok: bool
-    channel: str = "email"
+    channel: Channel = "email"
     error: str | None = None
     transient: bool = False
     upstream: bool = False  # our own placements service was unavailable: attempts not used up
@@ -115,7 +118,7 @@ class Notifier:
     mail_from: str
 
     async def notify_supervisor(self, notice: Delivery, members: list[Delivery]) -> Outcome:
-        channel = "email"
+        channel: Channel = "email"
         try:
             fetched = [await self.contexts.fetch(m.placement_id, m.student_id) for m in members]
             view = build_view(notice.notification_id, notice.kind, fetched, reason=notice.detail)
@@ -324,7 +327,7 @@ def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
             log.error("notice delivery failed for good", error=error, attempts=verdict.attempts)
 
 
-def _data(m: Delivery, channel: str, attempts: int) -> dict[str, object]:
+def _data(m: Delivery, channel: Channel, attempts: int) -> dict[str, object]:
     assert m.match_id is not None
     return {
         "notification_id": m.notification_id,
@@ -332,16 +335,16 @@ def _data(m: Delivery, channel: str, attempts: int) -> dict[str, object]:
         "region": m.region,
         "match_id": m.match_id,
         "placement_id": m.placement_id,
-        "channel": channel if channel in ("email", "webhook") else "email",
+        "channel": channel,
         "attempts": attempts,
     }
 
 
-def _delivered(m: Delivery, channel: str, attempts: int) -> NotificationDelivered:
+def _delivered(m: Delivery, channel: Channel, attempts: int) -> NotificationDelivered:
     data = NotificationDeliveredData.model_validate(_data(m, channel, attempts))
     return NotificationDelivered(producer=PRODUCER, data=data)
 
 
-def _failed(m: Delivery, channel: str, attempts: int, error: str) -> NotificationFailed:
+def _failed(m: Delivery, channel: Channel, attempts: int, error: str) -> NotificationFailed:
     data = NotificationFailedData.model_validate({**_data(m, channel, attempts), "error": error})
     return NotificationFailed(producer=PRODUCER, data=data)

@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = get_logger(__name__)
     applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
     log.info("migrations applied", applied=applied, schema=settings.db_schema)
-    app, _ = build_app(settings)
+    app = build_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

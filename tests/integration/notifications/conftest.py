@@ -7,23 +7,15 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.notifications.bootstrap import MIGRATIONS, Runtime, build_app
+from services.notifications.bootstrap import MIGRATIONS, build_app
 from services.notifications.settings import NotifierSettings
 from shared.contracts.events import Event, parse_event
-from shared.contracts.internal import (
-    NoticeChannel,
-    NoticeContext,
-    NoticePlacement,
-    NoticeStudent,
-)
-from shared.contracts.profiles import Supervisor
 from shared.contracts.topics import Topics, dlt
 from shared.db import create_pool, migrate
 from tests.integration.notifications.peers import (
@@ -32,9 +24,9 @@ from tests.integration.notifications.peers import (
     WebhookPeer,
     serve_in_thread,
     smtp_server,
-    wait_until,
 )
 from tests.support.infra import Infra
+from tests.support.waiting import eventually
 
 TOKEN = "test-internal-token"
 SECRET = b"test-webhook-secret"
@@ -63,10 +55,11 @@ class Watcher:
     async def wait_outcome(
         self, source: uuid.UUID, count: int = 1, within: float = 60.0
     ) -> list[Event]:
-        await wait_until(
+        await eventually(
             lambda: len(self.outcomes(source=source)) >= count,
-            within,
-            f"{count} outcome(s) of event {source}",
+            wait=within,
+            interval=0.05,
+            what=f"{count} outcome(s) of event {source}",
         )
         return self.outcomes(source=source)
 
@@ -102,43 +95,6 @@ async def watching(bootstrap: str, topics: Topics) -> AsyncIterator[Watcher]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def context(
-    placement_id: str,
-    student_id: str,
-    *,
-    email: str,
-    language: str = "sv",
-    name: str = "Anna Berg",
-    shared: bool = False,
-    webhook_url: str | None = None,
-    student_name: str = "Kim Lindqvist",
-) -> NoticeContext:
-    return NoticeContext(
-        placement=NoticePlacement(
-            placement_id=placement_id,
-            company_id="c-1",
-            region="SE-AB",
-            title="Elektrikerlärling",
-            starts_on=date(2027, 1, 18),
-            ends_on=date(2027, 3, 12),
-        ),
-        supervisor=Supervisor.model_validate({"name": name, "email": email, "language": language}),
-        channel=NoticeChannel(kind="webhook", webhook_url=webhook_url)
-        if webhook_url
-        else NoticeChannel(),
-        student=NoticeStudent(
-            student_id=student_id,
-            programme="EE",
-            available_from=date(2027, 1, 11),
-            available_to=date(2027, 3, 19),
-            contact_shared=shared,
-            name=student_name if shared else None,
-            email=f"{student_id}@student.example" if shared else None,
-            phone="+46 70 123 45 67" if shared else None,
-        ),
-    )
 
 
 @dataclass
@@ -189,7 +145,6 @@ def service_settings(
 @dataclass
 class Running:
     settings: NotifierSettings
-    runtime: Runtime
     topics: Topics
     watcher: Watcher
     pool: asyncpg.Pool
@@ -198,7 +153,7 @@ class Running:
 @contextlib.asynccontextmanager
 async def running_service(settings: NotifierSettings, topics: Topics) -> AsyncIterator[Running]:
     await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
-    app, runtime = build_app(settings)
+    app = build_app(settings)
     pool = await create_pool(settings.database_url, settings.db_schema, max_size=2)
     started, stop = asyncio.Event(), asyncio.Event()
 
@@ -216,7 +171,7 @@ async def running_service(settings: NotifierSettings, topics: Topics) -> AsyncIt
         if task.done():
             task.result()  # startup failed: raise its error
         try:
-            yield Running(settings, runtime, topics, watcher, pool)
+            yield Running(settings, topics, watcher, pool)
         finally:
             stop.set()
             await task

@@ -1,16 +1,18 @@
 """Real peers of the notifications service for its tests: an SMTP server (aiosmtpd), the
 placements service's notice-context route and a webhook receiver that verifies signatures (both
-small FastAPI apps under uvicorn in a background thread)."""
+small FastAPI apps under uvicorn in a background thread). bench/notifications.py uses
+`serve_in_thread` and `context` too."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -25,7 +27,14 @@ from services.notifications.domain.signing import (
     TIMESTAMP_HEADER,
     verify,
 )
-from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
+from shared.contracts.internal import (
+    NOTICE_CONTEXT_PATH,
+    NoticeChannel,
+    NoticeContext,
+    NoticePlacement,
+    NoticeStudent,
+)
+from shared.contracts.profiles import Supervisor
 from tests.support.processes import free_port
 
 # ------------------------------------------------------------------------------------- SMTP
@@ -73,8 +82,8 @@ def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run `app` under uvicorn in a daemon thread; yields its base URL."""
+def serve_in_thread(app: Callable[..., Awaitable[None]]) -> Iterator[str]:
+    """Run the ASGI `app` under uvicorn in a daemon thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -93,6 +102,45 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
         thread.join(10)
 
 
+def context(
+    placement_id: str,
+    student_id: str,
+    *,
+    email: str,
+    language: str = "sv",
+    name: str = "Anna Berg",
+    shared: bool = False,
+    webhook_url: str | None = None,
+    student_name: str = "Kim Lindqvist",
+) -> NoticeContext:
+    """What the placements service answers about one (placement, student): supervisor `email`,
+    in `language`; the student's name and contact only when `shared`."""
+    return NoticeContext(
+        placement=NoticePlacement(
+            placement_id=placement_id,
+            company_id="c-1",
+            region="SE-AB",
+            title="Elektrikerlärling",
+            starts_on=date(2027, 1, 18),
+            ends_on=date(2027, 3, 12),
+        ),
+        supervisor=Supervisor.model_validate({"name": name, "email": email, "language": language}),
+        channel=NoticeChannel(kind="webhook", webhook_url=webhook_url)
+        if webhook_url
+        else NoticeChannel(),
+        student=NoticeStudent(
+            student_id=student_id,
+            programme="EE",
+            available_from=date(2027, 1, 11),
+            available_to=date(2027, 3, 19),
+            contact_shared=shared,
+            name=student_name if shared else None,
+            email=f"{student_id}@student.example" if shared else None,
+            phone="+46 70 123 45 67" if shared else None,
+        ),
+    )
+
+
 @dataclass
 class PlacementsPeer:
     """Serves `GET /internal/v1/notice-context` from fixtures, like the placements service."""
@@ -100,7 +148,6 @@ class PlacementsPeer:
     token: str
     contexts: dict[tuple[str, str], NoticeContext] = field(default_factory=dict)
     unavailable: dict[tuple[str, str], int] = field(default_factory=dict)  # 503s still to give
-    calls: int = 0
     url: str = ""
 
     def app(self) -> FastAPI:
@@ -108,7 +155,6 @@ class PlacementsPeer:
 
         @api.get(NOTICE_CONTEXT_PATH)
         def notice_context(placement_id: str, student_id: str, request: Request) -> Response:
-            self.calls += 1
             if request.headers.get("authorization") != f"Bearer {self.token}":
                 return Response(status_code=401)
             if self.unavailable.get((placement_id, student_id), 0) > 0:
@@ -153,8 +199,6 @@ class WebhookPeer:
             if self.unavailable[name] > 0:
                 self.unavailable[name] -= 1
                 return Response(status_code=503)
-            import json
-
             self.received[name].append(json.loads(body))
             self.headers[name].append(
                 {
@@ -165,14 +209,3 @@ class WebhookPeer:
             return Response(status_code=204)
 
         return api
-
-
-async def wait_until(
-    condition: Callable[[], bool], within: float = 60.0, what: str = "condition"
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)

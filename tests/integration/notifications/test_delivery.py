@@ -30,12 +30,12 @@ from shared.kafka import publish_event
 from tests.integration.notifications.conftest import (
     Peers,
     Running,
-    context,
     running_service,
     service_settings,
 )
-from tests.integration.notifications.peers import wait_until
+from tests.integration.notifications.peers import context
 from tests.support.infra import Infra
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
@@ -152,7 +152,9 @@ async def test_each_kind_in_the_supervisors_language(
         await publish_event(producer, service.topics, event)
         sent.append((event, address))
     for (event, address), (language, _, shared, subject, phrase) in zip(sent, cases, strict=True):
-        await wait_until(partial(_has_mail, peers, address), what=f"mail to {address}")
+        await eventually(
+            partial(_has_mail, peers, address), interval=0.05, what=f"mail to {address}"
+        )
         mail = peers.smtp.to(address)[0]
         plain, html = text_of(mail)
         assert mail["Subject"].startswith(subject)
@@ -282,8 +284,9 @@ async def test_poison_event_goes_to_the_dead_letter_topic(
     peers.placements.contexts[(pid, sid)] = context(pid, sid, email=f"after-{pid}@x.example")
     good = proposed(pid, sid)
     await publish_event(producer, service.topics, good)
-    await wait_until(
+    await eventually(
         lambda: any(marker.encode() in r.value for r in service.watcher.dead),
+        interval=0.05,
         what="the poison event on the DLT",
     )
     record = next(r for r in service.watcher.dead if marker.encode() in r.value)

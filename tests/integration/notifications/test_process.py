@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from shared.kafka import publish_event
-from tests.integration.notifications.conftest import SECRET, TOKEN, Peers, context, watching
-from tests.integration.notifications.peers import wait_until
+from tests.integration.notifications.conftest import SECRET, TOKEN, Peers, watching
+from tests.integration.notifications.peers import context
 from tests.integration.notifications.test_delivery import confirmed, proposed
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
@@ -56,7 +57,9 @@ async def test_service_process_tells_once_across_a_kill(
                 assert topics.matches in str(doc)
             event = proposed(pid, sid)
             await publish_event(producer, topics, event)
-            await wait_until(lambda: len(peers.smtp.to(address)) == 1, what="first mail")
+            await eventually(
+                lambda: len(peers.smtp.to(address)) == 1, interval=0.05, what="first mail"
+            )
             await watcher.wait_outcome(event.event_id)
 
             await asyncio.to_thread(service.kill)

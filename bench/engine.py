@@ -19,11 +19,11 @@ is solved by:
                 when the matrix would not fit in --dense-max-gb;
 * ortools-mcf   OR-Tools `SimpleMinCostFlow`, capacities on placement arcs.
 
-All three exact methods use the same integer costs (the lexicographic costs of
-`services.matching.engine.optimal`), and their objectives must agree; the run fails if they
-do not. Peak memory is the peak resident set size during the step minus the resident size
-before it (Linux VmHWM, reset through /proc/self/clear_refs), so it includes memory of C++
-libraries that tracemalloc cannot see.
+All three exact methods minimise the same lexicographic objective (the integer costs of
+`services.matching.engine.optimal`: rank squared placed, W * k(s) unplaced), and their
+objectives must agree; the run fails if they do not. Peak memory is the peak resident set
+size during the step minus the resident size before it (Linux VmHWM, reset through
+/proc/self/clear_refs), so it includes memory of C++ libraries that tracemalloc cannot see.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from services.matching.engine import Policy, RoundSummary, solve, ssp
+from services.matching.engine import Policy, RoundResult, RoundSummary, solve, ssp
 from services.matching.engine.optimal import weight_classes
 from services.matching.engine.problem import I64, Problem, build_problem
 from services.matching.engine.synthetic import generate_round
@@ -106,11 +106,14 @@ HEADER = (
 )
 
 
-def lexicographic_costs(pb: Problem) -> tuple[I64, I64, I64, I64, I64, int]:
+Costs = tuple[I64, I64, I64, I64]
+
+
+def lexicographic_costs(pb: Problem) -> Costs:
     """Eligible edges of unpinned students and the engine's integer costs for them.
 
     Placed at p: rank^2; unplaced: W * k(s) (no previous proposals in the benchmark).
-    Returns (edge student, edge placement, edge rank, placed cost, unplaced cost, W).
+    Returns (edge student, edge placement, placed cost, unplaced cost per student).
     """
     el = pb.eligible
     es, ep, er = pb.edge_student[el], pb.edge_placement[el], pb.edge_rank[el]
@@ -118,32 +121,17 @@ def lexicographic_costs(pb: Problem) -> tuple[I64, I64, I64, I64, I64, int]:
     max_r2 = np.zeros(pb.n_students, dtype=np.int64)
     np.maximum.at(max_r2, es, er * er)
     big_w = 1 + int(max_r2.sum()) + pb.n_students
-    return es, ep, er, er * er, big_w * k, big_w
+    return es, ep, er * er, big_w * k
 
 
-def figures(pb: Problem, assignment: I64) -> tuple[int, int, int, int]:
-    """(placed, first choice, placed weight, total rank cost) of an assignment."""
-    rank = np.zeros(pb.n_students, dtype=np.int64)
-    hit = pb.edge_placement == assignment[pb.edge_student]
-    rank[pb.edge_student[hit]] = pb.edge_rank[hit]
-    placed = assignment >= 0
-    weight = sum(1 + pb.priority[s] for s in np.flatnonzero(placed).tolist())
-    return (
-        int(placed.sum()),
-        int((rank[placed] == 1).sum()),
-        weight,
-        int((rank[placed] ** 2).sum()),
-    )
-
-
-def dense_lsa(pb: Problem, max_gb: float) -> tuple[Row, I64 | None]:
+def dense_lsa(pb: Problem, costs: Costs, max_gb: float) -> tuple[Row, I64 | None]:
     n = pb.n_students
     slots = int(pb.capacity.sum())
     cols = max(slots, n)  # every student gets a column; a non-slot column means unplaced
     gb = n * cols * 8 / 2**30
     if gb > max_gb:
         return Row(n, "dense-lsa", None, None, None, note=f"skipped: {gb:.1f} GB"), None
-    es, ep, _, placed_cost, unplaced_cost, _ = lexicographic_costs(pb)
+    es, ep, placed_cost, unplaced_cost = costs
     first_col = np.concatenate(([0], np.cumsum(pb.capacity)))
     slot_place = np.repeat(np.arange(pb.n_placements), pb.capacity)
 
@@ -163,13 +151,13 @@ def dense_lsa(pb: Problem, max_gb: float) -> tuple[Row, I64 | None]:
     return row, assignment
 
 
-def or_tools(pb: Problem) -> tuple[Row, I64 | None]:
+def or_tools(pb: Problem, costs: Costs) -> tuple[Row, I64 | None]:
     n = pb.n_students
     try:
         from ortools.graph.python import min_cost_flow
     except ImportError:
         return Row(n, "ortools-mcf", None, None, None, note="skipped: ortools not installed"), None
-    es, ep, _, placed_cost, unplaced_cost, _ = lexicographic_costs(pb)
+    es, ep, placed_cost, unplaced_cost = costs
     m = pb.n_placements
     src, snk = n + m, n + m + 1
 
@@ -179,10 +167,10 @@ def or_tools(pb: Problem) -> tuple[Row, I64 | None]:
         heads = np.concatenate([np.arange(n), n + ep, np.full(n, snk), np.full(m, snk)])
         caps = np.concatenate([np.ones(n + len(es) + n, dtype=np.int64), pb.capacity])
         # Same costs as the engine, shifted by the unplaced cost so unplaced arcs cost 0.
-        costs = np.concatenate(
+        unit_costs = np.concatenate(
             [np.zeros(n, np.int64), placed_cost - unplaced_cost[es], np.zeros(n + m, np.int64)]
         )
-        flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+        flow.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, unit_costs)
         supply = np.zeros(n + m + 2, dtype=np.int64)
         supply[src], supply[snk] = n, -n
         flow.set_nodes_supplies(np.arange(n + m + 2), supply)
@@ -242,14 +230,17 @@ def bench_size(n: int, seed: int, dense_max_gb: float) -> list[Row]:
         )
     s = summaries["optimal"]
     pb = build_problem(rnd.students, rnd.placements)
+    costs = lexicographic_costs(pb)
     peers: list[Callable[[], tuple[Row, I64 | None]]] = [
-        lambda: dense_lsa(pb, dense_max_gb),
-        lambda: or_tools(pb),
+        lambda: dense_lsa(pb, costs, dense_max_gb),
+        lambda: or_tools(pb, costs),
     ]
     for make in peers:
         row, assignment = make()
         if assignment is not None:
-            row.placed, row.first_choice, row.weight, row.rank_cost = figures(pb, assignment)
+            f = RoundResult(pb, assignment, "optimal", 0.0, row.method).summary
+            row.placed, row.first_choice = f.placed, f.first_choice
+            row.weight, row.rank_cost = f.placed_weight, f.total_rank_cost
             if (row.weight, row.rank_cost) != (s.placed_weight, s.total_rank_cost):
                 row.note += " OBJECTIVE DIFFERS FROM ENGINE"
         rows.append(row)

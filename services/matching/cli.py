@@ -37,7 +37,8 @@ T = TypeVar("T")
 LIST_FIELDS = frozenset({"skills", "preferences", "required_skills", "programmes", "ranking"})
 INT_FIELDS = frozenset({"capacity", "priority", "rank"})
 FLOAT_FIELDS = frozenset({"max_travel_km"})
-POINT_FIELDS = ("home", "site")
+# CSV column -> (point field, coordinate): `home_lat` -> home.lat
+POINT_COLUMNS = {f"{pt}_{xy}": (pt, xy) for pt in ("home", "site") for xy in ("lat", "lon")}
 PROGRESS_MIN = 10_000  # records; smaller inputs are quick enough to need no progress
 
 
@@ -72,9 +73,7 @@ class Problems:
     def add_validation(self, path: str, line: int, err: ValidationError) -> None:
         for e in err.errors(include_url=False):
             loc = ".".join(str(x) for x in e["loc"])
-            msg = str(e["msg"])
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
+            msg = str(e["msg"]).removeprefix("Value error, ")
             if not loc and ": " in msg and msg.split(": ", 1)[0].isidentifier():
                 loc, msg = msg.split(": ", 1)  # model-level checks name their field first
             self.add(path, line, loc or "-", msg)
@@ -99,7 +98,7 @@ def _csv_value(column: str, cell: str) -> Any:
             return int(cell)
         except ValueError:
             return cell  # let validation name the field
-    if column in FLOAT_FIELDS or column.endswith(("_lat", "_lon")):
+    if column in FLOAT_FIELDS or column in POINT_COLUMNS:
         try:
             return float(cell)
         except ValueError:
@@ -113,15 +112,13 @@ def _csv_record(row: dict[str, str | None]) -> dict[str, Any]:
         cell = (raw or "").strip()
         if not cell:
             continue
-        for point in POINT_FIELDS:
-            if column in (f"{point}_lat", f"{point}_lon"):
-                record.setdefault(point, {})[column.rsplit("_", 1)[1]] = _csv_value(column, cell)
-                break
+        if column in POINT_COLUMNS:
+            point, coordinate = POINT_COLUMNS[column]
+            record.setdefault(point, {})[coordinate] = _csv_value(column, cell)
+        elif column.startswith("supervisor_"):
+            record.setdefault("supervisor", {})[column.removeprefix("supervisor_")] = cell
         else:
-            if column.startswith("supervisor_"):
-                record.setdefault("supervisor", {})[column[len("supervisor_") :]] = cell
-            else:
-                record[column] = _csv_value(column, cell)
+            record[column] = _csv_value(column, cell)
     return record
 
 

@@ -134,7 +134,8 @@ class Problem:
     fails: U8  # per edge, RULE_* bits; 0 = eligible
     unknown_preferences: int  # preference entries naming no known placement
     preferences: tuple[tuple[str, ...], ...]  # as given, per student
-    ranking_pos: dict[int, dict[int, int]]  # placement -> student -> 0-based position
+    # placement -> student -> 0-based position among the round's students in its ranking
+    ranking_pos: dict[int, dict[int, int]]
 
     @property
     def n_students(self) -> int:
@@ -180,14 +181,18 @@ def _flatten(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[I64,
     return rows, pos, ids
 
 
-def _masks(
-    sets: Sequence[Sequence[str]], vocab: dict[str, int], words: int
-) -> npt.NDArray[np.uint64]:
-    """Bit masks (n x words) of which vocabulary entries each set holds; unknown entries ignored."""
+def _vocab(sets: Iterable[Sequence[str]]) -> dict[str, int]:
+    """Index of every distinct entry of `sets`, in order of first appearance."""
+    return {key: i for i, key in enumerate(dict.fromkeys(chain.from_iterable(sets)))}
+
+
+def _masks(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> npt.NDArray[np.uint64]:
+    """Bit masks (one row of 64-bit words per set) of which vocabulary entries each set holds;
+    entries not in `vocab` are ignored."""
     rows, _, ids = _flatten(sets, vocab)
     keep = ids >= 0
     r, b = rows[keep], ids[keep]
-    masks = np.zeros((len(sets), max(words, 1)), dtype=np.uint64)
+    masks = np.zeros((len(sets), max((len(vocab) + 63) // 64, 1)), dtype=np.uint64)
     np.bitwise_or.at(masks, (r, b >> 6), np.left_shift(np.uint64(1), (b & 63).astype(np.uint64)))
     return masks
 
@@ -245,29 +250,21 @@ def build_problem(
 
     # Rule 2: required skills are a subset of the student's skills. Only skills some placement
     # requires matter, so the vocabulary (and the masks) stay small.
-    skill_vocab: dict[str, int] = {}
-    for pl in placements:
-        for sk in pl.required_skills:
-            skill_vocab.setdefault(sk, len(skill_vocab))
+    required = [pl.required_skills for pl in placements]
+    skill_vocab = _vocab(required)
     if skill_vocab:
-        words = (len(skill_vocab) + 63) // 64
-        need = _masks([pl.required_skills for pl in placements], skill_vocab, words)
-        have = _masks([st.skills for st in students], skill_vocab, words)
+        need = _masks(required, skill_vocab)
+        have = _masks([st.skills for st in students], skill_vocab)
         missing = np.any(need[ep] & ~have[es], axis=1)
         fails[missing] |= RULE_SKILLS
 
     # Rule 3: the placement accepts every programme, or the student's.
-    prog_vocab: dict[str, int] = {}
-    for pl in placements:
-        for pr in pl.programmes:
-            prog_vocab.setdefault(pr, len(prog_vocab))
+    programmes = [pl.programmes for pl in placements]
+    prog_vocab = _vocab(programmes)
     if prog_vocab:
-        words = (len(prog_vocab) + 63) // 64
-        accepts = _masks([pl.programmes for pl in placements], prog_vocab, words)
-        open_all = np.fromiter((len(pl.programmes) == 0 for pl in placements), bool, n_p)
-        mine = _masks(
-            [(st.programme,) if st.programme else () for st in students], prog_vocab, words
-        )
+        accepts = _masks(programmes, prog_vocab)
+        open_all = np.fromiter((len(ps) == 0 for ps in programmes), bool, n_p)
+        mine = _masks([(st.programme,) if st.programme else () for st in students], prog_vocab)
         ok = open_all[ep] | np.any(accepts[ep] & mine[es], axis=1)
         fails[~ok] |= RULE_PROGRAMME
 
@@ -352,14 +349,17 @@ def build_problem(
     if problems:
         raise MatchingInputError(problems)
 
+    # Positions count only the round's students, so that an absent student (position
+    # len(order), `stable.placement_order_key`) comes after every listed one even when the
+    # ranking names students who are not in this round.
     ranking_pos: dict[int, dict[int, int]] = {}
     for pi, pl in enumerate(placements):
         if pl.ranking is not None:
             order: dict[int, int] = {}
-            for j, sid in enumerate(pl.ranking):
+            for sid in pl.ranking:
                 si = s_index.get(sid)
                 if si is not None:
-                    order.setdefault(si, j)
+                    order.setdefault(si, len(order))
             ranking_pos[pi] = order
 
     return Problem(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -223,7 +224,7 @@ class RoundResult:
         # Choices better than the placement; all of them when unplaced or placed outside
         # the preferences (a pin).
         stop = out.rank if out.rank is not None else len(prefs) + 1
-        occupants = self._occupants()
+        occupants = self._occupants
         notes: list[ChoiceNote] = []
         for r in range(1, stop):
             e = known.get(r)
@@ -260,16 +261,14 @@ class RoundResult:
             better_choices=tuple(notes),
         )
 
-    _occ: dict[int, list[int]] | None = None
-
+    @cached_property
     def _occupants(self) -> dict[int, list[int]]:
-        if self._occ is None:
-            occ: dict[int, list[int]] = {}
-            for s, p in enumerate(self.assignment.tolist()):
-                if p >= 0:
-                    occ.setdefault(p, []).append(s)
-            self._occ = occ
-        return self._occ
+        """The students at each placement, built on the first explanation."""
+        occ: dict[int, list[int]] = {}
+        for s, p in enumerate(self.assignment.tolist()):
+            if p >= 0:
+                occ.setdefault(p, []).append(s)
+        return occ
 
 
 def count_blocking_pairs(problem: Problem, assignment: I64) -> int:

@@ -94,8 +94,10 @@ def min_cost_assignment(
             kernel = _load_or_none()
     if kernel is not None:
         args = (order, adj_start, adj_placement, adj_cost, unplaced_cost, free)
-        at = kernel(*(np.ascontiguousarray(a, dtype=np.int64) for a in args), n_students, far)
-        return list(at)
+        at: list[int] = kernel(
+            *(np.ascontiguousarray(a, dtype=np.int64) for a in args), n_students, far
+        )
+        return at  # numba returns a Python list
     return _kernel(
         _ints(order),
         _ints(adj_start),

@@ -180,6 +180,19 @@ def test_stable_respects_rankings() -> None:
     assert opt.summary.blocking_pairs == 1
 
 
+def test_ranking_names_students_outside_the_round() -> None:
+    # The ranking lists s1 after two students not in this round; s2 is absent from it, so
+    # p1 still prefers s1, whatever the priorities.
+    studs = [student("s1", ["p1"]), student("s2", ["p1"], priority=3)]
+    places = [placement("p1", 1, ranking=["g1", "g2", "s1"])]
+    stable = solve(studs, places, policy="stable")
+    assert [o.placement_id for o in stable.outcomes] == ["p1", None]
+    assert stable.summary.blocking_pairs == 0
+    opt = solve(studs, places)
+    assert [o.placement_id for o in opt.outcomes] == [None, "p1"]
+    assert opt.summary.blocking_pairs == 1
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_matches_or_tools_on_generated_rounds(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole pipeline (reductions, components, both solvers) against OR-Tools' min-cost

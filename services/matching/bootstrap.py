@@ -81,8 +81,9 @@ class Matching:
             self.auto.touch(await repo.changed_regions(conn))
 
     async def _warm_up(self) -> None:
-        """Load the engine's compiled kernel beside the event loop; rounds that start first
-        run the interpreted kernel (same result, slower)."""
+        """Load the engine's compiled kernel beside the event loop. A round that starts first
+        runs the interpreted kernel (same result, slower), or, if it is large enough to want the
+        compiled one (engine/ssp.py, JIT_MIN_ARCS), waits for this load to finish."""
         started = time.perf_counter()
         try:
             await asyncio.to_thread(warm_up)

@@ -1,8 +1,8 @@
-"""FastStream subscribers: every message goes through `EventConsumer.dispatch` to one handler."""
+"""FastStream subscribers: every record goes through the shared `EventConsumer` (`dispatch_batch`
+for placement and student batches, `dispatch` for the rest) to one handler."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
@@ -23,17 +23,14 @@ def build_router(service: Matching) -> KafkaRouter:
     options = subscriber_options(service.settings.group_id)
     router = KafkaRouter()
 
-    async def each(batch: KafkaMessage, handle: Callable[[ev.Event], Awaitable[None]]) -> None:
-        # Input events arrive in batches so the offset is committed once per batch (a commit per
-        # message costs more than applying the event); each record still has its own
-        # transaction, inbox claim, retries and dead letter.
-        await consumer.dispatch_batch(batch, handle)
-
+    # Placement and student events arrive in batches so the offset is committed once per batch
+    # (a commit per message costs more than applying the event); each record still has its own
+    # transaction, inbox claim, retries and dead letter.
     async def on_placement(message: KafkaMessage) -> None:
-        await each(message, service.on_placement)
+        await consumer.dispatch_batch(message, service.on_placement)
 
     async def on_student(message: KafkaMessage) -> None:
-        await each(message, service.on_student)
+        await consumer.dispatch_batch(message, service.on_student)
 
     async def on_round(message: KafkaMessage) -> None:
         await consumer.dispatch(message, service.on_round, accept=[ev.MatchingRoundRequested])

@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 
 import asyncpg
 import structlog
@@ -101,8 +100,10 @@ async def wait_for_inputs(
         async with pool.acquire() as conn:
             applied, dead = await repo.inputs_settled(conn, request.producer, request.data.region)
         if applied + dead >= expected:
-            if dead:
-                log.warning("round goes on without dead-lettered input events", dead=dead)
+            if applied < expected:
+                log.warning(
+                    "round goes on without dead-lettered input events", missing=expected - applied
+                )
             return
         if time.monotonic() > deadline:
             raise TimeoutError(
@@ -118,6 +119,16 @@ async def wait_for_inputs(
 async def _track(conn: Connection, regions: Iterable[str], automatic: Automatic) -> None:
     """Record input changes of the regions in automatic mode (the others need no bookkeeping)."""
     await repo.mark_changed(conn, [r for r in regions if automatic(r)])
+
+
+async def _cancel_standing(
+    conn: Connection, condition: str, arg: str, reason: CancelReason
+) -> set[str]:
+    """Cancel the standing matches that meet `condition`, announce each (MatchCancelled), and
+    return their regions."""
+    closed = await repo.close_standing(conn, condition, arg, reason)
+    await enqueue(conn, [cancelled_event(m, reason, None) for m in closed])
+    return {m.region for m in closed}
 
 
 async def apply_placement_event(
@@ -144,11 +155,7 @@ async def apply_placement_event(
             await repo.upsert_placement(conn, event.data)
         elif isinstance(event, ev.PlacementWithdrawn):
             await repo.withdraw_placement(conn, pid, event.region)
-            closed = await repo.close_standing(
-                conn, "placement_id = $1", pid, "placement_withdrawn"
-            )
-            await enqueue(conn, [cancelled_event(m, "placement_withdrawn", None) for m in closed])
-            changed |= {m.region for m in closed}
+            changed |= await _cancel_standing(conn, "placement_id = $1", pid, "placement_withdrawn")
         await _track(conn, changed, automatic)
     return changed
 
@@ -170,9 +177,7 @@ async def apply_student_event(
             await repo.upsert_student(conn, event.data)
         elif isinstance(event, ev.StudentWithdrawn):
             await repo.withdraw_student(conn, sid, event.region)
-            closed = await repo.close_standing(conn, "student_id = $1", sid, "student_withdrawn")
-            await enqueue(conn, [cancelled_event(m, "student_withdrawn", None) for m in closed])
-            changed |= {m.region for m in closed}
+            changed |= await _cancel_standing(conn, "student_id = $1", sid, "student_withdrawn")
         await _track(conn, changed, automatic)
     return changed
 
@@ -238,15 +243,6 @@ async def respond_to_match(
 # ----------------------------------------------------------------------------------- rounds
 
 
-@dataclass(frozen=True)
-class RoundReport:
-    round_id: uuid.UUID
-    region: str
-    proposed: int
-    cancelled: int
-    students: int
-
-
 async def run_round(
     *,
     pool: asyncpg.Pool,
@@ -258,25 +254,25 @@ async def run_round(
     only_if_changed: bool = False,
     after_commit: Callable[[], Awaitable[None]] | None = None,
     before_commit: Callable[[], Awaitable[None]] | None = None,
-) -> RoundReport | None:
+) -> None:
     """Solve a region's open problem and record the round, all in one transaction.
 
     `request` is the MatchingRoundRequested being handled (claimed in the inbox in the same
     transaction); None for an automatic round, which with `only_if_changed` runs only when the
-    region's input changed since its last round. Returns None when nothing was run.
+    region's input changed since its last round.
     """
     structlog.contextvars.bind_contextvars(round_id=str(round_id), region=region)
     async with pool.acquire() as conn:
         async with conn.transaction():
             if request is not None and not await claim(conn, request):
                 log.info("round request already handled")
-                return None
+                return
             await repo.lock_region(conn, region)
             if await repo.round_recorded(conn, round_id):
                 log.warning("round id already recorded; request ignored")
-                return None
+                return
             if only_if_changed and not await repo.input_changed(conn, region):
-                return None
+                return
             started = time.perf_counter()
             problem, version = await repo.load_problem(conn, region)
             loaded = time.perf_counter()
@@ -355,7 +351,6 @@ async def run_round(
         )
     if after_commit is not None:
         await after_commit()
-    return RoundReport(round_id, region, len(made), len(plan.cancellations), len(problem.students))
 
 
 async def handle_round_request(
@@ -365,10 +360,10 @@ async def handle_round_request(
     solver: Solver,
     after_commit: Callable[[], Awaitable[None]] | None = None,
     before_commit: Callable[[], Awaitable[None]] | None = None,
-) -> RoundReport | None:
+) -> None:
     assert isinstance(event, ev.MatchingRoundRequested)
     await wait_for_inputs(pool, event)
-    return await run_round(
+    await run_round(
         pool=pool,
         solver=solver,
         region=event.data.region,

@@ -36,7 +36,7 @@ def engine_solver(
 
 def warm_up() -> None:
     """Import the engine and load its compiled kernel (engine/ssp.py: about half a second
-    from numba's cache, a few seconds the first time on a machine), so rounds never wait."""
+    from numba's cache, a few seconds the first time on a machine), so rounds need not."""
     from services.matching.engine import ssp
 
     ssp.load_compiled()

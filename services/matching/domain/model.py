@@ -12,7 +12,6 @@ Policy = Literal["optimal", "stable"]
 CancelReason = Literal[
     "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
 ]
-UNPLACED_REASONS = ("no_eligible_choice", "choices_full")
 
 
 @dataclass(frozen=True, slots=True)

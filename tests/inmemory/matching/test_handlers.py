@@ -27,6 +27,7 @@ from shared.contracts.topics import Topics, dlt
 from shared.db import create_pool, migrate
 from shared.kafka import publish_event
 from tests.support.factories import placement, student
+from tests.support.waiting import eventually
 from tests.unit.matching_service.doubles import greedy_solver
 
 pytestmark = pytest.mark.infra
@@ -55,6 +56,21 @@ async def service(database_url: str, fresh_schema: str) -> AsyncIterator[Matchin
 async def _outbox(pool: asyncpg.Pool, kind: str) -> list[dict[str, object]]:
     rows = await pool.fetch("SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id", kind)
     return [json.loads(bytes(r["payload"]))["data"] for r in rows]
+
+
+def _ids(proposal: dict[str, object], **fields: object) -> dict[str, object]:
+    """A response's data: the match keys of `proposal` (a MatchProposed's data), and `fields`."""
+    return {**{k: proposal[k] for k in MATCH_KEYS}, **fields}
+
+
+def _accepted(proposal: dict[str, object], **fields: object) -> ev.MatchAccepted:
+    data = ev.MatchAcceptedData.model_validate(_ids(proposal, **fields), strict=False)
+    return ev.MatchAccepted(producer="t", data=data)
+
+
+def _declined(proposal: dict[str, object], **fields: object) -> ev.MatchDeclined:
+    data = ev.MatchDeclinedData.model_validate(_ids(proposal, **fields), strict=False)
+    return ev.MatchDeclined(producer="t", data=data)
 
 
 def _round(region: str = "SE-AB") -> ev.MatchingRoundRequested:
@@ -113,32 +129,9 @@ async def test_accept_by_both_confirms_and_decline_excludes_the_pair(service: Ma
         await publish_event(br, topics, _round())
         proposed = {p["student_id"]: p for p in await _outbox(service.pool, "MatchProposed")}
         assert {p["placement_id"] for p in proposed.values()} == {"p-1"}
-
-        def match(sid: str) -> dict[str, object]:
-            p = proposed[sid]
-            return {k: p[k] for k in ("match_id", "region", "student_id", "placement_id")}
-
         for by in ("student", "company"):
-            await publish_event(
-                br,
-                topics,
-                ev.MatchAccepted(
-                    producer="t",
-                    data=ev.MatchAcceptedData.model_validate(
-                        {**match("s-1"), "by": by}, strict=False
-                    ),
-                ),
-            )
-        await publish_event(
-            br,
-            topics,
-            ev.MatchDeclined(
-                producer="t",
-                data=ev.MatchDeclinedData.model_validate(
-                    {**match("s-2"), "by": "student"}, strict=False
-                ),
-            ),
-        )
+            await publish_event(br, topics, _accepted(proposed["s-1"], by=by))
+        await publish_event(br, topics, _declined(proposed["s-2"], by="student"))
         await publish_event(br, topics, _round())
 
     confirmed = await _outbox(service.pool, "MatchConfirmed")
@@ -215,13 +208,7 @@ async def test_a_dead_lettered_input_does_not_hold_up_the_rounds_that_counted_it
         # The match id of one student with the other student: the handler refuses it every
         # time, so it is dead-lettered.
         other = "s-2" if proposal["student_id"] == "s-1" else "s-1"
-        bad = ev.MatchAccepted(
-            producer="t",
-            data=ev.MatchAcceptedData.model_validate(
-                {**{k: proposal[k] for k in MATCH_KEYS}, "student_id": other, "by": "student"},
-                strict=False,
-            ),
-        )
+        bad = _accepted(proposal, student_id=other, by="student")
         await publish_event(br, topics, bad)
         assert service.consumer.dead_letters == 1
         # The requester had published four inputs, the dead one included: the round runs.
@@ -240,14 +227,6 @@ async def test_a_dead_lettered_input_does_not_hold_up_the_rounds_that_counted_it
         # Replayed from the .dlt and applied after all, it is counted once, as applied.
         await repo.count_input(conn, bad.event_id, "t", "SE-AB")
         assert await repo.inputs_settled(conn, "t", "SE-AB") == (4, 0)
-
-
-async def _until(check, wait: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while not await check():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 async def test_automatic_mode_runs_after_changes_and_rematches_a_decline_minimally(
@@ -278,30 +257,13 @@ async def test_automatic_mode_runs_after_changes_and_rematches_a_decline_minimal
                     topics,
                     ev.StudentRegistered(producer="t", data=student(sid, prefs=("p-1", "p-2"))),
                 )
-            await _until(lambda: _ge(completed, 1))
+            await eventually(lambda: _ge(completed, 1), wait=20, interval=0.05)
             await asyncio.sleep(0.5)
             assert await completed() == 1  # one debounced round for the burst of changes
             first = {p["student_id"]: p for p in await _outbox(pool, "MatchProposed")}
             assert {p["placement_id"] for p in first.values()} == {"p-1"}
-            m = first["s-2"]
-            await publish_event(
-                br,
-                topics,
-                ev.MatchDeclined(
-                    producer="t",
-                    data=ev.MatchDeclinedData.model_validate(
-                        {
-                            **{
-                                k: m[k]
-                                for k in ("match_id", "region", "student_id", "placement_id")
-                            },
-                            "by": "company",
-                        },
-                        strict=False,
-                    ),
-                ),
-            )
-            await _until(lambda: _ge(completed, 2))
+            await publish_event(br, topics, _declined(first["s-2"], by="company"))
+            await eventually(lambda: _ge(completed, 2), wait=20, interval=0.05)
     finally:
         await service.auto.close()
     proposals = await _outbox(pool, "MatchProposed")

@@ -22,6 +22,7 @@ from shared.kafka import make_broker, publish_event
 from tests.support.factories import placement, student
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
+from tests.support.waiting import eventually
 
 
 def region_input(
@@ -91,20 +92,6 @@ async def prepared_schema(
     return schema, matching_env(infra, database_url, topics, schema)
 
 
-async def wait_for(
-    check: Callable[[], Any], *, wait: float = 90.0, interval: float = 0.3, what: str = ""
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(interval)
-
-
 async def read_model_count(database_url: str, schema: str, table: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
@@ -123,7 +110,20 @@ async def wait_for_read_model(
             students
         ) and await read_model_count(database_url, schema, "placements") == len(placements)
 
-    await wait_for(applied, what="read model complete")
+    await eventually(applied, wait=90, interval=0.3, what="read model complete")
+
+
+async def request_after_input(
+    infra: Infra, database_url: str, topics: Topics, schema: str, region: str, *, seed: int
+) -> ev.MatchingRoundRequested:
+    """Publish a region's input (80 students, 30 placements), wait until the read model holds
+    it, then publish a round request for the region and return it."""
+    placements, students = region_input(region, 80, 30, seed=seed)
+    await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
+    await wait_for_read_model(database_url, schema, placements, students)
+    request = round_request(region)
+    await publish_all(infra.kafka_bootstrap, topics, [request])
+    return request
 
 
 async def wait_for_log(proc: ServiceProcess, text: str, *, wait: float = 90.0) -> None:
@@ -132,7 +132,7 @@ async def wait_for_log(proc: ServiceProcess, text: str, *, wait: float = 90.0) -
     async def logged() -> bool:
         return text in proc.log_path.read_text(errors="replace")
 
-    await wait_for(logged, wait=wait, what=f"{text!r} in {proc.name}'s log")
+    await eventually(logged, wait=wait, interval=0.3, what=f"{text!r} in {proc.name}'s log")
 
 
 @dataclass

@@ -14,13 +14,10 @@ from tests.integration.matching.support import (
     collect,
     one_round_complete,
     prepared_schema,
-    publish_all,
     read_model_count,
-    region_input,
     replica,
-    round_request,
+    request_after_input,
     wait_for_log,
-    wait_for_read_model,
 )
 from tests.support.infra import Infra
 
@@ -37,13 +34,9 @@ async def test_kill_after_commit_before_offset_commit(
     schema, env = await prepared_schema(infra, database_url, topics)
     paused = {**env, "APL_MATCHING_TEST_PAUSE_AFTER_COMMIT_SECONDS": "120"}
     proc = replica(paused, tmp_path, "matching-crash")
-    placements, students = region_input("SE-AB", 80, 30, seed=7)
-    request = round_request("SE-AB")
     try:
         await asyncio.to_thread(proc.start)
-        await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
-        await wait_for_read_model(database_url, schema, placements, students)
-        await publish_all(infra.kafka_bootstrap, topics, [request])
+        request = await request_after_input(infra, database_url, topics, schema, "SE-AB", seed=7)
         await wait_for_log(proc, "test pause after commit")  # the round committed
         proc.kill()  # SIGKILL: the offset of the request is not committed
         assert await read_model_count(database_url, schema, "rounds") == 1
@@ -74,13 +67,9 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
         {**env, "APL_MATCHING_TEST_PAUSE_BEFORE_COMMIT_SECONDS": "120"}, tmp_path, "matching-a"
     )
     other = replica(env, tmp_path, "matching-b")
-    placements, students = region_input("SE-O", 80, 30, seed=11)
-    request = round_request("SE-O")
     try:
         await asyncio.to_thread(stuck.start)
-        await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
-        await wait_for_read_model(database_url, schema, placements, students)
-        await publish_all(infra.kafka_bootstrap, topics, [request])
+        request = await request_after_input(infra, database_url, topics, schema, "SE-O", seed=11)
         await wait_for_log(stuck, "test pause before commit")  # the round's writes are done
         stuck.kill()  # SIGKILL inside the round's transaction
         # nothing of the round is visible: no round row, no match, nothing in the outbox

@@ -12,18 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.matching.settings import MatchingServiceSettings
-from services.notifications.settings import NotifierSettings
+from services.matching.settings import MatchingSettings
+from services.notifications.settings import NotificationsSettings
+from services.placements.settings import PlacementsSettings
 from shared.db import migrate
 from shared.kafka import ensure_topics
-from shared.settings import PlacementsSettings, ServiceSettings
+from shared.settings import ServiceSettings
 
-# The classes the services themselves load, so the schemas migrated here are the ones they use
-# (matching and notifications let tests and benchmarks rename theirs).
+# The classes the services themselves load, so the schemas migrated here are the ones they use.
 SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
     PlacementsSettings,
-    MatchingServiceSettings,
-    NotifierSettings,
+    MatchingSettings,
+    NotificationsSettings,
 )
 
 
@@ -42,7 +42,7 @@ async def initialise(retries: int = 30) -> None:
     print(f"apl init: topics ready ({len(created)} created)", file=sys.stderr)
     for service in settings:
         folder = Path(__file__).parent / service.service / "migrations"
-        applied = await migrate(service.database_url, service.db_schema, folder)
+        applied = await migrate(service.database_url, service.schema_name, folder)
         print(f"apl init: {service.service}: {len(applied)} migrations applied", file=sys.stderr)
 
 

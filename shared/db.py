@@ -23,6 +23,18 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]*$")
 # What handlers take as a connection: a plain one, or one borrowed from a pool.
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
+# Failures of the database that a later try may not meet: a consumed event is redelivered, never
+# dead-lettered, for these (the composition roots hand them to `shared.kafka.EventPolicy`).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
 
 class MigrationError(RuntimeError):
     """A migration file is malformed, or an applied migration was changed afterwards."""
@@ -117,16 +129,24 @@ async def migrate(dsn: str, schema: str, *folders: Path) -> list[str]:
     return applied_now
 
 
-async def create_pool(
+def make_pool(
     dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
-    """A pool whose connections resolve unqualified names in the service's own schema."""
-    pool = await asyncpg.create_pool(
+    """A pool whose connections resolve unqualified names in the service's own schema, not yet
+    connected: `await pool` opens it (`create_pool` does both)."""
+    return asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": f"{_check_schema(schema)}, public"},
         **kwargs,
     )
-    assert pool is not None
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
+) -> asyncpg.Pool:
+    """A connected pool bound to `schema` (see `make_pool`)."""
+    pool = make_pool(dsn, schema, min_size=min_size, max_size=max_size, **kwargs)
+    await pool
     return pool

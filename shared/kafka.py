@@ -1,37 +1,44 @@
-"""Kafka plumbing: the broker factory, topic creation, and the event consumer every subscriber uses.
+"""Kafka plumbing: the broker factory, topic creation, and the event policy every subscriber uses.
 
 Delivery semantics, in one place:
 - Producers are idempotent with `acks=all`.
 - Subscribers name their group, start from the earliest offset, and use `NACK_ON_ERROR`: the
-  offset is committed only after the handler returned. An exception that escapes (the database or
-  broker is unreachable) rewinds the partition, so the event is processed again later.
-- `EventConsumer.dispatch` turns every other failure into a dead letter: a message that breaks the
-  contract goes to `<topic>.dlt` at once; a handler that keeps failing on a valid event goes there
-  after bounded retries with backoff (and the consumer's `on_dead_letter` hook hears of it).
-  Either way the partition moves on.
+  offset is committed only after the handler returned. A transient error that escapes (the
+  database or broker is unreachable: the composition root says which errors are transient) rewinds
+  the partition, so the event is processed again later.
+- `EventPolicy` turns every other failure into a dead letter: a message that breaks the contract
+  goes to `<topic>.dlt` at once; a handler that keeps failing on a valid event goes there after
+  bounded retries with backoff (and the policy's `on_dead_letter` hook hears of it). Either way the
+  partition moves on.
+
+Subscribers declare their payload types (`async def on_round(event: RoundEvent)` or, batched,
+`events: list[PlacementEvent]`), so the AsyncAPI document shows every consumed schema. The policy
+is a FastStream middleware of the router (`KafkaRouter(middlewares=[policy.middleware])`) and its
+decoder (`decoder=policy.decode`) parses the contract with `parse_event`. A batch is handled one
+record at a time (each with its own retries and dead letter) and its offsets committed once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
-import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
-import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.middlewares import BaseMiddleware
 from tenacity import (
     AsyncRetrying,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
@@ -41,17 +48,12 @@ from shared.contracts.topics import PARTITIONS, Topics, dlt
 
 log = structlog.get_logger(__name__)
 
-# Failures of the infrastructure itself: retrying the same event later is right, dead-lettering
-# it would lose a good event.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+# Failures of the broker or the network: retrying the same event later is right, dead-lettering
+# it would lose a good event. A composition root adds its own (the database's, see shared.db).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and TimeoutError (asyncio's too)
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
     KafkaConnectionError,
+    KafkaTimeoutError,
 )
 
 
@@ -77,15 +79,22 @@ class SubscriberOptions(TypedDict):
     ack_policy: AckPolicy
     auto_offset_reset: Literal["earliest"]
     max_poll_interval_ms: int
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
 
 
-def subscriber_options(group_id: str) -> SubscriberOptions:
-    """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc)."""
+def subscriber_options(group_id: str, *, session_timeout_ms: int = 45_000) -> SubscriberOptions:
+    """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc).
+
+    A shorter session timeout (tests use a few seconds) lets a killed consumer's partitions move
+    to the survivors sooner."""
     return {
         "group_id": group_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
         "max_poll_interval_ms": 600_000,
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": max(session_timeout_ms // 3, 100),
     }
 
 
@@ -141,8 +150,15 @@ def event_headers(event_type: str, event_id: uuid.UUID) -> dict[str, str]:
 
 
 @dataclass
-class EventConsumer:
-    """Parses, logs, retries and dead-letters the events of one subscriber."""
+class EventPolicy:
+    """Parses, logs, retries and dead-letters the events of one consumer group.
+
+    `transient` names the errors that rewind the partition instead (the composition root passes
+    `TRANSIENT_ERRORS` plus its database's). `on_dead_letter` is called with a valid event after
+    it was dead-lettered because its handler kept failing (not for messages that break the
+    contract: those have no trustworthy event); a transient error there rewinds like one in the
+    handler.
+    """
 
     broker: KafkaBroker
     topics: Topics
@@ -150,73 +166,76 @@ class EventConsumer:
     max_attempts: int = 5
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
-    # Called with a valid event after it was dead-lettered because its handler kept failing
-    # (not for messages that break the contract: those have no trustworthy event). An
-    # infrastructure error here rewinds like one in the handler.
+    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
     on_dead_letter: Callable[[Event], Awaitable[None]] | None = None
     dead_letters: int = field(default=0, init=False)
 
-    async def dispatch(
-        self,
-        message: KafkaMessage,
-        handle: Callable[[Event], Awaitable[None]],
-        *,
-        accept: Iterable[type[Event]] | None = None,
-    ) -> None:
-        """Handle one Kafka message. Returns normally unless the infrastructure failed."""
-        await self.dispatch_record(_record(message.raw_message), handle, accept=accept)
+    # ---------------------------------------------------------------- FastStream hooks
 
-    async def dispatch_batch(
-        self,
-        message: KafkaMessage,
-        handle: Callable[[Event], Awaitable[None]],
-        *,
-        accept: Iterable[type[Event]] | None = None,
-    ) -> None:
-        """Handle the records of a batch subscriber (`batch=True`) one by one, in order.
-
-        The offset is committed once per batch, which is what makes batches fast; each record
-        still gets its own handling, retries and dead letter. An infrastructure error rewinds to
-        the batch's start: records handled before it come again and must be idempotent (inbox).
-        """
+    async def decode(self, message: StreamMessage[Any]) -> Event | list[Event]:
+        """The subscribers' decoder: the contract's model of each record (a list for a batch)."""
         raw = message.raw_message
-        for record in raw if isinstance(raw, tuple | list) else (raw,):
-            await self.dispatch_record(record, handle, accept=accept)
+        if isinstance(raw, tuple | list):
+            return [self.parse(record) for record in raw]
+        return self.parse(raw)
 
-    async def dispatch_record(
+    def parse(self, record: ConsumerRecord[Any, Any]) -> Event:
+        return parse_event(self.topics.contract_topic(record.topic), record.value or b"")
+
+    def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
+        """The router's middleware factory: `KafkaRouter(middlewares=[policy.middleware])`."""
+        return _PolicyMiddleware(msg, context=context, policy=self)
+
+    # ------------------------------------------------------------------------ policy
+
+    async def handle(
         self,
-        record: ConsumerRecord[Any, Any],
-        handle: Callable[[Event], Awaitable[None]],
-        *,
-        accept: Iterable[type[Event]] | None = None,
+        message: StreamMessage[Any],
+        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
     ) -> None:
-        """Parse, log, retry and dead-letter one record."""
-        contract_topic = self.topics.contract_topic(record.topic)
-        structlog.contextvars.bind_contextvars(topic=contract_topic)
+        """Handle a message (each record of a batch on its own). Returns normally unless a
+        transient error escaped, which rewinds the partition."""
+        raw = message.raw_message
+        if not isinstance(raw, tuple | list):
+            await self._handle_one(message, raw, call_next)
+            return
+        for record in raw:
+            single = copy.copy(message)  # its own decode cache
+            single.raw_message = (record,)
+            single.body = [record.value]
+            single.batch_headers = [dict(record.headers or ())]
+            await self._handle_one(single, record, call_next)
+
+    async def _handle_one(
+        self,
+        message: StreamMessage[Any],
+        record: ConsumerRecord[Any, Any],
+        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
+    ) -> None:
+        structlog.contextvars.bind_contextvars(topic=self.topics.contract_topic(record.topic))
         try:
             try:
-                event = parse_event(contract_topic, record.value or b"")
+                decoded = await message.decode()
             except ContractError as exc:
                 await self.dead_letter(record, exc, attempts=1)
                 return
+            event = cast(Event, decoded[0] if isinstance(decoded, list) else decoded)
             structlog.contextvars.bind_contextvars(
                 event_id=str(event.event_id), event_type=event.type, region=event.region
             )
-            if accept is not None and not isinstance(event, tuple(accept)):
-                return  # another consumer's event on a shared topic
             try:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.max_attempts),
                     wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max),
-                    retry=retry_if_not_exception_type(INFRASTRUCTURE_ERRORS),
+                    retry=retry_if_exception(lambda e: not isinstance(e, self.transient)),
                     reraise=True,
                 ):
                     with attempt:
                         n = attempt.retry_state.attempt_number
                         if n > 1:
                             log.warning("retrying event", attempt=n)
-                        await handle(event)
-            except INFRASTRUCTURE_ERRORS:
+                        await call_next(message)
+            except self.transient:
                 log.warning("infrastructure unavailable; event will be redelivered", exc_info=True)
                 raise
             except Exception as exc:  # the handler keeps failing on this event: dead-letter it
@@ -236,7 +255,6 @@ class EventConsumer:
         headers.update(
             {
                 "x-error": f"{type(error).__name__}: {error}"[:4000],
-                "x-error-trace": "".join(traceback.format_exception(error))[-4000:],
                 "x-original-topic": record.topic,
                 "x-original-partition": str(record.partition),
                 "x-original-offset": str(record.offset),
@@ -249,8 +267,15 @@ class EventConsumer:
         log.error("event dead-lettered", error=str(error), dlt=dlt(record.topic), attempts=attempts)
 
 
-def _record(raw: Any) -> ConsumerRecord[Any, Any]:
-    if isinstance(raw, tuple | list):
-        raise TypeError("a batch message: use dispatch_batch")
-    record: ConsumerRecord[Any, Any] = raw
-    return record
+class _PolicyMiddleware(BaseMiddleware[Any, Any]):
+    """`EventPolicy.handle` around the decoding and the handler of every subscriber."""
+
+    def __init__(self, msg: Any, /, *, context: Any, policy: EventPolicy) -> None:
+        super().__init__(msg, context=context)
+        self.policy = policy
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        await self.policy.handle(msg, call_next)
+        return None

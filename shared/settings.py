@@ -1,4 +1,5 @@
-"""Settings: one pydantic-settings class per service, each with its own `env_prefix`.
+"""Settings: the base of the one pydantic-settings class each service has (in
+`services/<service>/settings.py`), each with its own `env_prefix`.
 
 The two infrastructure addresses are shared by every service and may be given once as
 `APL_KAFKA_BOOTSTRAP` and `APL_DATABASE_URL`; a service-prefixed variable (for example
@@ -48,6 +49,17 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     pool_min_size: int = 1
     pool_max_size: int = 10
+    schema_name: str = ""
+    """The service's PostgreSQL schema (`APL_<SERVICE>_SCHEMA_NAME`); empty means the service's
+    name. Tests and benchmarks that run several instances in one database vary it."""
+    consumer_batch: int = 200
+    """Records a batch subscriber takes per poll (and commits the offsets of at once)."""
+    max_attempts: int = 5
+    """Tries a consumed event gets before its handler's failure sends it to `<topic>.dlt`."""
+    kafka_session_timeout_ms: int = 45_000
+    """How long the group waits for a silent consumer before moving its partitions."""
+    outbox_batch: int = 500
+    outbox_poll_seconds: float = 0.2
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -72,12 +84,25 @@ class ServiceSettings(BaseSettings):
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
+    @model_validator(mode="after")
+    def _default_schema(self) -> Self:
+        if not self.schema_name:
+            self.schema_name = self.service
+        return self
+
     @property
-    def db_schema(self) -> str:
-        return self.service
+    def group_id(self) -> str:
+        """The consumer group: the topic prefix and the service's name, so that test runs under
+        their own prefixes never share a group."""
+        return f"{self.topic_prefix}{self.service}"
+
+    @property
+    def client_id(self) -> str:
+        return f"{self.topic_prefix}{self.service}"
 
 
-def _refuse_placeholder(settings: ServiceSettings, *names: str) -> None:
+def refuse_placeholder(settings: ServiceSettings, *names: str) -> None:
+    """Raise if a secret named in `names` is empty or the placeholder, in production."""
     if settings.environment != "production":
         return
     for name in names:
@@ -85,53 +110,3 @@ def _refuse_placeholder(settings: ServiceSettings, *names: str) -> None:
         secret = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not secret or secret == PLACEHOLDER_SECRET:
             raise ValueError(f"{name}: a real secret is required outside local development")
-
-
-class PlacementsSettings(ServiceSettings):
-    service: ClassVar[str] = "placements"
-    model_config = SettingsConfigDict(env_prefix="APL_PLACEMENTS_", extra="ignore")
-
-    http_port: int = 8000
-    internal_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    max_body_bytes: int = 1_000_000
-    outbox_batch: int = 500
-    outbox_poll_seconds: float = 0.2
-
-    @model_validator(mode="after")
-    def _secrets(self) -> PlacementsSettings:
-        _refuse_placeholder(self, "internal_token")
-        return self
-
-
-class MatchingSettings(ServiceSettings):
-    service: ClassVar[str] = "matching"
-    model_config = SettingsConfigDict(env_prefix="APL_MATCHING_", extra="ignore")
-
-    http_port: int = 8001
-    auto_round_delay_seconds: float = 5.0
-    outbox_batch: int = 500
-    outbox_poll_seconds: float = 0.2
-    max_attempts: int = 5
-
-
-class NotificationsSettings(ServiceSettings):
-    service: ClassVar[str] = "notifications"
-    model_config = SettingsConfigDict(env_prefix="APL_NOTIFICATIONS_", extra="ignore")
-
-    http_port: int = 8002
-    placements_url: str = "http://127.0.0.1:8000"
-    placements_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_starttls: bool = False
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    mail_from: str = "APL Match <noreply@apl-match.example>"
-    webhook_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    max_attempts: int = 5
-    retry_base_seconds: float = 1.0
-
-    @model_validator(mode="after")
-    def _secrets(self) -> NotificationsSettings:
-        _refuse_placeholder(self, "placements_token", "webhook_secret")
-        return self

@@ -7,6 +7,7 @@ dropped afterwards) and under a topic prefix of its own, so runs never see each 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -21,6 +22,9 @@ from tests.support.infra import Infra, provide_infra
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
+    if os.environ.get("APL_TESTS_NO_INFRA"):
+        # `make test-unit`: the fast tier must not need Kafka or PostgreSQL, nor start them.
+        pytest.fail("this test needs Kafka and PostgreSQL, which the unit tier never starts")
     with provide_infra() as given:
         yield given
 

@@ -1,0 +1,161 @@
+"""What every service's HTTP side shares: `/healthz`, `/readyz`, the AsyncAPI document, `serve()`.
+
+Every service is a FastAPI app built by its composition root over a running container; `serve`
+runs it under uvicorn until SIGTERM or SIGINT and returns, so the caller's `async with running()`
+closes everything in order and the process exits with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from shared.settings import ServiceSettings
+
+Check = Callable[[], Awaitable[bool]]
+S = TypeVar("S", bound=ServiceSettings)
+C = TypeVar("C")
+
+
+def database_check(pool: asyncpg.Pool, timeout: float = 2.0) -> Check:
+    async def check() -> bool:
+        async with asyncio.timeout(timeout):
+            return bool(await pool.fetchval("SELECT 1") == 1)
+
+    return check
+
+
+def broker_check(broker: KafkaBroker, timeout: float = 2.0) -> Check:
+    async def check() -> bool:
+        return bool(await broker.ping(timeout=timeout))
+
+    return check
+
+
+def health_router(checks: dict[str, Check]) -> APIRouter:
+    """`/healthz` (alive) and `/readyz` (every check passes: the broker answers, `SELECT 1`)."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "Not ready"}})
+    async def readyz() -> JSONResponse:
+        """Ready: the broker answers and the database runs `SELECT 1`."""
+        results: dict[str, bool] = {}
+        for name, check in checks.items():
+            results[name] = False
+            with contextlib.suppress(Exception):
+                results[name] = await check()
+        failed = [name for name, ok in results.items() if not ok]
+        if not failed:
+            return JSONResponse({"status": "ready", **results})
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "Not ready",
+                "status": 503,
+                "detail": ", ".join(failed) + " unavailable",
+                **results,
+            },
+            status_code=503,
+            media_type="application/problem+json",
+        )
+
+    return router
+
+
+def asyncapi_document(broker: KafkaBroker, *, title: str, description: str) -> dict[str, Any]:
+    """The AsyncAPI 3 document of a broker's subscribers and publishers."""
+    spec = AsyncAPI(broker, title=title, version="1.0.0", description=description)
+    document: dict[str, Any] = spec.to_specification().to_jsonable()
+    return document
+
+
+def asyncapi_router(document: Callable[[], dict[str, Any]]) -> APIRouter:
+    """`/docs/asyncapi.json`: the service's AsyncAPI document."""
+    router = APIRouter(tags=["docs"])
+
+    @router.get("/docs/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        return document()
+
+    return router
+
+
+def service_app(
+    *,
+    title: str,
+    description: str,
+    version: str,
+    checks: dict[str, Check],
+    asyncapi: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the shared health and AsyncAPI routes; services add their own."""
+    app = FastAPI(title=title, description=description, version=version)
+    app.include_router(health_router(checks))
+    if asyncapi is not None:
+        app.include_router(asyncapi_router(asyncapi))
+    return app
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, except that a SIGTERM/SIGINT shutdown returns instead of re-raising the signal.
+
+    Uvicorn shuts down gracefully on those signals, then re-raises the signal once `serve()`
+    returns, so the process would die of it (status 143) before the caller's clean-up ran. This
+    drops the captured signals (a private list of uvicorn.Server; re-check on upgrades)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+async def serve(app: FastAPI, *, host: str, port: int, graceful_seconds: float = 20.0) -> bool:
+    """Serve `app` until SIGTERM or SIGINT; True if it started (False: e.g. the port is taken)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=int(graceful_seconds),
+    )
+    server = _Server(config)
+    await server.serve()
+    return bool(server.started)
+
+
+def run_service(
+    running: Callable[[S], contextlib.AbstractAsyncContextManager[C]],
+    create_app: Callable[[C], FastAPI],
+    settings: S,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
+    """What every `main.py` does: open the container, serve its app until a signal, close it.
+    Exit status 0 after a signal, 1 if the server could not start."""
+
+    async def main() -> bool:
+        async with running(settings) as container:
+            return await serve(
+                create_app(container),
+                host=host or settings.http_host,
+                port=port or settings.http_port,
+            )
+
+    return 0 if asyncio.run(main()) else 1

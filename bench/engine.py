@@ -3,16 +3,17 @@
     .venv/bin/python -m bench.engine [--sizes 1000,7000,20000,100000] [--seed 7]
                                      [--dense-max-gb 8]
 
-For each size one seeded synthetic round (`services.matching.engine.synthetic`: 13 regions,
-~1.25 slots per student, heavy-tailed company popularity, five choices, hard constraints)
-is solved by:
+For each size one seeded synthetic round (`devtools.synthetic`: 13 regions, ~1.25 slots per
+student, heavy-tailed company popularity, five choices, hard constraints) is solved by:
 
 * engine        `solve(..., policy="optimal")` with the compiled kernel loaded, as in the
-                matching service: solve = the assignment step (what the summary's
-                `solve_seconds` reports), build = the rest of the call (eligibility from
-                the profiles, then the outcomes and figures);
-* engine-py     the same with the sparse solver's kernel interpreted (`ssp.KERNEL`), as a
-                one-off `apl match` below 200,000 arcs runs it;
+                matching service (`SolverOptions(kernel="compiled")`): solve = the
+                assignment step (what the summary's `solve_seconds` reports), build = the
+                rest of the call (eligibility from the profiles, then the outcomes and
+                figures);
+* engine-py     the same with the sparse solver's kernel interpreted
+                (`SolverOptions(kernel="interpreted")`), as a one-off `apl match` below
+                200,000 arcs runs it;
 * engine-stable `solve(..., policy="stable")`, for its rank profile and blocking pairs;
 * dense-lsa     `scipy.optimize.linear_sum_assignment` on the whole students x slots matrix
                 (an ineligible cell costs what leaving the student unplaced costs), skipped
@@ -42,10 +43,18 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from services.matching.engine import Policy, RoundResult, RoundSummary, solve, ssp
+from devtools.synthetic import generate_round
+from services.matching.engine import (
+    KernelMode,
+    Policy,
+    RoundResult,
+    RoundSummary,
+    SolverOptions,
+    solve,
+    ssp,
+)
 from services.matching.engine.optimal import weight_classes
 from services.matching.engine.problem import I64, Problem, build_problem
-from services.matching.engine.synthetic import generate_round
 
 T = TypeVar("T")
 
@@ -191,19 +200,16 @@ def bench_size(n: int, seed: int, dense_max_gb: float) -> list[Row]:
     rnd = generate_round(n, seed=seed)
     rows: list[Row] = []
     summaries: dict[Policy, RoundSummary] = {}
-    engines: tuple[tuple[Policy, str, ssp.KernelMode], ...] = (
+    engines: tuple[tuple[Policy, str, KernelMode], ...] = (
         ("optimal", "engine", "compiled"),
         ("optimal", "engine-py", "interpreted"),
         ("stable", "engine-stable", "auto"),
     )
     for policy, method, kernel in engines:
-        ssp.KERNEL = kernel
-        try:
-            result, total_s, mb = measure(
-                partial(solve, rnd.students, rnd.placements, policy=policy)
-            )
-        finally:
-            ssp.KERNEL = "auto"
+        options = SolverOptions(kernel=kernel)
+        result, total_s, mb = measure(
+            partial(solve, rnd.students, rnd.placements, policy=policy, options=options)
+        )
         t = result.summary
         note = t.solver
         if method != "engine-py":

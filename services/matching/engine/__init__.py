@@ -2,10 +2,12 @@
 
 `solve` takes students, placements and pinned pairs and returns a `RoundResult`: one
 `Outcome` per student in input order, the round figures (`RoundSummary`) and, per student,
-an `Explanation` of why it got its outcome. See docs/engine.md.
+an `Explanation` of why it got its outcome. `SolverOptions` are its knobs (which kernel,
+dense or sparse components), passed as `solve(..., options=)`. See docs/engine.md.
 """
 
 from services.matching.engine.api import solve
+from services.matching.engine.options import KernelMode, SolverOptions
 from services.matching.engine.problem import InputProblem, MatchingInputError
 from services.matching.engine.result import (
     ChoiceNote,
@@ -22,6 +24,7 @@ __all__ = [
     "ChoiceNote",
     "Explanation",
     "InputProblem",
+    "KernelMode",
     "MatchingInputError",
     "Occupant",
     "Outcome",
@@ -29,5 +32,6 @@ __all__ = [
     "Reason",
     "RoundResult",
     "RoundSummary",
+    "SolverOptions",
     "solve",
 ]

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from services.matching.engine.gcpause import paused_gc
 from services.matching.engine.optimal import assign_optimal
+from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
 from services.matching.engine.problem import Pin, Placement, Student, build_problem
 from services.matching.engine.result import Policy, RoundResult
 from services.matching.engine.stable import assign_stable
@@ -20,6 +21,7 @@ def solve(
     previous: Mapping[str, str] | None = None,
     policy: Policy = "optimal",
     excluded: Collection[tuple[str, str]] = (),
+    options: SolverOptions | None = None,
 ) -> RoundResult:
     """Match one round.
 
@@ -28,6 +30,8 @@ def solve(
     student id to the placement id of its previous proposal: among optimal assignments the
     one keeping most of them is chosen (ignored by the `stable` policy). `excluded` are
     (student id, placement id) pairs never to match, such as declined proposals.
+    `options` are the solver's knobs (`SolverOptions`; the defaults when None): they change
+    how fast the optimal policy solves, never its objective.
 
     Raises `MatchingInputError` for duplicate ids and for pins that cannot be kept.
 
@@ -45,7 +49,7 @@ def solve(
                     s = s_index.get(sid)
                     if s is not None:
                         prev[s] = p_index.get(pid, -1)
-            assignment, stats = assign_optimal(problem, prev)
+            assignment, stats = assign_optimal(problem, prev, options=options or DEFAULT_OPTIONS)
             solver = stats.solver
         elif policy == "stable":
             assignment = assign_stable(problem)

@@ -45,12 +45,9 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
 from services.matching.engine.problem import I64, Problem
 from services.matching.engine.ssp import min_cost_assignment
-
-# A component goes to dense linear_sum_assignment when its cost matrix (students x (slots +
-# students)) has at most this many cells; beyond that the sparse solver is faster.
-LSA_MAX_CELLS = 4096
 
 
 @dataclass(slots=True)
@@ -129,12 +126,16 @@ def _reduce(es: I64, ep: I64, er: I64, free: I64, n_s: int) -> tuple[I64, I64]:
 
 
 def assign_optimal(
-    problem: Problem, previous: Mapping[int, int] | None = None
+    problem: Problem,
+    previous: Mapping[int, int] | None = None,
+    *,
+    options: SolverOptions = DEFAULT_OPTIONS,
 ) -> tuple[I64, SolveStats]:
     """The lexicographically optimal assignment: placement index per student, -1 unplaced.
 
     Pinned students are at their pinned placement. `previous` maps student index to the
-    placement index of its previous proposal.
+    placement index of its previous proposal. `options` chooses the solver of each component
+    (`lsa_max_cells`) and the sparse solver's kernel; the objective is the same either way.
     """
     stats = SolveStats()
     n_s, n_p = problem.n_students, problem.n_placements
@@ -196,7 +197,7 @@ def assign_optimal(
     comp_students = np.bincount(s_label, minlength=n_comp)
     comp_slots = np.bincount(p_label, weights=slots, minlength=n_comp).astype(np.int64)
     cells = comp_students * (comp_slots + comp_students)
-    dense = cells <= LSA_MAX_CELLS
+    dense = cells <= options.lsa_max_cells
     assigned = np.full(ns, -1, dtype=np.int64)
 
     # Small components: dense linear_sum_assignment over slot columns.
@@ -238,6 +239,7 @@ def assign_optimal(
             unplaced[sub_s] if isinstance(unplaced, np.ndarray) else [unplaced[i] for i in sub_s],
             slots,
             order_s,
+            options=options,
         )
         assigned[sub_s] = np.asarray(got, dtype=np.int64)
         stats.ssp_components = int(np.count_nonzero(~dense))
@@ -259,8 +261,9 @@ def _solve_dense(
     """One component by linear_sum_assignment: rows are students, columns are the slots of
     the component's placements followed by one "unplaced" column per student.
 
-    The costs are integers below 2**53 (a component here has at most LSA_MAX_CELLS cells, so
-    W stays small), so float64 holds them and every sum the solver forms exactly.
+    The costs are integers below 2**53 (a component here has at most
+    `SolverOptions.lsa_max_cells` cells, 4,096 by default, so W stays small), so float64
+    holds them and every sum the solver forms exactly.
     """
     row = {int(s): i for i, s in enumerate(members.tolist())}
     places = np.unique(ep)

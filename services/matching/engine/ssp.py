@@ -28,10 +28,14 @@ One function, `_kernel`, runs two ways, with the same steps and so the same resu
   value the search can form fits in 64 bits (always, unless priorities or previous
   proposals run to astronomical counts) and the compiled kernel is loaded. It is loaded
   up front by long-running callers (`load_compiled`: the matching service at start-up, the
-  benchmark), or on first need by a problem large enough to repay loading it (numba's
-  import and its on-disk cache take about half a second; the very first compilation on a
-  machine takes a few seconds and is cached beside this file, or in NUMBA_CACHE_DIR);
+  benchmark), or on first need by a problem large enough to repay loading it
+  (`SolverOptions.jit_min_arcs`; numba's import and its on-disk cache take about half a
+  second; the very first compilation on a machine takes a few seconds and is cached beside
+  this file, or in NUMBA_CACHE_DIR);
 * interpreted, on Python integers (exact at any size), otherwise.
+
+`SolverOptions.kernel` can force either way. The process keeps one `KernelLoader`, which
+`load_compiled` fills; a caller may pass its own to `min_cost_assignment` (the tests do).
 """
 
 from __future__ import annotations
@@ -40,30 +44,98 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-# Problems with at least this many arcs load the compiled kernel if it is not loaded yet:
-# the interpreter needs about 2 microseconds per arc, loading the kernel about half a second.
-JIT_MIN_ARCS = 200_000
+from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
 
 # The compiled kernel is used when (students + 4) * max(unplaced + 1, arc cost + 1) stays
 # below this: a potential falls by less than `far` per student added, so every key,
 # potential and path cost the search forms stays within that product.
 _INT64_SAFE = 2**62
 
-# Which kernel runs: "auto" as described above; "compiled" loads it whatever the size;
-# "interpreted" never uses it. Values beyond 64 bits always run interpreted.
-KernelMode = Literal["auto", "compiled", "interpreted"]
-KERNEL: KernelMode = "auto"
-
 Ints = Sequence[int] | NDArray[np.int64]
+Kernel = Callable[..., Any]
 
-_compiled: Callable[..., Any] | None = None
-_compiled_lock = threading.Lock()
-_load_failed = False  # "auto" then stays interpreted instead of trying again each time
+
+def _jit(*, cache: bool) -> Kernel:
+    """numba's dispatcher for `_kernel`; it takes int64 arrays where `_kernel` takes lists."""
+    import numba
+
+    return numba.njit(cache=cache, nogil=True)(_kernel)
+
+
+class KernelLoader:
+    """The compiled kernel, compiled (or loaded from numba's cache) once and then kept.
+
+    `jit(cache=...)` makes numba's dispatcher (`_jit` unless given). Thread-safe. When the
+    kernel cannot be compiled, `load_or_none` warns once and then keeps returning None, so
+    "auto" stays interpreted instead of trying again each time.
+    """
+
+    def __init__(self, jit: Callable[..., Kernel] | None = None) -> None:
+        self._jit = jit or _jit
+        self._kernel: Kernel | None = None
+        self._lock = threading.Lock()
+        self._failed = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._kernel is not None
+
+    def load(self) -> Kernel:
+        """The kernel, compiled or loaded now if it was not yet; raises when it cannot be.
+
+        Where numba finds no writable cache directory (set NUMBA_CACHE_DIR), the kernel is
+        compiled without caching and a RuntimeWarning says so.
+        """
+        with self._lock:
+            if self._kernel is None:
+                try:
+                    kernel = self._jit(cache=True)
+                except RuntimeError as exc:  # no writable cache locator
+                    warnings.warn(
+                        f"matching kernel compiled without a cache ({exc}); set NUMBA_CACHE_DIR "
+                        "to a writable directory to keep it between runs",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    kernel = self._jit(cache=False)
+                # One student, one placement: compiles now (or loads from the cache).
+                one = np.ones(1, dtype=np.int64)
+                zero = np.zeros(1, dtype=np.int64)
+                kernel(zero, np.array([0, 1], dtype=np.int64), zero, zero, one, one, 1, 2)
+                self._kernel = kernel
+            return self._kernel
+
+    def load_or_none(self) -> Kernel | None:
+        """The kernel, or None (with a warning, once) when it cannot be loaded."""
+        if self._failed:
+            return None
+        try:
+            return self.load()
+        except Exception as exc:
+            self._failed = True
+            warnings.warn(
+                f"matching kernel could not be compiled ({exc!r}); using the interpreted kernel",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+
+
+_LOADER = KernelLoader()  # the process's compiled kernel
+
+
+def load_compiled() -> Kernel:
+    """Compile the process's kernel with numba (or load it from numba's cache) once.
+
+    Thread-safe; later calls return at once. Long-running callers call it up front (the
+    matching service at start-up, the benchmark) so that rounds need not.
+    """
+    return _LOADER.load()
 
 
 def min_cost_assignment(
@@ -75,23 +147,32 @@ def min_cost_assignment(
     unplaced_cost: Ints,
     free: Ints,
     order: Ints,
+    *,
+    options: SolverOptions = DEFAULT_OPTIONS,
+    loader: KernelLoader | None = None,
 ) -> list[int]:
     """Assign every student in `order` to a placement or to unplaced, at minimum total cost.
 
     Student `s` has arcs `adj_placement[adj_start[s]:adj_start[s + 1]]` (placement indices,
     0-based) with costs `adj_cost[...]`, and costs `unplaced_cost[s]` if unplaced. All costs
     must be non-negative integers. Returns, per student, the placement index or -1.
+
+    `options.kernel` and `options.jit_min_arcs` choose the kernel (see the module); `loader`
+    holds the compiled kernel (the process's one unless given).
     """
     if len(free) != n_placements or len(adj_start) != n_students + 1:
         raise ValueError("free needs one entry per placement, adj_start one per student + 1")
+    loader = loader or _LOADER
     far = 1 + _largest(unplaced_cost)
     top = max(far, 1 + _largest(adj_cost))
     kernel = None
     if (n_students + 4) * top < _INT64_SAFE:
-        if KERNEL == "compiled":
-            kernel = load_compiled()
-        elif KERNEL == "auto" and (_compiled is not None or len(adj_placement) >= JIT_MIN_ARCS):
-            kernel = _load_or_none()
+        if options.kernel == "compiled":
+            kernel = loader.load()
+        elif options.kernel == "auto" and (
+            loader.loaded or len(adj_placement) >= options.jit_min_arcs
+        ):
+            kernel = loader.load_or_none()
     if kernel is not None:
         args = (order, adj_start, adj_placement, adj_cost, unplaced_cost, free)
         at: list[int] = kernel(
@@ -123,57 +204,6 @@ def _ints(values: Ints) -> list[int]:
     if isinstance(values, np.ndarray):
         return list(values.tolist())
     return [int(v) for v in values]
-
-
-def _load_or_none() -> Callable[..., Any] | None:
-    """The compiled kernel, or None (with a warning, once) when it cannot be loaded."""
-    global _load_failed
-    if _load_failed:
-        return None
-    try:
-        return load_compiled()
-    except Exception as exc:
-        _load_failed = True
-        warnings.warn(
-            f"matching kernel could not be compiled ({exc!r}); using the interpreted kernel",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-
-
-def load_compiled() -> Callable[..., Any]:
-    """Compile the kernel with numba (or load it from numba's cache) once per process.
-
-    Thread-safe; later calls return at once. Where numba finds no writable cache directory
-    (set NUMBA_CACHE_DIR), the kernel is compiled without caching and a RuntimeWarning says so.
-    """
-    global _compiled
-    with _compiled_lock:
-        if _compiled is None:
-            try:
-                kernel = _jit(cache=True)
-            except RuntimeError as exc:  # no writable cache locator
-                warnings.warn(
-                    f"matching kernel compiled without a cache ({exc}); set NUMBA_CACHE_DIR "
-                    "to a writable directory to keep it between runs",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                kernel = _jit(cache=False)
-            # One student, one placement: compiles now (or loads from the cache).
-            one = np.ones(1, dtype=np.int64)
-            zero = np.zeros(1, dtype=np.int64)
-            kernel(zero, np.array([0, 1], dtype=np.int64), zero, zero, one, one, 1, 2)
-            _compiled = kernel
-        return _compiled
-
-
-def _jit(*, cache: bool) -> Callable[..., Any]:
-    """numba's dispatcher for `_kernel`; it takes int64 arrays where `_kernel` takes lists."""
-    import numba
-
-    return numba.njit(cache=cache, nogil=True)(_kernel)
 
 
 def _kernel(

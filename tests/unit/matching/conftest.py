@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from services.matching.engine import ssp
+from services.matching.engine import KernelMode
 
 
 @pytest.fixture(params=["interpreted", "compiled"])
-def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the sparse solver's kernel one way, then the other (`ssp.KERNEL`)."""
-    monkeypatch.setattr(ssp, "KERNEL", request.param)
-    return str(request.param)
+def kernel(request: pytest.FixtureRequest) -> KernelMode:
+    """The sparse solver's kernel one way, then the other (`SolverOptions.kernel`)."""
+    return cast(KernelMode, request.param)

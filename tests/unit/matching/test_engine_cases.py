@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.matching.engine import MatchingInputError, solve
+from devtools.synthetic import generate_round
+from services.matching.engine import MatchingInputError, SolverOptions, solve
 from services.matching.engine.optimal import assign_optimal
 from services.matching.engine.problem import build_problem
-from services.matching.engine.synthetic import generate_round
 from shared.contracts.profiles import PinnedPair
 
 from .helpers import placement, student
@@ -194,17 +194,14 @@ def test_ranking_names_students_outside_the_round() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_matches_or_tools_on_generated_rounds(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_matches_or_tools_on_generated_rounds(seed: int) -> None:
     """The whole pipeline (reductions, components, both solvers) against OR-Tools' min-cost
     flow with the same exact lexicographic costs, on realistic rounds."""
     min_cost_flow = pytest.importorskip("ortools.graph.python.min_cost_flow")
     rnd = generate_round(1500, seed=seed)
     pb = build_problem(rnd.students, rnd.placements)
     got, _ = assign_optimal(pb)
-    from services.matching.engine import optimal
-
-    monkeypatch.setattr(optimal, "LSA_MAX_CELLS", 0)
-    got_sparse, _ = assign_optimal(pb)
+    got_sparse, _ = assign_optimal(pb, options=SolverOptions(lsa_max_cells=0))
     el = pb.eligible
     es, ep, er = pb.edge_student[el], pb.edge_placement[el], pb.edge_rank[el]
     prio = np.array(pb.priority)

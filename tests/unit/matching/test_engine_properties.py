@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.matching.engine import optimal, solve
+from services.matching.engine import KernelMode, SolverOptions, solve
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
 
 from .helpers import brute_force, placement, student
@@ -68,10 +67,9 @@ def rounds(
     return studs, places, pins, excluded, previous
 
 
-def _check(case, lsa_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def _check(case, options: SolverOptions) -> None:
     studs, places, pins, excluded, previous = case
-    monkeypatch.setattr(optimal, "LSA_MAX_CELLS", lsa_cells)
-    res = solve(studs, places, pins, excluded=excluded, previous=previous)
+    res = solve(studs, places, pins, excluded=excluded, previous=previous, options=options)
     # Every constraint: capacity, eligibility (or pinned), pins kept, exclusions respected.
     cap = {p.placement_id: p.capacity for p in places}
     pinned = {p.student_id: p.placement_id for p in pins}
@@ -99,7 +97,7 @@ def _check(case, lsa_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert got_kept == kept
     # Deterministic.
-    again = solve(studs, places, pins, excluded=excluded, previous=previous)
+    again = solve(studs, places, pins, excluded=excluded, previous=previous, options=options)
     assert again.outcomes == res.outcomes
 
 
@@ -107,18 +105,14 @@ def _check(case, lsa_cells: int, monkeypatch: pytest.MonkeyPatch) -> None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=rounds())
-def test_sparse_path_matches_brute_force(
-    case, kernel: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _check(case, 0, monkeypatch)
+def test_sparse_path_matches_brute_force(case, kernel: KernelMode) -> None:
+    _check(case, SolverOptions(kernel=kernel, lsa_max_cells=0))
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, deadline=None)
 @given(case=rounds())
-def test_dense_path_matches_brute_force(case, monkeypatch: pytest.MonkeyPatch) -> None:
-    _check(case, 10**9, monkeypatch)
+def test_dense_path_matches_brute_force(case) -> None:
+    _check(case, SolverOptions(lsa_max_cells=10**9))
 
 
 @settings(max_examples=100, deadline=None)

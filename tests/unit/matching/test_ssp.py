@@ -9,16 +9,20 @@ interpreted (the `kernel` fixture).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from services.matching.engine import optimal, ssp
+from devtools.synthetic import generate_round
+from services.matching.engine import KernelMode, SolverOptions
+from services.matching.engine.optimal import assign_optimal
 from services.matching.engine.problem import build_problem
-from services.matching.engine.ssp import min_cost_assignment
-from services.matching.engine.synthetic import generate_round
+from services.matching.engine.ssp import KernelLoader, _jit, min_cost_assignment
 
 Instance = tuple[int, int, list[int], list[int], list[int], list[int], list[int], list[int]]
 
@@ -57,9 +61,12 @@ def _optimum(inst: Instance) -> int:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(inst=instances())
-def test_min_cost_assignment_is_optimal(inst: Instance, kernel: str) -> None:
+def test_min_cost_assignment_is_optimal(inst: Instance, kernel: KernelMode) -> None:
     n_s, n_p, starts, places, arc_costs, unplaced, free, order = inst
-    got = min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
+    options = SolverOptions(kernel=kernel)
+    got = min_cost_assignment(
+        n_s, n_p, starts, places, arc_costs, unplaced, free, order, options=options
+    )
     assert len(got) == n_s
     used = [0] * n_p
     total = 0
@@ -73,17 +80,20 @@ def test_min_cost_assignment_is_optimal(inst: Instance, kernel: str) -> None:
         total += next(arc_costs[e] for e in arcs if places[e] == p)
     assert all(u <= f for u, f in zip(used, free, strict=True))
     assert total == _optimum(inst)
-    assert got == min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
+    assert got == min_cost_assignment(
+        n_s, n_p, starts, places, arc_costs, unplaced, free, order, options=options
+    )
 
 
 @settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(inst=instances())
-def test_costs_beyond_64_bits_stay_exact(inst: Instance, kernel: str) -> None:
+def test_costs_beyond_64_bits_stay_exact(inst: Instance, kernel: KernelMode) -> None:
     """Scaling every cost by 2**70 keeps the same optimal assignments; the search takes the
     same steps in Python integers, so the answer is the same list."""
     n_s, n_p, starts, places, arc_costs, unplaced, free, order = inst
+    options = SolverOptions(kernel=kernel)
     scale = 2**70
     big = min_cost_assignment(
         n_s,
@@ -94,20 +104,24 @@ def test_costs_beyond_64_bits_stay_exact(inst: Instance, kernel: str) -> None:
         [u * scale for u in unplaced],
         free,
         order,
+        options=options,
     )
-    assert big == min_cost_assignment(n_s, n_p, starts, places, arc_costs, unplaced, free, order)
+    assert big == min_cost_assignment(
+        n_s, n_p, starts, places, arc_costs, unplaced, free, order, options=options
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_compiled_and_interpreted_kernels_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_and_interpreted_kernels_agree(seed: int) -> None:
     """The same steps either way: identical assignments on generated rounds."""
     rnd = generate_round(1500, seed=seed)
     problem = build_problem(rnd.students, rnd.placements, ())
-    monkeypatch.setattr(optimal, "LSA_MAX_CELLS", 0)  # every component through ssp
     got = {}
-    for mode in ("interpreted", "compiled"):
-        monkeypatch.setattr(ssp, "KERNEL", mode)
-        got[mode], stats = optimal.assign_optimal(problem, {})
+    modes: tuple[KernelMode, ...] = ("interpreted", "compiled")
+    for mode in modes:
+        # lsa_max_cells=0: every component through ssp.
+        options = SolverOptions(kernel=mode, lsa_max_cells=0)
+        got[mode], stats = assign_optimal(problem, {}, options=options)
         assert stats.ssp_components > 0
     assert np.array_equal(got["interpreted"], got["compiled"])
 
@@ -115,38 +129,30 @@ def test_compiled_and_interpreted_kernels_agree(seed: int, monkeypatch: pytest.M
 SMALL = (2, 1, [0, 1, 2], [0, 0], [1, 4], [9, 9], [1], [0, 1])
 
 
-def test_kernel_compiles_without_a_cache_when_numba_has_nowhere_to_keep_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    jit = ssp._jit
-
-    def no_cache(*, cache: bool) -> object:
+def test_kernel_compiles_without_a_cache_when_numba_has_nowhere_to_keep_it() -> None:
+    def no_cache(*, cache: bool) -> Callable[..., Any]:
         if cache:
             raise RuntimeError("cannot cache function '_kernel': no locator available")
-        return jit(cache=False)
+        return _jit(cache=False)
 
-    monkeypatch.setattr(ssp, "_jit", no_cache)
-    monkeypatch.setattr(ssp, "_compiled", None)
-    monkeypatch.setattr(ssp, "KERNEL", "compiled")
+    loader = KernelLoader(jit=no_cache)
+    options = SolverOptions(kernel="compiled")
     with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
-        assert min_cost_assignment(*SMALL) == [0, -1]
-    assert ssp._compiled is not None
+        assert min_cost_assignment(*SMALL, options=options, loader=loader) == [0, -1]
+    assert loader.loaded
 
 
-def test_auto_falls_back_to_the_interpreter_once_when_the_kernel_cannot_load(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_auto_falls_back_to_the_interpreter_once_when_the_kernel_cannot_load() -> None:
     calls = []
 
-    def broken() -> None:
-        calls.append(1)
+    def broken(*, cache: bool) -> Callable[..., Any]:
+        calls.append(cache)
         raise OSError("no compiler today")
 
-    monkeypatch.setattr(ssp, "load_compiled", broken)
-    monkeypatch.setattr(ssp, "_compiled", None)
-    monkeypatch.setattr(ssp, "_load_failed", False)
-    monkeypatch.setattr(ssp, "JIT_MIN_ARCS", 0)
+    loader = KernelLoader(jit=broken)
+    options = SolverOptions(kernel="auto", jit_min_arcs=0)
     with pytest.warns(RuntimeWarning, match="interpreted kernel"):
-        assert min_cost_assignment(*SMALL) == [0, -1]
-    assert min_cost_assignment(*SMALL) == [0, -1]
-    assert calls == [1]
+        assert min_cost_assignment(*SMALL, options=options, loader=loader) == [0, -1]
+    assert min_cost_assignment(*SMALL, options=options, loader=loader) == [0, -1]
+    assert calls == [True]
+    assert not loader.loaded

@@ -1,4 +1,5 @@
-"""A seeded generator of realistic matching rounds, for the benchmark, the tests and the demo.
+"""A seeded generator of realistic matching rounds, for the benchmarks, the tests and the demo
+(a development tool: the engine and the services never import it).
 
 The shape follows the national rounds the product is built for: 13 regions of unequal size,
 eight vocational programmes, companies whose popularity follows a heavy tail (a few employers

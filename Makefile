@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing dependencies into $(VENV) ..."
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -r requirements-dev.lock
+	@$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	@$(BIN)/python -m pip install -q --no-deps -e .
 	@echo "compiling the matching kernel (numba, cached) ..."
 	@$(BIN)/python -c "from services.matching.engine.ssp import load_compiled; load_compiled()"
@@ -45,8 +45,9 @@ format: setup
 test: setup lint infra
 	@$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
 
+## test-unit: the fast tier, no infrastructure at all (the `infra` fixture fails loudly if asked)
 test-unit: setup
-	@$(BIN)/pytest tests/unit tests/inmemory -q $(PYTEST_ARGS)
+	@APL_TESTS_NO_INFRA=1 $(BIN)/pytest -m "not infra" tests/unit tests/inmemory tests/handlers -q $(PYTEST_ARGS)
 
 ## demo: infrastructure, the three services, a realistic sample round, a report
 demo: setup infra
@@ -58,12 +59,14 @@ demo-down: setup
 bench: setup
 	@$(BIN)/python -m bench.engine
 
-## lock: re-resolve requirements.lock (runtime) and requirements-dev.lock from pyproject.toml
+## lock: re-resolve requirements.lock (runtime) and requirements-dev.lock from pyproject.toml,
+## with hashes (installs check them); versions already pinned there are kept when they still fit
 lock: setup
 	@$(BIN)/python -m pip install -q uv
-	@$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
-	@$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 -q \
-		-o requirements-dev.lock
+	@$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q \
+		-o requirements.lock
+	@$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --python-version 3.11 \
+		--generate-hashes -q -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

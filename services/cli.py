@@ -1,19 +1,26 @@
-"""The `apl` command: one entry point whose subcommands live with the code they drive."""
+"""The `apl` command: one entry point whose subcommands live with the code they drive.
+
+`match`, `init` and `serve` are the runtime's (they are in the image); `infra` and `demo` are
+development tools from the `devtools` package, which only a checkout has (`make setup`).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from importlib.util import find_spec
+
+DEV_PACKAGE = "devtools"
 
 # subcommand -> (module, help). Modules are imported only when their subcommand runs, so
 # `apl match` never loads Kafka or database code.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "match": ("services.matching.cli", "solve a matching round offline from files"),
-    "infra": ("shared.localinfra", "start, stop or inspect local Kafka and PostgreSQL"),
+    "infra": ("devtools.localinfra", "start, stop or inspect local Kafka and PostgreSQL (dev)"),
     "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
-    "demo": ("services.demo", "run the sample round end to end"),
+    "demo": ("devtools.demo", "run the sample round end to end (dev)"),
 }
 
 
@@ -22,6 +29,11 @@ def _usage() -> str:
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines.append("\nRun 'apl <command> --help' for a command's options.")
     return "\n".join(lines)
+
+
+def _dev_only(module: str) -> bool:
+    """A development command whose package is not installed here (the image has none)."""
+    return module.split(".", 1)[0] == DEV_PACKAGE and find_spec(DEV_PACKAGE) is None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"apl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = import_module(SUBCOMMANDS[name][0])
+    module_name = SUBCOMMANDS[name][0]
+    if _dev_only(module_name):
+        print(
+            f"apl {name}: a dev-only command, not in this installation; "
+            "use a checkout with `make setup`",
+            file=sys.stderr,
+        )
+        return 2
+    module = import_module(module_name)
     run: Callable[[list[str]], int] = module.main
     return run(rest)
 

@@ -124,3 +124,27 @@ def test_image_runs_as_non_root_and_installs_dependencies_before_source() -> Non
     user = [line for line in lines if line.startswith("USER ")]
     assert user
     assert not user[-1].split()[1].startswith(("root", "0"))
+
+
+def test_image_installs_hashed_dependencies_and_ships_no_dev_tools() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    install = next(line for line in lines if "pip install" in line and "lock" in line)
+    assert "--require-hashes" in install.split()
+    copied = [line.split()[1] for line in lines if line.startswith("COPY ")]
+    assert not [src for src in copied if src.startswith(("devtools", "tests", "bench", "."))]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"devtools", "tests", "bench"} <= set(ignored)
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+def test_every_locked_requirement_is_pinned_with_hashes(lock: str) -> None:
+    # A requirement starts at column 0; its `--hash` continuation lines follow, indented.
+    entries = re.split(r"^(?=[^\s#])", (ROOT / lock).read_text(), flags=re.MULTILINE)[1:]
+    assert entries
+    unpinned = [e.split()[0] for e in entries if "==" not in e.split()[0]]
+    unhashed = [e.split()[0] for e in entries if "--hash=sha256:" not in e]
+    assert (unpinned, unhashed) == ([], [])

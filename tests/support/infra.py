@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shared import localinfra
+from devtools import localinfra
 
 
 @dataclass(frozen=True)

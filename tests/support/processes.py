@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.localinfra import free_port
+from devtools.ports import free_port
 
 __all__ = ["ServiceProcess", "free_port"]
 

@@ -1,6 +1,6 @@
 """A local SMTP sink with a web inbox, for the demo: every message is kept, nothing is relayed.
 
-`python -m services.demo.mailsink --smtp-port 1025 --http-port 8025 --store DIR` accepts mail on
+`python -m devtools.demo.mailsink --smtp-port 1025 --http-port 8025 --store DIR` accepts mail on
 127.0.0.1, stores each message as an `.eml` file, and serves an inbox at `/` with a JSON API at
 `/api/messages` (newest first) and `/api/count`.
 """

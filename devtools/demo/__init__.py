@@ -23,8 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--keep-infra", action="store_true", help="with --down: leave Kafka and PostgreSQL running"
     )
     args = parser.parse_args(argv)
-    from services.demo import run
-    from shared.localinfra import InfraError
+    from devtools.demo import run
+    from devtools.localinfra import InfraError
 
     try:
         if args.down:

@@ -1,4 +1,4 @@
-"""The demo's steps. See `services/demo/__init__.py` for what it does as a whole."""
+"""The demo's steps. See `devtools/demo/__init__.py` for what it does as a whole."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import localinfra
+from devtools import localinfra
+from devtools.ports import free_port, port_free
 from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics
@@ -81,7 +82,7 @@ def _say(message: str) -> None:
 
 
 def _port(preferred: int) -> int:
-    return preferred if localinfra.port_free(preferred) else localinfra.free_port()
+    return preferred if port_free(preferred) else free_port()
 
 
 def _spawn(paths: DemoPaths, name: str, cmd: list[str], env: dict[str, str]) -> int:
@@ -220,7 +221,7 @@ def _supervisor(placement: PlacementOffer, i: int) -> Supervisor:
 
 def build_data_set(students: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Placements and students as API bodies; preferences name only posted placements."""
-    from services.matching.engine.synthetic import generate_round
+    from devtools.synthetic import generate_round
 
     generated = generate_round(students, seed=seed)
     placements = [
@@ -426,7 +427,7 @@ async def _demo(n_students: int, seed: int) -> int:
             [
                 sys.executable,
                 "-m",
-                "services.demo.mailsink",
+                "devtools.demo.mailsink",
                 "--smtp-port",
                 str(smtp_port),
                 "--http-port",

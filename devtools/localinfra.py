@@ -25,7 +25,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from devtools.ports import answers, free_port, port_free
 
 SERVICES = ("placements", "matching", "notifications")
 DB_NAME = "apl"
@@ -122,28 +123,6 @@ def tail(path: Path, lines: int = 25) -> str:
         return f"(no log at {path})"
     text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(f"    {line}" for line in text[-lines:])
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
 
 
 def _alive(pid_file: Path) -> int | None:
@@ -295,7 +274,7 @@ def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
     port = _choose(ports, "kafka", KAFKA_PREFERRED[0], running is not None)
     controller = _choose(ports, "kafka_controller", KAFKA_PREFERRED[1], running is not None)
     bootstrap = f"127.0.0.1:{port}"
-    if running is not None and _answers(port):
+    if running is not None and answers(port):
         _say(f"kafka: already running (pid {running}) at {bootstrap}")
         return bootstrap
     libs = kafka_libs(paths)
@@ -340,7 +319,7 @@ def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
                 f"kafka: exited with code {proc.returncode}; last lines of "
                 f"{paths.kafka_log}:\n{tail(paths.kafka_log)}\n{tail(paths.kafka_stdout, 10)}"
             )
-        if _answers(port) and _kafka_ready(bootstrap):
+        if answers(port) and _kafka_ready(bootstrap):
             return bootstrap
         time.sleep(0.5)
     raise InfraError(
@@ -647,7 +626,7 @@ def status(paths: Paths) -> int:
     kport = ports.get("kafka")
     if os.environ.get("APL_KAFKA_BOOTSTRAP"):
         print(f"kafka: external at {os.environ['APL_KAFKA_BOOTSTRAP']}")
-    elif pid and kport and _answers(kport):
+    elif pid and kport and answers(kport):
         print(f"kafka: running (pid {pid}) at 127.0.0.1:{kport}; log {paths.kafka_log}")
     else:
         ok = False

@@ -7,11 +7,12 @@ import json
 import uuid
 
 import pytest
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaRouter
 
+from shared.contracts import events as ev
 from shared.contracts.events import Event, PlacementPosted
 from shared.contracts.topics import Topics, dlt
-from shared.kafka import EventConsumer, make_broker, publish_event, subscriber_options
+from shared.kafka import EventPolicy, make_broker, publish_event, subscriber_options
 from tests.support.factories import every_event, placement
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
@@ -26,16 +27,18 @@ async def test_event_published_and_consumed_back_by_a_subscriber(
     sent = [e for e in every_event() if e.topic == "apl.matches.v1"]
     got: list[Event] = []
     done = asyncio.Event()
-    consumer = EventConsumer(broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}")
+    policy = EventPolicy(broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}")
+    router = KafkaRouter(middlewares=[policy.middleware])
 
-    async def handle(event: Event) -> None:
+    @router.subscriber(
+        topics.matches, decoder=policy.decode, **subscriber_options(policy.group_id)
+    )
+    async def on_match(event: ev.MatchEvent) -> None:
         got.append(event)
         if len(got) == len(sent):
             done.set()
 
-    @broker.subscriber(topics.matches, **subscriber_options(consumer.group_id))
-    async def on_match(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, handle)
+    broker.include_router(router)
 
     async with broker:
         await broker.start()
@@ -50,9 +53,11 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
     infra: Infra, topics: Topics, batch: bool
 ) -> None:
     broker = make_broker(infra.kafka_bootstrap, "test-dlt")
-    consumer = EventConsumer(
+    policy = EventPolicy(
         broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_initial=0.01
     )
+    router = KafkaRouter(middlewares=[policy.middleware])
+    options = subscriber_options(policy.group_id, session_timeout_ms=6000)
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -66,17 +71,20 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
 
     if batch:
 
-        @broker.subscriber(
-            topics.placements, **subscriber_options(consumer.group_id), batch=True, max_records=50
+        @router.subscriber(
+            topics.placements, decoder=policy.decode, **options, batch=True, max_records=50
         )
-        async def on_batch(message: KafkaMessage) -> None:
-            await consumer.dispatch_batch(message, handle)
+        async def on_batch(events: list[ev.PlacementEvent]) -> None:
+            for event in events:
+                await handle(event)
 
     else:
 
-        @broker.subscriber(topics.placements, **subscriber_options(consumer.group_id))
-        async def on_placement(message: KafkaMessage) -> None:
-            await consumer.dispatch(message, handle)
+        @router.subscriber(topics.placements, decoder=policy.decode, **options)
+        async def on_placement(event: ev.PlacementEvent) -> None:
+            await handle(event)
+
+    broker.include_router(router)
 
     good = PlacementPosted(producer="test", data=placement("p-before"))
     bad_handler = PlacementPosted(producer="test", data=placement("p-explodes"))

@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.settings import MatchingSettings, NotificationsSettings, PlacementsSettings
+from services.matching.settings import MatchingSettings
+from services.notifications.settings import NotificationsSettings
+from services.placements.settings import PlacementsSettings
 
 
 def test_service_prefix_wins_over_shared_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +39,22 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     assert MatchingSettings.load().kafka_bootstrap == "file:9"
     monkeypatch.setenv("APL_KAFKA_BOOTSTRAP", "env:1")
     assert MatchingSettings.load().kafka_bootstrap == "env:1"
+
+
+def test_every_consumer_group_carries_the_topic_prefix_and_schema_defaults_to_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APL_TOPIC_PREFIX", "t1.")
+    for cls in (PlacementsSettings, MatchingSettings, NotificationsSettings):
+        settings = cls()
+        assert settings.group_id == f"t1.{cls.service}"
+        assert settings.schema_name == cls.service
+    monkeypatch.setenv("APL_MATCHING_SCHEMA_NAME", "matching_b")
+    monkeypatch.setenv("APL_MATCHING_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("APL_MATCHING_CONSUMER_BATCH", "50")
+    settings = MatchingSettings()
+    assert (settings.schema_name, settings.max_attempts, settings.consumer_batch) == (
+        "matching_b",
+        3,
+        50,
+    )

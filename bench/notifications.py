@@ -3,10 +3,11 @@
 Uses the running local infrastructure (`.local/apl.env` or the environment: APL_KAFKA_BOOTSTRAP,
 APL_DATABASE_URL as admin), under a fresh topic prefix and a fresh database, both removed at the
 end. In this process it runs an aiosmtpd sink that counts messages and a stand-in for the
-placements service's notice-context route (a bare ASGI app under uvicorn in a thread, serving the
-integration tests' `context`). It publishes N MatchProposed events, then starts
-`apl serve notifications` as its own OS process and prints, from the first to the last message
-the sink accepted:
+placements service's notice-context route (a bare ASGI app under uvicorn in a thread, serving
+`bench.notification_peers.context`, which the tests' peers use too). It publishes N
+MatchProposed events, then starts `apl serve notifications` (main.py: `bootstrap.running` under
+the shared `serve()`) as its own OS process, so that its CPU is measured apart from the sink's and
+the stand-in's, and prints, from the first to the last message the sink accepted:
 
 - notices per second delivered end to end;
 - CPU seconds (user + system) of the notifications process per notice.
@@ -34,13 +35,13 @@ import asyncpg
 import httpx
 from aiosmtpd.controller import Controller
 
+from bench.notification_peers import context, serve_in_thread
+from devtools.ports import free_port
 from shared.contracts.events import MatchProposed, MatchProposedData
 from shared.contracts.internal import NOTICE_CONTEXT_PATH
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics, make_broker
-from shared.localinfra import free_port
 from shared.settings import ServiceSettings
-from tests.integration.notifications.peers import context, serve_in_thread
 
 REGION = "SE-AB"
 TOKEN = "bench-token"

@@ -1,12 +1,15 @@
 """Handlers: record the notices a match event asks for, and deliver due notices.
 
+Both take a unit of work (`NotificationsUnitOfWork`: the transaction, the inbox claim, the outbox
+publish and the delivery log `uow.notices`) and never see a connection.
+
 `record_notices` runs in the consumer: in one transaction it claims the event in the inbox and
-inserts the notice rows, so a redelivered event adds nothing. `DeliveryWorker` runs beside it: it
-locks a small batch of due rows (`FOR UPDATE SKIP LOCKED`), and for each fetches the notice
-context, renders and sends; then, in the same transaction, it records the outcomes and enqueues
-`NotificationDelivered` or `NotificationFailed` into the outbox. A crash between sending and
-committing leaves the rows pending, so each is sent once more with the same Message-ID /
-Idempotency-Key.
+inserts the notice rows, so a redelivered event adds nothing. `deliver_due` runs in the
+`DeliveryWorker` beside it: it locks a small batch of due rows (`FOR UPDATE SKIP LOCKED`), and for
+each fetches the notice context, renders and sends; then, in the same transaction, it records the
+outcomes and publishes `NotificationDelivered` or `NotificationFailed` through the outbox. A crash
+between sending and committing leaves the rows pending, so each is sent once more with the same
+Message-ID / Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -15,20 +18,21 @@ import asyncio
 import collections
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-import asyncpg
 import structlog
 
-from services.notifications.adapters import store
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import compose_email
-from services.notifications.adapters.store import Delivery
+from services.notifications.adapters.store import Delivery, Result
+from services.notifications.adapters.uow import NotificationsUnitOfWork
 from services.notifications.domain.notices import (
     DeliveryError,
+    PermanentError,
     backoff_seconds,
     message_id,
     plan_notices,
@@ -36,36 +40,45 @@ from services.notifications.domain.notices import (
 )
 from services.notifications.domain.views import NoticeView, build_view
 from shared.contracts.events import (
-    Event,
+    MatchCancelled,
+    MatchConfirmed,
+    MatchProposed,
     NotificationDelivered,
     NotificationDeliveredData,
+    NotificationEvent,
     NotificationFailed,
     NotificationFailedData,
 )
 from shared.contracts.internal import NoticeContext
-from shared.db import Connection
-from shared.outbox import claim, enqueue
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "notifications"
 
 
-async def record_notices(conn: Connection, event: Event, *, digest_seconds: float = 0.0) -> int:
-    """Claim `event` and insert its notices, in one transaction. Returns notices recorded."""
-    recorded = 0
-    async with conn.transaction():
-        if not await claim(conn, event):
+NoticeEvent = MatchProposed | MatchConfirmed | MatchCancelled
+"""The match events that become notices (MatchAccepted and MatchDeclined do not)."""
+
+
+async def record_notices(
+    event: NoticeEvent, uow: NotificationsUnitOfWork, *, digest_seconds: float = 0.0
+) -> int:
+    """Claim `event` and insert its notices, in one transaction. Returns notices recorded (0 for
+    a duplicate). With `digest_seconds` > 0 a proposal joins its round's digest for the
+    placement's supervisor while that digest still waits."""
+    async with uow:
+        if not await uow.claim(event):
             log.info("duplicate event ignored")
             return 0
+        recorded = 0
         for notice in plan_notices(event):
             digest_id = notice.digest_id() if digest_seconds > 0 else None
-            if digest_id is not None and await store.open_digest(
-                conn, notice, digest_id, digest_seconds
+            if digest_id is not None and await uow.notices.open_digest(
+                notice, digest_id, digest_seconds
             ):
-                await store.insert_notice(conn, notice, status="grouped", digest_id=digest_id)
+                await uow.notices.insert_notice(notice, status="grouped", digest_id=digest_id)
             else:
-                await store.insert_notice(conn, notice)
+                await uow.notices.insert_notice(notice)
             recorded += 1
     return recorded
 
@@ -107,6 +120,31 @@ class Verdict:
     retry_in: float | None = None
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and when a failed notice is tried again."""
+
+    max_attempts: int = 5
+    base_seconds: float = 1.0
+    max_seconds: float = 600.0
+    upstream_seconds: float = 2.0
+    """The fixed wait while our own placements service is unavailable (attempts not counted)."""
+
+    def verdict(self, notice: Delivery, outcome: Outcome | None) -> Verdict:
+        """What becomes of a notice after this attempt; decided once, recorded and logged."""
+        if outcome is None:  # an empty digest: closed, no attempt made
+            return Verdict("delivered", notice.attempts)
+        attempts = notice.attempts + 1
+        if outcome.ok:
+            return Verdict("delivered", attempts)
+        if outcome.upstream:  # nothing was tried at the recipient: the attempt is not counted
+            return Verdict("pending", notice.attempts, self.upstream_seconds)
+        if outcome.transient and attempts < self.max_attempts:
+            delay = backoff_seconds(attempts, self.base_seconds, self.max_seconds)
+            return Verdict("pending", attempts, delay)
+        return Verdict("failed", attempts)
+
+
 @dataclass
 class Notifier:
     """Tells one supervisor about one notice (or one digest): fetch, render, send."""
@@ -134,12 +172,14 @@ class Notifier:
     async def _send(self, view: NoticeView) -> None:
         key = str(view.notification_id)
         if view.channel == "webhook":
-            assert view.webhook_url is not None
+            if view.webhook_url is None:  # build_view refuses such a view already
+                raise PermanentError("channel webhook without a webhook_url")
             payload = view.webhook_payload(datetime.now(UTC))
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
             await self.hooks.send(view.webhook_url, body, key)
             return
-        assert view.supervisor_email is not None
+        if view.supervisor_email is None:  # build_view refuses such a view already
+            raise PermanentError("no supervisor address to e-mail")
         text, html = self.renderer.render(view)
         message = compose_email(
             mail_from=self.mail_from,
@@ -154,22 +194,92 @@ class Notifier:
         await self.mail.send(message)
 
 
+Attempt = tuple[Delivery, list[Delivery], Outcome | None]
+"""A notice (or digest), the notices it tells of, and how telling went (None: nothing to tell)."""
+
+
+async def deliver_due(
+    uow: NotificationsUnitOfWork,
+    notifier: Notifier,
+    *,
+    retry: RetryPolicy,
+    batch_size: int = 10,
+) -> int:
+    """Deliver (or retry, or fail) up to `batch_size` due notices, in one transaction that
+    holds their row locks from before the sends until their outcomes are recorded and their
+    outcome events are in the outbox. Returns how many were due."""
+    async with uow:
+        notices = await uow.notices.pick_due(batch_size)
+        done: list[Attempt] = []
+        for notice in notices:
+            members = (
+                await uow.notices.members_of(notice.notification_id)
+                if notice.kind == "digest"
+                else [notice]
+            )
+            # an empty digest cannot normally exist; it is closed quietly (outcome None)
+            outcome = None
+            if members:
+                with structlog.contextvars.bound_contextvars(
+                    notification_id=str(notice.notification_id), region=notice.region
+                ):
+                    outcome = await notifier.notify_supervisor(notice, members)
+            done.append((notice, members, outcome))
+        verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
+        results, events = _outcomes(done, verdicts)
+        await uow.notices.record(results)
+        await uow.publish(events)  # one call per batch: two statements whatever its size
+    for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
+        if outcome is not None:
+            _log_outcome(notice, outcome, verdict)
+    return len(notices)
+
+
+def _outcomes(
+    done: list[Attempt], verdicts: list[Verdict]
+) -> tuple[list[Result], list[NotificationEvent]]:
+    """The rows to update and the outcome events to publish for a batch of attempts."""
+    results: list[Result] = []
+    events: list[NotificationEvent] = []
+    for (notice, members, outcome), verdict in zip(done, verdicts, strict=True):
+        status, attempts = verdict.status, verdict.attempts
+        if outcome is None:
+            results.append(Result(notice.notification_id, status, attempts, "email"))
+            continue
+        if status == "pending":  # only the notice (a digest's members stay grouped)
+            error = outcome.error or "unknown error"
+            results.append(
+                Result(
+                    notice.notification_id, status, attempts, error=error, retry_in=verdict.retry_in
+                )
+            )
+            continue
+        ids = [notice.notification_id] + [
+            m.notification_id for m in members if m.notification_id != notice.notification_id
+        ]
+        if status == "delivered":
+            results += [Result(i, status, attempts, outcome.channel) for i in ids]
+            events += [_delivered(m, outcome.channel, attempts) for m in members]
+        else:
+            error = outcome.error or "unknown error"
+            results += [Result(i, status, attempts, outcome.channel, error) for i in ids]
+            events += [_failed(m, outcome.channel, attempts, error) for m in members]
+    return results, events
+
+
 @dataclass
 class DeliveryWorker:
     """Delivers due notices; `run()` as a task, cancel to stop. Retries never block the consumer.
 
-    Each of `concurrency` loops keeps one database connection and, per transaction, locks up to
-    `batch_size` due rows, tells them one after another, then records all their outcomes and
-    enqueues their outcome events before committing (a handful of round trips per batch rather
-    than per notice)."""
+    Each of `concurrency` loops, per unit of work (`uow()`: one transaction on a pooled
+    connection), locks up to `batch_size` due rows, tells them one after another, then records
+    all their outcomes and publishes their outcome events before committing (a handful of round
+    trips per batch rather than per notice)."""
 
-    pool: asyncpg.Pool
+    uow: Callable[[], NotificationsUnitOfWork]
     notifier: Notifier
-    max_attempts: int = 5
-    upstream_retry_seconds: float = 2.0  # while the placements service is unavailable
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 600.0
-    concurrency: int = 2  # as NotifierSettings.worker_concurrency
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 2  # as NotificationsSettings.worker_concurrency
     poll_seconds: float = 0.5
     batch_size: int = 10
     _idle: collections.deque[asyncio.Future[None]] = field(
@@ -199,103 +309,27 @@ class DeliveryWorker:
             for _ in range(self.concurrency):
                 group.create_task(self._loop())
 
+    async def deliver_due(self) -> int:
+        """One batch (see `deliver_due`); returns how many notices were due."""
+        return await deliver_due(
+            self.uow(), self.notifier, retry=self.retry, batch_size=self.batch_size
+        )
+
     async def _loop(self) -> None:
         backoff = 0.5
         while True:
             try:
-                async with self.pool.acquire() as conn:
-                    while True:
-                        worked = await self.deliver_due(conn)
-                        backoff = 0.5
-                        if worked >= self.batch_size:
-                            self.wake()  # a full batch: there is likely more; bring a helper
-                        elif not worked:
-                            await self._idle_wait()
-            except asyncio.CancelledError:
-                raise
+                worked = await self.deliver_due()
             except Exception:
                 log.warning("delivery worker interrupted; retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-
-    async def deliver_due(self, conn: Connection) -> int:
-        """Deliver (or retry, or fail) up to `batch_size` due notices, in one transaction that
-        holds their row locks from before the sends until their outcomes are recorded. Returns
-        how many were due."""
-        async with conn.transaction():
-            notices = await store.pick_due(conn, self.batch_size)
-            done: list[tuple[Delivery, list[Delivery], Outcome | None]] = []
-            for notice in notices:
-                members = (
-                    await store.members_of(conn, notice.notification_id)
-                    if notice.kind == "digest"
-                    else [notice]
-                )
-                # an empty digest cannot normally exist; it is closed quietly (outcome None)
-                outcome = None
-                if members:
-                    with structlog.contextvars.bound_contextvars(
-                        notification_id=str(notice.notification_id), region=notice.region
-                    ):
-                        outcome = await self.notifier.notify_supervisor(notice, members)
-                done.append((notice, members, outcome))
-            verdicts = [self._verdict(notice, outcome) for notice, _, outcome in done]
-            await self._record(conn, done, verdicts)
-        for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
-            if outcome is not None:
-                _log_outcome(notice, outcome, verdict)
-        return len(notices)
-
-    def _verdict(self, notice: Delivery, outcome: Outcome | None) -> Verdict:
-        """What becomes of a notice after this attempt; decided once, recorded and logged."""
-        if outcome is None:  # an empty digest: closed, no attempt made
-            return Verdict("delivered", notice.attempts)
-        attempts = notice.attempts + 1
-        if outcome.ok:
-            return Verdict("delivered", attempts)
-        if outcome.upstream:  # nothing was tried at the recipient: the attempt is not counted
-            return Verdict("pending", notice.attempts, self.upstream_retry_seconds)
-        if outcome.transient and attempts < self.max_attempts:
-            delay = backoff_seconds(attempts, self.retry_base_seconds, self.retry_max_seconds)
-            return Verdict("pending", attempts, delay)
-        return Verdict("failed", attempts)
-
-    async def _record(
-        self,
-        conn: Connection,
-        done: list[tuple[Delivery, list[Delivery], Outcome | None]],
-        verdicts: list[Verdict],
-    ) -> None:
-        results: list[store.Result] = []
-        events: list[Event] = []
-        for (notice, members, outcome), verdict in zip(done, verdicts, strict=True):
-            status, attempts = verdict.status, verdict.attempts
-            if outcome is None:
-                results.append(store.Result(notice.notification_id, status, attempts, "email"))
                 continue
-            error = None if outcome.ok else outcome.error or "unknown error"
-            if status == "pending":  # only the notice (a digest's members stay grouped)
-                results.append(
-                    store.Result(
-                        notice.notification_id,
-                        status,
-                        attempts,
-                        error=error,
-                        retry_in=verdict.retry_in,
-                    )
-                )
-                continue
-            ids = [notice.notification_id] + [
-                m.notification_id for m in members if m.notification_id != notice.notification_id
-            ]
-            results += [store.Result(i, status, attempts, outcome.channel, error) for i in ids]
-            if status == "delivered":
-                events += [_delivered(m, outcome.channel, attempts) for m in members]
-            else:
-                assert error is not None
-                events += [_failed(m, outcome.channel, attempts, error) for m in members]
-        await store.record(conn, results)
-        await enqueue(conn, events)  # one call per batch: two statements whatever its size
+            backoff = 0.5
+            if worked >= self.batch_size:
+                self.wake()  # a full batch: there is likely more; bring a helper
+            elif not worked:
+                await self._idle_wait()
 
 
 def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
@@ -328,7 +362,8 @@ def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
 
 
 def _data(m: Delivery, channel: Channel, attempts: int) -> dict[str, object]:
-    assert m.match_id is not None
+    if m.match_id is None:  # only a digest row has none, and it is never reported itself
+        raise ValueError(f"notice {m.notification_id} has no match to report on")
     return {
         "notification_id": m.notification_id,
         "source_event_id": m.source_event_id,

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-
-from services.notifications.bootstrap import MIGRATIONS, asyncapi_document, build_app
-from services.notifications.settings import NotifierSettings
-from shared.db import migrate
-from shared.logging import configure_logging, get_logger
+from services.notifications.bootstrap import asyncapi_json, create_app, running
+from services.notifications.settings import NotificationsSettings
+from shared.http import run_service
+from shared.logging import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,25 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write-asyncapi", metavar="PATH", help="write the AsyncAPI document and exit"
     )
+    parser.add_argument("--host", help="listen address (default: APL_NOTIFICATIONS_HTTP_HOST)")
+    parser.add_argument(
+        "--port", type=int, help="listen port (default: APL_NOTIFICATIONS_HTTP_PORT)"
+    )
     args = parser.parse_args(list(argv or []))
     if args.write_asyncapi:
-        Path(args.write_asyncapi).write_text(asyncapi_document(), encoding="utf-8")
+        Path(args.write_asyncapi).write_text(asyncapi_json(), encoding="utf-8")
         return 0
-    settings: NotifierSettings = NotifierSettings.load()
+    settings = NotificationsSettings.load()
     configure_logging("notifications", settings.log_level, settings.log_json)
-    log = get_logger(__name__)
-    applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
-    log.info("migrations applied", applied=applied, schema=settings.db_schema)
-    app = build_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        lifespan="on",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve())
-    log.info("stopped")
-    return 0
+    return run_service(running, create_app, settings, host=args.host, port=args.port)

@@ -1,17 +1,27 @@
-"""The delivery log in Postgres (`deliveries`, see migrations/0001). Ids only, no personal data."""
+"""The delivery log in Postgres (`deliveries`, see migrations/0001). Ids only, no personal data.
+
+`NoticeRepository` is bound to the connection of a unit of work's transaction
+(`NotificationsUnitOfWork.notices`); `tests/support/fakes/notifications.py` has an in-memory one
+with the same methods.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from services.notifications.domain.notices import NoticeKind, PlannedNotice
 from shared.db import Connection
 
+Status = Literal["pending", "grouped", "delivered", "failed"]
+
 
 @dataclass(frozen=True)
 class Delivery:
+    """One row of the delivery log: a notice, or a digest of notices (`kind == "digest"`)."""
+
     notification_id: uuid.UUID
     source_event_id: uuid.UUID
     recipient: str
@@ -22,94 +32,15 @@ class Delivery:
     student_id: str | None
     round_id: uuid.UUID | None
     detail: str | None
-    status: str
+    status: Status
     digest_id: uuid.UUID | None
     attempts: int
+    channel: str | None = None
+    last_error: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> Delivery:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-
-_COLUMNS = ", ".join(Delivery.__dataclass_fields__)
-
-
-async def insert_notice(
-    conn: Connection,
-    notice: PlannedNotice,
-    *,
-    status: str = "pending",
-    digest_id: uuid.UUID | None = None,
-) -> bool:
-    """Insert one per-event notice; False when it already exists (same event and recipient)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
-        "placement_id, match_id, student_id, round_id, detail, status, digest_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        notice.notification_id,
-        notice.source_event_id,
-        notice.recipient,
-        notice.kind,
-        notice.region,
-        notice.placement_id,
-        notice.match_id,
-        notice.student_id,
-        notice.round_id,
-        notice.detail,
-        status,
-        digest_id,
-    )
-    return bool(inserted)
-
-
-async def open_digest(
-    conn: Connection, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
-) -> bool:
-    """Create (or find) the round's digest for the notice's recipient and lock it.
-
-    True when the digest still waits (never attempted, not being sent right now): the notice may
-    join it. False when it is already on its way: the notice goes out on its own.
-    """
-    assert notice.round_id is not None
-    await conn.execute(
-        "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
-        "placement_id, round_id, status, next_attempt_at) "
-        "VALUES ($1, $2, $3, 'digest', $4, $5, $2, 'pending', "
-        "now() + make_interval(secs => $6)) ON CONFLICT DO NOTHING",
-        digest_id,
-        notice.round_id,
-        notice.recipient,
-        notice.region,
-        notice.placement_id,
-        window_seconds,
-    )
-    waiting = await conn.fetchval(
-        "SELECT true FROM deliveries WHERE notification_id = $1 AND status = 'pending' "
-        "AND attempts = 0 FOR UPDATE SKIP LOCKED",
-        digest_id,
-    )
-    return bool(waiting)
-
-
-async def pick_due(conn: Connection, limit: int = 1) -> list[Delivery]:
-    """Lock up to `limit` due pending deliveries (others skip them) for the rest of the
-    transaction, the longest due first."""
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
-        "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        limit,
-    )
-    return [Delivery.of(r) for r in rows]
-
-
-async def members_of(conn: Connection, digest_id: uuid.UUID) -> list[Delivery]:
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM deliveries WHERE digest_id = $1 AND status = 'grouped' "
-        "ORDER BY created_at, notification_id FOR UPDATE",
-        digest_id,
-    )
-    return [Delivery.of(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -118,29 +49,157 @@ class Result:
     `retry_in` seconds (the channel stays as it was)."""
 
     notification_id: uuid.UUID
-    status: str
+    status: Status
     attempts: int
     channel: str | None = None
     error: str | None = None
     retry_in: float | None = None
 
 
-async def record(conn: Connection, results: list[Result]) -> None:
-    """Record the outcomes of a batch of deliveries, in one statement."""
-    if not results:
-        return
-    await conn.execute(
-        "UPDATE deliveries AS d SET status = u.status, channel = coalesce(u.channel, d.channel), "
-        "attempts = u.attempts, last_error = u.error, "
-        "finished_at = CASE WHEN u.status = 'pending' THEN d.finished_at ELSE now() END, "
-        "next_attempt_at = CASE WHEN u.retry_in IS NULL THEN d.next_attempt_at "
-        "ELSE now() + make_interval(secs => u.retry_in) END "
-        "FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[]) "
-        "AS u(id, status, attempts, channel, error, retry_in) WHERE d.notification_id = u.id",
-        [r.notification_id for r in results],
-        [r.status for r in results],
-        [r.attempts for r in results],
-        [r.channel for r in results],
-        [r.error for r in results],
-        [r.retry_in for r in results],
-    )
+class NoticeStore(Protocol):
+    """What the handlers do with the delivery log (Postgres here, in memory in the fakes)."""
+
+    async def insert_notice(
+        self,
+        notice: PlannedNotice,
+        *,
+        status: Status = "pending",
+        digest_id: uuid.UUID | None = None,
+    ) -> bool: ...
+
+    async def open_digest(
+        self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
+    ) -> bool: ...
+
+    async def pick_due(self, limit: int = 1) -> list[Delivery]: ...
+
+    async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]: ...
+
+    async def record(self, results: Sequence[Result]) -> None: ...
+
+    async def get(self, notification_id: uuid.UUID) -> Delivery | None: ...
+
+    async def of_source(self, source_event_id: uuid.UUID) -> list[Delivery]: ...
+
+
+_COLUMNS = ", ".join(Delivery.__dataclass_fields__)
+
+
+class NoticeRepository:
+    """The delivery log on one transaction's connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def insert_notice(
+        self,
+        notice: PlannedNotice,
+        *,
+        status: Status = "pending",
+        digest_id: uuid.UUID | None = None,
+    ) -> bool:
+        """Insert one per-event notice; False when it already exists (same event and recipient)."""
+        inserted = await self.conn.fetchval(
+            "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
+            "placement_id, match_id, student_id, round_id, detail, status, digest_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            notice.notification_id,
+            notice.source_event_id,
+            notice.recipient,
+            notice.kind,
+            notice.region,
+            notice.placement_id,
+            notice.match_id,
+            notice.student_id,
+            notice.round_id,
+            notice.detail,
+            status,
+            digest_id,
+        )
+        return bool(inserted)
+
+    async def open_digest(
+        self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
+    ) -> bool:
+        """Create (or find) the round's digest for the notice's recipient and lock it.
+
+        True when the digest still waits (never attempted, not being sent right now): the notice
+        may join it. False when it is already on its way: the notice goes out on its own.
+        """
+        if notice.round_id is None:
+            raise ValueError("only a notice of a round can join a digest")
+        await self.conn.execute(
+            "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
+            "placement_id, round_id, status, next_attempt_at) "
+            "VALUES ($1, $2, $3, 'digest', $4, $5, $2, 'pending', "
+            "now() + make_interval(secs => $6)) ON CONFLICT DO NOTHING",
+            digest_id,
+            notice.round_id,
+            notice.recipient,
+            notice.region,
+            notice.placement_id,
+            window_seconds,
+        )
+        waiting = await self.conn.fetchval(
+            "SELECT true FROM deliveries WHERE notification_id = $1 AND status = 'pending' "
+            "AND attempts = 0 FOR UPDATE SKIP LOCKED",
+            digest_id,
+        )
+        return bool(waiting)
+
+    async def pick_due(self, limit: int = 1) -> list[Delivery]:
+        """Lock up to `limit` due pending deliveries (others skip them) for the rest of the
+        transaction, the longest due first."""
+        rows = await self.conn.fetch(
+            f"SELECT {_COLUMNS} FROM deliveries "
+            "WHERE status = 'pending' AND next_attempt_at <= now() "
+            "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            limit,
+        )
+        return [Delivery.of(r) for r in rows]
+
+    async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]:
+        """The notices waiting in a digest, locked, in the order they arrived."""
+        rows = await self.conn.fetch(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE digest_id = $1 AND status = 'grouped' "
+            "ORDER BY created_at, notification_id FOR UPDATE",
+            digest_id,
+        )
+        return [Delivery.of(r) for r in rows]
+
+    async def record(self, results: Sequence[Result]) -> None:
+        """Record the outcomes of a batch of deliveries, in one statement."""
+        if not results:
+            return
+        await self.conn.execute(
+            "UPDATE deliveries AS d SET status = u.status, "
+            "channel = coalesce(u.channel, d.channel), "
+            "attempts = u.attempts, last_error = u.error, "
+            "finished_at = CASE WHEN u.status = 'pending' THEN d.finished_at ELSE now() END, "
+            "next_attempt_at = CASE WHEN u.retry_in IS NULL THEN d.next_attempt_at "
+            "ELSE now() + make_interval(secs => u.retry_in) END "
+            "FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[]) "
+            "AS u(id, status, attempts, channel, error, retry_in) WHERE d.notification_id = u.id",
+            [r.notification_id for r in results],
+            [r.status for r in results],
+            [r.attempts for r in results],
+            [r.channel for r in results],
+            [r.error for r in results],
+            [r.retry_in for r in results],
+        )
+
+    async def get(self, notification_id: uuid.UUID) -> Delivery | None:
+        row = await self.conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE notification_id = $1", notification_id
+        )
+        return None if row is None else Delivery.of(row)
+
+    async def of_source(self, source_event_id: uuid.UUID) -> list[Delivery]:
+        """The notices recorded for one match event (or, for a digest, one round)."""
+        rows = await self.conn.fetch(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE source_event_id = $1 "
+            "ORDER BY notification_id",
+            source_event_id,
+        )
+        return [Delivery.of(r) for r in rows]

@@ -13,16 +13,15 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.notifications.bootstrap import MIGRATIONS, build_app
-from services.notifications.settings import NotifierSettings
+from bench.notification_peers import serve_in_thread
+from services.notifications.bootstrap import Container, running
+from services.notifications.settings import NotificationsSettings
 from shared.contracts.events import Event, parse_event
 from shared.contracts.topics import Topics, dlt
-from shared.db import create_pool, migrate
 from tests.integration.notifications.peers import (
     PlacementsPeer,
     SmtpInbox,
     WebhookPeer,
-    serve_in_thread,
     smtp_server,
 )
 from tests.support.infra import Infra
@@ -120,7 +119,7 @@ def peers() -> Iterator[Peers]:
 
 def service_settings(
     infra: Infra, database_url: str, topics: Topics, peers: Peers, schema: str, **kw: Any
-) -> NotifierSettings:
+) -> NotificationsSettings:
     values: dict[str, Any] = {
         "kafka_bootstrap": infra.kafka_bootstrap,
         "database_url": database_url,
@@ -135,47 +134,36 @@ def service_settings(
         "retry_max_seconds": 0.5,
         "worker_poll_seconds": 0.1,
         "send_timeout_seconds": 5.0,
-        "db_schema_name": schema,
+        "schema_name": schema,
         "outbox_poll_seconds": 0.1,
+        "kafka_session_timeout_ms": 6000,
     }
     values.update(kw)
-    return NotifierSettings(**values)
+    return NotificationsSettings(**values)
 
 
 @dataclass
 class Running:
-    settings: NotifierSettings
+    container: Container
     topics: Topics
     watcher: Watcher
-    pool: asyncpg.Pool
+
+    @property
+    def settings(self) -> NotificationsSettings:
+        return self.container.settings
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.container.pool
 
 
 @contextlib.asynccontextmanager
-async def running_service(settings: NotifierSettings, topics: Topics) -> AsyncIterator[Running]:
-    await migrate(settings.database_url, settings.db_schema, MIGRATIONS)
-    app = build_app(settings)
-    pool = await create_pool(settings.database_url, settings.db_schema, max_size=2)
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run() -> None:
-        # the app's lifespan holds an anyio task group: enter and leave it in one task
-        async with app.start_lifespan_context():
-            started.set()
-            await stop.wait()
-
-    async with watching(settings.kafka_bootstrap, topics) as watcher:
-        task = asyncio.create_task(run())
-        await asyncio.wait(
-            {task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if task.done():
-            task.result()  # startup failed: raise its error
-        try:
-            yield Running(settings, topics, watcher, pool)
-        finally:
-            stop.set()
-            await task
-    await pool.close()
+async def running_service(
+    settings: NotificationsSettings, topics: Topics
+) -> AsyncIterator[Running]:
+    """The service in this process (`bootstrap.running`), and a watcher of its output topics."""
+    async with watching(settings.kafka_bootstrap, topics) as watcher, running(settings) as c:
+        yield Running(c, topics, watcher)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,6 @@ from shared.contracts.events import (
     Event,
     MatchAccepted,
     MatchAcceptedData,
-    MatchCancelled,
-    MatchCancelledData,
-    MatchConfirmed,
-    MatchConfirmedData,
-    MatchProposed,
-    MatchProposedData,
     NotificationDelivered,
     NotificationFailed,
 )
@@ -34,6 +28,7 @@ from tests.integration.notifications.conftest import (
     service_settings,
 )
 from tests.integration.notifications.peers import context
+from tests.support.fakes.notifications import cancelled, confirmed, proposed
 from tests.support.infra import Infra
 from tests.support.waiting import eventually
 
@@ -42,45 +37,6 @@ pytestmark = pytest.mark.infra
 
 def _uid() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def proposed(
-    placement_id: str, student_id: str, round_id: uuid.UUID | None = None
-) -> MatchProposed:
-    return MatchProposed(
-        producer="matching",
-        data=MatchProposedData(
-            match_id=uuid.uuid4(),
-            region="SE-AB",
-            student_id=student_id,
-            placement_id=placement_id,
-            round_id=round_id or uuid.uuid4(),
-            company_id="c-1",
-            rank=1,
-        ),
-    )
-
-
-def confirmed(placement_id: str, student_id: str) -> MatchConfirmed:
-    return MatchConfirmed(
-        producer="matching",
-        data=MatchConfirmedData(
-            match_id=uuid.uuid4(), region="SE-AB", student_id=student_id, placement_id=placement_id
-        ),
-    )
-
-
-def cancelled(placement_id: str, student_id: str) -> MatchCancelled:
-    return MatchCancelled(
-        producer="matching",
-        data=MatchCancelledData(
-            match_id=uuid.uuid4(),
-            region="SE-AB",
-            student_id=student_id,
-            placement_id=placement_id,
-            reason="placement_withdrawn",
-        ),
-    )
 
 
 def _supervised(peers: Peers, tag: str, **details: Any) -> tuple[str, str, str]:

@@ -4,6 +4,7 @@ supervisor, and after a SIGKILL and restart a redelivered event is still told on
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from shared.kafka import publish_event
 from tests.integration.notifications.conftest import SECRET, TOKEN, Peers, watching
 from tests.integration.notifications.peers import context
-from tests.integration.notifications.test_delivery import confirmed, proposed
+from tests.support.fakes.notifications import confirmed, proposed
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import eventually
@@ -35,7 +36,7 @@ async def test_service_process_tells_once_across_a_kill(
         "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_NOTIFICATIONS_DATABASE_URL": database_url,
         "APL_TOPIC_PREFIX": topics.prefix,
-        "APL_NOTIFICATIONS_DB_SCHEMA_NAME": f"n_{uuid.uuid4().hex[:8]}",
+        "APL_NOTIFICATIONS_SCHEMA_NAME": f"n_{uuid.uuid4().hex[:8]}",
         "APL_NOTIFICATIONS_PLACEMENTS_URL": peers.placements.url,
         "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
         "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
@@ -43,6 +44,7 @@ async def test_service_process_tells_once_across_a_kill(
         "APL_NOTIFICATIONS_WEBHOOK_SECRET": SECRET.decode(),
         "APL_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.1",
         "APL_NOTIFICATIONS_WORKER_POLL_SECONDS": "0.2",
+        "APL_NOTIFICATIONS_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     service = ServiceProcess("notifications", env, tmp_path)
     pid, sid = f"p-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
@@ -53,8 +55,10 @@ async def test_service_process_tells_once_across_a_kill(
         try:
             async with httpx.AsyncClient(base_url=service.url) as http:
                 assert (await http.get("/healthz")).status_code == 200
+                assert (await http.get("/readyz")).json()["database"] is True
                 doc = (await http.get("/docs/asyncapi.json")).json()
-                assert topics.matches in str(doc)
+                addresses = {c["address"] for c in doc["channels"].values()}
+                assert {topics.matches, topics.notifications} <= addresses
             event = proposed(pid, sid)
             await publish_event(producer, topics, event)
             await eventually(
@@ -62,8 +66,15 @@ async def test_service_process_tells_once_across_a_kill(
             )
             await watcher.wait_outcome(event.event_id)
 
+            first = service.proc
+            assert first is not None
             await asyncio.to_thread(service.kill)
-            await asyncio.to_thread(service.start)
+            assert first.returncode == -signal.SIGKILL  # it was killed, not stopped
+            await asyncio.to_thread(service.start)  # returns once /readyz answers 200
+            assert service.starts == 2
+            assert service.proc is not None
+            assert service.proc.pid != first.pid
+            assert service.proc.poll() is None
             await publish_event(producer, topics, event)  # redelivered after the restart
             sentinel = confirmed(pid, sid)
             await publish_event(producer, topics, sentinel)

@@ -1,124 +1,146 @@
-"""Composition root of the placements service: settings in, a FastAPI app out.
+"""Composition root of the placements service: settings in, a container out, an app over it.
 
-Nothing connects at import or at `create_app`; the lifespan opens the pool, starts the broker
-(its subscribers) and the outbox relay, and closes them again in reverse order.
+`build(settings)` wires everything and connects to nothing (the OpenAPI and AsyncAPI documents
+are made from it); `async with running(settings) as container:` migrates the schema, opens the
+pool, starts the broker (its subscribers) and the outbox relay, and closes them in reverse order.
+`create_app(container)` is the FastAPI app over a running container. `main.py`, the tests, the
+benchmarks and the demo all go through `running`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+import asyncpg
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from shared.contracts import events as ev
-from shared.db import create_pool
-from shared.kafka import make_broker
+from shared import runtime
+from shared.http import asyncapi_document, broker_check, database_check, service_app
+from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
-from shared.settings import PlacementsSettings
 
-from .adapters.postgres import init_connection
-from .entrypoints import problems
-from .entrypoints.http import internal_router, router
-from .entrypoints.subscribers import build_router
-from .handlers import PlacementsService
+from .adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
+from .entrypoints import http, problems, subscribers
+from .ports import PlacementsUnitOfWork
+from .settings import PlacementsSettings
 
 VERSION = "1.0.0"
+TITLE = "APL Match — placements"
+DESCRIPTION = (
+    "The front door of APL Match: companies post placements, students register and rank "
+    "them, coordinators run matching rounds. Errors are RFC 9457 problem details."
+)
+ASYNCAPI_DESCRIPTION = (
+    "Consumes match events (proposals, answers, confirmations, cancellations) and round events "
+    "(requests, figures) into its own tables; publishes placement, student, round-request and "
+    "match-answer events through a transactional outbox."
+)
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass
-class Runtime:
-    """What the lifespan built; `app.state.runtime` in a running app."""
+class Container:
+    """Everything the service is made of, wired once."""
 
     settings: PlacementsSettings
+    pool: asyncpg.Pool
     broker: KafkaBroker
-    service: PlacementsService | None = None
-    relay: OutboxRelay | None = None
-    relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    policy: EventPolicy
+    relay: OutboxRelay
+    unit_of_work: Callable[[], PlacementsUnitOfWork]
 
-    async def apply(self, event: ev.Event) -> object:
-        if self.service is None:
-            raise ConnectionError("the placements service is not started")
-        return await self.service.apply_event(event)
+    def uow(self) -> PlacementsUnitOfWork:
+        """A new unit of work (one transaction per `async with`)."""
+        return self.unit_of_work()
 
 
-def create_app(settings: PlacementsSettings) -> FastAPI:
-    broker = make_broker(settings.kafka_bootstrap, client_id="placements")
-    runtime = Runtime(settings, broker)
-    broker.include_router(build_router(broker, settings.topics, runtime.apply))
+def build(
+    settings: PlacementsSettings,
+    *,
+    unit_of_work: Callable[[], PlacementsUnitOfWork] | None = None,
+) -> Container:
+    """Wire the service; connect to nothing. `unit_of_work` replaces the PostgreSQL one (the
+    in-memory tests pass the fake's)."""
+    pool = runtime.pool(settings, init=init_connection)
+    broker = runtime.broker(settings)
+    policy = runtime.policy(settings, broker)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(
-            settings.database_url,
-            settings.db_schema,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            init=init_connection,
-        )
-        try:
-            runtime.service = PlacementsService(pool)
-            app.state.service = runtime.service
-            await broker.start()
-            runtime.relay = OutboxRelay(
-                settings.database_url,
-                settings.db_schema,
-                broker,
-                settings.topics,
-                batch=settings.outbox_batch,
-                poll_seconds=settings.outbox_poll_seconds,
-            )
-            runtime.relay_task = asyncio.create_task(runtime.relay.run(), name="outbox-relay")
-            try:
-                yield
-            finally:
-                runtime.relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runtime.relay_task
-                await broker.stop()
-        finally:
-            runtime.service = None
-            await pool.close()
+    def postgres() -> PlacementsUnitOfWork:
+        return PostgresPlacementsUnitOfWork(pool)
 
-    app = FastAPI(
-        title="APL Match — placements",
-        version=VERSION,
-        description=(
-            "The front door of APL Match: companies post placements, students register and rank "
-            "them, coordinators run matching rounds. Errors are RFC 9457 problem details."
-        ),
-        lifespan=lifespan,
+    uow = unit_of_work or postgres
+    broker.include_router(subscribers.build_router(settings, policy, uow))
+    return Container(
+        settings=settings,
+        pool=pool,
+        broker=broker,
+        policy=policy,
+        relay=runtime.relay(settings, broker),
+        unit_of_work=uow,
     )
-    app.state.runtime = runtime
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: PlacementsSettings, *, migrate: bool = True, **injected: Any
+) -> AsyncIterator[Container]:
+    """The service running: schema migrated (unless `migrate=False`), pool open, subscribers
+    consuming, outbox relay publishing; all closed on exit."""
+    container = build(settings, **injected)
+    if migrate:
+        await runtime.migrate(settings, MIGRATIONS)
+    async with (
+        runtime.opened(container.pool, container.broker),
+        runtime.background(outbox_relay=container.relay.run()),
+    ):
+        yield container
+
+
+def create_app(container: Container) -> FastAPI:
+    """The HTTP app over a (running) container: health, AsyncAPI, the /v1 API, internal routes."""
+
+    def document() -> dict[str, Any]:
+        return asyncapi_document(container.broker, title=TITLE, description=ASYNCAPI_DESCRIPTION)
+
+    app = service_app(
+        title=TITLE,
+        description=DESCRIPTION,
+        version=VERSION,
+        checks={
+            "broker": broker_check(container.broker),
+            "database": database_check(container.pool),
+        },
+        asyncapi=document,
+    )
+    app.state.container = container
     problems.install(app)
-    app.add_middleware(problems.BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(router)
-    app.include_router(internal_router(settings.internal_token))
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Alive."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> Response:
-        """Ready: the broker answers and the database runs `SELECT 1`."""
-        checks = {"broker": False, "database": False}
-        with contextlib.suppress(Exception):
-            checks["broker"] = await broker.ping(timeout=2.0)
-        with contextlib.suppress(Exception):
-            if runtime.service is not None:
-                checks["database"] = await asyncio.wait_for(runtime.service.ready(), 2.0)
-        if all(checks.values()):
-            return JSONResponse({"status": "ready", **checks})
-        return problems.problem(
-            503,
-            "Not ready",
-            ", ".join(name for name, ok in checks.items() if not ok) + " unavailable",
-        )
-
+    app.add_middleware(problems.BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    app.include_router(http.router)
+    app.include_router(http.internal_router(container.settings.internal_token))
     return app
+
+
+def documented_settings() -> PlacementsSettings:
+    """The settings the committed documents are made with: production topic names."""
+    return PlacementsSettings(
+        environment="local",
+        kafka_bootstrap="kafka:9092",
+        database_url="postgresql://unused/apl",
+        topic_prefix="",
+    )
+
+
+def asyncapi(settings: PlacementsSettings | None = None) -> dict[str, Any]:
+    """The AsyncAPI document: what the service consumes and what its outbox publishes."""
+    container = build(settings or documented_settings())
+    return asyncapi_document(container.broker, title=TITLE, description=ASYNCAPI_DESCRIPTION)
+
+
+def openapi(settings: PlacementsSettings | None = None) -> dict[str, Any]:
+    """The OpenAPI document of the public API (settings do not change it)."""
+    return create_app(build(settings or documented_settings())).openapi()

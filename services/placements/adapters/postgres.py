@@ -1,420 +1,448 @@
-"""SQL of the placements schema. Every function takes the connection of the caller's transaction."""
+"""The placements schema in PostgreSQL: one repository per table, bound to the connection of the
+unit of work's transaction (`PostgresPlacementsUnitOfWork`). All SQL of the service is here."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
 
+from shared.contracts import events as ev
+from shared.contracts.events import RoundFigures
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.db import Connection
+from shared.outbox import published_count
+from shared.uow import PostgresUnitOfWork
 
+from ..domain.model import (
+    Contact,
+    IdempotencyKey,
+    MatchRecord,
+    Placement,
+    Round,
+    StoredResponse,
+    Student,
+    Withdrawn,
+)
 from ..domain.rules import Channel, Match
+from ..ports import JoinsOuterBlock
 
 Row = asyncpg.Record
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """jsonb in and out as Python values."""
+    """jsonb in and out as Python values (the pool's `init`)."""
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _for_update(sql: str, for_update: bool) -> str:
+    return sql + " FOR UPDATE" if for_update else sql
+
+
+def _channel(row: Row) -> Channel | None:
+    return Channel(row["channel"], row["webhook_url"]) if row["channel"] else None
+
+
+class _Repository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
 
 # ------------------------------------------------------------------------------ placements
 
 
-async def get_placement(conn: Connection, placement_id: str, *, lock: bool = False) -> Row | None:
-    sql = "SELECT * FROM placements WHERE placement_id = $1" + (" FOR UPDATE" if lock else "")
-    return await conn.fetchrow(sql, placement_id)
-
-
-async def insert_placement(
-    conn: Connection, offer: PlacementOffer, channel: Channel | None
-) -> Row | None:
-    """The new row, or None if the id exists."""
-    return await conn.fetchrow(
-        "INSERT INTO placements (placement_id, company_id, region, offer, channel, webhook_url) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (placement_id) DO NOTHING RETURNING *",
-        offer.placement_id,
-        offer.company_id,
-        offer.region,
-        offer.model_dump(mode="json"),
-        channel.kind if channel else None,
-        channel.webhook_url if channel else None,
+def _placement(row: Row) -> Placement:
+    return Placement(
+        offer=PlacementOffer.model_validate(row["offer"], strict=False),
+        channel=_channel(row),
+        withdrawn=row["withdrawn_at"] is not None,
     )
 
 
-async def insert_placements(
-    conn: Connection, rows: list[tuple[PlacementOffer, Channel | None]]
-) -> set[str]:
-    """Insert many placements in one statement; return the ids inserted (the others exist)."""
-    inserted = await conn.fetch(
-        "INSERT INTO placements (placement_id, company_id, region, offer, channel, webhook_url) "
-        "SELECT u.id, u.company, u.region, u.offer::jsonb, u.channel, u.hook "
-        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-        "AS u(id, company, region, offer, channel, hook) "
-        "ON CONFLICT (placement_id) DO NOTHING RETURNING placement_id",
-        [o.placement_id for o, _ in rows],
-        [o.company_id for o, _ in rows],
-        [o.region for o, _ in rows],
-        [o.model_dump_json() for o, _ in rows],
-        [c.kind if c else None for _, c in rows],
-        [c.webhook_url if c else None for _, c in rows],
-    )
-    return {r["placement_id"] for r in inserted}
+class PostgresPlacements(_Repository):
+    async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None:
+        sql = _for_update("SELECT * FROM placements WHERE placement_id = $1", for_update)
+        row = await self.conn.fetchrow(sql, placement_id)
+        return _placement(row) if row else None
+
+    async def add(self, placement: Placement) -> bool:
+        return bool(await self.add_many([placement]))
+
+    async def add_many(self, placements: Sequence[Placement]) -> set[str]:
+        inserted = await self.conn.fetch(
+            "INSERT INTO placements "
+            "(placement_id, company_id, region, offer, channel, webhook_url) "
+            "SELECT u.id, u.company, u.region, u.offer::jsonb, u.channel, u.hook "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
+            "AS u(id, company, region, offer, channel, hook) "
+            "ON CONFLICT (placement_id) DO NOTHING RETURNING placement_id",
+            [p.offer.placement_id for p in placements],
+            [p.offer.company_id for p in placements],
+            [p.offer.region for p in placements],
+            [p.offer.model_dump_json() for p in placements],
+            [p.channel.kind if p.channel else None for p in placements],
+            [p.channel.webhook_url if p.channel else None for p in placements],
+        )
+        return {r["placement_id"] for r in inserted}
+
+    async def save(self, placement: Placement) -> None:
+        offer, channel = placement.offer, placement.channel
+        await self.conn.execute(
+            "UPDATE placements SET company_id = $2, offer = $3, channel = $4, webhook_url = $5, "
+            "updated_at = now() WHERE placement_id = $1",
+            offer.placement_id,
+            offer.company_id,
+            offer.model_dump(mode="json"),
+            channel.kind if channel else None,
+            channel.webhook_url if channel else None,
+        )
+
+    async def withdraw(self, placement_id: str, reason: str | None) -> None:
+        await self.conn.execute(
+            "UPDATE placements SET withdrawn_at = now(), withdraw_reason = $2, updated_at = now() "
+            "WHERE placement_id = $1",
+            placement_id,
+            reason,
+        )
+
+    async def search(
+        self,
+        *,
+        region: str | None,
+        company_id: str | None,
+        include_withdrawn: bool,
+        limit: int,
+        offset: int,
+    ) -> list[Placement]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM placements WHERE ($1::text IS NULL OR region = $1) "
+            "AND ($2::text IS NULL OR company_id = $2) AND ($3 OR withdrawn_at IS NULL) "
+            "ORDER BY placement_id LIMIT $4 OFFSET $5",
+            region,
+            company_id,
+            include_withdrawn,
+            limit,
+            offset,
+        )
+        return [_placement(r) for r in rows]
+
+    async def open_among(self, placement_ids: Iterable[str]) -> set[str]:
+        rows = await self.conn.fetch(
+            "SELECT placement_id FROM placements WHERE placement_id = ANY($1::text[]) "
+            "AND withdrawn_at IS NULL",
+            list(placement_ids),
+        )
+        return {r["placement_id"] for r in rows}
 
 
-async def update_placement(
-    conn: Connection, offer: PlacementOffer, channel: Channel | None, set_channel: bool
-) -> Row:
-    """The updated row of a placement that the caller's transaction has locked."""
-    row = await conn.fetchrow(
-        "UPDATE placements SET company_id = $2, offer = $3, updated_at = now(), "
-        "channel = CASE WHEN $4 THEN $5 ELSE channel END, "
-        "webhook_url = CASE WHEN $4 THEN $6 ELSE webhook_url END "
-        "WHERE placement_id = $1 RETURNING *",
-        offer.placement_id,
-        offer.company_id,
-        offer.model_dump(mode="json"),
-        set_channel,
-        channel.kind if channel else None,
-        channel.webhook_url if channel else None,
-    )
-    assert row is not None
-    return row
+class PostgresCompanies(_Repository):
+    async def set_channel(self, company_id: str, channel: Channel) -> None:
+        await self.conn.execute(
+            "INSERT INTO companies (company_id, channel, webhook_url) VALUES ($1, $2, $3) "
+            "ON CONFLICT (company_id) DO UPDATE SET channel = EXCLUDED.channel, "
+            "webhook_url = EXCLUDED.webhook_url, updated_at = now()",
+            company_id,
+            channel.kind,
+            channel.webhook_url,
+        )
 
-
-async def withdraw_placement(conn: Connection, placement_id: str, reason: str | None) -> None:
-    await conn.execute(
-        "UPDATE placements SET withdrawn_at = now(), withdraw_reason = $2, updated_at = now() "
-        "WHERE placement_id = $1",
-        placement_id,
-        reason,
-    )
-
-
-async def list_placements(
-    conn: Connection,
-    region: str | None,
-    company_id: str | None,
-    include_withdrawn: bool,
-    limit: int,
-    offset: int,
-) -> list[Row]:
-    return await conn.fetch(
-        "SELECT * FROM placements WHERE ($1::text IS NULL OR region = $1) "
-        "AND ($2::text IS NULL OR company_id = $2) AND ($3 OR withdrawn_at IS NULL) "
-        "ORDER BY placement_id LIMIT $4 OFFSET $5",
-        region,
-        company_id,
-        include_withdrawn,
-        limit,
-        offset,
-    )
-
-
-async def open_placements_among(conn: Connection, ids: list[str]) -> set[str]:
-    rows = await conn.fetch(
-        "SELECT placement_id FROM placements WHERE placement_id = ANY($1::text[]) "
-        "AND withdrawn_at IS NULL",
-        ids,
-    )
-    return {r["placement_id"] for r in rows}
-
-
-async def confirmed_counts(conn: Connection, placement_ids: list[str]) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT placement_id, count(*) AS n FROM matches WHERE state = 'confirmed' "
-        "AND placement_id = ANY($1::text[]) GROUP BY placement_id",
-        placement_ids,
-    )
-    return {r["placement_id"]: int(r["n"]) for r in rows}
-
-
-async def set_company_channel(conn: Connection, company_id: str, channel: Channel) -> None:
-    await conn.execute(
-        "INSERT INTO companies (company_id, channel, webhook_url) VALUES ($1, $2, $3) "
-        "ON CONFLICT (company_id) DO UPDATE SET channel = EXCLUDED.channel, "
-        "webhook_url = EXCLUDED.webhook_url, updated_at = now()",
-        company_id,
-        channel.kind,
-        channel.webhook_url,
-    )
-
-
-async def company_channel(conn: Connection, company_id: str) -> Channel | None:
-    row = await conn.fetchrow(
-        "SELECT channel, webhook_url FROM companies WHERE company_id = $1", company_id
-    )
-    return Channel(row["channel"], row["webhook_url"]) if row else None
+    async def channel(self, company_id: str) -> Channel | None:
+        row = await self.conn.fetchrow(
+            "SELECT channel, webhook_url FROM companies WHERE company_id = $1", company_id
+        )
+        return _channel(row) if row else None
 
 
 # -------------------------------------------------------------------------------- students
 
 
-async def get_student(conn: Connection, student_id: str, *, lock: bool = False) -> Row | None:
-    sql = "SELECT * FROM students WHERE student_id = $1" + (" FOR UPDATE" if lock else "")
-    return await conn.fetchrow(sql, student_id)
-
-
-async def insert_student(
-    conn: Connection, profile: StudentProfile, name: str, email: str, phone: str | None
-) -> Row | None:
-    """The new row, or None if the id exists."""
-    return await conn.fetchrow(
-        "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
-        "registered_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now()) "
-        "ON CONFLICT (student_id) DO NOTHING RETURNING *",
-        profile.student_id,
-        profile.region,
-        profile.programme,
-        profile.model_dump(mode="json"),
-        name,
-        email,
-        phone,
+def _student(row: Row) -> Student | Withdrawn:
+    if row["withdrawn_at"] is not None or row["profile"] is None:
+        return Withdrawn(row["student_id"], row["region"], row["programme"])
+    return Student(
+        profile=StudentProfile.model_validate(row["profile"], strict=False),
+        contact=Contact(row["name"], row["email"], row["phone"]),
     )
 
 
-async def insert_students(
-    conn: Connection, rows: list[tuple[StudentProfile, str, str, str | None]]
-) -> set[str]:
-    """Insert many students in one statement; return the ids inserted (the others exist)."""
-    inserted = await conn.fetch(
-        "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
-        "registered_at, updated_at) "
-        "SELECT u.id, u.region, u.programme, u.profile::jsonb, u.name, u.email, u.phone, "
-        "now(), now() "
-        "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-        "$7::text[]) AS u(id, region, programme, profile, name, email, phone) "
-        "ON CONFLICT (student_id) DO NOTHING RETURNING student_id",
-        [p.student_id for p, *_ in rows],
-        [p.region for p, *_ in rows],
-        [p.programme for p, *_ in rows],
-        [p.model_dump_json() for p, *_ in rows],
-        [name for _, name, _, _ in rows],
-        [email for _, _, email, _ in rows],
-        [phone for _, _, _, phone in rows],
-    )
-    return {r["student_id"] for r in inserted}
+class PostgresStudents(_Repository):
+    async def get(self, student_id: str, *, for_update: bool = False) -> Student | Withdrawn | None:
+        sql = _for_update("SELECT * FROM students WHERE student_id = $1", for_update)
+        row = await self.conn.fetchrow(sql, student_id)
+        return _student(row) if row else None
 
+    async def add(self, student: Student) -> bool:
+        return bool(await self.add_many([student]))
 
-async def update_profile(conn: Connection, profile: StudentProfile) -> Row:
-    """The updated row of a student that the caller's transaction has locked."""
-    row = await conn.fetchrow(
-        "UPDATE students SET profile = $2, updated_at = now() WHERE student_id = $1 RETURNING *",
-        profile.student_id,
-        profile.model_dump(mode="json"),
-    )
-    assert row is not None
-    return row
+    async def add_many(self, students: Sequence[Student]) -> set[str]:
+        inserted = await self.conn.fetch(
+            "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
+            "registered_at, updated_at) "
+            "SELECT u.id, u.region, u.programme, u.profile::jsonb, u.name, u.email, u.phone, "
+            "now(), now() "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+            "$7::text[]) AS u(id, region, programme, profile, name, email, phone) "
+            "ON CONFLICT (student_id) DO NOTHING RETURNING student_id",
+            [s.profile.student_id for s in students],
+            [s.profile.region for s in students],
+            [s.profile.programme for s in students],
+            [s.profile.model_dump_json() for s in students],
+            [s.contact.name for s in students],
+            [s.contact.email for s in students],
+            [s.contact.phone for s in students],
+        )
+        return {r["student_id"] for r in inserted}
 
+    async def save_profile(self, profile: StudentProfile) -> Student:
+        row = await self.conn.fetchrow(
+            "UPDATE students SET profile = $2, updated_at = now() WHERE student_id = $1 "
+            "AND withdrawn_at IS NULL RETURNING *",
+            profile.student_id,
+            profile.model_dump(mode="json"),
+        )
+        student = _student(row) if row else None
+        if not isinstance(student, Student):
+            raise LookupError(f"student {profile.student_id} is not registered")
+        return student
 
-async def erase_student(conn: Connection, student_id: str) -> None:
-    """Leave a tombstone (id, region, programme, withdrawal time) and scrub every other trace."""
-    await conn.execute(
-        "UPDATE students SET profile = NULL, name = NULL, email = NULL, phone = NULL, "
-        "registered_at = NULL, updated_at = NULL, withdrawn_at = now() WHERE student_id = $1",
-        student_id,
-    )
-    # Stored idempotent responses keep no personal field, and no hash of the request body.
-    await conn.execute(
-        "UPDATE idempotency_keys SET request_hash = NULL, "
-        "response = response - 'name' - 'email' - 'phone' WHERE student_id = $1",
-        student_id,
-    )
-    # Published outbox rows about the student are history only; unsent ones must still go out.
-    await conn.execute(
-        "DELETE FROM outbox WHERE sent_at IS NOT NULL "
-        "AND convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'student_id' = $1",
-        student_id,
-    )
-    # Free-text decline reasons the student wrote go too.
-    await conn.execute(
-        "UPDATE matches SET reason = NULL WHERE student_id = $1 AND declined_by = 'student'",
-        student_id,
-    )
+    async def erase(self, student_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE students SET profile = NULL, name = NULL, email = NULL, phone = NULL, "
+            "registered_at = NULL, updated_at = NULL, withdrawn_at = now() WHERE student_id = $1",
+            student_id,
+        )
+        # Published outbox rows about the student are history only; unsent ones must still go out.
+        await self.conn.execute(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL "
+            "AND convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'student_id' = $1",
+            student_id,
+        )
 
 
 # --------------------------------------------------------------------------------- matches
 
 
-def to_match(row: Row) -> Match:
-    return Match(
-        match_id=str(row["match_id"]),
+def _match(row: Row) -> MatchRecord:
+    return MatchRecord(
+        match_id=row["match_id"],
+        round_id=row["round_id"],
+        region=row["region"],
+        student_id=row["student_id"],
+        placement_id=row["placement_id"],
+        company_id=row["company_id"],
+        rank=row["rank"],
         state=row["state"],
         accepted_by_student=row["accepted_by_student"],
         accepted_by_company=row["accepted_by_company"],
         declined_by=row["declined_by"],
         reason=row["reason"],
+        updated_at=row["updated_at"],
     )
 
 
-async def get_match(conn: Connection, match_id: uuid.UUID, *, lock: bool = False) -> Row | None:
-    sql = "SELECT * FROM matches WHERE match_id = $1" + (" FOR UPDATE" if lock else "")
-    return await conn.fetchrow(sql, match_id)
+class PostgresMatches(_Repository):
+    async def get(self, match_id: uuid.UUID, *, for_update: bool = False) -> MatchRecord | None:
+        sql = _for_update("SELECT * FROM matches WHERE match_id = $1", for_update)
+        row = await self.conn.fetchrow(sql, match_id)
+        return _match(row) if row else None
 
+    async def propose(self, proposal: ev.MatchProposedData) -> None:
+        await self.conn.execute(
+            "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
+            "company_id, rank, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed') "
+            "ON CONFLICT (match_id) DO NOTHING",
+            proposal.match_id,
+            proposal.round_id,
+            proposal.region,
+            proposal.student_id,
+            proposal.placement_id,
+            proposal.company_id,
+            proposal.rank,
+        )
 
-async def insert_match(
-    conn: Connection,
-    match_id: uuid.UUID,
-    round_id: uuid.UUID | None,
-    region: str,
-    student_id: str,
-    placement_id: str,
-    company_id: str | None,
-    rank: int | None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, company_id, "
-        "rank, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed') "
-        "ON CONFLICT (match_id) DO NOTHING",
-        match_id,
-        round_id,
-        region,
-        student_id,
-        placement_id,
-        company_id,
-        rank,
-    )
+    async def save(self, match: Match) -> MatchRecord:
+        row = await self.conn.fetchrow(
+            "UPDATE matches SET state = $2, accepted_by_student = $3, accepted_by_company = $4, "
+            "declined_by = $5, reason = $6, updated_at = now() WHERE match_id = $1 RETURNING *",
+            uuid.UUID(match.match_id),
+            match.state,
+            match.accepted_by_student,
+            match.accepted_by_company,
+            match.declined_by,
+            match.reason,
+        )
+        if row is None:
+            raise LookupError(f"match {match.match_id} is not known")
+        return _match(row)
 
+    async def of_placement(self, placement_id: str) -> list[MatchRecord]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM matches WHERE placement_id = $1 ORDER BY created_at, match_id",
+            placement_id,
+        )
+        return [_match(r) for r in rows]
 
-async def save_match(conn: Connection, match: Match) -> Row:
-    """The updated row of a match that the caller's transaction has locked."""
-    row = await conn.fetchrow(
-        "UPDATE matches SET state = $2, accepted_by_student = $3, accepted_by_company = $4, "
-        "declined_by = $5, reason = $6, updated_at = now() WHERE match_id = $1 RETURNING *",
-        uuid.UUID(match.match_id),
-        match.state,
-        match.accepted_by_student,
-        match.accepted_by_company,
-        match.declined_by,
-        match.reason,
-    )
-    assert row is not None
-    return row
+    async def of_pair(self, placement_id: str, student_id: str) -> list[MatchRecord]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM matches WHERE placement_id = $1 AND student_id = $2",
+            placement_id,
+            student_id,
+        )
+        return [_match(r) for r in rows]
 
+    async def current_of_student(self, student_id: str) -> MatchRecord | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM matches WHERE student_id = $1 "
+            "AND state IN ('proposed', 'accepted', 'confirmed') "
+            "ORDER BY created_at DESC, match_id LIMIT 1",
+            student_id,
+        )
+        return _match(row) if row else None
 
-async def matches_of_placement(conn: Connection, placement_id: str) -> list[Row]:
-    return await conn.fetch(
-        "SELECT * FROM matches WHERE placement_id = $1 ORDER BY created_at, match_id",
-        placement_id,
-    )
+    async def confirmed_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        rows = await self.conn.fetch(
+            "SELECT placement_id, count(*) AS n FROM matches WHERE state = 'confirmed' "
+            "AND placement_id = ANY($1::text[]) GROUP BY placement_id",
+            list(placement_ids),
+        )
+        return {r["placement_id"]: int(r["n"]) for r in rows}
 
-
-async def matches_of_pair(conn: Connection, placement_id: str, student_id: str) -> list[Row]:
-    return await conn.fetch(
-        "SELECT * FROM matches WHERE placement_id = $1 AND student_id = $2",
-        placement_id,
-        student_id,
-    )
-
-
-async def current_match_of_student(conn: Connection, student_id: str) -> Row | None:
-    return await conn.fetchrow(
-        "SELECT * FROM matches WHERE student_id = $1 "
-        "AND state IN ('proposed', 'accepted', 'confirmed') "
-        "ORDER BY created_at DESC, match_id LIMIT 1",
-        student_id,
-    )
+    async def forget_reasons_of(self, student_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE matches SET reason = NULL WHERE student_id = $1 AND declined_by = 'student'",
+            student_id,
+        )
 
 
 # ---------------------------------------------------------------------------------- rounds
 
 
-async def insert_round(
-    conn: Connection,
-    round_id: uuid.UUID,
-    region: str,
-    policy: str,
-    requested_by: str | None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO rounds (round_id, region, policy, requested_by, status, requested_at) "
-        "VALUES ($1, $2, $3, $4, 'requested', now()) ON CONFLICT (round_id) DO NOTHING",
-        round_id,
-        region,
-        policy,
-        requested_by,
+def _round(row: Row) -> Round:
+    figures = row["figures"]
+    return Round(
+        round_id=row["round_id"],
+        region=row["region"],
+        policy=row["policy"],
+        status=row["status"],
+        requested_at=row["requested_at"],
+        completed_at=row["completed_at"],
+        figures=RoundFigures.model_validate(figures, strict=False) if figures else None,
+        unplaced_by_reason=row["unplaced_by_reason"],
+        proposed=row["proposed"],
+        cancelled=row["cancelled"],
     )
 
 
-async def complete_round(
-    conn: Connection,
-    round_id: uuid.UUID,
-    region: str,
-    policy: str,
-    figures: dict[str, Any],
-    unplaced_by_reason: dict[str, int],
-    proposed: int,
-    cancelled: int,
-) -> None:
-    await conn.execute(
-        "INSERT INTO rounds (round_id, region, policy, status, figures, unplaced_by_reason, "
-        "proposed, cancelled, completed_at) "
-        "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now()) "
-        "ON CONFLICT (round_id) DO UPDATE SET status = 'completed', policy = EXCLUDED.policy, "
-        "figures = EXCLUDED.figures, unplaced_by_reason = EXCLUDED.unplaced_by_reason, "
-        "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now()",
-        round_id,
-        region,
-        policy,
-        figures,
-        unplaced_by_reason,
-        proposed,
-        cancelled,
-    )
+class PostgresRounds(_Repository):
+    async def add_requested(
+        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO rounds (round_id, region, policy, requested_by, status, requested_at) "
+            "VALUES ($1, $2, $3, $4, 'requested', now()) ON CONFLICT (round_id) DO NOTHING",
+            round_id,
+            region,
+            policy,
+            requested_by,
+        )
 
+    async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
+        await self.conn.execute(
+            "INSERT INTO rounds (round_id, region, policy, status, figures, unplaced_by_reason, "
+            "proposed, cancelled, completed_at) "
+            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now()) "
+            "ON CONFLICT (round_id) DO UPDATE SET status = 'completed', policy = EXCLUDED.policy, "
+            "figures = EXCLUDED.figures, unplaced_by_reason = EXCLUDED.unplaced_by_reason, "
+            "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now()",
+            result.round_id,
+            result.region,
+            result.policy,
+            result.figures.model_dump(mode="json"),
+            dict(result.unplaced_by_reason),
+            result.proposed,
+            result.cancelled,
+        )
 
-async def get_round(conn: Connection, round_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM rounds WHERE round_id = $1", round_id)
+    async def get(self, round_id: uuid.UUID) -> Round | None:
+        row = await self.conn.fetchrow("SELECT * FROM rounds WHERE round_id = $1", round_id)
+        return _round(row) if row else None
 
 
 # ---------------------------------------------------------------------------- idempotency
 
 
-async def reserve_key(
-    conn: Connection, key: str, method: str, path: str, request_hash: str
-) -> Row | None:
-    """Reserve the key for this transaction; or return the row of the request that used it first.
+class PostgresIdempotency(_Repository):
+    async def reserve(self, key: IdempotencyKey) -> StoredResponse | None:
+        # A concurrent request with the same key waits on the primary key until the first
+        # commits (then sees its row) or rolls back (then reserves the key itself).
+        reserved = await self.conn.fetchval(
+            "INSERT INTO idempotency_keys (key, method, path, request_hash) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+            key.key,
+            key.method,
+            key.path,
+            key.request_hash,
+        )
+        if reserved:
+            return None
+        row = await self.conn.fetchrow(
+            "SELECT status, response, request_hash FROM idempotency_keys "
+            "WHERE key = $1 AND method = $2 AND path = $3",
+            key.key,
+            key.method,
+            key.path,
+        )
+        if row is None:  # deleted between the two statements: no stored answer to give
+            raise LookupError(f"idempotency key {key.key!r} vanished")
+        return StoredResponse(row["status"], row["response"], row["request_hash"])
 
-    A concurrent request with the same key waits on the primary key until the first commits
-    (then sees its row) or rolls back (then reserves the key itself).
-    """
-    reserved = await conn.fetchval(
-        "INSERT INTO idempotency_keys (key, method, path, request_hash) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        key,
-        method,
-        path,
-        request_hash,
-    )
-    if reserved:
-        return None
-    return await conn.fetchrow(
-        "SELECT * FROM idempotency_keys WHERE key = $1 AND method = $2 AND path = $3",
-        key,
-        method,
-        path,
-    )
+    async def store(
+        self, key: IdempotencyKey, status: int, body: Any, student_id: str | None
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE idempotency_keys SET status = $4, response = $5, student_id = $6 "
+            "WHERE key = $1 AND method = $2 AND path = $3",
+            key.key,
+            key.method,
+            key.path,
+            status,
+            body,
+            student_id,
+        )
+
+    async def forget_student(self, student_id: str) -> None:
+        # Stored responses keep no personal field, and no hash of the request body.
+        await self.conn.execute(
+            "UPDATE idempotency_keys SET request_hash = NULL, "
+            "response = response - 'name' - 'email' - 'phone' WHERE student_id = $1",
+            student_id,
+        )
 
 
-async def store_response(
-    conn: Connection,
-    key: str,
-    method: str,
-    path: str,
-    status: int,
-    response: Any,
-    student_id: str | None,
-) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET status = $4, response = $5, student_id = $6 "
-        "WHERE key = $1 AND method = $2 AND path = $3",
-        key,
-        method,
-        path,
-        status,
-        response,
-        student_id,
-    )
+# -------------------------------------------------------------------------- unit of work
+
+
+class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
+    """A transaction over the placements schema (the pool's connections live in it; they need
+    `init_connection`), with the repositories on its connection."""
+
+    placements: PostgresPlacements
+    companies: PostgresCompanies
+    students: PostgresStudents
+    matches: PostgresMatches
+    rounds: PostgresRounds
+    idempotency: PostgresIdempotency
+
+    def bind(self, conn: Connection) -> None:
+        self.placements = PostgresPlacements(conn)
+        self.companies = PostgresCompanies(conn)
+        self.students = PostgresStudents(conn)
+        self.matches = PostgresMatches(conn)
+        self.rounds = PostgresRounds(conn)
+        self.idempotency = PostgresIdempotency(conn)
+
+    async def published_count(self, region: str, topics: Iterable[str]) -> int:
+        return await published_count(self.conn, region, topics)

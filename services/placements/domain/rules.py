@@ -5,10 +5,10 @@ No I/O here: the handlers load what a rule needs, call it, and write what it dec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from shared.contracts.profiles import MAX_PREFERENCES
 
@@ -77,6 +77,12 @@ def check_ranking(ranking: Sequence[str] | None) -> list[FieldError]:
     return errors
 
 
+def offer_errors(offer: Mapping[str, Any]) -> list[FieldError]:
+    """The cross-field rules of an offer (its fields as a mapping): the period, the ranking."""
+    errors = check_period(offer.get("starts_on"), offer.get("ends_on"), "starts_on", "ends_on")
+    return errors + check_ranking(offer.get("ranking"))
+
+
 def check_capacity(capacity: int, confirmed: int) -> list[FieldError]:
     """Capacity may not drop below the matches already confirmed at the placement."""
     if capacity < confirmed:
@@ -102,6 +108,22 @@ def check_notification(
     elif webhook_url is not None:
         return [FieldError(name, "only allowed when channel is 'webhook'")]
     return []
+
+
+def in_item(index: int, errors: Iterable[FieldError]) -> list[FieldError]:
+    """The errors of one item of a batch, named from the body's root (`items[3].ends_on`)."""
+    return [FieldError(f"items[{index}].{e.field}", e.message) for e in errors]
+
+
+def check_unique(ids: Sequence[str], field: str) -> list[FieldError]:
+    """Each id at most once in a batch: a repeat is named with the item it repeats."""
+    first: dict[str, int] = {}
+    errors = []
+    for i, value in enumerate(ids):
+        if value in first:
+            errors.append(FieldError(f"items[{i}].{field}", f"repeats items[{first[value]}]"))
+        first.setdefault(value, i)
+    return errors
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""HTTP routes: parse, call one handler, return. Errors become problem details (problems.py)."""
+"""HTTP routes: parse the request into a command, call one handler, choose the status code.
+
+Errors are `DomainError`s raised by the handlers, which `problems.py` turns into problem
+details. The routes get a unit of work of the app's container (`app.state.container`) by a
+dependency. An Idempotency-Key is handled here, in `_idempotent`, for every POST that takes one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -13,8 +21,15 @@ from pydantic import BaseModel, SecretStr
 
 from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
 
-from .. import schemas
-from ..handlers import IdempotencyKey, PlacementsService, Result, request_hash
+from .. import handlers
+from ..domain.commands import ListPlacements, WithdrawPlacement, WithdrawStudent
+from ..domain.errors import FieldError, Invalid
+from ..domain.model import IdempotencyKey
+from ..ports import PlacementsUnitOfWork
+from . import schemas
+
+if TYPE_CHECKING:
+    from ..bootstrap import Container
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.Problem, "content": {"application/problem+json": {}}}
@@ -31,12 +46,18 @@ IdemHeader = Annotated[
 ]
 
 
-def service(request: Request) -> PlacementsService:
-    svc: PlacementsService = request.app.state.service
-    return svc
+def unit_of_work(request: Request) -> PlacementsUnitOfWork:
+    """A unit of work of the running app's container."""
+    container: Container = request.app.state.container
+    return container.uow()
 
 
-Service = Annotated[PlacementsService, Depends(service)]
+UoW = Annotated[PlacementsUnitOfWork, Depends(unit_of_work)]
+
+
+def request_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _key(header: str | None, request: Request, body: BaseModel) -> IdempotencyKey | None:
@@ -47,10 +68,31 @@ def _key(header: str | None, request: Request, body: BaseModel) -> IdempotencyKe
     return IdempotencyKey(header, request.method, request.url.path, body_hash)
 
 
-def _respond(result: Result) -> Response:
-    if result.body is None:
-        return Response(status_code=result.status)
-    return JSONResponse(result.body, status_code=result.status)
+async def _idempotent(
+    uow: PlacementsUnitOfWork,
+    key: IdempotencyKey | None,
+    status: int,
+    write: Callable[[], Awaitable[BaseModel]],
+    *,
+    student_id: str | None = None,
+) -> Response:
+    """Run `write` (a handler over `uow`, rendered) and answer `status` with its body. With a
+    key, the key, the write and the stored response commit in one transaction (the handler's
+    block joins this one), and a repeat gets the first response and writes nothing. Errors are
+    not stored: a corrected request may reuse the key. `student_id` names whose personal details
+    the response holds (erasure scrubs them)."""
+    if key is None:
+        return JSONResponse((await write()).model_dump(mode="json"), status_code=status)
+    async with uow:
+        first = await uow.idempotency.reserve(key)
+        if first is not None:
+            if first.request_hash not in (None, key.request_hash):
+                message = "this key was already used with a different request body"
+                raise Invalid([FieldError("Idempotency-Key", message)])
+            return JSONResponse(first.body, status_code=first.status)
+        body = (await write()).model_dump(mode="json")
+        await uow.idempotency.store(key, status, body, student_id)
+    return JSONResponse(body, status_code=status)
 
 
 router = APIRouter(prefix="/v1", responses=PROBLEMS)
@@ -63,11 +105,15 @@ router = APIRouter(prefix="/v1", responses=PROBLEMS)
     "/placements", status_code=201, response_model=schemas.PlacementOut, tags=["placements"]
 )
 async def post_placement(
-    body: schemas.PlacementIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
+    body: schemas.PlacementIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
 ) -> Response:
     """A company posts a placement offer (PlacementPosted)."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.post_placement(body, key))
+    command = body.command()
+
+    async def write() -> schemas.PlacementOut:
+        return schemas.PlacementOut.of(await handlers.post_placement(command, uow))
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
 
 
 @router.post(
@@ -76,55 +122,61 @@ async def post_placement(
 async def post_placements(
     body: schemas.PlacementBatchIn,
     request: Request,
-    svc: Service,
+    uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """Post up to 500 placements at once (a PlacementPosted each); all or none.
 
     A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
     a 409. Meant for imports (a region's list of offers, a spreadsheet)."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.post_placements(body, key))
+    command = body.command()
+
+    async def write() -> schemas.BatchCreated:
+        ids = await handlers.post_placements(command, uow)
+        return schemas.BatchCreated(created=len(ids), ids=ids)
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
 
 
 @router.get("/placements", response_model=list[schemas.PlacementOut], tags=["placements"])
 async def list_placements(
-    svc: Service,
+    uow: UoW,
     region: Annotated[str | None, Query(max_length=64)] = None,
     company_id: Annotated[str | None, Query(max_length=200)] = None,
     include_withdrawn: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
+) -> list[schemas.PlacementOut]:
     """Placements, filtered by region and company, ordered by id."""
-    return JSONResponse(
-        await svc.list_placements(region, company_id, include_withdrawn, limit, offset)
-    )
+    query = ListPlacements(region, company_id, include_withdrawn, limit, offset)
+    return [schemas.PlacementOut.of(v) for v in await handlers.list_placements(query, uow)]
 
 
 @router.get("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"])
-async def get_placement(placement_id: str, svc: Service) -> Response:
-    return JSONResponse(await svc.get_placement(placement_id))
+async def get_placement(placement_id: str, uow: UoW) -> schemas.PlacementOut:
+    return schemas.PlacementOut.of(await handlers.get_placement(placement_id, uow))
 
 
 @router.patch(
     "/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"]
 )
 async def patch_placement(
-    placement_id: str, body: schemas.PlacementPatch, svc: Service
-) -> Response:
+    placement_id: str, body: schemas.PlacementPatch, uow: UoW
+) -> schemas.PlacementOut:
     """Change a placement (PlacementUpdated). Capacity may not drop below the confirmed matches."""
-    return _respond(await svc.patch_placement(placement_id, body))
+    view = await handlers.patch_placement(body.command(placement_id), uow)
+    return schemas.PlacementOut.of(view)
 
 
 @router.delete("/placements/{placement_id}", status_code=204, tags=["placements"])
 async def withdraw_placement(
     placement_id: str,
-    svc: Service,
+    uow: UoW,
     reason: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     """Withdraw a placement (PlacementWithdrawn); repeating it changes nothing."""
-    return _respond(await svc.withdraw_placement(placement_id, reason))
+    await handlers.withdraw_placement(WithdrawPlacement(placement_id, reason), uow)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -132,16 +184,17 @@ async def withdraw_placement(
     response_model=list[schemas.MatchOut],
     tags=["matches"],
 )
-async def placement_matches(placement_id: str, svc: Service) -> Response:
-    return JSONResponse(await svc.placement_matches(placement_id))
+async def placement_matches(placement_id: str, uow: UoW) -> list[schemas.MatchOut]:
+    return [schemas.MatchOut.of(m) for m in await handlers.placement_matches(placement_id, uow)]
 
 
 @router.put("/companies/{company_id}/notification-channel", tags=["placements"])
 async def set_company_channel(
-    company_id: str, body: schemas.CompanyChannelIn, svc: Service
+    company_id: str, body: schemas.CompanyChannelIn, uow: UoW
 ) -> dict[str, Any]:
     """A company's default channel; a placement's own `notification` wins over it."""
-    return await svc.set_company_channel(company_id, body)
+    await handlers.set_company_channel(body.command(company_id), uow)
+    return {"company_id": company_id, "channel": body.channel, "webhook_url": body.webhook_url}
 
 
 # -------------------------------------------------------------------------------- students
@@ -149,11 +202,16 @@ async def set_company_channel(
 
 @router.post("/students", status_code=201, response_model=schemas.StudentOut, tags=["students"])
 async def register_student(
-    body: schemas.StudentIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
+    body: schemas.StudentIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
 ) -> Response:
     """A student registers (StudentRegistered; name, e-mail and phone stay here)."""
+    command = body.command()
+
+    async def write() -> schemas.StudentOut:
+        return schemas.StudentOut.of(await handlers.register_student(command, uow))
+
     key = _key(idempotency_key, request, body)
-    return _respond(await svc.register_student(body, key))
+    return await _idempotent(uow, key, 201, write, student_id=command.profile.student_id)
 
 
 @router.post(
@@ -162,40 +220,48 @@ async def register_student(
 async def register_students(
     body: schemas.StudentBatchIn,
     request: Request,
-    svc: Service,
+    uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """Register up to 500 students at once (a StudentRegistered each); all or none.
 
     A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
     a 409. Meant for a school's import of its students."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.register_students(body, key))
+    command = body.command()
+
+    async def write() -> schemas.BatchCreated:
+        ids = await handlers.register_students(command, uow)
+        return schemas.BatchCreated(created=len(ids), ids=ids)
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
 
 
 @router.put(
     "/students/{student_id}/preferences", response_model=schemas.StudentOut, tags=["students"]
 )
-async def set_preferences(student_id: str, body: schemas.PreferencesIn, svc: Service) -> Response:
+async def set_preferences(
+    student_id: str, body: schemas.PreferencesIn, uow: UoW
+) -> schemas.StudentOut:
     """Rank up to 10 open placements (StudentPreferencesUpdated)."""
-    return _respond(await svc.set_preferences(student_id, body))
+    return schemas.StudentOut.of(await handlers.set_preferences(body.command(student_id), uow))
 
 
 @router.delete("/students/{student_id}", status_code=204, tags=["students"])
-async def withdraw_student(student_id: str, svc: Service) -> Response:
+async def withdraw_student(student_id: str, uow: UoW) -> Response:
     """Withdraw a student and erase their personal data (StudentWithdrawn)."""
-    return _respond(await svc.withdraw_student(student_id))
+    await handlers.withdraw_student(WithdrawStudent(student_id), uow)
+    return Response(status_code=204)
 
 
 @router.get("/students/{student_id}", response_model=schemas.StudentOut, tags=["students"])
-async def get_student(student_id: str, svc: Service) -> Response:
-    return JSONResponse(await svc.get_student(student_id))
+async def get_student(student_id: str, uow: UoW) -> schemas.StudentOut:
+    return schemas.StudentOut.of(await handlers.get_student(student_id, uow))
 
 
 @router.get("/students/{student_id}/match", response_model=schemas.MatchOut, tags=["matches"])
-async def student_match(student_id: str, svc: Service) -> Response:
+async def student_match(student_id: str, uow: UoW) -> schemas.MatchOut:
     """The student's current match (proposed, accepted or confirmed)."""
-    return JSONResponse(await svc.student_match(student_id))
+    return schemas.MatchOut.of(await handlers.student_match(student_id, uow))
 
 
 # --------------------------------------------------------------------------------- matches
@@ -206,12 +272,16 @@ async def accept_match(
     match_id: uuid.UUID,
     body: schemas.AcceptIn,
     request: Request,
-    svc: Service,
+    uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """The student or the company accepts a proposal (MatchAccepted)."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.answer_match(match_id, body.by, False, None, key))
+    command = body.command(match_id)
+
+    async def write() -> schemas.MatchOut:
+        return schemas.MatchOut.of(await handlers.answer_match(command, uow))
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 200, write)
 
 
 @router.post("/matches/{match_id}/decline", response_model=schemas.MatchOut, tags=["matches"])
@@ -219,12 +289,16 @@ async def decline_match(
     match_id: uuid.UUID,
     body: schemas.DeclineIn,
     request: Request,
-    svc: Service,
+    uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """The student or the company declines a proposal, with a reason (MatchDeclined)."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.answer_match(match_id, body.by, True, body.reason, key))
+    command = body.command(match_id)
+
+    async def write() -> schemas.MatchOut:
+        return schemas.MatchOut.of(await handlers.answer_match(command, uow))
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 200, write)
 
 
 # ---------------------------------------------------------------------------------- rounds
@@ -232,17 +306,22 @@ async def decline_match(
 
 @router.post("/rounds", status_code=202, response_model=schemas.RoundAccepted, tags=["rounds"])
 async def request_round(
-    body: schemas.RoundIn, request: Request, svc: Service, idempotency_key: IdemHeader = None
+    body: schemas.RoundIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
 ) -> Response:
     """A coordinator asks for a matching round in a region (MatchingRoundRequested)."""
-    key = _key(idempotency_key, request, body)
-    return _respond(await svc.request_round(body, key))
+    command = body.command()
+
+    async def write() -> schemas.RoundAccepted:
+        round_id = await handlers.request_round(command, uow)
+        return schemas.RoundAccepted(round_id=round_id, status="requested")
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 202, write)
 
 
 @router.get("/rounds/{round_id}", response_model=schemas.RoundOut, tags=["rounds"])
-async def get_round(round_id: uuid.UUID, svc: Service) -> Response:
+async def get_round(round_id: uuid.UUID, uow: UoW) -> schemas.RoundOut:
     """The round's status and, once matching reported them, its figures."""
-    return JSONResponse(await svc.get_round(round_id))
+    return schemas.RoundOut.of(await handlers.get_round(round_id, uow))
 
 
 # -------------------------------------------------------------------------------- internal
@@ -266,10 +345,10 @@ def internal_router(token: SecretStr) -> APIRouter:
 
     @internal.get(NOTICE_CONTEXT_PATH, dependencies=[Depends(authorise)])
     async def notice_context(
-        svc: Service,
+        uow: UoW,
         placement_id: Annotated[str, Query(min_length=1, max_length=200)],
         student_id: Annotated[str, Query(min_length=1, max_length=200)],
     ) -> NoticeContext:
-        return await svc.notice_context(placement_id, student_id)
+        return await handlers.notice_context(placement_id, student_id, uow)
 
     return internal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -71,20 +71,20 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem details."""
 
-    async def on_domain(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, DomainError)
+    # Starlette calls each handler only with the exception class it was registered for.
+    async def on_domain(_: Request, error: Exception) -> Response:
+        exc = cast(DomainError, error)
         status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
         errors = exc.errors if isinstance(exc, Invalid) else []
         return problem(status, exc.title, exc.detail, errors)
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = validation_errors(exc)
+    async def on_validation(_: Request, error: Exception) -> Response:
+        errors = validation_errors(cast(RequestValidationError, error))
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
         return problem(422, "Invalid request", detail, errors)
 
-    async def on_http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+    async def on_http(_: Request, error: Exception) -> Response:
+        exc = cast(StarletteHTTPException, error)
         if isinstance(exc.__cause__, _TooLarge):  # FastAPI wraps errors of reading the body
             return problem(413, "Request body too large", str(exc.__cause__))
         response = problem(exc.status_code, _title(exc.status_code), str(exc.detail))

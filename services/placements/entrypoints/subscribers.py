@@ -1,37 +1,110 @@
 """Kafka subscribers: the match and round events that keep match states and round figures
-current. Each parses through `EventConsumer` (retries, dead letters) and calls one handler."""
+current, and the publishers of what this service writes to its outbox (declared so that the
+AsyncAPI document shows them; the outbox relay publishes).
+
+Each subscriber takes its topic's union, parsed by the group's `EventPolicy` (contract
+violations dead-lettered, handler failures retried then dead-lettered), and calls one handler.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import Annotated
 
-from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from faststream.kafka import KafkaRouter
+from pydantic import Field
 
+from shared import runtime
 from shared.contracts import events as ev
-from shared.contracts.topics import Topics
-from shared.kafka import EventConsumer, subscriber_options
+from shared.kafka import EventPolicy
 
-GROUP_ID = "placements"
+from .. import handlers
+from ..ports import PlacementsUnitOfWork
+from ..settings import PlacementsSettings
 
-Apply = Callable[[ev.Event], Awaitable[object]]
+MatchAnswer = Annotated[ev.MatchAccepted | ev.MatchDeclined, Field(discriminator="type")]
 
 
 def build_router(
-    broker: KafkaBroker, topics: Topics, apply: Apply, max_attempts: int = 5
+    settings: PlacementsSettings,
+    policy: EventPolicy,
+    uow: Callable[[], PlacementsUnitOfWork],
 ) -> KafkaRouter:
-    """Subscribers of apl.matches.v1 and apl.rounds.v1 (group "placements")."""
-    consumer = EventConsumer(broker, topics, GROUP_ID, max_attempts=max_attempts)
-    router = KafkaRouter()
+    """Subscribers of apl.matches.v1 and apl.rounds.v1 (group `settings.group_id`), publishers
+    of apl.placements.v1, apl.students.v1, apl.rounds.v1 and apl.matches.v1."""
+    topics = settings.topics
+    options = runtime.subscriber_options(settings)
+    router = runtime.router(policy)
 
-    async def handle(event: ev.Event) -> None:
-        await apply(event)
+    @router.subscriber(
+        topics.matches,
+        decoder=policy.decode,
+        title="placements:matches",
+        description=(
+            "Proposals (a new match), answers, confirmations and cancellations keep each "
+            "match's state; the service's own answers come back as duplicates of its inbox."
+        ),
+        **options,
+    )
+    async def on_match(event: ev.MatchEvent) -> None:
+        match event:
+            case ev.MatchProposed():
+                await handlers.apply_match_proposed(event, uow())
+            case ev.MatchAccepted():
+                await handlers.apply_match_accepted(event, uow())
+            case ev.MatchDeclined():
+                await handlers.apply_match_declined(event, uow())
+            case ev.MatchConfirmed():
+                await handlers.apply_match_confirmed(event, uow())
+            case ev.MatchCancelled():
+                await handlers.apply_match_cancelled(event, uow())
 
-    async def on_event(message: KafkaMessage) -> None:
-        await consumer.dispatch(message, handle)
+    @router.subscriber(
+        topics.rounds,
+        decoder=policy.decode,
+        title="placements:rounds",
+        description=(
+            "Rounds requested elsewhere, and the figures of completed rounds; the service's own "
+            "requests come back as duplicates of its inbox."
+        ),
+        **options,
+    )
+    async def on_round(event: ev.RoundEvent) -> None:
+        match event:
+            case ev.MatchingRoundRequested():
+                await handlers.apply_round_requested(event, uow())
+            case ev.MatchingRoundCompleted():
+                await handlers.apply_round_completed(event, uow())
 
-    for topic, description in (
-        (topics.matches, "Match proposals, answers, confirmations and cancellations."),
-        (topics.rounds, "Rounds requested and their figures once completed."),
-    ):
-        router.subscriber(topic, description=description, **subscriber_options(GROUP_ID))(on_event)
+    # Published through the outbox relay (keyed by region); declared for the AsyncAPI document.
+    router.publisher(
+        topics.placements,
+        title="placements:placement-events",
+        description="PlacementPosted, PlacementUpdated, PlacementWithdrawn.",
+        schema=ev.PlacementEvent,
+    )
+    router.publisher(
+        topics.students,
+        title="placements:student-events",
+        description=(
+            "StudentRegistered, StudentPreferencesUpdated (the pseudonymous profile only: no "
+            "name, e-mail or phone), StudentWithdrawn."
+        ),
+        schema=ev.StudentEvent,
+    )
+    router.publisher(
+        topics.rounds,
+        title="placements:round-requests",
+        description=(
+            "MatchingRoundRequested, with how many inputs of the region this service had "
+            "published before it (`inputs_published`)."
+        ),
+        schema=ev.MatchingRoundRequested,
+    )
+    router.publisher(
+        topics.matches,
+        title="placements:match-answers",
+        description="MatchAccepted and MatchDeclined: a student's or a company's answer.",
+        schema=MatchAnswer,
+    )
     return router

@@ -1,66 +1,84 @@
-"""Message flow of the placements subscribers with FastStream's in-memory TestKafkaBroker."""
+"""The placements subscribers on FastStream's in-memory TestKafkaBroker, over the in-memory unit
+of work: typed events reach their handlers once, poison and failing events are dead-lettered."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
-from services.placements.entrypoints.subscribers import GROUP_ID, build_router
+from services.placements.bootstrap import build
+from services.placements.settings import PlacementsSettings
 from shared.contracts import events as ev
-from shared.contracts.topics import Topics, dlt
-from shared.kafka import make_broker, publish_event
+from shared.contracts.topics import MATCHES, ROUNDS, dlt
+from shared.kafka import publish_event
 from tests.support.factories import every_event
+from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 
 
-async def test_match_and_round_events_reach_the_handler_and_poison_goes_to_dlt() -> None:
-    topics = Topics("mem.")
-    broker = make_broker("localhost:9092", "inmemory-placements")
-    applied: list[ev.Event] = []
-    dead_bodies: list[bytes] = []
+def settings(prefix: str) -> PlacementsSettings:
+    return PlacementsSettings(environment="test", topic_prefix=prefix, max_attempts=1)
 
-    async def apply(event: ev.Event) -> None:
-        applied.append(event)
 
-    broker.include_router(build_router(broker, topics, apply, max_attempts=1))
+def test_the_group_is_the_prefixed_service_name() -> None:
+    container = build(settings("mem0."), unit_of_work=InMemoryPlacementsUnitOfWork)
+    subscribers: list[Any] = list(container.broker.subscribers)
+    groups = {sub.group_id for sub in subscribers}
+    topics = {name for sub in subscribers for name in sub.topic_names}
+    assert groups == {"mem0.placements"} == {container.settings.group_id}
+    assert topics == {"mem0.apl.matches.v1", "mem0.apl.rounds.v1"}
 
-    @broker.subscriber(dlt(topics.matches), group_id="dlt-watch")
-    async def dead(message: KafkaMessage) -> None:
-        dead_bodies.append(message.body)
 
-    wanted = [
-        e
-        for e in every_event()
-        if e.topic in {topics.contract_topic(topics.matches), topics.contract_topic(topics.rounds)}
-    ]
-    assert {e.type for e in wanted} >= {"MatchProposed", "MatchingRoundCompleted"}
-    async with TestKafkaBroker(broker) as br:
-        for event in wanted:
-            await publish_event(br, topics, event)
-        await br.publish(b'{"type": "MatchProposed"}', topics.matches, key=b"SE-AB")
-        assert applied == wanted
-        assert dead_bodies == [b'{"type": "MatchProposed"}']
-    assert GROUP_ID == "placements"
+async def test_match_and_round_events_are_applied_once_and_poison_goes_to_dlt() -> None:
+    fake = InMemoryPlacementsUnitOfWork()
+    container = build(settings("mem."), unit_of_work=lambda: fake)
+    topics = container.settings.topics
+    dead: list[bytes] = []
+
+    @container.broker.subscriber(dlt(topics.matches), group_id="dlt-watch")
+    async def on_dead(message: KafkaMessage) -> None:
+        dead.append(message.body)
+
+    consumed = [e for e in every_event() if e.topic in {MATCHES, ROUNDS}]
+    assert {e.type for e in consumed} == set(ev.types_of(MATCHES)) | set(ev.types_of(ROUNDS))
+    async with TestKafkaBroker(container.broker) as broker:
+        for event in [*consumed, consumed[0]]:  # the first one twice
+            await publish_event(broker, topics, event)
+        await broker.publish(b'{"type": "MatchProposed"}', topics.matches, key=b"SE-AB")
+
+    assert fake.inbox == {e.event_id for e in consumed}
+    assert fake.commits == len(consumed) + 1  # the duplicate's block commits, changing nothing
+    proposed = next(e for e in consumed if isinstance(e, ev.MatchProposed))
+    match = fake.match_rows[proposed.data.match_id]
+    assert (match.state, match.reason) == ("cancelled", "superseded")  # the last match event
+    completed = next(e for e in consumed if isinstance(e, ev.MatchingRoundCompleted))
+    assert fake.round_rows[completed.data.round_id].status == "completed"
+    assert dead == [b'{"type": "MatchProposed"}']
+    assert fake.published == []
+
+
+class _Failing(InMemoryPlacementsUnitOfWork):
+    async def claim(self, event: ev.Event) -> bool:
+        raise ValueError("cannot apply")
 
 
 async def test_a_handler_that_keeps_failing_dead_letters_the_event() -> None:
-    topics = Topics("mem2.")
-    broker = make_broker("localhost:9092", "inmemory-placements-2")
-    dead_bodies: list[bytes] = []
+    fake = _Failing()
+    container = build(settings("mem2."), unit_of_work=lambda: fake)
+    topics = container.settings.topics
+    dead: list[bytes] = []
 
-    async def apply(event: ev.Event) -> None:
-        raise ValueError("cannot apply")
-
-    broker.include_router(build_router(broker, topics, apply, max_attempts=1))
-
-    @broker.subscriber(dlt(topics.rounds), group_id="dlt-watch")
-    async def dead(message: KafkaMessage) -> None:
-        dead_bodies.append(message.body)
+    @container.broker.subscriber(dlt(topics.rounds), group_id="dlt-watch")
+    async def on_dead(message: KafkaMessage) -> None:
+        dead.append(message.body)
 
     event = ev.MatchingRoundRequested(
         producer="placements",
         data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region="SE-AB"),
     )
-    async with TestKafkaBroker(broker) as br:
-        await publish_event(br, topics, event)
-        assert dead_bodies == [event.to_json()]
+    async with TestKafkaBroker(container.broker) as broker:
+        await publish_event(broker, topics, event)
+    assert dead == [event.to_json()]
+    assert fake.round_rows == {}
+    assert container.policy.dead_letters == 1

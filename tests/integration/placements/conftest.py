@@ -1,8 +1,8 @@
-"""The placements app in-process on the real Kafka and PostgreSQL, with an HTTP client."""
+"""The placements service in-process (`running`, the same composition root as `apl serve`) on
+the real Kafka and PostgreSQL, with an HTTP client on its app."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,15 +12,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from services.placements.bootstrap import create_app
-from services.placements.main import MIGRATIONS
+from services.placements.bootstrap import create_app, running
+from services.placements.settings import PlacementsSettings
 from shared.contracts.topics import Topics
-from shared.db import migrate
-from shared.settings import PlacementsSettings
 from tests.support.infra import Infra
+from tests.support.kafka import read_records
 
 TOKEN = "internal-test-token"
 MAX_BODY = 20_000
@@ -54,17 +52,17 @@ async def placements(
         internal_token=SecretStr(TOKEN),
         max_body_bytes=MAX_BODY,
         outbox_poll_seconds=0.05,
+        kafka_session_timeout_ms=6000,
         environment="test",
     )
-    await migrate(database_url, "placements", MIGRATIONS)
-    app = create_app(settings)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=3)
-    assert pool is not None
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+    async with running(settings) as container:
+        transport = httpx.ASGITransport(app=create_app(container))
         async with httpx.AsyncClient(transport=transport, base_url="http://placements") as client:
-            yield Placements(client, settings, topics, pool, infra.kafka_bootstrap)
-    await pool.close()
+            yield Placements(client, settings, topics, container.pool, infra.kafka_bootstrap)
+
+
+def _values(records: list[Any]) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records]
 
 
 async def consume(
@@ -73,28 +71,7 @@ async def consume(
     until: Callable[[list[dict[str, Any]]], bool],
     wait: float = 60.0,
 ) -> list[dict[str, Any]]:
-    """Read `topic` from the start until `until(values)` holds (or the wait runs out)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    values: list[dict[str, Any]] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not until(values) and loop.time() < deadline:
-            for part in (await consumer.getmany(timeout_ms=300)).values():
-                values.extend(json.loads(r.value) for r in part)
-    finally:
-        await consumer.stop()
-    return values
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], wait: float = 60.0, every: float = 0.1
-) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while loop.time() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(every)
-    return False
+    """The decoded values of `topic` from the start, read until `until(values)` holds (or the
+    wait runs out: the caller's assertions say what is missing)."""
+    records = await read_records(bootstrap, topic, until=lambda rs: until(_values(rs)), wait=wait)
+    return _values(records)

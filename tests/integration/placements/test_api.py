@@ -14,9 +14,9 @@ from tests.integration.placements.conftest import (
     TOKEN,
     Placements,
     consume,
-    eventually,
     uid,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
@@ -89,7 +89,7 @@ async def propose(p: Placements, sid: str, pid: str, region: str = "SE-AB") -> u
         r = await p.client.get(f"/v1/placements/{pid}/matches")
         return any(m["match_id"] == str(match_id) for m in r.json() or [])
 
-    assert await eventually(seen), "MatchProposed was not applied"
+    await eventually(seen, what=f"MatchProposed {match_id} applied")
     return match_id
 
 
@@ -207,12 +207,18 @@ async def test_capacity_cannot_drop_below_confirmed_matches(placements: Placemen
         )
         for m, s in zip(ids, sids, strict=True)
     ]
-    await publish(p, *confirmations, confirmations[0])  # the duplicate is ignored
+    await publish(p, *confirmations)
 
     async def confirmed() -> bool:
         return bool((await p.client.get(f"/v1/placements/{pid}")).json()["confirmed"] == 2)
 
-    assert await eventually(confirmed)
+    await eventually(confirmed, what="both confirmations applied")
+    before = (await p.client.get(f"/v1/placements/{pid}/matches")).json()
+    await publish(p, confirmations[0])  # a duplicate: the inbox knows it, nothing changes
+    # A sentinel on the same partition (topic and region): once it is applied, so is the duplicate.
+    sentinel = await propose(p, uid("s"), pid)
+    after = (await p.client.get(f"/v1/placements/{pid}/matches")).json()
+    assert [m for m in after if m["match_id"] != str(sentinel)] == before
     r = await p.client.patch(f"/v1/placements/{pid}", json={"capacity": 1})
     assert r.status_code == 422
     assert fields(r) == {"capacity"}
@@ -272,6 +278,7 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
     r = await p.client.post(f"/v1/matches/{match_id}/accept", json={"by": "student"})
     assert r.status_code == 200, r.text
     assert (r.json()["state"], r.json()["accepted_by_student"]) == ("accepted", True)
+    answered = {str(match_id): r.json()}
     r = await p.client.post(f"/v1/matches/{match_id}/accept", json={"by": "student"})
     assert r.status_code == 409
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -284,6 +291,7 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
         f"/v1/matches/{declined_id}/decline", json={"by": "company", "reason": "no fit"}
     )
     assert (r.status_code, r.json()["state"]) == (200, "declined")
+    answered[str(declined_id)] = r.json()
     r = await p.client.post(f"/v1/matches/{declined_id}/accept", json={"by": "student"})
     assert r.status_code == 409
     r = await p.client.post(f"/v1/matches/{uuid.uuid4()}/accept", json={"by": "student"})
@@ -301,9 +309,12 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
     values = await consume(p.bootstrap, p.topics.matches, done)
     mine = [v for v in values if v["data"]["placement_id"] == pid and v["producer"] == "placements"]
     assert sorted(v["type"] for v in mine) == ["MatchAccepted", "MatchDeclined"]
-    # our own events come back on the topic; the inbox knows them, so nothing changes
-    r = await p.client.get(f"/v1/placements/{pid}/matches")
-    assert {m["state"] for m in r.json()} == {"accepted", "declined"}
+    # our own events come back on the topic; the inbox knows them, so nothing changes (not even
+    # `updated_at`). They are on the topic now: a sentinel after them on the same partition
+    # (topic and region) is applied only once they were.
+    sentinel = await propose(p, uid("s"), pid)
+    after = (await p.client.get(f"/v1/placements/{pid}/matches")).json()
+    assert {m["match_id"]: m for m in after if m["match_id"] != str(sentinel)} == answered
 
 
 async def test_rounds_report_their_figures(placements: Placements) -> None:
@@ -343,7 +354,7 @@ async def test_rounds_report_their_figures(placements: Placements) -> None:
         status = (await p.client.get(f"/v1/rounds/{round_id}")).json()["status"]
         return bool(status == "completed")
 
-    assert await eventually(completed)
+    await eventually(completed, what=f"round {round_id} completed")
     body = (await p.client.get(f"/v1/rounds/{round_id}")).json()
     assert body["figures"]["placed"] == 2
     assert body["unplaced_by_reason"] == {"choices_full": 1}

@@ -15,15 +15,16 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.placements.main import MIGRATIONS
+from services.placements.bootstrap import MIGRATIONS
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.db import migrate
 from shared.kafka import make_broker
 from shared.outbox import OutboxRelay, enqueue
-from tests.integration.placements.conftest import consume, eventually
+from tests.integration.placements.conftest import consume
 from tests.support.factories import placement
 from tests.support.infra import Infra
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
@@ -50,6 +51,13 @@ async def _unsent(pool: asyncpg.Pool) -> int:
 
 async def _all_sent(pool: asyncpg.Pool) -> bool:
     return await _unsent(pool) == 0
+
+
+async def _waits_for_a_lock(pool: asyncpg.Pool, backend_pid: int) -> bool:
+    waiting = await pool.fetchval(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", backend_pid
+    )
+    return bool(waiting)
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +114,7 @@ async def test_relay_killed_between_publish_and_mark_loses_nothing(
         assert await _line(proc) == "STARTED"
         assert await _line(proc) == "ACKED 3"  # the broker acknowledged; the mark is next
         proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        assert await proc.wait() == -signal.SIGKILL  # killed, not exited on its own
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -119,7 +127,7 @@ async def test_relay_killed_between_publish_and_mark_loses_nothing(
     # a new relay takes over (the dead one's session lock went with its connection)
     async with running_relay(infra, database_url, fresh_schema, topics, "relay-after-crash"):
         values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 6)
-        assert await eventually(lambda: _all_sent(outbox_db))
+        await eventually(lambda: _all_sent(outbox_db), what="the outbox all sent")
     # every event arrived; the batch in flight at the crash arrives twice, in order
     assert ids_of(values) == [str(e.event_id) for e in events] * 2
 
@@ -148,17 +156,20 @@ async def test_transactions_committing_out_of_order_are_all_published(
             await tx2.commit()
 
         writer = asyncio.create_task(write_second())
-        done, _ = await asyncio.wait({writer}, timeout=1.0)
         if regions[0] == regions[1]:
-            # same region: the second waits for the first, so commit order = id order
-            assert not done
+            # same region: the second waits for the first's lock (the server says so), so
+            # commit order = id order
+            await eventually(
+                lambda: _waits_for_a_lock(outbox_db, second.get_server_pid()),
+                what="the second writer to wait for the region's lock",
+            )
+            assert not writer.done()
             await tx1.commit()
             await writer
             expected = [early, late]
         else:
             # another region does not wait: it commits, and is published, first
-            assert done
-            await writer
+            await asyncio.wait_for(writer, timeout=30)
             seen = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 1)
             assert ids_of(seen) == [str(late.event_id)]
             await tx1.commit()
@@ -166,7 +177,7 @@ async def test_transactions_committing_out_of_order_are_all_published(
         await outbox_db.release(first)
         await outbox_db.release(second)
         values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 2)
-        assert await eventually(lambda: _all_sent(outbox_db))
+        await eventually(lambda: _all_sent(outbox_db), what="the outbox all sent")
     assert sorted(ids_of(values)) == sorted(str(e.event_id) for e in expected)
     ids = await outbox_db.fetch("SELECT event_id FROM outbox ORDER BY id")
     assert [str(r["event_id"]) for r in ids] == [str(early.event_id), str(late.event_id)]

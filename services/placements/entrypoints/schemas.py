@@ -1,4 +1,5 @@
-"""Request and response bodies of the HTTP API.
+"""Request and response bodies of the HTTP API, and how they become commands and come back
+from the handlers' values.
 
 They reuse the contract models of `shared/contracts/profiles.py` (the same fields, so nothing is
 defined twice) and add what only this service knows: personal details, notification channels,
@@ -12,9 +13,9 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from shared.contracts.events import RoundFigures
+from shared.contracts.events import Policy, RoundFigures
 from shared.contracts.profiles import (
     MAX_PREFERENCES,
     GeoPoint,
@@ -25,6 +26,18 @@ from shared.contracts.profiles import (
     StudentProfile,
     Supervisor,
 )
+
+from ..domain import commands
+from ..domain.model import (
+    Contact,
+    MatchRecord,
+    OfferDraft,
+    PlacementView,
+    Round,
+    Student,
+    StudentDraft,
+)
+from ..domain.rules import Channel
 
 _LENIENT = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -49,9 +62,18 @@ class NotificationSetting(BaseModel):
         examples=["https://hr.example.se/apl-hook"],
     )
 
+    def value(self) -> Channel:
+        return Channel(self.channel, self.webhook_url)
 
-class PlacementIn(PlacementOffer):
+    @classmethod
+    def of(cls, channel: Channel | None) -> NotificationSetting | None:
+        return cls(channel=channel.kind, webhook_url=channel.webhook_url) if channel else None
+
+
+class PlacementIn(OfferDraft):
     """A new placement offer: the contract's PlacementOffer plus an optional channel."""
+
+    # An OfferDraft: the handler checks dates and ranking, naming each field.
 
     model_config = _LENIENT
 
@@ -59,13 +81,11 @@ class PlacementIn(PlacementOffer):
         default=None, description="Overrides the company's default channel for this placement."
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> PlacementIn:
-        # Replaces PlacementOffer._check: the handler checks dates and ranking, naming each field.
-        return self
-
-    def offer(self) -> PlacementOffer:
-        return PlacementOffer.model_validate(self.model_dump(exclude={"notification"}))
+    def command(self) -> commands.PostPlacement:
+        offer = OfferDraft.model_validate(self.model_dump(exclude={"notification"}))
+        return commands.PostPlacement(
+            offer, self.notification.value() if self.notification else None
+        )
 
 
 class PlacementPatch(BaseModel):
@@ -85,6 +105,15 @@ class PlacementPatch(BaseModel):
     ranking: tuple[Id, ...] | None = Field(default=None, description="Company's student order.")
     notification: NotificationSetting | None = Field(default=None, description="Channel.")
 
+    def command(self, placement_id: str) -> commands.PatchPlacement:
+        """Fields left out stay; `notification` sent (even null) replaces the own channel."""
+        return commands.PatchPlacement(
+            placement_id,
+            changes=self.model_dump(exclude_unset=True, exclude={"notification"}),
+            channel=self.notification.value() if self.notification else None,
+            set_channel="notification" in self.model_fields_set,
+        )
+
 
 class PlacementOut(PlacementOffer):
     model_config = _LENIENT
@@ -93,10 +122,24 @@ class PlacementOut(PlacementOffer):
     status: Literal["open", "withdrawn"] = Field(description="Withdrawn placements take no one.")
     confirmed: int = Field(ge=0, description="Matches confirmed at this placement.")
 
+    @classmethod
+    def of(cls, view: PlacementView) -> PlacementOut:
+        placement = view.placement
+        return cls.model_validate(
+            {
+                **placement.offer.model_dump(),
+                "notification": NotificationSetting.of(placement.channel),
+                "status": "withdrawn" if placement.withdrawn else "open",
+                "confirmed": view.confirmed,
+            }
+        )
 
-class StudentIn(StudentProfile):
+
+class StudentIn(StudentDraft):
     """A student's registration: the contract's StudentProfile plus the personal details, which
     stay in this service."""
+
+    # A StudentDraft: the handler checks preferences and dates, naming each field.
 
     model_config = _LENIENT
 
@@ -109,21 +152,12 @@ class StudentIn(StudentProfile):
     phone: Phone | None = Field(
         default=None, description="Phone number.", examples=["+358 40 123 4567"]
     )
-    preferences: tuple[Id, ...] = Field(
-        default=(),
-        description=f"Ranked placement ids, best first; at most {MAX_PREFERENCES}, no repeats.",
-    )
 
-    @model_validator(mode="after")
-    def _check(self) -> StudentIn:
-        # Replaces StudentProfile._check: the handler checks preferences and dates, naming
-        # each field.
-        return self
-
-    def profile(self) -> StudentProfile:
-        return StudentProfile.model_validate(
+    def command(self) -> commands.RegisterStudent:
+        profile = StudentDraft.model_validate(
             self.model_dump(exclude={"name", "email", "phone"}), strict=False
         )
+        return commands.RegisterStudent(profile, Contact(self.name, str(self.email), self.phone))
 
 
 class StudentOut(StudentProfile):
@@ -132,6 +166,18 @@ class StudentOut(StudentProfile):
     name: str = Field(description="Full name.")
     email: str = Field(description="E-mail.")
     phone: str | None = Field(default=None, description="Phone number.")
+
+    @classmethod
+    def of(cls, student: Student) -> StudentOut:
+        contact = student.contact
+        return cls.model_validate(
+            {
+                **student.profile.model_dump(),
+                "name": contact.name,
+                "email": contact.email,
+                "phone": contact.phone,
+            }
+        )
 
 
 class PreferencesIn(BaseModel):
@@ -142,9 +188,15 @@ class PreferencesIn(BaseModel):
         examples=[["p-1", "p-7"]],
     )
 
+    def command(self, student_id: str) -> commands.SetPreferences:
+        return commands.SetPreferences(student_id, self.preferences)
+
 
 class CompanyChannelIn(NotificationSetting):
     """A company's default channel for all its placements."""
+
+    def command(self, company_id: str) -> commands.SetCompanyChannel:
+        return commands.SetCompanyChannel(company_id, self.value())
 
 
 class MatchOut(BaseModel):
@@ -162,11 +214,32 @@ class MatchOut(BaseModel):
     reason: str | None
     updated_at: datetime
 
+    @classmethod
+    def of(cls, match: MatchRecord) -> MatchOut:
+        return cls(
+            match_id=match.match_id,
+            round_id=match.round_id,
+            region=match.region,
+            student_id=match.student_id,
+            placement_id=match.placement_id,
+            company_id=match.company_id,
+            rank=match.rank,
+            state=match.state,
+            accepted_by_student=match.accepted_by_student,
+            accepted_by_company=match.accepted_by_company,
+            declined_by=match.declined_by,
+            reason=match.reason,
+            updated_at=match.updated_at,
+        )
+
 
 class AcceptIn(BaseModel):
     model_config = _LENIENT
 
     by: Literal["student", "company"] = Field(description="Who accepts.", examples=["student"])
+
+    def command(self, match_id: uuid.UUID) -> commands.AnswerMatch:
+        return commands.AnswerMatch(match_id, self.by, "accept")
 
 
 class DeclineIn(BaseModel):
@@ -177,13 +250,19 @@ class DeclineIn(BaseModel):
         default=None, max_length=1000, description="Why.", examples=["too far"]
     )
 
+    def command(self, match_id: uuid.UUID) -> commands.AnswerMatch:
+        return commands.AnswerMatch(match_id, self.by, "decline", self.reason)
+
 
 class RoundIn(BaseModel):
     model_config = _LENIENT
 
     region: RegionCode = Field(description="Region to match.", examples=["SE-AB"])
-    policy: Literal["optimal", "stable"] = Field(default="optimal", description="Matching policy.")
+    policy: Policy = Field(default="optimal", description="Matching policy.")
     requested_by: str | None = Field(default=None, max_length=200, description="Who asks.")
+
+    def command(self) -> commands.RequestRound:
+        return commands.RequestRound(self.region, self.policy, self.requested_by)
 
 
 class RoundAccepted(BaseModel):
@@ -202,6 +281,21 @@ class RoundOut(BaseModel):
     unplaced_by_reason: dict[str, int] | None
     proposed: int | None
     cancelled: int | None
+
+    @classmethod
+    def of(cls, found: Round) -> RoundOut:
+        return cls(
+            round_id=found.round_id,
+            region=found.region,
+            policy=found.policy,
+            status=found.status,
+            requested_at=found.requested_at,
+            completed_at=found.completed_at,
+            figures=found.figures,
+            unplaced_by_reason=found.unplaced_by_reason,
+            proposed=found.proposed,
+            cancelled=found.cancelled,
+        )
 
 
 class ProblemField(BaseModel):
@@ -231,6 +325,9 @@ class PlacementBatchIn(BaseModel):
         min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} placements."
     )
 
+    def command(self) -> commands.PostPlacements:
+        return commands.PostPlacements(tuple(item.command() for item in self.items))
+
 
 class StudentBatchIn(BaseModel):
     """Many students in one request: all are registered, or none (one transaction)."""
@@ -240,6 +337,9 @@ class StudentBatchIn(BaseModel):
     items: list[StudentIn] = Field(
         min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} students."
     )
+
+    def command(self) -> commands.RegisterStudents:
+        return commands.RegisterStudents(tuple(item.command() for item in self.items))
 
 
 class BatchCreated(BaseModel):

@@ -1,0 +1,114 @@
+"""The commands of the placements service: what a caller asks for, HTTP-agnostic and typed.
+
+The HTTP entrypoints build them from request bodies (`entrypoints/schemas.py`); the handlers
+(`handlers.py`) take one and a unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.contracts.events import Policy
+
+from .model import Contact, OfferDraft, StudentDraft
+from .rules import Channel, Party
+
+
+@dataclass(frozen=True)
+class PostPlacement:
+    """A company posts an offer, optionally with the placement's own notification channel."""
+
+    offer: OfferDraft
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True)
+class PostPlacements:
+    """Many offers at once: all posted, or none."""
+
+    items: tuple[PostPlacement, ...]
+
+
+@dataclass(frozen=True)
+class PatchPlacement:
+    """Change some fields of an offer. `changes` holds the offer fields to replace (None clears
+    a field that may be empty); with `set_channel` the placement's own channel becomes
+    `channel` (None: back to the company's default)."""
+
+    placement_id: str
+    changes: Mapping[str, Any]
+    channel: Channel | None = None
+    set_channel: bool = False
+
+
+@dataclass(frozen=True)
+class WithdrawPlacement:
+    placement_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SetCompanyChannel:
+    """A company's default channel for all its placements."""
+
+    company_id: str
+    channel: Channel
+
+
+@dataclass(frozen=True)
+class RegisterStudent:
+    profile: StudentDraft
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class RegisterStudents:
+    """Many registrations at once: all registered, or none."""
+
+    items: tuple[RegisterStudent, ...]
+
+
+@dataclass(frozen=True)
+class SetPreferences:
+    student_id: str
+    preferences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WithdrawStudent:
+    """Withdraw a student and erase their personal data."""
+
+    student_id: str
+
+
+@dataclass(frozen=True)
+class AnswerMatch:
+    """The student or the company accepts or declines a proposal."""
+
+    match_id: uuid.UUID
+    by: Party
+    answer: Literal["accept", "decline"]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestRound:
+    """A coordinator asks for a matching round in a region."""
+
+    region: str
+    policy: Policy = "optimal"
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ListPlacements:
+    """A page of placements, filtered, ordered by id."""
+
+    region: str | None = None
+    company_id: str | None = None
+    include_withdrawn: bool = False
+    limit: int = 100
+    offset: int = 0

@@ -1,0 +1,211 @@
+"""What the handlers may use: the placements unit of work and its repositories, as protocols.
+
+Two implementations: PostgreSQL (`adapters/postgres.py`, production and the `infra` tier) and
+in memory (`tests/support/fakes/placements.py`, the fast tier); the handler tests run against
+both (`tests/handlers/placements/`).
+
+A placements unit of work may be entered again while it is entered: the inner block joins the
+outer one's transaction, and only the outermost exit commits (or rolls back). Handlers always
+open their own block; an HTTP route that must write more in the same transaction (the
+Idempotency-Key and the stored response) opens the outer one (`JoinsOuterBlock`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Protocol, Self, cast
+
+from shared.contracts import events as ev
+from shared.contracts.profiles import StudentProfile
+from shared.uow import UnitOfWork
+
+from .domain.model import (
+    IdempotencyKey,
+    MatchRecord,
+    Placement,
+    Round,
+    StoredResponse,
+    Student,
+    Withdrawn,
+)
+from .domain.rules import Channel, Match
+
+
+class PlacementRepository(Protocol):
+    async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None: ...
+
+    async def add(self, placement: Placement) -> bool:
+        """Insert a new placement; False if the id exists (nothing changes then)."""
+        ...
+
+    async def add_many(self, placements: Sequence[Placement]) -> set[str]:
+        """Insert those whose id is new; return the ids inserted."""
+        ...
+
+    async def save(self, placement: Placement) -> None:
+        """Replace the offer and the own channel of a placement the transaction has locked."""
+        ...
+
+    async def withdraw(self, placement_id: str, reason: str | None) -> None: ...
+
+    async def search(
+        self,
+        *,
+        region: str | None,
+        company_id: str | None,
+        include_withdrawn: bool,
+        limit: int,
+        offset: int,
+    ) -> list[Placement]:
+        """A page of placements ordered by id."""
+        ...
+
+    async def open_among(self, placement_ids: Iterable[str]) -> set[str]:
+        """The ids among `placement_ids` of placements that exist and are not withdrawn."""
+        ...
+
+
+class CompanyRepository(Protocol):
+    async def set_channel(self, company_id: str, channel: Channel) -> None: ...
+
+    async def channel(self, company_id: str) -> Channel | None: ...
+
+
+class StudentRepository(Protocol):
+    async def get(
+        self, student_id: str, *, for_update: bool = False
+    ) -> Student | Withdrawn | None: ...
+
+    async def add(self, student: Student) -> bool:
+        """Insert a new student; False if the id exists (withdrawn or not)."""
+        ...
+
+    async def add_many(self, students: Sequence[Student]) -> set[str]:
+        """Insert those whose id is new; return the ids inserted."""
+        ...
+
+    async def save_profile(self, profile: StudentProfile) -> Student:
+        """Replace the profile of a student the transaction has locked."""
+        ...
+
+    async def erase(self, student_id: str) -> None:
+        """Leave the tombstone (id, region, programme, withdrawal time); scrub every other trace
+        this table and this schema's published-event history hold."""
+        ...
+
+
+class MatchRepository(Protocol):
+    async def get(self, match_id: uuid.UUID, *, for_update: bool = False) -> MatchRecord | None: ...
+
+    async def propose(self, proposal: ev.MatchProposedData) -> None:
+        """Record a proposal (state `proposed`) unless its id is known."""
+        ...
+
+    async def save(self, match: Match) -> MatchRecord:
+        """Write the state machine's value of a match the transaction has locked."""
+        ...
+
+    async def of_placement(self, placement_id: str) -> list[MatchRecord]:
+        """Oldest first."""
+        ...
+
+    async def of_pair(self, placement_id: str, student_id: str) -> list[MatchRecord]: ...
+
+    async def current_of_student(self, student_id: str) -> MatchRecord | None:
+        """The newest proposed, accepted or confirmed match of the student."""
+        ...
+
+    async def confirmed_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        """Confirmed matches per placement (placements without any are left out)."""
+        ...
+
+    async def forget_reasons_of(self, student_id: str) -> None:
+        """Clear the free-text reasons the student gave when declining."""
+        ...
+
+
+class RoundRepository(Protocol):
+    async def add_requested(
+        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+    ) -> None:
+        """Record a requested round unless its id is known."""
+        ...
+
+    async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
+        """Record a round's figures (the round need not be known here)."""
+        ...
+
+    async def get(self, round_id: uuid.UUID) -> Round | None: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def reserve(self, key: IdempotencyKey) -> StoredResponse | None:
+        """Reserve `key` for this transaction, or return the response given under it first.
+
+        A concurrent request with the same key waits until the first commits (then sees its
+        response) or rolls back (then reserves the key itself)."""
+        ...
+
+    async def store(
+        self, key: IdempotencyKey, status: int, body: Any, student_id: str | None
+    ) -> None:
+        """Keep the response of the request that reserved `key`; `student_id` names whose
+        personal details it may hold."""
+        ...
+
+    async def forget_student(self, student_id: str) -> None:
+        """Scrub the personal fields (and the request hashes) of the student's responses."""
+        ...
+
+
+class PlacementsUnitOfWork(UnitOfWork, Protocol):
+    """One transaction over the placements schema, with the inbox and the outbox."""
+
+    @property
+    def placements(self) -> PlacementRepository: ...
+
+    @property
+    def companies(self) -> CompanyRepository: ...
+
+    @property
+    def students(self) -> StudentRepository: ...
+
+    @property
+    def matches(self) -> MatchRepository: ...
+
+    @property
+    def rounds(self) -> RoundRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    async def published_count(self, region: str, topics: Iterable[str]) -> int:
+        """Events of `region` this service has put into its outbox on `topics`, ever
+        (this transaction's included)."""
+        ...
+
+
+class JoinsOuterBlock:
+    """Mixin for a unit of work (before its base class): entering it while it is entered joins
+    the open block, and only the outermost exit commits or rolls back. An exception that leaves
+    an inner block must leave the outer one too (it does, unless someone catches it there)."""
+
+    _depth: int = 0
+
+    async def __aenter__(self) -> Self:
+        if self._depth == 0:
+            await cast(Any, super()).__aenter__()
+        self._depth += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            await cast(Any, super()).__aexit__(exc_type, exc, tb)

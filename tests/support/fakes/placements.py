@@ -1,0 +1,312 @@
+"""Fakes of the placements service: an in-memory unit of work whose repositories keep the tables
+in plain dicts, with the same named methods (and the same answers) as the PostgreSQL ones in
+`services/placements/adapters/postgres.py`.
+
+The state of a block that raises is put back (`shared.uow.InMemoryUnitOfWork`); entering the
+unit of work again while it is entered joins the open block, as the PostgreSQL one does
+(`services.placements.ports.JoinsOuterBlock`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from services.placements.domain.model import (
+    IdempotencyKey,
+    MatchRecord,
+    Placement,
+    Round,
+    StoredResponse,
+    Student,
+    Withdrawn,
+)
+from services.placements.domain.rules import Channel, Match
+from services.placements.ports import JoinsOuterBlock
+from shared.contracts import events as ev
+from shared.contracts.profiles import StudentProfile
+from shared.uow import InMemoryUnitOfWork
+
+OPEN_OR_CONFIRMED = ("proposed", "accepted", "confirmed")
+PERSONAL = ("name", "email", "phone")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Stored:
+    """An idempotency key's row."""
+
+    request_hash: str | None
+    status: int | None = None
+    body: Any = None
+    student_id: str | None = None
+
+
+class _Repository:
+    def __init__(self, uow: InMemoryPlacementsUnitOfWork) -> None:
+        self.uow = uow  # the state lives in the unit of work (a rollback replaces it)
+
+
+class FakePlacements(_Repository):
+    async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None:
+        return self.uow.placement_rows.get(placement_id)
+
+    async def add(self, placement: Placement) -> bool:
+        return bool(await self.add_many([placement]))
+
+    async def add_many(self, placements: Sequence[Placement]) -> set[str]:
+        inserted = set()
+        for placement in placements:
+            if placement.placement_id not in self.uow.placement_rows:
+                self.uow.placement_rows[placement.placement_id] = placement
+                inserted.add(placement.placement_id)
+        return inserted
+
+    async def save(self, placement: Placement) -> None:
+        current = self.uow.placement_rows[placement.placement_id]
+        self.uow.placement_rows[placement.placement_id] = replace(
+            placement, withdrawn=current.withdrawn
+        )
+
+    async def withdraw(self, placement_id: str, reason: str | None) -> None:
+        current = self.uow.placement_rows[placement_id]
+        self.uow.placement_rows[placement_id] = replace(current, withdrawn=True)
+
+    async def search(
+        self,
+        *,
+        region: str | None,
+        company_id: str | None,
+        include_withdrawn: bool,
+        limit: int,
+        offset: int,
+    ) -> list[Placement]:
+        found = [
+            p
+            for _, p in sorted(self.uow.placement_rows.items())
+            if (region is None or p.offer.region == region)
+            and (company_id is None or p.offer.company_id == company_id)
+            and (include_withdrawn or not p.withdrawn)
+        ]
+        return found[offset : offset + limit]
+
+    async def open_among(self, placement_ids: Iterable[str]) -> set[str]:
+        rows = self.uow.placement_rows
+        return {pid for pid in placement_ids if pid in rows and not rows[pid].withdrawn}
+
+
+class FakeCompanies(_Repository):
+    async def set_channel(self, company_id: str, channel: Channel) -> None:
+        self.uow.company_channels[company_id] = channel
+
+    async def channel(self, company_id: str) -> Channel | None:
+        return self.uow.company_channels.get(company_id)
+
+
+class FakeStudents(_Repository):
+    async def get(self, student_id: str, *, for_update: bool = False) -> Student | Withdrawn | None:
+        return self.uow.student_rows.get(student_id)
+
+    async def add(self, student: Student) -> bool:
+        return bool(await self.add_many([student]))
+
+    async def add_many(self, students: Sequence[Student]) -> set[str]:
+        inserted = set()
+        for student in students:
+            if student.student_id not in self.uow.student_rows:
+                self.uow.student_rows[student.student_id] = student
+                inserted.add(student.student_id)
+        return inserted
+
+    async def save_profile(self, profile: StudentProfile) -> Student:
+        current = self.uow.student_rows.get(profile.student_id)
+        if not isinstance(current, Student):
+            raise LookupError(f"student {profile.student_id} is not registered")
+        updated = Student(profile, current.contact)
+        self.uow.student_rows[profile.student_id] = updated
+        return updated
+
+    async def erase(self, student_id: str) -> None:
+        current = self.uow.student_rows[student_id]
+        if isinstance(current, Student):
+            profile = current.profile
+            self.uow.student_rows[student_id] = Withdrawn(
+                student_id, profile.region, profile.programme
+            )
+
+
+class FakeMatches(_Repository):
+    async def get(self, match_id: uuid.UUID, *, for_update: bool = False) -> MatchRecord | None:
+        return self.uow.match_rows.get(match_id)
+
+    async def propose(self, proposal: ev.MatchProposedData) -> None:
+        if proposal.match_id in self.uow.match_rows:
+            return
+        self.uow.match_rows[proposal.match_id] = MatchRecord(
+            match_id=proposal.match_id,
+            round_id=proposal.round_id,
+            region=proposal.region,
+            student_id=proposal.student_id,
+            placement_id=proposal.placement_id,
+            company_id=proposal.company_id,
+            rank=proposal.rank,
+            state="proposed",
+            accepted_by_student=False,
+            accepted_by_company=False,
+            declined_by=None,
+            reason=None,
+            updated_at=_now(),
+        )
+        self.uow.match_order[proposal.match_id] = next(self.uow.sequence)
+
+    async def save(self, match: Match) -> MatchRecord:
+        match_id = uuid.UUID(match.match_id)
+        current = self.uow.match_rows.get(match_id)
+        if current is None:
+            raise LookupError(f"match {match.match_id} is not known")
+        updated = replace(
+            current,
+            state=match.state,
+            accepted_by_student=match.accepted_by_student,
+            accepted_by_company=match.accepted_by_company,
+            declined_by=match.declined_by,
+            reason=match.reason,
+            updated_at=_now(),
+        )
+        self.uow.match_rows[match_id] = updated
+        return updated
+
+    def _ordered(self) -> list[MatchRecord]:
+        order = self.uow.match_order
+        return sorted(self.uow.match_rows.values(), key=lambda m: (order[m.match_id], m.match_id))
+
+    async def of_placement(self, placement_id: str) -> list[MatchRecord]:
+        return [m for m in self._ordered() if m.placement_id == placement_id]
+
+    async def of_pair(self, placement_id: str, student_id: str) -> list[MatchRecord]:
+        return [
+            m
+            for m in self._ordered()
+            if m.placement_id == placement_id and m.student_id == student_id
+        ]
+
+    async def current_of_student(self, student_id: str) -> MatchRecord | None:
+        mine = [
+            m
+            for m in self._ordered()
+            if m.student_id == student_id and m.state in OPEN_OR_CONFIRMED
+        ]
+        return mine[-1] if mine else None
+
+    async def confirmed_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(placement_ids)
+        counts: dict[str, int] = {}
+        for m in self.uow.match_rows.values():
+            if m.state == "confirmed" and m.placement_id in wanted:
+                counts[m.placement_id] = counts.get(m.placement_id, 0) + 1
+        return counts
+
+    async def forget_reasons_of(self, student_id: str) -> None:
+        for match_id, m in list(self.uow.match_rows.items()):
+            if m.student_id == student_id and m.declined_by == "student":
+                self.uow.match_rows[match_id] = replace(m, reason=None)
+
+
+class FakeRounds(_Repository):
+    async def add_requested(
+        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+    ) -> None:
+        if round_id not in self.uow.round_rows:
+            self.uow.round_rows[round_id] = Round(
+                round_id, region, policy, "requested", requested_at=_now()
+            )
+
+    async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
+        current = self.uow.round_rows.get(result.round_id)
+        self.uow.round_rows[result.round_id] = Round(
+            round_id=result.round_id,
+            region=current.region if current else result.region,
+            policy=result.policy,
+            status="completed",
+            requested_at=current.requested_at if current else None,
+            completed_at=_now(),
+            figures=result.figures,
+            unplaced_by_reason=dict(result.unplaced_by_reason),
+            proposed=result.proposed,
+            cancelled=result.cancelled,
+        )
+
+    async def get(self, round_id: uuid.UUID) -> Round | None:
+        return self.uow.round_rows.get(round_id)
+
+
+class FakeIdempotency(_Repository):
+    @staticmethod
+    def _id(key: IdempotencyKey) -> tuple[str, str, str]:
+        return (key.key, key.method, key.path)
+
+    async def reserve(self, key: IdempotencyKey) -> StoredResponse | None:
+        stored = self.uow.idempotency_rows.get(self._id(key))
+        if stored is None:
+            self.uow.idempotency_rows[self._id(key)] = _Stored(key.request_hash)
+            return None
+        if stored.status is None:
+            raise LookupError(f"idempotency key {key.key!r} has no stored response")
+        return StoredResponse(stored.status, stored.body, stored.request_hash)
+
+    async def store(
+        self, key: IdempotencyKey, status: int, body: Any, student_id: str | None
+    ) -> None:
+        stored = self.uow.idempotency_rows[self._id(key)]
+        stored.status, stored.body, stored.student_id = status, body, student_id
+
+    async def forget_student(self, student_id: str) -> None:
+        for stored in self.uow.idempotency_rows.values():
+            if stored.student_id == student_id:
+                stored.request_hash = None
+                if isinstance(stored.body, dict):
+                    stored.body = {k: v for k, v in stored.body.items() if k not in PERSONAL}
+
+
+@dataclass
+class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
+    """The placements unit of work in memory. Its tables are the `*_rows` fields."""
+
+    state_fields: ClassVar[tuple[str, ...]] = (
+        "placement_rows",
+        "company_channels",
+        "student_rows",
+        "match_rows",
+        "match_order",
+        "round_rows",
+        "idempotency_rows",
+    )
+    placement_rows: dict[str, Placement] = field(default_factory=dict)
+    company_channels: dict[str, Channel] = field(default_factory=dict)
+    student_rows: dict[str, Student | Withdrawn] = field(default_factory=dict)
+    match_rows: dict[uuid.UUID, MatchRecord] = field(default_factory=dict)
+    match_order: dict[uuid.UUID, int] = field(default_factory=dict)
+    round_rows: dict[uuid.UUID, Round] = field(default_factory=dict)
+    idempotency_rows: dict[tuple[str, str, str], _Stored] = field(default_factory=dict)
+    sequence: itertools.count[int] = field(default_factory=itertools.count, repr=False)
+
+    def __post_init__(self) -> None:
+        self.placements = FakePlacements(self)
+        self.companies = FakeCompanies(self)
+        self.students = FakeStudents(self)
+        self.matches = FakeMatches(self)
+        self.rounds = FakeRounds(self)
+        self.idempotency = FakeIdempotency(self)
+
+    async def published_count(self, region: str, topics: Iterable[str]) -> int:
+        wanted = set(topics)
+        return sum(
+            1 for e in (*self.published, *self._pending) if e.topic in wanted and e.region == region
+        )

@@ -24,12 +24,10 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from services.matching.bootstrap import build_app
-from services.matching.engine.synthetic import generate_round
-from services.matching.main import MIGRATIONS
-from services.matching.settings import MatchingServiceSettings
+from devtools.synthetic import generate_round
+from services.matching.bootstrap import running
+from services.matching.settings import MatchingSettings
 from shared.contracts import events as ev
-from shared.db import migrate
 from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
@@ -66,7 +64,7 @@ async def run(n_students: int, seed: int) -> None:
     # APL_MATCHING_* role may not).
     infra = ServiceSettings.load()
     bootstrap, database_url = infra.kafka_bootstrap, infra.database_url
-    settings = MatchingServiceSettings(
+    settings = MatchingSettings(
         kafka_bootstrap=bootstrap,
         database_url=database_url,
         schema_name=schema,
@@ -77,14 +75,12 @@ async def run(n_students: int, seed: int) -> None:
     )
     topics = settings.topics
     await ensure_topics(bootstrap, topics)
-    await migrate(database_url, schema, MIGRATIONS)
     placements, students = _events(n_students, seed)
     inputs = [*placements, *students]
     print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
 
     producer = make_broker(bootstrap, "bench-feeder")
     configure_logging("matching", settings.log_level, json=True)
-    _, service = build_app(settings)
     conn = await asyncpg.connect(database_url)
     try:
         async with producer:
@@ -99,9 +95,8 @@ async def run(n_students: int, seed: int) -> None:
             await asyncio.gather(*pending)
             print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
 
-            await service.start()
-            await service.broker.start()
-            try:
+            # The service as main.py runs it: migrations, subscribers, outbox relay.
+            async with running(settings):
                 first_at = last_at = 0.0
                 seen = 0
                 while seen < len(inputs):
@@ -151,9 +146,6 @@ async def run(n_students: int, seed: int) -> None:
                     f"{figures['solve_seconds']:.3f} s"
                 )
                 print(f"latency MatchingRoundRequested -> MatchingRoundCompleted: {latency:.3f} s")
-            finally:
-                await service.broker.stop()
-                await service.stop()
     finally:
         with contextlib.suppress(Exception):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from services.matching.bootstrap import asyncapi_json
+from services.matching.bootstrap import asyncapi
 
 
 def render() -> str:
-    return json.dumps(asyncapi_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(asyncapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Handlers: what the matching service does with each event, given its dependencies.
+"""Handlers: what the matching service does with each event, over a unit of work.
 
-Every handler applies one event in one transaction: the inbox claim (so a redelivered event does
-nothing), the change to the read model, and the events it causes, written to the outbox. Input
-handlers return the regions whose matching input changed, for automatic mode.
+Every input handler applies one event in one transaction (`async with uow:`): the inbox claim (so
+a redelivered event does nothing), the change to the read model, and the events it causes,
+written to the outbox. Input handlers return the regions whose matching input changed, for
+automatic mode. A requested round runs several transactions (it first waits for the inputs its
+request counts), so it takes a unit-of-work factory.
 """
 
 from __future__ import annotations
@@ -10,21 +12,46 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
-import asyncpg
 import structlog
 
-from services.matching.adapters import repository as repo
-from services.matching.domain.model import Cancellation, CancelReason, Policy, Solver, Standing
-from services.matching.domain.rules import plan_round, solver_arguments
+from services.matching.adapters.repository import MatchingUnitOfWork
+from services.matching.domain.model import (
+    Cancellation,
+    CancelReason,
+    Policy,
+    RoundRecord,
+    Solver,
+    Standing,
+)
+from services.matching.domain.rules import plan_round, round_problem
 from shared.contracts import events as ev
-from shared.db import Connection
-from shared.outbox import claim, enqueue
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "matching"
+
+Automatic = Callable[[str], bool]
+UnitsOfWork = Callable[[], MatchingUnitOfWork]
+
+
+def _never(region: str) -> bool:
+    return False
+
+
+class RoundHooks:
+    """What runs around a round's commit: nothing. Tests subclass it to stop a round at exactly
+    those moments (the crash tests kill the process there)."""
+
+    async def before_commit(self) -> None:
+        """Inside the round's transaction, after all its writes."""
+
+    async def after_commit(self) -> None:
+        """After the round committed (for a requested round: before its offset is committed)."""
+
+
+NO_HOOKS = RoundHooks()
 
 
 def cancelled_event(m: Standing, reason: CancelReason, round_id: uuid.UUID | None) -> ev.Event:
@@ -43,13 +70,6 @@ def cancelled_event(m: Standing, reason: CancelReason, round_id: uuid.UUID | Non
 
 # ------------------------------------------------------------------------------------ input
 
-Automatic = Callable[[str], bool]
-
-
-def _never(region: str) -> bool:
-    return False
-
-
 # The events a round request's `inputs_published` counts: what this service applies as input.
 INPUT_EVENTS: tuple[type[ev.Event], ...] = (
     ev.PlacementPosted,
@@ -63,26 +83,164 @@ INPUT_EVENTS: tuple[type[ev.Event], ...] = (
 )
 
 
-async def _claim_input(conn: Connection, event: ev.Event) -> bool:
+async def _claim_input(uow: MatchingUnitOfWork, event: ev.Event) -> bool:
     """Claim an input event in the inbox and count it for its producer and region."""
-    if not await claim(conn, event):
+    if not await uow.claim(event):
         return False
-    await repo.count_input(conn, event.event_id, event.producer, event.region)
+    await uow.inputs.count_applied(event.event_id, event.producer, event.region)
     return True
 
 
-async def record_dead_input(event: ev.Event, *, pool: asyncpg.Pool) -> None:
+async def _track(uow: MatchingUnitOfWork, regions: Iterable[str], automatic: Automatic) -> None:
+    """Record input changes of the regions in automatic mode (the others need no bookkeeping)."""
+    await uow.regions.mark_changed([r for r in regions if automatic(r)])
+
+
+async def _announce(
+    uow: MatchingUnitOfWork, closed: list[Standing], reason: CancelReason
+) -> set[str]:
+    """Announce cancelled matches (MatchCancelled) and return their regions."""
+    await uow.publish([cancelled_event(m, reason, None) for m in closed])
+    return {m.region for m in closed}
+
+
+async def apply_placement_event(
+    event: ev.PlacementPosted | ev.PlacementUpdated | ev.PlacementWithdrawn,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+    any_automatic: bool = False,
+) -> set[str]:
+    """PlacementPosted / PlacementUpdated / PlacementWithdrawn into the read model.
+
+    A withdrawal cancels the placement's standing matches at once. Returns the regions whose
+    input changed: the placement's, and (only when some region is in automatic mode) the regions
+    whose students rank it.
+    """
+    async with uow:
+        if not await _claim_input(uow, event):
+            return set()
+        pid = event.data.placement_id
+        await uow.placements.lock([pid])
+        changed = {event.region}
+        if any_automatic:
+            changed |= set(await uow.placements.regions_ranking(pid))
+        if isinstance(event, ev.PlacementWithdrawn):
+            await uow.placements.withdraw(pid, event.region)
+            reason: CancelReason = "placement_withdrawn"
+            closed = await uow.matches.cancel_standing_of_placement(pid, reason)
+            changed |= await _announce(uow, closed, reason)
+        else:
+            await uow.placements.upsert(event.data)
+        await _track(uow, changed, automatic)
+    return changed
+
+
+async def apply_student_event(
+    event: ev.StudentRegistered | ev.StudentPreferencesUpdated | ev.StudentWithdrawn,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+) -> set[str]:
+    """StudentRegistered / StudentPreferencesUpdated / StudentWithdrawn into the read model.
+
+    A withdrawal cancels the student's standing match at once. A student who moved changes the
+    input of both regions (both are locked).
+    """
+    async with uow:
+        if not await _claim_input(uow, event):
+            return set()
+        sid = event.data.student_id
+        before = await uow.students.lock_region_and_find(event.region, sid)
+        changed = {event.region}
+        if before is not None and before != event.region:  # moved: lock its old region too
+            await uow.regions.lock(before)
+            changed.add(before)
+        if isinstance(event, ev.StudentWithdrawn):
+            await uow.students.withdraw(sid, event.region)
+            reason: CancelReason = "student_withdrawn"
+            closed = await uow.matches.cancel_standing_of_student(sid, reason)
+            changed |= await _announce(uow, closed, reason)
+        else:
+            await uow.students.upsert(event.data)
+        await _track(uow, changed, automatic)
+    return changed
+
+
+async def record_dead_input(event: ev.Event, uow: MatchingUnitOfWork) -> None:
     """An input event was dead-lettered: count it as settled, so that rounds waiting for their
     inputs go on without it (the `.dlt` keeps it for a replay) instead of waiting forever."""
     if not isinstance(event, INPUT_EVENTS):
         return
-    async with pool.acquire() as conn:
-        await repo.record_dead_input(conn, event.event_id, event.producer, event.region)
+    async with uow:
+        await uow.inputs.record_dead(event.event_id, event.producer, event.region)
     log.warning("round requests will not wait for this dead-lettered input event")
 
 
+# -------------------------------------------------------------------------------- responses
+
+
+async def respond_to_match(
+    event: ev.MatchAccepted | ev.MatchDeclined,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+) -> set[str]:
+    """MatchAccepted (by student or company) and MatchDeclined.
+
+    Accepted by both: the match is confirmed (one MatchConfirmed). Accepted by one side: the
+    match is pinned in later rounds. Declined: the match is released (MatchCancelled, reason
+    declined) and the pair is excluded from every later round. A response whose ids do not
+    belong together raises ValueError (retried, then dead-lettered).
+    """
+    data = event.data
+    async with uow:
+        if not await _claim_input(uow, event):
+            return set()
+        await uow.regions.lock(event.region)
+        row = await uow.matches.for_update(data.match_id)
+        if row is not None and (row.student_id, row.placement_id) != (
+            data.student_id,
+            data.placement_id,
+        ):
+            raise ValueError(
+                f"match_id: {data.match_id} is ({row.student_id}, {row.placement_id}), "
+                f"not ({data.student_id}, {data.placement_id})"
+            )
+        if isinstance(event, ev.MatchDeclined):
+            await uow.matches.exclude(data.student_id, data.placement_id, str(data.match_id))
+            if row is not None and row.match is not None:
+                await uow.matches.close([Cancellation(row.match, "declined")], status="declined")
+                await uow.publish([cancelled_event(row.match, "declined", None)])
+            await _track(uow, [event.region], automatic)
+            return {event.region}
+        if row is None or row.match is None:
+            log.warning("acceptance of a match that no longer stands; ignored", match=row)
+            return set()
+        match = await uow.matches.record_acceptance(row.match.match_id, data.by)
+        if match.status == "proposed" and match.student_accepted and match.company_accepted:
+            await uow.matches.confirm(match.match_id)
+            await uow.publish(
+                [
+                    ev.MatchConfirmed(
+                        producer=PRODUCER,
+                        data=ev.MatchConfirmedData(
+                            match_id=data.match_id,
+                            region=match.region,
+                            student_id=match.student_id,
+                            placement_id=match.placement_id,
+                        ),
+                    )
+                ]
+            )
+    return set()
+
+
+# ----------------------------------------------------------------------------------- rounds
+
+
 async def wait_for_inputs(
-    pool: asyncpg.Pool, request: ev.MatchingRoundRequested, *, wait: float = 120.0
+    request: ev.MatchingRoundRequested, uows: UnitsOfWork, *, wait: float = 120.0
 ) -> None:
     """Hold a round until the inputs its requester had published before it are applied.
 
@@ -97,8 +255,8 @@ async def wait_for_inputs(
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
-        async with pool.acquire() as conn:
-            applied, dead = await repo.inputs_settled(conn, request.producer, request.data.region)
+        async with uows() as uow:
+            applied, dead = await uow.inputs.settled(request.producer, request.data.region)
         if applied + dead >= expected:
             if applied < expected:
                 log.warning(
@@ -116,144 +274,16 @@ async def wait_for_inputs(
         delay = min(delay * 2, 1.0)
 
 
-async def _track(conn: Connection, regions: Iterable[str], automatic: Automatic) -> None:
-    """Record input changes of the regions in automatic mode (the others need no bookkeeping)."""
-    await repo.mark_changed(conn, [r for r in regions if automatic(r)])
-
-
-async def _cancel_standing(
-    conn: Connection, condition: str, arg: str, reason: CancelReason
-) -> set[str]:
-    """Cancel the standing matches that meet `condition`, announce each (MatchCancelled), and
-    return their regions."""
-    closed = await repo.close_standing(conn, condition, arg, reason)
-    await enqueue(conn, [cancelled_event(m, reason, None) for m in closed])
-    return {m.region for m in closed}
-
-
-async def apply_placement_event(
-    event: ev.Event,
-    *,
-    pool: asyncpg.Pool,
-    automatic: Automatic = _never,
-    any_automatic: bool = False,
-) -> set[str]:
-    """PlacementPosted / PlacementUpdated / PlacementWithdrawn into the read model.
-
-    Returns the regions whose input changed: the placement's, and (only when some region is in
-    automatic mode) the regions whose students rank it.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim_input(conn, event):
-            return set()
-        pid: str = event.data.placement_id
-        await repo.lock_placements(conn, [pid])
-        changed = {event.region}
-        if any_automatic:
-            changed |= set(await repo.regions_ranking(conn, pid))
-        if isinstance(event, ev.PlacementPosted | ev.PlacementUpdated):
-            await repo.upsert_placement(conn, event.data)
-        elif isinstance(event, ev.PlacementWithdrawn):
-            await repo.withdraw_placement(conn, pid, event.region)
-            changed |= await _cancel_standing(conn, "placement_id = $1", pid, "placement_withdrawn")
-        await _track(conn, changed, automatic)
-    return changed
-
-
-async def apply_student_event(
-    event: ev.Event, *, pool: asyncpg.Pool, automatic: Automatic = _never
-) -> set[str]:
-    """StudentRegistered / StudentPreferencesUpdated / StudentWithdrawn into the read model."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim_input(conn, event):
-            return set()
-        sid: str = event.data.student_id
-        before = await repo.lock_region_and_find_student(conn, event.region, sid)
-        changed = {event.region}
-        if before is not None and before != event.region:  # moved: lock its old region too
-            await repo.lock_region(conn, before)
-            changed.add(before)
-        if isinstance(event, ev.StudentRegistered | ev.StudentPreferencesUpdated):
-            await repo.upsert_student(conn, event.data)
-        elif isinstance(event, ev.StudentWithdrawn):
-            await repo.withdraw_student(conn, sid, event.region)
-            changed |= await _cancel_standing(conn, "student_id = $1", sid, "student_withdrawn")
-        await _track(conn, changed, automatic)
-    return changed
-
-
-# -------------------------------------------------------------------------------- responses
-
-
-async def respond_to_match(
-    event: ev.Event, *, pool: asyncpg.Pool, automatic: Automatic = _never
-) -> set[str]:
-    """MatchAccepted (by student or company) and MatchDeclined.
-
-    Accepted by both: the match is confirmed (one MatchConfirmed). Accepted by one side: the
-    match is pinned in later rounds. Declined: the match is released (MatchCancelled, reason
-    declined) and the pair is excluded from every later round.
-    """
-    data = event.data
-    async with pool.acquire() as conn, conn.transaction():
-        if not await _claim_input(conn, event):
-            return set()
-        await repo.lock_region(conn, event.region)
-        row = await repo.match_for_update(conn, data.match_id)
-        if row is not None and (row.student_id, row.placement_id) != (
-            data.student_id,
-            data.placement_id,
-        ):
-            raise ValueError(
-                f"match_id: {data.match_id} is ({row.student_id}, {row.placement_id}), "
-                f"not ({data.student_id}, {data.placement_id})"
-            )
-        if isinstance(event, ev.MatchDeclined):
-            await repo.exclude(conn, data.student_id, data.placement_id, str(data.match_id))
-            if row is not None and row.match is not None:
-                await repo.close_matches(
-                    conn, [Cancellation(row.match, "declined")], status="declined"
-                )
-                await enqueue(conn, [cancelled_event(row.match, "declined", None)])
-            await _track(conn, [event.region], automatic)
-            return {event.region}
-        if row is None or row.match is None:
-            log.warning("acceptance of a match that no longer stands; ignored", match=row)
-            return set()
-        match = await repo.record_acceptance(conn, row.match.match_id, data.by)
-        if match.status == "proposed" and match.student_accepted and match.company_accepted:
-            await repo.confirm(conn, match.match_id)
-            await enqueue(
-                conn,
-                [
-                    ev.MatchConfirmed(
-                        producer=PRODUCER,
-                        data=ev.MatchConfirmedData(
-                            match_id=data.match_id,
-                            region=match.region,
-                            student_id=match.student_id,
-                            placement_id=match.placement_id,
-                        ),
-                    )
-                ],
-            )
-    return set()
-
-
-# ----------------------------------------------------------------------------------- rounds
-
-
 async def run_round(
+    uow: MatchingUnitOfWork,
     *,
-    pool: asyncpg.Pool,
     solver: Solver,
     region: str,
     round_id: uuid.UUID,
     policy: Policy = "optimal",
-    request: ev.Event | None = None,
+    request: ev.MatchingRoundRequested | None = None,
     only_if_changed: bool = False,
-    after_commit: Callable[[], Awaitable[None]] | None = None,
-    before_commit: Callable[[], Awaitable[None]] | None = None,
+    hooks: RoundHooks = NO_HOOKS,
 ) -> None:
     """Solve a region's open problem and record the round, all in one transaction.
 
@@ -262,114 +292,103 @@ async def run_round(
     region's input changed since its last round.
     """
     structlog.contextvars.bind_contextvars(round_id=str(round_id), region=region)
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            if request is not None and not await claim(conn, request):
-                log.info("round request already handled")
-                return
-            await repo.lock_region(conn, region)
-            if await repo.round_recorded(conn, round_id):
-                log.warning("round id already recorded; request ignored")
-                return
-            if only_if_changed and not await repo.input_changed(conn, region):
-                return
-            started = time.perf_counter()
-            problem, version = await repo.load_problem(conn, region)
-            loaded = time.perf_counter()
-            pinned, previous = solver_arguments(problem)
-            result = await asyncio.to_thread(
-                solver,
-                problem.students,
-                problem.placements,
-                pinned,
-                previous=previous,
-                policy=policy,
-                excluded=problem.excluded,
+    async with uow:
+        if request is not None and not await uow.claim(request):
+            log.info("round request already handled")
+            return
+        await uow.regions.lock(region)
+        if await uow.rounds.recorded(round_id):
+            log.warning("round id already recorded; request ignored")
+            return
+        if only_if_changed and not await uow.regions.input_changed(region):
+            return
+        started = time.perf_counter()
+        problem, version = await uow.rounds.load_problem(region)
+        loaded = time.perf_counter()
+        result = await asyncio.to_thread(solver, round_problem(problem, policy))
+        solved = time.perf_counter()
+        plan = plan_round(problem, result.outcomes)
+        await uow.matches.close(plan.cancellations)
+        made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
+        figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
+        outgoing: list[ev.Event] = [
+            cancelled_event(c.match, c.reason, round_id) for c in plan.cancellations
+        ]
+        outgoing += [
+            ev.MatchProposed(
+                producer=PRODUCER,
+                data=ev.MatchProposedData(
+                    match_id=mid,
+                    region=region,
+                    student_id=p.student_id,
+                    placement_id=p.placement_id,
+                    round_id=round_id,
+                    company_id=p.company_id,
+                    rank=p.rank,
+                ),
             )
-            solved = time.perf_counter()
-            plan = plan_round(problem, result.outcomes)
-            await repo.close_matches(conn, plan.cancellations)
-            made = await repo.insert_proposals(conn, region, round_id, plan.proposals)
-            figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
-            outgoing: list[ev.Event] = [
-                cancelled_event(c.match, c.reason, round_id) for c in plan.cancellations
-            ]
-            outgoing += [
-                ev.MatchProposed(
-                    producer=PRODUCER,
-                    data=ev.MatchProposedData(
-                        match_id=mid,
-                        region=region,
-                        student_id=p.student_id,
-                        placement_id=p.placement_id,
-                        round_id=round_id,
-                        company_id=p.company_id,
-                        rank=p.rank,
-                    ),
-                )
-                for mid, p in made
-            ]
-            outgoing.append(
-                ev.MatchingRoundCompleted(
-                    producer=PRODUCER,
-                    data=ev.MatchingRoundCompletedData(
-                        round_id=round_id,
-                        region=region,
-                        policy=policy,
-                        figures=figures,
-                        unplaced_by_reason=plan.unplaced_by_reason,
-                        proposed=len(made),
-                        cancelled=len(plan.cancellations),
-                    ),
-                )
+            for mid, p in made
+        ]
+        outgoing.append(
+            ev.MatchingRoundCompleted(
+                producer=PRODUCER,
+                data=ev.MatchingRoundCompletedData(
+                    round_id=round_id,
+                    region=region,
+                    policy=policy,
+                    figures=figures,
+                    unplaced_by_reason=plan.unplaced_by_reason,
+                    proposed=len(made),
+                    cancelled=len(plan.cancellations),
+                ),
             )
-            await enqueue(conn, outgoing)
-            await repo.record_round(
-                conn,
+        )
+        await uow.publish(outgoing)
+        await uow.rounds.record(
+            RoundRecord(
                 round_id=round_id,
                 region=region,
                 policy=policy,
                 trigger="requested" if request is not None else "automatic",
-                figures_json=figures.model_dump_json(),
-                unplaced=plan.unplaced_by_reason,
+                figures=figures,
+                unplaced_by_reason=plan.unplaced_by_reason,
                 proposed=len(made),
                 cancelled=len(plan.cancellations),
                 seen_version=version,
             )
-            written = time.perf_counter()
-            if before_commit is not None:
-                await before_commit()
-        log.info(
-            "round committed",
-            load_seconds=round(loaded - started, 3),
-            solve_seconds=round(solved - loaded, 3),
-            write_seconds=round(written - solved, 3),
-            students=len(problem.students),
-            proposed=len(made),
-            cancelled=len(plan.cancellations),
-            placed=figures.placed,
         )
-    if after_commit is not None:
-        await after_commit()
+        written = time.perf_counter()
+        await hooks.before_commit()
+    log.info(
+        "round committed",
+        load_seconds=round(loaded - started, 3),
+        solve_seconds=round(solved - loaded, 3),
+        write_seconds=round(written - solved, 3),
+        students=len(problem.students),
+        proposed=len(made),
+        cancelled=len(plan.cancellations),
+        placed=figures.placed,
+    )
+    await hooks.after_commit()
 
 
 async def handle_round_request(
-    event: ev.Event,
+    event: ev.MatchingRoundRequested,
+    uows: UnitsOfWork,
     *,
-    pool: asyncpg.Pool,
     solver: Solver,
-    after_commit: Callable[[], Awaitable[None]] | None = None,
-    before_commit: Callable[[], Awaitable[None]] | None = None,
+    hooks: RoundHooks = NO_HOOKS,
+    input_wait: float = 120.0,
 ) -> None:
-    assert isinstance(event, ev.MatchingRoundRequested)
-    await wait_for_inputs(pool, event)
+    """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most),
+    then run the round in one transaction."""
+    await wait_for_inputs(event, uows, wait=input_wait)
     await run_round(
-        pool=pool,
+        uows(),
         solver=solver,
         region=event.data.region,
         round_id=event.data.round_id,
         policy=event.data.policy,
         request=event,
-        after_commit=after_commit,
-        before_commit=before_commit,
+        hooks=hooks,
     )

@@ -1,21 +1,16 @@
-"""`apl serve matching`: migrate the schema, then serve the subscribers and HTTP under uvicorn."""
+"""`apl serve matching`: the running container (schema migrated), served until a signal."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 
-import structlog
-import uvicorn
-
-from services.matching.bootstrap import build_app
-from services.matching.settings import MatchingServiceSettings
-from shared.db import migrate
+from services.matching.bootstrap import MIGRATIONS, create_app, running
+from services.matching.settings import MatchingSettings
+from shared.http import run_service
 from shared.logging import configure_logging
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+__all__ = ["MIGRATIONS", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,18 +18,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", help="HTTP host (default: settings.http_host)")
     parser.add_argument("--port", type=int, help="HTTP port (default: settings.http_port)")
     args = parser.parse_args(list(argv or []))
-    settings: MatchingServiceSettings = MatchingServiceSettings.load()
+    settings = MatchingSettings.load()
     configure_logging("matching", settings.log_level, settings.log_json)
-    log = structlog.get_logger("services.matching")
-    applied = asyncio.run(migrate(settings.database_url, settings.db_schema, MIGRATIONS))
-    log.info("migrations applied", applied=applied, schema=settings.db_schema)
-    app, _ = build_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host or settings.http_host,
-        port=args.port or settings.http_port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=20,
-    )
-    return 0
+    return run_service(running, create_app, settings, host=args.host, port=args.port)

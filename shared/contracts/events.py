@@ -34,6 +34,12 @@ from shared.contracts.topics import (
 SCHEMA_VERSION = 1
 
 Actor = Literal["student", "company", "coordinator", "system"]
+Policy = Literal["optimal", "stable"]
+"""How a round matches: minimum rank cost (`optimal`) or deferred acceptance (`stable`)."""
+CancelReason = Literal[
+    "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
+]
+"""Why a match no longer stands (`MatchCancelled.data.reason`)."""
 Reason = Annotated[str, Field(max_length=1000)]
 
 
@@ -69,9 +75,7 @@ class StudentWithdrawnData(_Data):
 class MatchingRoundRequestedData(_Data):
     round_id: uuid.UUID = Field(description="Id of the round.", examples=[str(uuid.UUID(int=1))])
     region: RegionCode = Field(description="Region to match.", examples=["SE-AB"])
-    policy: Literal["optimal", "stable"] = Field(
-        default="optimal", description="Matching policy.", examples=["optimal"]
-    )
+    policy: Policy = Field(default="optimal", description="Matching policy.", examples=["optimal"])
     requested_by: str | None = Field(
         default=None, max_length=200, description="Who asked.", examples=["coordinator:kim"]
     )
@@ -108,7 +112,7 @@ class RoundFigures(_Data):
 class MatchingRoundCompletedData(_Data):
     round_id: uuid.UUID = Field(description="Id of the round.", examples=[str(uuid.UUID(int=1))])
     region: RegionCode = Field(description="Region matched.", examples=["SE-AB"])
-    policy: Literal["optimal", "stable"] = Field(description="Policy used.", examples=["optimal"])
+    policy: Policy = Field(description="Policy used.", examples=["optimal"])
     figures: RoundFigures = Field(description="The round's figures.")
     unplaced_by_reason: dict[str, int] = Field(
         default_factory=dict,
@@ -146,9 +150,9 @@ class MatchConfirmedData(_MatchData):
 
 
 class MatchCancelledData(_MatchData):
-    reason: Literal[
-        "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
-    ] = Field(description="Why the proposal no longer stands.", examples=["superseded"])
+    reason: CancelReason = Field(
+        description="Why the proposal no longer stands.", examples=["superseded"]
+    )
     round_id: uuid.UUID | None = Field(default=None, description="Round that cancelled it.")
 
 

@@ -2,7 +2,9 @@
 
 `ServiceProcess("matching", env, log_dir)` runs `apl serve matching` with the given environment
 (on top of this process's), sends its output to a log file in `log_dir`, waits until `/readyz`
-answers, and can be stopped gracefully, killed with SIGKILL, and started again.
+answers, and can be stopped gracefully, killed with SIGKILL, and started again. `command`, if
+given, replaces `-m services.cli serve <service>` (a test's own entry script, e.g.
+tests/integration/matching/round_process.py); the service's settings still come from `env`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ServiceProcess:
     log_dir: Path
     port: int = field(default_factory=free_port)
     name: str = ""
+    command: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
 
@@ -57,7 +60,7 @@ class ServiceProcess:
         log.write(f"\n=== start {self.starts} ===\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", self.service],
+            [sys.executable, *(self.command or ("-m", "services.cli", "serve", self.service))],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

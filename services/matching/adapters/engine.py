@@ -2,31 +2,32 @@
 
 `services.matching.engine.solve` is a pure library; this adapter calls it and turns its
 `RoundResult` into the service's plain `SolveResult`. The engine is imported by `warm_up`, which
-the service runs in a thread at start-up, or else on the first round.
+`running()` runs in a thread at start-up (`load_kernel`), or else on the first round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import asyncio
+import time
 
-from services.matching.domain.model import Outcome, Policy, SolveResult
-from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
+import structlog
+
+from services.matching.domain.model import Outcome, RoundProblem, SolveResult
+
+log = structlog.get_logger(__name__)
 
 
-def engine_solver(
-    students: Sequence[StudentProfile],
-    placements: Sequence[PlacementOffer],
-    pinned: Sequence[PinnedPair],
-    *,
-    previous: Mapping[str, str],
-    policy: Policy,
-    excluded: Collection[tuple[str, str]],
-) -> SolveResult:
+def engine_solver(problem: RoundProblem) -> SolveResult:
     """The `Solver` port, served by the matching engine."""
     from services.matching.engine import solve
 
     result = solve(
-        students, placements, pinned, previous=previous, policy=policy, excluded=excluded
+        problem.students,
+        problem.placements,
+        problem.pinned,
+        previous=problem.previous,
+        policy=problem.policy,
+        excluded=problem.excluded,
     )
     outcomes = tuple(
         Outcome(o.student_id, o.placement_id, o.rank, o.reason) for o in result.outcomes
@@ -40,3 +41,16 @@ def warm_up() -> None:
     from services.matching.engine import ssp
 
     ssp.load_compiled()
+
+
+async def load_kernel() -> None:
+    """`warm_up` beside the event loop. A round that starts first runs the interpreted kernel
+    (same result, slower), or, if it is large enough to want the compiled one (engine/ssp.py,
+    JIT_MIN_ARCS), waits for this load to finish."""
+    started = time.perf_counter()
+    try:
+        await asyncio.to_thread(warm_up)
+    except Exception:
+        log.exception("matching kernel not loaded; rounds use the interpreted kernel")
+        return
+    log.info("matching kernel loaded", seconds=round(time.perf_counter() - started, 2))

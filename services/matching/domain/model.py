@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from shared.contracts.events import CancelReason, Policy, RoundFigures
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
 
-Policy = Literal["optimal", "stable"]
-CancelReason = Literal[
-    "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
+__all__ = [
+    "CancelReason",
+    "Cancellation",
+    "MatchRow",
+    "NewProposal",
+    "Outcome",
+    "Policy",
+    "RoundInput",
+    "RoundPlan",
+    "RoundProblem",
+    "RoundRecord",
+    "SolveResult",
+    "Solver",
+    "Standing",
 ]
 
 
@@ -35,6 +48,15 @@ class Standing:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchRow:
+    """A match as a response to it finds it (locked for the response's transaction)."""
+
+    match: Standing | None  # None when it no longer stands
+    student_id: str
+    placement_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """One student's result of a round."""
 
@@ -50,19 +72,23 @@ class SolveResult:
     figures: Mapping[str, Any]  # the RoundFigures fields of PRODUCT.md
 
 
-class Solver(Protocol):
-    """The port the service runs a round through (the engine's `solve`, adapted)."""
+@dataclass(frozen=True, slots=True)
+class RoundProblem:
+    """Everything a solver is given for one round of one region."""
 
-    def __call__(
-        self,
-        students: Sequence[StudentProfile],
-        placements: Sequence[PlacementOffer],
-        pinned: Sequence[PinnedPair],
-        *,
-        previous: Mapping[str, str],
-        policy: Policy,
-        excluded: Collection[tuple[str, str]],
-    ) -> SolveResult: ...
+    students: tuple[StudentProfile, ...]
+    placements: tuple[PlacementOffer, ...]
+    pinned: tuple[PinnedPair, ...] = ()
+    """Confirmed and accepted pairs the round must keep (within capacity)."""
+    previous: Mapping[str, str] = field(default_factory=dict)
+    """student id -> placement id of its standing match (an optimal round keeps most of them)."""
+    policy: Policy = "optimal"
+    excluded: frozenset[tuple[str, str]] = frozenset()
+    """(student id, placement id) pairs never to match (declined)."""
+
+
+Solver = Callable[[RoundProblem], SolveResult]
+"""The port a round runs through (the engine's `solve`, adapted in `adapters/engine.py`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +124,18 @@ class RoundPlan:
     cancellations: tuple[Cancellation, ...]
     kept: tuple[Standing, ...]
     unplaced_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """What the `rounds` table keeps of a round, and the input version the round saw."""
+
+    round_id: uuid.UUID
+    region: str
+    policy: Policy
+    trigger: Literal["requested", "automatic"]
+    figures: RoundFigures
+    unplaced_by_reason: dict[str, int]
+    proposed: int
+    cancelled: int
+    seen_version: int

@@ -10,8 +10,10 @@ from services.matching.domain.model import (
     CancelReason,
     NewProposal,
     Outcome,
+    Policy,
     RoundInput,
     RoundPlan,
+    RoundProblem,
     Standing,
 )
 from shared.contracts.profiles import PinnedPair, PlacementOffer
@@ -56,17 +58,23 @@ def pins_within_capacity(
     return kept, dropped
 
 
-def solver_arguments(
-    problem: RoundInput,
-) -> tuple[list[PinnedPair], dict[str, str]]:
-    """The `pinned` and `previous` arguments of the solver for a region's problem."""
+def round_problem(problem: RoundInput, policy: Policy) -> RoundProblem:
+    """What the solver is given for a region's open problem: the pins that still fit (confirmed
+    first), the standing placements as `previous`, and the declined pairs as `excluded`."""
     capacity = {p.placement_id: p.capacity for p in problem.placements}
     in_problem = {s.student_id for s in problem.students}
     mine = [m for m in problem.standing if m.student_id in in_problem]
     kept, _ = pins_within_capacity(mine, capacity)
-    pinned = [PinnedPair(student_id=m.student_id, placement_id=m.placement_id) for m in kept]
-    previous = {m.student_id: m.placement_id for m in mine}
-    return pinned, previous
+    return RoundProblem(
+        students=problem.students,
+        placements=problem.placements,
+        pinned=tuple(
+            PinnedPair(student_id=m.student_id, placement_id=m.placement_id) for m in kept
+        ),
+        previous={m.student_id: m.placement_id for m in mine},
+        policy=policy,
+        excluded=problem.excluded,
+    )
 
 
 def _cancel_reason(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
@@ -12,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from services.matching.main import MIGRATIONS
+from services.matching.bootstrap import MIGRATIONS
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.db import migrate
 from shared.kafka import make_broker, publish_event
 from tests.support.factories import placement, student
 from tests.support.infra import Infra
+from tests.support.kafka import read_records
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import eventually
 
@@ -74,12 +75,17 @@ def matching_env(infra: Infra, database_url: str, topics: Topics, schema: str) -
         "APL_MATCHING_TOPIC_PREFIX": topics.prefix,
         "APL_MATCHING_SCHEMA_NAME": schema,
         "APL_MATCHING_OUTBOX_POLL_SECONDS": "0.1",
+        # a killed replica's partitions move to the others after a few seconds, not 45
+        "APL_MATCHING_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "APL_ENVIRONMENT": "test",
     }
 
 
-def replica(env: dict[str, str], log_dir: Path, name: str) -> ServiceProcess:
-    return ServiceProcess("matching", env, log_dir, name=name)
+def replica(
+    env: dict[str, str], log_dir: Path, name: str, command: tuple[str, ...] = ()
+) -> ServiceProcess:
+    """A matching replica: `apl serve matching`, or the entry script `command` names."""
+    return ServiceProcess("matching", env, log_dir, name=name, command=command)
 
 
 async def prepared_schema(
@@ -126,13 +132,30 @@ async def request_after_input(
     return request
 
 
-async def wait_for_log(proc: ServiceProcess, text: str, *, wait: float = 90.0) -> None:
-    """Until `text` appears in the process's log."""
+async def position_of(bootstrap: str, topic: str, event: ev.Event) -> tuple[int, int]:
+    """(partition, offset) of `event` on `topic`."""
 
-    async def logged() -> bool:
-        return text in proc.log_path.read_text(errors="replace")
+    def found(records: list[Any]) -> bool:
+        return any(json.loads(r.value)["event_id"] == str(event.event_id) for r in records)
 
-    await eventually(logged, wait=wait, interval=0.3, what=f"{text!r} in {proc.name}'s log")
+    records = await read_records(bootstrap, topic, until=found)
+    for r in records:
+        if json.loads(r.value)["event_id"] == str(event.event_id):
+            return r.partition, r.offset
+    raise AssertionError(f"{event.type} {event.event_id} is not on {topic}")
+
+
+async def committed_offset(bootstrap: str, group: str, topic: str, partition: int) -> int:
+    """The offset `group` committed on the partition: the next record it will read (-1: none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    finally:
+        await admin.close()
+    meta = offsets.get(tp)
+    return -1 if meta is None else int(meta.offset)
 
 
 @dataclass
@@ -144,33 +167,30 @@ class Output:
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e["data"] for e in self.events.values() if e["type"] == kind]
 
+    @classmethod
+    def of_records(cls, records: Iterable[Any]) -> Output:
+        out = cls()
+        for r in records:
+            event = json.loads(r.value)
+            if event["producer"] == "matching":
+                out.events[event["event_id"]] = event
+        return out
+
 
 async def collect(
     bootstrap: str, topics: Topics, done: Callable[[Output], bool], *, wait: float = 120.0
 ) -> Output:
-    consumer = AIOKafkaConsumer(
+    """What the service published on rounds and matches, read from the beginning until `done`."""
+    records = await read_records(
+        bootstrap,
         topics.rounds,
         topics.matches,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
+        until=lambda rs: done(Output.of_records(rs)),
+        wait=wait,
     )
-    await consumer.start()
-    out = Output()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while not done(out):
-            if loop.time() > deadline:
-                raise TimeoutError(f"output incomplete: {len(out.events)} events")
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    event = json.loads(r.value)
-                    if event["producer"] == "matching":
-                        out.events[event["event_id"]] = event
-    finally:
-        await consumer.stop()
+    out = Output.of_records(records)
+    if not done(out):
+        raise TimeoutError(f"output incomplete: {len(out.events)} events")
     return out
 
 

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-
-from services.matching.domain.model import Outcome, Policy, SolveResult
-from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
+from services.matching.domain.model import Outcome, RoundProblem, SolveResult
 
 
-def greedy_solver(
-    students: Sequence[StudentProfile],
-    placements: Sequence[PlacementOffer],
-    pinned: Sequence[PinnedPair],
-    *,
-    previous: Mapping[str, str],
-    policy: Policy,
-    excluded: Collection[tuple[str, str]],
-) -> SolveResult:
+def greedy_solver(problem: RoundProblem) -> SolveResult:
     """Pins first, then previous placements that still fit, then first free choice by id order.
 
     Eligibility is only: ranked, known, not excluded (enough to test the service around it).
     """
+    students, placements, pinned = problem.students, problem.placements, problem.pinned
+    previous, excluded = problem.previous, problem.excluded
     left = {p.placement_id: p.capacity for p in placements}
     got: dict[str, str] = {}
     for pin in pinned:
@@ -30,8 +21,7 @@ def greedy_solver(
     for s in ordered:
         prev = previous.get(s.student_id)
         free = s.student_id not in got and prev and left.get(prev, 0) > 0
-        if free and prev in s.preferences and (s.student_id, prev) not in excluded:
-            assert prev is not None
+        if free and prev and prev in s.preferences and (s.student_id, prev) not in excluded:
             got[s.student_id] = prev
             left[prev] -= 1
     outcomes: list[Outcome] = []

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from services.matching.domain.model import Outcome, RoundInput, Standing
 from services.matching.domain.rules import (
     capacity_left,
     pins_within_capacity,
     plan_round,
-    solver_arguments,
+    round_problem,
 )
-from services.matching.settings import MatchingServiceSettings
+from services.matching.settings import MatchingSettings
 from tests.support.factories import placement, student
 
 
@@ -116,21 +114,26 @@ def test_pins_beyond_capacity_keep_confirmed_first() -> None:
     assert dropped == [accepted]
 
 
-def test_solver_arguments_pin_accepted_and_confirmed_and_pass_previous() -> None:
+def test_round_problem_pins_accepted_and_confirmed_and_passes_previous_and_exclusions() -> None:
     standing = (
         _standing("m1", "s-1", "p-1", company_accepted=True),
         _standing("m2", "s-2", "p-2"),
     )
-    pinned, previous = solver_arguments(_problem(standing))
-    assert [(p.student_id, p.placement_id) for p in pinned] == [("s-1", "p-1")]
-    assert previous == {"s-1": "p-1", "s-2": "p-2"}
+    excluded = frozenset({("s-2", "p-1")})
+    problem = round_problem(_problem(standing, excluded=excluded), "stable")
+    assert [(p.student_id, p.placement_id) for p in problem.pinned] == [("s-1", "p-1")]
+    assert problem.previous == {"s-1": "p-1", "s-2": "p-2"}
+    assert problem.excluded == excluded
+    assert problem.policy == "stable"
+    assert [s.student_id for s in problem.students] == ["s-1", "s-2"]
 
 
-def test_settings_auto_regions_and_test_hook_refused_in_production() -> None:
-    s = MatchingServiceSettings(auto_regions="SE-AB, SE-O")
+def test_settings_auto_regions_and_group_id() -> None:
+    s = MatchingSettings(auto_regions="SE-AB, SE-O")
     assert s.is_automatic("SE-O")
     assert not s.is_automatic("FI-19")
-    assert MatchingServiceSettings(auto_regions="*").is_automatic("FI-19")
-    assert MatchingServiceSettings(topic_prefix="t1.").group_id == "t1.matching"
-    with pytest.raises(ValueError, match="test-only"):
-        MatchingServiceSettings(environment="production", test_pause_after_commit_seconds=5)
+    assert s.any_automatic
+    assert not MatchingSettings(auto_regions=" ").any_automatic
+    assert MatchingSettings(auto_regions="*").is_automatic("FI-19")
+    assert MatchingSettings(topic_prefix="t1.").group_id == "t1.matching"
+    assert not hasattr(MatchingSettings(), "test_pause_after_commit_seconds")

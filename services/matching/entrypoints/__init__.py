@@ -1,0 +1,1 @@
+"""The matching service's entry points: its Kafka subscribers (`subscribers.py`)."""

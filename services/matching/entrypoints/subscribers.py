@@ -1,0 +1,105 @@
+"""FastStream subscribers: each declares its topic's payload type and calls one handler.
+
+Decoding, retries and dead letters are the container's `EventPolicy` (the router's middleware and
+the subscribers' decoder). Placement and student events arrive in batches so the offset is
+committed once per batch (a commit per message costs more than applying the event); each record
+still has its own transaction, inbox claim, retries and dead letter. Round requests and match
+responses are consumed one at a time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from faststream.kafka import KafkaRouter
+
+from services.matching import handlers
+from shared import runtime
+from shared.contracts import events as ev
+
+if TYPE_CHECKING:
+    from services.matching.bootstrap import Container
+
+
+def router(c: Container) -> KafkaRouter:
+    """Subscribers for the four topics the service reads, and the publishers it documents."""
+    s = c.settings
+    topics = s.topics
+    options = runtime.subscriber_options(s)
+    decode = c.policy.decode
+    r = runtime.router(c.policy)
+
+    @r.subscriber(
+        topics.placements,
+        decoder=decode,
+        batch=True,
+        max_records=s.consumer_batch,
+        title="matching:placements",
+        description="PlacementPosted, PlacementUpdated, PlacementWithdrawn into the read model.",
+        **options,
+    )
+    async def on_placements(events: list[ev.PlacementEvent]) -> None:
+        for event in events:
+            changed = await handlers.apply_placement_event(
+                event, c.uow(), automatic=s.is_automatic, any_automatic=s.any_automatic
+            )
+            c.auto.touch(changed)
+
+    @r.subscriber(
+        topics.students,
+        decoder=decode,
+        batch=True,
+        max_records=s.consumer_batch,
+        title="matching:students",
+        description=(
+            "StudentRegistered, StudentPreferencesUpdated, StudentWithdrawn into the read model."
+        ),
+        **options,
+    )
+    async def on_students(events: list[ev.StudentEvent]) -> None:
+        for event in events:
+            changed = await handlers.apply_student_event(event, c.uow(), automatic=s.is_automatic)
+            c.auto.touch(changed)
+
+    @r.subscriber(
+        topics.rounds,
+        decoder=decode,
+        title="matching:rounds",
+        description="MatchingRoundRequested runs a round for the region (others are ignored).",
+        **options,
+    )
+    async def on_round(event: ev.RoundEvent) -> None:
+        if isinstance(event, ev.MatchingRoundRequested):
+            await handlers.handle_round_request(
+                event, c.uow, solver=c.solver, hooks=c.hooks, input_wait=s.input_wait_seconds
+            )
+
+    @r.subscriber(
+        topics.matches,
+        decoder=decode,
+        title="matching:matches",
+        description=(
+            "MatchAccepted (student and company: MatchConfirmed) and MatchDeclined (released, "
+            "pair excluded); the service's own match events are ignored."
+        ),
+        **options,
+    )
+    async def on_match(event: ev.MatchEvent) -> None:
+        if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
+            changed = await handlers.respond_to_match(event, c.uow(), automatic=s.is_automatic)
+            c.auto.touch(changed)
+
+    # Published through the outbox relay; declared here so the AsyncAPI document shows them.
+    r.publisher(
+        topics.matches,
+        title="matching:match-events",
+        description="MatchProposed, MatchConfirmed, MatchCancelled (keyed by region).",
+        schema=ev.MatchProposed | ev.MatchConfirmed | ev.MatchCancelled,
+    )
+    r.publisher(
+        topics.rounds,
+        title="matching:round-results",
+        description="MatchingRoundCompleted with the round's figures (keyed by region).",
+        schema=ev.MatchingRoundCompleted,
+    )
+    return r

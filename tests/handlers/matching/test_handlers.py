@@ -1,0 +1,532 @@
+"""The matching handlers, run alike against the in-memory fake and against real PostgreSQL.
+
+`HandlerContract` holds the tests and an abstract `uow` fixture (pyeventsourcing's pattern):
+`TestInMemory` gives them `tests/support/fakes/matching.py`, `TestPostgres` (infra) a fresh
+schema of the real read model. What a handler published is read from the committed outbox.
+Rounds use a trivial deterministic solver double.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from services.matching import handlers
+from services.matching.adapters.repository import MatchingUnitOfWork, PostgresMatchingUnitOfWork
+from services.matching.bootstrap import MIGRATIONS
+from services.matching.domain.model import RoundProblem, Solver, SolveResult
+from services.matching.handlers import RoundHooks
+from shared.contracts import events as ev
+from shared.contracts.events import parse_event
+from shared.db import create_pool, migrate
+from tests.support.factories import placement, student
+from tests.support.fakes.matching import InMemoryMatchingUnitOfWork
+from tests.unit.matching_service.doubles import greedy_solver
+
+E = TypeVar("E", bound=ev.Event)
+REGION = "SE-AB"
+
+
+def posted(pid: str, region: str = REGION, capacity: int = 2) -> ev.PlacementPosted:
+    return ev.PlacementPosted(producer="t", data=placement(pid, region=region, capacity=capacity))
+
+
+def registered(sid: str, *prefs: str, region: str = REGION) -> ev.StudentRegistered:
+    return ev.StudentRegistered(producer="t", data=student(sid, region=region, prefs=prefs))
+
+
+def placement_withdrawn(pid: str, region: str = REGION) -> ev.PlacementWithdrawn:
+    data = ev.PlacementWithdrawnData(placement_id=pid, region=region)
+    return ev.PlacementWithdrawn(producer="t", data=data)
+
+
+def student_withdrawn(sid: str, region: str = REGION) -> ev.StudentWithdrawn:
+    return ev.StudentWithdrawn(
+        producer="t", data=ev.StudentWithdrawnData(student_id=sid, region=region)
+    )
+
+
+def request(region: str = REGION, inputs: int | None = None) -> ev.MatchingRoundRequested:
+    data = ev.MatchingRoundRequestedData(
+        round_id=uuid.uuid4(), region=region, inputs_published=inputs
+    )
+    return ev.MatchingRoundRequested(producer="t", data=data)
+
+
+def _ids(p: ev.MatchProposed) -> dict[str, Any]:
+    d = p.data
+    return {
+        "match_id": d.match_id,
+        "region": d.region,
+        "student_id": d.student_id,
+        "placement_id": d.placement_id,
+    }
+
+
+def accepted(p: ev.MatchProposed, by: str, **override: Any) -> ev.MatchAccepted:
+    data = ev.MatchAcceptedData.model_validate({**_ids(p), "by": by, **override}, strict=False)
+    return ev.MatchAccepted(producer="t", data=data)
+
+
+def declined(p: ev.MatchProposed, by: str) -> ev.MatchDeclined:
+    data = ev.MatchDeclinedData.model_validate({**_ids(p), "by": by}, strict=False)
+    return ev.MatchDeclined(producer="t", data=data)
+
+
+def of(events: list[ev.Event], cls: type[E]) -> list[E]:
+    return [e for e in events if isinstance(e, cls)]
+
+
+def pairs(events: list[ev.Event]) -> list[tuple[str, str]]:
+    return [(p.data.student_id, p.data.placement_id) for p in of(events, ev.MatchProposed)]
+
+
+def reasons(events: list[ev.Event]) -> list[tuple[str, str]]:
+    return [(c.data.student_id, c.data.reason) for c in of(events, ev.MatchCancelled)]
+
+
+class HandlerContract:
+    """The handler tests; subclasses provide `uow` and `published`."""
+
+    @pytest.fixture
+    def uow(self) -> MatchingUnitOfWork:
+        raise NotImplementedError
+
+    async def published(self, uow: MatchingUnitOfWork) -> list[ev.Event]:
+        """Every event the committed transactions wrote to the outbox, in order."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- helpers
+
+    async def apply(
+        self, uow: MatchingUnitOfWork, *events: ev.Event, automatic: bool = False
+    ) -> set[str]:
+        """Apply input events as the subscribers do; the regions whose input changed."""
+        mode: Callable[[str], bool] = (lambda r: True) if automatic else (lambda r: False)
+        changed: set[str] = set()
+        for e in events:
+            if isinstance(e, ev.PlacementPosted | ev.PlacementUpdated | ev.PlacementWithdrawn):
+                changed |= await handlers.apply_placement_event(
+                    e, uow, automatic=mode, any_automatic=automatic
+                )
+            elif isinstance(
+                e, ev.StudentRegistered | ev.StudentPreferencesUpdated | ev.StudentWithdrawn
+            ):
+                changed |= await handlers.apply_student_event(e, uow, automatic=mode)
+            elif isinstance(e, ev.MatchAccepted | ev.MatchDeclined):
+                changed |= await handlers.respond_to_match(e, uow, automatic=mode)
+            else:
+                raise TypeError(f"not an input event: {e.type}")
+        return changed
+
+    async def round(
+        self,
+        uow: MatchingUnitOfWork,
+        req: ev.MatchingRoundRequested | None = None,
+        *,
+        solver: Solver = greedy_solver,
+        hooks: RoundHooks = handlers.NO_HOOKS,
+        input_wait: float = 5.0,
+    ) -> ev.MatchingRoundRequested:
+        req = req or request()
+        await handlers.handle_round_request(
+            req, lambda: uow, solver=solver, hooks=hooks, input_wait=input_wait
+        )
+        return req
+
+    async def automatic_round(self, uow: MatchingUnitOfWork, region: str = REGION) -> None:
+        await handlers.run_round(
+            uow, solver=greedy_solver, region=region, round_id=uuid.uuid4(), only_if_changed=True
+        )
+
+    async def proposals(self, uow: MatchingUnitOfWork) -> dict[str, ev.MatchProposed]:
+        """The latest proposal of each student."""
+        return {p.data.student_id: p for p in of(await self.published(uow), ev.MatchProposed)}
+
+    async def settled(self, uow: MatchingUnitOfWork, producer: str = "t") -> tuple[int, int]:
+        async with uow:
+            return await uow.inputs.settled(producer, REGION)
+
+    # ------------------------------------------------------------------------------ input
+
+    async def test_input_in_any_order_makes_the_read_model_a_round_solves(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        # the students rank p-2 before p-2 exists: order across topics does not matter
+        await self.apply(uow, registered("s-1", "p-2"), registered("s-2", "p-2"))
+        await self.apply(uow, posted("p-2", capacity=1))
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [s.student_id for s in problem.students] == ["s-1", "s-2"]
+        assert [(p.placement_id, p.capacity) for p in problem.placements] == [("p-2", 1)]
+
+        req = await self.round(uow)
+        out = await self.published(uow)
+        assert [
+            (p.data.student_id, p.data.placement_id, p.data.rank) for p in of(out, ev.MatchProposed)
+        ] == [("s-1", "p-2", 1)]
+        (done,) = of(out, ev.MatchingRoundCompleted)
+        assert done.data.round_id == req.data.round_id
+        assert done.data.proposed == 1
+        assert done.data.cancelled == 0
+        assert done.data.unplaced_by_reason == {"choices_full": 1}
+        assert done.data.figures.placed == 1
+        assert done.data.policy == "optimal"
+        # the proposals come before the round's completion, all keyed by the region
+        assert [type(e) for e in out] == [ev.MatchProposed, ev.MatchingRoundCompleted]
+        assert {e.region for e in out} == {REGION}
+
+    async def test_a_redelivered_input_is_applied_and_counted_once(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        event = posted("p-1")
+        assert await self.apply(uow, event) == {REGION}
+        assert await self.apply(uow, event) == set()
+        assert await self.settled(uow) == (1, 0)
+        await self.apply(uow, registered("s-1", "p-1"))
+        assert await self.settled(uow) == (2, 0)
+
+    async def test_an_update_changes_the_offer_and_a_repost_revives_a_withdrawn_placement(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), registered("s-1", "p-1"))
+        update = ev.PlacementUpdated(producer="t", data=placement("p-1", capacity=3))
+        await self.apply(uow, update)
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [p.capacity for p in problem.placements] == [3]
+        await self.apply(uow, placement_withdrawn("p-1"))
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert problem.placements == ()
+        assert problem.withdrawn_placements == frozenset({"p-1"})
+        await self.apply(uow, posted("p-1"))
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [p.placement_id for p in problem.placements] == ["p-1"]
+
+    async def test_a_withdrawal_seen_before_its_placement_leaves_a_tombstone(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, placement_withdrawn("p-9"), registered("s-1", "p-9"))
+        await self.round(uow)
+        assert pairs(await self.published(uow)) == []
+        await self.apply(uow, posted("p-9"))  # posted after all: live again
+        await self.round(uow)
+        assert pairs(await self.published(uow)) == [("s-1", "p-9")]
+
+    async def test_withdrawn_placement_cancels_its_standing_matches_at_once(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), posted("p-2"))
+        await self.apply(uow, registered("s-1", "p-1"), registered("s-2", "p-2"))
+        await self.round(uow)
+        for by in ("student", "company"):  # a confirmed match is cancelled too
+            await self.apply(uow, accepted((await self.proposals(uow))["s-1"], by))
+        assert len(of(await self.published(uow), ev.MatchConfirmed)) == 1
+        assert await self.apply(uow, placement_withdrawn("p-1")) == {REGION}
+        out = await self.published(uow)
+        assert reasons(out) == [("s-1", "placement_withdrawn")]
+        (cancelled,) = of(out, ev.MatchCancelled)
+        assert cancelled.data.round_id is None
+        assert cancelled.data.match_id == (await self.proposals(uow))["s-1"].data.match_id
+        await self.round(uow)  # s-1 has nowhere to go; s-2 keeps its match
+        after = of(await self.published(uow), ev.MatchingRoundCompleted)[-1]
+        assert (after.data.proposed, after.data.cancelled) == (0, 0)
+
+    async def test_withdrawn_student_cancels_its_standing_match_at_once(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.round(uow)
+        await self.apply(uow, student_withdrawn("s-2"))
+        out = await self.published(uow)
+        assert reasons(out) == [("s-2", "student_withdrawn")]
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [s.student_id for s in problem.students] == ["s-1"]
+
+    async def test_a_student_who_moved_changes_both_regions(self, uow: MatchingUnitOfWork) -> None:
+        await self.apply(uow, registered("s-1", "p-1"))
+        moved = ev.StudentPreferencesUpdated(
+            producer="t", data=student("s-1", region="SE-O", prefs=("p-1",))
+        )
+        assert await self.apply(uow, moved) == {REGION, "SE-O"}
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert problem.students == ()
+
+    # -------------------------------------------------------------------------- responses
+
+    async def test_acceptance_by_both_sides_confirms_once_and_pins_the_match(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), registered("s-1", "p-1"))
+        await self.round(uow)
+        proposal = (await self.proposals(uow))["s-1"]
+        assert await self.apply(uow, accepted(proposal, "student")) == set()
+        assert of(await self.published(uow), ev.MatchConfirmed) == []
+        await self.apply(uow, accepted(proposal, "company"))
+        await self.apply(uow, accepted(proposal, "company"))  # a second acceptance: no news
+        (confirmed,) = of(await self.published(uow), ev.MatchConfirmed)
+        assert confirmed.data.match_id == proposal.data.match_id
+        assert (confirmed.data.student_id, confirmed.data.placement_id) == ("s-1", "p-1")
+        # a newcomer who ranks the same full placement does not displace the confirmed match
+        await self.apply(uow, registered("s-0", "p-1"))
+        await self.round(uow)
+        last = of(await self.published(uow), ev.MatchingRoundCompleted)[-1]
+        assert (last.data.proposed, last.data.cancelled) == (0, 0)
+        assert last.data.unplaced_by_reason == {"choices_full": 1}
+
+    async def test_decline_releases_the_match_and_excludes_the_pair(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), posted("p-2"))
+        await self.apply(uow, registered("s-1", "p-1", "p-2"), registered("s-2", "p-1", "p-2"))
+        first = await self.round(uow)
+        proposed = await self.proposals(uow)
+        assert {p.data.placement_id for p in proposed.values()} == {"p-1"}
+        for by in ("student", "company"):
+            await self.apply(uow, accepted(proposed["s-1"], by))
+        assert await self.apply(uow, declined(proposed["s-2"], "student")) == {REGION}
+        await self.round(uow)
+
+        out = await self.published(uow)
+        assert [c.data.student_id for c in of(out, ev.MatchConfirmed)] == ["s-1"]
+        assert reasons(out) == [("s-2", "declined")]
+        after = [p for p in of(out, ev.MatchProposed) if p.data.round_id != first.data.round_id]
+        # the second round re-matches s-2 elsewhere (never p-1 again) and leaves s-1 pinned
+        assert [(p.data.student_id, p.data.placement_id) for p in after] == [("s-2", "p-2")]
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert problem.excluded == frozenset({("s-2", "p-1")})
+
+    async def test_a_response_whose_ids_do_not_belong_together_is_refused_whole(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.round(uow)
+        before = await self.published(uow)
+        bad = accepted((await self.proposals(uow))["s-1"], "student", student_id="s-2")
+        with pytest.raises(ValueError, match="match_id"):
+            await self.apply(uow, bad)
+        assert await self.settled(uow) == (3, 0)  # neither claimed nor counted
+        assert await self.published(uow) == before
+
+    async def test_acceptance_of_a_match_that_no_longer_stands_is_ignored(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        await self.round(uow)
+        proposal = (await self.proposals(uow))["s-1"]
+        await self.apply(uow, placement_withdrawn("p-1"))
+        for by in ("student", "company"):
+            assert await self.apply(uow, accepted(proposal, by)) == set()
+        assert of(await self.published(uow), ev.MatchConfirmed) == []
+        assert await self.settled(uow) == (5, 0)  # applied (as a no-op) and counted
+
+    # ----------------------------------------------------------------------------- rounds
+
+    async def test_a_redelivered_request_runs_no_second_round_and_a_repeat_proposes_nothing(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        first = await self.round(uow)
+        await self.round(uow, first)  # redelivered: claimed before, nothing happens
+        again = await self.round(uow)  # a new request, nothing changed
+        out = await self.published(uow)
+        completed = of(out, ev.MatchingRoundCompleted)
+        assert [c.data.round_id for c in completed] == [first.data.round_id, again.data.round_id]
+        assert (completed[1].data.proposed, completed[1].data.cancelled) == (0, 0)
+        assert pairs(out) == [("s-1", "p-1")]
+
+    async def test_a_round_id_recorded_before_is_not_run_again(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        first = await self.round(uow)
+        twin = ev.MatchingRoundRequested(producer="other", data=first.data)  # new event id
+        await self.round(uow, twin)
+        assert len(of(await self.published(uow), ev.MatchingRoundCompleted)) == 1
+
+    async def test_a_round_waits_for_the_inputs_its_request_counts(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        early = request(inputs=3)
+        with pytest.raises(TimeoutError, match="2 of 3 input events"):
+            await self.round(uow, early, input_wait=0.1)
+        assert await self.published(uow) == []
+        await self.apply(uow, registered("s-2", "p-1"))
+        await self.round(uow, early)  # redelivered once the input is there
+        assert sorted(pairs(await self.published(uow))) == [("s-1", "p-1"), ("s-2", "p-1")]
+
+    async def test_a_dead_lettered_input_does_not_hold_up_the_rounds_that_counted_it(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1))
+        await self.apply(uow, registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.round(uow)
+        (proposal,) = (await self.proposals(uow)).values()
+        other = "s-2" if proposal.data.student_id == "s-1" else "s-1"
+        bad = accepted(proposal, "student", student_id=other)
+        with pytest.raises(ValueError, match="match_id"):
+            await self.apply(uow, bad)
+        await handlers.record_dead_input(bad, uow)  # what the policy does after the retries
+        await handlers.record_dead_input(bad, uow)  # idempotent
+        await handlers.record_dead_input(request(), uow)  # not an input: not counted
+        assert await self.settled(uow) == (3, 1)
+        # The requester had published four inputs, the dead one included: the round runs.
+        req = await self.round(uow, request(inputs=4), input_wait=1.0)
+        last = of(await self.published(uow), ev.MatchingRoundCompleted)[-1]
+        assert last.data.round_id == req.data.round_id
+        # Replayed from the .dlt and applied after all, it is counted once, as applied.
+        async with uow:
+            await uow.inputs.count_applied(bad.event_id, "t", REGION)
+        assert await self.settled(uow) == (4, 0)
+
+    async def test_automatic_rounds_run_only_when_the_input_changed(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=3), posted("p-2", capacity=3), automatic=True)
+        for sid in ("s-1", "s-2", "s-3"):
+            await self.apply(uow, registered(sid, "p-1", "p-2"), automatic=True)
+        async with uow:
+            assert await uow.regions.changed() == [REGION]
+        await self.automatic_round(uow)
+        async with uow:
+            assert await uow.regions.changed() == []
+        await self.automatic_round(uow)  # unchanged: does nothing at all
+        out = await self.published(uow)
+        assert len(of(out, ev.MatchingRoundCompleted)) == 1
+        first = await self.proposals(uow)
+        assert {p.data.placement_id for p in first.values()} == {"p-1"}
+
+        await self.apply(uow, declined(first["s-2"], "company"), automatic=True)
+        await self.automatic_round(uow)
+        out = await self.published(uow)
+        assert len(of(out, ev.MatchingRoundCompleted)) == 2
+        # the decline is re-matched minimally: only s-2 moves
+        assert pairs(out)[3:] == [("s-2", "p-2")]
+        assert reasons(out) == [("s-2", "declined")]
+
+    async def test_regions_not_in_automatic_mode_are_not_tracked(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        async with uow:
+            assert await uow.regions.changed() == []
+        await self.automatic_round(uow)
+        assert await self.published(uow) == []
+
+    async def test_a_placement_change_changes_the_regions_whose_students_rank_it(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, registered("s-9", "p-1", region="SE-O"))
+        assert await self.apply(uow, posted("p-1"), automatic=True) == {REGION, "SE-O"}
+        async with uow:
+            assert await uow.regions.changed() == ["SE-AB", "SE-O"]
+
+    async def test_other_regions_standing_matches_use_up_shared_capacity(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), registered("s-9", "p-1", region="SE-O"))
+        await self.round(uow, request("SE-O"))
+        await self.apply(uow, registered("s-1", "p-1"))
+        await self.round(uow)
+        out = await self.published(uow)
+        assert pairs(out) == [("s-9", "p-1")]
+        assert of(out, ev.MatchingRoundCompleted)[-1].data.unplaced_by_reason == {"choices_full": 1}
+
+    async def test_a_round_that_fails_leaves_nothing_and_can_run_again(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+
+        def broken(problem: RoundProblem) -> SolveResult:
+            raise ValueError("the engine refuses this input")
+
+        req = request()
+        with pytest.raises(ValueError, match="refuses"):
+            await self.round(uow, req, solver=broken)
+        assert await self.published(uow) == []
+        await self.round(uow, req)  # the request was not claimed: its retry runs the round
+        assert pairs(await self.published(uow)) == [("s-1", "p-1")]
+
+    async def test_hooks_run_inside_the_round_transaction_and_after_its_commit(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        seen: list[tuple[str, int]] = []
+        published = self.published
+
+        class Watching(RoundHooks):
+            async def before_commit(self) -> None:
+                seen.append(("before", -1))
+
+            async def after_commit(self) -> None:
+                seen.append(("after", len(await published(uow))))
+
+        class Crashing(RoundHooks):
+            async def before_commit(self) -> None:
+                raise RuntimeError("killed mid-round")
+
+        req = request()
+        with pytest.raises(RuntimeError, match="killed"):
+            await self.round(uow, req, hooks=Crashing())
+        assert await self.published(uow) == []  # nothing of the round committed
+        await self.round(uow, req, hooks=Watching())
+        assert seen == [("before", -1), ("after", 2)]  # MatchProposed + MatchingRoundCompleted
+        await self.round(uow, req, hooks=Watching())  # handled before: no round, no hooks
+        assert len(seen) == 2
+
+
+class TestInMemory(HandlerContract):
+    @pytest.fixture
+    def uow(self) -> InMemoryMatchingUnitOfWork:
+        return InMemoryMatchingUnitOfWork()
+
+    async def published(self, uow: MatchingUnitOfWork) -> list[ev.Event]:
+        if not isinstance(uow, InMemoryMatchingUnitOfWork):
+            raise TypeError(type(uow).__name__)
+        return list(uow.published)
+
+    async def test_a_rolled_back_block_leaves_the_state_as_it_was(
+        self, uow: InMemoryMatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"))
+
+        async def fail() -> None:
+            async with uow:
+                await uow.placements.withdraw("p-1", REGION)
+                await uow.publish([posted("p-2")])
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            await fail()
+        assert not uow.model.placements["p-1"].withdrawn
+        assert uow.published == []
+
+
+@pytest.mark.infra
+class TestPostgres(HandlerContract):
+    @pytest.fixture
+    async def uow(
+        self, database_url: str, fresh_schema: str
+    ) -> AsyncIterator[PostgresMatchingUnitOfWork]:
+        await migrate(database_url, fresh_schema, MIGRATIONS)
+        pool = await create_pool(database_url, fresh_schema, min_size=1, max_size=2)
+        try:
+            yield PostgresMatchingUnitOfWork(pool)
+        finally:
+            await pool.close()
+
+    async def published(self, uow: MatchingUnitOfWork) -> list[ev.Event]:
+        if not isinstance(uow, PostgresMatchingUnitOfWork):
+            raise TypeError(type(uow).__name__)
+        async with uow:
+            rows = await uow.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
+        return [parse_event(r["topic"], bytes(r["payload"])) for r in rows]

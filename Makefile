@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes: the process-heavy tests run side by side, a test file per worker.
+TEST_WORKERS ?= 2
 
 .PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock bench clean
 
@@ -43,7 +45,7 @@ format: setup
 
 ## test: set-up, lint, infrastructure, then the whole suite (pytest's exit 5, no tests, fails too)
 test: setup lint infra
-	@$(BIN)/pytest --durations=15 $(PYTEST_ARGS)
+	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 ## test-unit: the fast tier, no infrastructure at all (the `infra` fixture fails loudly if asked)
 test-unit: setup

@@ -8,6 +8,7 @@ the second finds everything applied and does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -133,12 +134,22 @@ def make_pool(
     dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any
 ) -> asyncpg.Pool:
     """A pool whose connections resolve unqualified names in the service's own schema, not yet
-    connected: `await pool` opens it (`create_pool` does both)."""
+    connected: `await pool` opens it (`create_pool` does both).
+
+    Made outside a running event loop (a composition root wired only to describe itself, e.g.
+    for its AsyncAPI document), the pool is bound to a closed loop of its own: it can be passed
+    around but never opened."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        loop.close()
     return asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         server_settings={"search_path": f"{_check_schema(schema)}, public"},
+        loop=loop,
         **kwargs,
     )
 

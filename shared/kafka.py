@@ -83,7 +83,7 @@ class SubscriberOptions(TypedDict):
     heartbeat_interval_ms: int
 
 
-def subscriber_options(group_id: str, *, session_timeout_ms: int = 45_000) -> SubscriberOptions:
+def subscriber_options(group_id: str, *, session_timeout_ms: int = 10_000) -> SubscriberOptions:
     """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc).
 
     A shorter session timeout (tests use a few seconds) lets a killed consumer's partitions move

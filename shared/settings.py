@@ -56,8 +56,13 @@ class ServiceSettings(BaseSettings):
     """Records a batch subscriber takes per poll (and commits the offsets of at once)."""
     max_attempts: int = 5
     """Tries a consumed event gets before its handler's failure sends it to `<topic>.dlt`."""
-    kafka_session_timeout_ms: int = 45_000
-    """How long the group waits for a silent consumer before moving its partitions."""
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,  # the broker's group.min.session.timeout.ms
+        validation_alias=AliasChoices("APL_KAFKA_SESSION_TIMEOUT_MS"),
+    )
+    """How long the group waits for a silent (e.g. killed) consumer before moving its
+    partitions to the others (`APL_KAFKA_SESSION_TIMEOUT_MS`, or service-prefixed)."""
     outbox_batch: int = 500
     outbox_poll_seconds: float = 0.2
 
@@ -68,7 +73,13 @@ class ServiceSettings(BaseSettings):
         super().__pydantic_init_subclass__(**kwargs)
         prefix = cls.model_config.get("env_prefix", "")
         # Service-prefixed names win over the shared APL_* names for the infrastructure fields.
-        for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "TOPIC_PREFIX", "LOG_LEVEL"):
+        for name in (
+            "KAFKA_BOOTSTRAP",
+            "DATABASE_URL",
+            "TOPIC_PREFIX",
+            "LOG_LEVEL",
+            "KAFKA_SESSION_TIMEOUT_MS",
+        ):
             field = cls.model_fields.get(name.lower())
             if field is not None and prefix:
                 field.validation_alias = AliasChoices(f"{prefix}{name}", f"APL_{name}")

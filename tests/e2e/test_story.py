@@ -12,11 +12,13 @@ restarted; the final state and the set of notices must be identical to the undis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import email.utils
 import os
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,6 +27,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
@@ -32,6 +35,7 @@ from aiosmtpd.controller import Controller
 from shared.contracts.topics import Topics
 from tests.support.databases import create_database
 from tests.support.infra import Infra
+from tests.support.kafka import group_lag
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import eventually
 
@@ -253,19 +257,31 @@ def _notice_set(messages: list[EmailMessage]) -> Counter[tuple[str, str, str]]:
 EXPECTED_NOTICES = 7  # p1: s1 proposed, s1 declined, s2 proposed, s2 confirmed; p2: 3
 
 
-async def _settled(sink: _Sink, quiet: float = 4.0, wait: float = 120.0) -> None:
-    """Wait for the story's notices (a restart may delay some: retries back off), then until no
-    new mail has arrived for `quiet` seconds, so a late duplicate would be seen too."""
-    deadline = time.monotonic() + wait
-    while len({str(m["Message-ID"]) for m in sink.messages}) < EXPECTED_NOTICES:
-        if time.monotonic() > deadline:
-            break  # the assertions below say what is missing
-        await asyncio.sleep(0.3)
-    count, since = -1, time.monotonic()
-    while time.monotonic() - since < quiet:
-        if len(sink.messages) != count:
-            count, since = len(sink.messages), time.monotonic()
-        await asyncio.sleep(0.3)
+async def _settled(stack: Stack, sink: _Sink, wait: float = 120.0) -> None:
+    """Wait until nothing more can be sent: the notifications group has committed every match
+    event, no notice is pending or grouped in its schema (a notice sent before a crash and not yet
+    recorded stays pending, so a repeat would still come), and the story's notices arrived."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+
+        async def nothing_left() -> bool:
+            if len({str(m["Message-ID"]) for m in sink.messages}) < EXPECTED_NOTICES:
+                return False
+            lag = await group_lag(
+                stack.infra.kafka_bootstrap,
+                f"{stack.topics.prefix}notifications",
+                stack.topics.matches,
+            )
+            open_notices = await conn.fetchval(
+                "SELECT count(*) FROM notifications.deliveries "
+                "WHERE status IN ('pending', 'grouped')"
+            )
+            return lag == 0 and open_notices == 0
+
+        with contextlib.suppress(AssertionError):  # the assertions below say what is missing
+            await eventually(nothing_left, wait=wait, interval=0.3, what="notices settled")
+    finally:
+        await conn.close()
 
 
 async def _run(
@@ -287,15 +303,21 @@ async def _run(
     try:
         story = asyncio.create_task(_story(stack))
         if chaos is not None:
+            killed: dict[str, int] = {}
             for name in chaos.sample(SERVICES, k=len(SERVICES)):
                 await asyncio.sleep(chaos.uniform(0.5, 4.0))
-                if story.done():
-                    break
                 process = stack.processes[name]
-                process.kill()
+                pid = process.pid
+                killed[name] = process.kill()
                 await asyncio.to_thread(process.start, 90)
+                assert process.pid != pid
+            # Each service was killed once, by the kill, and is running again.
+            assert killed == dict.fromkeys(SERVICES, -signal.SIGKILL), killed
+            assert {name: p.starts for name, p in stack.processes.items()} == dict.fromkeys(
+                SERVICES, 2
+            )
         final = await story
-        await _settled(sink)
+        await _settled(stack, sink)
         return final, _notice_set(sink.messages)
     finally:
         await asyncio.to_thread(stack.stop)

@@ -30,9 +30,7 @@ async def test_event_published_and_consumed_back_by_a_subscriber(
     policy = EventPolicy(broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}")
     router = KafkaRouter(middlewares=[policy.middleware])
 
-    @router.subscriber(
-        topics.matches, decoder=policy.decode, **subscriber_options(policy.group_id)
-    )
+    @router.subscriber(topics.matches, decoder=policy.decode, **subscriber_options(policy.group_id))
     async def on_match(event: ev.MatchEvent) -> None:
         got.append(event)
         if len(got) == len(sent):

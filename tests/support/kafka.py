@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def read_records(
@@ -28,3 +29,31 @@ async def read_records(
     finally:
         await consumer.stop()
     return records
+
+
+async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
+    """How many records of `topic` the consumer group has not committed yet (a partition it never
+    committed counts from its first offset)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.topics()  # metadata of the topic
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            meta = committed.get(tp)
+            position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+            lag += ends[tp] - position
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()

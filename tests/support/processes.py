@@ -43,12 +43,19 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
     def start(self, wait: float = 60.0) -> ServiceProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {
+            # A killed process's partitions move to the others after this long (the broker's
+            # minimum), not the production default: kill tests wait for it.
+            "APL_KAFKA_SESSION_TIMEOUT_MS": "6000",
             **os.environ,
             **self.env,
             f"APL_{self.service.upper()}_HTTP_PORT": str(self.port),
@@ -86,11 +93,13 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready after {wait:.0f} s:\n{self.tail()}")
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+    def kill(self) -> int:
+        """SIGKILL: no shutdown code runs. Returns the exit status, -9 when the kill is what
+        ended the process; raises if there was no running process to kill."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name}: no running process to kill")
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(10)
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -76,7 +76,6 @@ def matching_env(infra: Infra, database_url: str, topics: Topics, schema: str) -
         "APL_MATCHING_SCHEMA_NAME": schema,
         "APL_MATCHING_OUTBOX_POLL_SECONDS": "0.1",
         # a killed replica's partitions move to the others after a few seconds, not 45
-        "APL_MATCHING_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "APL_ENVIRONMENT": "test",
     }
 

@@ -138,7 +138,7 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
         assert other.proc is not None
         assert other.proc.poll() is None  # the one replica alive ran the round
     finally:
-        stuck.kill()
+        stuck.stop()
         other.stop()
 
     assert stuck.starts == 1

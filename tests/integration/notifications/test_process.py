@@ -44,7 +44,6 @@ async def test_service_process_tells_once_across_a_kill(
         "APL_NOTIFICATIONS_WEBHOOK_SECRET": SECRET.decode(),
         "APL_NOTIFICATIONS_RETRY_BASE_SECONDS": "0.1",
         "APL_NOTIFICATIONS_WORKER_POLL_SECONDS": "0.2",
-        "APL_NOTIFICATIONS_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     service = ServiceProcess("notifications", env, tmp_path)
     pid, sid = f"p-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"

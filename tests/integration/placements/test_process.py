@@ -43,7 +43,6 @@ async def test_service_process_keeps_committed_events_across_a_kill(
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_PLACEMENTS_TOPIC_PREFIX": topics.prefix,
         "APL_PLACEMENTS_INTERNAL_TOKEN": "process-token",
-        "APL_PLACEMENTS_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     service = ServiceProcess("placements", env, tmp_path)
     service.start()
@@ -74,4 +73,4 @@ async def test_service_process_keeps_committed_events_across_a_kill(
         service.stop()
         assert service.proc.returncode == 0, service.tail()  # SIGTERM: a clean exit
     finally:
-        service.kill()
+        service.stop()

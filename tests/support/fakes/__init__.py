@@ -1,0 +1,1 @@
+"""In-memory fakes of each service's unit of work and adapters, for the fast tier."""

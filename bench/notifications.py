@@ -80,7 +80,8 @@ class Sink:
 
 async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The notice-context route, as bare ASGI (cheap, so the stand-in is not the bottleneck)."""
-    assert scope["type"] == "http"
+    if scope["type"] != "http":  # served with lifespan="off": only HTTP requests come
+        raise RuntimeError(f"only HTTP is served, not {scope['type']!r}")
     query = parse_qs(scope["query_string"].decode())
     headers = dict(scope["headers"])
     if scope["path"] != NOTICE_CONTEXT_PATH or headers.get(b"authorization") != (
@@ -102,6 +103,68 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _publish(bootstrap: str, topics: Topics, n: int, placements: int) -> None:
+    """N MatchProposed events for `placements` distinct placements (and so supervisors)."""
+    producer = make_broker(bootstrap, "bench-feeder")
+    async with producer:
+        await producer.connect()
+        events = [
+            MatchProposed(
+                producer="bench",
+                data=MatchProposedData(
+                    match_id=uuid.uuid4(),
+                    region=REGION,
+                    student_id=f"s-{i}",
+                    placement_id=f"p-{i % placements}",
+                    round_id=uuid.uuid4(),
+                    company_id="c-1",
+                    rank=1,
+                ),
+            )
+            for i in range(n)
+        ]
+        pending = [
+            await producer.publish(e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True)
+            for e in events
+        ]
+        await asyncio.gather(*pending)
+
+
+async def _settled(database_url: str, http_port: int, n: int) -> tuple[dict[str, int], int, int]:
+    """(deliveries by status, outbox rows unsent, /readyz status) once all N are delivered and
+    their outcomes published, or after 10 s (the outbox relay may still be publishing)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(100):
+                rows: dict[str, int] = {
+                    r["status"]: r["count"]
+                    for r in await conn.fetch(
+                        "SELECT status, count(*) FROM notifications.deliveries GROUP BY 1"
+                    )
+                }
+                unsent: int = await conn.fetchval(
+                    "SELECT count(*) FROM notifications.outbox WHERE sent_at IS NULL"
+                )
+                if unsent == 0 and rows.get("delivered") == n:
+                    break
+                await asyncio.sleep(0.1)
+            ready = (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code
+    finally:
+        await conn.close()
+    return rows, unsent, ready
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the service's process group, SIGKILL it after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 async def run(n: int, concurrency: int | None, placements: int) -> None:
     infra = ServiceSettings.load()  # the environment, else .local/apl.env
     bootstrap, admin_url = infra.kafka_bootstrap, infra.database_url
@@ -120,31 +183,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-notifications-")) / "notifications.log"
     try:
         with serve_in_thread(_context_app) as context_url:
-            producer = make_broker(bootstrap, "bench-feeder")
-            async with producer:
-                await producer.connect()
-                events = [
-                    MatchProposed(
-                        producer="bench",
-                        data=MatchProposedData(
-                            match_id=uuid.uuid4(),
-                            region=REGION,
-                            student_id=f"s-{i}",
-                            placement_id=f"p-{i % placements}",
-                            round_id=uuid.uuid4(),
-                            company_id="c-1",
-                            rank=1,
-                        ),
-                    )
-                    for i in range(n)
-                ]
-                pending = [
-                    await producer.publish(
-                        e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True
-                    )
-                    for e in events
-                ]
-                await asyncio.gather(*pending)
+            await _publish(bootstrap, topics, n, placements)
             print(f"published {n} MatchProposed events")
 
             http_port = free_port()
@@ -206,25 +245,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
             rate = (sink.count - 1) / span
             per_notice = (cpu_last - cpu_first) / max(sink.count - counted_from, 1)
 
-            conn = await asyncpg.connect(database_url)
-            try:
-                async with httpx.AsyncClient() as http:
-                    for _ in range(100):  # the outbox relay may still be publishing
-                        rows: dict[str, int] = {
-                            r["status"]: r["count"]
-                            for r in await conn.fetch(
-                                "SELECT status, count(*) FROM notifications.deliveries GROUP BY 1"
-                            )
-                        }
-                        unsent = await conn.fetchval(
-                            "SELECT count(*) FROM notifications.outbox WHERE sent_at IS NULL"
-                        )
-                        if unsent == 0 and rows.get("delivered") == n:
-                            break
-                        await asyncio.sleep(0.1)
-                    ready = (await http.get(f"http://127.0.0.1:{http_port}/readyz")).status_code
-            finally:
-                await conn.close()
+            rows, unsent, ready = await _settled(database_url, http_port, n)
             print(
                 f"delivered {sink.count} e-mails over {sink.connections} SMTP connection(s) "
                 f"in {span:.2f} s: {rate:,.1f} notices/s"
@@ -240,12 +261,8 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
             print(f"notifications process CPU: {per_notice * 1000:.1f} ms per notice")
             print(f"deliveries by status: {rows}; outbox unsent: {unsent}; readyz {ready}")
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            _stop(proc)
         controller.stop()
         with contextlib.suppress(Exception):
             await admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")

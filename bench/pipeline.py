@@ -51,7 +51,8 @@ def _events(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]
 async def _count(conn: asyncpg.Connection, schema: str) -> int:
     return int(
         await conn.fetchval(
-            f"SELECT (SELECT count(*) FROM {schema}.students) "
+            # the schema is the bench's own generated name (bench_ and hex digits)
+            f"SELECT (SELECT count(*) FROM {schema}.students) "  # noqa: S608
             f"+ (SELECT count(*) FROM {schema}.placements)"
         )
     )

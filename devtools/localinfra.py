@@ -159,7 +159,7 @@ def _save_ports(paths: Paths, ports: dict[str, int]) -> None:
     paths.ports.write_text(json.dumps(ports, indent=2) + "\n")
 
 
-def _choose(ports: dict[str, int], name: str, preferred: int, running: bool) -> int:
+def _choose(ports: dict[str, int], name: str, preferred: int, *, running: bool) -> int:
     """Keep a remembered port; otherwise the preferred one if free, else any free port."""
     if name in ports and (running or port_free(ports[name])):
         return ports[name]
@@ -271,8 +271,8 @@ def _kafka_cmd(paths: Paths, libs: Path, main: str, *args: str) -> list[str]:
 
 def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
     running = _alive(paths.kafka_pid)
-    port = _choose(ports, "kafka", KAFKA_PREFERRED[0], running is not None)
-    controller = _choose(ports, "kafka_controller", KAFKA_PREFERRED[1], running is not None)
+    port = _choose(ports, "kafka", KAFKA_PREFERRED[0], running=running is not None)
+    controller = _choose(ports, "kafka_controller", KAFKA_PREFERRED[1], running=running is not None)
     bootstrap = f"127.0.0.1:{port}"
     if running is not None and answers(port):
         _say(f"kafka: already running (pid {running}) at {bootstrap}")
@@ -427,7 +427,7 @@ def _pg_running(paths: Paths) -> bool:
 
 def pg_up(paths: Paths, ports: dict[str, int]) -> str:
     running = _pg_running(paths)
-    port = _choose(ports, "postgres", PG_PREFERRED, running)
+    port = _choose(ports, "postgres", PG_PREFERRED, running=running)
     admin_url = f"postgresql://{DB_ADMIN}:{DB_ADMIN_PASSWORD}@127.0.0.1:{port}/{DB_NAME}"
     bindir = pg_bin()
     sudo = _as_pg_user()
@@ -527,7 +527,8 @@ def _pg_provision(bindir: Path, port: int) -> None:
         "-qAt",
     ]
     exists = _run(
-        [*base, "-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
+        # psql -c takes no bind parameters; DB_NAME is this module's constant
+        [*base, "-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],  # noqa: S608
         "psql",
         env,
     ).strip()
@@ -572,7 +573,7 @@ def service_database_url(admin_url: str, service: str) -> str:
     return f"postgresql://{service}:{service}@{rest}"
 
 
-def env_lines(kafka: str, database: str, local_pg: bool) -> list[str]:
+def env_lines(kafka: str, database: str, *, local_pg: bool) -> list[str]:
     lines = [f"APL_KAFKA_BOOTSTRAP={kafka}", f"APL_DATABASE_URL={database}"]
     if local_pg:
         lines += [

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.contracts.profiles import GeoPoint, PlacementOffer, StudentProfile
 
@@ -60,6 +61,37 @@ class Round:
 
     students: tuple[StudentProfile, ...]
     placements: tuple[PlacementOffer, ...]
+
+
+def _preference_lists(
+    prefs: npt.NDArray[np.int64],
+    n_choices: npt.NDArray[np.int64],
+    withdrawn: npt.NDArray[np.bool_],
+    pl_ids: list[str],
+) -> tuple[list[list[str]], list[list[int]]]:
+    """(each student's preference ids, the students choosing each placement) from the drawn
+    placement indices: the first `n_choices[s]` distinct draws of student s, a withdrawn one
+    naming a placement that does not exist."""
+    pref_lists: list[list[str]] = []
+    chosen_by: list[list[int]] = [[] for _ in pl_ids]
+    n_choices_l = n_choices.tolist()
+    withdrawn_l = withdrawn.tolist()
+    for s, draws in enumerate(prefs.tolist()):
+        seen: list[int] = []
+        for p in draws:
+            if p not in seen:
+                seen.append(p)
+                if len(seen) == n_choices_l[s]:
+                    break
+        ids: list[str] = []
+        for k, p in enumerate(seen):
+            if withdrawn_l[s][k]:
+                ids.append(f"p-withdrawn-{s:06d}-{k}")
+            else:
+                ids.append(pl_ids[p])
+                chosen_by[p].append(s)
+        pref_lists.append(ids)
+    return pref_lists, chosen_by
 
 
 def generate_round(
@@ -144,26 +176,7 @@ def generate_round(
 
     pl_ids = [f"p-{i:06d}" for i in range(n_pl)]
     st_ids = [f"s-{i:06d}" for i in range(n_students)]
-    pref_lists: list[list[str]] = []
-    chosen_by: list[list[int]] = [[] for _ in range(n_pl)]
-    prefs_l = prefs.tolist()
-    n_choices_l = n_choices.tolist()
-    withdrawn_l = withdrawn.tolist()
-    for s in range(n_students):
-        seen: list[int] = []
-        for p in prefs_l[s]:
-            if p not in seen:
-                seen.append(p)
-                if len(seen) == n_choices_l[s]:
-                    break
-        ids: list[str] = []
-        for k, p in enumerate(seen):
-            if withdrawn_l[s][k]:
-                ids.append(f"p-withdrawn-{s:06d}-{k}")
-            else:
-                ids.append(pl_ids[p])
-                chosen_by[p].append(s)
-        pref_lists.append(ids)
+    pref_lists, chosen_by = _preference_lists(prefs, n_choices, withdrawn, pl_ids)
 
     # Skills: students have some of their programme's skills and some generic ones; a
     # placement requires skills of its own programme. Subsets are drawn as the k smallest of

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 
-def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
+def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
     """Configure structlog and the standard library logging (idempotent)."""
     as_json = (not sys.stderr.isatty()) if json is None else json
     shared: list[Any] = [

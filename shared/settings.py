@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.contracts.topics import Topics
 
 DEFAULT_ENV_FILE = Path(".local") / "apl.env"
-PLACEHOLDER_SECRET = "change-me"
+# Not a secret: the default that `refuse_placeholder` refuses in production.
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105
 
 
 def env_file() -> Path:

@@ -134,7 +134,7 @@ async def _delete_demo_topics(paths: DemoPaths, bootstrap: str) -> None:
         paths.prefix.unlink()
 
 
-def down(keep_infra: bool = False) -> int:
+def down(*, keep_infra: bool = False) -> int:
     root = localinfra.project_root()
     paths = DemoPaths(root)
     stopped = _stop_all(paths)
@@ -373,6 +373,46 @@ class RoundRun:
     body: dict[str, Any] = field(default_factory=dict)
 
 
+async def _start_services(
+    paths: DemoPaths,
+    ports: dict[str, int],
+    database_url: str,
+    common: dict[str, str],
+    extra: dict[str, dict[str, str]],
+) -> None:
+    """Spawn every service on its port and database, then wait until each is ready."""
+    for name in SERVICES:
+        env = {
+            **common,
+            f"APL_{name.upper()}_DATABASE_URL": database_url,
+            f"APL_{name.upper()}_HTTP_PORT": str(ports[name]),
+            **extra[name],
+        }
+        _spawn(paths, name, [sys.executable, "-m", "services.cli", "serve", name], env)
+    for name in SERVICES:
+        await _wait_ready(
+            name,
+            f"http://127.0.0.1:{ports[name]}/readyz",
+            paths.logs / f"{name}.log",
+            paths.pids / f"{name}.pid",
+        )
+
+
+async def _request_rounds(
+    client: httpx.AsyncClient, regions: list[str], prefix: str
+) -> dict[str, RoundRun]:
+    """Request a round for each region (idempotently: the key names the run and the region)."""
+    runs: dict[str, RoundRun] = {}
+    for region in regions:
+        response = await client.post(
+            "/v1/rounds", json={"region": region}, headers={"Idempotency-Key": prefix + region}
+        )
+        if response.status_code != 202:
+            raise DemoError(f"round for {region}: {response.status_code} {response.text}")
+        runs[region] = RoundRun(region, response.json()["round_id"], time.monotonic())
+    return runs
+
+
 def demo(students: int, seed: int) -> int:
     return asyncio.run(_demo(students, seed))
 
@@ -451,21 +491,7 @@ async def _demo(n_students: int, seed: int) -> int:
             paths.pids / "mailsink.pid",
         )
 
-    for name in SERVICES:
-        env = {
-            **common,
-            f"APL_{name.upper()}_DATABASE_URL": database_url,
-            f"APL_{name.upper()}_HTTP_PORT": str(ports[name]),
-            **extra[name],
-        }
-        _spawn(paths, name, [sys.executable, "-m", "services.cli", "serve", name], env)
-    for name in SERVICES:
-        await _wait_ready(
-            name,
-            f"http://127.0.0.1:{ports[name]}/readyz",
-            paths.logs / f"{name}.log",
-            paths.pids / f"{name}.pid",
-        )
+    await _start_services(paths, ports, database_url, common, extra)
     _say(f"demo: services ready ({time.monotonic() - started:.0f} s)")
 
     placements, students = build_data_set(n_students, seed)
@@ -487,15 +513,7 @@ async def _demo(n_students: int, seed: int) -> int:
 
         await _wait_until("matching read model", consumed, wait=180)
 
-        regions = sorted({s["region"] for s in students})
-        runs: dict[str, RoundRun] = {}
-        for region in regions:
-            response = await client.post(
-                "/v1/rounds", json={"region": region}, headers={"Idempotency-Key": prefix + region}
-            )
-            if response.status_code != 202:
-                raise DemoError(f"round for {region}: {response.status_code} {response.text}")
-            runs[region] = RoundRun(region, response.json()["round_id"], time.monotonic())
+        runs = await _request_rounds(client, sorted({s["region"] for s in students}), prefix)
 
         async def rounds_done() -> tuple[int, int]:
             for run in runs.values():

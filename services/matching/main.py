@@ -19,5 +19,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="HTTP port (default: settings.http_port)")
     args = parser.parse_args(list(argv or []))
     settings = MatchingSettings.load()
-    configure_logging("matching", settings.log_level, settings.log_json)
+    configure_logging("matching", settings.log_level, json=settings.log_json)
     return run_service(running, create_app, settings, host=args.host, port=args.port)

@@ -101,7 +101,7 @@ class HookSender(Protocol):
 Channel = Literal["email", "webhook"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     ok: bool
     channel: Channel = "email"
@@ -163,11 +163,18 @@ class Notifier:
             channel = view.channel
             await self._send(view)
         except DeliveryError as exc:
-            return Outcome(False, channel, str(exc), exc.transient, exc.upstream)
+            return Outcome(
+                ok=False,
+                channel=channel,
+                error=str(exc),
+                transient=exc.transient,
+                upstream=exc.upstream,
+            )
         except Exception as exc:  # a bug or a surprise: retry, then give up with the reason
             log.exception("unexpected delivery error")
-            return Outcome(False, channel, redact(f"{type(exc).__name__}: {exc}"), True)
-        return Outcome(True, channel)
+            error = redact(f"{type(exc).__name__}: {exc}")
+            return Outcome(ok=False, channel=channel, error=error, transient=True)
+        return Outcome(ok=True, channel=channel)
 
     async def _send(self, view: NoticeView) -> None:
         key = str(view.notification_id)

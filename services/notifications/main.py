@@ -28,5 +28,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.write_asyncapi).write_text(asyncapi_json(), encoding="utf-8")
         return 0
     settings = NotificationsSettings.load()
-    configure_logging("notifications", settings.log_level, settings.log_json)
+    configure_logging("notifications", settings.log_level, json=settings.log_json)
     return run_service(running, create_app, settings, host=args.host, port=args.port)

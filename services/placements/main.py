@@ -21,6 +21,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-migrate", action="store_true", help="skip the migrations")
     args = parser.parse_args(list(argv or []))
     settings = PlacementsSettings.load()
-    configure_logging("placements", settings.log_level, settings.log_json)
+    configure_logging("placements", settings.log_level, json=settings.log_json)
     run = functools.partial(running, migrate=not args.no_migrate)
     return run_service(run, create_app, settings, host=args.host, port=args.port)

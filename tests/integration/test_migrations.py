@@ -37,7 +37,8 @@ async def test_concurrent_runners_leave_one_consistent_schema(
     conn = await asyncpg.connect(database_url)
     try:
         versions = await conn.fetch(
-            f"SELECT version FROM {fresh_schema}.schema_migrations ORDER BY 1"
+            # the test's own generated schema name
+            f"SELECT version FROM {fresh_schema}.schema_migrations ORDER BY 1"  # noqa: S608
         )
         assert [r["version"] for r in versions] == [
             "shared:0001",
@@ -45,7 +46,8 @@ async def test_concurrent_runners_leave_one_consistent_schema(
             "svc:0001",
             "svc:0002",
         ]
-        assert await conn.fetchval(f"SELECT count(*) FROM {fresh_schema}.counters") == 1
+        # the test's own generated schema name
+        assert await conn.fetchval(f"SELECT count(*) FROM {fresh_schema}.counters") == 1  # noqa: S608
     finally:
         await conn.close()
     assert await migrate(database_url, fresh_schema, folder) == []

@@ -187,6 +187,7 @@ class MatchingUnitOfWork(UnitOfWork, Protocol):
 STANDING = ("proposed", "confirmed")
 _REGION_LOCK = 1
 _PLACEMENT_LOCK = 2
+# The columns `_standing` reads, a fixed list interpolated into the statements below.
 _MATCH_COLUMNS = (
     "match_id, student_id, placement_id, company_id, region, rank, status, "
     "student_accepted, company_accepted"
@@ -326,7 +327,7 @@ class PostgresStudents:
 # status is returned: the match as it stood). The column comes from this fixed table only.
 _CANCEL_STANDING = {
     column: (
-        "WITH closed AS ("
+        "WITH closed AS ("  # noqa: S608 (the column is one of the fixed tuple below)
         " UPDATE matches m SET status = 'cancelled', cancel_reason = $2, closed_at = now()"
         " FROM matches old"
         f" WHERE m.match_id = old.match_id AND old.{column} = $1"
@@ -345,7 +346,9 @@ class PostgresMatches:
 
     async def for_update(self, match_id: uuid.UUID) -> MatchRow | None:
         row = await self.conn.fetchrow(
-            f"SELECT {_MATCH_COLUMNS} FROM matches WHERE match_id = $1 FOR UPDATE", match_id
+            # only the fixed column list is interpolated
+            f"SELECT {_MATCH_COLUMNS} FROM matches WHERE match_id = $1 FOR UPDATE",  # noqa: S608
+            match_id,
         )
         if row is None:
             return None
@@ -355,7 +358,8 @@ class PostgresMatches:
     async def record_acceptance(self, match_id: str, by: Literal["student", "company"]) -> Standing:
         column = {"student": "student_accepted", "company": "company_accepted"}[by]
         row = await self.conn.fetchrow(
-            f"UPDATE matches SET {column} = true WHERE match_id = $1 RETURNING {_MATCH_COLUMNS}",
+            # the column comes from the fixed table above, the returned columns are fixed
+            f"UPDATE matches SET {column} = true WHERE match_id = $1 RETURNING {_MATCH_COLUMNS}",  # noqa: S608
             uuid.UUID(match_id),
         )
         if row is None:
@@ -447,7 +451,8 @@ class PostgresRounds:
     async def _standing_of(self, region: str, student_ids: list[str]) -> tuple[Standing, ...]:
         """The standing matches of the region's rounds and of the given students."""
         rows = await self.conn.fetch(
-            f"SELECT {_MATCH_COLUMNS} FROM matches WHERE status IN ('proposed', 'confirmed') "
+            # only the fixed column list is interpolated
+            f"SELECT {_MATCH_COLUMNS} FROM matches WHERE status IN ('proposed', 'confirmed') "  # noqa: S608
             "AND (region = $1 OR student_id = ANY($2::text[])) ORDER BY created_at, match_id",
             region,
             student_ids,

@@ -224,60 +224,65 @@ def _points(values: Iterable[Point | None], n: int) -> tuple[F64, F64, Bools]:
     return xy[:, 0].copy(), xy[:, 1].copy(), has
 
 
-def build_problem(
-    students: Sequence[Student],
-    placements: Sequence[Placement],
-    pinned: Sequence[Pin] = (),
-    excluded: Collection[tuple[str, str]] = (),
-) -> Problem:
-    """Index the input and compute the eligibility of every candidate edge.
+def _no_edges(n_edges: int) -> Bools:
+    out: Bools = np.zeros(n_edges, dtype=np.bool_)
+    return out
 
-    Raises `MatchingInputError` for duplicate student or placement ids, pins naming an unknown
-    student or placement, a student pinned twice, a pin that is also excluded, and pins beyond
-    a placement's capacity. Excluded pairs naming unknown ids are ignored.
-    """
-    s_index = _index([s.student_id for s in students], "student", "student_id")
-    p_index = _index([p.placement_id for p in placements], "placement", "placement_id")
-    n_s, n_p = len(students), len(placements)
 
-    # Candidate edges: every preference naming a known placement, in student-then-rank order.
-    prefs = tuple(tuple(st.preferences) for st in students)
-    rows, pos, ids = _flatten(prefs, p_index)
-    known_id = ids >= 0
-    unknown = int(len(ids) - np.count_nonzero(known_id))
-    es, ep, er = rows[known_id], ids[known_id], pos[known_id] + 1
-    fails = np.zeros(len(es), dtype=np.uint8)
+def _lacks_skills(
+    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
+) -> Bools:
+    """Edges failing rule 2: the placement's required skills are not a subset of the student's.
 
-    # Rule 2: required skills are a subset of the student's skills. Only skills some placement
-    # requires matter, so the vocabulary (and the masks) stay small.
+    Only skills some placement requires matter, so the vocabulary (and the masks) stay small."""
     required = [pl.required_skills for pl in placements]
     skill_vocab = _vocab(required)
-    if skill_vocab:
-        need = _masks(required, skill_vocab)
-        have = _masks([st.skills for st in students], skill_vocab)
-        missing = np.any(need[ep] & ~have[es], axis=1)
-        fails[missing] |= RULE_SKILLS
+    if not skill_vocab:
+        return _no_edges(len(es))
+    need = _masks(required, skill_vocab)
+    have = _masks([st.skills for st in students], skill_vocab)
+    missing: Bools = np.any(need[ep] & ~have[es], axis=1)
+    return missing
 
-    # Rule 3: the placement accepts every programme, or the student's.
+
+def _refuses_programme(
+    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
+) -> Bools:
+    """Edges failing rule 3: the placement accepts neither every programme nor the student's."""
     programmes = [pl.programmes for pl in placements]
     prog_vocab = _vocab(programmes)
-    if prog_vocab:
-        accepts = _masks(programmes, prog_vocab)
-        open_all = np.fromiter((len(ps) == 0 for ps in programmes), bool, n_p)
-        mine = _masks([(st.programme,) if st.programme else () for st in students], prog_vocab)
-        ok = open_all[ep] | np.any(accepts[ep] & mine[es], axis=1)
-        fails[~ok] |= RULE_PROGRAMME
+    if not prog_vocab:
+        return _no_edges(len(es))
+    accepts = _masks(programmes, prog_vocab)
+    open_all = np.fromiter((len(ps) == 0 for ps in programmes), bool, len(placements))
+    mine = _masks([(st.programme,) if st.programme else () for st in students], prog_vocab)
+    ok = open_all[ep] | np.any(accepts[ep] & mine[es], axis=1)
+    refused: Bools = ~ok
+    return refused
 
-    # Rule 4: the period fits the student's availability, when all four dates are given.
+
+def _outside_period(
+    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
+) -> Bools:
+    """Edges failing rule 4: the period does not fit the student's availability (checked only
+    when all four dates are given)."""
+    n_s, n_p = len(students), len(placements)
     s_from = _dates((st.available_from for st in students), n_s)
     s_to = _dates((st.available_to for st in students), n_s)
     p_start = _dates((pl.starts_on for pl in placements), n_p)
     p_end = _dates((pl.ends_on for pl in placements), n_p)
     a, b, c, d = s_from[es], s_to[es], p_start[ep], p_end[ep]
     known = (a >= 0) & (b >= 0) & (c >= 0) & (d >= 0)
-    fails[known & ((a > c) | (d > b))] |= RULE_PERIOD
+    outside: Bools = known & ((a > c) | (d > b))
+    return outside
 
-    # Rule 5: the site is within the student's travel distance, when all are given.
+
+def _too_far(
+    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
+) -> Bools:
+    """Edges failing rule 5: the site is beyond the student's travel distance (checked only
+    when the distance, the home and the site are given)."""
+    n_s, n_p = len(students), len(placements)
     travel = np.fromiter(
         (st.max_travel_km if st.max_travel_km is not None else -1.0 for st in students),
         dtype=np.float64,
@@ -286,25 +291,48 @@ def build_problem(
     h_lat, h_lon, h_has = _points((st.home for st in students), n_s)
     s_lat, s_lon, s_has = _points((pl.site for pl in placements), n_p)
     check = (travel[es] >= 0) & h_has[es] & s_has[ep]
+    far = _no_edges(len(es))
     if np.any(check):
         idx = np.flatnonzero(check)
         dist = haversine_km(h_lat[es[idx]], h_lon[es[idx]], s_lat[ep[idx]], s_lon[ep[idx]])
-        fails[idx[dist > travel[es[idx]]]] |= RULE_DISTANCE
+        far[idx[dist > travel[es[idx]]]] = True
+    return far
 
-    # Excluded pairs (declined proposals) are never matched.
-    if excluded:
-        keys = [
-            s_index[sid] * n_p + p_index[pid]
-            for sid, pid in excluded
-            if sid in s_index and pid in p_index
-        ]
-        if keys:
-            hit = np.isin(es * n_p + ep, np.asarray(keys, dtype=np.int64))
-            fails[hit] |= RULE_EXCLUDED
 
-    capacity = np.fromiter((pl.capacity for pl in placements), dtype=np.int64, count=n_p)
+def _excluded_edges(
+    excluded: Collection[tuple[str, str]],
+    s_index: dict[str, int],
+    p_index: dict[str, int],
+    es: I64,
+    ep: I64,
+) -> Bools:
+    """Edges of excluded pairs (declined proposals): they are never matched. Pairs naming
+    unknown ids are ignored."""
+    n_p = len(p_index)
+    keys = [
+        s_index[sid] * n_p + p_index[pid]
+        for sid, pid in excluded
+        if sid in s_index and pid in p_index
+    ]
+    if not keys:
+        return _no_edges(len(es))
+    hit: Bools = np.isin(es * n_p + ep, np.asarray(keys, dtype=np.int64))
+    return hit
+
+
+def _apply_pins(
+    pinned: Sequence[Pin],
+    excluded: Collection[tuple[str, str]],
+    s_index: dict[str, int],
+    p_index: dict[str, int],
+    capacity: I64,
+) -> tuple[I64, I64]:
+    """(capacity left per placement, pinned placement per student or -1) after the pins.
+
+    Raises `MatchingInputError` for pins naming an unknown student or placement, a student
+    pinned twice, a pin that is also excluded, and pins beyond a placement's capacity."""
     free = capacity.copy()
-    pinned_at = np.full(n_s, -1, dtype=np.int64)
+    pinned_at = np.full(len(s_index), -1, dtype=np.int64)
     problems: list[InputProblem] = []
     excluded_set = set(excluded) if pinned else set()
     for k, pin in enumerate(pinned):
@@ -348,10 +376,17 @@ def build_problem(
             )
     if problems:
         raise MatchingInputError(problems)
+    return free, pinned_at
 
-    # Positions count only the round's students, so that an absent student (position
-    # len(order), `stable.placement_order_key`) comes after every listed one even when the
-    # ranking names students who are not in this round.
+
+def _ranking_positions(
+    placements: Sequence[Placement], s_index: dict[str, int]
+) -> dict[int, dict[int, int]]:
+    """Per placement with a ranking: student -> 0-based position among the round's students.
+
+    Positions count only the round's students, so that an absent student (position
+    len(order), `stable.placement_order_key`) comes after every listed one even when the
+    ranking names students who are not in this round."""
     ranking_pos: dict[int, dict[int, int]] = {}
     for pi, pl in enumerate(placements):
         if pl.ranking is not None:
@@ -361,6 +396,43 @@ def build_problem(
                 if si is not None:
                     order.setdefault(si, len(order))
             ranking_pos[pi] = order
+    return ranking_pos
+
+
+def build_problem(
+    students: Sequence[Student],
+    placements: Sequence[Placement],
+    pinned: Sequence[Pin] = (),
+    excluded: Collection[tuple[str, str]] = (),
+) -> Problem:
+    """Index the input and compute the eligibility of every candidate edge.
+
+    Raises `MatchingInputError` for duplicate student or placement ids, pins naming an unknown
+    student or placement, a student pinned twice, a pin that is also excluded, and pins beyond
+    a placement's capacity. Excluded pairs naming unknown ids are ignored.
+    """
+    s_index = _index([s.student_id for s in students], "student", "student_id")
+    p_index = _index([p.placement_id for p in placements], "placement", "placement_id")
+
+    # Candidate edges: every preference naming a known placement, in student-then-rank order.
+    prefs = tuple(tuple(st.preferences) for st in students)
+    rows, pos, ids = _flatten(prefs, p_index)
+    known_id = ids >= 0
+    unknown = int(len(ids) - np.count_nonzero(known_id))
+    es, ep, er = rows[known_id], ids[known_id], pos[known_id] + 1
+
+    # Rule 1 holds for every candidate edge; rules 2 to 5 and the exclusions as RULE_* bits.
+    fails = np.zeros(len(es), dtype=np.uint8)
+    fails[_lacks_skills(students, placements, es, ep)] |= RULE_SKILLS
+    fails[_refuses_programme(students, placements, es, ep)] |= RULE_PROGRAMME
+    fails[_outside_period(students, placements, es, ep)] |= RULE_PERIOD
+    fails[_too_far(students, placements, es, ep)] |= RULE_DISTANCE
+    fails[_excluded_edges(excluded, s_index, p_index, es, ep)] |= RULE_EXCLUDED
+
+    capacity = np.fromiter(
+        (pl.capacity for pl in placements), dtype=np.int64, count=len(placements)
+    )
+    free, pinned_at = _apply_pins(pinned, excluded, s_index, p_index, capacity)
 
     return Problem(
         student_ids=tuple(s_index),
@@ -377,5 +449,5 @@ def build_problem(
         fails=fails,
         unknown_preferences=unknown,
         preferences=prefs,
-        ranking_pos=ranking_pos,
+        ranking_pos=_ranking_positions(placements, s_index),
     )

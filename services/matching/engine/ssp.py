@@ -206,7 +206,7 @@ def _ints(values: Ints) -> list[int]:
     return [int(v) for v in values]
 
 
-def _kernel(
+def _kernel(  # noqa: C901 - compiled by numba: one flat, hot loop nest kept whole for speed
     order: Sequence[int],
     adj_start: Sequence[int],
     adj_placement: Sequence[int],

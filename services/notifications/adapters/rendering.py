@@ -1,18 +1,18 @@
-"""Jinja2 templates: `templates/{sv,fi,en}/{kind}.{txt,html}.j2`; HTML is autoescaped."""
+"""Jinja2 templates: `templates/{sv,fi,en}/{kind}.{txt,html}.j2`.
+
+The HTML templates (`.html.j2`) are autoescaped; the plain-text parts of the e-mails (`.txt.j2`)
+are not, so a name with `&` or `<` reads as written there. Any other template is escaped.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notifications.domain.views import NoticeView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def _autoescape(name: str | None) -> bool:
-    return name is not None and name.endswith(".html.j2")
 
 
 def _date(value: object) -> str:
@@ -26,7 +26,12 @@ class Renderer:
     def __init__(self, folder: Path = TEMPLATES) -> None:
         self.env = Environment(
             loader=FileSystemLoader(folder),
-            autoescape=_autoescape,
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",),
+                disabled_extensions=("txt.j2",),
+                default_for_string=True,
+                default=True,
+            ),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,

@@ -82,6 +82,7 @@ class NoticeStore(Protocol):
     async def of_source(self, source_event_id: uuid.UUID) -> list[Delivery]: ...
 
 
+# The columns of a `Delivery`, a fixed list interpolated into the statements below.
 _COLUMNS = ", ".join(Delivery.__dataclass_fields__)
 
 
@@ -152,7 +153,8 @@ class NoticeRepository:
         """Lock up to `limit` due pending deliveries (others skip them) for the rest of the
         transaction, the longest due first."""
         rows = await self.conn.fetch(
-            f"SELECT {_COLUMNS} FROM deliveries "
+            # only the fixed column list is interpolated
+            f"SELECT {_COLUMNS} FROM deliveries "  # noqa: S608
             "WHERE status = 'pending' AND next_attempt_at <= now() "
             "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
@@ -162,7 +164,8 @@ class NoticeRepository:
     async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]:
         """The notices waiting in a digest, locked, in the order they arrived."""
         rows = await self.conn.fetch(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE digest_id = $1 AND status = 'grouped' "
+            # only the fixed column list is interpolated
+            f"SELECT {_COLUMNS} FROM deliveries WHERE digest_id = $1 AND status = 'grouped' "  # noqa: S608
             "ORDER BY created_at, notification_id FOR UPDATE",
             digest_id,
         )
@@ -191,14 +194,17 @@ class NoticeRepository:
 
     async def get(self, notification_id: uuid.UUID) -> Delivery | None:
         row = await self.conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE notification_id = $1", notification_id
+            # only the fixed column list is interpolated
+            f"SELECT {_COLUMNS} FROM deliveries WHERE notification_id = $1",  # noqa: S608
+            notification_id,
         )
         return None if row is None else Delivery.of(row)
 
     async def of_source(self, source_event_id: uuid.UUID) -> list[Delivery]:
         """The notices recorded for one match event (or, for a digest, one round)."""
         rows = await self.conn.fetch(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE source_event_id = $1 "
+            # only the fixed column list is interpolated
+            f"SELECT {_COLUMNS} FROM deliveries WHERE source_event_id = $1 "  # noqa: S608
             "ORDER BY notification_id",
             source_event_id,
         )

@@ -38,7 +38,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-def _for_update(sql: str, for_update: bool) -> str:
+def _for_update(sql: str, *, for_update: bool) -> str:
     return sql + " FOR UPDATE" if for_update else sql
 
 
@@ -64,7 +64,7 @@ def _placement(row: Row) -> Placement:
 
 class PostgresPlacements(_Repository):
     async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None:
-        sql = _for_update("SELECT * FROM placements WHERE placement_id = $1", for_update)
+        sql = _for_update("SELECT * FROM placements WHERE placement_id = $1", for_update=for_update)
         row = await self.conn.fetchrow(sql, placement_id)
         return _placement(row) if row else None
 
@@ -170,7 +170,7 @@ def _student(row: Row) -> Student | Withdrawn:
 
 class PostgresStudents(_Repository):
     async def get(self, student_id: str, *, for_update: bool = False) -> Student | Withdrawn | None:
-        sql = _for_update("SELECT * FROM students WHERE student_id = $1", for_update)
+        sql = _for_update("SELECT * FROM students WHERE student_id = $1", for_update=for_update)
         row = await self.conn.fetchrow(sql, student_id)
         return _student(row) if row else None
 
@@ -245,7 +245,7 @@ def _match(row: Row) -> MatchRecord:
 
 class PostgresMatches(_Repository):
     async def get(self, match_id: uuid.UUID, *, for_update: bool = False) -> MatchRecord | None:
-        sql = _for_update("SELECT * FROM matches WHERE match_id = $1", for_update)
+        sql = _for_update("SELECT * FROM matches WHERE match_id = $1", for_update=for_update)
         row = await self.conn.fetchrow(sql, match_id)
         return _match(row) if row else None
 

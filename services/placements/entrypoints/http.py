@@ -141,6 +141,7 @@ async def post_placements(
 @router.get("/placements", response_model=list[schemas.PlacementOut], tags=["placements"])
 async def list_placements(
     uow: UoW,
+    *,
     region: Annotated[str | None, Query(max_length=64)] = None,
     company_id: Annotated[str | None, Query(max_length=200)] = None,
     include_withdrawn: bool = False,
@@ -148,7 +149,13 @@ async def list_placements(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[schemas.PlacementOut]:
     """Placements, filtered by region and company, ordered by id."""
-    query = ListPlacements(region, company_id, include_withdrawn, limit, offset)
+    query = ListPlacements(
+        region=region,
+        company_id=company_id,
+        include_withdrawn=include_withdrawn,
+        limit=limit,
+        offset=offset,
+    )
     return [schemas.PlacementOut.of(v) for v in await handlers.list_placements(query, uow)]
 
 

@@ -118,15 +118,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = 0
-                if length > self.max_bytes:
-                    await self._too_large(scope, receive, send)
-                    return
+        if self._announces_too_much(scope):
+            await self._too_large(scope, receive, send)
+            return
         received = 0
         started = False
 
@@ -150,6 +144,19 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await self._too_large(scope, receive, send)
+
+    def _announces_too_much(self, scope: Scope) -> bool:
+        """Whether a Content-Length header announces more than `max_bytes` (one that is not a
+        number announces nothing)."""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = 0
+                if length > self.max_bytes:
+                    return True
+        return False
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(

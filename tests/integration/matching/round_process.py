@@ -57,7 +57,7 @@ def command(moment: Moment, sentinel: Path) -> tuple[str, ...]:
 
 async def run(moment: Moment, sentinel: Path) -> None:
     settings = MatchingSettings.load()
-    configure_logging("matching", settings.log_level, settings.log_json)
+    configure_logging("matching", settings.log_level, json=settings.log_json)
     async with running(settings, hooks=SleepingHooks(moment, sentinel)) as c:
         await serve(create_app(c), host=settings.http_host, port=settings.http_port)
 

@@ -446,7 +446,8 @@ async def _traces(p: Placements, *needles: str) -> list[str]:
         )
         for needle in needles:
             n = await p.db.fetchval(
-                f'SELECT count(*) FROM placements."{c["table_name"]}" '
+                # table and column names as information_schema lists them, quoted
+                f'SELECT count(*) FROM placements."{c["table_name"]}" '  # noqa: S608
                 f"WHERE strpos({as_text}, $1) > 0",
                 needle,
             )

@@ -26,6 +26,8 @@ def ctx(
     title: str = "Elektriker",
     webhook: str | None = None,
     supervisor: bool = True,
+    supervisor_name: str = "Anna Berg",
+    student_name: str = "Kim Lind",
 ) -> NoticeContext:
     return NoticeContext(
         placement=NoticePlacement(
@@ -37,7 +39,7 @@ def ctx(
             ends_on=date(2027, 3, 12),
         ),
         supervisor=Supervisor.model_validate(
-            {"name": "Anna Berg", "email": "anna@example.se", "language": language}
+            {"name": supervisor_name, "email": "anna@example.se", "language": language}
         )
         if supervisor
         else None,
@@ -48,7 +50,7 @@ def ctx(
             available_from=date(2027, 1, 11),
             available_to=date(2027, 3, 19),
             contact_shared=shared,
-            name="Kim Lind",
+            name=student_name,
             email="kim@example.se",
             phone="070-1",
         ),
@@ -101,6 +103,26 @@ def test_html_is_escaped_and_text_is_not() -> None:
     assert "<b>Weld & Co</b>" in text
     assert "&lt;b&gt;Weld &amp; Co&lt;/b&gt;" in html
     assert "<b>Weld" not in html
+
+
+@pytest.mark.parametrize("kind", ["proposed", "confirmed", "cancelled", "digest"])
+def test_names_are_escaped_in_html_and_verbatim_in_text(kind: NoticeKind) -> None:
+    supervisor, student = "Anna <b>Berg</b> & Co", "Kim <b>Lind</b> & Son"
+    context = ctx("en", shared=True, supervisor_name=supervisor, student_name=student)
+    view = build_view(
+        uuid.uuid4(),
+        kind,
+        [context] * (2 if kind == "digest" else 1),
+        reason="declined" if kind == "cancelled" else None,
+    )
+    text, html = Renderer().render(view)
+    assert "Hello Anna <b>Berg</b> & Co" in text
+    assert "Hello Anna &lt;b&gt;Berg&lt;/b&gt; &amp; Co" in html
+    if kind == "confirmed":  # the only notice that carries the shared contact
+        assert "Name: Kim <b>Lind</b> & Son" in text
+        assert "Name: Kim &lt;b&gt;Lind&lt;/b&gt; &amp; Son" in html
+    assert "<b>" not in html
+    assert "&amp;lt;" not in html  # escaped once, not twice
 
 
 def test_contact_never_leaks_before_it_is_shared() -> None:

@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Test processes: the process-heavy tests run side by side, a test file per worker.
 TEST_WORKERS ?= 2
 
-.PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock bench clean
+.PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock docs bench clean
 
 ## setup: create .venv and install the project (editable) with its dev extras; quiet when up to date
 setup: $(STAMP)
@@ -57,6 +57,13 @@ demo: setup infra
 
 demo-down: setup
 	@$(BIN)/apl demo --down
+
+## docs: regenerate the committed OpenAPI and AsyncAPI documents (tests fail while they are stale)
+docs: setup
+	@$(BIN)/python -m services.placements.openapi > docs/openapi.json
+	@$(BIN)/python -m services.placements.asyncapi > docs/asyncapi-placements.json
+	@$(BIN)/python -m services.matching.asyncapi > docs/asyncapi-matching.json
+	@$(BIN)/apl serve notifications --write-asyncapi docs/asyncapi-notifications.json
 
 bench: setup
 	@$(BIN)/python -m bench.engine

@@ -1,5 +1,5 @@
-"""`apl match`: solve one matching round offline, from files (PRODUCT.md, "Offline file format
-and CLI").
+"""`apl match`: solve one matching round offline, from files (docs/product.md, "Files and
+the offline command").
 
     apl match --students S --placements P [--pinned F] [--previous F] --out O
               [--summary J] [--policy optimal|stable] [--explain STUDENT_ID]

@@ -93,7 +93,7 @@ class MatchingRoundRequestedData(_Data):
 
 
 class RoundFigures(_Data):
-    """The figures PRODUCT.md requires for every round."""
+    """The figures docs/product.md requires for every round."""
 
     students: int = Field(ge=0, description="Students in the round.", examples=[7000])
     placed: int = Field(ge=0, description="Students placed.", examples=[6810])

@@ -1,5 +1,5 @@
-"""The user stories of PRODUCT.md, end to end: the three services as separate OS processes on the
-real Kafka and PostgreSQL, an SMTP server in the test process for the supervisors' mail.
+"""The user stories of docs/product.md, end to end: the three services as separate OS processes
+on the real Kafka and PostgreSQL, an SMTP server in the test process for the supervisors' mail.
 
 The story: two companies post placements, three students register and rank them, a coordinator
 runs a round, each supervisor gets exactly one notice per proposal, a student declines, the next

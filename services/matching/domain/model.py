@@ -43,7 +43,7 @@ class Standing:
 
     @property
     def pinned(self) -> bool:
-        """Confirmed, or accepted by either side: a round keeps it (PRODUCT.md, pinned pairs)."""
+        """Confirmed, or accepted by either side: a round keeps it (docs/product.md: pins)."""
         return self.status == "confirmed" or self.student_accepted or self.company_accepted
 
 
@@ -69,7 +69,7 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class SolveResult:
     outcomes: tuple[Outcome, ...]
-    figures: Mapping[str, Any]  # the RoundFigures fields of PRODUCT.md
+    figures: Mapping[str, Any]  # the RoundFigures fields of docs/product.md
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The default policy: an exact lexicographic optimum (PRODUCT.md, "The matching policy").
+"""The default policy: an exact lexicographic optimum (docs/product.md, "The matching policy").
 
 Objective, in order: (1) maximise the sum of (1 + priority) over placed students; (2) minimise
 the sum of rank squared over placed students; (3) when previous proposals are given, keep as

@@ -23,7 +23,7 @@ Bools = npt.NDArray[np.bool_]
 
 EARTH_RADIUS_KM = 6371.0
 
-# Eligibility rules of PRODUCT.md ("The matching policy"), as bits of `Problem.fails`.
+# Eligibility rules of docs/product.md ("The matching policy"), as bits of `Problem.fails`.
 # Rule 1 (the placement is in the student's preferences) holds for every candidate edge.
 RULE_SKILLS = 1
 RULE_PROGRAMME = 2

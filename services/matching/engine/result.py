@@ -59,7 +59,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class RoundSummary:
-    """The round figures of PRODUCT.md. `solve_seconds` times the assignment step (from
+    """The round figures of docs/product.md. `solve_seconds` times the assignment step (from
     eligible pairs to the assignment); building eligibility from profiles before it and
     these figures after it are not in it."""
 
@@ -272,7 +272,7 @@ class RoundResult:
 
 
 def count_blocking_pairs(problem: Problem, assignment: I64) -> int:
-    """Blocking pairs of PRODUCT.md: (s, p) with p eligible for s, s unplaced or placed at a
+    """Blocking pairs of docs/product.md: (s, p) with p eligible for s, s unplaced or placed at a
     worse rank than p, and p with a free slot or, where p has a ranking, preferring s to one
     of its placed students (absent students rank below all in the ranking). Every placed
     student counts, pinned or not; a placement outside a pinned student's preferences counts

@@ -5,7 +5,7 @@ placement holds its best proposals up to its free slots and rejects the rest. A 
 orders students by its `ranking` (students absent from the ranking after all in it), then by
 priority (higher first), then by input order; placements without a ranking by priority, then
 input order. Pinned students keep their slots and are never displaced. The result is stable
-(no blocking pair in the sense of PRODUCT.md among unpinned students) and student-optimal
+(no blocking pair in the sense of docs/product.md among unpinned students) and student-optimal
 among stable matchings for this tie-break.
 """
 

@@ -46,10 +46,7 @@ def _refs(schema: dict[str, Any]) -> set[str]:
 def test_committed_asyncapi_document_is_current(document: dict[str, Any]) -> None:
     committed = json.loads(DOCUMENT.read_text(encoding="utf-8"))
     generated = json.loads(json.dumps(document))
-    assert committed == generated, (
-        "docs/asyncapi-matching.json is stale; regenerate it with "
-        "`.venv/bin/python -m services.matching.asyncapi > docs/asyncapi-matching.json`"
-    )
+    assert committed == generated, "docs/asyncapi-matching.json is stale: run `make docs`"
 
 
 def test_channels_and_operations(document: dict[str, Any]) -> None:

@@ -18,8 +18,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "asyncapi-notifications.jso
 
 def test_committed_asyncapi_document_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == asyncapi_json(), (
-        "docs/asyncapi-notifications.json is stale: run "
-        "`apl serve notifications --write-asyncapi docs/asyncapi-notifications.json`"
+        "docs/asyncapi-notifications.json is stale: run `make docs`"
     )
 
 

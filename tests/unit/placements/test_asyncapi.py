@@ -15,8 +15,7 @@ COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "asyncapi-placements.
 
 def test_committed_asyncapi_document_is_current() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == render(), (
-        "docs/asyncapi-placements.json is stale; run "
-        "`.venv/bin/python -m services.placements.asyncapi > docs/asyncapi-placements.json`"
+        "docs/asyncapi-placements.json is stale: run `make docs`"
     )
 
 

@@ -12,10 +12,7 @@ COMMITTED = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
 def test_docs_openapi_json_is_current() -> None:
     committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
-    assert committed == document(), (
-        "docs/openapi.json is stale; run "
-        "`.venv/bin/python -m services.placements.openapi > docs/openapi.json`"
-    )
+    assert committed == document(), "docs/openapi.json is stale: run `make docs`"
 
 
 def test_internal_routes_stay_out_of_the_public_document() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -78,10 +79,39 @@ class Sink:
         return "250 OK"
 
 
+ISSUER_PATH = "/realms/bench"
+
+
+async def _json(send: Any, body: bytes, status: int = 200) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _issuer(scope: dict[str, Any], send: Any) -> None:
+    """The stand-in issuer: its discovery document, and a token endpoint that hands out TOKEN
+    (the service takes one and keeps it, so this is asked once per run)."""
+    if scope["path"].endswith("/.well-known/openid-configuration"):
+        host = dict(scope["headers"])[b"host"].decode()
+        endpoint = f"http://{host}{ISSUER_PATH}/token"
+        await _json(send, json.dumps({"token_endpoint": endpoint}).encode())
+        return
+    await _json(send, json.dumps({"access_token": TOKEN, "expires_in": 3600}).encode())
+
+
 async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The notice-context route, as bare ASGI (cheap, so the stand-in is not the bottleneck)."""
+    """The notice-context route, as bare ASGI (cheap, so the stand-in is not the bottleneck),
+    and the issuer the service takes its bearer token from."""
     if scope["type"] != "http":  # served with lifespan="off": only HTTP requests come
         raise RuntimeError(f"only HTTP is served, not {scope['type']!r}")
+    if scope["path"].startswith(ISSUER_PATH):
+        await _issuer(scope, send)
+        return
     query = parse_qs(scope["query_string"].decode())
     headers = dict(scope["headers"])
     if scope["path"] != NOTICE_CONTEXT_PATH or headers.get(b"authorization") != (
@@ -193,7 +223,8 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
                 "APL_NOTIFICATIONS_DATABASE_URL": database_url,
                 "APL_TOPIC_PREFIX": prefix,
                 "APL_NOTIFICATIONS_PLACEMENTS_URL": context_url,
-                "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
+                "APL_NOTIFICATIONS_AUTH_ISSUER": context_url + ISSUER_PATH,
+                "APL_NOTIFICATIONS_CLIENT_SECRET": "bench-client-secret",
                 "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
                 "APL_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
                 "APL_NOTIFICATIONS_WEBHOOK_SECRET": "bench-secret",

@@ -1,4 +1,4 @@
-"""`apl infra up|down|status|env`: a real Kafka (KRaft) and PostgreSQL on this machine, no Docker.
+"""`apl infra up|down|status|env`: a real Kafka (KRaft), PostgreSQL and Keycloak here, no Docker.
 
 - Kafka: the broker jars are resolved from Maven Central by `deploy/local/pom.xml` into a cache
   outside the repository (`$XDG_CACHE_HOME/apl-match`, else `~/.cache/apl-match`) and run with the
@@ -8,10 +8,12 @@
 - PostgreSQL: the machine's server binaries (`/usr/lib/postgresql/<v>/bin`, or `APL_PG_BIN`) run a
   cluster in `.local/pg`, on 127.0.0.1 and a port of its own, with one database `apl` and one
   schema and role per service.
+- Keycloak 26 (the identity provider, realm `apl` from `deploy/keycloak/`): the distribution from
+  Maven Central in the same cache, run with a Java 21+ JDK on 127.0.0.1 (`devtools/keycloak.py`).
 - State (data, logs, pids, ports) lives in the project's git-ignored `.local/`. The addresses are
   written to `.local/apl.env` and printed as shell-sourceable lines.
-- Where `APL_KAFKA_BOOTSTRAP` or `APL_DATABASE_URL` is set, that component is not started and the
-  given address is used.
+- Where `APL_KAFKA_BOOTSTRAP`, `APL_DATABASE_URL` or `APL_AUTH_ISSUER` is set, that component is
+  not started and the given address is used.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +106,22 @@ class Paths:
     @property
     def pg_log(self) -> Path:
         return self.pg / "postgres.log"
+
+    @property
+    def keycloak(self) -> Path:
+        return self.state / "keycloak"
+
+    @property
+    def keycloak_pid(self) -> Path:
+        return self.keycloak / "keycloak.pid"
+
+    @property
+    def keycloak_log(self) -> Path:
+        return self.keycloak / "keycloak.log"
+
+    @property
+    def keycloak_import(self) -> Path:
+        return self.keycloak / "import"
 
     @property
     def pom(self) -> Path:
@@ -573,54 +592,83 @@ def service_database_url(admin_url: str, service: str) -> str:
     return f"postgresql://{service}:{service}@{rest}"
 
 
-def env_lines(kafka: str, database: str, *, local_pg: bool) -> list[str]:
+def env_lines(kafka: str, database: str, *, local_pg: bool, issuer: str | None = None) -> list[str]:
     lines = [f"APL_KAFKA_BOOTSTRAP={kafka}", f"APL_DATABASE_URL={database}"]
     if local_pg:
         lines += [
             f"APL_{s.upper()}_DATABASE_URL={service_database_url(database, s)}" for s in SERVICES
         ]
+    if issuer:
+        lines.append(f"APL_AUTH_ISSUER={issuer}")
     return lines
 
 
+@contextlib.contextmanager
+def _exclusive(paths: Paths) -> Iterator[None]:
+    """One `up` at a time on this checkout (test sessions side by side call it together)."""
+    paths.state.mkdir(parents=True, exist_ok=True)
+    with (paths.state / "infra.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(paths: Paths) -> list[str]:
-    ports = _load_ports(paths)
+    from devtools import keycloak
+
     given_kafka = os.environ.get("APL_KAFKA_BOOTSTRAP")
     given_db = os.environ.get("APL_DATABASE_URL")
-    try:
-        if given_kafka:
-            _say(f"kafka: using APL_KAFKA_BOOTSTRAP={given_kafka} (nothing started)")
-            kafka = given_kafka
-        else:
-            kafka = kafka_up(paths, ports)
-            created = create_topics(kafka)
-            if created:
-                _say(f"kafka: created {len(created)} topics (12 partitions each)")
-        if given_db:
-            _say("postgres: using APL_DATABASE_URL (nothing started)")
-            database = given_db
-        else:
-            database = pg_up(paths, ports)
-    finally:
-        _save_ports(paths, ports)
-    lines = env_lines(kafka, database, local_pg=not given_db)
-    if not (given_kafka and given_db):
-        paths.env_file.parent.mkdir(parents=True, exist_ok=True)
-        paths.env_file.write_text(
-            "# Written by `apl infra up`; read by the services and tests.\n"
-            + "\n".join(lines)
-            + "\n"
-        )
+    given_issuer = os.environ.get("APL_AUTH_ISSUER")
+    with _exclusive(paths):
+        ports = _load_ports(paths)
+        try:
+            if given_kafka:
+                _say(f"kafka: using APL_KAFKA_BOOTSTRAP={given_kafka} (nothing started)")
+                kafka = given_kafka
+            else:
+                kafka = kafka_up(paths, ports)
+                created = create_topics(kafka)
+                if created:
+                    _say(f"kafka: created {len(created)} topics (12 partitions each)")
+            if given_db:
+                _say("postgres: using APL_DATABASE_URL (nothing started)")
+                database = given_db
+            else:
+                database = pg_up(paths, ports)
+            if given_issuer:
+                _say(f"keycloak: using APL_AUTH_ISSUER={given_issuer} (nothing started)")
+                issuer = given_issuer
+            else:
+                issuer = keycloak.keycloak_up(paths, ports)
+        finally:
+            _save_ports(paths, ports)
+        lines = env_lines(kafka, database, local_pg=not given_db, issuer=issuer)
+        if not (given_kafka and given_db and given_issuer):
+            paths.env_file.parent.mkdir(parents=True, exist_ok=True)
+            paths.env_file.write_text(
+                "# Written by `apl infra up`; read by the services and tests.\n"
+                + "\n".join(lines)
+                + "\n"
+            )
     return lines
 
 
 def down(paths: Paths) -> None:
+    from devtools import keycloak
+
     stopped_kafka = _stop_pid(paths.kafka_pid, "kafka")
     _say("kafka: stopped" if stopped_kafka else "kafka: was not running (started by us)")
     stopped_pg = pg_down(paths) if (paths.pg_data / "PG_VERSION").exists() else False
     _say("postgres: stopped" if stopped_pg else "postgres: was not running (started by us)")
+    stopped_keycloak = keycloak.keycloak_down(paths)
+    _say("keycloak: stopped" if stopped_keycloak else "keycloak: was not running (started by us)")
 
 
 def status(paths: Paths) -> int:
+    from devtools import keycloak
+
     ports = _load_ports(paths)
     ok = True
     pid = _alive(paths.kafka_pid)
@@ -640,6 +688,12 @@ def status(paths: Paths) -> int:
     else:
         ok = False
         print("postgres: not running")
+    if os.environ.get("APL_AUTH_ISSUER"):
+        print(f"keycloak: external issuer {os.environ['APL_AUTH_ISSUER']}")
+    else:
+        line = keycloak.keycloak_status(paths, ports)
+        ok = ok and line is not None
+        print(line or "keycloak: not running")
     return 0 if ok else 3
 
 

@@ -1,7 +1,7 @@
 """The `apl` command: one entry point whose subcommands live with the code they drive.
 
-`match`, `init` and `serve` are the runtime's (they are in the image); `infra` and `demo` are
-development tools from the `devtools` package, which only a checkout has (`make setup`).
+`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth` and `demo`
+are development tools from the `devtools` package, which only a checkout has (`make setup`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ DEV_PACKAGE = "devtools"
 # `apl match` never loads Kafka or database code.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "match": ("services.matching.cli", "solve a matching round offline from files"),
-    "infra": ("devtools.localinfra", "start, stop or inspect local Kafka and PostgreSQL (dev)"),
+    "infra": (
+        "devtools.localinfra",
+        "start, stop or inspect local Kafka, PostgreSQL and Keycloak (dev)",
+    ),
+    "auth": ("devtools.auth", "print an access token for a user of the local dev realm (dev)"),
     "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
     "demo": ("devtools.demo", "run the sample round end to end (dev)"),

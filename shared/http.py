@@ -23,6 +23,8 @@ from faststream.specification import AsyncAPI
 from shared.settings import ServiceSettings
 
 Check = Callable[[], Awaitable[bool]]
+PUBLIC: dict[str, Any] = {"x-apl-access": "public"}
+"""The access rule of the shared routes (services/placements/domain/policy.py): anyone."""
 S = TypeVar("S", bound=ServiceSettings)
 C = TypeVar("C")
 
@@ -46,12 +48,12 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
     """`/healthz` (alive) and `/readyz` (every check passes: the broker answers, `SELECT 1`)."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", openapi_extra=PUBLIC)
     async def healthz() -> dict[str, str]:
         """Alive."""
         return {"status": "ok"}
 
-    @router.get("/readyz", responses={503: {"description": "Not ready"}})
+    @router.get("/readyz", responses={503: {"description": "Not ready"}}, openapi_extra=PUBLIC)
     async def readyz() -> JSONResponse:
         """Ready: the broker answers and the database runs `SELECT 1`."""
         results: dict[str, bool] = {}
@@ -88,7 +90,7 @@ def asyncapi_router(document: Callable[[], dict[str, Any]]) -> APIRouter:
     """`/docs/asyncapi.json`: the service's AsyncAPI document."""
     router = APIRouter(tags=["docs"])
 
-    @router.get("/docs/asyncapi.json", include_in_schema=False)
+    @router.get("/docs/asyncapi.json", include_in_schema=False, openapi_extra=PUBLIC)
     async def asyncapi() -> dict[str, Any]:
         return document()
 

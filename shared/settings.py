@@ -67,19 +67,51 @@ class ServiceSettings(BaseSettings):
     outbox_batch: int = 500
     outbox_poll_seconds: float = 0.2
 
+    # The OIDC issuer whose access tokens the services accept (`shared/auth.py`).
+    auth_issuer: str = Field(default="", validation_alias=AliasChoices("APL_AUTH_ISSUER"))
+    """The issuer URL (`iss` of its tokens; `<issuer>/.well-known/openid-configuration` is its
+    discovery document). Empty: not configured (every protected route answers 503)."""
+    auth_audience: str = Field(
+        default="apl-api", validation_alias=AliasChoices("APL_AUTH_AUDIENCE")
+    )
+    """The `aud` every accepted token must name."""
+    auth_roles_claim: str = Field(
+        default="realm_access.roles", validation_alias=AliasChoices("APL_AUTH_ROLES_CLAIM")
+    )
+    """A dotted path to the list of role names in the token's claims."""
+    auth_student_claim: str = Field(
+        default="student_id", validation_alias=AliasChoices("APL_AUTH_STUDENT_CLAIM")
+    )
+    auth_company_claim: str = Field(
+        default="company_id", validation_alias=AliasChoices("APL_AUTH_COMPANY_CLAIM")
+    )
+    auth_regions_claim: str = Field(
+        default="regions", validation_alias=AliasChoices("APL_AUTH_REGIONS_CLAIM")
+    )
+    auth_jwks_url: str = Field(default="", validation_alias=AliasChoices("APL_AUTH_JWKS_URL"))
+    """Where the issuer's keys are; empty: the discovery document's `jwks_uri`."""
+
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         prefix = cls.model_config.get("env_prefix", "")
-        # Service-prefixed names win over the shared APL_* names for the infrastructure fields.
+        # Service-prefixed names win over the shared APL_* names for the infrastructure and
+        # identity fields.
         for name in (
             "KAFKA_BOOTSTRAP",
             "DATABASE_URL",
             "TOPIC_PREFIX",
             "LOG_LEVEL",
             "KAFKA_SESSION_TIMEOUT_MS",
+            "AUTH_ISSUER",
+            "AUTH_AUDIENCE",
+            "AUTH_ROLES_CLAIM",
+            "AUTH_STUDENT_CLAIM",
+            "AUTH_COMPANY_CLAIM",
+            "AUTH_REGIONS_CLAIM",
+            "AUTH_JWKS_URL",
         ):
             field = cls.model_fields.get(name.lower())
             if field is not None and prefix:

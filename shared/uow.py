@@ -13,6 +13,9 @@ Handlers take a unit of work and never see a connection (cosmicpython's `unit_of
 service's repositories that connection (`bind`); `InMemoryUnitOfWork` keeps the inbox, the outbox
 and the repositories' state in memory and restores the state on rollback, so the fast tier tests
 the same handlers without PostgreSQL. A service subclasses both with its own repositories.
+
+Both take the `actor` the work is done for (from the request's token; None when unknown) and
+stamp it on every event they publish that names no actor itself.
 """
 
 from __future__ import annotations
@@ -26,13 +29,21 @@ from typing import Any, ClassVar, Protocol, Self
 
 import asyncpg
 
-from shared.contracts.events import Event
+from shared.contracts.events import Actor, Event
 from shared.db import Connection
 from shared.outbox import claim, enqueue
 
 
+def stamped(events: Iterable[Event], actor: Actor | None) -> list[Event]:
+    """`events`, each with `actor` unless it names one already."""
+    return [e.by(actor) for e in events]
+
+
 class UnitOfWork(Protocol):
     """What every handler may do with a transaction, whatever stores it."""
+
+    actor: Actor | None
+    """Who the work is done for; stamped on the published events that name nobody."""
 
     async def __aenter__(self) -> Self: ...
 
@@ -55,8 +66,9 @@ class UnitOfWork(Protocol):
 class PostgresUnitOfWork:
     """A transaction on a pooled connection; subclasses build repositories in `bind`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, actor: Actor | None = None) -> None:
         self._pool = pool
+        self.actor = actor
         self._conn: asyncpg.pool.PoolConnectionProxy[Any] | None = None
         self._tx: Any = None
 
@@ -101,7 +113,7 @@ class PostgresUnitOfWork:
         return await claim(self.conn, event)
 
     async def publish(self, events: Iterable[Event]) -> None:
-        await enqueue(self.conn, events)
+        await enqueue(self.conn, stamped(events, self.actor))
 
 
 @dataclass
@@ -110,10 +122,11 @@ class InMemoryUnitOfWork:
 
     Subclasses keep their repositories' state in fields named in `state_fields`; a snapshot of
     them is taken on entry and put back if the block raises. `published` is what committed
-    blocks wrote to the outbox, in order; `commits` counts them.
+    blocks wrote to the outbox, in order (stamped with `actor`); `commits` counts them.
     """
 
     state_fields: ClassVar[tuple[str, ...]] = ()
+    actor: Actor | None = None
     inbox: set[uuid.UUID] = field(default_factory=set)
     published: list[Event] = field(default_factory=list)
     commits: int = 0
@@ -152,7 +165,7 @@ class InMemoryUnitOfWork:
     async def publish(self, events: Iterable[Event]) -> None:
         if self._snapshot is None:
             raise RuntimeError("publish must run inside the unit of work's block")
-        self._pending.extend(events)
+        self._pending.extend(stamped(events, self.actor))
 
     def published_of(self, cls: type[Event]) -> list[Event]:
         """The committed events of one type (tests)."""

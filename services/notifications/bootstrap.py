@@ -24,8 +24,10 @@ from faststream.kafka import KafkaBroker
 from services.notifications.adapters.placements import PlacementsClient
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
+from services.notifications.adapters.tokens import ClientCredentials, NoToken, TokenSource
 from services.notifications.adapters.uow import PostgresNotificationsUnitOfWork
 from services.notifications.adapters.webhook import WebhookSender
+from services.notifications.domain.actions import LinkSigner
 from services.notifications.entrypoints.subscribers import build_router
 from services.notifications.handlers import (
     ContextSource,
@@ -62,7 +64,10 @@ class Container:
     policy: EventPolicy
     relay: OutboxRelay
     http: httpx.AsyncClient
-    """The placements client's and the webhook sender's (closed by `running`)."""
+    """The placements client's, the token source's and the webhook sender's (closed by
+    `running`)."""
+    tokens: TokenSource
+    """This service's access tokens for the placements service (client credentials)."""
     contexts: ContextSource
     mail: MailSender
     hooks: HookSender
@@ -80,6 +85,7 @@ def build(
     contexts: ContextSource | None = None,
     hooks: HookSender | None = None,
     renderer: Renderer | None = None,
+    tokens: TokenSource | None = None,
 ) -> Container:
     """Wire the service; nothing connects yet. The keyword arguments replace adapters (tests)."""
     # Each delivery loop holds a connection for its batch; the consumer and /readyz need more.
@@ -89,12 +95,11 @@ def build(
     broker = runtime.broker(settings)
     policy = runtime.policy(settings, broker)
     http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds))
+    if tokens is None:
+        tokens = _token_source(settings, http)
     if contexts is None:
         contexts = PlacementsClient(
-            http,
-            settings.placements_url,
-            settings.placements_token.get_secret_value(),
-            timeout=settings.placements_timeout_seconds,
+            http, settings.placements_url, tokens, timeout=settings.placements_timeout_seconds
         )
     if mail is None:
         mail = SmtpSender(
@@ -107,7 +112,12 @@ def build(
         )
     if hooks is None:
         hooks = WebhookSender(http, settings.webhook_secret.get_secret_value().encode())
-    notifier = Notifier(contexts, mail, hooks, renderer or Renderer(), settings.mail_from)
+    signer = LinkSigner(
+        settings.action_link_secret.get_secret_value().encode(), settings.action_link_base
+    )
+    notifier = Notifier(
+        contexts, mail, hooks, renderer or Renderer(), settings.mail_from, links=signer
+    )
 
     def uow() -> PostgresNotificationsUnitOfWork:
         return PostgresNotificationsUnitOfWork(pool)
@@ -141,11 +151,27 @@ def build(
         policy=policy,
         relay=runtime.relay(settings, broker),
         http=http,
+        tokens=tokens,
         contexts=contexts,
         mail=mail,
         hooks=hooks,
         notifier=notifier,
         worker=worker,
+    )
+
+
+def _token_source(settings: NotificationsSettings, http: httpx.AsyncClient) -> TokenSource:
+    """Client-credentials tokens from the configured issuer; none without one (local only:
+    production settings require an issuer)."""
+    if not settings.auth_issuer:
+        return NoToken()
+    return ClientCredentials(
+        http,
+        issuer=settings.auth_issuer,
+        client_id=settings.oauth_client_id,
+        client_secret=settings.oauth_client_secret.get_secret_value(),
+        margin=settings.token_refresh_margin_seconds,
+        timeout=settings.placements_timeout_seconds,
     )
 
 
@@ -157,9 +183,10 @@ async def running(
     contexts: ContextSource | None = None,
     hooks: HookSender | None = None,
     renderer: Renderer | None = None,
+    tokens: TokenSource | None = None,
 ) -> AsyncIterator[Container]:
     """The service, running: migrated, connected, consuming, delivering, relaying."""
-    c = build(settings, mail=mail, contexts=contexts, hooks=hooks, renderer=renderer)
+    c = build(settings, mail=mail, contexts=contexts, hooks=hooks, renderer=renderer, tokens=tokens)
     await runtime.migrate(settings, MIGRATIONS)
     async with (
         c.http,

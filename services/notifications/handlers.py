@@ -30,6 +30,7 @@ from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import compose_email
 from services.notifications.adapters.store import Delivery, Result
 from services.notifications.adapters.uow import NotificationsUnitOfWork
+from services.notifications.domain.actions import LINK_KINDS, ActionUrls, LinkSigner
 from services.notifications.domain.notices import (
     DeliveryError,
     PermanentError,
@@ -145,21 +146,36 @@ class RetryPolicy:
         return Verdict("failed", attempts)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Notifier:
-    """Tells one supervisor about one notice (or one digest): fetch, render, send."""
+    """Tells one supervisor about one notice (or one digest): fetch, render, send. A proposal
+    carries, per student, the signed confirm/decline links `links` makes (none without it)."""
 
     contexts: ContextSource
     mail: MailSender
     hooks: HookSender
     renderer: Renderer
     mail_from: str
+    links: LinkSigner | None = None
+    clock: Callable[[], datetime] = _now
+
+    def _actions(self, notice: Delivery, member: Delivery) -> ActionUrls | None:
+        if self.links is None or notice.kind not in LINK_KINDS or member.match_id is None:
+            return None
+        return self.links.urls(member.notification_id, member.match_id, now=self.clock())
 
     async def notify_supervisor(self, notice: Delivery, members: list[Delivery]) -> Outcome:
         channel: Channel = "email"
         try:
             fetched = [await self.contexts.fetch(m.placement_id, m.student_id) for m in members]
-            view = build_view(notice.notification_id, notice.kind, fetched, reason=notice.detail)
+            actions = [self._actions(notice, m) for m in members]
+            view = build_view(
+                notice.notification_id, notice.kind, fetched, reason=notice.detail, actions=actions
+            )
             channel = view.channel
             await self._send(view)
         except DeliveryError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import PLACEHOLDER_SECRET, ServiceSettings, refuse_placeholder
@@ -17,7 +17,33 @@ class NotificationsSettings(ServiceSettings):
 
     http_port: int = 8002
     placements_url: str = "http://127.0.0.1:8000"
-    placements_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    """Where this service calls the placements service (its internal notice-context route)."""
+    placements_public_url: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "APL_NOTIFICATIONS_PLACEMENTS_PUBLIC_URL", "APL_PLACEMENTS_PUBLIC_URL"
+        ),
+    )
+    """The placements service's address as supervisors reach it (`APL_PLACEMENTS_PUBLIC_URL`):
+    the base of the action links in the notices. Empty: `placements_url`."""
+    oauth_client_id: str = Field(
+        default="apl-notifications", validation_alias=AliasChoices("APL_NOTIFICATIONS_CLIENT_ID")
+    )
+    """This service's OAuth client (`APL_NOTIFICATIONS_CLIENT_ID`): it takes client-credentials
+    tokens from the issuer (`APL_AUTH_ISSUER`) to call the placements service."""
+    oauth_client_secret: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET),
+        validation_alias=AliasChoices("APL_NOTIFICATIONS_CLIENT_SECRET"),
+    )
+    """Its secret (`APL_NOTIFICATIONS_CLIENT_SECRET`)."""
+    action_link_secret: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET),
+        validation_alias=AliasChoices(
+            "APL_NOTIFICATIONS_ACTION_LINK_SECRET", "APL_ACTION_LINK_SECRET"
+        ),
+    )
+    """The HMAC key that signs the supervisors' action links (`APL_ACTION_LINK_SECRET`): the
+    same value as the placements service's, which checks them."""
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_starttls: bool = False
@@ -38,8 +64,20 @@ class NotificationsSettings(ServiceSettings):
     """Due notices one worker loop locks, sends and records per database transaction."""
     send_timeout_seconds: float = 15.0
     placements_timeout_seconds: float = 10.0
+    token_refresh_margin_seconds: float = 30.0
+    """A cached access token is renewed this long before it expires."""
+
+    @property
+    def action_link_base(self) -> str:
+        """The base URL of the action links."""
+        return self.placements_public_url or self.placements_url
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:
-        refuse_placeholder(self, "placements_token", "webhook_secret")
+        refuse_placeholder(self, "oauth_client_secret", "action_link_secret", "webhook_secret")
+        if self.environment == "production" and not self.auth_issuer:
+            raise ValueError(
+                "auth_issuer: the notifications service needs an OIDC issuer (APL_AUTH_ISSUER) "
+                "for its tokens"
+            )
         return self

@@ -5,6 +5,10 @@ are made from it); `async with running(settings) as container:` migrates the sch
 pool, starts the broker (its subscribers) and the outbox relay, and closes them in reverse order.
 `create_app(container)` is the FastAPI app over a running container. `main.py`, the tests, the
 benchmarks and the demo all go through `running`.
+
+The container's `verifier` checks the callers' bearer tokens against the configured issuer
+(`APL_AUTH_ISSUER`, `shared/auth.py`); tests and benchmarks pass their own (`build(settings,
+verifier=...)`: a test issuer's, or a stand-in that returns a fixed principal).
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from shared import runtime
+from shared.auth import IssuerUnavailable, Principal, TokenVerifier, Verifier
+from shared.contracts.events import Actor
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
 
 from .adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from .entrypoints import http, problems, subscribers
+from .entrypoints import actions, audit, auth, http, problems, subscribers
 from .ports import PlacementsUnitOfWork
 from .settings import PlacementsSettings
 
@@ -52,29 +59,71 @@ class Container:
     broker: KafkaBroker
     policy: EventPolicy
     relay: OutboxRelay
-    unit_of_work: Callable[[], PlacementsUnitOfWork]
+    unit_of_work: Callable[[Actor | None], PlacementsUnitOfWork]
+    verifier: Verifier
+    """Checks the callers' bearer tokens (`shared.auth`)."""
 
-    def uow(self) -> PlacementsUnitOfWork:
-        """A new unit of work (one transaction per `async with`)."""
-        return self.unit_of_work()
+    def uow(self, actor: Actor | None = None) -> PlacementsUnitOfWork:
+        """A new unit of work (one transaction per `async with`) for `actor` (stamped on the
+        events it publishes and recorded in the audit trail)."""
+        return self.unit_of_work(actor)
+
+
+class NoIssuer:
+    """The verifier when no issuer is configured (local runs without `APL_AUTH_ISSUER`):
+    every protected route answers 503, naming the setting."""
+
+    async def verify(self, token: str) -> Principal:
+        raise IssuerUnavailable("no OIDC issuer is configured (APL_AUTH_ISSUER)", retry_after=60)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def verifier_of(
+    settings: PlacementsSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> Verifier:
+    """The settings' issuer's verifier (`NoIssuer` without one)."""
+    if not settings.auth_issuer:
+        return NoIssuer()
+    return TokenVerifier.from_settings(settings, transport=transport)
+
+
+def _postgres(pool: asyncpg.Pool) -> Callable[[Actor | None], PlacementsUnitOfWork]:
+    def uow(actor: Actor | None) -> PlacementsUnitOfWork:
+        return PostgresPlacementsUnitOfWork(pool, actor=actor)
+
+    return uow
+
+
+def _actors(
+    given: Callable[[], PlacementsUnitOfWork],
+) -> Callable[[Actor | None], PlacementsUnitOfWork]:
+    """An injected unit of work (a test's shared fake), told who acts each time it is taken."""
+
+    def uow(actor: Actor | None) -> PlacementsUnitOfWork:
+        taken = given()
+        taken.actor = actor
+        return taken
+
+    return uow
 
 
 def build(
     settings: PlacementsSettings,
     *,
     unit_of_work: Callable[[], PlacementsUnitOfWork] | None = None,
+    verifier: Verifier | None = None,
 ) -> Container:
     """Wire the service; connect to nothing. `unit_of_work` replaces the PostgreSQL one (the
-    in-memory tests pass the fake's)."""
+    in-memory tests pass the fake's); `verifier` the settings' issuer's (tests pass a test
+    issuer's, the auth benchmark a stand-in: never a production setting)."""
     pool = runtime.pool(settings, init=init_connection)
     broker = runtime.broker(settings)
     policy = runtime.policy(settings, broker)
 
-    def postgres() -> PlacementsUnitOfWork:
-        return PostgresPlacementsUnitOfWork(pool)
-
-    uow = unit_of_work or postgres
-    broker.include_router(subscribers.build_router(settings, policy, uow))
+    uow = _actors(unit_of_work) if unit_of_work else _postgres(pool)
+    broker.include_router(subscribers.build_router(settings, policy, lambda: uow(None)))
     return Container(
         settings=settings,
         pool=pool,
@@ -82,6 +131,7 @@ def build(
         policy=policy,
         relay=runtime.relay(settings, broker),
         unit_of_work=uow,
+        verifier=verifier or verifier_of(settings),
     )
 
 
@@ -94,11 +144,14 @@ async def running(
     container = build(settings, **injected)
     if migrate:
         await runtime.migrate(settings, MIGRATIONS)
-    async with (
-        runtime.opened(container.pool, container.broker),
-        runtime.background(outbox_relay=container.relay.run()),
-    ):
-        yield container
+    try:
+        async with (
+            runtime.opened(container.pool, container.broker),
+            runtime.background(outbox_relay=container.relay.run()),
+        ):
+            yield container
+    finally:
+        await container.verifier.aclose()
 
 
 def create_app(container: Container) -> FastAPI:
@@ -118,11 +171,27 @@ def create_app(container: Container) -> FastAPI:
         asyncapi=document,
     )
     app.state.container = container
+    app.swagger_ui_init_oauth = auth.swagger_oauth(container.settings)
     problems.install(app)
     app.add_middleware(problems.BodySizeLimit, max_bytes=container.settings.max_body_bytes)
     app.include_router(http.router)
-    app.include_router(http.internal_router(container.settings.internal_token))
+    app.include_router(audit.router)
+    app.include_router(actions.router)
+    app.include_router(http.internal_router())
+    _document_security(app, container.settings)
     return app
+
+
+def _document_security(app: FastAPI, settings: PlacementsSettings) -> None:
+    """The app's OpenAPI document with the issuer's endpoints in its security scheme."""
+    generate = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = auth.document_security(generate(), settings)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def documented_settings() -> PlacementsSettings:
@@ -132,6 +201,7 @@ def documented_settings() -> PlacementsSettings:
         kafka_bootstrap="kafka:9092",
         database_url="postgresql://unused/apl",
         topic_prefix="",
+        auth_issuer="http://127.0.0.1:18080/realms/apl",
     )
 
 

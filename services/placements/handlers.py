@@ -22,12 +22,16 @@ from shared.contracts.internal import (
     NoticePlacement,
     NoticeStudent,
 )
+from shared.contracts.links import ActionLink
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.topics import MATCHES, PLACEMENTS, STUDENTS
 
-from .domain import rules
+from .domain import links, policy, rules
+from .domain.audit import AuditQuery, AuditRecord
 from .domain.commands import (
     AnswerMatch,
+    InviteStaff,
+    LinkAccount,
     ListPlacements,
     PatchPlacement,
     PostPlacement,
@@ -41,7 +45,15 @@ from .domain.commands import (
     WithdrawStudent,
 )
 from .domain.errors import Conflict, FieldError, Invalid, NotFound
-from .domain.model import MatchRecord, Placement, PlacementView, Round, Student, Withdrawn
+from .domain.model import (
+    AccountLinks,
+    MatchRecord,
+    Placement,
+    PlacementView,
+    Round,
+    Student,
+    Withdrawn,
+)
 from .ports import PlacementsUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -272,6 +284,7 @@ async def withdraw_student(command: WithdrawStudent, uow: PlacementsUnitOfWork) 
         await uow.students.erase(sid)
         await uow.idempotency.forget_student(sid)
         await uow.matches.forget_reasons_of(sid)
+        await uow.accounts.forget_student(sid)
         data = ev.StudentWithdrawnData(student_id=sid, region=found.profile.region)
         await uow.publish([ev.StudentWithdrawn(producer=PRODUCER, data=data)])
 
@@ -483,3 +496,137 @@ def _notice_student(student: Student, matches: Iterable[rules.Match]) -> NoticeS
         email=student.contact.email if shared else None,
         phone=student.contact.phone if shared else None,
     )
+
+
+# ---------------------------------------------------------------------- audit, action links
+
+
+async def audit_of_region(query: AuditQuery, uow: PlacementsUnitOfWork) -> list[AuditRecord]:
+    """A page of the region's audit trail (what was published, by whom), newest first."""
+    async with uow:
+        return await uow.audit.of_region(query.region, limit=query.limit, offset=query.offset)
+
+
+async def action_link_page(link: ActionLink, uow: PlacementsUnitOfWork) -> links.ActionPage:
+    """What opening a (verified) supervisor's link shows: the match and the question, or why
+    it can no longer be answered. Changes nothing."""
+    async with uow:
+        match = await uow.matches.get(link.match_id)
+        if match is None:
+            return links.ActionPage("unknown", link.action)
+        used = await uow.action_links.used(link.link_id)
+        placement = await uow.placements.get(match.placement_id)
+        student = await uow.students.get(match.student_id)
+    summary = links.summary_of(match, placement, student)
+    if used:
+        kind: links.PageKind = "used"
+    else:
+        kind = "ask" if links.still_open(link, match) else "closed"
+    return links.ActionPage(kind, link.action, summary)
+
+
+async def use_action_link(link: ActionLink, uow: PlacementsUnitOfWork) -> links.ActionPage:
+    """Act on a (verified) supervisor's link, once: the company side's accept or decline
+    (`answer_match`), in one transaction with the record that the link was used. `uow` should
+    carry the link's actor (`links.actor_of`)."""
+    try:
+        async with uow:
+            if await uow.action_links.use(link):
+                await answer_match(links.answer_of(link), uow)
+                used_now = True
+            else:
+                used_now = False
+    except (Conflict, NotFound):  # no longer open, or gone: rolled back, the link stays unused
+        return await action_link_page(link, uow)
+    page = await action_link_page(link, uow)
+    return page.as_kind("done") if used_now else page
+
+
+# --------------------------------------------------------------------------- access, accounts
+
+
+async def access_target(
+    resource: policy.Resource, key: str, uow: PlacementsUnitOfWork
+) -> policy.Target:
+    """The facts an access rule needs of the resource a request names (`domain/policy.py`):
+    whose it is and in which region. A key that names nothing gives `exists=False`."""
+    async with uow:
+        match resource:
+            case "placement":
+                return _placement_target(await uow.placements.get(key))
+            case "student":
+                found = await uow.students.get(key)
+                if found is None:
+                    return policy.Target(exists=False, student_id=key)
+                region = found.region if isinstance(found, Withdrawn) else found.profile.region
+                return policy.Target(region=region, student_id=key)
+            case "match":
+                return await _match_target(key, uow)
+            case "round":
+                round_id = _uuid(key)
+                found_round = await uow.rounds.get(round_id) if round_id else None
+                if found_round is None:
+                    return policy.Target(exists=False)
+                return policy.Target(region=found_round.region)
+            case "company":
+                return policy.Target(company_id=key, regions=await _company_regions(key, uow))
+            case "region":
+                return policy.Target(region=key)
+
+
+def _placement_target(found: Placement | None) -> policy.Target:
+    if found is None:
+        return policy.Target(exists=False)
+    return policy.Target(region=found.offer.region, company_id=found.offer.company_id)
+
+
+async def _match_target(key: str, uow: PlacementsUnitOfWork) -> policy.Target:
+    match_id = _uuid(key)
+    found = await uow.matches.get(match_id) if match_id else None
+    if found is None:
+        return policy.Target(exists=False)
+    company = found.company_id
+    if company is None:
+        placement = await uow.placements.get(found.placement_id)
+        company = placement.offer.company_id if placement else None
+    return policy.Target(region=found.region, company_id=company, student_id=found.student_id)
+
+
+async def _company_regions(company_id: str, uow: PlacementsUnitOfWork) -> frozenset[str]:
+    placements = await uow.placements.search(
+        region=None, company_id=company_id, include_withdrawn=True, limit=10_000, offset=0
+    )
+    return frozenset(p.offer.region for p in placements)
+
+
+def _uuid(key: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return None
+
+
+async def link_account(command: LinkAccount, uow: PlacementsUnitOfWork) -> AccountLinks:
+    """The student and company an account acts for beyond its token's claims: an earlier link,
+    or, on first use, its verified e-mail: a student's registered school e-mail (when exactly
+    one registered student has it and no other account is linked to them) or an open invitation
+    of company staff."""
+    async with uow:
+        student = await uow.accounts.student_of(command.subject) if command.student else None
+        if command.student and student is None and command.email:
+            found = await uow.accounts.students_with_email(command.email)
+            if len(found) == 1 and await uow.accounts.link_student(command.subject, found[0]):
+                student = found[0]
+                log.info("student account linked", student_id=student)
+        company = await uow.accounts.company_of(command.subject) if command.company else None
+        if command.company and company is None and command.email:
+            company = await uow.accounts.accept_invitation(command.subject, command.email)
+            if company is not None:
+                log.info("company account linked", company_id=company)
+    return AccountLinks(student, company)
+
+
+async def invite_staff(command: InviteStaff, uow: PlacementsUnitOfWork) -> None:
+    """An invitation of a company's staff member by e-mail (again: no change)."""
+    async with uow:
+        await uow.accounts.invite(command.company_id, command.email)

@@ -18,9 +18,11 @@ from types import TracebackType
 from typing import Any, Protocol, Self, cast
 
 from shared.contracts import events as ev
+from shared.contracts.links import ActionLink
 from shared.contracts.profiles import StudentProfile
 from shared.uow import UnitOfWork
 
+from .domain.audit import AuditRecord
 from .domain.model import (
     IdempotencyKey,
     MatchRecord,
@@ -160,8 +162,60 @@ class IdempotencyRepository(Protocol):
         ...
 
 
+class AuditRepository(Protocol):
+    async def record(self, events: Sequence[ev.Event]) -> None:
+        """One record per event (with the event's actor), in this transaction. The unit of work
+        calls it for every event it publishes; handlers never do."""
+        ...
+
+    async def of_region(self, region: str, *, limit: int, offset: int) -> list[AuditRecord]:
+        """A page of the region's records, newest first."""
+        ...
+
+
+class ActionLinkRepository(Protocol):
+    async def use(self, link: ActionLink) -> bool:
+        """Record that `link` was acted on; False if it was before (nothing changes then). A
+        concurrent use of the same link waits until the first commits or rolls back."""
+        ...
+
+    async def used(self, link_id: uuid.UUID) -> bool: ...
+
+
+class AccountRepository(Protocol):
+    """Which records a signed-in account (the token's `sub`) acts for (`adapters/accounts.py`)."""
+
+    async def student_of(self, subject: str) -> str | None: ...
+
+    async def company_of(self, subject: str) -> str | None: ...
+
+    async def students_with_email(self, email: str) -> list[str]:
+        """Ids of the registered (not withdrawn) students with this e-mail, any case."""
+        ...
+
+    async def link_student(self, subject: str, student_id: str) -> bool:
+        """Link the account to the student; False if either is linked already (nothing
+        changes then)."""
+        ...
+
+    async def invite(self, company_id: str, email: str) -> None:
+        """An open invitation of `email` (lower-case) to the company; again: no change."""
+        ...
+
+    async def accept_invitation(self, subject: str, email: str) -> str | None:
+        """Use an open invitation of `email` (the oldest) and link the account to its company;
+        the company id, or None without one."""
+        ...
+
+    async def forget_student(self, student_id: str) -> None:
+        """Unlink the student's account (erasure)."""
+        ...
+
+
 class PlacementsUnitOfWork(UnitOfWork, Protocol):
-    """One transaction over the placements schema, with the inbox and the outbox."""
+    """One transaction over the placements schema, with the inbox and the outbox, and the audit
+    trail: `publish` stamps the unit of work's `actor` on the events and records each in
+    `audit` in the same transaction."""
 
     @property
     def placements(self) -> PlacementRepository: ...
@@ -180,6 +234,15 @@ class PlacementsUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def accounts(self) -> AccountRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    @property
+    def action_links(self) -> ActionLinkRepository: ...
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         """Events of `region` this service has put into its outbox on `topics`, ever

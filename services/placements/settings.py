@@ -1,11 +1,11 @@
 """The placements service's settings (`APL_PLACEMENTS_` prefix; shared fields in
-`shared.settings.ServiceSettings`)."""
+`shared.settings.ServiceSettings`, the identity ones `auth_*` among them)."""
 
 from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import PLACEHOLDER_SECRET, ServiceSettings, refuse_placeholder
@@ -16,10 +16,39 @@ class PlacementsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="APL_PLACEMENTS_", extra="ignore")
 
     http_port: int = 8000
-    internal_token: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     max_body_bytes: int = 1_000_000
+    action_link_secret: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET),
+        validation_alias=AliasChoices(
+            "APL_PLACEMENTS_ACTION_LINK_SECRET", "APL_ACTION_LINK_SECRET"
+        ),
+    )
+    """The HMAC key of the supervisors' action links (`APL_ACTION_LINK_SECRET`): the same value
+    as the notifications service's, which signs them."""
+    docs_client_id: str = "apl-docs"
+    """The public OAuth client `/docs` signs in with (authorization code + PKCE)."""
+    auth_authorization_url: str = ""
+    """The issuer's authorization endpoint for `/docs`; empty: Keycloak's, under the issuer."""
+    auth_token_url: str = ""
+    """The issuer's token endpoint for `/docs`; empty: Keycloak's, under the issuer."""
+
+    @property
+    def authorization_url(self) -> str:
+        issuer = self.auth_issuer.rstrip("/")
+        return self.auth_authorization_url or f"{issuer}/protocol/openid-connect/auth"
+
+    @property
+    def token_url(self) -> str:
+        issuer = self.auth_issuer.rstrip("/")
+        return self.auth_token_url or f"{issuer}/protocol/openid-connect/token"
 
     @model_validator(mode="after")
-    def _secrets(self) -> Self:
-        refuse_placeholder(self, "internal_token")
+    def _action_link_secret(self) -> Self:
+        refuse_placeholder(self, "action_link_secret")
+        return self
+
+    @model_validator(mode="after")
+    def _issuer(self) -> Self:
+        if self.environment == "production" and not self.auth_issuer:
+            raise ValueError("auth_issuer: an OIDC issuer (APL_AUTH_ISSUER) is required")
         return self

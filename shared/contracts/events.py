@@ -1,6 +1,8 @@
 """Event contract v1: the envelope and every event type, with one discriminated union per topic.
 
-A message value is `{"event_id", "type", "schema_version": 1, "occurred_at", "producer", "data"}`.
+A message value is `{"event_id", "type", "schema_version": 1, "occurred_at", "producer", "data"}`
+and, when known, `"actor"`: who caused it (`Actor`: subject, role, client; no names). The actor
+is optional in v1: events written before it existed stay valid.
 `parse_event(topic, raw)` turns bytes into the right model or raises `ContractError` naming the
 field; `Event.to_json()` is the inverse.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union
 
 from pydantic import (
     AwareDatetime,
@@ -33,7 +35,12 @@ from shared.contracts.topics import (
 
 SCHEMA_VERSION = 1
 
-Actor = Literal["student", "company", "coordinator", "system"]
+ActorRole = Literal[
+    "student", "company", "coordinator", "operator", "service", "supervisor", "system"
+]
+"""In what capacity an actor acted: a realm role of the token, `service` for a service account,
+`supervisor` for a workplace supervisor acting through a signed link, `system` for the services'
+own decisions."""
 Policy = Literal["optimal", "stable"]
 """How a round matches: minimum rank cost (`optimal`) or deferred acceptance (`stable`)."""
 CancelReason = Literal[
@@ -174,6 +181,27 @@ class NotificationFailedData(_NotificationData):
     error: str = Field(max_length=2000, description="Last error.", examples=["550 no such user"])
 
 
+class Actor(_Data):
+    """Who caused an event: pseudonymous ids only, never a name or an address."""
+
+    subject: str = Field(
+        min_length=1,
+        max_length=200,
+        description=(
+            "The token's `sub` (a pseudonymous id of the identity provider), a service account's "
+            "client id, or `action-link:<link id>` for a supervisor's signed link."
+        ),
+        examples=["6f0c2b1e-9d4a-4c3b-8a57-2f1e0d9c8b7a"],
+    )
+    role: ActorRole = Field(description="In what capacity it acted.", examples=["coordinator"])
+    client: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The OAuth client the token was issued to (`azp`); none for a signed link.",
+        examples=["apl-web"],
+    )
+
+
 # -------------------------------------------------------------------------------------- events
 
 
@@ -204,6 +232,20 @@ class Event(BaseModel):
         min_length=1, max_length=100, description="Producing service.", examples=["placements"]
     )
     data: Any
+    actor: Actor | None = Field(
+        default=None,
+        description=(
+            "Who caused the event (optional: events without it are valid v1 events, and an "
+            "event without an actor leaves the field out)."
+        ),
+        examples=[
+            {
+                "subject": "6f0c2b1e-9d4a-4c3b-8a57-2f1e0d9c8b7a",
+                "role": "coordinator",
+                "client": "apl-web",
+            }
+        ],
+    )
 
     @property
     def region(self) -> str:
@@ -215,11 +257,19 @@ class Event(BaseModel):
         return event_key(self.region)
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")
+        # Without an actor the value is exactly the envelope it was before `actor` existed.
+        exclude = {"actor"} if self.actor is None else None
+        return self.model_dump_json(exclude=exclude).encode("utf-8")
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.model_dump_json())
+        result: dict[str, Any] = json.loads(self.to_json())
         return result
+
+    def by(self, actor: Actor | None) -> Self:
+        """This event with `actor`, unless it names one already (or `actor` is None)."""
+        if actor is None or self.actor is not None:
+            return self
+        return self.model_copy(update={"actor": actor})
 
 
 class PlacementPosted(Event):

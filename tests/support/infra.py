@@ -1,8 +1,10 @@
-"""Where the tests' Kafka and PostgreSQL come from.
+"""Where the tests' Kafka, PostgreSQL and identity provider come from.
 
-In order: addresses given in the environment (`APL_KAFKA_BOOTSTRAP`, `APL_DATABASE_URL`); else
-testcontainers when a Docker engine answers; else the project's local processes (`apl infra up`,
-started once per session and left running for the next one).
+In order: addresses given in the environment (`APL_KAFKA_BOOTSTRAP`, `APL_DATABASE_URL`,
+`APL_AUTH_ISSUER`); else testcontainers when a Docker engine answers (Kafka and PostgreSQL); else
+the project's local processes (`apl infra up`, started once per session and left running for the
+next one). The issuer, when not given, is always the local Keycloak of `apl infra up` (realm `apl`
+with the dev users of `deploy/keycloak/dev/`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from devtools import localinfra
+from devtools import keycloak, localinfra
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Infra:
     kafka_bootstrap: str
     database_url: str
     source: str
+    auth_issuer: str
 
 
 def _docker_answers() -> bool:
@@ -38,8 +41,9 @@ def _docker_answers() -> bool:
 def provide_infra() -> Iterator[Infra]:
     kafka = os.environ.get("APL_KAFKA_BOOTSTRAP")
     database = os.environ.get("APL_DATABASE_URL")
+    paths = localinfra.Paths(localinfra.project_root())
     if kafka and database:
-        yield Infra(kafka, database, "environment")
+        yield Infra(kafka, database, "environment", keycloak.ensure(paths))
         return
     if _docker_answers():
         with contextlib.ExitStack() as stack:
@@ -53,8 +57,12 @@ def provide_infra() -> Iterator[Infra]:
 
                 pg = stack.enter_context(PostgresContainer("postgres:16", driver=None))
                 database = pg.get_connection_url()
-            yield Infra(kafka, database, "testcontainers")
+            yield Infra(kafka, database, "testcontainers", keycloak.ensure(paths))
         return
-    paths = localinfra.Paths(localinfra.project_root())
     lines = dict(line.split("=", 1) for line in localinfra.up(paths))
-    yield Infra(lines["APL_KAFKA_BOOTSTRAP"], lines["APL_DATABASE_URL"], "local processes")
+    yield Infra(
+        lines["APL_KAFKA_BOOTSTRAP"],
+        lines["APL_DATABASE_URL"],
+        "local processes",
+        lines["APL_AUTH_ISSUER"],
+    )

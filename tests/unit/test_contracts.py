@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pytest
 
@@ -115,3 +116,69 @@ def test_topics_prefix_and_dlt_twins() -> None:
     assert len(names) == 2 * len(ALL_TOPICS)
     assert "t1.apl.matches.v1.dlt" in names
     assert topics.contract_topic("t1.apl.matches.v1") == "apl.matches.v1"
+
+
+# ------------------------------------------------------------------------------------- actor
+
+ACTOR = ev.Actor(
+    subject="6f0c2b1e-9d4a-4c3b-8a57-2f1e0d9c8b7a", role="coordinator", client="apl-web"
+)
+
+
+@pytest.mark.parametrize("event", every_event(), ids=lambda e: e.type)
+def test_an_actor_round_trips_on_every_event(event: Event) -> None:
+    stamped = event.by(ACTOR)
+    value = json.loads(stamped.to_json())
+    assert value["actor"] == {
+        "subject": ACTOR.subject,
+        "role": "coordinator",
+        "client": "apl-web",
+    }
+    parsed = parse_event(event.topic, stamped.to_json())
+    assert parsed == stamped
+    assert parsed.actor == ACTOR
+
+
+def test_an_event_without_an_actor_is_a_v1_event_as_before() -> None:
+    event = every_event()[0]
+    assert event.actor is None
+    assert "actor" not in json.loads(event.to_json())  # the envelope as it was
+    assert "actor" not in event.to_dict()
+    old = {k: v for k, v in event.to_dict().items() if k != "actor"}
+    assert parse_event(event.topic, old).actor is None
+    assert parse_event(event.topic, {**old, "actor": None}).actor is None
+
+
+def test_stamping_keeps_an_actor_an_event_names() -> None:
+    event = every_event()[0]
+    own = ev.Actor(subject="svc", role="service", client="apl-matching")
+    assert event.by(None) is event
+    assert event.by(ACTOR).by(own).actor == ACTOR
+    assert event.by(ACTOR).event_id == event.event_id
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        {"subject": "x", "role": "admin"},  # not a role of the contract
+        {"subject": "", "role": "student"},  # empty subject
+        {"subject": "x", "role": "student", "name": "Kim"},  # no names, no extra fields
+        {"role": "student"},  # no subject
+    ],
+)
+def test_a_bad_actor_is_a_contract_error_naming_it(actor: dict[str, object]) -> None:
+    value = {**every_event()[0].to_dict(), "actor": actor}
+    with pytest.raises(ContractError) as caught:
+        parse_event(every_event()[0].topic, value)
+    assert caught.value.field.startswith("actor")
+
+
+def test_every_actor_role_is_accepted() -> None:
+    roles: tuple[ev.ActorRole, ...] = get_args(ev.ActorRole)
+    assert set(roles) == {
+        *("student", "company", "coordinator", "operator", "service", "supervisor", "system")
+    }
+    event = every_event()[0]
+    for role in roles:
+        stamped = event.by(ev.Actor(subject="x", role=role))
+        assert parse_event(event.topic, stamped.to_json()).actor == stamped.actor

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -24,11 +26,32 @@ def test_each_service_reads_only_its_own_prefix(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_placeholder_secret_refused_in_production() -> None:
-    with pytest.raises(ValidationError, match="internal_token"):
-        PlacementsSettings(environment="production")
-    with pytest.raises(ValidationError, match="placements_token"):
+    issuer = "https://id.example.se/realms/apl"
+    with pytest.raises(ValidationError, match="action_link_secret"):
+        PlacementsSettings(environment="production", auth_issuer=issuer)
+    with pytest.raises(ValidationError, match="auth_issuer"):
+        PlacementsSettings(environment="production", action_link_secret="a-real-secret")
+    with pytest.raises(ValidationError, match="oauth_client_secret"):
         NotificationsSettings(environment="production", webhook_secret="s3cret-long-enough")
-    PlacementsSettings(environment="production", internal_token="a-real-token")
+    PlacementsSettings(
+        environment="production", action_link_secret="a-real-secret", auth_issuer=issuer
+    )
+
+
+def test_auth_settings_are_shared_and_a_service_prefix_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APL_AUTH_ISSUER", "https://id.example.se/realms/apl")
+    monkeypatch.setenv("APL_MATCHING_AUTH_ISSUER", "https://other.example.se/realms/x")
+    monkeypatch.setenv("APL_AUTH_ROLES_CLAIM", "roles")
+    placements = PlacementsSettings()
+    assert (placements.auth_issuer, placements.auth_audience, placements.auth_roles_claim) == (
+        "https://id.example.se/realms/apl",
+        "apl-api",
+        "roles",
+    )
+    assert MatchingSettings().auth_issuer == "https://other.example.se/realms/x"
+    assert placements.token_url == "https://id.example.se/realms/apl/protocol/openid-connect/token"
 
 
 def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -58,3 +81,43 @@ def test_every_consumer_group_carries_the_topic_prefix_and_schema_defaults_to_th
         3,
         50,
     )
+
+
+def test_notifications_take_their_client_credentials_and_share_the_link_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APL_ACTION_LINK_SECRET", "shared-link-secret")
+    monkeypatch.setenv("APL_NOTIFICATIONS_CLIENT_SECRET", "client-secret")
+    monkeypatch.setenv("APL_PLACEMENTS_PUBLIC_URL", "https://apl.example.se")
+    monkeypatch.setenv("APL_NOTIFICATIONS_PLACEMENTS_URL", "http://placements:8000")
+    notifications, placements = NotificationsSettings(), PlacementsSettings()
+    assert notifications.action_link_secret.get_secret_value() == "shared-link-secret"
+    assert placements.action_link_secret.get_secret_value() == "shared-link-secret"
+    assert (
+        notifications.oauth_client_id,
+        notifications.oauth_client_secret.get_secret_value(),
+    ) == (
+        "apl-notifications",
+        "client-secret",
+    )
+    assert notifications.action_link_base == "https://apl.example.se"
+    assert not hasattr(notifications, "placements_token")
+    monkeypatch.setenv("APL_PLACEMENTS_ACTION_LINK_SECRET", "own")
+    monkeypatch.delenv("APL_PLACEMENTS_PUBLIC_URL")
+    assert PlacementsSettings().action_link_secret.get_secret_value() == "own"
+    assert NotificationsSettings().action_link_base == "http://placements:8000"
+
+    issuer = "https://id.example.se/realms/apl"
+    real: dict[str, Any] = {
+        "webhook_secret": "w",
+        "oauth_client_secret": "c",
+        "action_link_secret": "l",
+    }
+    with pytest.raises(ValidationError, match="auth_issuer"):
+        NotificationsSettings(environment="production", **real)
+    for name in real:
+        with pytest.raises(ValidationError, match=name):
+            NotificationsSettings(
+                environment="production", auth_issuer=issuer, **{**real, name: "change-me"}
+            )
+    NotificationsSettings(environment="production", auth_issuer=issuer, **real)

@@ -1,4 +1,9 @@
-"""Client of the placements service's internal notice-context route."""
+"""Client of the placements service's internal notice-context route.
+
+Each call carries `Authorization: Bearer <token>`, a client-credentials token of this service's
+account (`adapters/tokens.py`, cached). A 401 means the token is no longer good (expired early,
+keys rotated): it is dropped and the call made once more with a fresh one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
+from services.notifications.adapters.tokens import TokenSource
 from services.notifications.domain.notices import (
     PermanentError,
     TransientError,
@@ -20,28 +26,38 @@ class PlacementsClient:
     """`fetch` returns a fresh `NoticeContext` or raises a classified delivery error."""
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, token: str, timeout: float = 10.0
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        tokens: TokenSource,
+        timeout: float = 10.0,
     ) -> None:
         self.client = client
         self.timeout = timeout
         self.url = base_url.rstrip("/") + NOTICE_CONTEXT_PATH
-        self.token = token
+        self.tokens = tokens
 
-    async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext:
-        params = {"placement_id": placement_id}
-        if student_id is not None:
-            params["student_id"] = student_id
+    async def _get(self, params: dict[str, str]) -> tuple[httpx.Response, str | None]:
+        token = await self.tokens.token()
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         try:
             response = await self.client.get(
-                self.url,
-                params=params,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=self.timeout,
+                self.url, params=params, headers=headers, timeout=self.timeout
             )
         except httpx.HTTPError as exc:
             raise UpstreamUnavailable(
                 f"placements service unreachable: {type(exc).__name__}"
             ) from exc
+        return response, token
+
+    async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext:
+        params = {"placement_id": placement_id}
+        if student_id is not None:
+            params["student_id"] = student_id
+        response, token = await self._get(params)
+        if response.status_code == 401 and token is not None:
+            self.tokens.invalidate(token)  # refreshed once; a second 401 is reported below
+            response, token = await self._get(params)
         status = response.status_code
         if status == 200:
             try:
@@ -57,8 +73,10 @@ class PlacementsClient:
             )
         if status in (401, 403):
             log.error(
-                "placements service refused our token: check APL_NOTIFICATIONS_PLACEMENTS_TOKEN",
+                "placements service refused our token: check APL_AUTH_ISSUER, "
+                "APL_NOTIFICATIONS_CLIENT_ID/SECRET and the client's notices:read scope",
                 status=status,
+                token_sent=token is not None,
             )
             raise TransientError(f"placements service refused the token ({status})")
         if status >= 500 or status in (408, 429):

@@ -2,18 +2,21 @@
 
 `build_view` turns one notice (or a digest of several) plus the placements service's
 `NoticeContext`s into a `NoticeView`: language, subject and the fields the templates show. The
-student's name and contact appear only when the context says the student shared them.
+student's name and contact appear only when the context says the student shared them; a
+proposal's students carry the signed confirm/decline links (`actions`) given with the contexts.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
 from shared.contracts.internal import NoticeContext, NoticeStudent
 
+from .actions import ActionUrls
 from .notices import NoticeKind, PermanentError
 
 Language = Literal["sv", "fi", "en"]
@@ -75,9 +78,13 @@ class StudentView:
     name: str | None = None
     email: str | None = None
     phone: str | None = None
+    actions: ActionUrls | None = None
+    """The supervisor's confirm and decline links for this student's match (proposals)."""
 
     @classmethod
-    def of(cls, student: NoticeStudent, *, may_share: bool) -> StudentView:
+    def of(
+        cls, student: NoticeStudent, *, may_share: bool, actions: ActionUrls | None = None
+    ) -> StudentView:
         """The student as a notice shows them: name and contact only when the student shared
         them and the notice `may_share` them (a confirmation)."""
         shared = student.contact_shared and may_share
@@ -90,6 +97,7 @@ class StudentView:
             name=student.name if shared else None,
             email=student.email if shared else None,
             phone=student.phone if shared else None,
+            actions=actions,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -102,6 +110,8 @@ class StudentView:
         }
         if self.contact_shared:
             out.update(name=self.name, email=self.email, phone=self.phone)
+        if self.actions is not None:
+            out["actions"] = {"confirm": self.actions.confirm, "decline": self.actions.decline}
         return out
 
 
@@ -173,8 +183,10 @@ def build_view(
     contexts: list[NoticeContext],
     *,
     reason: str | None = None,
+    actions: Sequence[ActionUrls | None] = (),
 ) -> NoticeView:
-    """The view of one notice (one context) or one digest (a context per proposed student).
+    """The view of one notice (one context) or one digest (a context per proposed student);
+    `actions[i]` are the links of the match of `contexts[i]` (none when left out).
 
     Raises `PermanentError` when there is nobody to tell.
     """
@@ -196,8 +208,11 @@ def build_view(
     # at delivery time, which may come after the student accepted (a retry, a restart); leaving
     # the contact out of those keeps every notice's content the same however late it is sent.
     may_share = kind == "confirmed"
+    links = list(actions) + [None] * (len(contexts) - len(actions))
     students = [
-        StudentView.of(c.student, may_share=may_share) for c in contexts if c.student is not None
+        StudentView.of(c.student, may_share=may_share, actions=a)
+        for c, a in zip(contexts, links, strict=True)
+        if c.student is not None
     ]
     return NoticeView(
         notification_id=notice_id,

@@ -15,7 +15,7 @@ from shared.contracts.events import RoundFigures
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.db import Connection
 from shared.outbox import published_count
-from shared.uow import PostgresUnitOfWork
+from shared.uow import PostgresUnitOfWork, stamped
 
 from ..domain.model import (
     Contact,
@@ -29,6 +29,8 @@ from ..domain.model import (
 )
 from ..domain.rules import Channel, Match
 from ..ports import JoinsOuterBlock
+from .accounts import PostgresAccounts
+from .audit import PostgresActionLinks, PostgresAudit
 
 Row = asyncpg.Record
 
@@ -435,6 +437,9 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
     matches: PostgresMatches
     rounds: PostgresRounds
     idempotency: PostgresIdempotency
+    accounts: PostgresAccounts
+    audit: PostgresAudit
+    action_links: PostgresActionLinks
 
     def bind(self, conn: Connection) -> None:
         self.placements = PostgresPlacements(conn)
@@ -443,6 +448,15 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
         self.matches = PostgresMatches(conn)
         self.rounds = PostgresRounds(conn)
         self.idempotency = PostgresIdempotency(conn)
+        self.accounts = PostgresAccounts(conn)
+        self.audit = PostgresAudit(conn)
+        self.action_links = PostgresActionLinks(conn)
+
+    async def publish(self, events: Iterable[ev.Event]) -> None:
+        """The outbox and the audit trail, in this transaction; each event with the actor."""
+        batch = stamped(events, self.actor)
+        await super().publish(batch)
+        await self.audit.record(batch)
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         return await published_count(self.conn, region, topics)

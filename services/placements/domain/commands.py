@@ -112,3 +112,24 @@ class ListPlacements:
     include_withdrawn: bool = False
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class LinkAccount:
+    """Find (or make, on first use) the records a signed-in person acts for beyond their token's
+    claims: as a student (`student`) and/or as company staff (`company`). `email` is the token's
+    e-mail if the issuer verified it, else None (then nothing new is linked)."""
+
+    subject: str
+    email: str | None
+    student: bool = False
+    company: bool = False
+
+
+@dataclass(frozen=True)
+class InviteStaff:
+    """A coordinator invites a company's staff member by e-mail: their first sign-in with that
+    verified e-mail links their account to the company."""
+
+    company_id: str
+    email: str

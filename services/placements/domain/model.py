@@ -175,3 +175,14 @@ class StoredResponse:
     status: int
     body: Any
     request_hash: str | None
+
+
+# ----------------------------------------------------------------------- account links
+
+
+@dataclass(frozen=True)
+class AccountLinks:
+    """The records a signed-in account acts for, as the service linked them (None: not linked)."""
+
+    student_id: str | None = None
+    company_id: str | None = None

@@ -1,39 +1,42 @@
 """HTTP routes: parse the request into a command, call one handler, choose the status code.
 
 Errors are `DomainError`s raised by the handlers, which `problems.py` turns into problem
-details. The routes get a unit of work of the app's container (`app.state.container`) by a
-dependency. An Idempotency-Key is handled here, in `_idempotent`, for every POST that takes one.
+details. Every route declares its access rule (`openapi_extra={"x-apl-access": ...}`, the names
+of `domain/policy.py`); the routers' one dependency `auth.access` enforces it, and a rule that
+needs facts of the request is decided by the route with them (`access.permit(...)`). The routes
+get a unit of work of the app's container (`app.state.container`), carrying the caller's actor,
+by a dependency. An Idempotency-Key is handled here, in `_idempotent`, for every POST that takes
+one (after the access decision: a key never replays a response to a caller who may not see it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
 from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
 
 from .. import handlers
-from ..domain.commands import ListPlacements, WithdrawPlacement, WithdrawStudent
+from ..domain.commands import InviteStaff, ListPlacements, WithdrawPlacement, WithdrawStudent
 from ..domain.errors import FieldError, Invalid
 from ..domain.model import IdempotencyKey
 from ..ports import PlacementsUnitOfWork
 from . import schemas
+from .auth import Access, access
 
 if TYPE_CHECKING:
     from ..bootstrap import Container
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.Problem, "content": {"application/problem+json": {}}}
-    for status in (404, 409, 413, 422)
+    for status in (401, 403, 404, 409, 413, 422, 503)
 }
 
 IdemHeader = Annotated[
@@ -46,13 +49,21 @@ IdemHeader = Annotated[
 ]
 
 
-def unit_of_work(request: Request) -> PlacementsUnitOfWork:
-    """A unit of work of the running app's container."""
+Allowed = Annotated[Access, Depends(access)]
+
+
+def unit_of_work(request: Request, allowed: Allowed) -> PlacementsUnitOfWork:
+    """A unit of work of the running app's container, for the request's caller (its actor)."""
     container: Container = request.app.state.container
-    return container.uow()
+    return container.uow(actor=allowed.actor)
 
 
 UoW = Annotated[PlacementsUnitOfWork, Depends(unit_of_work)]
+
+
+def rule(name: str) -> dict[str, Any]:
+    """A route's `openapi_extra`: the access rule it declares (`domain/policy.py`)."""
+    return {"x-apl-access": name}
 
 
 def request_hash(body: Any) -> str:
@@ -95,19 +106,29 @@ async def _idempotent(
     return JSONResponse(body, status_code=status)
 
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS)
+router = APIRouter(prefix="/v1", responses=PROBLEMS, dependencies=[Depends(access)])
 
 
 # ------------------------------------------------------------------------------ placements
 
 
 @router.post(
-    "/placements", status_code=201, response_model=schemas.PlacementOut, tags=["placements"]
+    "/placements",
+    status_code=201,
+    response_model=schemas.PlacementOut,
+    tags=["placements"],
+    openapi_extra=rule("placement-create"),
 )
 async def post_placement(
-    body: schemas.PlacementIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
+    body: schemas.PlacementIn,
+    request: Request,
+    allowed: Allowed,
+    uow: UoW,
+    idempotency_key: IdemHeader = None,
 ) -> Response:
-    """A company posts a placement offer (PlacementPosted)."""
+    """A company posts a placement offer (PlacementPosted): company staff for their company, a
+    coordinator in their regions."""
+    allowed.permit(region=body.region, company_id=body.company_id)
     command = body.command()
 
     async def write() -> schemas.PlacementOut:
@@ -117,18 +138,25 @@ async def post_placement(
 
 
 @router.post(
-    "/placements/batch", status_code=201, response_model=schemas.BatchCreated, tags=["placements"]
+    "/placements/batch",
+    status_code=201,
+    response_model=schemas.BatchCreated,
+    tags=["placements"],
+    openapi_extra=rule("placement-import"),
 )
 async def post_placements(
     body: schemas.PlacementBatchIn,
     request: Request,
+    allowed: Allowed,
     uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """Post up to 500 placements at once (a PlacementPosted each); all or none.
 
     A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
-    a 409. Meant for imports (a region's list of offers, a spreadsheet)."""
+    a 409. Meant for imports (a region's list of offers, a spreadsheet): a coordinator of every
+    item's region."""
+    allowed.permit(regions=frozenset(item.region for item in body.items))
     command = body.command()
 
     async def write() -> schemas.BatchCreated:
@@ -138,8 +166,14 @@ async def post_placements(
     return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
 
 
-@router.get("/placements", response_model=list[schemas.PlacementOut], tags=["placements"])
+@router.get(
+    "/placements",
+    response_model=list[schemas.PlacementOut],
+    tags=["placements"],
+    openapi_extra=rule("placement-list"),
+)
 async def list_placements(
+    allowed: Allowed,
     uow: UoW,
     *,
     region: Annotated[str | None, Query(max_length=64)] = None,
@@ -148,34 +182,55 @@ async def list_placements(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[schemas.PlacementOut]:
-    """Placements, filtered by region and company, ordered by id."""
+    """Placements, filtered by region and company, ordered by id. Company staff see their
+    company's, a coordinator one of their regions (`region` may be left out by a coordinator of
+    one region), a student the open ones without the supervisor, ranking and channel."""
+    decision = allowed.permit(region=region, company_id=company_id)
     query = ListPlacements(
-        region=region,
-        company_id=company_id,
-        include_withdrawn=include_withdrawn,
+        region=decision.region or region,
+        company_id=decision.company_id or company_id,
+        include_withdrawn=include_withdrawn and not decision.open_only,
         limit=limit,
         offset=offset,
     )
-    return [schemas.PlacementOut.of(v) for v in await handlers.list_placements(query, uow)]
+    views = await handlers.list_placements(query, uow)
+    return [schemas.PlacementOut.of(v, redact=decision.redact) for v in views]
 
 
-@router.get("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"])
-async def get_placement(placement_id: str, uow: UoW) -> schemas.PlacementOut:
-    return schemas.PlacementOut.of(await handlers.get_placement(placement_id, uow))
+@router.get(
+    "/placements/{placement_id}",
+    response_model=schemas.PlacementOut,
+    tags=["placements"],
+    openapi_extra=rule("placement-read"),
+)
+async def get_placement(placement_id: str, allowed: Allowed, uow: UoW) -> schemas.PlacementOut:
+    """One placement (a student's view without the supervisor, ranking and channel)."""
+    view = await handlers.get_placement(placement_id, uow)
+    return schemas.PlacementOut.of(view, redact=allowed.decided.redact)
 
 
 @router.patch(
-    "/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"]
+    "/placements/{placement_id}",
+    response_model=schemas.PlacementOut,
+    tags=["placements"],
+    openapi_extra=rule("placement-manage"),
 )
 async def patch_placement(
-    placement_id: str, body: schemas.PlacementPatch, uow: UoW
+    placement_id: str, body: schemas.PlacementPatch, allowed: Allowed, uow: UoW
 ) -> schemas.PlacementOut:
-    """Change a placement (PlacementUpdated). Capacity may not drop below the confirmed matches."""
+    """Change a placement (PlacementUpdated). Capacity may not drop below the confirmed matches;
+    only a coordinator moves a placement to another company."""
+    allowed.permit(moves_to=body.company_id)
     view = await handlers.patch_placement(body.command(placement_id), uow)
     return schemas.PlacementOut.of(view)
 
 
-@router.delete("/placements/{placement_id}", status_code=204, tags=["placements"])
+@router.delete(
+    "/placements/{placement_id}",
+    status_code=204,
+    tags=["placements"],
+    openapi_extra=rule("placement-manage"),
+)
 async def withdraw_placement(
     placement_id: str,
     uow: UoW,
@@ -190,12 +245,18 @@ async def withdraw_placement(
     "/placements/{placement_id}/matches",
     response_model=list[schemas.MatchOut],
     tags=["matches"],
+    openapi_extra=rule("placement-matches"),
 )
 async def placement_matches(placement_id: str, uow: UoW) -> list[schemas.MatchOut]:
+    """The matches at a placement (pseudonymous: student ids, no names)."""
     return [schemas.MatchOut.of(m) for m in await handlers.placement_matches(placement_id, uow)]
 
 
-@router.put("/companies/{company_id}/notification-channel", tags=["placements"])
+@router.put(
+    "/companies/{company_id}/notification-channel",
+    tags=["placements"],
+    openapi_extra=rule("company-channel"),
+)
 async def set_company_channel(
     company_id: str, body: schemas.CompanyChannelIn, uow: UoW
 ) -> dict[str, Any]:
@@ -204,14 +265,42 @@ async def set_company_channel(
     return {"company_id": company_id, "channel": body.channel, "webhook_url": body.webhook_url}
 
 
+@router.post(
+    "/companies/{company_id}/invitations",
+    status_code=201,
+    response_model=schemas.InvitationOut,
+    tags=["placements"],
+    openapi_extra=rule("company-invite"),
+)
+async def invite_staff(
+    company_id: str, body: schemas.InvitationIn, uow: UoW
+) -> schemas.InvitationOut:
+    """A coordinator invites a company's staff member by e-mail (the company has a placement in
+    their regions): the first sign-in with that verified e-mail acts for the company."""
+    await handlers.invite_staff(InviteStaff(company_id, str(body.email)), uow)
+    return schemas.InvitationOut(company_id=company_id, email=str(body.email).lower())
+
+
 # -------------------------------------------------------------------------------- students
 
 
-@router.post("/students", status_code=201, response_model=schemas.StudentOut, tags=["students"])
+@router.post(
+    "/students",
+    status_code=201,
+    response_model=schemas.StudentOut,
+    tags=["students"],
+    openapi_extra=rule("student-register"),
+)
 async def register_student(
-    body: schemas.StudentIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
+    body: schemas.StudentIn,
+    request: Request,
+    allowed: Allowed,
+    uow: UoW,
+    idempotency_key: IdemHeader = None,
 ) -> Response:
-    """A student registers (StudentRegistered; name, e-mail and phone stay here)."""
+    """A coordinator registers a student (StudentRegistered; name, e-mail and phone stay here).
+    The e-mail is the school's: the student's first sign-in with it links their account."""
+    allowed.permit(region=body.region)
     command = body.command()
 
     async def write() -> schemas.StudentOut:
@@ -222,18 +311,25 @@ async def register_student(
 
 
 @router.post(
-    "/students/batch", status_code=201, response_model=schemas.BatchCreated, tags=["students"]
+    "/students/batch",
+    status_code=201,
+    response_model=schemas.BatchCreated,
+    tags=["students"],
+    openapi_extra=rule("student-import"),
 )
 async def register_students(
     body: schemas.StudentBatchIn,
     request: Request,
+    allowed: Allowed,
     uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """Register up to 500 students at once (a StudentRegistered each); all or none.
 
     A bad item makes the whole request a 422 naming `items[i].field`; an id that exists makes it
-    a 409. Meant for a school's import of its students."""
+    a 409. Meant for a school's import of its students, by a coordinator of every item's
+    region."""
+    allowed.permit(regions=frozenset(item.region for item in body.items))
     command = body.command()
 
     async def write() -> schemas.BatchCreated:
@@ -244,7 +340,10 @@ async def register_students(
 
 
 @router.put(
-    "/students/{student_id}/preferences", response_model=schemas.StudentOut, tags=["students"]
+    "/students/{student_id}/preferences",
+    response_model=schemas.StudentOut,
+    tags=["students"],
+    openapi_extra=rule("student-self"),
 )
 async def set_preferences(
     student_id: str, body: schemas.PreferencesIn, uow: UoW
@@ -253,19 +352,34 @@ async def set_preferences(
     return schemas.StudentOut.of(await handlers.set_preferences(body.command(student_id), uow))
 
 
-@router.delete("/students/{student_id}", status_code=204, tags=["students"])
+@router.delete(
+    "/students/{student_id}",
+    status_code=204,
+    tags=["students"],
+    openapi_extra=rule("student-self"),
+)
 async def withdraw_student(student_id: str, uow: UoW) -> Response:
     """Withdraw a student and erase their personal data (StudentWithdrawn)."""
     await handlers.withdraw_student(WithdrawStudent(student_id), uow)
     return Response(status_code=204)
 
 
-@router.get("/students/{student_id}", response_model=schemas.StudentOut, tags=["students"])
+@router.get(
+    "/students/{student_id}",
+    response_model=schemas.StudentOut,
+    tags=["students"],
+    openapi_extra=rule("student-self"),
+)
 async def get_student(student_id: str, uow: UoW) -> schemas.StudentOut:
     return schemas.StudentOut.of(await handlers.get_student(student_id, uow))
 
 
-@router.get("/students/{student_id}/match", response_model=schemas.MatchOut, tags=["matches"])
+@router.get(
+    "/students/{student_id}/match",
+    response_model=schemas.MatchOut,
+    tags=["matches"],
+    openapi_extra=rule("student-self"),
+)
 async def student_match(student_id: str, uow: UoW) -> schemas.MatchOut:
     """The student's current match (proposed, accepted or confirmed)."""
     return schemas.MatchOut.of(await handlers.student_match(student_id, uow))
@@ -274,15 +388,23 @@ async def student_match(student_id: str, uow: UoW) -> schemas.MatchOut:
 # --------------------------------------------------------------------------------- matches
 
 
-@router.post("/matches/{match_id}/accept", response_model=schemas.MatchOut, tags=["matches"])
+@router.post(
+    "/matches/{match_id}/accept",
+    response_model=schemas.MatchOut,
+    tags=["matches"],
+    openapi_extra=rule("match-answer"),
+)
 async def accept_match(
     match_id: uuid.UUID,
     body: schemas.AcceptIn,
     request: Request,
+    allowed: Allowed,
     uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
-    """The student or the company accepts a proposal (MatchAccepted)."""
+    """The student or the company accepts a proposal (MatchAccepted): a student as `student`
+    for their own match, company staff as `company` for a match at their company."""
+    allowed.permit(by=body.by)
     command = body.command(match_id)
 
     async def write() -> schemas.MatchOut:
@@ -291,15 +413,22 @@ async def accept_match(
     return await _idempotent(uow, _key(idempotency_key, request, body), 200, write)
 
 
-@router.post("/matches/{match_id}/decline", response_model=schemas.MatchOut, tags=["matches"])
+@router.post(
+    "/matches/{match_id}/decline",
+    response_model=schemas.MatchOut,
+    tags=["matches"],
+    openapi_extra=rule("match-answer"),
+)
 async def decline_match(
     match_id: uuid.UUID,
     body: schemas.DeclineIn,
     request: Request,
+    allowed: Allowed,
     uow: UoW,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """The student or the company declines a proposal, with a reason (MatchDeclined)."""
+    allowed.permit(by=body.by)
     command = body.command(match_id)
 
     async def write() -> schemas.MatchOut:
@@ -311,11 +440,22 @@ async def decline_match(
 # ---------------------------------------------------------------------------------- rounds
 
 
-@router.post("/rounds", status_code=202, response_model=schemas.RoundAccepted, tags=["rounds"])
+@router.post(
+    "/rounds",
+    status_code=202,
+    response_model=schemas.RoundAccepted,
+    tags=["rounds"],
+    openapi_extra=rule("round-request"),
+)
 async def request_round(
-    body: schemas.RoundIn, request: Request, uow: UoW, idempotency_key: IdemHeader = None
+    body: schemas.RoundIn,
+    request: Request,
+    allowed: Allowed,
+    uow: UoW,
+    idempotency_key: IdemHeader = None,
 ) -> Response:
-    """A coordinator asks for a matching round in a region (MatchingRoundRequested)."""
+    """A coordinator asks for a matching round in one of their regions (MatchingRoundRequested)."""
+    allowed.permit(region=body.region)
     command = body.command()
 
     async def write() -> schemas.RoundAccepted:
@@ -325,7 +465,12 @@ async def request_round(
     return await _idempotent(uow, _key(idempotency_key, request, body), 202, write)
 
 
-@router.get("/rounds/{round_id}", response_model=schemas.RoundOut, tags=["rounds"])
+@router.get(
+    "/rounds/{round_id}",
+    response_model=schemas.RoundOut,
+    tags=["rounds"],
+    openapi_extra=rule("round-read"),
+)
 async def get_round(round_id: uuid.UUID, uow: UoW) -> schemas.RoundOut:
     """The round's status and, once matching reported them, its figures."""
     return schemas.RoundOut.of(await handlers.get_round(round_id, uow))
@@ -333,29 +478,19 @@ async def get_round(round_id: uuid.UUID, uow: UoW) -> schemas.RoundOut:
 
 # -------------------------------------------------------------------------------- internal
 
-_bearer = HTTPBearer(auto_error=False)
 
+def internal_router() -> APIRouter:
+    """Routes for the other services only, for their service accounts' client-credentials
+    tokens with the route's scope; not in the public OpenAPI document."""
+    internal = APIRouter(include_in_schema=False, dependencies=[Depends(access)])
 
-def internal_router(token: SecretStr) -> APIRouter:
-    """Routes for the other services only, guarded by the service token; not in the public
-    OpenAPI document."""
-    internal = APIRouter(include_in_schema=False)
-
-    def authorise(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if credentials is None:
-            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-        given = credentials.credentials.encode("utf-8")
-        if not secrets.compare_digest(given, token.get_secret_value().encode("utf-8")):
-            raise HTTPException(403, "the token is not valid for this route")
-
-    @internal.get(NOTICE_CONTEXT_PATH, dependencies=[Depends(authorise)])
+    @internal.get(NOTICE_CONTEXT_PATH, openapi_extra=rule("notice-context"))
     async def notice_context(
         uow: UoW,
         placement_id: Annotated[str, Query(min_length=1, max_length=200)],
         student_id: Annotated[str, Query(min_length=1, max_length=200)],
     ) -> NoticeContext:
+        """What the notifications service needs for one notice (scope `notices:read`)."""
         return await handlers.notice_context(placement_id, student_id, uow)
 
     return internal

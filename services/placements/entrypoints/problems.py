@@ -1,4 +1,11 @@
-"""RFC 9457 problem details for every error the API returns, and the request body size limit."""
+"""RFC 9457 problem details for every error the API returns, and the request body size limit.
+
+Authentication and authorisation (`shared.auth`): `Unauthenticated` is a 401 with an RFC 6750
+challenge, `WWW-Authenticate: Bearer realm="apl"` for a request without a token and
+`Bearer realm="apl", error="invalid_token", error_description="..."` for a bad one;
+`Forbidden` a 403; `IssuerUnavailable` a 503 with `Retry-After` (the issuer's keys cannot be had:
+not the caller's fault, so never a 401 that would make a client drop a good token).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.auth import Forbidden, IssuerUnavailable, Unauthenticated
+
 from ..domain.errors import Conflict, DomainError, FieldError, Invalid, NotFound
 
 PROBLEM_JSON = "application/problem+json"
+REALM = "apl"
 TYPE_BASE = "https://apl-match.example/problems/"
 
 _STATUS = {Invalid: 422, NotFound: 404, Conflict: 409}
@@ -24,6 +34,7 @@ _TYPES = {
     413: "body-too-large",
     401: "unauthorized",
     403: "forbidden",
+    503: "issuer-unavailable",
 }
 
 
@@ -92,9 +103,36 @@ def install(app: FastAPI) -> None:
             response.headers[name] = value
         return response
 
+    async def on_unauthenticated(_: Request, error: Exception) -> Response:
+        exc = cast(Unauthenticated, error)
+        response = problem(401, "Unauthorized", exc.reason)
+        response.headers["WWW-Authenticate"] = challenge(exc)
+        return response
+
+    async def on_forbidden(_: Request, error: Exception) -> Response:
+        return problem(403, "Forbidden", cast(Forbidden, error).reason)
+
+    async def on_issuer(_: Request, error: Exception) -> Response:
+        exc = cast(IssuerUnavailable, error)
+        response = problem(503, "Identity provider unavailable", exc.reason)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    app.add_exception_handler(Unauthenticated, on_unauthenticated)
+    app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(IssuerUnavailable, on_issuer)
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def challenge(error: Unauthenticated) -> str:
+    """The RFC 6750 `WWW-Authenticate` value for a refused token (none given: no error code)."""
+    if error.missing:
+        return f'Bearer realm="{REALM}"'
+    # a quoted-string of printable ASCII without quotes or backslashes
+    described = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in error.reason)
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{described}"'
 
 
 def _title(status: int) -> str:

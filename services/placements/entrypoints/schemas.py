@@ -123,16 +123,37 @@ class PlacementOut(PlacementOffer):
     confirmed: int = Field(ge=0, description="Matches confirmed at this placement.")
 
     @classmethod
-    def of(cls, view: PlacementView) -> PlacementOut:
+    def of(cls, view: PlacementView, *, redact: bool = False) -> PlacementOut:
+        """The placement; `redact` (a student's view, `domain/policy.py`) leaves out the
+        supervisor, the company's ranking of students and its own channel."""
         placement = view.placement
+        hidden = {"supervisor": None, "ranking": None} if redact else {}
+        channel = None if redact else placement.channel
         return cls.model_validate(
             {
                 **placement.offer.model_dump(),
-                "notification": NotificationSetting.of(placement.channel),
+                **hidden,
+                "notification": NotificationSetting.of(channel),
                 "status": "withdrawn" if placement.withdrawn else "open",
                 "confirmed": view.confirmed,
             }
         )
+
+
+class InvitationIn(BaseModel):
+    """An invitation of a company's staff member."""
+
+    model_config = _LENIENT
+
+    email: EmailStr = Field(
+        description="Their work e-mail: the first sign-in with it (verified) links the account.",
+        examples=["hr@volvo.example.se"],
+    )
+
+
+class InvitationOut(BaseModel):
+    company_id: str
+    email: str
 
 
 class StudentIn(StudentDraft):

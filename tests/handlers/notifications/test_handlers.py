@@ -6,8 +6,11 @@ are made due by moving the delivery log's clock forward (`advance`), never by wa
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -21,6 +24,7 @@ from services.notifications.adapters.uow import (
     PostgresNotificationsUnitOfWork,
 )
 from services.notifications.bootstrap import MIGRATIONS
+from services.notifications.domain.actions import LinkSigner
 from services.notifications.domain.notices import message_id, notification_id, recipient_of
 from services.notifications.handlers import (
     NoticeEvent,
@@ -35,6 +39,8 @@ from shared.contracts.events import (
     NotificationFailed,
     parse_event,
 )
+from shared.contracts.links import ActionLink
+from shared.contracts.links import verify as verify_link
 from shared.contracts.topics import NOTIFICATIONS
 from shared.db import create_pool, migrate
 from tests.support.fakes.notifications import (
@@ -49,6 +55,8 @@ from tests.support.fakes.notifications import (
 
 RETRY = RetryPolicy(max_attempts=3, base_seconds=60.0, max_seconds=600.0, upstream_seconds=30.0)
 """Minutes, not milliseconds: a retry is due only once the test moved the clock past it."""
+LINK_SECRET = b"handler-test-action-link-secret"
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def _uid() -> str:
@@ -417,6 +425,72 @@ class NotificationHandlerContract:
     async def row_count_of_round(self, uow: NotificationsUnitOfWork, round_id: uuid.UUID) -> int:
         return len(await self.rows(uow, round_id))
 
+    # ------------------------------------------------------------------------- action links
+
+    @staticmethod
+    def linked(notifier: Notifier) -> Notifier:
+        """The notifier with action links (as `bootstrap.build` wires it), at a fixed time."""
+        return dataclasses.replace(
+            notifier, links=LinkSigner(LINK_SECRET, "https://apl.example.se"), clock=lambda: NOW
+        )
+
+    @staticmethod
+    def links_in(message: EmailMessage) -> dict[str, ActionLink]:
+        """The action links of a message's plain-text part, verified, by URL."""
+        body = message.get_body(preferencelist=("plain",))
+        assert isinstance(body, EmailMessage)
+        found = re.findall(
+            r"https://apl\.example\.se/v1/actions/([A-Za-z0-9_-]+)", body.get_content()
+        )
+        return {token: verify_link(LINK_SECRET, token, now=NOW) for token in found}
+
+    async def test_a_proposal_carries_signed_links_for_its_match(
+        self,
+        uow: NotificationsUnitOfWork,
+        notifier: Notifier,
+        contexts: FakeContextSource,
+        mail: FakeMailSender,
+    ) -> None:
+        pid, sid, address = self.supervised(contexts, language="en")
+        event = proposed(pid, sid)
+        await record_notices(event, uow)
+        await record_notices(confirmed(pid, sid), uow)
+        assert await self.deliver(uow, self.linked(notifier)) == 2
+        proposal, confirmation = sorted(
+            mail.to(address), key=lambda m: not m["Subject"].startswith("A student is proposed")
+        )
+        found = list(self.links_in(proposal).values())
+        assert sorted(link.action for link in found) == ["confirm", "decline"]
+        assert {link.match_id for link in found} == {event.data.match_id}
+        assert {link.expires_at for link in found} == {NOW + timedelta(days=14)}
+        html = proposal.get_body(preferencelist=("html",))
+        assert isinstance(html, EmailMessage)
+        for token in self.links_in(proposal):
+            assert f'href="https://apl.example.se/v1/actions/{token}"' in html.get_content()
+        assert self.links_in(confirmation) == {}  # a confirmed match asks nothing
+
+    async def test_a_digest_carries_a_pair_of_links_per_proposed_student(
+        self,
+        uow: NotificationsUnitOfWork,
+        notifier: Notifier,
+        contexts: FakeContextSource,
+        mail: FakeMailSender,
+    ) -> None:
+        pid, round_id = f"p-{_uid()}", uuid.uuid4()
+        address = f"digest-{pid}@company.example"
+        events = []
+        for sid in (f"s-{_uid()}", f"s-{_uid()}"):
+            contexts.contexts[(pid, sid)] = context(pid, sid, email=address, language="sv")
+            events.append(proposed(pid, sid, round_id))
+            await record_notices(events[-1], uow, digest_seconds=60)
+        await self.advance(uow, 61)
+        assert await self.deliver(uow, self.linked(notifier)) == 1
+        [message] = mail.to(address)
+        found = list(self.links_in(message).values())
+        assert sorted((link.match_id, link.action) for link in found) == sorted(
+            (e.data.match_id, action) for e in events for action in ("confirm", "decline")
+        )
+
 
 class CrashOnPublish:
     """A unit of work whose outbox write fails: the process "crashes" after sending, before the
@@ -424,6 +498,7 @@ class CrashOnPublish:
 
     def __init__(self, inner: NotificationsUnitOfWork) -> None:
         self.inner = inner
+        self.actor = inner.actor
 
     @property
     def notices(self) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +13,12 @@ import pytest
 from services.placements import handlers
 from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
 from services.placements.bootstrap import MIGRATIONS
+from services.placements.domain import links
+from services.placements.domain.audit import AuditQuery
 from services.placements.domain.commands import (
     AnswerMatch,
+    InviteStaff,
+    LinkAccount,
     ListPlacements,
     PatchPlacement,
     PostPlacement,
@@ -29,6 +33,7 @@ from services.placements.domain.commands import (
 )
 from services.placements.domain.errors import Conflict, Invalid, NotFound
 from services.placements.domain.model import (
+    AccountLinks,
     Contact,
     IdempotencyKey,
     OfferDraft,
@@ -36,6 +41,7 @@ from services.placements.domain.model import (
 )
 from services.placements.domain.rules import Channel
 from shared.contracts import events as ev
+from shared.contracts.links import new_link
 from shared.db import create_pool, migrate
 from tests.support.factories import every_event, placement, student
 from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
@@ -544,6 +550,42 @@ class PlacementHandlerContract:
         with pytest.raises(NotFound):
             await handlers.notice_context("nope", "s-1", uow)
 
+    # ----------------------------------------------------------------------- account links
+
+    async def test_a_student_account_is_linked_by_its_verified_school_email_once(
+        self, uow: Any
+    ) -> None:
+        mail = "S-1@School.example.se"
+        own = RegisterStudent(register("s-1").profile, Contact("Sara", mail.lower(), None))
+        await handlers.register_student(own, uow)
+        await handlers.register_student(register("s-2"), uow)
+        await handlers.register_student(register("s-3"), uow)  # s-2 and s-3 share CONTACT's
+
+        def link(subject: str, email: str | None) -> Any:
+            return handlers.link_account(LinkAccount(subject, email, student=True), uow)
+
+        assert await link("u-1", None) == AccountLinks()  # no verified e-mail: nothing
+        assert await link("u-1", mail) == AccountLinks(student_id="s-1")  # any case
+        assert await link("u-1", None) == AccountLinks(student_id="s-1")  # by the link now
+        assert await link("u-2", mail) == AccountLinks()  # s-1 has an account already
+        assert await link("u-3", CONTACT.email) == AccountLinks()  # two students: ambiguous
+        await handlers.withdraw_student(WithdrawStudent("s-1"), uow)
+        assert await link("u-1", None) == AccountLinks()  # erasure unlinks
+        assert await link("u-1", mail) == AccountLinks()  # and the e-mail is gone
+
+    async def test_company_staff_are_linked_by_an_invitation(self, uow: Any) -> None:
+        await handlers.invite_staff(InviteStaff("c-1", "HR@c1.example.se"), uow)
+        await handlers.invite_staff(InviteStaff("c-1", "hr@c1.example.se"), uow)  # no change
+
+        def link(subject: str, email: str | None) -> Any:
+            return handlers.link_account(LinkAccount(subject, email, company=True), uow)
+
+        assert await link("u-1", "other@c1.example.se") == AccountLinks()
+        assert await link("u-1", "hr@C1.example.se") == AccountLinks(company_id="c-1")
+        assert await link("u-1", None) == AccountLinks(company_id="c-1")
+        assert await link("u-2", "hr@c1.example.se") == AccountLinks()  # used up
+        assert await link("u-2", None) == AccountLinks()
+
     # ------------------------------------------------------------------------- unit of work
 
     async def test_an_outer_block_holds_the_handler_and_rolls_it_back(self, uow: Any) -> None:
@@ -564,6 +606,119 @@ class PlacementHandlerContract:
             await handlers.post_placement(post("p-1"), uow)
             await handlers.post_placement(post("p-2"), uow)
         assert await self.published_types(uow) == ["PlacementPosted"] * 2
+
+    # --------------------------------------------------------------------- actor and audit
+
+    async def test_published_events_carry_the_actor_and_are_audited(self, uow: Any) -> None:
+        """Every event is stamped with the unit of work's actor and recorded in the audit
+        trail, in the transaction that publishes it; newest first, paged, per region."""
+        coordinator = ev.Actor(subject="sub-coord", role="coordinator", client="apl-web")
+        uow.actor = coordinator
+        await handlers.post_placement(post("p-1"), uow)
+        await handlers.post_placement(post("p-2", region="SE-O"), uow)
+        await handlers.withdraw_placement(WithdrawPlacement("p-1", "filled"), uow)
+        uow.actor = None
+        await handlers.register_student(register("s-1"), uow)
+
+        published = await self.published(uow)
+        assert [e.actor for e in published] == [coordinator, coordinator, coordinator, None]
+        async with uow:
+            trail = await uow.audit.of_region(REGION, limit=10, offset=0)
+            page = await uow.audit.of_region(REGION, limit=1, offset=1)
+            other = await uow.audit.of_region("SE-O", limit=10, offset=0)
+        ours = [e for e in published if e.region == REGION]
+        assert [r.event_id for r in trail] == [e.event_id for e in reversed(ours)]
+        assert [r.event_type for r in trail] == [
+            "StudentRegistered",
+            "PlacementWithdrawn",
+            "PlacementPosted",
+        ]
+        assert [r.actor for r in trail] == [None, coordinator, coordinator]
+        assert {r.region for r in trail} == {REGION}
+        assert [r.event_id for r in page] == [trail[1].event_id]
+        assert [(r.event_type, r.actor) for r in other] == [("PlacementPosted", coordinator)]
+        assert all(r.at.tzinfo is not None for r in trail)
+        records = handlers.audit_of_region(AuditQuery(REGION, limit=2), uow)
+        assert [r.event_id for r in await records] == [r.event_id for r in trail[:2]]
+
+    async def test_a_rolled_back_change_leaves_no_audit_record(self, uow: Any) -> None:
+        uow.actor = ev.Actor(subject="sub-company", role="company", client="apl-web")
+
+        async def post_then_fail() -> None:
+            async with uow:
+                await handlers.post_placement(post("p-1"), uow)
+                raise RuntimeError("after the handler")
+
+        with pytest.raises(RuntimeError):
+            await post_then_fail()
+        async with uow:
+            assert await uow.audit.of_region(REGION, limit=10, offset=0) == []
+
+    # ------------------------------------------------------------------------- action links
+
+    async def proposed_match(self, uow: Any, sid: str = "s-1") -> ev.MatchProposed:
+        await handlers.post_placement(post("p-1"), uow)
+        await handlers.register_student(register(sid), uow)
+        match = proposal(sid, "p-1")
+        await handlers.apply_match_proposed(match, uow)
+        return match
+
+    async def test_a_confirm_link_accepts_for_the_company_once(self, uow: Any) -> None:
+        match = await self.proposed_match(uow)
+        link = new_link(uuid.uuid4(), match.data.match_id, "confirm", now=datetime.now(UTC))
+        page = await handlers.action_link_page(link, uow)
+        assert (page.kind, page.status) == ("ask", 200)
+        assert page.summary is not None
+        assert (page.summary.programme, page.summary.student_name) == ("EE", None)
+        assert page.summary.language == "sv"
+
+        uow.actor = links.actor_of(link)
+        done = await handlers.use_action_link(link, uow)
+        assert (done.kind, done.summary and done.summary.state) == ("done", "accepted")
+        [accepted] = [e for e in await self.published(uow) if isinstance(e, ev.MatchAccepted)]
+        assert accepted.data == ev.MatchAcceptedData(**ids_of(match), by="company")
+        assert accepted.actor == ev.Actor(
+            subject=f"action-link:{link.link_id}", role="supervisor", client=None
+        )
+        async with uow:
+            [record] = await uow.audit.of_region(REGION, limit=1, offset=0)
+        assert (record.event_type, record.actor) == ("MatchAccepted", accepted.actor)
+
+        again = await handlers.use_action_link(link, uow)  # a reused link
+        assert (again.kind, again.status) == ("used", 410)
+        assert (await handlers.action_link_page(link, uow)).kind == "used"
+        assert len([e for e in await self.published(uow) if e.type == "MatchAccepted"]) == 1
+
+    async def test_a_decline_link_declines_with_the_supervisors_reason(self, uow: Any) -> None:
+        match = await self.proposed_match(uow)
+        link = new_link(uuid.uuid4(), match.data.match_id, "decline", now=datetime.now(UTC))
+        uow.actor = links.actor_of(link)
+        assert (await handlers.use_action_link(link, uow)).kind == "done"
+        [declined] = [e for e in await self.published(uow) if isinstance(e, ev.MatchDeclined)]
+        assert declined.data == ev.MatchDeclinedData(
+            **ids_of(match), by="company", reason="supervisor_declined"
+        )
+        assert declined.actor is not None
+        assert declined.actor.role == "supervisor"
+
+    async def test_a_link_to_a_closed_match_changes_nothing_and_stays_unused(
+        self, uow: Any
+    ) -> None:
+        match = await self.proposed_match(uow)
+        await handlers.answer_match(AnswerMatch(match.data.match_id, "student", "accept"), uow)
+        await handlers.apply_match_confirmed(confirmation(match), uow)
+        before = await self.published(uow)
+        link = new_link(uuid.uuid4(), match.data.match_id, "decline", now=datetime.now(UTC))
+        page = await handlers.use_action_link(link, uow)
+        assert (page.kind, page.status) == ("closed", 409)
+        assert page.summary is not None
+        assert page.summary.student_name == CONTACT.name  # confirmed: the name is shown
+        assert await self.published(uow) == before
+        async with uow:
+            assert not await uow.action_links.used(link.link_id)
+        unknown = new_link(uuid.uuid4(), uuid.uuid4(), "confirm", now=datetime.now(UTC))
+        assert (await handlers.use_action_link(unknown, uow)).kind == "unknown"
+        assert (await handlers.action_link_page(unknown, uow)).status == 404
 
 
 class TestInMemory(PlacementHandlerContract):

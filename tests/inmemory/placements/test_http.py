@@ -1,5 +1,6 @@
 """The HTTP entrypoints over the in-memory unit of work: status codes, problem details and the
-Idempotency-Key replay, without PostgreSQL or Kafka."""
+Idempotency-Key replay, without PostgreSQL or Kafka. The client signs in as a coordinator of
+SE-AB (a token of the test issuer); who may do what is test_authorisation.py's."""
 
 from __future__ import annotations
 
@@ -10,21 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from services.placements import handlers
 from services.placements.bootstrap import build, create_app
 from services.placements.settings import PlacementsSettings
 from shared.contracts import events as ev
 from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
-
-TOKEN = "inmemory-token"
+from tests.support.tokens import TestIssuer
 
 
 @dataclass
 class Api:
     client: httpx.AsyncClient
     fake: InMemoryPlacementsUnitOfWork
+    issuer: TestIssuer
 
     def published(self) -> list[str]:
         return [e.type for e in self.fake.published]
@@ -33,13 +33,15 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     fake = InMemoryPlacementsUnitOfWork()
-    settings = PlacementsSettings(
-        environment="test", internal_token=SecretStr(TOKEN), max_body_bytes=20_000
-    )
-    app = create_app(build(settings, unit_of_work=lambda: fake))
+    issuer = TestIssuer()
+    settings = PlacementsSettings(environment="test", max_body_bytes=20_000)
+    app = create_app(build(settings, unit_of_work=lambda: fake, verifier=issuer.verifier()))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://placements") as client:
-        yield Api(client, fake)
+    coordinator = issuer.headers("coordinator", regions=["SE-AB"])
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://placements", headers=coordinator
+    ) as client:
+        yield Api(client, fake, issuer)
 
 
 def offer(pid: str, **kw: Any) -> dict[str, Any]:
@@ -175,15 +177,19 @@ async def test_answers_and_the_internal_route(api: Api) -> None:
 
     internal = "/internal/v1/notice-context"
     params = {"placement_id": "p-1", "student_id": "s-1"}
-    assert (await c.get(internal, params=params)).status_code == 401
+    anonymous = {"Authorization": ""}
+    assert (await c.get(internal, params=params, headers=anonymous)).status_code == 401
     wrong = {"Authorization": "Bearer wrong"}
-    assert (await c.get(internal, params=params, headers=wrong)).status_code == 403
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await c.get(internal, params=params, headers=wrong)).status_code == 401
+    assert (await c.get(internal, params=params)).status_code == 403  # a coordinator's token
+    unscoped = {"Authorization": f"Bearer {api.issuer.service(scope='')}"}
+    assert (await c.get(internal, params=params, headers=unscoped)).status_code == 403
+    auth = {"Authorization": f"Bearer {api.issuer.service()}"}
     context = (await c.get(internal, params=params, headers=auth)).json()
     assert (context["student"]["contact_shared"], context["student"]["email"]) == (
         True,
         "sara@example.fi",
     )
-    assert (await c.get("/healthz")).json() == {"status": "ok"}
+    assert (await c.get("/healthz", headers=anonymous)).json() == {"status": "ok"}
     big = offer("p-big", programmes=["EE"] * 10_000)
     assert (await c.post("/v1/placements", json=big)).status_code == 413

@@ -1,4 +1,5 @@
-"""Fixtures: the SMTP, placements and webhook peers, a Kafka watcher, and the service in-process."""
+"""Fixtures: the SMTP, issuer, placements and webhook peers, a Kafka watcher, and the service
+in-process."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.notifications.settings import NotificationsSettings
 from shared.contracts.events import Event, parse_event
 from shared.contracts.topics import Topics, dlt
 from tests.integration.notifications.peers import (
+    IssuerPeer,
     PlacementsPeer,
     SmtpInbox,
     WebhookPeer,
@@ -27,8 +29,11 @@ from tests.integration.notifications.peers import (
 from tests.support.infra import Infra
 from tests.support.waiting import eventually
 
-TOKEN = "test-internal-token"
+CLIENT_ID = "apl-notifications"
+CLIENT_SECRET = "test-notifications-secret"
 SECRET = b"test-webhook-secret"
+LINK_SECRET = "test-action-link-secret"
+PUBLIC_URL = "https://apl.example.se"
 
 
 @dataclass
@@ -102,19 +107,23 @@ class Peers:
     smtp_port: int
     placements: PlacementsPeer
     webhooks: WebhookPeer
+    issuer: IssuerPeer
 
 
 @pytest.fixture(scope="module")
 def peers() -> Iterator[Peers]:
-    placements = PlacementsPeer(token=TOKEN)
+    issuer = IssuerPeer(CLIENT_ID, CLIENT_SECRET)
+    placements = PlacementsPeer(issuer=issuer)
     hooks = WebhookPeer(secret=SECRET)
     with (
         smtp_server() as (inbox, port),
+        serve_in_thread(issuer.app()) as issuer_url,
         serve_in_thread(placements.app()) as placements_url,
         serve_in_thread(hooks.app()) as hooks_url,
     ):
+        issuer.url = f"{issuer_url.rstrip('/')}/realms/apl"
         placements.url, hooks.url = placements_url, hooks_url
-        yield Peers(inbox, port, placements, hooks)
+        yield Peers(inbox, port, placements, hooks, issuer)
 
 
 def service_settings(
@@ -125,7 +134,11 @@ def service_settings(
         "database_url": database_url,
         "topic_prefix": topics.prefix,
         "placements_url": peers.placements.url,
-        "placements_token": TOKEN,
+        "placements_public_url": PUBLIC_URL,
+        "auth_issuer": peers.issuer.url,
+        "oauth_client_id": CLIENT_ID,
+        "oauth_client_secret": CLIENT_SECRET,
+        "action_link_secret": LINK_SECRET,
         "smtp_host": "127.0.0.1",
         "smtp_port": peers.smtp_port,
         "webhook_secret": SECRET.decode(),

@@ -1,13 +1,16 @@
-"""Real peers of the notifications service for its tests: an SMTP server (aiosmtpd), the
-placements service's notice-context route and a webhook receiver that verifies signatures (both
-small FastAPI apps under uvicorn in a background thread). The SMTP server's and the placements
+"""Real peers of the notifications service for its tests: an SMTP server (aiosmtpd), an OIDC
+issuer's client-credentials token endpoint, the placements service's notice-context route (which
+takes only that issuer's live tokens) and a webhook receiver that verifies signatures (small
+FastAPI apps under uvicorn in a background thread). The SMTP server's and the placements
 route's answers are those of the in-process fakes (tests/support/fakes/notifications.py) they
 extend; the sample context and the thread server are bench/notification_peers.py's."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -15,9 +18,11 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from bench.notification_peers import context, serve_in_thread
 from services.notifications.domain.signing import (
@@ -31,6 +36,7 @@ from tests.support.fakes.notifications import FakeContextSource, FakeMailSender
 from tests.support.processes import free_port
 
 __all__ = [
+    "IssuerPeer",
     "PlacementsPeer",
     "SmtpInbox",
     "WebhookPeer",
@@ -73,20 +79,83 @@ def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
 
 
 @dataclass
+class IssuerPeer:
+    """An OIDC issuer's discovery document and token endpoint (client credentials, HTTP Basic)
+    for one client. Its tokens are opaque; `live` says which it issued and did not `revoke`."""
+
+    client_id: str
+    client_secret: str
+    expires_in: int = 300
+    issued: list[str] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)
+    refused: int = 0
+    url: str = ""
+    """The issuer URL (`<server>/realms/apl`), set once served."""
+
+    def live(self, token: str) -> bool:
+        return token in self.issued and token not in self.revoked
+
+    def revoke_all(self) -> None:
+        self.revoked.update(self.issued)
+
+    def _client_ok(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+        return secrets.compare_digest(
+            f"{user}:{password}", f"{self.client_id}:{self.client_secret}"
+        )
+
+    def app(self) -> FastAPI:
+        api = FastAPI()
+
+        @api.get("/realms/apl/.well-known/openid-configuration")
+        def discovery() -> dict[str, str]:
+            return {
+                "issuer": self.url,
+                "token_endpoint": f"{self.url}/protocol/openid-connect/token",
+            }
+
+        @api.post("/realms/apl/protocol/openid-connect/token")
+        async def token(request: Request) -> Response:
+            grant_type = parse_qs((await request.body()).decode()).get("grant_type")
+            if grant_type != ["client_credentials"] or not self._client_ok(
+                request.headers.get("authorization", "")
+            ):
+                self.refused += 1
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            value = f"at-{len(self.issued) + 1}-{secrets.token_hex(4)}"
+            self.issued.append(value)
+            body = {
+                "access_token": value,
+                "token_type": "Bearer",
+                "expires_in": self.expires_in,
+                "scope": "notices:read",
+            }
+            return JSONResponse(body)
+
+        return api
+
+
+@dataclass
 class PlacementsPeer(FakeContextSource):
     """Serves `GET /internal/v1/notice-context` from the fake's contexts, like the placements
-    service."""
+    service: only to a bearer of a live token of `issuer`."""
 
-    token: str = ""
+    issuer: IssuerPeer | None = None
     url: str = ""
+    unauthorised: int = 0
 
     def app(self) -> FastAPI:
         api = FastAPI()
 
         @api.get(NOTICE_CONTEXT_PATH)
         def notice_context(placement_id: str, student_id: str, request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {self.token}":
-                return Response(status_code=401)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if self.issuer is None or scheme != "Bearer" or not self.issuer.live(token):
+                self.unauthorised += 1
+                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
             status, found = self.answer(placement_id, student_id)
             if found is None:
                 return Response(status_code=status)

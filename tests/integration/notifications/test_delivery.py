@@ -3,9 +3,11 @@ a real SMTP server, the placements route and a webhook receiver that checks sign
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import partial
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from services.notifications.domain.notices import message_id, notification_id, recipient_of
+from shared.contracts import links
 from shared.contracts.events import (
     Event,
     MatchAccepted,
@@ -22,6 +25,8 @@ from shared.contracts.events import (
 )
 from shared.kafka import publish_event
 from tests.integration.notifications.conftest import (
+    LINK_SECRET,
+    PUBLIC_URL,
     Peers,
     Running,
     running_service,
@@ -347,3 +352,33 @@ async def test_digest_lists_the_rounds_students_in_one_message(
         subjects = [m["Subject"] for m in peers.smtp.to(address)]
         assert len(subjects) == 2
         assert subjects[1].startswith("Opiskelijaa ehdotetaan työpaikallenne")
+
+
+async def test_the_service_calls_placements_with_the_issuers_token_and_renews_a_refused_one(
+    service: Running, peers: Peers, producer: Any
+) -> None:
+    """Client credentials from the issuer's token endpoint (found by discovery), sent as the
+    bearer; when placements refuses it (revoked, expired early) one fresh token is fetched and
+    the call repeated, and the notice goes out. The proposal carries its two signed links."""
+    pid, sid, address = _supervised(peers, "token", language="en")
+    first = await _outcome_of(service, producer, confirmed(pid, sid))
+    assert isinstance(first, NotificationDelivered)
+    assert peers.issuer.issued  # a token was fetched and accepted
+    assert peers.issuer.refused == 0
+
+    peers.issuer.revoke_all()
+    issued, refusals = len(peers.issuer.issued), peers.placements.unauthorised
+    event = proposed(pid, sid)
+    outcome = await _outcome_of(service, producer, event)
+    assert isinstance(outcome, NotificationDelivered)
+    assert outcome.data.attempts == 1  # renewed within the attempt, not retried
+    assert peers.placements.unauthorised > refusals
+    assert len(peers.issuer.issued) > issued
+
+    proposal = next(m for m in peers.smtp.to(address) if "proposed" in str(m["Subject"]))
+    text, html = text_of(proposal)
+    tokens = re.findall(rf"{re.escape(PUBLIC_URL)}/v1/actions/([A-Za-z0-9_-]+)", text)
+    found = [links.verify(LINK_SECRET.encode(), t, now=datetime.now(UTC)) for t in tokens]
+    assert sorted(link.action for link in found) == ["confirm", "decline"]
+    assert {link.match_id for link in found} == {event.data.match_id}
+    assert all(f"{PUBLIC_URL}/v1/actions/{t}" in html for t in tokens)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared.kafka import publish_event
-from tests.integration.notifications.conftest import SECRET, TOKEN, Peers, watching
+from tests.integration.notifications.conftest import CLIENT_SECRET, SECRET, Peers, watching
 from tests.integration.notifications.peers import context
 from tests.support.fakes.notifications import confirmed, proposed
 from tests.support.infra import Infra
@@ -38,7 +38,8 @@ async def test_service_process_tells_once_across_a_kill(
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_NOTIFICATIONS_SCHEMA_NAME": f"n_{uuid.uuid4().hex[:8]}",
         "APL_NOTIFICATIONS_PLACEMENTS_URL": peers.placements.url,
-        "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
+        "APL_NOTIFICATIONS_AUTH_ISSUER": peers.issuer.url,
+        "APL_NOTIFICATIONS_CLIENT_SECRET": CLIENT_SECRET,
         "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "APL_NOTIFICATIONS_SMTP_PORT": str(peers.smtp_port),
         "APL_NOTIFICATIONS_WEBHOOK_SECRET": SECRET.decode(),

@@ -1,27 +1,47 @@
 """The placements service in-process (`running`, the same composition root as `apl serve`) on
-the real Kafka and PostgreSQL, with an HTTP client on its app."""
+the real Kafka and PostgreSQL, with an HTTP client on its app. The app trusts the test issuer
+(tests/support/tokens.py); the client signs in as a coordinator of SE-AB and of every region a
+test names with `p.coordinate(region)`, unless a request sets its own Authorization."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from services.placements.bootstrap import create_app, running
 from services.placements.settings import PlacementsSettings
 from shared.contracts.topics import Topics
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
+from tests.support.tokens import TestIssuer
 
-TOKEN = "internal-test-token"
 MAX_BODY = 20_000
+
+
+@dataclass
+class Coordinator(httpx.Auth):
+    """Signs each request as a coordinator of `regions` (a token minted again when they grow);
+    a request with its own Authorization header keeps it (empty: anonymous)."""
+
+    issuer: TestIssuer
+    regions: set[str] = field(default_factory=lambda: {"SE-AB"})
+    _token: str | None = None
+    _for: frozenset[str] = frozenset()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "authorization" not in request.headers:
+            if self._token is None or self._for != frozenset(self.regions):
+                self._for = frozenset(self.regions)
+                self._token = self.issuer.mint("coordinator", regions=sorted(self._for))
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
 
 
 @dataclass
@@ -31,6 +51,12 @@ class Placements:
     topics: Topics
     db: asyncpg.Pool
     bootstrap: str
+    issuer: TestIssuer
+    auth: Coordinator
+
+    def coordinate(self, *regions: str) -> None:
+        """The client's coordinator acts in these regions too."""
+        self.auth.regions.update(regions)
 
     async def outbox_count(self) -> int:
         return int(await self.db.fetchval("SELECT count(*) FROM placements.outbox"))
@@ -49,16 +75,21 @@ async def placements(
         kafka_bootstrap=infra.kafka_bootstrap,
         database_url=database_url,
         topic_prefix=topics.prefix,
-        internal_token=SecretStr(TOKEN),
         max_body_bytes=MAX_BODY,
         outbox_poll_seconds=0.05,
         kafka_session_timeout_ms=6000,
         environment="test",
     )
-    async with running(settings) as container:
+    issuer = TestIssuer()
+    auth = Coordinator(issuer)
+    async with running(settings, verifier=issuer.verifier()) as container:
         transport = httpx.ASGITransport(app=create_app(container))
-        async with httpx.AsyncClient(transport=transport, base_url="http://placements") as client:
-            yield Placements(client, settings, topics, container.pool, infra.kafka_bootstrap)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://placements", auth=auth
+        ) as client:
+            yield Placements(
+                client, settings, topics, container.pool, infra.kafka_bootstrap, issuer, auth
+            )
 
 
 def _values(records: list[Any]) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from shared.contracts import events as ev
 from shared.kafka import make_broker, publish_event
 from tests.integration.placements.conftest import (
     MAX_BODY,
-    TOKEN,
     Placements,
     consume,
     uid,
@@ -95,6 +94,7 @@ async def propose(p: Placements, sid: str, pid: str, region: str = "SE-AB") -> u
 
 async def test_placement_lifecycle_is_published(placements: Placements) -> None:
     p, region = placements, uid("R")
+    p.coordinate(region)
     pid, company = uid("p"), uid("c")
     r = await p.client.post("/v1/placements", json=placement_body(pid, region, company))
     assert r.status_code == 201, r.text
@@ -265,10 +265,12 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
     declined_id = await propose(p, other, pid)
     path = "/internal/v1/notice-context"
     params = {"placement_id": pid, "student_id": sid}
-    assert (await p.client.get(path, params=params)).status_code == 401
+    anonymous = {"Authorization": ""}
+    assert (await p.client.get(path, params=params, headers=anonymous)).status_code == 401
     bad = {"Authorization": "Bearer wrong"}
-    assert (await p.client.get(path, params=params, headers=bad)).status_code == 403
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await p.client.get(path, params=params, headers=bad)).status_code == 401
+    assert (await p.client.get(path, params=params)).status_code == 403  # a coordinator's
+    auth = {"Authorization": f"Bearer {p.issuer.service()}"}
     context = (await p.client.get(path, params=params, headers=auth)).json()
     assert context["student"]["contact_shared"] is False
     assert context["student"]["email"] is None
@@ -458,6 +460,7 @@ async def _traces(p: Placements, *needles: str) -> list[str]:
 
 async def test_round_request_states_how_many_inputs_came_before_it(placements: Placements) -> None:
     p, region = placements, uid("R")
+    p.coordinate(region)
     pids = [uid("p"), uid("p")]
     for pid in pids:
         r = await p.client.post("/v1/placements", json=placement_body(pid, region, uid("c")))
@@ -477,6 +480,7 @@ async def test_round_request_states_how_many_inputs_came_before_it(placements: P
 
 async def test_batches_are_all_or_nothing_and_name_the_bad_item(placements: Placements) -> None:
     p, region = placements, uid("R")
+    p.coordinate(region)
     pids = [uid("p") for _ in range(3)]
     r = await p.client.post(
         "/v1/placements/batch", json={"items": [placement_body(x, region) for x in pids]}

@@ -1,8 +1,10 @@
 """`apl serve placements` as a real OS process: it migrates, serves, survives SIGKILL without
-losing a committed event, and stops cleanly (status 0) on SIGTERM."""
+losing a committed event, and stops cleanly (status 0) on SIGTERM. It trusts the local Keycloak
+(`infra.auth_issuer`), and the test signs in there as a coordinator of SE-AB."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.auth import DEV_PASSWORD, password_token
 from shared.contracts.topics import Topics
 from tests.integration.placements.conftest import consume
 from tests.integration.placements.test_api import placement_body
@@ -36,20 +39,25 @@ async def test_service_process_keeps_committed_events_across_a_kill(
     tmp_path: Path,
 ) -> None:
     topics = await make_topics()
+    issuer = infra.auth_issuer
+    token = await asyncio.to_thread(password_token, issuer, "coordinator-se-ab", DEV_PASSWORD)
+    signed_in = {"Authorization": f"Bearer {token}"}
     env = {
         "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_PLACEMENTS_DATABASE_URL": own_database,
         "APL_PLACEMENTS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_PLACEMENTS_TOPIC_PREFIX": topics.prefix,
-        "APL_PLACEMENTS_INTERNAL_TOKEN": "process-token",
+        "APL_AUTH_ISSUER": issuer,
     }
     service = ServiceProcess("placements", env, tmp_path)
     service.start()
     try:
         first, second = f"p-{uuid.uuid4().hex[:8]}", f"p-{uuid.uuid4().hex[:8]}"
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
-            r = await client.post("/v1/placements", json=placement_body(first))
+            anonymous = await client.post("/v1/placements", json=placement_body(first))
+            assert anonymous.status_code == 401, anonymous.text
+            r = await client.post("/v1/placements", json=placement_body(first), headers=signed_in)
             assert r.status_code == 201, r.text
         assert service.proc is not None
         killed = service.proc
@@ -59,7 +67,7 @@ async def test_service_process_keeps_committed_events_across_a_kill(
         assert service.proc is not killed
         assert service.proc.poll() is None
         assert service.starts == 2
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10, headers=signed_in) as client:
             r = await client.post("/v1/placements", json=placement_body(second))
             assert r.status_code == 201, r.text
             assert (await client.get(f"/v1/placements/{first}")).status_code == 200

@@ -1,7 +1,8 @@
 """Fakes of the notifications service: an in-memory unit of work with an in-memory delivery log
 (the same named methods as `NoticeRepository`), and in-process peers (mail sender, notice-context
 source, webhook sender) that the handler tests use directly and the integration tests' real
-servers (tests/integration/notifications/peers.py) build on; and the match events of a notice."""
+servers (tests/integration/notifications/peers.py) build on, a token source; and the match events
+of a notice."""
 
 from __future__ import annotations
 
@@ -223,6 +224,27 @@ class FakeContextSource:
                 f"and student {student_id} (404)"
             )
         return found
+
+
+@dataclass
+class FakeTokenSource:
+    """This service's access tokens without an issuer: `token-1`, then `token-2` once the first
+    was refused (`invalidate`), and so on."""
+
+    serial: int = 1
+    invalidated: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> str:
+        return f"token-{self.serial}"
+
+    async def token(self) -> str | None:
+        return self.current
+
+    def invalidate(self, token: str) -> None:
+        self.invalidated.append(token)
+        if token == self.current:
+            self.serial += 1
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from services.placements.domain.audit import AuditRecord
 from services.placements.domain.model import (
     IdempotencyKey,
     MatchRecord,
@@ -28,8 +29,9 @@ from services.placements.domain.model import (
 from services.placements.domain.rules import Channel, Match
 from services.placements.ports import JoinsOuterBlock
 from shared.contracts import events as ev
+from shared.contracts.links import ActionLink
 from shared.contracts.profiles import StudentProfile
-from shared.uow import InMemoryUnitOfWork
+from shared.uow import InMemoryUnitOfWork, stamped
 
 OPEN_OR_CONFIRMED = ("proposed", "accepted", "confirmed")
 PERSONAL = ("name", "email", "phone")
@@ -275,6 +277,69 @@ class FakeIdempotency(_Repository):
                     stored.body = {k: v for k, v in stored.body.items() if k not in PERSONAL}
 
 
+class FakeAudit(_Repository):
+    async def record(self, events: Sequence[ev.Event]) -> None:
+        for e in events:
+            if e.event_id in self.uow.audit_rows:  # the primary key
+                raise ValueError(f"event {e.event_id} is audited already")
+            self.uow.audit_rows[e.event_id] = AuditRecord(
+                e.event_id, e.type, e.region, e.actor, _now()
+            )
+
+    async def of_region(self, region: str, *, limit: int, offset: int) -> list[AuditRecord]:
+        found = [r for r in self.uow.audit_rows.values() if r.region == region]
+        return found[::-1][offset : offset + limit]  # insertion order is time order here
+
+
+class FakeActionLinks(_Repository):
+    async def use(self, link: ActionLink) -> bool:
+        if link.link_id in self.uow.used_links:
+            return False
+        self.uow.used_links[link.link_id] = link
+        return True
+
+    async def used(self, link_id: uuid.UUID) -> bool:
+        return link_id in self.uow.used_links
+
+
+class FakeAccounts(_Repository):
+    async def student_of(self, subject: str) -> str | None:
+        return self.uow.student_accounts.get(subject)
+
+    async def company_of(self, subject: str) -> str | None:
+        return self.uow.company_accounts.get(subject)
+
+    async def students_with_email(self, email: str) -> list[str]:
+        return sorted(
+            sid
+            for sid, s in self.uow.student_rows.items()
+            if isinstance(s, Student) and s.contact.email.lower() == email.lower()
+        )
+
+    async def link_student(self, subject: str, student_id: str) -> bool:
+        accounts = self.uow.student_accounts
+        if subject in accounts or student_id in accounts.values():
+            return False
+        accounts[subject] = student_id
+        return True
+
+    async def invite(self, company_id: str, email: str) -> None:
+        self.uow.invitations.setdefault((email.lower(), company_id), None)
+
+    async def accept_invitation(self, subject: str, email: str) -> str | None:
+        for (invited, company_id), used_by in self.uow.invitations.items():
+            if invited == email.lower() and used_by is None:
+                self.uow.invitations[(invited, company_id)] = subject
+                self.uow.company_accounts.setdefault(subject, company_id)
+                return company_id
+        return None
+
+    async def forget_student(self, student_id: str) -> None:
+        accounts = self.uow.student_accounts
+        for subject in [s for s, sid in accounts.items() if sid == student_id]:
+            del accounts[subject]
+
+
 @dataclass
 class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     """The placements unit of work in memory. Its tables are the `*_rows` fields."""
@@ -287,6 +352,11 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         "match_order",
         "round_rows",
         "idempotency_rows",
+        "audit_rows",
+        "used_links",
+        "student_accounts",
+        "company_accounts",
+        "invitations",
     )
     placement_rows: dict[str, Placement] = field(default_factory=dict)
     company_channels: dict[str, Channel] = field(default_factory=dict)
@@ -295,6 +365,12 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     match_order: dict[uuid.UUID, int] = field(default_factory=dict)
     round_rows: dict[uuid.UUID, Round] = field(default_factory=dict)
     idempotency_rows: dict[tuple[str, str, str], _Stored] = field(default_factory=dict)
+    audit_rows: dict[uuid.UUID, AuditRecord] = field(default_factory=dict)
+    used_links: dict[uuid.UUID, ActionLink] = field(default_factory=dict)
+    student_accounts: dict[str, str] = field(default_factory=dict)
+    company_accounts: dict[str, str] = field(default_factory=dict)
+    invitations: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    """(e-mail, company id) -> the subject that used the invitation (None: open)."""
     sequence: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def __post_init__(self) -> None:
@@ -304,6 +380,15 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         self.matches = FakeMatches(self)
         self.rounds = FakeRounds(self)
         self.idempotency = FakeIdempotency(self)
+        self.audit = FakeAudit(self)
+        self.action_links = FakeActionLinks(self)
+        self.accounts = FakeAccounts(self)
+
+    async def publish(self, events: Iterable[ev.Event]) -> None:
+        """The outbox and the audit trail, as the PostgreSQL one: stamped, in this block."""
+        batch = stamped(events, self.actor)
+        await super().publish(batch)
+        await self.audit.record(batch)
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         wanted = set(topics)

@@ -1,4 +1,5 @@
-"""Classification of peer answers (placements route, webhook, SMTP codes) into retry or not."""
+"""Classification of peer answers (placements route, webhook, SMTP codes) into retry or not; the
+bearer token on the placements route (refreshed once on a 401)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 
 from services.notifications.adapters.placements import PlacementsClient
 from services.notifications.adapters.smtp import classify_code
+from services.notifications.adapters.tokens import NoToken
 from services.notifications.adapters.webhook import WebhookSender
 from services.notifications.domain.notices import DeliveryError, PermanentError, TransientError
 from services.notifications.domain.signing import verify
+from tests.support.fakes.notifications import FakeTokenSource
 from tests.unit.notifications.test_rendering import ctx
 
 
@@ -30,10 +33,12 @@ async def test_placements_context_is_fetched_with_the_token() -> None:
     seen: list[httpx.Request] = []
     body = ctx("sv").model_dump_json().encode()
     async with client(200, body, seen) as http:
-        got = await PlacementsClient(http, "http://placements/", "tok").fetch("p-1", "s-1")
+        got = await PlacementsClient(http, "http://placements/", FakeTokenSource()).fetch(
+            "p-1", "s-1"
+        )
     assert got == ctx("sv")
     [request] = seen
-    assert request.headers["authorization"] == "Bearer tok"
+    assert request.headers["authorization"] == "Bearer token-1"
     assert request.url.path == "/internal/v1/notice-context"
     assert dict(request.url.params) == {"placement_id": "p-1", "student_id": "s-1"}
 
@@ -53,7 +58,41 @@ async def test_placements_context_is_fetched_with_the_token() -> None:
 async def test_placements_answers_are_classified(status: int, kind: type[DeliveryError]) -> None:
     async with client(status) as http:
         with pytest.raises(kind):
-            await PlacementsClient(http, "http://placements", "tok").fetch("p-1", "s-1")
+            await PlacementsClient(http, "http://placements", FakeTokenSource()).fetch("p-1", "s-1")
+
+
+async def test_a_refused_token_is_renewed_once_and_the_call_repeated() -> None:
+    body = ctx("sv").model_dump_json().encode()
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        if request.headers["authorization"] == "Bearer token-1":
+            return httpx.Response(401)
+        return httpx.Response(200, content=body)
+
+    tokens = FakeTokenSource()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        got = await PlacementsClient(http, "http://placements", tokens).fetch("p-1", "s-1")
+    assert got == ctx("sv")
+    assert seen == ["Bearer token-1", "Bearer token-2"]
+    assert tokens.invalidated == ["token-1"]
+
+
+async def test_a_second_401_is_not_retried_again() -> None:
+    seen: list[httpx.Request] = []
+    tokens = FakeTokenSource()
+    async with client(401, seen=seen) as http:
+        with pytest.raises(TransientError, match="refused the token"):
+            await PlacementsClient(http, "http://placements", tokens).fetch("p-1", "s-1")
+    assert [r.headers["authorization"] for r in seen] == ["Bearer token-1", "Bearer token-2"]
+
+
+async def test_without_an_issuer_no_token_is_sent() -> None:
+    seen: list[httpx.Request] = []
+    async with client(200, ctx("sv").model_dump_json().encode(), seen) as http:
+        await PlacementsClient(http, "http://placements", NoToken()).fetch("p-1", "s-1")
+    assert "authorization" not in seen[0].headers
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ from shared.contracts.events import (
     NotificationFailedData,
 )
 from shared.contracts.internal import NoticeContext
+from shared.contracts.vocabulary import Channel
 
 log = structlog.get_logger(__name__)
 
@@ -97,9 +98,6 @@ class MailSender(Protocol):
 
 class HookSender(Protocol):
     async def send(self, url: str, body: bytes, idempotency_key: str) -> None: ...
-
-
-Channel = Literal["email", "webhook"]
 
 
 @dataclass(kw_only=True)

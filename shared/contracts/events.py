@@ -32,6 +32,7 @@ from shared.contracts.topics import (
     STUDENTS,
     event_key,
 )
+from shared.contracts.vocabulary import Channel, Party
 
 SCHEMA_VERSION = 1
 
@@ -144,11 +145,11 @@ class MatchProposedData(_MatchData):
 
 
 class MatchAcceptedData(_MatchData):
-    by: Literal["student", "company"] = Field(description="Who accepted.", examples=["student"])
+    by: Party = Field(description="Who accepted.", examples=["student"])
 
 
 class MatchDeclinedData(_MatchData):
-    by: Literal["student", "company"] = Field(description="Who declined.", examples=["student"])
+    by: Party = Field(description="Who declined.", examples=["student"])
     reason: Reason | None = Field(default=None, description="Why.", examples=["too far"])
 
 
@@ -169,7 +170,7 @@ class _NotificationData(_Data):
     region: RegionCode = Field(description="Region.", examples=["SE-AB"])
     match_id: uuid.UUID = Field(description="The match.")
     placement_id: Id = Field(description="Placement.", examples=["p-1"])
-    channel: Literal["email", "webhook"] = Field(description="Channel used.", examples=["email"])
+    channel: Channel = Field(description="Channel used.", examples=["email"])
     attempts: int = Field(ge=1, description="Delivery attempts made.", examples=[1])
 
 

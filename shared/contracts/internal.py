@@ -10,11 +10,11 @@ they never enter Kafka and the notifications service keeps them no longer than d
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.profiles import Id, RegionCode, Supervisor
+from shared.contracts.vocabulary import Channel
 
 NOTICE_CONTEXT_PATH = "/internal/v1/notice-context"
 
@@ -24,7 +24,7 @@ class _Model(BaseModel):
 
 
 class NoticeChannel(_Model):
-    kind: Literal["email", "webhook"] = Field(
+    kind: Channel = Field(
         default="email", description="How the supervisor is told.", examples=["email"]
     )
     webhook_url: str | None = Field(

@@ -7,9 +7,11 @@ depend only on pydantic, so every service, the CLI and the benchmarks can share 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from shared.contracts.vocabulary import Language
 
 MAX_PREFERENCES = 10
 
@@ -38,7 +40,7 @@ class Supervisor(_Strict):
         min_length=1, max_length=200, description="Supervisor's name.", examples=["Anna Berg"]
     )
     email: EmailStr = Field(description="Where notices are sent.", examples=["anna@example.se"])
-    language: Literal["sv", "fi", "en"] = Field(
+    language: Language = Field(
         default="sv", description="Language of the notices.", examples=["sv"]
     )
 

@@ -35,6 +35,7 @@ from services.matching.domain.model import (
 )
 from services.matching.domain.rules import capacity_left
 from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.vocabulary import Party
 from shared.db import Connection
 from shared.uow import PostgresUnitOfWork, UnitOfWork
 
@@ -96,7 +97,7 @@ class Matches(Protocol):
         """The match, locked; None if no round ever proposed it."""
         ...
 
-    async def record_acceptance(self, match_id: str, by: Literal["student", "company"]) -> Standing:
+    async def record_acceptance(self, match_id: str, by: Party) -> Standing:
         """Record that one side accepted; return the match as it is now."""
         ...
 
@@ -355,7 +356,7 @@ class PostgresMatches:
         standing = _standing(row) if row["status"] in STANDING else None
         return MatchRow(standing, row["student_id"], row["placement_id"])
 
-    async def record_acceptance(self, match_id: str, by: Literal["student", "company"]) -> Standing:
+    async def record_acceptance(self, match_id: str, by: Party) -> Standing:
         column = {"student": "student_accepted", "company": "company_accepted"}[by]
         row = await self.conn.fetchrow(
             # the column comes from the fixed table above, the returned columns are fixed

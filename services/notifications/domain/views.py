@@ -12,14 +12,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from shared.contracts.internal import NoticeContext, NoticeStudent
+from shared.contracts.vocabulary import Channel, Language
 
 from .actions import ActionUrls
 from .notices import NoticeKind, PermanentError
-
-Language = Literal["sv", "fi", "en"]
 
 SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
     "sv": {
@@ -122,7 +121,7 @@ class NoticeView:
     notification_id: uuid.UUID
     kind: NoticeKind
     language: Language
-    channel: Literal["email", "webhook"]
+    channel: Channel
     webhook_url: str | None
     supervisor_name: str | None
     supervisor_email: str | None

@@ -15,13 +15,13 @@ from typing import Literal
 
 from shared.contracts.events import Actor
 from shared.contracts.links import LINK_DAYS, ActionLink, LinkAction
+from shared.contracts.vocabulary import Language as Language
 
 from .commands import AnswerMatch
 from .errors import Conflict
 from .model import MatchRecord, Placement, Student, Withdrawn
 from .rules import MatchStateName, accept, decline
 
-Language = Literal["sv", "fi", "en"]
 LANGUAGES: tuple[Language, ...] = ("sv", "fi", "en")
 DEFAULT_LANGUAGE: Language = "sv"
 _BY_TAG: dict[str, Language] = {language: language for language in LANGUAGES}

@@ -11,11 +11,11 @@ from datetime import date
 from typing import Any, Literal
 
 from shared.contracts.profiles import MAX_PREFERENCES
+from shared.contracts.vocabulary import Channel as ChannelKind
+from shared.contracts.vocabulary import Party as Party
 
 from .errors import Conflict, FieldError
 
-Party = Literal["student", "company"]
-ChannelKind = Literal["email", "webhook"]
 MatchStateName = Literal["proposed", "accepted", "confirmed", "declined", "cancelled"]
 
 OPEN_STATES: frozenset[str] = frozenset({"proposed", "accepted"})

@@ -26,6 +26,8 @@ from shared.contracts.profiles import (
     StudentProfile,
     Supervisor,
 )
+from shared.contracts.vocabulary import Channel as ChannelKind
+from shared.contracts.vocabulary import Party
 
 from ..domain import commands
 from ..domain.model import (
@@ -50,7 +52,7 @@ class NotificationSetting(BaseModel):
 
     model_config = _LENIENT
 
-    channel: Literal["email", "webhook"] = Field(
+    channel: ChannelKind = Field(
         default="email",
         description="E-mail to the supervisor, or a signed webhook.",
         examples=["webhook"],
@@ -231,7 +233,7 @@ class MatchOut(BaseModel):
     state: Literal["proposed", "accepted", "confirmed", "declined", "cancelled"]
     accepted_by_student: bool
     accepted_by_company: bool
-    declined_by: Literal["student", "company"] | None
+    declined_by: Party | None
     reason: str | None
     updated_at: datetime
 
@@ -257,7 +259,7 @@ class MatchOut(BaseModel):
 class AcceptIn(BaseModel):
     model_config = _LENIENT
 
-    by: Literal["student", "company"] = Field(description="Who accepts.", examples=["student"])
+    by: Party = Field(description="Who accepts.", examples=["student"])
 
     def command(self, match_id: uuid.UUID) -> commands.AnswerMatch:
         return commands.AnswerMatch(match_id, self.by, "accept")
@@ -266,7 +268,7 @@ class AcceptIn(BaseModel):
 class DeclineIn(BaseModel):
     model_config = _LENIENT
 
-    by: Literal["student", "company"] = Field(description="Who declines.", examples=["student"])
+    by: Party = Field(description="Who declines.", examples=["student"])
     reason: str | None = Field(
         default=None, max_length=1000, description="Why.", examples=["too far"]
     )

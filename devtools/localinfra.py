@@ -44,6 +44,8 @@ DB_ADMIN = "apl"
 DB_ADMIN_PASSWORD = "apl"  # local development only; the cluster listens on 127.0.0.1
 KAFKA_PREFERRED = (19092, 19093)
 PG_PREFERRED = 15432
+# The dev realm's secret of the `apl-notifications` client (deploy/keycloak/dev/clients.json).
+DEV_NOTIFICATIONS_SECRET = "dev-notifications-secret"  # dev realm only
 WAIT_SECONDS = float(os.environ.get("APL_INFRA_WAIT_SECONDS", "120"))
 
 
@@ -592,7 +594,16 @@ def service_database_url(admin_url: str, service: str) -> str:
     return f"postgresql://{service}:{service}@{rest}"
 
 
-def env_lines(kafka: str, database: str, *, local_pg: bool, issuer: str | None = None) -> list[str]:
+def env_lines(
+    kafka: str,
+    database: str,
+    *,
+    local_pg: bool,
+    issuer: str | None = None,
+    local_issuer: bool = False,
+) -> list[str]:
+    """The `.local/apl.env` lines. `local_issuer`: `issuer` is the Keycloak started here, so the
+    dev realm's client secret of the notifications service goes along (never for a given one)."""
     lines = [f"APL_KAFKA_BOOTSTRAP={kafka}", f"APL_DATABASE_URL={database}"]
     if local_pg:
         lines += [
@@ -600,6 +611,8 @@ def env_lines(kafka: str, database: str, *, local_pg: bool, issuer: str | None =
         ]
     if issuer:
         lines.append(f"APL_AUTH_ISSUER={issuer}")
+        if local_issuer:
+            lines.append(f"APL_NOTIFICATIONS_CLIENT_SECRET={DEV_NOTIFICATIONS_SECRET}")
     return lines
 
 
@@ -644,7 +657,9 @@ def up(paths: Paths) -> list[str]:
                 issuer = keycloak.keycloak_up(paths, ports)
         finally:
             _save_ports(paths, ports)
-        lines = env_lines(kafka, database, local_pg=not given_db, issuer=issuer)
+        lines = env_lines(
+            kafka, database, local_pg=not given_db, issuer=issuer, local_issuer=not given_issuer
+        )
         if not (given_kafka and given_db and given_issuer):
             paths.env_file.parent.mkdir(parents=True, exist_ok=True)
             paths.env_file.write_text(

@@ -1,10 +1,11 @@
 """`apl demo`: the whole product on this machine, with a realistic sample round.
 
-It starts what is missing (local Kafka and PostgreSQL, an SMTP sink with a web inbox), runs the
-three services as separate processes, submits a generated data set through the placements HTTP
-API, asks for a round per region, waits for them with a progress display, prints a per-region
-table and the notices delivered, writes the same as a report, and leaves everything running
-until `apl demo --down` (`make demo-down`).
+It starts what is missing (local Kafka, PostgreSQL and Keycloak, an SMTP sink with a web
+inbox), runs the three services as separate processes signed in to the local issuer, submits a
+generated data set through the placements HTTP API as each region's coordinator, asks for a round
+per region, waits for them with a progress display, prints a per-region table and the notices
+delivered, writes the same as a report, and leaves everything running until `apl demo --down`
+(`make demo-down`), with the users to sign in with.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2027, help="seed of the generated data set")
     parser.add_argument("--down", action="store_true", help="stop what the demo started")
     parser.add_argument(
-        "--keep-infra", action="store_true", help="with --down: leave Kafka and PostgreSQL running"
+        "--keep-infra",
+        action="store_true",
+        help="with --down: leave Kafka, PostgreSQL and Keycloak running",
     )
     args = parser.parse_args(argv)
     from devtools.demo import run

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 import asyncpg
 import httpx
+import jwt
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devtools import localinfra
+from devtools import auth, localinfra
 from devtools.ports import free_port, port_free
 from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
 from shared.contracts.topics import Topics
@@ -31,8 +32,9 @@ from shared.kafka import delete_topics, ensure_topics
 SERVICES = localinfra.SERVICES
 PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
 DEMO_DB = "apl_demo"
-INTERNAL_TOKEN = "demo-internal-token"  # local demo only
 WEBHOOK_SECRET = "demo-webhook-secret"  # local demo only
+ACTION_LINK_SECRET = "demo-action-link-secret"  # local demo only; placements and notifications
+SIGN_IN_USERS = ("student", "company", "coordinator-se-ab", "operator")
 CONCURRENCY = 4  # batches in flight
 BATCH = 250  # items a request (the API takes up to 500)
 
@@ -174,6 +176,47 @@ async def _wait_ready(
     raise DemoError(f"{name} did not become ready at {url} within {wait:.0f} s; log:\n{tail}")
 
 
+# --------------------------------------------------------------------------------- tokens
+
+
+def coordinator_of(region: str) -> str:
+    """The dev realm's coordinator of one region (deploy/keycloak/dev/users.json)."""
+    return f"coordinator-{region.lower()}"
+
+
+class Tokens:
+    """Access tokens of dev users (password grant through `apl-cli`), each kept until shortly
+    before it expires (the realm's tokens live 5 minutes)."""
+
+    MARGIN = 30.0  # seconds before `exp` a token is fetched anew
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def headers(self, user: str) -> dict[str, str]:
+        """`Authorization: Bearer` for `user`, fetching a token if none or it is about to expire."""
+        async with self._locks.setdefault(user, asyncio.Lock()):
+            token, until = self._cache.get(user, ("", 0.0))
+            if time.time() >= until:
+                try:
+                    token = await asyncio.to_thread(
+                        auth.password_token, self.issuer, user, auth.DEV_PASSWORD
+                    )
+                except (RuntimeError, httpx.HTTPError) as exc:
+                    raise DemoError(f"no token for {user}: {exc}") from exc
+                claims = jwt.decode(token, options={"verify_signature": False})
+                expires = float(claims.get("exp") or time.time() + 60)
+                until = max(expires - self.MARGIN, time.time() + 5)
+                self._cache[user] = (token, until)
+        return {"Authorization": f"Bearer {token}"}
+
+    def forget(self, user: str) -> None:
+        """Drop `user`'s token (the API answered 401: fetch a new one)."""
+        self._cache.pop(user, None)
+
+
 # ------------------------------------------------------------------------------- progress
 
 
@@ -243,29 +286,46 @@ def build_data_set(students: int, seed: int) -> tuple[list[dict[str, Any]], list
 
 
 async def _submit(
-    client: httpx.AsyncClient, label: str, path: str, bodies: list[dict[str, Any]]
+    client: httpx.AsyncClient,
+    tokens: Tokens,
+    label: str,
+    path: str,
+    bodies: list[dict[str, Any]],
 ) -> None:
-    """POST `bodies` to a batch endpoint in chunks of BATCH, a few chunks at a time."""
+    """POST `bodies` to a batch endpoint in chunks of at most BATCH, one region a chunk, each as
+    that region's coordinator (imports are for a coordinator of every item's region), a few
+    chunks at a time."""
     progress = Progress(label, len(bodies))
-    chunks = [bodies[i : i + BATCH] for i in range(0, len(bodies), BATCH)]
-    queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]] = asyncio.Queue()
-    for number, chunk in enumerate(chunks):
-        queue.put_nowait((number, chunk))
+    by_region: dict[str, list[dict[str, Any]]] = {}
+    for body in bodies:
+        by_region.setdefault(body["region"], []).append(body)
+    chunks = [
+        (region, items[i : i + BATCH])
+        for region, items in sorted(by_region.items())
+        for i in range(0, len(items), BATCH)
+    ]
+    queue: asyncio.Queue[tuple[int, str, list[dict[str, Any]]]] = asyncio.Queue()
+    for number, (region, chunk) in enumerate(chunks):
+        queue.put_nowait((number, region, chunk))
     done = 0
     failures: list[str] = []
 
     async def worker() -> None:
         nonlocal done
         while not queue.empty():
-            number, chunk = queue.get_nowait()
-            key = f"{label}-{number}-{chunk[0].get('placement_id') or chunk[0].get('student_id')}"
+            number, region, chunk = queue.get_nowait()
+            first = chunk[0].get("placement_id") or chunk[0].get("student_id")
+            key = f"{label}-{region}-{number}-{first}"
+            user = coordinator_of(region)
             for attempt in range(5):
+                headers = {"Idempotency-Key": key, **await tokens.headers(user)}
                 try:
-                    response = await client.post(
-                        path, json={"items": chunk}, headers={"Idempotency-Key": key}
-                    )
+                    response = await client.post(path, json={"items": chunk}, headers=headers)
                 except httpx.TransportError:
                     await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                if response.status_code == 401 and attempt < 4:  # expired in flight
+                    tokens.forget(user)
                     continue
                 if response.status_code >= 500:
                     await asyncio.sleep(0.5 * (attempt + 1))
@@ -399,14 +459,17 @@ async def _start_services(
 
 
 async def _request_rounds(
-    client: httpx.AsyncClient, regions: list[str], prefix: str
+    client: httpx.AsyncClient, tokens: Tokens, regions: list[str], prefix: str
 ) -> dict[str, RoundRun]:
-    """Request a round for each region (idempotently: the key names the run and the region)."""
+    """Request a round for each region as its coordinator (idempotently: the key names the run
+    and the region)."""
     runs: dict[str, RoundRun] = {}
     for region in regions:
-        response = await client.post(
-            "/v1/rounds", json={"region": region}, headers={"Idempotency-Key": prefix + region}
-        )
+        headers = {
+            "Idempotency-Key": prefix + region,
+            **await tokens.headers(coordinator_of(region)),
+        }
+        response = await client.post("/v1/rounds", json={"region": region}, headers=headers)
         if response.status_code != 202:
             raise DemoError(f"round for {region}: {response.status_code} {response.text}")
         runs[region] = RoundRun(region, response.json()["round_id"], time.monotonic())
@@ -426,6 +489,13 @@ async def _demo(n_students: int, seed: int) -> int:
     lines = await asyncio.to_thread(localinfra.up, localinfra.Paths(root))
     env_lines = dict(line.split("=", 1) for line in lines)
     bootstrap, admin_url = env_lines["APL_KAFKA_BOOTSTRAP"], env_lines["APL_DATABASE_URL"]
+    try:  # the demo signs in as dev users: only the local dev realm has them (and `apl-cli`)
+        issuer = auth.dev_issuer(localinfra.Paths(root))
+    except auth.Refused as exc:
+        raise DemoError(f"the demo signs in as the dev realm's users: {exc}") from exc
+    client_secret = env_lines.get(
+        "APL_NOTIFICATIONS_CLIENT_SECRET", localinfra.DEV_NOTIFICATIONS_SECRET
+    )
 
     conn = await asyncpg.connect(admin_url)
     try:
@@ -447,15 +517,17 @@ async def _demo(n_students: int, seed: int) -> int:
         "APL_TOPIC_PREFIX": prefix,
         "APL_ENVIRONMENT": "local",
         "APL_LOG_JSON": "true",
+        "APL_AUTH_ISSUER": issuer,
+        "APL_ACTION_LINK_SECRET": ACTION_LINK_SECRET,
     }
     smtp_host = os.environ.get("APL_NOTIFICATIONS_SMTP_HOST")
     inbox_url = None
     extra: dict[str, dict[str, str]] = {
-        "placements": {"APL_PLACEMENTS_INTERNAL_TOKEN": INTERNAL_TOKEN},
+        "placements": {},
         "matching": {},
         "notifications": {
             "APL_NOTIFICATIONS_PLACEMENTS_URL": f"http://127.0.0.1:{ports['placements']}",
-            "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": INTERNAL_TOKEN,
+            "APL_NOTIFICATIONS_CLIENT_SECRET": client_secret,
             "APL_NOTIFICATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         },
     }
@@ -497,12 +569,13 @@ async def _demo(n_students: int, seed: int) -> int:
     placements, students = build_data_set(n_students, seed)
     api = f"http://127.0.0.1:{ports['placements']}"
     limits = httpx.Limits(max_connections=CONCURRENCY)
+    tokens = Tokens(issuer)
     async with (
         httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client,
         KafkaProbe(bootstrap) as kafka,
     ):
-        await _submit(client, "placements posted", "/v1/placements/batch", placements)
-        await _submit(client, "students registered", "/v1/students/batch", students)
+        await _submit(client, tokens, "placements posted", "/v1/placements/batch", placements)
+        await _submit(client, tokens, "students registered", "/v1/students/batch", students)
 
         input_topics = [topics.placements, topics.students]
 
@@ -513,12 +586,18 @@ async def _demo(n_students: int, seed: int) -> int:
 
         await _wait_until("matching read model", consumed, wait=180)
 
-        runs = await _request_rounds(client, sorted({s["region"] for s in students}), prefix)
+        regions = sorted({s["region"] for s in students})
+        runs = await _request_rounds(client, tokens, regions, prefix)
 
         async def rounds_done() -> tuple[int, int]:
             for run in runs.values():
                 if run.completed is None:
-                    body = (await client.get(f"/v1/rounds/{run.round_id}")).json()
+                    headers = await tokens.headers(coordinator_of(run.region))
+                    response = await client.get(f"/v1/rounds/{run.round_id}", headers=headers)
+                    if response.status_code == 401:
+                        tokens.forget(coordinator_of(run.region))
+                        continue
+                    body = response.json()
                     if body.get("status") == "completed":
                         run.completed, run.body = time.monotonic(), body
             return sum(r.completed is not None for r in runs.values()), len(runs)
@@ -558,12 +637,24 @@ async def _demo(n_students: int, seed: int) -> int:
     if inbox_url:
         print(f"  Inbox          {inbox_url}")
     print(f"  Logs           {paths.logs}")
+    print(f"  Sign-in        {issuer} (realm apl)")
+    print()
+    print(f"Sign in (at {api}/docs, Authorize) as {', '.join(SIGN_IN_USERS)}; password apl-dev")
+    print(f"  TOKEN=$(.venv/bin/apl auth token {SIGN_IN_USERS[2]})")
+    print(f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/rounds/{_any_round(runs)}')
     print()
     print(f"APL_API_URL={api}")
+    print(f"APL_AUTH_ISSUER={issuer}")
     print(f"APL_KAFKA_BOOTSTRAP={bootstrap}")
     print(f"APL_DATABASE_URL={database_url}")
     print(f"APL_TOPIC_PREFIX={prefix}")
     return 0
+
+
+def _any_round(runs: dict[str, RoundRun]) -> str:
+    """The SE-AB round's id (the region `coordinator-se-ab` may read), else any."""
+    run = runs.get("SE-AB") or next(iter(runs.values()), None)
+    return run.round_id if run else "<round id>"
 
 
 def _report(

@@ -1,9 +1,13 @@
 """The user stories of docs/product.md, end to end: the three services as separate OS processes
 on the real Kafka and PostgreSQL, an SMTP server in the test process for the supervisors' mail.
 
-The story: two companies post placements, three students register and rank them, a coordinator
-runs a round, each supervisor gets exactly one notice per proposal, a student declines, the next
-round re-proposes, student and company accept, and the supervisor gets the confirmation.
+The story: two companies post placements, a coordinator imports three students with their
+rankings and runs a round, each supervisor gets exactly one notice per proposal, a student
+declines, the next round re-proposes, student and company accept, and the supervisor gets the
+confirmation. Every call is signed in as the dev realm's user who would make it (a real token of
+the local Keycloak): the company staff `company` (c-000001) and `company2` (c-000002), the
+students `student` (s-000001) and `student2` (s-000002), and `coordinator-se-ab`, who also acts
+for the third student (s-000003, no account).
 
 The same story runs again with each service killed (SIGKILL) once at a random moment and
 restarted; the final state and the set of notices must be identical to the undisturbed run.
@@ -34,6 +38,7 @@ from aiosmtpd.controller import Controller
 
 from shared.contracts.topics import Topics
 from tests.support.databases import create_database
+from tests.support.identity import DevTokens
 from tests.support.infra import Infra
 from tests.support.kafka import group_lag
 from tests.support.processes import ServiceProcess, free_port
@@ -41,8 +46,15 @@ from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
-REGION = "SE-E2E"
-TOKEN = "e2e-internal-token"
+REGION = "SE-AB"
+COORDINATOR = "coordinator-se-ab"  # a coordinator of REGION in the dev realm
+C1, C2 = "c-000001", "c-000002"  # the companies of the dev users `company` and `company2`
+S1, S2, S3 = "s-000001", "s-000002", "s-000003"  # `student`, `student2`, no account
+STUDENT_USERS = {S1: "student", S2: "student2", S3: COORDINATOR}
+"""Who reads each student's match: the student, or the coordinator for the one without an
+account."""
+NOTIFICATIONS_SECRET = "dev-notifications-secret"  # deploy/keycloak/dev: apl-notifications
+ACTION_LINK_SECRET = "e2e-action-link-secret"
 SERVICES = ("placements", "matching", "notifications")
 SUP1, SUP2 = "handledare.p1@example.se", "handledare.p2@example.se"
 
@@ -75,13 +87,15 @@ class Stack:
         common = {
             "APL_KAFKA_BOOTSTRAP": self.infra.kafka_bootstrap,
             "APL_TOPIC_PREFIX": self.topics.prefix,
+            "APL_AUTH_ISSUER": self.infra.auth_issuer,
         }
         extra = {
-            "placements": {"APL_PLACEMENTS_INTERNAL_TOKEN": TOKEN},
+            "placements": {"APL_ACTION_LINK_SECRET": ACTION_LINK_SECRET},
             "matching": {},
             "notifications": {
                 "APL_NOTIFICATIONS_PLACEMENTS_URL": f"http://127.0.0.1:{placements_port}",
-                "APL_NOTIFICATIONS_PLACEMENTS_TOKEN": TOKEN,
+                "APL_NOTIFICATIONS_CLIENT_SECRET": NOTIFICATIONS_SECRET,
+                "APL_ACTION_LINK_SECRET": ACTION_LINK_SECRET,
                 "APL_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
                 "APL_NOTIFICATIONS_SMTP_PORT": str(self.smtp_port),
             },
@@ -122,16 +136,20 @@ def smtp() -> Iterator[tuple[_Sink, int]]:
 
 
 class Api:
-    """HTTP calls that ride out a restarting placements service (POSTs carry Idempotency-Key)."""
+    """HTTP calls, each signed in as a dev user, that ride out a restarting placements service
+    (POSTs carry Idempotency-Key)."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
+        self.tokens = DevTokens(stack.infra.auth_issuer)
 
-    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, user: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + 120
         while True:
             try:
-                async with httpx.AsyncClient(base_url=self.stack.api, timeout=10) as client:
+                async with httpx.AsyncClient(
+                    base_url=self.stack.api, timeout=10, auth=self.tokens.auth(user)
+                ) as client:
                     response = await client.request(method, path, **kwargs)
                 if response.status_code < 500:
                     return response
@@ -141,15 +159,15 @@ class Api:
                 raise TimeoutError(f"{method} {path} kept failing")
             await asyncio.sleep(0.3)
 
-    async def post(self, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
-        response = await self.call("POST", path, json=body, headers={"Idempotency-Key": key})
-        assert response.status_code < 300, (path, response.status_code, response.text)
+    async def post(self, user: str, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        response = await self.call(user, "POST", path, json=body, headers={"Idempotency-Key": key})
+        assert response.status_code < 300, (user, path, response.status_code, response.text)
         result: dict[str, Any] = response.json()
         return result
 
-    async def get(self, path: str) -> dict[str, Any]:
-        response = await self.call("GET", path)
-        assert response.status_code == 200, (path, response.status_code, response.text)
+    async def get(self, user: str, path: str) -> dict[str, Any]:
+        response = await self.call(user, "GET", path)
+        assert response.status_code == 200, (user, path, response.status_code, response.text)
         result: dict[str, Any] = response.json()
         return result
 
@@ -181,18 +199,18 @@ def _student(sid: str, prefs: list[str], priority: int = 0) -> dict[str, Any]:
 
 
 async def _round(api: Api, key: str) -> dict[str, Any]:
-    accepted = await api.post("/v1/rounds", {"region": REGION}, key)
+    accepted = await api.post(COORDINATOR, "/v1/rounds", {"region": REGION}, key)
     round_id = accepted["round_id"]
 
     async def completed() -> dict[str, Any]:
-        body = await api.get(f"/v1/rounds/{round_id}")
+        body = await api.get(COORDINATOR, f"/v1/rounds/{round_id}")
         return body if body["status"] == "completed" else {}
 
     return await eventually(completed, wait=120, interval=0.3, what=f"round {key}")
 
 
 async def _match_of(api: Api, student: str) -> dict[str, Any] | None:
-    response = await api.call("GET", f"/v1/students/{student}/match")
+    response = await api.call(STUDENT_USERS[student], "GET", f"/v1/students/{student}/match")
     if response.status_code == 404:
         return None
     assert response.status_code == 200, response.text
@@ -202,41 +220,49 @@ async def _match_of(api: Api, student: str) -> dict[str, Any] | None:
 
 async def _story(stack: Stack) -> dict[str, Any]:
     api = Api(stack)
-    await api.post("/v1/placements", _placement("p1", "c1", SUP1, "sv"), "p1")
-    await api.post("/v1/placements", _placement("p2", "c2", SUP2, "fi"), "p2")
-    await api.post("/v1/students", _student("s1", ["p1", "p2"], priority=1), "s1")
-    await api.post("/v1/students", _student("s2", ["p1", "p2"]), "s2")
-    await api.post("/v1/students", _student("s3", ["p2"]), "s3")
+    await api.post("company", "/v1/placements", _placement("p1", C1, SUP1, "sv"), "p1")
+    await api.post("company2", "/v1/placements", _placement("p2", C2, SUP2, "fi"), "p2")
+    students = [
+        _student(S1, ["p1", "p2"], priority=1),
+        _student(S2, ["p1", "p2"]),
+        _student(S3, ["p2"]),
+    ]
+    imported = await api.post(COORDINATOR, "/v1/students/batch", {"items": students}, "import")
+    assert imported["ids"] == [S1, S2, S3]
 
     # Round 1: s1 (priority) takes p1, s3 takes p2, s2 is left out.
     first = await _round(api, "round-1")
     assert first["figures"]["placed"] == 2
-    s1 = await eventually(lambda: _match_of(api, "s1"), wait=120, interval=0.3, what="s1 proposed")
+    s1 = await eventually(lambda: _match_of(api, S1), wait=120, interval=0.3, what="s1 proposed")
     assert (s1["placement_id"], s1["state"]) == ("p1", "proposed")
 
     # s1 declines p1; round 2 gives s1 its second choice p2, p1 goes to s2, s3 loses p2.
     await api.post(
-        f"/v1/matches/{s1['match_id']}/decline", {"by": "student", "reason": "too far"}, "decl"
+        "student",
+        f"/v1/matches/{s1['match_id']}/decline",
+        {"by": "student", "reason": "too far"},
+        "decl",
     )
     second = await _round(api, "round-2")
     assert second["figures"]["placed"] == 2
 
     async def s2_proposed() -> dict[str, Any] | None:
-        match = await _match_of(api, "s2")
+        match = await _match_of(api, S2)
         return match if match and match["state"] == "proposed" else None
 
     s2 = await eventually(s2_proposed, wait=120, interval=0.3, what="s2 proposed")
     assert s2["placement_id"] == "p1"
-    await api.post(f"/v1/matches/{s2['match_id']}/accept", {"by": "student"}, "acc-s")
-    await api.post(f"/v1/matches/{s2['match_id']}/accept", {"by": "company"}, "acc-c")
+    accept = f"/v1/matches/{s2['match_id']}/accept"
+    await api.post("student2", accept, {"by": "student"}, "acc-s")
+    await api.post("company", accept, {"by": "company"}, "acc-c")
 
     async def confirmed() -> dict[str, Any] | None:
-        match = await _match_of(api, "s2")
+        match = await _match_of(api, S2)
         return match if match and match["state"] == "confirmed" else None
 
     await eventually(confirmed, wait=120, interval=0.3, what="s2 confirmed")
     final = {}
-    for sid in ("s1", "s2", "s3"):
+    for sid in (S1, S2, S3):
         match = await _match_of(api, sid)
         final[sid] = None if match is None else (match["placement_id"], match["state"])
     return final
@@ -338,9 +364,9 @@ async def test_story_undisturbed_and_with_each_service_killed_once(
     sink, port = smtp
     final, notices = await _run(infra, make_topics, sink, port, tmp_path / "calm")
 
-    assert final["s1"] == ("p2", "proposed")
-    assert final["s2"] == ("p1", "confirmed")
-    assert final["s3"] in (None, ("p2", "cancelled"))
+    assert final[S1] == ("p2", "proposed")
+    assert final[S2] == ("p1", "confirmed")
+    assert final[S3] in (None, ("p2", "cancelled"))
     per_recipient: Counter[str] = Counter()
     for (to, _, _), n in notices.items():
         per_recipient[to] += n
@@ -348,7 +374,7 @@ async def test_story_undisturbed_and_with_each_service_killed_once(
     # p2's supervisor: s3 proposed, s1 proposed, s3 cancelled by round 2.
     assert per_recipient == {SUP1: 4, SUP2: 3}, sorted(notices)
     assert notices.total() == EXPECTED_NOTICES
-    confirmation = [text for to, _, text in notices if to == SUP1 and "s2@students" in text]
+    confirmation = [text for to, _, text in notices if to == SUP1 and f"{S2}@students" in text]
     assert confirmation, "the confirmation carries the student's contact"
     mails_in_calm_run = len(sink.messages)
     assert mails_in_calm_run == notices.total(), "no notice was sent twice in the undisturbed run"

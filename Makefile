@@ -4,14 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ASSETS := node_modules/.installed
 PYTEST_ARGS ?=
 # Test processes: the process-heavy tests run side by side, a test file per worker.
 TEST_WORKERS ?= 2
 
 .PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock docs bench clean
 
-## setup: create .venv and install the project (editable) with its dev extras; quiet when up to date
-setup: $(STAMP)
+## setup: create .venv and install the project (editable) with its dev extras, and the front-end
+## packages the services serve (package-lock.json, npm ci); quiet when up to date
+setup: $(STAMP) $(ASSETS)
+
+$(ASSETS): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the front-end packages (Debian: apt-get install npm)"; exit 1; }
+	@echo "installing front-end packages (npm ci) ..."
+	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -46,6 +46,7 @@ KAFKA_PREFERRED = (19092, 19093)
 PG_PREFERRED = 15432
 # The dev realm's secret of the `apl-notifications` client (deploy/keycloak/dev/clients.json).
 DEV_NOTIFICATIONS_SECRET = "dev-notifications-secret"  # dev realm only
+DEV_WEB_SECRET = "dev-web-secret"  # dev realm only: the web application's client
 WAIT_SECONDS = float(os.environ.get("APL_INFRA_WAIT_SECONDS", "120"))
 
 
@@ -603,7 +604,8 @@ def env_lines(
     local_issuer: bool = False,
 ) -> list[str]:
     """The `.local/apl.env` lines. `local_issuer`: `issuer` is the Keycloak started here, so the
-    dev realm's client secret of the notifications service goes along (never for a given one)."""
+    dev realm's client secrets (notifications, the web application) go along (never for a given
+    issuer)."""
     lines = [f"APL_KAFKA_BOOTSTRAP={kafka}", f"APL_DATABASE_URL={database}"]
     if local_pg:
         lines += [
@@ -613,6 +615,7 @@ def env_lines(
         lines.append(f"APL_AUTH_ISSUER={issuer}")
         if local_issuer:
             lines.append(f"APL_NOTIFICATIONS_CLIENT_SECRET={DEV_NOTIFICATIONS_SECRET}")
+            lines.append(f"APL_WEB_CLIENT_SECRET={DEV_WEB_SECRET}")
     return lines
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from shared import assets
 from shared.settings import ServiceSettings
 
 Check = Callable[[], Awaitable[bool]]
@@ -105,11 +106,17 @@ def service_app(
     checks: dict[str, Check],
     asyncapi: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the shared health and AsyncAPI routes; services add their own."""
-    app = FastAPI(title=title, description=description, version=version)
+    """A FastAPI app with the shared health, documentation (served offline: `shared/assets.py`)
+    and AsyncAPI routes; services add their own."""
+    app = FastAPI(
+        title=title, description=description, version=version, docs_url=None, redoc_url=None
+    )
     app.include_router(health_router(checks))
+    app.include_router(assets.assets_router())
+    app.include_router(assets.docs_router(app, asyncapi=asyncapi is not None))
     if asyncapi is not None:
         app.include_router(asyncapi_router(asyncapi))
+    assets.check_assets()
     return app
 
 

@@ -32,7 +32,7 @@ from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
 
 from .adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from .entrypoints import actions, audit, auth, http, problems, subscribers
+from .entrypoints import actions, audit, auth, http, problems, subscribers, web
 from .ports import PlacementsUnitOfWork
 from .settings import PlacementsSettings
 
@@ -178,6 +178,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(actions.router)
     app.include_router(http.internal_router())
+    web.install(app, container.settings)
     _document_security(app, container.settings)
     return app
 

@@ -31,6 +31,27 @@ class PlacementsSettings(ServiceSettings):
     """The issuer's authorization endpoint for `/docs`; empty: Keycloak's, under the issuer."""
     auth_token_url: str = ""
     """The issuer's token endpoint for `/docs`; empty: Keycloak's, under the issuer."""
+    auth_logout_url: str = ""
+    """The issuer's end-session endpoint (the web application's sign-out); empty: Keycloak's."""
+
+    # The web application (entrypoints/web): OIDC authorization code + PKCE, a session cookie.
+    web_client_id: str = Field(
+        default="apl-web", validation_alias=AliasChoices("APL_WEB_CLIENT_ID")
+    )
+    web_client_secret: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("APL_WEB_CLIENT_SECRET")
+    )
+    """The web client's secret (a confidential client; empty: a public client, PKCE alone)."""
+    session_secret: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET),
+        validation_alias=AliasChoices("APL_SESSION_SECRET"),
+    )
+    """The key that signs the session cookie (`APL_SESSION_SECRET`)."""
+    session_hours: float = 8.0
+    """How long a browser session lasts without sign-in (the issuer may end it sooner)."""
+    public_url: str = Field(default="", validation_alias=AliasChoices("APL_PUBLIC_URL"))
+    """The application's address as browsers see it (`https://apl.example.se`), for the sign-in
+    redirect; empty: the address each request came to."""
 
     @property
     def authorization_url(self) -> str:
@@ -42,9 +63,19 @@ class PlacementsSettings(ServiceSettings):
         issuer = self.auth_issuer.rstrip("/")
         return self.auth_token_url or f"{issuer}/protocol/openid-connect/token"
 
+    @property
+    def logout_url(self) -> str:
+        issuer = self.auth_issuer.rstrip("/")
+        return self.auth_logout_url or f"{issuer}/protocol/openid-connect/logout"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Session cookies only over HTTPS: wherever the public address is https."""
+        return self.public_url.startswith("https://")
+
     @model_validator(mode="after")
     def _action_link_secret(self) -> Self:
-        refuse_placeholder(self, "action_link_secret")
+        refuse_placeholder(self, "action_link_secret", "session_secret")
         return self
 
     @model_validator(mode="after")

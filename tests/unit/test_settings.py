@@ -29,12 +29,21 @@ def test_placeholder_secret_refused_in_production() -> None:
     issuer = "https://id.example.se/realms/apl"
     with pytest.raises(ValidationError, match="action_link_secret"):
         PlacementsSettings(environment="production", auth_issuer=issuer)
+    with pytest.raises(ValidationError, match="session_secret"):
+        PlacementsSettings(
+            environment="production", action_link_secret="a-real-secret", auth_issuer=issuer
+        )
     with pytest.raises(ValidationError, match="auth_issuer"):
-        PlacementsSettings(environment="production", action_link_secret="a-real-secret")
+        PlacementsSettings(
+            environment="production", action_link_secret="a-real-secret", session_secret="s-s"
+        )
     with pytest.raises(ValidationError, match="oauth_client_secret"):
         NotificationsSettings(environment="production", webhook_secret="s3cret-long-enough")
     PlacementsSettings(
-        environment="production", action_link_secret="a-real-secret", auth_issuer=issuer
+        environment="production",
+        action_link_secret="a-real-secret",
+        session_secret="another-real-secret",
+        auth_issuer=issuer,
     )
 
 

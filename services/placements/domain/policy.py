@@ -306,12 +306,15 @@ def _rule(
 
 _STAFF = "company coordinator"
 _PEOPLE = "student coordinator"
+_USERS = "student company coordinator operator"
 
 RULES: Final[dict[str, Rule]] = {
     r.name: r
     for r in (
         _rule("public", "health and documents", " ".join(KINDS), _anyone),
         _rule("supervisor-link", "a supervisor's signed action link", " ".join(KINDS), _anyone),
+        _rule("signed-in", "a signed-in person's start page", _USERS, _anyone),
+        _rule("operations", "the operations overview (no personal data)", "operator", _anyone),
         _rule("placement-create", "posting a placement", _STAFF, _placement_create, body=True),
         _rule(
             "placement-import", "importing placements", "coordinator", _regions_import, body=True

@@ -116,9 +116,18 @@ async def access(request: Request, token: Annotated[str | None, Security(bearer)
     if not token:
         raise Unauthenticated("a bearer token is required", missing=True)
     container: Container = request.app.state.container
-    principal = await container.verifier.verify(token)
+    return await authorise(request, rule, await container.verifier.verify(token))
+
+
+async def authorise(request: Request, rule: policy.Rule, principal: Principal | None) -> Access:
+    """Steps 3 to 5 for a verified caller (the API's bearer token, or a web page's session):
+    gate, link the account, load the facts of the target and decide."""
+    if rule.anonymous:
+        return Access(rule, principal, decision=policy.ALLOW)
+    container: Container = request.app.state.container
     policy.gate(rule, principal)
-    principal = await _linked(principal, container)
+    if principal is not None:
+        principal = await _linked(principal, container)
     target = policy.Target()
     if rule.resource is not None:
         key = _key(rule.resource, request.path_params)

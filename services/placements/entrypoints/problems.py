@@ -79,13 +79,18 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return errors
 
 
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a domain error."""
+    return next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 400)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem details."""
 
     # Starlette calls each handler only with the exception class it was registered for.
     async def on_domain(_: Request, error: Exception) -> Response:
         exc = cast(DomainError, error)
-        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+        status = status_of(exc)
         errors = exc.errors if isinstance(exc, Invalid) else []
         return problem(status, exc.title, exc.detail, errors)
 

@@ -1,0 +1,117 @@
+"""Errors on pages: the API's exception handlers answer problem JSON; on a page route (tagged
+`web`), or a browser's request for an unknown address, the same errors render a page in the
+request's language instead. A page that needs a signed-in user sends the browser to sign in
+(htmx requests get `HX-Redirect`); a form without its CSRF token gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.auth import Forbidden, IssuerUnavailable, Unauthenticated
+
+from ...domain.errors import DomainError, Invalid
+from ..problems import status_of, validation_errors
+from .render import page
+from .session import CsrfRefused, SignInRequired, principal_of_state
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+TITLES: Final[dict[int, str]] = {
+    400: "The request could not be used",
+    403: "You may not do this",
+    404: "Not found",
+    409: "This has changed in the meantime",
+    410: "No longer available",
+    413: "Too much at once",
+    422: "Please check what you entered",
+    503: "Try again in a moment",
+}
+TEXTS: Final[dict[int, str]] = {
+    400: "Something in the request was not as expected. Go back and try again.",
+    403: "Your account does not give you the right to this page or action.",
+    404: "There is nothing at this address, or it is not yours to see.",
+    409: "Someone changed this before you. Reload the page to see how it stands now.",
+    410: "This has expired or was used already.",
+    413: "The form sent more than the service takes in one go.",
+    422: "Some fields need your attention.",
+    503: "A service we depend on does not answer right now. Nothing was lost.",
+}
+
+
+def is_page(request: Request) -> bool:
+    route = request.scope.get("route")
+    if route is not None:
+        return "web" in (getattr(route, "tags", None) or [])
+    wants_html = "text/html" in request.headers.get("accept", "")
+    return wants_html and not request.url.path.startswith(("/v1/", "/internal/", "/assets/"))
+
+
+def error_page(
+    request: Request, status: int, detail: str, fields: list[Any] | None = None
+) -> Response:
+    return page(
+        request,
+        "web/error.html.j2",
+        who=principal_of_state(request),
+        status=status,
+        title=TITLES.get(status, "Something went wrong"),
+        text=TEXTS.get(status, ""),
+        detail=detail,
+        fields=fields or [],
+    )
+
+
+def _status_of(request: Request, error: Exception) -> tuple[int, str, list[Any]]:
+    if isinstance(error, Forbidden):
+        return 403, error.reason, []
+    if isinstance(error, Unauthenticated):
+        return 403, error.reason, []
+    if isinstance(error, IssuerUnavailable):
+        return 503, error.reason, []
+    if isinstance(error, Invalid):
+        return 422, error.detail, list(error.errors)
+    if isinstance(error, DomainError):
+        return status_of(error), error.detail, []
+    if isinstance(error, RequestValidationError):
+        return 422, "", validation_errors(error)
+    if isinstance(error, StarletteHTTPException):
+        return error.status_code, str(error.detail), []
+    return 500, "", []
+
+
+def install(app: FastAPI) -> None:
+    """Wrap the API's handlers (`problems.install` first) so that page routes render pages."""
+    for cls, handler in list(app.exception_handlers.items()):
+        if isinstance(cls, type):
+            app.add_exception_handler(cls, _wrap(handler))
+
+    async def on_sign_in(request: Request, error: Exception) -> Response:
+        target = "/login?" + urlencode({"next": request.url.path})
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    async def on_csrf(request: Request, _: Exception) -> Response:
+        return error_page(request, 403, "The form has expired. Reload the page and try again.")
+
+    app.add_exception_handler(SignInRequired, on_sign_in)
+    app.add_exception_handler(CsrfRefused, on_csrf)
+
+
+def _wrap(handler: Any) -> Handler:
+    async def wrapped(request: Request, error: Exception) -> Response:
+        if is_page(request):
+            status, detail, fields = _status_of(request, error)
+            return error_page(request, status, detail, fields)
+        response: Response = await handler(request, error)
+        return response
+
+    return wrapped

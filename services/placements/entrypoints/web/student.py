@@ -1,0 +1,7 @@
+"""The student's pages (to be written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["web"], include_in_schema=False)

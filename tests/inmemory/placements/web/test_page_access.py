@@ -10,7 +10,7 @@ CSRF token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,35 +31,17 @@ from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 from tests.support.tokens import TestIssuer
 from tests.support.web import CSRF, session_cookie
 
-__all__ = ["OWN_MATCH", "OWN_ROUND"]
+from .rows import OPEN, OPERATOR, PageRow, Visit, company, coordinator, student
 
-
-@dataclass(frozen=True)
-class Visit:
-    method: str
-    path: str
-    form: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PageRow:
-    route: tuple[str, str]
-    visit: Visit
-    expect: str
-
-    @property
-    def expected(self) -> dict[str, str]:
-        return dict(zip(CALLERS, self.expect.split(), strict=True))
+__all__ = ["OWN_MATCH", "OWN_ROUND"]  # the world's ids, for the rows' modules
 
 
 #                     anon st-own st-oth co-own co-oth crd-in crd-out oper svc
-OPEN = "ok ok ok ok ok ok ok ok ok"
 REDIRECT = "303 303 303 303 303 303 303 303 303"
 SIGN_OUT = "403 303 303 303 303 303 303 303 303"  # no session, no CSRF token: refused
 START = "ok 303 303 303 303 303 303 303 403"
-OPERATOR = "303 403 403 403 403 403 403 ok 403"
 
-PAGES: tuple[PageRow, ...] = (
+SHELL: tuple[PageRow, ...] = (
     PageRow(("GET", "/"), Visit("GET", "/"), START),
     PageRow(("GET", "/login"), Visit("GET", "/login"), REDIRECT),
     PageRow(("GET", "/auth/callback"), Visit("GET", "/auth/callback"), OPEN),
@@ -67,6 +49,7 @@ PAGES: tuple[PageRow, ...] = (
     PageRow(("GET", "/assets/app/{name}"), Visit("GET", "/assets/app/app.css"), OPEN),
     PageRow(("GET", "/operations"), Visit("GET", "/operations"), OPERATOR),
 )
+PAGES: tuple[PageRow, ...] = SHELL + student.ROWS + company.ROWS + coordinator.ROWS
 
 
 @dataclass

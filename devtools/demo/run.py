@@ -32,9 +32,16 @@ from shared.kafka import delete_topics, ensure_topics
 SERVICES = localinfra.SERVICES
 PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
 DEMO_DB = "apl_demo"
+SESSION_SECRET = "demo-session-secret"  # the demo's own session cookies, local only
 WEBHOOK_SECRET = "demo-webhook-secret"  # local demo only
 ACTION_LINK_SECRET = "demo-action-link-secret"  # local demo only; placements and notifications
-SIGN_IN_USERS = ("student", "company", "coordinator-se-ab", "operator")
+SIGN_IN_USERS = {
+    "student": "a student (s-000001): their placement and their choices",
+    "company": "company staff (c-000001): their placements and the students proposed",
+    "coordinator-se-ab": "the coordinator of SE-AB: the region, its rounds, the audit trail",
+    "coordinator": "a coordinator of SE-AB and SE-O",
+    "operator": "an operator: the services, no personal data",
+}
 CONCURRENCY = 4  # batches in flight
 BATCH = 250  # items a request (the API takes up to 500)
 
@@ -523,7 +530,12 @@ async def _demo(n_students: int, seed: int) -> int:
     smtp_host = os.environ.get("APL_NOTIFICATIONS_SMTP_HOST")
     inbox_url = None
     extra: dict[str, dict[str, str]] = {
-        "placements": {},
+        "placements": {
+            "APL_WEB_CLIENT_SECRET": env_lines.get(
+                "APL_WEB_CLIENT_SECRET", localinfra.DEV_WEB_SECRET
+            ),
+            "APL_SESSION_SECRET": SESSION_SECRET,
+        },
         "matching": {},
         "notifications": {
             "APL_NOTIFICATIONS_PLACEMENTS_URL": f"http://127.0.0.1:{ports['placements']}",
@@ -631,17 +643,7 @@ async def _demo(n_students: int, seed: int) -> int:
         + "\n"
     )
     print(f"\nreport: reports/demo-{stamp}.md (and .json)")
-    print("\nStill running (stop with `make demo-down`):")
-    print(f"  API docs       {api}/docs")
-    print(f"  AsyncAPI       http://127.0.0.1:{ports['matching']}/docs/asyncapi")
-    if inbox_url:
-        print(f"  Inbox          {inbox_url}")
-    print(f"  Logs           {paths.logs}")
-    print(f"  Sign-in        {issuer} (realm apl)")
-    print()
-    print(f"Sign in (at {api}/docs, Authorize) as {', '.join(SIGN_IN_USERS)}; password apl-dev")
-    print(f"  TOKEN=$(.venv/bin/apl auth token {SIGN_IN_USERS[2]})")
-    print(f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/rounds/{_any_round(runs)}')
+    _print_running(api, ports, inbox_url, paths, issuer, runs)
     print()
     print(f"APL_API_URL={api}")
     print(f"APL_AUTH_ISSUER={issuer}")
@@ -649,6 +651,32 @@ async def _demo(n_students: int, seed: int) -> int:
     print(f"APL_DATABASE_URL={database_url}")
     print(f"APL_TOPIC_PREFIX={prefix}")
     return 0
+
+
+def _print_running(
+    api: str,
+    ports: dict[str, int],
+    inbox_url: str | None,
+    paths: DemoPaths,
+    issuer: str,
+    runs: dict[str, RoundRun],
+) -> None:
+    """What is still running, where, and who to sign in as."""
+    print("\nStill running (stop with `make demo-down`):")
+    print(f"  Web app        {api}/")
+    print(f"  API docs       {api}/docs")
+    print(f"  AsyncAPI       http://127.0.0.1:{ports['matching']}/docs/asyncapi")
+    if inbox_url:
+        print(f"  Inbox          {inbox_url}")
+    print(f"  Logs           {paths.logs}")
+    print(f"  Sign-in        {issuer} (realm apl)")
+    print()
+    print(f"Sign in at {api}/ (password apl-dev for every user):")
+    for user, what in SIGN_IN_USERS.items():
+        print(f"  {user:<20} {what}")
+    print(f"The API: {api}/docs (Authorize signs in the same way), or a token for curl:")
+    print("  TOKEN=$(.venv/bin/apl auth token coordinator-se-ab)")
+    print(f'  curl -H "Authorization: Bearer $TOKEN" {api}/v1/rounds/{_any_round(runs)}')
 
 
 def _any_round(runs: dict[str, RoundRun]) -> str:

@@ -19,30 +19,31 @@ from shared.auth import Forbidden, IssuerUnavailable, Unauthenticated
 
 from ...domain.errors import DomainError, Invalid
 from ..problems import status_of, validation_errors
+from .i18n import N_
 from .render import page
 from .session import CsrfRefused, SignInRequired, principal_of_state
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 TITLES: Final[dict[int, str]] = {
-    400: "The request could not be used",
-    403: "You may not do this",
-    404: "Not found",
-    409: "This has changed in the meantime",
-    410: "No longer available",
-    413: "Too much at once",
-    422: "Please check what you entered",
-    503: "Try again in a moment",
+    400: N_("The request could not be used"),
+    403: N_("You may not do this"),
+    404: N_("Not found"),
+    409: N_("This has changed in the meantime"),
+    410: N_("No longer available"),
+    413: N_("Too much at once"),
+    422: N_("Please check what you entered"),
+    503: N_("Try again in a moment"),
 }
 TEXTS: Final[dict[int, str]] = {
-    400: "Something in the request was not as expected. Go back and try again.",
-    403: "Your account does not give you the right to this page or action.",
-    404: "There is nothing at this address, or it is not yours to see.",
-    409: "Someone changed this before you. Reload the page to see how it stands now.",
-    410: "This has expired or was used already.",
-    413: "The form sent more than the service takes in one go.",
-    422: "Some fields need your attention.",
-    503: "A service we depend on does not answer right now. Nothing was lost.",
+    400: N_("Something in the request was not as expected. Go back and try again."),
+    403: N_("Your account does not give you the right to this page or action."),
+    404: N_("There is nothing at this address, or it is not yours to see."),
+    409: N_("Someone changed this before you. Reload the page to see how it stands now."),
+    410: N_("This has expired or was used already."),
+    413: N_("The form sent more than the service takes in one go."),
+    422: N_("Some fields need your attention."),
+    503: N_("A service we depend on does not answer right now. Nothing was lost."),
 }
 
 
@@ -62,7 +63,7 @@ def error_page(
         "web/error.html.j2",
         who=principal_of_state(request),
         status=status,
-        title=TITLES.get(status, "Something went wrong"),
+        title=TITLES.get(status, N_("Something went wrong")),
         text=TEXTS.get(status, ""),
         detail=detail,
         fields=fields or [],

@@ -20,6 +20,7 @@ from shared.assets import vendor_url
 from shared.auth import Principal
 
 from . import i18n
+from .i18n import N_
 from .session import CSRF_FIELD, CSRF_HEADER, csrf_token
 
 TEMPLATES: Final = Path(__file__).resolve().parents[2] / "templates"
@@ -52,15 +53,15 @@ def nav(who: Principal | None) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     if who.has("student") and who.student_id:
         items += [
-            (f"/students/{who.student_id}", "My placement"),
-            (f"/students/{who.student_id}/choices", "My choices"),
+            (f"/students/{who.student_id}", N_("My placement")),
+            (f"/students/{who.student_id}/choices", N_("My choices")),
         ]
     if who.has("company") and who.company_id:
-        items.append((f"/companies/{who.company_id}", "Our placements"))
+        items.append((f"/companies/{who.company_id}", N_("Our placements")))
     if who.has("coordinator"):
         items += [(f"/regions/{region}", region) for region in sorted(who.regions)]
     if who.has("operator"):
-        items.append(("/operations", "Operations"))
+        items.append(("/operations", N_("Operations")))
     return items
 
 

@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Test processes: the process-heavy tests run side by side, a test file per worker.
 TEST_WORKERS ?= 2
 
-.PHONY: setup infra infra-down infra-status lint format test test-unit demo demo-down lock docs bench clean
+.PHONY: setup infra infra-down infra-status browser lint format test test-unit demo demo-down lock docs messages bench clean
 
 ## setup: create .venv and install the project (editable) with its dev extras, and the front-end
 ## packages the services serve (package-lock.json, npm ci); quiet when up to date
@@ -41,6 +41,11 @@ infra-down: setup
 infra-status: setup
 	@$(BIN)/apl infra status
 
+## browser: the Chromium the browser tests drive (Debian's `chromium`, or APL_CHROMIUM); installed
+## with apt-get where it is missing and this runs as root, else a clear failure
+browser: setup
+	@$(BIN)/apl browser install
+
 ## lint: ruff (lint and format) and mypy
 lint: setup
 	@$(BIN)/ruff check .
@@ -51,8 +56,9 @@ format: setup
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-## test: set-up, lint, infrastructure, then the whole suite (pytest's exit 5, no tests, fails too)
-test: setup lint infra
+## test: set-up, lint, infrastructure, Chromium, then the whole suite (pytest's exit 5, no tests,
+## fails too)
+test: setup lint infra browser
 	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 ## test-unit: the fast tier, no infrastructure at all (the `infra` fixture fails loudly if asked)
@@ -72,6 +78,22 @@ docs: setup
 	@$(BIN)/python -m services.placements.asyncapi > docs/asyncapi-placements.json
 	@$(BIN)/python -m services.matching.asyncapi > docs/asyncapi-matching.json
 	@$(BIN)/apl serve notifications --write-asyncapi docs/asyncapi-notifications.json
+
+## messages: extract the web application's texts (babel.cfg) and merge them into the sv and fi
+## catalogues (services/placements/locale/<lang>/LC_MESSAGES/messages.po); translate the new ones
+LOCALES := services/placements/locale
+messages: setup
+	@mkdir -p $(LOCALES)
+	@$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output \
+		--project "APL Match" -o $(LOCALES)/messages.pot .
+	@for lang in sv fi; do \
+		if [ -f $(LOCALES)/$$lang/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel -q update --no-fuzzy-matching -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$lang; \
+		else \
+			$(BIN)/pybabel -q init -i $(LOCALES)/messages.pot -d $(LOCALES) -l $$lang; \
+		fi; \
+	done
+	@echo "catalogues merged: $(LOCALES)/{sv,fi}/LC_MESSAGES/messages.po"
 
 bench: setup
 	@$(BIN)/python -m bench.engine

@@ -34,6 +34,12 @@ from shared.db import Connection
 from shared.outbox import claim, enqueue
 
 
+def system_actor(service: str) -> Actor:
+    """The actor of a service's own decisions (a round's proposals, a notice's delivery): the
+    events it publishes on no person's request name it."""
+    return Actor(subject=f"service:{service}", role="system", client=f"apl-{service}")
+
+
 def stamped(events: Iterable[Event], actor: Actor | None) -> list[Event]:
     """`events`, each with `actor` unless it names one already."""
     return [e.by(actor) for e in events]

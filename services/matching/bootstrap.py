@@ -33,6 +33,7 @@ from shared.contracts.events import Event
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
+from shared.uow import system_actor
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -83,7 +84,8 @@ def build(
     subscriber tests run on the in-memory fake)."""
     pool = runtime.pool(settings)
     broker = runtime.broker(settings)
-    uow = unit_of_work or (lambda: PostgresMatchingUnitOfWork(pool))
+    system = system_actor(settings.service)
+    uow = unit_of_work or (lambda: PostgresMatchingUnitOfWork(pool, actor=system))
 
     async def on_dead_letter(event: Event) -> None:
         await handlers.record_dead_input(event, uow())

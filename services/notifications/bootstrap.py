@@ -43,6 +43,7 @@ from shared.contracts.events import NotificationEvent
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
+from shared.uow import system_actor
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION = "1.0.0"
@@ -75,7 +76,7 @@ class Container:
     worker: DeliveryWorker
 
     def uow(self) -> PostgresNotificationsUnitOfWork:
-        return PostgresNotificationsUnitOfWork(self.pool)
+        return PostgresNotificationsUnitOfWork(self.pool, actor=system_actor(self.settings.service))
 
 
 def build(
@@ -120,7 +121,7 @@ def build(
     )
 
     def uow() -> PostgresNotificationsUnitOfWork:
-        return PostgresNotificationsUnitOfWork(pool)
+        return PostgresNotificationsUnitOfWork(pool, actor=system_actor(settings.service))
 
     worker = DeliveryWorker(
         uow,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from services.matching.bootstrap import build as build_matching
+from services.matching.settings import MatchingSettings
+from services.notifications.bootstrap import build as build_notifications
+from services.notifications.settings import NotificationsSettings
 from shared.contracts import events as ev
-from shared.uow import InMemoryUnitOfWork, stamped
+from shared.uow import InMemoryUnitOfWork, stamped, system_actor
 from tests.support.factories import every_event
 
 ACTOR = ev.Actor(subject="sub-1", role="company", client="apl-web")
@@ -27,3 +31,14 @@ async def test_without_an_actor_events_are_left_as_they_are() -> None:
     assert uow.published == [event]
     assert uow.published[0].actor is None
     assert stamped([event], None) == [event]
+
+
+def test_the_services_own_events_name_the_system_as_their_actor() -> None:
+    unused = {"kafka_bootstrap": "localhost:9092", "database_url": "postgresql://unused/apl"}
+    matching = build_matching(MatchingSettings(**unused))
+    notifications = build_notifications(NotificationsSettings(**unused))
+    assert matching.uow().actor == system_actor("matching")
+    assert notifications.uow().actor == system_actor("notifications")
+    assert system_actor("matching") == ev.Actor(
+        subject="service:matching", role="system", client="apl-matching"
+    )

@@ -1,6 +1,6 @@
 """What verifying bearer tokens costs the placements API: requests per second of an authorised
 GET and POST, with the real verifier (RS256 signature, iss, aud, exp, nbf, claims: the test
-issuer's keys, fetched once) against the same requests with verification off (a stand-in
+issuer's keys, fetched once; joserfc) against the same requests with verification off (a stand-in
 verifier returning the same principal, passed through the composition root: `build(settings,
 verifier=...)`; no production setting turns verification off). Same process, same run; the two
 variants alternate in blocks, each block on a fresh store, and the median block counts.
@@ -167,14 +167,14 @@ async def block(
 async def measure(
     opened: Opened,
     variants: list[Variant],
-    token: str,
+    token: Callable[[], str],
     args: Any,
     fresh: Callable[[], list[str] | None],
 ) -> None:
     rates: dict[tuple[str, str], list[float]] = {}
     for kind in ("GET", "POST"):
         for _ in range(args.blocks):
-            measured = await block(opened, variants, token, args.requests, kind, fresh())
+            measured = await block(opened, variants, token(), args.requests, kind, fresh())
             for name, rate in measured.items():
                 rates.setdefault((kind, name), []).append(rate)
     tokens = "a new token per request" if args.fresh_tokens else "one token per client"
@@ -209,6 +209,10 @@ async def main() -> None:
     principal = await verifier.verify(token)
     variants = [Variant("verified", verifier), Variant("unverified", FixedPrincipal(principal))]
 
+    def seeding() -> str:
+        """The clients' own token, new for every block (a long run outlives one)."""
+        return issuer.mint("coordinator", regions=[REGION], email="c@region.example.se")
+
     def fresh() -> list[str] | None:
         """Tokens for one block (new ones every block: none was verified before)."""
         if not args.fresh_tokens:
@@ -217,7 +221,7 @@ async def main() -> None:
 
     if args.backend == "memory":
         settings = PlacementsSettings(environment="test")
-        await measure(memory_backend(settings), variants, token, args, fresh)
+        await measure(memory_backend(settings), variants, seeding, args, fresh)
         await verifier.aclose()
         return
     base = ServiceSettings.load()  # the shared (admin) addresses: APL_DATABASE_URL
@@ -232,7 +236,7 @@ async def main() -> None:
     )
     await ensure_topics(base.kafka_bootstrap, topics)
     try:
-        await measure(postgres_backend(settings), variants, token, args, fresh)
+        await measure(postgres_backend(settings), variants, seeding, args, fresh)
     finally:
         await verifier.aclose()
         await delete_topics(base.kafka_bootstrap, topics)

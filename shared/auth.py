@@ -1,6 +1,6 @@
 """Bearer tokens: who is calling. The services are OAuth 2.0 resource servers of one OIDC issuer.
 
-`TokenVerifier.verify(token)` checks a JWT access token against the issuer's keys (PyJWT; the
+`TokenVerifier.verify(token)` checks a JWT access token against the issuer's keys (joserfc; the
 JWKS is fetched with httpx from `<issuer>/.well-known/openid-configuration` -> `jwks_uri`, or from
 `APL_AUTH_JWKS_URL`) and returns the `Principal` its claims describe. It checks the signature with
 an asymmetric algorithm of the allow-list only (never `none` nor HS*), a key whose type fits the
@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 import httpx
-import jwt
 import structlog
+from joserfc import errors as jose_errors
+from joserfc import jwt
+from joserfc.jwk import Key, RSAKey, import_key
 
 from shared.contracts.events import Actor, ActorRole
 from shared.settings import ServiceSettings
@@ -69,6 +71,8 @@ _KEY_TYPES: Final[dict[str, tuple[str, frozenset[str] | None]]] = {
 }
 """Per algorithm, the JWK `kty` (and the curves) a key must have to verify it."""
 
+MIN_RSA_BITS: Final = 2048
+"""Shorter RSA keys are refused (as NIST and the JWA RFC 7518 require for RS*/PS*)."""
 MAX_TOKEN_BYTES: Final = 8192
 """Longer tokens are refused before any parsing (a Keycloak access token is 1 to 3 KB)."""
 
@@ -264,7 +268,15 @@ class TokenVerifier:
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout_seconds)
         self._set = _KeySet()
         self._lock = asyncio.Lock()
-        self._prepared: dict[tuple[str, str], jwt.PyJWK] = {}
+        self._prepared: dict[tuple[str, str], Key] = {}
+        self._claims = jwt.JWTClaimsRegistry(
+            now=lambda: int(wall_clock()),
+            leeway=int(leeway_seconds),
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": audience},
+            sub={"essential": True},
+            exp={"essential": True},
+        )
         self.cache_size = cache_size
         self.cache_seconds = cache_seconds
         self._wall = wall_clock
@@ -328,41 +340,36 @@ class TokenVerifier:
         while len(self._verified) > self.cache_size:
             self._verified.popitem(last=False)
 
-    def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+    def _decode(self, token: str, key: Key, alg: str) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options={
-                    "require": ["sub", "exp", "iss", "aud"],
-                    "enforce_minimum_key_length": True,
-                },
-            )
-        except jwt.ExpiredSignatureError:
+            claims: dict[str, Any] = jwt.decode(token, key, algorithms=[alg]).claims
+            self._claims.validate(claims)
+        except jose_errors.ExpiredTokenError:
             raise Unauthenticated("the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthenticated("the token is not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated(f"the token is not meant for {self.audience}") from None
-        except jwt.InvalidIssuerError:
-            raise Unauthenticated("the token was issued by another issuer") from None
-        except jwt.MissingRequiredClaimError as e:
+        except jose_errors.MissingClaimError as e:
             raise Unauthenticated(f"the token has no {e.claim!r} claim") from None
-        except jwt.InvalidSignatureError:
+        except jose_errors.InvalidClaimError as e:
+            raise Unauthenticated(self._invalid_claim(e.claim)) from None
+        except jose_errors.BadSignatureError:
             raise Unauthenticated("the token's signature is not valid") from None
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as e:
+        except (jose_errors.JoseError, ValueError, TypeError, KeyError) as e:
             raise Unauthenticated(f"the token is not valid: {_short(e)}") from None
         if not claims.get("sub"):
             raise Unauthenticated("the token's subject is empty")
         return claims
 
+    def _invalid_claim(self, claim: str) -> str:
+        if claim in ("nbf", "iat"):
+            return "the token is not valid yet"
+        if claim == "aud":
+            return f"the token is not meant for {self.audience}"
+        if claim == "iss":
+            return "the token was issued by another issuer"
+        return f"the token's {claim!r} claim is not valid"
+
     # ------------------------------------------------------------------------------ keys
 
-    async def _key(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def _key(self, kid: str | None, alg: str) -> Key:
         """The key named `kid` prepared for `alg`, refreshing the set for an unknown kid (at
         most once per `refresh_seconds`)."""
         now = self._clock()
@@ -393,7 +400,7 @@ class TokenVerifier:
         everything = [*self._set.keys.values(), *self._set.unnamed]
         return everything[0] if len(everything) == 1 else None
 
-    def _prepare(self, kid: str, jwk: Mapping[str, Any], alg: str) -> jwt.PyJWK:
+    def _prepare(self, kid: str, jwk: Mapping[str, Any], alg: str) -> Key:
         cached = self._prepared.get((kid, alg))
         if cached is not None:
             return cached
@@ -403,9 +410,11 @@ class TokenVerifier:
         if jwk.get("alg") not in (None, alg):
             raise Unauthenticated(f"the token's key is for {jwk.get('alg')}, not {alg}")
         try:
-            prepared = jwt.PyJWK(dict(jwk), algorithm=alg)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as e:
+            prepared = import_key(dict(jwk))
+        except (jose_errors.JoseError, ValueError, TypeError, KeyError) as e:
             raise Unauthenticated(f"the token's key cannot verify it: {_short(e)}") from None
+        if isinstance(prepared, RSAKey) and prepared.raw_value.key_size < MIN_RSA_BITS:
+            raise Unauthenticated(f"the issuer's RSA key is shorter than {MIN_RSA_BITS} bits")
         if kid:
             self._prepared[(kid, alg)] = prepared
         return prepared

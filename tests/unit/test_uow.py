@@ -34,9 +34,11 @@ async def test_without_an_actor_events_are_left_as_they_are() -> None:
 
 
 def test_the_services_own_events_name_the_system_as_their_actor() -> None:
-    unused = {"kafka_bootstrap": "localhost:9092", "database_url": "postgresql://unused/apl"}
-    matching = build_matching(MatchingSettings(**unused))
-    notifications = build_notifications(NotificationsSettings(**unused))
+    kafka, database = "localhost:9092", "postgresql://unused/apl"
+    matching = build_matching(MatchingSettings(kafka_bootstrap=kafka, database_url=database))
+    notifications = build_notifications(
+        NotificationsSettings(kafka_bootstrap=kafka, database_url=database)
+    )
     assert matching.uow().actor == system_actor("matching")
     assert notifications.uow().actor == system_actor("notifications")
     assert system_actor("matching") == ev.Actor(

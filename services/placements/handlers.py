@@ -54,6 +54,7 @@ from .domain.model import (
     Student,
     Withdrawn,
 )
+from .domain.reports import RegionOverview, RoundReport, UnplacedQuery, UnplacedStudent
 from .ports import PlacementsUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -630,3 +631,58 @@ async def invite_staff(command: InviteStaff, uow: PlacementsUnitOfWork) -> None:
     """An invitation of a company's staff member by e-mail (again: no change)."""
     async with uow:
         await uow.accounts.invite(command.company_id, command.email)
+
+
+# --------------------------------------------------------------------------------- web pages
+
+
+async def company_channel(company_id: str, uow: PlacementsUnitOfWork) -> rules.Channel | None:
+    """A company's default channel (None: never set; notices go by e-mail)."""
+    async with uow:
+        return await uow.companies.channel(company_id)
+
+
+async def placement_match_students(
+    placement_id: str, uow: PlacementsUnitOfWork
+) -> list[links.MatchAtPlacement]:
+    """The matches at a placement (`placement_matches`) with what its company's staff may see
+    of each student (`links.at_placement`: name and contact once the match is confirmed)."""
+    async with uow:
+        found = await placement_matches(placement_id, uow)
+        placement = await uow.placements.get(placement_id)
+        students = {m.student_id: await uow.students.get(m.student_id) for m in found}
+    return [links.at_placement(m, placement, students[m.student_id]) for m in found]
+
+
+# ------------------------------------------------------------------ a coordinator's reports
+
+
+async def region_overview(region: str, uow: PlacementsUnitOfWork) -> RegionOverview:
+    """The region's figures now (students, ranked, with a standing match; open placements and
+    their slots) and its latest round."""
+    async with uow:
+        return await uow.reports.region_overview(region)
+
+
+async def round_report(round_id: uuid.UUID, uow: PlacementsUnitOfWork) -> RoundReport:
+    """A round and the breakdown of its new proposals by rank, programme and distance."""
+    async with uow:
+        found = await uow.rounds.get(round_id)
+        if found is None:
+            raise NotFound(f"round {round_id} does not exist")
+        breakdown = await uow.reports.round_breakdown(round_id)
+    return RoundReport(found, breakdown)
+
+
+async def unplaced_students(
+    query: UnplacedQuery, uow: PlacementsUnitOfWork
+) -> list[UnplacedStudent]:
+    """A page of the region's registered students without a standing match, by id."""
+    async with uow:
+        return await uow.reports.unplaced(query.region, limit=query.limit, offset=query.offset)
+
+
+async def region_matches(region: str, uow: PlacementsUnitOfWork) -> list[MatchRecord]:
+    """Every match of the region, for export: by student, oldest first."""
+    async with uow:
+        return await uow.reports.region_matches(region)

@@ -32,6 +32,7 @@ from .domain.model import (
     Student,
     Withdrawn,
 )
+from .domain.reports import RegionOverview, RoundBreakdown, UnplacedStudent
 from .domain.rules import Channel, Match
 
 
@@ -212,6 +213,27 @@ class AccountRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """What a region's coordinator reads (`domain/reports.py`), counted in the store."""
+
+    async def region_overview(self, region: str) -> RegionOverview:
+        """The region's figures and its latest round, in one query."""
+        ...
+
+    async def round_breakdown(self, round_id: uuid.UUID) -> RoundBreakdown:
+        """The round's new proposals counted by rank, programme and distance band."""
+        ...
+
+    async def unplaced(self, region: str, *, limit: int, offset: int) -> list[UnplacedStudent]:
+        """A page of the region's registered students without a standing match, by id."""
+        ...
+
+    async def region_matches(self, region: str) -> list[MatchRecord]:
+        """Every match of the region (the company from the placement where the match has
+        none), by student id, oldest first."""
+        ...
+
+
 class PlacementsUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the placements schema, with the inbox and the outbox, and the audit
     trail: `publish` stamps the unit of work's `actor` on the events and records each in
@@ -243,6 +265,9 @@ class PlacementsUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def action_links(self) -> ActionLinkRepository: ...
+
+    @property
+    def reports(self) -> ReportRepository: ...
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         """Events of `region` this service has put into its outbox on `topics`, ever

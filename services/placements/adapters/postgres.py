@@ -27,6 +27,14 @@ from ..domain.model import (
     Student,
     Withdrawn,
 )
+from ..domain.reports import (
+    DISTANCE_BOUNDS_KM,
+    EARTH_RADIUS_KM,
+    STANDING,
+    RegionOverview,
+    RoundBreakdown,
+    UnplacedStudent,
+)
 from ..domain.rules import Channel, Match
 from ..ports import JoinsOuterBlock
 from .accounts import PostgresAccounts
@@ -424,6 +432,121 @@ class PostgresIdempotency(_Repository):
         )
 
 
+# --------------------------------------------------------------------------------- reports
+
+_OVERVIEW = """
+SELECT s.students, s.ranked, s.standing, p.placements, p.slots, r.*
+FROM (
+    SELECT count(*) AS students,
+           count(*) FILTER (WHERE jsonb_array_length(st.profile -> 'preferences') > 0) AS ranked,
+           count(*) FILTER (WHERE EXISTS (
+               SELECT 1 FROM matches m
+               WHERE m.student_id = st.student_id AND m.state = ANY($2::text[])
+           )) AS standing
+    FROM students st WHERE st.region = $1 AND st.withdrawn_at IS NULL
+) s
+CROSS JOIN (
+    SELECT count(*) AS placements, coalesce(sum((offer ->> 'capacity')::int), 0) AS slots
+    FROM placements WHERE region = $1 AND withdrawn_at IS NULL
+) p
+LEFT JOIN LATERAL (
+    SELECT * FROM rounds WHERE region = $1
+    ORDER BY coalesce(requested_at, completed_at) DESC NULLS LAST, round_id DESC LIMIT 1
+) r ON true
+"""
+
+# One row per (dimension, key): the round's new proposals by rank, programme and distance band.
+_BREAKDOWN = """
+WITH proposed AS (
+    SELECT m.rank, s.programme,
+           (s.profile #>> '{home,lat}')::float8 AS hlat,
+           (s.profile #>> '{home,lon}')::float8 AS hlon,
+           (p.offer #>> '{site,lat}')::float8 AS slat,
+           (p.offer #>> '{site,lon}')::float8 AS slon
+    FROM matches m
+    LEFT JOIN students s ON s.student_id = m.student_id
+    LEFT JOIN placements p ON p.placement_id = m.placement_id
+    WHERE m.round_id = $1
+), measured AS (
+    SELECT rank, programme,
+           CASE WHEN hlat IS NULL OR hlon IS NULL OR slat IS NULL OR slon IS NULL THEN NULL
+           ELSE 2 * $3::float8 * asin(sqrt(least(1.0, greatest(0.0,
+               power(sin(radians(slat - hlat) / 2), 2)
+               + cos(radians(hlat)) * cos(radians(slat)) * power(sin(radians(slon - hlon) / 2), 2)
+           )))) END AS km
+    FROM proposed
+)
+SELECT 'rank' AS dimension, rank::text AS key, count(*) AS n FROM measured GROUP BY rank
+UNION ALL
+SELECT 'programme', programme, count(*) FROM measured GROUP BY programme
+UNION ALL
+SELECT 'distance', width_bucket(km, $2::float8[])::text, count(*) FROM measured GROUP BY 2
+"""
+
+
+def _int_or_none(key: str | None) -> int | None:
+    return int(key) if key is not None else None
+
+
+class PostgresReports(_Repository):
+    async def region_overview(self, region: str) -> RegionOverview:
+        row = await self.conn.fetchrow(_OVERVIEW, region, list(STANDING))
+        if row is None:  # an aggregate over a cross join always answers one row
+            raise LookupError("the overview query answered no row")
+        return RegionOverview(
+            region=region,
+            students=int(row["students"]),
+            ranked=int(row["ranked"]),
+            standing=int(row["standing"]),
+            placements=int(row["placements"]),
+            slots=int(row["slots"]),
+            last_round=_round(row) if row["round_id"] is not None else None,
+        )
+
+    async def round_breakdown(self, round_id: uuid.UUID) -> RoundBreakdown:
+        rows = await self.conn.fetch(
+            _BREAKDOWN, round_id, list(DISTANCE_BOUNDS_KM), EARTH_RADIUS_KM
+        )
+        by_rank: dict[int | None, int] = {}
+        by_programme: dict[str | None, int] = {}
+        by_distance: dict[int | None, int] = {}
+        for r in rows:
+            n = int(r["n"])
+            if r["dimension"] == "rank":
+                by_rank[_int_or_none(r["key"])] = n
+            elif r["dimension"] == "programme":
+                by_programme[r["key"]] = n
+            else:
+                by_distance[_int_or_none(r["key"])] = n
+        return RoundBreakdown(sum(by_rank.values()), by_rank, by_programme, by_distance)
+
+    async def unplaced(self, region: str, *, limit: int, offset: int) -> list[UnplacedStudent]:
+        rows = await self.conn.fetch(
+            "SELECT s.student_id, s.programme, "
+            "coalesce(jsonb_array_length(s.profile -> 'preferences'), 0) AS choices "
+            "FROM students s WHERE s.region = $1 AND s.withdrawn_at IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.student_id = s.student_id "
+            "AND m.state = ANY($2::text[])) "
+            "ORDER BY s.student_id LIMIT $3 OFFSET $4",
+            region,
+            list(STANDING),
+            limit,
+            offset,
+        )
+        return [UnplacedStudent(r["student_id"], r["programme"], int(r["choices"])) for r in rows]
+
+    async def region_matches(self, region: str) -> list[MatchRecord]:
+        rows = await self.conn.fetch(
+            "SELECT m.match_id, m.round_id, m.region, m.student_id, m.placement_id, "
+            "coalesce(m.company_id, p.company_id) AS company_id, m.rank, m.state, "
+            "m.accepted_by_student, m.accepted_by_company, m.declined_by, m.reason, m.updated_at "
+            "FROM matches m LEFT JOIN placements p ON p.placement_id = m.placement_id "
+            "WHERE m.region = $1 ORDER BY m.student_id, m.created_at, m.match_id",
+            region,
+        )
+        return [_match(r) for r in rows]
+
+
 # -------------------------------------------------------------------------- unit of work
 
 
@@ -440,6 +563,7 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
     accounts: PostgresAccounts
     audit: PostgresAudit
     action_links: PostgresActionLinks
+    reports: PostgresReports
 
     def bind(self, conn: Connection) -> None:
         self.placements = PostgresPlacements(conn)
@@ -451,6 +575,7 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
         self.accounts = PostgresAccounts(conn)
         self.audit = PostgresAudit(conn)
         self.action_links = PostgresActionLinks(conn)
+        self.reports = PostgresReports(conn)
 
     async def publish(self, events: Iterable[ev.Event]) -> None:
         """The outbox and the audit trail, in this transaction; each event with the actor."""

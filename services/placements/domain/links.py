@@ -333,3 +333,48 @@ TEXTS: dict[Language, dict[str, str]] = {
         "label_state": "State",
     },
 }
+
+
+@dataclass(frozen=True)
+class MatchAtPlacement:
+    """A match as the staff of the placement's company see it: what a supervisor's link shows
+    (`summary_of`: pseudonymous, the student's name once the match is confirmed), the student's
+    skills, and their e-mail and phone on the same condition as the name."""
+
+    match: MatchRecord
+    summary: MatchSummary
+    skills: tuple[str, ...]
+    email: str | None
+    phone: str | None
+
+    @property
+    def company_may_accept(self) -> bool:
+        """Whether the company side may still accept (the state machine's rules)."""
+        try:
+            accept(self.match.machine(), "company")
+        except Conflict:
+            return False
+        return True
+
+    @property
+    def company_may_decline(self) -> bool:
+        try:
+            decline(self.match.machine(), "company", None)
+        except Conflict:
+            return False
+        return True
+
+
+def at_placement(
+    match: MatchRecord, placement: Placement | None, student: Student | Withdrawn | None
+) -> MatchAtPlacement:
+    summary = summary_of(match, placement, student)
+    profile = student.profile if isinstance(student, Student) else None
+    contact = student.contact if isinstance(student, Student) and summary.student_name else None
+    return MatchAtPlacement(
+        match=match,
+        summary=summary,
+        skills=profile.skills if profile else (),
+        email=contact.email if contact else None,
+        phone=contact.phone if contact else None,
+    )

@@ -26,6 +26,14 @@ from services.placements.domain.model import (
     Student,
     Withdrawn,
 )
+from services.placements.domain.reports import (
+    STANDING,
+    RegionOverview,
+    RoundBreakdown,
+    UnplacedStudent,
+    distance_band,
+    distance_km,
+)
 from services.placements.domain.rules import Channel, Match
 from services.placements.ports import JoinsOuterBlock
 from shared.contracts import events as ev
@@ -340,6 +348,93 @@ class FakeAccounts(_Repository):
             del accounts[subject]
 
 
+class FakeReports(_Repository):
+    def _live(self, region: str) -> list[Student]:
+        return [
+            s
+            for s in self.uow.student_rows.values()
+            if isinstance(s, Student) and s.profile.region == region
+        ]
+
+    def _standing(self) -> set[str]:
+        return {m.student_id for m in self.uow.match_rows.values() if m.state in STANDING}
+
+    async def region_overview(self, region: str) -> RegionOverview:
+        students = self._live(region)
+        standing = self._standing()
+        open_here = [
+            p
+            for p in self.uow.placement_rows.values()
+            if p.offer.region == region and not p.withdrawn
+        ]
+        rounds = [r for r in self.uow.round_rows.values() if r.region == region]
+        dated = [r for r in rounds if (r.requested_at or r.completed_at) is not None]
+        undated = [r for r in rounds if (r.requested_at or r.completed_at) is None]
+        dated.sort(key=lambda r: (r.requested_at or r.completed_at, r.round_id), reverse=True)
+        undated.sort(key=lambda r: r.round_id, reverse=True)
+        latest = [*dated, *undated]
+        return RegionOverview(
+            region=region,
+            students=len(students),
+            ranked=sum(1 for s in students if s.profile.preferences),
+            standing=sum(1 for s in students if s.student_id in standing),
+            placements=len(open_here),
+            slots=sum(p.offer.capacity for p in open_here),
+            last_round=latest[0] if latest else None,
+        )
+
+    def _distance(self, student_id: str, placement_id: str) -> int | None:
+        student = self.uow.student_rows.get(student_id)
+        placement = self.uow.placement_rows.get(placement_id)
+        home = student.profile.home if isinstance(student, Student) else None
+        site = placement.offer.site if placement is not None else None
+        if home is None or site is None:
+            return None
+        return distance_band(distance_km(home.lat, home.lon, site.lat, site.lon))
+
+    async def round_breakdown(self, round_id: uuid.UUID) -> RoundBreakdown:
+        by_rank: dict[int | None, int] = {}
+        by_programme: dict[str | None, int] = {}
+        by_distance: dict[int | None, int] = {}
+        for m in self.uow.match_rows.values():
+            if m.round_id != round_id:
+                continue
+            student = self.uow.student_rows.get(m.student_id)
+            programme = (
+                student.profile.programme
+                if isinstance(student, Student)
+                else student.programme
+                if student is not None
+                else None
+            )
+            band = self._distance(m.student_id, m.placement_id)
+            by_rank[m.rank] = by_rank.get(m.rank, 0) + 1
+            by_programme[programme] = by_programme.get(programme, 0) + 1
+            by_distance[band] = by_distance.get(band, 0) + 1
+        return RoundBreakdown(sum(by_rank.values()), by_rank, by_programme, by_distance)
+
+    async def unplaced(self, region: str, *, limit: int, offset: int) -> list[UnplacedStudent]:
+        standing = self._standing()
+        found = [
+            UnplacedStudent(s.student_id, s.profile.programme, len(s.profile.preferences))
+            for s in sorted(self._live(region), key=lambda s: s.student_id)
+            if s.student_id not in standing
+        ]
+        return found[offset : offset + limit]
+
+    async def region_matches(self, region: str) -> list[MatchRecord]:
+        found = []
+        for m in self.uow.match_rows.values():
+            if m.region != region:
+                continue
+            placement = self.uow.placement_rows.get(m.placement_id)
+            if m.company_id is None and placement is not None:
+                m = replace(m, company_id=placement.offer.company_id)
+            found.append(m)
+        order = self.uow.match_order
+        return sorted(found, key=lambda m: (m.student_id, order[m.match_id], m.match_id))
+
+
 @dataclass
 class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     """The placements unit of work in memory. Its tables are the `*_rows` fields."""
@@ -383,6 +478,7 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         self.audit = FakeAudit(self)
         self.action_links = FakeActionLinks(self)
         self.accounts = FakeAccounts(self)
+        self.reports = FakeReports(self)
 
     async def publish(self, events: Iterable[ev.Event]) -> None:
         """The outbox and the audit trail, as the PostgreSQL one: stamped, in this block."""

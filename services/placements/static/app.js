@@ -9,7 +9,7 @@
     const live = document.getElementById(list.dataset.live);
     const announce = (text) => { if (live) { live.textContent = text; } };
     const renumber = () => {
-      list.querySelectorAll("li").forEach((item, index) => {
+      list.querySelectorAll(":scope > li").forEach((item, index) => {
         const input = item.querySelector("input[name=choice]");
         if (input) { input.value = item.dataset.id; }
         item.dataset.rank = String(index + 1);

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 
 from shared.contracts import events as ev
-from shared.contracts.links import ActionLink
+from shared.contracts.links import LINK_DAYS, ActionLink
 from shared.db import Connection
 
 from ..domain.audit import AuditRecord
@@ -71,7 +71,18 @@ class PostgresActionLinks:
             link.match_id,
             link.action,
         )
+        if inserted:
+            await self._forget_expired()
         return bool(inserted)
+
+    async def _forget_expired(self) -> None:
+        """Drop the ids of links that have expired since they were used: an expired link is
+        refused for its date before its id is looked up, so its id no longer matters (a link
+        is used after it was signed, so `used_at` + its lifetime is past its expiry)."""
+        await self.conn.execute(
+            "DELETE FROM action_links_used WHERE used_at < now() - make_interval(days => $1)",
+            LINK_DAYS + 1,
+        )
 
     async def used(self, link_id: uuid.UUID) -> bool:
         found = await self.conn.fetchval(

@@ -751,3 +751,25 @@ class TestPostgres(PlacementHandlerContract):
         async with postgres:
             rows = await postgres.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
         return [ev.parse_event(r["topic"], bytes(r["payload"])) for r in rows]
+
+    async def test_used_link_ids_are_forgotten_once_their_links_have_expired(
+        self, uow: Any
+    ) -> None:
+        postgres: PostgresPlacementsUnitOfWork = uow
+        old, recent = uuid.uuid4(), uuid.uuid4()
+        async with postgres:
+            for link_id, days in ((old, 16), (recent, 10)):
+                await postgres.conn.execute(
+                    "INSERT INTO action_links_used (link_id, match_id, action, used_at) "
+                    "VALUES ($1, $2, 'confirm', now() - make_interval(days => $3))",
+                    link_id,
+                    uuid.uuid4(),
+                    days,
+                )
+        link = new_link(uuid.uuid4(), uuid.uuid4(), "confirm", now=datetime.now(UTC))
+        async with postgres:
+            assert await postgres.action_links.use(link)
+        async with postgres:
+            assert not await postgres.action_links.used(old)
+            assert await postgres.action_links.used(recent)
+            assert await postgres.action_links.used(link.link_id)

@@ -1,7 +1,8 @@
 """The `apl` command: one entry point whose subcommands live with the code they drive.
 
-`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth` and `demo`
-are development tools from the `devtools` package, which only a checkout has (`make setup`).
+`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth`, `demo`,
+`browser` and `screenshots` are development tools from the `devtools` package, which only a
+checkout has (`make setup`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
     "demo": ("devtools.demo", "run the sample round end to end (dev)"),
+    "browser": ("devtools.browser", "find or install the Chromium the browser tests drive (dev)"),
+    "screenshots": (
+        "devtools.screenshots",
+        "write screenshots of the main pages of a running demo to docs/screenshots (dev)",
+    ),
 }
 
 
 def _usage() -> str:
     lines = ["usage: apl <command> [options]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    width = max(map(len, SUBCOMMANDS))
+    lines += [f"  {name:<{width}} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines.append("\nRun 'apl <command> --help' for a command's options.")
     return "\n".join(lines)
 

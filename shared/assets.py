@@ -94,7 +94,7 @@ def docs_router(app: FastAPI, *, asyncapi: bool) -> APIRouter:
 
     @router.get("/docs", openapi_extra=PUBLIC)
     async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title}: API",
             swagger_js_url=vendor_url("swagger-ui-bundle.js"),
@@ -104,6 +104,9 @@ def docs_router(app: FastAPI, *, asyncapi: bool) -> APIRouter:
             init_oauth=app.swagger_ui_init_oauth,
             swagger_ui_parameters={"persistAuthorization": False},
         )
+        # FastAPI's page names no language; the documentation is in English.
+        html = bytes(page.body).decode("utf-8").replace("<html>", '<html lang="en">', 1)
+        return HTMLResponse(html)
 
     @router.get(redirect, openapi_extra=PUBLIC)
     async def swagger_redirect() -> HTMLResponse:

@@ -12,10 +12,16 @@ from services import cli
 def test_runtime_commands_come_from_services_and_dev_commands_from_devtools() -> None:
     package = {name: module.split(".")[0] for name, (module, _) in cli.SUBCOMMANDS.items()}
     assert {n for n, p in package.items() if p == "services"} == {"match", "init", "serve"}
-    assert {n for n, p in package.items() if p == "devtools"} == {"infra", "auth", "demo"}
+    assert {n for n, p in package.items() if p == "devtools"} == {
+        "infra",
+        "auth",
+        "demo",
+        "browser",
+        "screenshots",
+    }
 
 
-@pytest.mark.parametrize("command", ["infra", "auth", "demo"])
+@pytest.mark.parametrize("command", ["infra", "auth", "demo", "browser", "screenshots"])
 def test_dev_commands_without_devtools_say_so_in_one_line_and_exit_2(
     command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

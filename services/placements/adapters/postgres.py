@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -64,9 +65,29 @@ class _Repository:
 # ------------------------------------------------------------------------------ placements
 
 
+_OFFERS: OrderedDict[str, PlacementOffer] = OrderedDict()
+_OFFERS_KEPT = 50_000
+
+
+def _offer(stored: Any) -> PlacementOffer:
+    """The stored offer as the contract's model. Offers are immutable values, validated when
+    written; reading one back validates it again (its e-mail address costs most), so the models
+    of recently read offers are kept, keyed by their content (a changed offer is a new key)."""
+    key = json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    found = _OFFERS.get(key)
+    if found is not None:
+        _OFFERS.move_to_end(key)
+        return found
+    offer = PlacementOffer.model_validate(stored, strict=False)
+    _OFFERS[key] = offer
+    if len(_OFFERS) > _OFFERS_KEPT:
+        _OFFERS.popitem(last=False)
+    return offer
+
+
 def _placement(row: Row) -> Placement:
     return Placement(
-        offer=PlacementOffer.model_validate(row["offer"], strict=False),
+        offer=_offer(row["offer"]),
         channel=_channel(row),
         withdrawn=row["withdrawn_at"] is not None,
     )

@@ -34,7 +34,7 @@ LOCALE_DIR: Final = Path(__file__).resolve().parents[2] / "locale"
 DEFAULT: Final[Lang] = "en"
 
 
-def N_(message: str) -> str:  # noqa: N802  # gettext's name for "mark for extraction"
+def N_(message: str) -> str:
     """Mark a literal for the catalogues without translating it here (a template translates the
     value later with `_(value)`)."""
     return message

@@ -22,6 +22,7 @@ saved with the one "Save" button.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -282,6 +283,18 @@ def _text(form: Any, name: str) -> str | None:
 # ------------------------------------------------------------------------------- loading
 
 
+@dataclass
+class _Listed:
+    until: float
+    views: list[PlacementView]
+
+
+LISTED_SECONDS: Final = 5.0
+"""How long a region's list of open placements is reused by the choices pages (each student's
+page reads the whole region's list to check and sort it; saving a ranking checks against the
+store, so a list a few seconds old can only show a change a little late)."""
+
+
 async def _placements_of_region(
     request: Request, access: Access, region: str
 ) -> list[PlacementView]:
@@ -291,6 +304,15 @@ async def _placements_of_region(
         policy.rule("placement-list"), access.principal, policy.Target(region=region)
     )
     container = request.app.state.container
+    key = (decided.region or region, decided.company_id)
+    state = request.app.state
+    cache: dict[tuple[str, str | None], _Listed] | None = getattr(state, "listed", None)
+    if cache is None:
+        cache = state.listed = {}
+    now = time.monotonic()
+    listed = cache.get(key)
+    if listed is not None and listed.until > now:
+        return listed.views
     found: list[PlacementView] = []
     offset = 0
     while True:
@@ -305,7 +327,9 @@ async def _placements_of_region(
         found += [v for v in batch if not v.placement.withdrawn]
         offset += len(batch)
         if len(batch) < FETCH:
-            return found
+            break
+    cache[key] = _Listed(now + LISTED_SECONDS, found)
+    return found
 
 
 async def _placement(request: Request, access: Access, placement_id: str) -> PlacementView | None:

@@ -12,6 +12,7 @@ import pytest
 
 from services.placements import handlers
 from services.placements.domain.model import Contact, Placement, Student
+from services.placements.entrypoints.web import student as pages
 from services.placements.entrypoints.web.student import distance_km, edit, fit
 from shared.contracts import events as ev
 from shared.contracts.profiles import GeoPoint, PlacementOffer, StudentProfile
@@ -418,3 +419,18 @@ async def test_answering_an_unknown_match_is_not_found(site: Site) -> None:
         f"/matches/{uuid.uuid4()}/answer", {"answer": "decline"}
     )
     assert r.status_code == 404
+
+
+async def test_a_regions_list_is_reused_for_a_few_seconds_then_read_again(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(pages.time, "monotonic", lambda: clock["now"])
+    world(site.fake)
+    student = site.open("student", student_id="s-1")
+    assert "Welder trainee" not in (await student.get("/students/s-1/choices")).text
+    site.fake.placement_rows["p-new"] = Placement(offer("p-new", "Welder trainee"))
+    clock["now"] += pages.LISTED_SECONDS - 1
+    assert "Welder trainee" not in (await student.get("/students/s-1/choices")).text
+    clock["now"] += 2
+    assert "Welder trainee" in (await student.get("/students/s-1/choices")).text

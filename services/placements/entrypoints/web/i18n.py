@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Final, Literal, get_args
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -90,6 +91,12 @@ def of_request(request: Request) -> Lang:
     )
 
 
+@cache
+def locale(lang: Lang) -> Locale:
+    """Babel's locale of `lang`, parsed once (formatting with a code parses it every time)."""
+    return Locale.parse(lang)
+
+
 @dataclass(frozen=True)
 class Words:
     """What a template renders words, dates and numbers with, in one language."""
@@ -110,14 +117,14 @@ class Words:
         if value is None:
             return ""
         if isinstance(value, datetime):
-            return format_datetime(value, form, locale=self.lang)
-        return format_date(value, form, locale=self.lang)
+            return format_datetime(value, form, locale=locale(self.lang))
+        return format_date(value, form, locale=locale(self.lang))
 
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return ""
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.lang)
+        return format_decimal(value, format=pattern, locale=locale(self.lang))
 
     def percent(self, value: float | None) -> str:
-        return "" if value is None else format_percent(value, locale=self.lang)
+        return "" if value is None else format_percent(value, locale=locale(self.lang))

@@ -42,6 +42,7 @@ environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     extensions=["jinja2.ext.i18n"],
+    auto_reload=False,  # templates are part of the release: no file checks per page
 )
 environment.globals["vendor"] = vendor_url
 

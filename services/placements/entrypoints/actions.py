@@ -4,29 +4,39 @@
 Anonymous (access rule `supervisor-link`): the signed, expiring, single-use token is the
 credential, so the form needs no CSRF token of its own. Every answer is a small HTML page in the
 supervisor's language (the browser's when the link names no known match), without scripts; a
-tampered, expired or used link gets a page that says so (400, 410), never a trace.
+tampered, expired or used link gets a page that says so (400, 410), never a trace. Its words are
+English message ids translated by the web application's catalogues (`web/i18n.py`), its dates
+formatted in its language.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from shared.contracts.links import ACTIONS_PATH, ActionLink, LinkExpired, LinkTampered, verify
+from shared.contracts.links import (
+    ACTIONS_PATH,
+    LINK_DAYS,
+    ActionLink,
+    LinkExpired,
+    LinkTampered,
+    verify,
+)
 
 from .. import handlers
 from ..domain import links
+from ..domain.rules import MatchStateName
 from .auth import access
+from .web import i18n
+from .web.i18n import N_
+from .web.render import environment
 
 if TYPE_CHECKING:
     from ..bootstrap import Container
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 ACCESS: dict[str, Any] = {"x-apl-access": "supervisor-link"}
 HEADERS = {
     "Cache-Control": "no-store",
@@ -47,20 +57,60 @@ PAGES: dict[int | str, dict[str, Any]] = {
     )
 }
 
-
-def _date(value: object) -> str:
-    iso = getattr(value, "isoformat", None)
-    return str(iso()) if callable(iso) else ""
-
-
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters["d"] = _date
+TITLES: Final[dict[str, str]] = {
+    "ask_confirm": N_("Confirm the proposal?"),
+    "ask_decline": N_("Decline the proposal?"),
+    "done_confirm": N_("Thank you! The proposal is confirmed"),
+    "done_decline": N_("The proposal is declined"),
+    "tampered": N_("This link is not valid"),
+    "expired": N_("This link has expired"),
+    "used": N_("This link was already used"),
+    "unknown": N_("The proposal does not exist"),
+    "closed": N_("The proposal is no longer open"),
+}
+"""Each page's heading, by `ActionPage.key`."""
+TEXTS: Final[dict[str, str]] = {
+    "ask_confirm": N_(
+        "You are about to confirm the proposal below for your company. Once the student has "
+        "accepted too, the placement is confirmed and you receive the student's contact details."
+    ),
+    "ask_decline": N_(
+        "You are about to decline the proposal below for your company. This cannot be undone here."
+    ),
+    "done_confirm": N_(
+        "Your answer is recorded. Once the student has accepted too, you receive a message with "
+        "the student's contact details."
+    ),
+    "done_decline": N_(
+        "Your answer is recorded. The coordinator sees it, and the student may get a new proposal."
+    ),
+    "tampered": N_(
+        "The link is incomplete or was changed. Open it directly from the e-mail, or contact your "
+        "placement coordinator."
+    ),
+    "expired": N_(
+        "The links in the notices are valid for %(days)s days. Contact your placement coordinator "
+        "if the proposal still stands."
+    ),
+    "used": N_("Each link works once, and this one has been used. The match is %(state)s."),
+    "unknown": N_(
+        "The proposal this link is about does not exist. Contact your placement coordinator."
+    ),
+    "closed": N_(
+        "The proposal was already answered for your company, or it is no longer open. The match "
+        "is %(state)s."
+    ),
+}
+"""Each page's text, by `ActionPage.key` (`%(state)s`: the match's state in words, `%(days)s`:
+how long a link is valid)."""
+BUTTONS: Final[dict[str, str]] = {"confirm": N_("Confirm"), "decline": N_("Decline")}
+STATES: Final[dict[MatchStateName, str]] = {
+    "proposed": N_("proposed"),
+    "accepted": N_("accepted"),
+    "confirmed": N_("confirmed"),
+    "declined": N_("declined"),
+    "cancelled": N_("cancelled"),
+}
 
 # `access` admits anyone on this rule; it runs here as on every router, so that no route of the
 # app is left out of the policy.
@@ -68,11 +118,20 @@ router = APIRouter(prefix=ACTIONS_PATH, tags=["supervisor links"], dependencies=
 
 
 def render(page: links.ActionPage, language: links.Language) -> HTMLResponse:
-    html = _env.get_template("action.html.j2").render(
+    words = i18n.Words(language)
+    _ = words.gettext
+    state = _(STATES[page.summary.state]) if page.summary else ""
+    html = environment.get_template("action.html.j2").render(
         lang=language,
-        t=links.TEXTS[language],
-        words=page.words(language),
+        w=words,
+        _=_,
+        gettext=_,
+        ngettext=words.ngettext,
+        title=_(TITLES[page.key]),
+        text=_(TEXTS[page.key]) % {"state": state, "days": LINK_DAYS},
+        button=_(BUTTONS[page.action]) if page.action else "",
         summary=page.summary,
+        state=state,
         ask=page.kind == "ask",
         action=page.action or "",
     )
@@ -80,8 +139,9 @@ def render(page: links.ActionPage, language: links.Language) -> HTMLResponse:
 
 
 def _fallback(request: Request) -> links.Language:
-    """The browser's language, for pages whose match names no supervisor's."""
-    return links.language_of(request.headers.get("accept-language"))
+    """The browser's language (as the web application chooses it from `Accept-Language`), for
+    pages whose match names no supervisor's."""
+    return i18n.negotiate(request.headers.get("accept-language"))
 
 
 async def _verified(token: str, request: Request) -> ActionLink | HTMLResponse:

@@ -193,8 +193,10 @@ async def test_a_refusal_speaks_the_browsers_language_when_the_link_names_no_mat
     headers = {"Accept-Language": "fi-FI, en;q=0.5"}
     response = await site.client.get("/v1/actions/garbage", headers=headers)
     assert_page(response, 400, "Linkki ei ole kelvollinen", '<html lang="fi">')
+    response = await site.client.get("/v1/actions/garbage", headers={"Accept-Language": "sv-FI"})
+    assert_page(response, 400, "Länken är inte giltig", '<html lang="sv">')
     response = await site.client.get("/v1/actions/garbage", headers={"Accept-Language": "de"})
-    assert_page(response, 400, "Länken är inte giltig", '<html lang="sv">')  # the default
+    assert_page(response, 400, "This link is not valid", '<html lang="en">')  # the default
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,11 @@ saved with the one "Save" button.
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from time import monotonic
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlencode
 
@@ -309,7 +309,7 @@ async def _placements_of_region(
     cache: dict[tuple[str, str | None], _Listed] | None = getattr(state, "listed", None)
     if cache is None:
         cache = state.listed = {}
-    now = time.monotonic()
+    now = monotonic()
     listed = cache.get(key)
     if listed is not None and listed.until > now:
         return listed.views

@@ -425,7 +425,7 @@ async def test_a_regions_list_is_reused_for_a_few_seconds_then_read_again(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = {"now": 1000.0}
-    monkeypatch.setattr(pages.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(pages, "monotonic", lambda: clock["now"])
     world(site.fake)
     student = site.open("student", student_id="s-1")
     assert "Welder trainee" not in (await student.get("/students/s-1/choices")).text

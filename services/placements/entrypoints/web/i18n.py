@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Final, Literal, get_args
 
@@ -97,6 +97,21 @@ def locale(lang: Lang) -> Locale:
     return Locale.parse(lang)
 
 
+@lru_cache(maxsize=8192)
+def _date(lang: Lang, value: date | datetime, form: str) -> str:
+    """Babel's formatting is slow next to a page's other work, and pages show the same dates and
+    figures again and again: formatted values are kept."""
+    if isinstance(value, datetime):
+        return format_datetime(value, form, locale=locale(lang))
+    return format_date(value, form, locale=locale(lang))
+
+
+@lru_cache(maxsize=8192)
+def _number(lang: Lang, value: float | int, digits: int) -> str:
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(value, format=pattern, locale=locale(lang))
+
+
 @dataclass(frozen=True)
 class Words:
     """What a template renders words, dates and numbers with, in one language."""
@@ -114,17 +129,10 @@ class Words:
         return self._t.ngettext(singular, plural, n)
 
     def date(self, value: date | datetime | None, form: str = "medium") -> str:
-        if value is None:
-            return ""
-        if isinstance(value, datetime):
-            return format_datetime(value, form, locale=locale(self.lang))
-        return format_date(value, form, locale=locale(self.lang))
+        return "" if value is None else _date(self.lang, value, form)
 
     def number(self, value: float | int | None, digits: int = 0) -> str:
-        if value is None:
-            return ""
-        pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=locale(self.lang))
+        return "" if value is None else _number(self.lang, value, digits)
 
     def percent(self, value: float | None) -> str:
         return "" if value is None else format_percent(value, locale=locale(self.lang))

@@ -287,17 +287,18 @@ def _text(form: Any, name: str) -> str | None:
 class _Listed:
     until: float
     views: list[PlacementView]
+    fits: dict[StudentProfile, list[Offer]] = field(default_factory=dict)
+    """The list as each student's profile sees it (checked once per list and profile)."""
 
 
-LISTED_SECONDS: Final = 5.0
+FITS_KEPT: Final = 10_000
+LISTED_SECONDS: Final = 15.0
 """How long a region's list of open placements is reused by the choices pages (each student's
 page reads the whole region's list to check and sort it; saving a ranking checks against the
-store, so a list a few seconds old can only show a change a little late)."""
+store, so a list at most this old can only show a change a little late)."""
 
 
-async def _placements_of_region(
-    request: Request, access: Access, region: str
-) -> list[PlacementView]:
+async def _listed(request: Request, access: Access, region: str) -> _Listed:
     """The open placements of the student's region, listed as the API lists them for this caller
     (the `placement-list` rule's decision)."""
     decided = policy.decide(
@@ -312,7 +313,7 @@ async def _placements_of_region(
     now = monotonic()
     listed = cache.get(key)
     if listed is not None and listed.until > now:
-        return listed.views
+        return listed
     found: list[PlacementView] = []
     offset = 0
     while True:
@@ -328,8 +329,22 @@ async def _placements_of_region(
         offset += len(batch)
         if len(batch) < FETCH:
             break
-    cache[key] = _Listed(now + LISTED_SECONDS, found)
-    return found
+    listed = cache[key] = _Listed(now + LISTED_SECONDS, found)
+    return listed
+
+
+async def _offers_of_region(
+    request: Request, access: Access, profile: StudentProfile
+) -> list[Offer]:
+    """The region's open placements as `profile` sees them, each checked against it."""
+    listed = await _listed(request, access, profile.region)
+    found = listed.fits.get(profile)
+    if found is not None:
+        return found
+    offers = [_offer(v, profile) for v in listed.views]
+    if len(listed.fits) < FITS_KEPT:
+        listed.fits[profile] = offers
+    return offers
 
 
 async def _placement(request: Request, access: Access, placement_id: str) -> PlacementView | None:
@@ -516,9 +531,7 @@ async def _choices_page(
     student = await _student(request, access, student_id)
     profile = student.profile
     ranking_ids = list(profile.preferences if ids is None else ids)
-    offers = [
-        _offer(v, profile) for v in await _placements_of_region(request, access, profile.region)
-    ]
+    offers = await _offers_of_region(request, access, profile)
     known = {o.placement_id: o for o in offers}
     ranking = await _ranking(request, access, profile, ranking_ids, known, errors)
     eligible = [o for o in offers if o.fit.eligible]

@@ -3,7 +3,7 @@ sessions: latency per page (p50, p95, p99) and requests per second. Target: p95 
 every page.
 
     .venv/bin/python -m bench.web [--sessions 50] [--seconds 20] [--students 2000]
-                                  [--think 0] [--seed 1]
+                                  [--think 2] [--seed 1]
 
 Everything is real: the placements and matching services run as separate processes (`apl serve`)
 on the local Kafka, PostgreSQL and Keycloak (`apl infra up`; the settings from the environment
@@ -552,8 +552,11 @@ def main() -> int:
     parser.add_argument(
         "--think",
         type=float,
-        default=0.0,
-        help="seconds a session waits between requests, on average (default 0: none)",
+        default=2.0,
+        help=(
+            "seconds a session waits between requests, on average, as a person reading a page "
+            "does (default 2; 0: none, a saturation test rather than 50 people)"
+        ),
     )
     args = parser.parse_args()
     if args.sessions < 2 or args.seconds <= 0 or args.think < 0:

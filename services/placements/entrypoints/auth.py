@@ -54,6 +54,11 @@ bearer = OAuth2AuthorizationCodeBearer(
 )
 
 
+def rule(name: str) -> dict[str, Any]:
+    """A route's `openapi_extra`: the access rule it declares (`domain/policy.py`)."""
+    return {ACCESS_KEY: name}
+
+
 def rule_of(route: Any) -> policy.Rule | None:
     """The access rule a route declares (None: none, or a name the policy does not know)."""
     extra = getattr(route, "openapi_extra", None) or {}

@@ -29,7 +29,7 @@ from ..domain.errors import FieldError, Invalid
 from ..domain.model import IdempotencyKey
 from ..ports import PlacementsUnitOfWork
 from . import schemas
-from .auth import Access, access
+from .auth import Access, access, rule
 
 if TYPE_CHECKING:
     from ..bootstrap import Container
@@ -59,11 +59,6 @@ def unit_of_work(request: Request, allowed: Allowed) -> PlacementsUnitOfWork:
 
 
 UoW = Annotated[PlacementsUnitOfWork, Depends(unit_of_work)]
-
-
-def rule(name: str) -> dict[str, Any]:
-    """A route's `openapi_extra`: the access rule it declares (`domain/policy.py`)."""
-    return {"x-apl-access": name}
 
 
 def request_hash(body: Any) -> str:

@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, get_args
+from typing import Any, Final, get_args
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -37,15 +37,14 @@ from ...domain.links import MatchAtPlacement
 from ...domain.model import PlacementView
 from ...ports import PlacementsUnitOfWork
 from .. import schemas
-from ..auth import Access
+from ..auth import Access, rule
 from ..problems import field_name
 from . import i18n
 from .i18n import N_
 from .render import page
-from .session import page_access, require_csrf
+from .session import Page, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
-Page = Annotated[Access, Depends(page_access)]
 CSRF: Final = [Depends(require_csrf)]
 LIST_LIMIT: Final = 500
 """Placements listed per decision (the API's largest page)."""
@@ -109,10 +108,6 @@ MESSAGES: Final[dict[str, str]] = {
     "literal_error": N_("Choose one of the options."),
 }
 """Validation errors by their pydantic type, in words the catalogues translate."""
-
-
-def _rule(name: str) -> dict[str, Any]:
-    return {"x-apl-access": name}
 
 
 def _uow(request: Request, access: Access) -> PlacementsUnitOfWork:
@@ -314,7 +309,7 @@ async def _company_page(
     )
 
 
-@router.get("/companies/{company_id}", openapi_extra=_rule("company-channel"))
+@router.get("/companies/{company_id}", openapi_extra=rule("company-channel"))
 async def company(request: Request, company_id: str, access: Page) -> HTMLResponse:
     """The company's placements (capacity, confirmed, period, status) and its channel."""
     return await _company_page(request, access, company_id)
@@ -322,7 +317,7 @@ async def company(request: Request, company_id: str, access: Page) -> HTMLRespon
 
 @router.post(
     "/companies/{company_id}/channel",
-    openapi_extra=_rule("company-channel"),
+    openapi_extra=rule("company-channel"),
     dependencies=CSRF,
 )
 async def set_channel(request: Request, company_id: str, access: Page) -> Response:
@@ -386,7 +381,7 @@ def _new_form(request: Request, access: Access, company_id: str, form: Form) -> 
     )
 
 
-@router.get("/companies/{company_id}/placements/new", openapi_extra=_rule("placement-create"))
+@router.get("/companies/{company_id}/placements/new", openapi_extra=rule("placement-create"))
 async def new_placement(request: Request, company_id: str, access: Page) -> HTMLResponse:
     """The form of a new placement; its id is chosen here, so that sending it twice posts it
     once."""
@@ -401,7 +396,7 @@ async def new_placement(request: Request, company_id: str, access: Page) -> HTML
 
 @router.post(
     "/companies/{company_id}/placements/new",
-    openapi_extra=_rule("placement-create"),
+    openapi_extra=rule("placement-create"),
     dependencies=CSRF,
 )
 async def post_placement(request: Request, company_id: str, access: Page) -> Response:
@@ -477,7 +472,7 @@ async def _placement_page(
     )
 
 
-@router.get("/placements/{placement_id}", openapi_extra=_rule("placement-manage"))
+@router.get("/placements/{placement_id}", openapi_extra=rule("placement-manage"))
 async def placement(request: Request, placement_id: str, access: Page) -> HTMLResponse:
     """A placement: its facts, the students at it, the edit and withdraw forms."""
     return await _placement_page(request, access, placement_id)
@@ -485,7 +480,7 @@ async def placement(request: Request, placement_id: str, access: Page) -> HTMLRe
 
 @router.post(
     "/placements/{placement_id}",
-    openapi_extra=_rule("placement-manage"),
+    openapi_extra=rule("placement-manage"),
     dependencies=CSRF,
 )
 async def edit_placement(request: Request, placement_id: str, access: Page) -> Response:
@@ -506,7 +501,7 @@ async def edit_placement(request: Request, placement_id: str, access: Page) -> R
 
 @router.post(
     "/placements/{placement_id}/withdraw",
-    openapi_extra=_rule("placement-manage"),
+    openapi_extra=rule("placement-manage"),
     dependencies=CSRF,
 )
 async def withdraw_placement(request: Request, placement_id: str, access: Page) -> Response:
@@ -523,7 +518,7 @@ async def withdraw_placement(request: Request, placement_id: str, access: Page) 
     return _see(f"/placements/{placement_id}", withdrawn="1")
 
 
-@router.get("/placements/{placement_id}/matches", openapi_extra=_rule("placement-matches"))
+@router.get("/placements/{placement_id}/matches", openapi_extra=rule("placement-matches"))
 async def placement_matches(request: Request, placement_id: str, access: Page) -> HTMLResponse:
     """The students proposed and confirmed at the placement, with the company's answers (for
     htmx: the list alone)."""
@@ -543,7 +538,7 @@ async def placement_matches(request: Request, placement_id: str, access: Page) -
 
 @router.post(
     "/matches/{match_id}/company-answer",
-    openapi_extra=_rule("match-answer"),
+    openapi_extra=rule("match-answer"),
     dependencies=CSRF,
 )
 async def company_answer(request: Request, match_id: uuid.UUID, access: Page) -> Response:

@@ -37,18 +37,17 @@ from ...domain.reports import (
     UnplacedQuery,
 )
 from ...ports import PlacementsUnitOfWork
-from ..auth import Access
+from ..auth import Access, rule
 from . import i18n
 from .charts import Chart, charts_of
 from .i18n import N_
 from .render import page
-from .session import page_access, require_csrf
+from .session import Page, require_csrf
 
 if TYPE_CHECKING:
     from ...bootstrap import Container
 
 router = APIRouter(tags=["web"], include_in_schema=False)
-Page = Annotated[Access, Depends(page_access)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 PAGE_SIZE: Final = 50
@@ -151,7 +150,7 @@ def _region_page(
     )
 
 
-@router.get("/regions/{region}", openapi_extra={"x-apl-access": "coordinator-region"})
+@router.get("/regions/{region}", openapi_extra=rule("coordinator-region"))
 async def region_page(request: Request, region: str, access: Page) -> HTMLResponse:
     """The region's figures, its latest round, the form to run one, and the links."""
     overview = await handlers.region_overview(region, _uow(request, access))
@@ -160,7 +159,7 @@ async def region_page(request: Request, region: str, access: Page) -> HTMLRespon
 
 @router.post(
     "/regions/{region}/rounds",
-    openapi_extra={"x-apl-access": "round-request"},
+    openapi_extra=rule("round-request"),
     dependencies=[Depends(require_csrf)],
 )
 async def run_round(request: Request, region: str, access: Page) -> Response:
@@ -299,7 +298,7 @@ async def _report(request: Request, round_id: uuid.UUID, access: Access) -> Roun
     return await handlers.round_report(round_id, uow)
 
 
-@router.get("/rounds/{round_id}", openapi_extra={"x-apl-access": "round-read"})
+@router.get("/rounds/{round_id}", openapi_extra=rule("round-read"))
 async def round_page(request: Request, round_id: uuid.UUID, access: Page) -> HTMLResponse:
     """The round's status (polled while matching works) and, once completed, its report."""
     report = await _report(request, round_id, access)
@@ -313,7 +312,7 @@ async def round_page(request: Request, round_id: uuid.UUID, access: Page) -> HTM
     )
 
 
-@router.get("/rounds/{round_id}/status", openapi_extra={"x-apl-access": "round-read"})
+@router.get("/rounds/{round_id}/status", openapi_extra=rule("round-read"))
 async def round_status(request: Request, round_id: uuid.UUID, access: Page) -> HTMLResponse:
     """The round's status alone, for the page's polling; once completed, the report too (an
     out-of-band swap into the page)."""
@@ -330,7 +329,7 @@ async def round_status(request: Request, round_id: uuid.UUID, access: Page) -> H
 # -------------------------------------------------------------------------------- unplaced
 
 
-@router.get("/regions/{region}/unplaced", openapi_extra={"x-apl-access": "coordinator-region"})
+@router.get("/regions/{region}/unplaced", openapi_extra=rule("coordinator-region"))
 async def unplaced_page(
     request: Request, region: str, access: Page, offset: Offset = 0
 ) -> HTMLResponse:
@@ -360,7 +359,7 @@ async def unplaced_page(
 # ----------------------------------------------------------------------------------- audit
 
 
-@router.get("/regions/{region}/audit", openapi_extra={"x-apl-access": "coordinator-region"})
+@router.get("/regions/{region}/audit", openapi_extra=rule("coordinator-region"))
 async def audit_page(
     request: Request, region: str, access: Page, offset: Offset = 0
 ) -> HTMLResponse:
@@ -450,14 +449,14 @@ def matches_xlsx(matches: Sequence[MatchRecord], region: str) -> bytes:
     return buffer.getvalue()
 
 
-@router.get("/regions/{region}/matches.csv", openapi_extra={"x-apl-access": "coordinator-region"})
+@router.get("/regions/{region}/matches.csv", openapi_extra=rule("coordinator-region"))
 async def matches_csv_download(request: Request, region: str, access: Page) -> Response:
     """The region's matches as CSV."""
     matches = await handlers.region_matches(region, _uow(request, access))
     return _download(matches_csv(matches), "text/csv; charset=utf-8", _filename(region, "csv"))
 
 
-@router.get("/regions/{region}/matches.xlsx", openapi_extra={"x-apl-access": "coordinator-region"})
+@router.get("/regions/{region}/matches.xlsx", openapi_extra=rule("coordinator-region"))
 async def matches_xlsx_download(request: Request, region: str, access: Page) -> Response:
     """The region's matches as an Excel workbook."""
     matches = await handlers.region_matches(region, _uow(request, access))

@@ -70,7 +70,7 @@ def error_page(
     )
 
 
-def _status_of(request: Request, error: Exception) -> tuple[int, str, list[Any]]:
+def _status_of(error: Exception) -> tuple[int, str, list[Any]]:
     if isinstance(error, Forbidden):
         return 403, error.reason, []
     if isinstance(error, Unauthenticated):
@@ -110,7 +110,7 @@ def install(app: FastAPI) -> None:
 def _wrap(handler: Any) -> Handler:
     async def wrapped(request: Request, error: Exception) -> Response:
         if is_page(request):
-            status, detail, fields = _status_of(request, error)
+            status, detail, fields = _status_of(error)
             return error_page(request, status, detail, fields)
         response: Response = await handler(request, error)
         return response

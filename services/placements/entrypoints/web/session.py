@@ -17,14 +17,14 @@ import hmac
 import secrets
 import ssl
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 import structlog
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from fastapi import Request
+from fastapi import Depends, Request
 
 from shared.auth import Forbidden, IssuerUnavailable, Principal, Unauthenticated
 
@@ -232,6 +232,10 @@ async def page_access(request: Request) -> Access:
     decided = await api_auth.authorise(request, rule, who)
     request.state.who = decided.principal
     return decided
+
+
+Page = Annotated[Access, Depends(page_access)]
+"""A page route's decided access: `access: Page`."""
 
 
 def principal_of_state(request: Request) -> Principal | None:

@@ -36,19 +36,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from shared.contracts.profiles import MAX_PREFERENCES, GeoPoint, PlacementOffer, StudentProfile
 
 from ... import handlers
-from ...domain import policy
+from ...domain import policy, reports
 from ...domain.commands import AnswerMatch, ListPlacements, SetPreferences
 from ...domain.errors import FieldError, Invalid, NotFound
 from ...domain.model import MatchRecord, PlacementView, Student
-from ..auth import Access
+from ..auth import Access, rule
 from .i18n import N_
 from .render import page
-from .session import page_access, require_csrf
+from .session import Page, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
-Page = Annotated[Access, Depends(page_access)]
 
-EARTH_RADIUS_KM: Final = 6371.0
 """The radius of docs/product.md's haversine distance (rule 5)."""
 PAGE_SIZE: Final = 25
 """Placements shown per page of the choices page."""
@@ -128,12 +126,9 @@ class Fit:
 
 
 def distance_km(a: GeoPoint, b: GeoPoint) -> float:
-    """The great-circle (haversine) distance between two points, in km."""
-    p1, p2 = math.radians(a.lat), math.radians(b.lat)
-    dphi = p2 - p1
-    dlmb = math.radians(b.lon) - math.radians(a.lon)
-    h = math.sin(dphi / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(h, 0.0), 1.0)))
+    """The great-circle (haversine) distance between two points, in km (`domain/reports.py`,
+    the same sphere as the matching engine)."""
+    return reports.distance_km(a.lat, a.lon, b.lat, b.lon)
 
 
 def fit(student: StudentProfile, offer: PlacementOffer) -> Fit:
@@ -464,7 +459,7 @@ async def _placement_page(
     )
 
 
-@router.get("/students/{student_id}", openapi_extra={"x-apl-access": "student-self"})
+@router.get("/students/{student_id}", openapi_extra=rule("student-self"))
 async def placement(
     request: Request,
     student_id: str,
@@ -479,7 +474,7 @@ async def placement(
 
 @router.post(
     "/matches/{match_id}/answer",
-    openapi_extra={"x-apl-access": "match-answer"},
+    openapi_extra=rule("match-answer"),
     dependencies=[Depends(require_csrf)],
 )
 async def answer(request: Request, match_id: uuid.UUID, access: Page) -> Response:
@@ -573,7 +568,7 @@ def _query(*, show_all: bool, number: int, **more: str) -> str:
     return "?" + urlencode(values) if values else ""
 
 
-@router.get("/students/{student_id}/choices", openapi_extra={"x-apl-access": "student-self"})
+@router.get("/students/{student_id}/choices", openapi_extra=rule("student-self"))
 async def choices(
     request: Request,
     student_id: str,
@@ -615,7 +610,7 @@ def edit(
 
 @router.post(
     "/students/{student_id}/choices",
-    openapi_extra={"x-apl-access": "student-self"},
+    openapi_extra=rule("student-self"),
     dependencies=[Depends(require_csrf)],
 )
 async def save_choices(request: Request, student_id: str, access: Page) -> Response:

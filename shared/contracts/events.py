@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
+from shared.contracts.outcomes import RuleCode, StudentOutcome
 from shared.contracts.profiles import Id, PlacementOffer, RegionCode, StudentProfile
 from shared.contracts.topics import (
     MATCHES,
@@ -45,10 +46,22 @@ own decisions."""
 Policy = Literal["optimal", "stable"]
 """How a round matches: minimum rank cost (`optimal`) or deferred acceptance (`stable`)."""
 CancelReason = Literal[
-    "superseded", "declined", "student_withdrawn", "placement_withdrawn", "capacity_reduced"
+    "superseded",
+    "declined",
+    "student_withdrawn",
+    "placement_withdrawn",
+    "capacity_reduced",
+    "overridden",
 ]
 """Why a match no longer stands (`MatchCancelled.data.reason`)."""
+RoundKind = Literal["ordinary", "supplementary"]
+"""An ordinary round matches everyone not pinned; a supplementary round pins every standing
+match (proposed ones too) and places only the students without one."""
 Reason = Annotated[str, Field(max_length=1000)]
+Recipient = Literal["supervisor", "student"]
+"""Who a notice is for: the placement's workplace supervisor, or the student."""
+OUTCOMES_PER_PART = 200
+"""How many outcomes one `MatchingRoundOutcomes` event carries at most."""
 
 
 class ContractError(ValueError):
@@ -98,6 +111,24 @@ class MatchingRoundRequestedData(_Data):
         ),
         examples=[14012],
     )
+    kind: RoundKind = Field(
+        default="ordinary",
+        description="`supplementary` pins every standing match and places only the unplaced.",
+        examples=["ordinary"],
+    )
+    fill: bool = Field(
+        default=False,
+        description=(
+            "After the round, place students still unplaced at vacancies of their region they "
+            "did not rank but are eligible for (docs/product.md, fill option)."
+        ),
+        examples=[False],
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Compute and report the round without committing or notifying anything.",
+        examples=[False],
+    )
 
 
 class RoundFigures(_Data):
@@ -115,6 +146,15 @@ class RoundFigures(_Data):
     blocking_pairs: int = Field(ge=0, description="Blocking pairs of the outcome.", examples=[0])
     solve_seconds: float = Field(ge=0, description="Time spent solving.", examples=[0.031])
     solver: str = Field(max_length=100, description="Solver path used.", examples=["sparse"])
+    filled: int = Field(
+        default=0, ge=0, description="Placed by fill (not among their choices).", examples=[0]
+    )
+    no_eligible_vacancy: int = Field(
+        default=0,
+        ge=0,
+        description="Unplaced after fill: no choice and no vacancy of the region fits.",
+        examples=[0],
+    )
 
 
 class MatchingRoundCompletedData(_Data):
@@ -129,6 +169,46 @@ class MatchingRoundCompletedData(_Data):
     )
     proposed: int = Field(ge=0, description="MatchProposed events this round published.")
     cancelled: int = Field(ge=0, description="MatchCancelled events this round published.")
+    kind: RoundKind = Field(default="ordinary", description="Ordinary or supplementary.")
+    fill: bool = Field(default=False, description="Whether the fill phase ran.")
+    dry_run: bool = Field(
+        default=False, description="Nothing was committed: no match proposed or cancelled."
+    )
+    outcome_parts: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "How many MatchingRoundOutcomes events of this round precede this one on the same "
+            "partition (every student's outcome)."
+        ),
+    )
+
+
+class MatchingRoundOutcomesData(_Data):
+    round_id: uuid.UUID = Field(description="Id of the round.", examples=[str(uuid.UUID(int=1))])
+    region: RegionCode = Field(description="Region matched.", examples=["SE-AB"])
+    part: int = Field(ge=1, description="This part's number, from 1.", examples=[1])
+    parts: int = Field(ge=1, description="How many parts the round's outcomes fill.", examples=[35])
+    dry_run: bool = Field(default=False, description="Outcomes of a dry run (nothing committed).")
+    outcomes: tuple[StudentOutcome, ...] = Field(
+        max_length=OUTCOMES_PER_PART,
+        description="Outcomes of students of the round, in the round's input order.",
+    )
+
+
+class SupplementaryRoundOpenedData(_Data):
+    opening_id: uuid.UUID = Field(description="Id of this opening.")
+    region: RegionCode = Field(description="Region.", examples=["SE-AB"])
+    round_id: uuid.UUID | None = Field(
+        default=None, description="The completed round whose unplaced students are invited."
+    )
+    student_ids: tuple[Id, ...] = Field(
+        description="Unplaced students invited to rank vacancies (pseudonymous ids).",
+        examples=[["s-000123"]],
+    )
+    ranks_until: date | None = Field(
+        default=None, description="Last day to rank the vacancies, if the coordinator set one."
+    )
 
 
 class _MatchData(_Data):
@@ -142,6 +222,24 @@ class MatchProposedData(_MatchData):
     round_id: uuid.UUID = Field(description="Round that proposed it.")
     company_id: Id = Field(description="Company of the placement.", examples=["c-1"])
     rank: int | None = Field(ge=1, description="Rank of the placement for the student.")
+    filled: bool = Field(
+        default=False, description="Placed by fill at a vacancy the student did not rank."
+    )
+    override: bool = Field(default=False, description="Assigned by hand by a coordinator (pinned).")
+
+
+class MatchAssignmentRequestedData(_MatchData):
+    """A coordinator assigns a student by hand (placements checked capacity and the hard
+    constraints; matching checks capacity again under the region's lock)."""
+
+    company_id: Id = Field(description="Company of the placement.", examples=["c-1"])
+    reason: Reason = Field(min_length=1, description="Why, in the coordinator's words.")
+    override_hard_constraints: bool = Field(
+        default=False, description="The coordinator overrode failed hard constraints."
+    )
+    constraints_overridden: tuple[RuleCode, ...] = Field(
+        default=(), description="The hard constraints the pair fails, overridden by hand."
+    )
 
 
 class MatchAcceptedData(_MatchData):
@@ -166,10 +264,17 @@ class MatchCancelledData(_MatchData):
 
 class _NotificationData(_Data):
     notification_id: uuid.UUID = Field(description="Id of the notice (stable per event+recipient).")
-    source_event_id: uuid.UUID = Field(description="The match event the notice is about.")
+    source_event_id: uuid.UUID = Field(description="The event the notice is about.")
     region: RegionCode = Field(description="Region.", examples=["SE-AB"])
-    match_id: uuid.UUID = Field(description="The match.")
-    placement_id: Id = Field(description="Placement.", examples=["p-1"])
+    match_id: uuid.UUID | None = Field(
+        description="The match; None for a notice about no match (a student left unplaced)."
+    )
+    placement_id: Id | None = Field(
+        description="Placement; None for a notice about no match.", examples=["p-1"]
+    )
+    recipient: Recipient = Field(
+        default="supervisor", description="Who was told.", examples=["supervisor"]
+    )
     channel: Channel = Field(description="Channel used.", examples=["email"])
     attempts: int = Field(ge=1, description="Delivery attempts made.", examples=[1])
 
@@ -321,6 +426,24 @@ class MatchingRoundCompleted(Event):
     data: MatchingRoundCompletedData
 
 
+class MatchingRoundOutcomes(Event):
+    topic: ClassVar[str] = ROUNDS
+    type: Literal["MatchingRoundOutcomes"] = "MatchingRoundOutcomes"
+    data: MatchingRoundOutcomesData
+
+
+class SupplementaryRoundOpened(Event):
+    topic: ClassVar[str] = ROUNDS
+    type: Literal["SupplementaryRoundOpened"] = "SupplementaryRoundOpened"
+    data: SupplementaryRoundOpenedData
+
+
+class MatchAssignmentRequested(Event):
+    topic: ClassVar[str] = MATCHES
+    type: Literal["MatchAssignmentRequested"] = "MatchAssignmentRequested"
+    data: MatchAssignmentRequestedData
+
+
 class MatchProposed(Event):
     topic: ClassVar[str] = MATCHES
     type: Literal["MatchProposed"] = "MatchProposed"
@@ -370,10 +493,21 @@ StudentEvent: TypeAlias = Annotated[
     StudentRegistered | StudentPreferencesUpdated | StudentWithdrawn, Field(discriminator="type")
 ]
 RoundEvent: TypeAlias = Annotated[
-    MatchingRoundRequested | MatchingRoundCompleted, Field(discriminator="type")
+    MatchingRoundRequested
+    | MatchingRoundOutcomes
+    | MatchingRoundCompleted
+    | SupplementaryRoundOpened,
+    Field(discriminator="type"),
 ]
 MatchEvent: TypeAlias = Annotated[
-    Union[MatchProposed, MatchAccepted, MatchDeclined, MatchConfirmed, MatchCancelled],  # noqa: UP007
+    Union[  # noqa: UP007
+        MatchProposed,
+        MatchAccepted,
+        MatchDeclined,
+        MatchConfirmed,
+        MatchCancelled,
+        MatchAssignmentRequested,
+    ],
     Field(discriminator="type"),
 ]
 NotificationEvent: TypeAlias = Annotated[
@@ -390,12 +524,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StudentPreferencesUpdated,
         StudentWithdrawn,
         MatchingRoundRequested,
+        MatchingRoundOutcomes,
         MatchingRoundCompleted,
+        SupplementaryRoundOpened,
         MatchProposed,
         MatchAccepted,
         MatchDeclined,
         MatchConfirmed,
         MatchCancelled,
+        MatchAssignmentRequested,
         NotificationDelivered,
         NotificationFailed,
     )

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from shared.contracts import events as ev
+from shared.contracts.outcomes import ChoiceNote, Explanation, HeldBy, StudentOutcome
 from shared.contracts.profiles import GeoPoint, PlacementOffer, StudentProfile, Supervisor
 
 
@@ -49,7 +50,7 @@ def student(
 
 
 def every_event(region: str = "SE-AB") -> list[ev.Event]:
-    """One event of each of the fifteen types of contract v1."""
+    """One event of each type of contract v1 (`ev.EVENT_TYPES`)."""
     rid, mid, eid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     match: dict[str, Any] = {
         "match_id": mid,
@@ -106,9 +107,61 @@ def every_event(region: str = "SE-AB") -> list[ev.Event]:
                 cancelled=0,
             ),
         ),
+        ev.MatchingRoundOutcomes(
+            producer="matching",
+            data=ev.MatchingRoundOutcomesData(
+                round_id=rid,
+                region=region,
+                part=1,
+                parts=1,
+                outcomes=(
+                    StudentOutcome(
+                        student_id="s-1",
+                        placement_id="p-1",
+                        rank=1,
+                        reason=None,
+                        explanation=Explanation(choices=1),
+                    ),
+                    StudentOutcome(
+                        student_id="s-2",
+                        placement_id=None,
+                        rank=None,
+                        reason="choices_full",
+                        explanation=Explanation(
+                            choices=1,
+                            better_choices=(
+                                ChoiceNote(
+                                    rank=1,
+                                    placement_id="p-1",
+                                    status="full",
+                                    held_by=HeldBy(slots=1, better_rank=1),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        ev.SupplementaryRoundOpened(
+            producer="placements",
+            data=ev.SupplementaryRoundOpenedData(
+                opening_id=uuid.uuid4(), region=region, round_id=rid, student_ids=("s-2",)
+            ),
+        ),
         ev.MatchProposed(
             producer="matching",
             data=ev.MatchProposedData(**match, round_id=rid, company_id="c-1", rank=1),
+        ),
+        ev.MatchAssignmentRequested(
+            producer="placements",
+            data=ev.MatchAssignmentRequestedData(
+                match_id=uuid.uuid4(),
+                region=region,
+                student_id="s-2",
+                placement_id="p-1",
+                company_id="c-1",
+                reason="agreed with the company",
+            ),
         ),
         ev.MatchAccepted(producer="placements", data=ev.MatchAcceptedData(**match, by="student")),
         ev.MatchDeclined(

@@ -49,12 +49,15 @@ function untyped)."""
 
 
 def _inside_sources(path: str) -> bool:
-    """Walk only the placements service (and the folders above it), as the method map names
-    nothing elsewhere; skip hidden and private folders as Babel does."""
+    """Walk only the placements service and `shared` (and the folders above them), as the
+    method map names nothing elsewhere; skip hidden and private folders as Babel does."""
     relative = Path(path).relative_to(ROOT).as_posix()
     if relative.rsplit("/", 1)[-1].startswith((".", "_")):
         return False
-    return "services/placements".startswith(relative) or relative.startswith("services/placements/")
+    return any(
+        root.startswith(relative) or relative.startswith(root + "/")
+        for root in ("services/placements", "shared")
+    )
 
 
 @cache

@@ -2,7 +2,11 @@
 the offline command").
 
     apl match --students S --placements P [--pinned F] [--previous F] --out O
-              [--summary J] [--policy optimal|stable] [--explain STUDENT_ID]
+              [--summary J] [--policy optimal|stable] [--fill] [--explain STUDENT_ID]
+
+`--fill` adds the fill phase (docs/engine.md, "Fill"): output lines say `"filled": true` for a
+student placed at a vacancy it did not rank. `--explain` prints the student's explained
+outcome in English, in the words the services use (`shared.explain.describe`).
 
 Inputs are JSON Lines, or CSV when the name ends in `.csv` (list fields separated by `;`,
 `home`/`site` as `*_lat`/`*_lon` columns, `supervisor` as `supervisor_name`/`_email`/
@@ -30,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.matching.engine import MatchingInputError, RoundResult, solve
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
+from shared.explain import describe
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -50,6 +55,7 @@ class PreviousProposal(BaseModel):
     student_id: str = Field(min_length=1, description="Student id.")
     placement_id: str | None = Field(description="Previously proposed placement, or null.")
     rank: int | None = Field(default=None, description="Ignored.")
+    filled: bool | None = Field(default=None, description="Ignored.")
     reason: str | None = Field(default=None, description="Ignored.")
 
 
@@ -212,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary", help="where to write the round figures as one JSON object")
     parser.add_argument("--policy", choices=("optimal", "stable"), default="optimal")
     parser.add_argument(
+        "--fill",
+        action="store_true",
+        help="then place the still unplaced at eligible vacancies of their region",
+    )
+    parser.add_argument(
         "--explain", metavar="STUDENT_ID", help="print why a student got its outcome"
     )
     return parser
@@ -252,6 +263,7 @@ def _run(args: argparse.Namespace) -> int:
             pinned.records,
             previous=prev_map,
             policy=args.policy,
+            fill=args.fill,
         )
     except MatchingInputError as err:
         where = {
@@ -274,7 +286,8 @@ def _run(args: argparse.Namespace) -> int:
         problems.add(str(err.filename), 0, "-", f"cannot write: {err.strerror or err}")
         return _fail(problems)
     if args.explain is not None:
-        print(result.explain(args.explain).text())
+        for line in describe(result.explain(args.explain)):
+            print(line)
     return 0
 
 

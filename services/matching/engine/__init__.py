@@ -2,7 +2,8 @@
 
 `solve` takes students, placements and pinned pairs and returns a `RoundResult`: one
 `Outcome` per student in input order, the round figures (`RoundSummary`) and, per student,
-an `Explanation` of why it got its outcome. `SolverOptions` are its knobs (which kernel,
+its explained outcome (the contract's `StudentOutcome`: `student_outcomes()`, `explain()`).
+`solve(..., fill=True)` adds the fill phase. `SolverOptions` are its knobs (which kernel,
 dense or sparse components), passed as `solve(..., options=)`. See docs/engine.md.
 """
 
@@ -10,9 +11,6 @@ from services.matching.engine.api import solve
 from services.matching.engine.options import KernelMode, SolverOptions
 from services.matching.engine.problem import InputProblem, MatchingInputError
 from services.matching.engine.result import (
-    ChoiceNote,
-    Explanation,
-    Occupant,
     Outcome,
     Policy,
     Reason,
@@ -21,12 +19,9 @@ from services.matching.engine.result import (
 )
 
 __all__ = [
-    "ChoiceNote",
-    "Explanation",
     "InputProblem",
     "KernelMode",
     "MatchingInputError",
-    "Occupant",
     "Outcome",
     "Policy",
     "Reason",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping, Sequence
 
+from services.matching.engine.fill import fill_vacancies
 from services.matching.engine.gcpause import paused_gc
 from services.matching.engine.optimal import assign_optimal
 from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
@@ -22,6 +23,8 @@ def solve(
     policy: Policy = "optimal",
     excluded: Collection[tuple[str, str]] = (),
     options: SolverOptions | None = None,
+    fill: bool = False,
+    withdrawn: Collection[str] = (),
 ) -> RoundResult:
     """Match one round.
 
@@ -32,6 +35,10 @@ def solve(
     (student id, placement id) pairs never to match, such as declined proposals.
     `options` are the solver's knobs (`SolverOptions`; the defaults when None): they change
     how fast the optimal policy solves, never its objective.
+    `fill`: after the round (either policy), place the students still unplaced at vacancies
+    of their own region they did not rank but are eligible for (`fill.py`; docs/engine.md).
+    `withdrawn`: placement ids known to be withdrawn, so explanations tell them from ids
+    that were never known.
 
     Raises `MatchingInputError` for duplicate ids and for pins that cannot be kept.
 
@@ -56,5 +63,14 @@ def solve(
             solver = "deferred-acceptance"
         else:
             raise ValueError(f"unknown policy {policy!r}")
+        filled = None
+        if fill:
+            opts = options or DEFAULT_OPTIONS
+            before = assignment
+            assignment, _, _ = fill_vacancies(problem, before, options=opts)
+            filled = (before < 0) & (assignment >= 0)
+            solver += "+fill"
         elapsed = time.perf_counter() - started
-        return RoundResult(problem, assignment, policy, elapsed, solver)
+        return RoundResult(
+            problem, assignment, policy, elapsed, solver, filled=filled, withdrawn=withdrawn
+        )

@@ -28,17 +28,27 @@ class SolverOptions:
     * `lsa_max_cells`: a component goes to dense `linear_sum_assignment` when its cost
       matrix (students x (slots + students)) has at most this many cells; beyond that the
       sparse solver is faster. 0 sends every component to the sparse solver.
+    * `fill_nearest`: fill's first restricted solve uses each student's this many nearest
+      eligible vacancies (column generation adds what the prices show is missing).
+    * `fill_direct_pairs`: up to this many eligible pairs, fill solves on all of them at
+      once (quicker than column generation on small rounds).
     """
 
     kernel: KernelMode = "auto"
     jit_min_arcs: int = 200_000
     lsa_max_cells: int = 4096
+    fill_nearest: int = 16
+    fill_direct_pairs: int = 250_000
 
     def __post_init__(self) -> None:
         if self.kernel not in get_args(KernelMode):
             raise ValueError(f"unknown kernel {self.kernel!r}")
         if self.jit_min_arcs < 0 or self.lsa_max_cells < 0:
             raise ValueError("jit_min_arcs and lsa_max_cells must not be negative")
+        if self.fill_direct_pairs < 0:
+            raise ValueError("fill_direct_pairs must not be negative")
+        if self.fill_nearest < 1:
+            raise ValueError("fill_nearest must be at least 1")
 
 
 DEFAULT_OPTIONS = SolverOptions()

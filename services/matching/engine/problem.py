@@ -62,6 +62,8 @@ class Student(Protocol):
     def max_travel_km(self) -> float | None: ...
     @property
     def priority(self) -> int: ...
+    @property
+    def region(self) -> str: ...
 
 
 class Placement(Protocol):
@@ -83,6 +85,8 @@ class Placement(Protocol):
     def site(self) -> Point | None: ...
     @property
     def ranking(self) -> Sequence[str] | None: ...
+    @property
+    def region(self) -> str: ...
 
 
 class Pin(Protocol):
@@ -136,6 +140,8 @@ class Problem:
     preferences: tuple[tuple[str, ...], ...]  # as given, per student
     # placement -> student -> 0-based position among the round's students in its ranking
     ranking_pos: dict[int, dict[int, int]]
+    features: Features  # per student and placement, what rules 2 to 5 read
+    excluded_keys: I64  # sorted student * n_placements + placement of the excluded pairs
 
     @property
     def n_students(self) -> int:
@@ -197,6 +203,22 @@ def _masks(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> npt.NDArray[
     return masks
 
 
+def factor_rows(keys: npt.NDArray[Any]) -> tuple[I64, I64]:
+    """(the first row of each distinct row of the 2-D `keys`, and per row the number of its
+    distinct row): a factorisation, for sharing one model among equal keys."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    ranked = keys[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    first: I64 = order[new].astype(np.int64)
+    return first, inverse
+
+
 def haversine_km(lat1: F64, lon1: F64, lat2: F64, lon2: F64) -> F64:
     """Great-circle distance in km on a sphere of radius 6371.0 km (inputs in degrees)."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
@@ -229,95 +251,128 @@ def _no_edges(n_edges: int) -> Bools:
     return out
 
 
-def _lacks_skills(
-    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
-) -> Bools:
-    """Edges failing rule 2: the placement's required skills are not a subset of the student's.
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What eligibility (rules 2 to 5) reads of every student and placement, as arrays, so
+    that any (student, placement) pairs can be checked at once (`pair_fails`): the candidate
+    edges of the round, and the vacancies of fill."""
 
-    Only skills some placement requires matter, so the vocabulary (and the masks) stay small."""
+    skill_names: tuple[str, ...]  # the skills some placement requires (the masks' bits)
+    need: npt.NDArray[np.uint64]  # per placement, bit mask of required skills
+    have: npt.NDArray[np.uint64]  # per student, bit mask of those it has
+    programme_names: tuple[str, ...]
+    accepts: npt.NDArray[np.uint64]  # per placement, bit mask of programmes accepted
+    open_all: Bools  # per placement: accepts every programme
+    mine: npt.NDArray[np.uint64]  # per student, bit mask of its programme
+    student_programme: tuple[str | None, ...]
+    placement_programmes: tuple[tuple[str, ...], ...]
+    s_from: I64  # date ordinals, -1 when absent
+    s_to: I64
+    p_start: I64
+    p_end: I64
+    travel: F64  # per student, km, -1 when absent
+    h_lat: F64
+    h_lon: F64
+    h_has: Bools
+    p_lat: F64
+    p_lon: F64
+    p_has: Bools
+    student_region: I64  # region codes (one numbering for students and placements)
+    placement_region: I64
+
+    def distance_km(self, es: I64, ep: I64) -> F64:
+        """Haversine distance of each pair, NaN where the home or the site is absent."""
+        out = np.full(len(es), np.nan, dtype=np.float64)
+        both = self.h_has[es] & self.p_has[ep]
+        if np.any(both):
+            i = np.flatnonzero(both)
+            s, p = es[i], ep[i]
+            out[i] = haversine_km(self.h_lat[s], self.h_lon[s], self.p_lat[p], self.p_lon[p])
+        return out
+
+    def pair_fails(self, es: I64, ep: I64, dist: F64 | None = None) -> U8:
+        """RULE_* bits of rules 2 to 5 for each (student, placement) pair; `dist` is
+        `distance_km(es, ep)` when already computed."""
+        fails = np.zeros(len(es), dtype=np.uint8)
+        if len(self.skill_names):
+            lacks = np.any(self.need[ep] & ~self.have[es], axis=1)
+            fails[lacks] |= RULE_SKILLS
+        if len(self.programme_names):
+            ok = self.open_all[ep] | np.any(self.accepts[ep] & self.mine[es], axis=1)
+            fails[~ok] |= RULE_PROGRAMME
+        a, b, c, d = self.s_from[es], self.s_to[es], self.p_start[ep], self.p_end[ep]
+        outside = (a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b))
+        fails[outside] |= RULE_PERIOD
+        travel = self.travel[es]
+        check = (travel >= 0) & self.h_has[es] & self.p_has[ep]
+        if np.any(check):
+            idx = np.flatnonzero(check)
+            if dist is None:
+                s, p = es[idx], ep[idx]
+                km = haversine_km(self.h_lat[s], self.h_lon[s], self.p_lat[p], self.p_lon[p])
+            else:
+                km = dist[idx]
+            fails[idx[km > travel[idx]]] |= RULE_DISTANCE
+        return fails
+
+
+def _features(students: Sequence[Student], placements: Sequence[Placement]) -> Features:
+    n_s, n_p = len(students), len(placements)
     required = [pl.required_skills for pl in placements]
     skill_vocab = _vocab(required)
-    if not skill_vocab:
-        return _no_edges(len(es))
-    need = _masks(required, skill_vocab)
-    have = _masks([st.skills for st in students], skill_vocab)
-    missing: Bools = np.any(need[ep] & ~have[es], axis=1)
-    return missing
-
-
-def _refuses_programme(
-    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
-) -> Bools:
-    """Edges failing rule 3: the placement accepts neither every programme nor the student's."""
-    programmes = [pl.programmes for pl in placements]
+    programmes = tuple(tuple(pl.programmes) for pl in placements)
     prog_vocab = _vocab(programmes)
-    if not prog_vocab:
-        return _no_edges(len(es))
-    accepts = _masks(programmes, prog_vocab)
-    open_all = np.fromiter((len(ps) == 0 for ps in programmes), bool, len(placements))
-    mine = _masks([(st.programme,) if st.programme else () for st in students], prog_vocab)
-    ok = open_all[ep] | np.any(accepts[ep] & mine[es], axis=1)
-    refused: Bools = ~ok
-    return refused
-
-
-def _outside_period(
-    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
-) -> Bools:
-    """Edges failing rule 4: the period does not fit the student's availability (checked only
-    when all four dates are given)."""
-    n_s, n_p = len(students), len(placements)
-    s_from = _dates((st.available_from for st in students), n_s)
-    s_to = _dates((st.available_to for st in students), n_s)
-    p_start = _dates((pl.starts_on for pl in placements), n_p)
-    p_end = _dates((pl.ends_on for pl in placements), n_p)
-    a, b, c, d = s_from[es], s_to[es], p_start[ep], p_end[ep]
-    known = (a >= 0) & (b >= 0) & (c >= 0) & (d >= 0)
-    outside: Bools = known & ((a > c) | (d > b))
-    return outside
-
-
-def _too_far(
-    students: Sequence[Student], placements: Sequence[Placement], es: I64, ep: I64
-) -> Bools:
-    """Edges failing rule 5: the site is beyond the student's travel distance (checked only
-    when the distance, the home and the site are given)."""
-    n_s, n_p = len(students), len(placements)
+    student_programme = tuple(st.programme for st in students)
+    region_vocab = _vocab([[st.region for st in students], [pl.region for pl in placements]])
     travel = np.fromiter(
         (st.max_travel_km if st.max_travel_km is not None else -1.0 for st in students),
         dtype=np.float64,
         count=n_s,
     )
     h_lat, h_lon, h_has = _points((st.home for st in students), n_s)
-    s_lat, s_lon, s_has = _points((pl.site for pl in placements), n_p)
-    check = (travel[es] >= 0) & h_has[es] & s_has[ep]
-    far = _no_edges(len(es))
-    if np.any(check):
-        idx = np.flatnonzero(check)
-        dist = haversine_km(h_lat[es[idx]], h_lon[es[idx]], s_lat[ep[idx]], s_lon[ep[idx]])
-        far[idx[dist > travel[es[idx]]]] = True
-    return far
+    p_lat, p_lon, p_has = _points((pl.site for pl in placements), n_p)
+    return Features(
+        skill_names=tuple(skill_vocab),
+        need=_masks(required, skill_vocab),
+        have=_masks([st.skills for st in students], skill_vocab),
+        programme_names=tuple(prog_vocab),
+        accepts=_masks(programmes, prog_vocab),
+        open_all=np.fromiter((len(ps) == 0 for ps in programmes), bool, n_p),
+        mine=_masks([(p,) if p else () for p in student_programme], prog_vocab),
+        student_programme=student_programme,
+        placement_programmes=programmes,
+        s_from=_dates((st.available_from for st in students), n_s),
+        s_to=_dates((st.available_to for st in students), n_s),
+        p_start=_dates((pl.starts_on for pl in placements), n_p),
+        p_end=_dates((pl.ends_on for pl in placements), n_p),
+        travel=travel,
+        h_lat=h_lat,
+        h_lon=h_lon,
+        h_has=h_has,
+        p_lat=p_lat,
+        p_lon=p_lon,
+        p_has=p_has,
+        student_region=np.fromiter(
+            (region_vocab[st.region] for st in students), np.int64, count=n_s
+        ),
+        placement_region=np.fromiter(
+            (region_vocab[pl.region] for pl in placements), np.int64, count=n_p
+        ),
+    )
 
 
-def _excluded_edges(
-    excluded: Collection[tuple[str, str]],
-    s_index: dict[str, int],
-    p_index: dict[str, int],
-    es: I64,
-    ep: I64,
-) -> Bools:
-    """Edges of excluded pairs (declined proposals): they are never matched. Pairs naming
-    unknown ids are ignored."""
+def _excluded_keys(
+    excluded: Collection[tuple[str, str]], s_index: dict[str, int], p_index: dict[str, int]
+) -> I64:
+    """Sorted keys (student * placements + placement) of the excluded pairs (declined
+    proposals): they are never matched. Pairs naming unknown ids are ignored."""
     n_p = len(p_index)
     keys = [
         s_index[sid] * n_p + p_index[pid]
         for sid, pid in excluded
         if sid in s_index and pid in p_index
     ]
-    if not keys:
-        return _no_edges(len(es))
-    hit: Bools = np.isin(es * n_p + ep, np.asarray(keys, dtype=np.int64))
-    return hit
+    return np.unique(np.asarray(keys, dtype=np.int64))
 
 
 def _apply_pins(
@@ -422,12 +477,11 @@ def build_problem(
     es, ep, er = rows[known_id], ids[known_id], pos[known_id] + 1
 
     # Rule 1 holds for every candidate edge; rules 2 to 5 and the exclusions as RULE_* bits.
-    fails = np.zeros(len(es), dtype=np.uint8)
-    fails[_lacks_skills(students, placements, es, ep)] |= RULE_SKILLS
-    fails[_refuses_programme(students, placements, es, ep)] |= RULE_PROGRAMME
-    fails[_outside_period(students, placements, es, ep)] |= RULE_PERIOD
-    fails[_too_far(students, placements, es, ep)] |= RULE_DISTANCE
-    fails[_excluded_edges(excluded, s_index, p_index, es, ep)] |= RULE_EXCLUDED
+    features = _features(students, placements)
+    fails = features.pair_fails(es, ep)
+    excluded_keys = _excluded_keys(excluded, s_index, p_index)
+    if len(excluded_keys):
+        fails[np.isin(es * len(p_index) + ep, excluded_keys)] |= RULE_EXCLUDED
 
     capacity = np.fromiter(
         (pl.capacity for pl in placements), dtype=np.int64, count=len(placements)
@@ -450,4 +504,6 @@ def build_problem(
         unknown_preferences=unknown,
         preferences=prefs,
         ranking_pos=_ranking_positions(placements, s_index),
+        features=features,
+        excluded_keys=excluded_keys,
     )

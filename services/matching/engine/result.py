@@ -1,13 +1,28 @@
-"""What a round returns: outcomes in input order, the round figures, and explanations."""
+"""What a round returns: outcomes in input order, the round figures, and explanations.
+
+Explanations are the contract's `StudentOutcome` models (shared/contracts/outcomes.py), built
+for all students at once: statuses, failed rules with their figures and the holders of full
+choices are computed with numpy over every explained choice of the round; only the models
+themselves are made one by one (`_construct`, with shared sub-models where they repeat).
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
-from typing import Literal
+from itertools import pairwise, repeat
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
 
+from services.matching.engine.gcpause import paused_gc
+from services.matching.engine.optimal import weight_classes
 from services.matching.engine.problem import (
     I64,
     RULE_DISTANCE,
@@ -15,44 +30,76 @@ from services.matching.engine.problem import (
     RULE_PERIOD,
     RULE_PROGRAMME,
     RULE_SKILLS,
+    U8,
+    Bools,
     Problem,
+    _flatten,
+    factor_rows,
 )
 from services.matching.engine.stable import placement_order_key
-
-Reason = Literal["no_eligible_choice", "choices_full"]
-Policy = Literal["optimal", "stable"]
-ChoiceStatus = Literal["unknown", "ineligible", "full", "free"]
-
-RULE_NAMES: tuple[tuple[int, str], ...] = (
-    (RULE_SKILLS, "required_skills"),
-    (RULE_PROGRAMME, "programmes"),
-    (RULE_PERIOD, "period"),
-    (RULE_DISTANCE, "max_travel_km"),
-    (RULE_EXCLUDED, "declined"),
+from shared.contracts.outcomes import (
+    ChoiceNote,
+    Explanation,
+    HeldBy,
+    RuleFailure,
+    StudentOutcome,
 )
-_RULE_TEXT = {
-    "required_skills": "lacks a required skill",
-    "programmes": "programme not accepted",
-    "period": "period outside availability",
-    "max_travel_km": "site beyond travel distance",
-    "declined": "declined earlier",
-}
+
+Reason = Literal["no_eligible_choice", "choices_full", "no_eligible_vacancy"]
+Policy = Literal["optimal", "stable"]
+
+M = TypeVar("M", bound=BaseModel)
+_SETATTR = object.__setattr__
+# BaseModel's slots, set directly (the models' own __setattr__ refuses: they are frozen).
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def _build(cls: type[M], fields: tuple[str, ...], columns: Sequence[Sequence[Any]]) -> list[M]:
+    """`cls.model_construct(**dict(zip(fields, row)))` for every row of `columns` (one
+    sequence per field, all of one length), for values known to be valid and given for
+    every field: the same models, made by C loops (`map`) instead of one call each (about
+    5x faster than model_construct, and faster than validating). Tests check the results
+    equal validated models. The models of one class share one fields-set (every field is
+    set; pydantic only reads it, and `model_copy` copies it)."""
+    n = len(columns[0])
+    fields_set = _FIELDS_SETS.get(cls)
+    if fields_set is None or fields_set != set(fields):
+        fields_set = _FIELDS_SETS[cls] = set(fields)
+    out = list(map(cls.__new__, repeat(cls, n)))
+    dicts = map(dict, map(zip, repeat(fields), zip(*columns, strict=True)))
+    deque(map(_SETATTR, out, repeat("__dict__"), dicts), maxlen=0)
+    deque(map(_SET_FIELDS_SET, out, repeat(fields_set, n)), maxlen=0)
+    deque(map(_SET_EXTRA, out, repeat(None, n)), maxlen=0)
+    deque(map(_SET_PRIVATE, out, repeat(None, n)), maxlen=0)
+    return out
+
+
+_FIELDS_SETS: dict[type[BaseModel], set[str]] = {}
+
+
+def _skill_names(names: tuple[str, ...], mask: npt.NDArray[np.uint64]) -> tuple[str, ...]:
+    return tuple(name for b, name in enumerate(names) if int(mask[b >> 6]) >> (b & 63) & 1)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One student's result: a placement with its rank, or unplaced with a reason."""
+    """One student's result: a placement with its rank (None when filled, or pinned outside
+    its preferences), or unplaced with a reason. `filled`: placed by fill."""
 
     student_id: str
     placement_id: str | None
     rank: int | None
     reason: Reason | None
+    filled: bool = False
 
-    def as_dict(self) -> dict[str, str | int | None]:
+    def as_dict(self) -> dict[str, str | int | bool | None]:
         return {
             "student_id": self.student_id,
             "placement_id": self.placement_id,
             "rank": self.rank,
+            "filled": self.filled,
             "reason": self.reason,
         }
 
@@ -60,8 +107,9 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class RoundSummary:
     """The round figures of docs/product.md. `solve_seconds` times the assignment step (from
-    eligible pairs to the assignment); building eligibility from profiles before it and
-    these figures after it are not in it."""
+    eligible pairs to the assignment, fill included); building eligibility from profiles
+    before it and these figures after it are not in it. `filled`: students placed by fill;
+    `no_eligible_vacancy`: students unplaced after fill (0 without fill)."""
 
     students: int
     placed: int
@@ -73,94 +121,63 @@ class RoundSummary:
     blocking_pairs: int
     solve_seconds: float
     solver: str
+    filled: int = 0
+    no_eligible_vacancy: int = 0
 
     def as_dict(self) -> dict[str, int | float | str]:
         return {
             "students": self.students,
             "placed": self.placed,
+            "filled": self.filled,
             "placed_weight": self.placed_weight,
             "total_rank_cost": self.total_rank_cost,
             "first_choice": self.first_choice,
             "top3": self.top3,
             "unknown_preferences": self.unknown_preferences,
+            "no_eligible_vacancy": self.no_eligible_vacancy,
             "blocking_pairs": self.blocking_pairs,
             "solve_seconds": round(self.solve_seconds, 6),
             "solver": self.solver,
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Occupant:
-    """A student holding a slot of a placement."""
-
-    student_id: str
-    rank: int | None  # the placement's position in this student's preferences
-    priority: int
-    pinned: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ChoiceNote:
-    """Why one better-ranked choice is not the student's placement."""
-
-    rank: int
-    placement_id: str
-    status: ChoiceStatus
-    rules: tuple[str, ...] = ()  # failed eligibility rules, for "ineligible"
-    taken_by: tuple[Occupant, ...] = ()  # who holds the slots, for "full"
-
-    def text(self) -> str:
-        head = f"choice {self.rank} {self.placement_id}: "
-        if self.status == "unknown":
-            return head + "not a known placement (unknown or withdrawn)"
-        if self.status == "ineligible":
-            return head + "ineligible: " + ", ".join(_RULE_TEXT[r] for r in self.rules)
-        if self.status == "free":
-            return head + "has a free slot (this student is pinned)"
-        if not self.taken_by:
-            return head + "full: no slots"
-        who = ", ".join(
-            f"{o.student_id} ({'pinned, ' if o.pinned else ''}"
-            f"{'choice ' + str(o.rank) if o.rank is not None else 'not in preferences'}, "
-            f"priority {o.priority})"
-            for o in self.taken_by
-        )
-        return head + f"full: taken by {who}"
+_RULE_BITS: tuple[tuple[int, str], ...] = (
+    (RULE_SKILLS, "required_skills"),
+    (RULE_PROGRAMME, "programmes"),
+    (RULE_PERIOD, "period"),
+    (RULE_DISTANCE, "max_travel_km"),
+    (RULE_EXCLUDED, "declined"),
+)
+# Choice statuses, as codes while classifying.
+_UNKNOWN, _INELIGIBLE, _FULL, _FREE = 0, 1, 2, 3
+_STATUS = ("unknown", "ineligible", "full", "free")
+_OUTCOME_FIELDS = (
+    "student_id",
+    "placement_id",
+    "rank",
+    "filled",
+    "pinned",
+    "reason",
+    "previous_placement_id",
+    "explanation",
+)
+_HELD_GROUPS = (
+    "pinned",
+    "higher_priority",
+    "better_rank",
+    "same_rank",
+    "worse_rank",
+    "lower_priority",
+    "unranked",
+)
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a student got its outcome: every better-ranked choice and what stood in the way."""
-
-    student_id: str
-    placement_id: str | None
-    rank: int | None
-    reason: Reason | None
-    pinned: bool
-    policy: Policy
-    better_choices: tuple[ChoiceNote, ...]
-
-    def text(self) -> str:
-        if self.placement_id is None:
-            head = f"{self.student_id}: unplaced ({self.reason})"
-        else:
-            where = f"choice {self.rank}" if self.rank is not None else "not in preferences"
-            pin = "pinned at" if self.pinned else "placed at"
-            head = f"{self.student_id}: {pin} {self.placement_id} ({where})"
-        if not self.better_choices:
-            tail = (
-                "  no choices listed"
-                if self.placement_id is None
-                else "  this is the student's best choice"
-                if self.rank == 1
-                else "  no better choice"
-            )
-            return f"{head}\n{tail}"
-        return "\n".join([head, *("  " + n.text() for n in self.better_choices)])
+def _day(ordinal: int) -> date | None:
+    return None if ordinal < 0 else date.fromordinal(ordinal)
 
 
 class RoundResult:
-    """Outcomes in input order, the summary, and explanations on demand."""
+    """Outcomes in input order, the summary, and every student's explained outcome."""
 
     def __init__(
         self,
@@ -169,12 +186,20 @@ class RoundResult:
         policy: Policy,
         solve_seconds: float,
         solver: str,
+        *,
+        filled: Bools | None = None,
+        withdrawn: Collection[str] = (),
     ) -> None:
+        """`filled` marks the students placed by fill (None: fill did not run);
+        `withdrawn` are placement ids known to be withdrawn (for explanations)."""
         self.problem = problem
         self.assignment = assignment
         self.policy: Policy = policy
+        self.fill_ran = filled is not None
+        self.filled: Bools = np.zeros(problem.n_students, dtype=bool) if filled is None else filled
+        self.withdrawn = frozenset(withdrawn)
         pb = problem
-        # Rank of each student's assignment (None when pinned outside its preferences).
+        # Rank of each student's assignment (0 when filled or pinned outside its preferences).
         self._rank = np.zeros(pb.n_students, dtype=np.int64)
         hit = pb.edge_placement == assignment[pb.edge_student]
         self._rank[pb.edge_student[hit]] = pb.edge_rank[hit]
@@ -182,11 +207,18 @@ class RoundResult:
         has_eligible[pb.edge_student[pb.eligible]] = True
         outcomes: list[Outcome] = []
         sid, pid = pb.student_ids, pb.placement_ids
-        for s, (p, r, el) in enumerate(
-            zip(assignment.tolist(), self._rank.tolist(), has_eligible.tolist(), strict=True)
-        ):
+        rows = zip(
+            assignment.tolist(),
+            self._rank.tolist(),
+            has_eligible.tolist(),
+            self.filled.tolist(),
+            strict=True,
+        )
+        for s, (p, r, el, fl) in enumerate(rows):
             if p >= 0:
-                outcomes.append(Outcome(sid[s], pid[p], r or None, None))
+                outcomes.append(Outcome(sid[s], pid[p], r or None, None, fl))
+            elif self.fill_ran:
+                outcomes.append(Outcome(sid[s], None, None, "no_eligible_vacancy"))
             else:
                 reason: Reason = "choices_full" if el else "no_eligible_choice"
                 outcomes.append(Outcome(sid[s], None, None, reason))
@@ -205,70 +237,269 @@ class RoundResult:
             blocking_pairs=count_blocking_pairs(pb, assignment),
             solve_seconds=solve_seconds,
             solver=solver,
+            filled=int(np.count_nonzero(self.filled)),
+            no_eligible_vacancy=int(np.count_nonzero(~placed)) if self.fill_ran else 0,
         )
 
     def outcome(self, student_id: str) -> Outcome:
         return self.outcomes[self.problem.student_index[student_id]]
 
-    def explain(self, student_id: str) -> Explanation:
+    def explain(self, student_id: str) -> StudentOutcome:
         """Why `student_id` got its outcome. Raises KeyError for an unknown student."""
-        pb = self.problem
-        s = pb.student_index[student_id]
-        out = self.outcomes[s]
-        lo = int(np.searchsorted(pb.edge_student, s))
-        hi = int(np.searchsorted(pb.edge_student, s, side="right"))
-        known = {
-            int(r): e for e, r in zip(range(lo, hi), pb.edge_rank[lo:hi].tolist(), strict=True)
-        }
-        prefs = pb.preferences[s]
-        # Choices better than the placement; all of them when unplaced or placed outside
-        # the preferences (a pin).
-        stop = out.rank if out.rank is not None else len(prefs) + 1
-        occupants = self._occupants
-        notes: list[ChoiceNote] = []
-        for r in range(1, stop):
-            e = known.get(r)
-            if e is None:
-                notes.append(ChoiceNote(r, prefs[r - 1], "unknown"))
-                continue
-            p = int(pb.edge_placement[e])
-            f = int(pb.fails[e])
-            if f:
-                rules = tuple(name for bit, name in RULE_NAMES if f & bit)
-                notes.append(ChoiceNote(r, pb.placement_ids[p], "ineligible", rules))
-                continue
-            holders = occupants.get(p, [])
-            if len(holders) < int(pb.capacity[p]):
-                notes.append(ChoiceNote(r, pb.placement_ids[p], "free"))
-                continue
-            taken = tuple(
-                Occupant(
-                    pb.student_ids[o],
-                    int(self._rank[o]) or None,
-                    pb.priority[o],
-                    bool(pb.pinned[o] >= 0),
-                )
-                for o in holders
-            )
-            notes.append(ChoiceNote(r, pb.placement_ids[p], "full", taken_by=taken))
-        return Explanation(
-            student_id=student_id,
-            placement_id=out.placement_id,
-            rank=out.rank,
-            reason=out.reason,
-            pinned=bool(pb.pinned[s] >= 0),
-            policy=self.policy,
-            better_choices=tuple(notes),
-        )
+        s = self.problem.student_index[student_id]
+        students = np.array([s], dtype=np.int64)
+        return self._student_outcomes(students, self._explanations(students), [None])[0]
+
+    def student_outcomes(
+        self, previous: Mapping[str, str] | None = None
+    ) -> tuple[StudentOutcome, ...]:
+        """Every student's outcome with its explanation, in input order; `previous` maps
+        student id to its standing match before the round (`previous_placement_id`)."""
+        with paused_gc():  # a burst of small objects: see gcpause
+            pb = self.problem
+            prev = list(map((previous or {}).get, pb.student_ids))
+            every = np.arange(pb.n_students, dtype=np.int64)
+            return tuple(self._student_outcomes(every, self._all_explanations, prev))
+
+    def _student_outcomes(
+        self, students: I64, explanations: list[Explanation], previous: list[str | None]
+    ) -> list[StudentOutcome]:
+        mine = [self.outcomes[s] for s in students.tolist()]
+        columns = [
+            list(map(attrgetter(k), mine)) for k in ("student_id", "placement_id", "rank", "filled")
+        ]
+        columns.append((self.problem.pinned[students] >= 0).tolist())
+        columns.append(list(map(attrgetter("reason"), mine)))
+        return _build(StudentOutcome, _OUTCOME_FIELDS, (*columns, previous, explanations))
 
     @cached_property
-    def _occupants(self) -> dict[int, list[int]]:
-        """The students at each placement, built on the first explanation."""
-        occ: dict[int, list[int]] = {}
-        for s, p in enumerate(self.assignment.tolist()):
-            if p >= 0:
-                occ.setdefault(p, []).append(s)
-        return occ
+    def _all_explanations(self) -> list[Explanation]:
+        return self._explanations(np.arange(self.problem.n_students, dtype=np.int64))
+
+    def _explanations(self, students: I64) -> list[Explanation]:
+        """The explanation of each of `students`: every choice ranked better than the
+        outcome (all of them when unplaced, filled, or pinned outside the preferences).
+
+        Every explained choice is classified with numpy (status, the failed rules as ids of
+        distinct `RuleFailure`s, the holder counts of a full choice); each distinct note, rule
+        and holder count is made once (`_build`) and shared by every choice it describes."""
+        pb = self.problem
+        n_p = pb.n_placements
+        prefs = pb.preferences
+        rows, pos, ids = _flatten([prefs[s] for s in students.tolist()], pb.placement_index)
+        owner = students[rows]
+        rank = pos + 1
+        own_rank = self._rank[owner]
+        # Choices better than the outcome: ranks below a placed rank, or every choice.
+        keep = (own_rank == 0) | (rank < own_rank)
+        rows, owner, rank, ids = rows[keep], owner[keep], rank[keep], ids[keep]
+        n = len(rows)
+        # Known choices map to candidate edges: edges are the known entries, in order.
+        known = ids >= 0
+        fails = np.zeros(n, dtype=np.uint8)
+        if known.any():
+            lo = np.searchsorted(pb.edge_student, owner[known])
+            e_idx = lo + _offsets(pb, owner[known], rank[known], lo)
+            fails[known] = pb.fails[e_idx]
+        used = np.bincount(self.assignment[self.assignment >= 0], minlength=n_p)
+        p_safe = np.where(known, ids, 0)
+        is_full = known & (fails == 0) & (used[p_safe] >= pb.capacity[p_safe])
+        status = np.where(
+            ~known, _UNKNOWN, np.where(fails != 0, _INELIGIBLE, np.where(is_full, _FULL, _FREE))
+        )
+        # One key per choice: (status, rank, placement or id code, 7 figures): rule ids of
+        # an ineligible choice, holder counts of a full one.
+        key = np.zeros((n, 10), dtype=np.int64)
+        key[:, 0], key[:, 1], key[:, 2] = status, rank, ids
+        unknown_i = np.flatnonzero(~known)
+        unknown_ids = [
+            prefs[s][k - 1]
+            for s, k in zip(owner[unknown_i].tolist(), rank[unknown_i].tolist(), strict=True)
+        ]
+        id_code = {pid: i for i, pid in enumerate(dict.fromkeys(unknown_ids))}
+        key[unknown_i, 2] = [id_code[pid] for pid in unknown_ids]
+        full_i = np.flatnonzero(is_full)
+        if len(full_i):
+            key[full_i, 3:] = self._held_by(owner[full_i], ids[full_i], rank[full_i])
+        inel = np.flatnonzero(status == _INELIGIBLE)
+        rule_models: list[RuleFailure] = []
+        if len(inel):
+            key[inel, 3:8] = self._rule_ids(owner[inel], ids[inel], fails[inel], rule_models)
+        first, inverse = factor_rows(key)
+        # The distinct notes.
+        fk = key[first]
+        f_status, f_p = fk[:, 0].tolist(), fk[:, 2].tolist()
+        pids = pb.placement_ids
+        code_ids = list(id_code)
+        withdrawn = self.withdrawn
+        held_models = self._held_models(fk)
+        no_rules: tuple[RuleFailure, ...] = ()
+        col_id: list[str] = []
+        col_status: list[str] = []
+        col_rules: list[tuple[RuleFailure, ...]] = []
+        col_held: list[HeldBy | None] = []
+        f_rules = fk[:, 3:8].tolist()
+        for j, (st, p, ru) in enumerate(zip(f_status, f_p, f_rules, strict=True)):
+            if st == _UNKNOWN:
+                pid = code_ids[p]
+                col_id.append(pid)
+                col_status.append("withdrawn" if pid in withdrawn else "unknown")
+                col_rules.append(no_rules)
+                col_held.append(None)
+                continue
+            col_id.append(pids[p])
+            col_status.append(_STATUS[st])
+            if st == _INELIGIBLE:
+                col_rules.append(tuple(rule_models[r] for r in ru if r >= 0))
+            else:
+                col_rules.append(no_rules)
+            col_held.append(held_models.get(j))
+        notes = _build(
+            ChoiceNote,
+            ("rank", "placement_id", "status", "rules", "held_by"),
+            (fk[:, 1].tolist(), col_id, col_status, col_rules, col_held),
+        )
+        per_choice = list(map(notes.__getitem__, inverse.tolist()))
+        bounds = np.searchsorted(rows, np.arange(len(students) + 1)).tolist()
+        better = [tuple(per_choice[a:b]) for a, b in pairwise(bounds)]
+        return _build(
+            Explanation,
+            ("better_choices", "choices"),
+            (better, [len(prefs[s]) for s in students.tolist()]),
+        )
+
+    def _held_models(self, fk: I64) -> dict[int, HeldBy]:
+        """The `HeldBy` of each distinct full note (rows of `fk` with status full), by row;
+        notes with the same counts share one."""
+        j_full = np.flatnonzero(fk[:, 0] == _FULL)
+        if len(j_full) == 0:
+            return {}
+        counts = np.column_stack((self.problem.capacity[fk[j_full, 2]], fk[j_full, 3:]))
+        first, inverse = factor_rows(counts)
+        models = _build(HeldBy, ("slots", *_HELD_GROUPS), counts[first].T.tolist())
+        return dict(zip(j_full.tolist(), map(models.__getitem__, inverse.tolist()), strict=True))
+
+    def _rule_ids(self, owner: I64, p: I64, fails: U8, models: list[RuleFailure]) -> I64:
+        """Per ineligible choice (student `owner`, placement `p`, failed `fails`), the index in
+        `models` of each of its failed rules in `_RULE_BITS` order, -1 where it passes;
+        `models` receives one `RuleFailure` per distinct rule and figures."""
+        f = self.problem.features
+        out = np.full((len(owner), 5), -1, dtype=np.int64)
+        empty: dict[str, Any] = {
+            "rule": None,
+            "missing": (),
+            "programme": None,
+            "accepted": (),
+            "available_from": None,
+            "available_to": None,
+            "starts_on": None,
+            "ends_on": None,
+            "distance_km": None,
+            "limit_km": None,
+        }
+        fields = tuple(empty)
+        for col, (bit, name) in enumerate(_RULE_BITS):
+            hit = np.flatnonzero(fails & bit)
+            if len(hit) == 0:
+                continue
+            s, q = owner[hit], p[hit]
+            figures: dict[str, list[Any]]
+            if bit == RULE_SKILLS:
+                masks = f.need[q] & ~f.have[s]
+                first, inverse = factor_rows(masks.view(np.int64))
+                figures = {"missing": [_skill_names(f.skill_names, m) for m in masks[first]]}
+            elif bit == RULE_PROGRAMME:
+                first, inverse = factor_rows(np.column_stack((self._programme_code[s], q)))
+                figures = {
+                    "programme": [f.student_programme[x] for x in s[first].tolist()],
+                    "accepted": [f.placement_programmes[x] for x in q[first].tolist()],
+                }
+            elif bit == RULE_PERIOD:
+                dates = np.column_stack((f.s_from[s], f.s_to[s], f.p_start[q], f.p_end[q]))
+                first, inverse = factor_rows(dates)
+                figures = {
+                    name_: [_day(d) for d in dates[first, i].tolist()]
+                    for i, name_ in enumerate(
+                        ("available_from", "available_to", "starts_on", "ends_on")
+                    )
+                }
+            elif bit == RULE_DISTANCE:
+                # Rounded up to 0.1 km, so the figure stays above the limit it exceeds.
+                tenths = np.ceil(f.distance_km(s, q) * 10)
+                both = np.column_stack((tenths, f.travel[s]))
+                first, inverse = factor_rows(both)
+                figures = {
+                    "distance_km": (both[first, 0] / 10).tolist(),
+                    "limit_km": both[first, 1].tolist(),
+                }
+            else:
+                first, inverse = np.zeros(1, dtype=np.int64), np.zeros(len(hit), dtype=np.int64)
+                figures = {}
+            m = len(first)
+            columns = [figures.get(k, [v] * m) for k, v in empty.items()]
+            columns[0] = [name] * m
+            out[hit, col] = len(models) + inverse
+            models.extend(_build(RuleFailure, fields, columns))
+        return out
+
+    @cached_property
+    def _programme_code(self) -> I64:
+        names = self.problem.features.student_programme
+        vocab: dict[str | None, int] = {}
+        return np.fromiter(
+            (vocab.setdefault(x, len(vocab)) for x in names), dtype=np.int64, count=len(names)
+        )
+
+    def _held_by(self, who: I64, places: I64, ranks: I64) -> I64:
+        """Per full choice (student `who` ranked `places` at `ranks`): counts of its holders
+        in each `_HELD_GROUPS` group, each holder in the first group that fits."""
+        pb = self.problem
+        a = self.assignment
+        placed = np.flatnonzero(a >= 0)
+        order = placed[np.argsort(a[placed], kind="stable")]
+        bounds = np.searchsorted(a[order], np.arange(pb.n_placements + 1))
+        count = bounds[places + 1] - bounds[places]
+        note = np.repeat(np.arange(len(who)), count)
+        offset = np.arange(len(note)) - np.repeat(np.cumsum(count) - count, count)
+        holder = order[bounds[places][note] + offset]
+        k = self._priority_class
+        kh, ks = k[holder], k[who][note]
+        rh, rs = self._rank[holder], ranks[note]
+        code = np.select(
+            [
+                pb.pinned[holder] >= 0,
+                kh > ks,
+                (kh == ks) & (rh > 0) & (rh < rs),
+                (kh == ks) & (rh == rs),
+                (kh == ks) & (rh > rs),
+                kh < ks,
+            ],
+            [0, 1, 2, 3, 4, 5],
+            default=6,
+        )
+        out: I64 = np.bincount(note * 7 + code, minlength=len(who) * 7).reshape(len(who), 7)
+        return out
+
+    @cached_property
+    def _priority_class(self) -> I64:
+        pb = self.problem
+        return weight_classes(pb.priority, np.arange(pb.n_students, dtype=np.int64))
+
+
+def _offsets(pb: Problem, owners: I64, ranks: I64, starts: I64) -> I64:
+    """Offset of each known preference entry among its student's candidate edges: edges of
+    a student are its known entries in rank order, so it is the count of its edges with a
+    smaller rank."""
+    ends = np.searchsorted(pb.edge_student, owners, side="right")
+    out = np.zeros(len(owners), dtype=np.int64)
+    # Few edges per student: walk them with numpy, one offset step at a time.
+    width = int((ends - starts).max(initial=0))
+    for j in range(width):
+        e = starts + j
+        inside = e < ends
+        e_safe = np.where(inside, e, 0)
+        out += inside & (pb.edge_rank[e_safe] < ranks)
+    return out
 
 
 def count_blocking_pairs(problem: Problem, assignment: I64) -> int:

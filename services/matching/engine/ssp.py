@@ -160,6 +160,43 @@ def min_cost_assignment(
     `options.kernel` and `options.jit_min_arcs` choose the kernel (see the module); `loader`
     holds the compiled kernel (the process's one unless given).
     """
+    at, _ = min_cost_assignment_with_prices(
+        n_students,
+        n_placements,
+        adj_start,
+        adj_placement,
+        adj_cost,
+        unplaced_cost,
+        free,
+        order,
+        options=options,
+        loader=loader,
+    )
+    return at
+
+
+def min_cost_assignment_with_prices(
+    n_students: int,
+    n_placements: int,
+    adj_start: Ints,
+    adj_placement: Ints,
+    adj_cost: Ints,
+    unplaced_cost: Ints,
+    free: Ints,
+    order: Ints,
+    *,
+    options: SolverOptions = DEFAULT_OPTIONS,
+    loader: KernelLoader | None = None,
+) -> tuple[list[int], list[int]]:
+    """`min_cost_assignment`, and the placements' prices: an optimal dual.
+
+    The price of placement q is `-h[q]` for the kernel's final potentials h: 0 where a slot
+    is free, and with u(s) = the cost of s's arc in the assignment plus its placement's price
+    (or its unplaced cost), every arc satisfies cost + price >= u(s) and u(s) <= unplaced
+    cost. That is the LP dual of the assignment, so it proves optimality, and a pair not
+    given (fill's column generation) that violates it is one that could improve it. Callers
+    check the certificate rather than trust it.
+    """
     if len(free) != n_placements or len(adj_start) != n_students + 1:
         raise ValueError("free needs one entry per placement, adj_start one per student + 1")
     loader = loader or _LOADER
@@ -175,11 +212,9 @@ def min_cost_assignment(
             kernel = loader.load_or_none()
     if kernel is not None:
         args = (order, adj_start, adj_placement, adj_cost, unplaced_cost, free)
-        at: list[int] = kernel(
-            *(np.ascontiguousarray(a, dtype=np.int64) for a in args), n_students, far
-        )
-        return at  # numba returns a Python list
-    return _kernel(
+        at, h = kernel(*(np.ascontiguousarray(a, dtype=np.int64) for a in args), n_students, far)
+        return at, [-x for x in h]  # numba returns Python lists
+    at, h = _kernel(
         _ints(order),
         _ints(adj_start),
         _ints(adj_placement),
@@ -189,6 +224,7 @@ def min_cost_assignment(
         n_students,
         far,
     )
+    return at, [-x for x in h]
 
 
 def _largest(values: Ints) -> int:
@@ -215,7 +251,7 @@ def _kernel(  # noqa: C901 - compiled by numba: one flat, hot loop nest kept who
     free: Sequence[int],
     n_students: int,
     far: int,
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     """The solver proper, written for both numba and the interpreter: only indexing, ranges,
     integer arithmetic, lists built inside and heapq.
 
@@ -346,4 +382,4 @@ def _kernel(  # noqa: C901 - compiled by numba: one flat, hot loop nest kept who
             w = via[old]
             c = via_cost[old]
 
-    return at
+    return at, h

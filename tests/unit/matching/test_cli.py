@@ -61,9 +61,15 @@ def test_jsonl_and_csv_in_jsonl_out(
     assert _run(files, "--explain", "s3") == 0
     out = [json.loads(line) for line in Path(files["out"]).read_text().splitlines()]
     assert out == [
-        {"student_id": "s1", "placement_id": "p2", "rank": 2, "reason": None},
-        {"student_id": "s2", "placement_id": "p1", "rank": 1, "reason": None},
-        {"student_id": "s3", "placement_id": None, "rank": None, "reason": "choices_full"},
+        {"student_id": "s1", "placement_id": "p2", "rank": 2, "filled": False, "reason": None},
+        {"student_id": "s2", "placement_id": "p1", "rank": 1, "filled": False, "reason": None},
+        {
+            "student_id": "s3",
+            "placement_id": None,
+            "rank": None,
+            "filled": False,
+            "reason": "choices_full",
+        },
     ]
     summary = json.loads(Path(files["summary"]).read_text())
     assert summary["placed"] == 2
@@ -72,18 +78,58 @@ def test_jsonl_and_csv_in_jsonl_out(
     assert set(summary) == {
         "students",
         "placed",
+        "filled",
         "placed_weight",
         "total_rank_cost",
         "first_choice",
         "top3",
         "unknown_preferences",
+        "no_eligible_vacancy",
         "blocking_pairs",
         "solve_seconds",
         "solver",
     }
-    text = capsys.readouterr().out
-    assert "s3: unplaced (choices_full)" in text
-    assert "choice 2 p1: full: taken by s2 (choice 1, priority 1)" in text
+    assert (summary["filled"], summary["no_eligible_vacancy"]) == (0, 0)
+    assert capsys.readouterr().out.splitlines() == [
+        "Not placed: every choice that fits was needed by others.",
+        "Choice 1 (p2): lacks the required skill wiring; no programme given; it accepts EE",
+        "Choice 2 (p1): full: its 1 slot went to 1 student of higher priority",
+    ]
+
+
+def test_fill_places_the_unplaced_at_vacancies(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "placements.csv").write_text(
+        PLACEMENTS_CSV + "p3,c3,SE-AB,2,,,59.4,18.1,\n" + "p4,c4,SE-O,1,,,,,\n"
+    )
+    assert _run(files, "--fill", "--explain", "s3") == 0
+    out = [json.loads(line) for line in Path(files["out"]).read_text().splitlines()]
+    assert out[2] == {
+        "student_id": "s3",
+        "placement_id": "p3",
+        "rank": None,
+        "filled": True,
+        "reason": None,
+    }
+    assert [o["filled"] for o in out[:2]] == [False, False]
+    summary = json.loads(Path(files["summary"]).read_text())
+    assert (summary["placed"], summary["filled"], summary["no_eligible_vacancy"]) == (3, 1, 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Placed at p3: a vacancy that fits, not among the choices."
+    assert len(lines) == 3  # both choices explained
+    # An earlier --out with "filled" is a valid --previous.
+    files["previous"] = str(tmp_path / "previous.jsonl")
+    Path(files["previous"]).write_text(Path(files["out"]).read_text())
+    assert _run(files, "--fill", "--previous", files["previous"]) == 0
+
+
+def test_fill_leaves_no_eligible_vacancy(files: dict[str, str]) -> None:
+    assert _run(files, "--fill") == 0
+    out = [json.loads(line) for line in Path(files["out"]).read_text().splitlines()]
+    assert out[2]["reason"] == "no_eligible_vacancy"
+    summary = json.loads(Path(files["summary"]).read_text())
+    assert (summary["filled"], summary["no_eligible_vacancy"]) == (0, 1)
 
 
 def test_students_as_csv_and_stable_policy(files: dict[str, str], tmp_path: Path) -> None:

@@ -47,10 +47,12 @@ def test_rank_counts_unknown_ids_and_reasons() -> None:
     assert res.outcomes[2].reason == "no_eligible_choice"
     assert res.outcomes[3].reason == "no_eligible_choice"
     assert res.summary.unknown_preferences == 1
-    text = res.explain("s2").text()
-    assert "full: taken by s1 (choice 2, priority 1)" in text
-    assert "lacks a required skill" in res.explain("s3").text()
-    assert "not a known placement" in res.explain("s1").text()
+    held = res.explain("s2").explanation.better_choices[0].held_by
+    assert held is not None
+    assert (held.slots, held.higher_priority) == (1, 1)
+    rule = res.explain("s3").explanation.better_choices[0].rules[0]
+    assert (rule.rule, rule.missing) == ("required_skills", ("welding",))
+    assert res.explain("s1").explanation.better_choices[0].status == "unknown"
 
 
 def test_each_eligibility_rule() -> None:
@@ -74,8 +76,21 @@ def test_each_eligibility_rule() -> None:
     )
     res = solve([s], places)
     assert res.outcomes[0].placement_id == "ok"
-    rules = [n.rules for n in res.explain("s").better_choices]
-    assert rules == [("required_skills",), ("programmes",), ("period",), ("max_travel_km",)]
+    notes = res.explain("s").explanation.better_choices
+    assert [[r.rule for r in n.rules] for n in notes] == [
+        ["required_skills"],
+        ["programmes"],
+        ["period"],
+        ["max_travel_km"],
+    ]
+    skill, prog, period, far = (n.rules[0] for n in notes)
+    assert skill.missing == ("cad",)
+    assert (prog.programme, prog.accepted) == ("EE", ("IN",))
+    assert (period.available_from, period.available_to) == (date(2027, 1, 11), date(2027, 5, 1))
+    assert (period.starts_on, period.ends_on) == (date(2027, 1, 4), date(2027, 3, 1))
+    assert far.limit_km == 50
+    assert far.distance_km is not None
+    assert far.distance_km > 500
 
 
 def test_pinned_pairs_use_capacity_and_stay() -> None:
@@ -122,7 +137,7 @@ def test_excluded_pairs_are_never_matched() -> None:
     studs = [student("s1", ["p1", "p2"])]
     res = solve(studs, [placement("p1", 1), placement("p2", 1)], excluded=[("s1", "p1")])
     assert res.outcomes[0].placement_id == "p2"
-    assert res.explain("s1").better_choices[0].rules == ("declined",)
+    assert [r.rule for r in res.explain("s1").explanation.better_choices[0].rules] == ["declined"]
 
 
 def test_previous_keeps_students_where_they_were() -> None:

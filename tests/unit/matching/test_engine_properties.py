@@ -122,7 +122,7 @@ def test_unplaced_reasons(case) -> None:
     res = solve(studs, places, pins, excluded=excluded)
     for o in res.outcomes:
         if o.placement_id is None:
-            notes = res.explain(o.student_id).better_choices
+            notes = res.explain(o.student_id).explanation.better_choices
             eligible = [n for n in notes if n.status in ("full", "free")]
             if o.reason == "no_eligible_choice":
                 assert not eligible

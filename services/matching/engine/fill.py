@@ -1,0 +1,708 @@
+"""Fill: the second phase of a round (docs/product.md, "Fill option"), exact.
+
+After the ordinary round, which it never changes, the students still unplaced may be placed
+at a vacancy (a slot still free) of a placement of their own region that they did not rank
+and are eligible for under rules 2 to 5 (skills, programme, period, travel limit), and that
+is not an excluded (declined) pair. Objective, lexicographic: maximise the sum of
+(1 + priority) over the filled students, then minimise the sum of their distances in whole
+km (haversine, rounded half to even; 0 where a coordinate is absent).
+
+As one integer cost, as in `optimal`: filled at q costs km(s, q), unplaced costs W * k(s),
+with k(s) the 1-based rank of s's priority among the distinct priorities (the filled sets are
+the independent sets of a transversal matroid, so only the order of the weights matters) and
+W = 1 + sum over students of their largest km, more than level 2 can ever differ by.
+
+Every eligible pair is enumerated (`fill_instance`, vectorised over blocks of one region's
+students of one programme times the vacancies accepting it). The solve is column generation
+on the successive shortest path solver (`ssp`): it solves on each student's nearest
+`SolverOptions.fill_nearest` pairs, takes the placements' prices (the solver's potentials,
+an LP dual), checks that they certify the restricted optimum, and prices every eligible pair:
+a pair with km + price < the student's current cost is added, and it solves again, until no
+pair violates. Then the dual is feasible for the whole problem and satisfies complementary
+slackness with the assignment, so the assignment is optimal for all pairs (up to
+`SolverOptions.fill_direct_pairs` pairs, 250,000 by default, as in a 7,000-student round, one
+solve on all of them is quicker and is what runs). Should the prices
+ever fail to certify the restricted solve, it solves on every pair instead: exactness never
+depends on the prices, only speed does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from services.matching.engine.optimal import weight_classes
+from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
+from services.matching.engine.problem import EARTH_RADIUS_KM, F64, I64, Bools, Problem, haversine_km
+from services.matching.engine.ssp import min_cost_assignment_with_prices
+
+_BLOCK_CELLS = 1 << 21  # pairs checked at once
+
+
+@dataclass(frozen=True, slots=True)
+class FillInstance:
+    """Every eligible (unplaced student, vacancy) pair, as a CSR over the listed students.
+
+    `students` are problem indices of the students unplaced after phase 1 (in the order
+    enumerated: by region, programme, input order), `placements` the problem indices of the
+    placements with a free slot, `slots` their free slots. Student i has the pairs
+    `start[i]:start[i + 1]` of `pair_placement` (indices into `placements`) and `pair_km`
+    (whole km). `nearest` marks each student's `SolverOptions.fill_nearest` nearest pairs.
+    """
+
+    students: I64
+    placements: I64
+    slots: I64
+    start: I64
+    pair_placement: I64
+    pair_km: I64
+    nearest: Bools
+    weight_class: I64  # k(s) per listed student
+    longest: I64  # per listed student, a bound on the km of any of its eligible pairs
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pair_placement)
+
+    def pair_student(self) -> I64:
+        """The listed student (index into `students`) of each pair."""
+        out: I64 = np.repeat(np.arange(len(self.students), dtype=np.int64), np.diff(self.start))
+        return out
+
+    def unplaced_cost(self) -> I64:
+        """W * k(s) per listed student: leaving s unfilled outweighs any distances."""
+        out: I64 = (1 + int(self.longest.sum())) * self.weight_class
+        return out
+
+
+def vacancies(problem: Problem, assignment: I64) -> I64:
+    """Free slots per placement after `assignment`."""
+    used = np.bincount(assignment[assignment >= 0], minlength=problem.n_placements)
+    out: I64 = problem.capacity - used
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocks:
+    """Phase 2's students and vacancies, in blocks of one region's students of one programme
+    (`groups`, problem indices, by region, programme, input order) and the vacancies of that
+    region accepting the programme (`cols`, ascending problem indices)."""
+
+    free: I64
+    open_v: I64  # placements with a free slot
+    groups: list[I64]
+    cols: list[I64]
+    blocked: I64  # sorted student * n_placements + placement: ranked or excluded pairs
+
+    @property
+    def candidates(self) -> int:
+        return sum(len(g) * len(c) for g, c in zip(self.groups, self.cols, strict=True))
+
+
+def _blocks(problem: Problem, assignment: I64) -> _Blocks:
+    pb, f = problem, problem.features
+    n_p = pb.n_placements
+    free = vacancies(pb, assignment)
+    unplaced = np.flatnonzero(assignment < 0)
+    open_v = np.flatnonzero(free > 0)
+    # Ranked placements (every candidate edge) and excluded pairs are never filled.
+    blocked = np.union1d(pb.edge_student * n_p + pb.edge_placement, pb.excluded_keys)
+    # A student's programme as a bit number (-1: none, or one no placement names).
+    n_words = f.mine.shape[1]
+    prog_bit = np.full(pb.n_students, -1, dtype=np.int64)
+    for w in range(n_words):
+        word = f.mine[:, w]
+        has = word != 0
+        prog_bit[has] = 64 * w + np.log2(word[has].astype(np.float64)).astype(np.int64)
+    p_region = f.placement_region[open_v]
+    order = np.lexsort((unplaced, prog_bit[unplaced], f.student_region[unplaced]))
+    unplaced = unplaced[order]
+    groups: list[I64] = []
+    cols_of: list[I64] = []
+    keys = f.student_region[unplaced] * (64 * n_words + 1) + (prog_bit[unplaced] + 1)
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for group in np.split(unplaced, bounds):
+        if len(group) == 0:
+            continue
+        s0 = int(group[0])
+        cols = open_v[p_region == f.student_region[s0]]
+        bit = int(prog_bit[s0])
+        if len(f.programme_names):
+            ok = f.open_all[cols].copy()
+            if bit >= 0:
+                ok |= (f.accepts[cols, bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1) != 0
+            cols = cols[ok]
+        groups.append(group.astype(np.int64))
+        cols_of.append(cols.astype(np.int64))
+    return _Blocks(free, open_v.astype(np.int64), groups, cols_of, blocked)
+
+
+def _unit(lat: F64, lon: F64) -> F64:
+    """Points on the unit sphere (degrees in)."""
+    phi, lmb = np.radians(lat), np.radians(lon)
+    out: F64 = np.column_stack((np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)))
+    return out
+
+
+def _longest(pb: Problem, group: I64, cols: I64) -> I64:
+    """Per student of `group`, a bound on the whole km to any of `cols` it may be filled at:
+    its travel limit, or the distance to the centre of the sites plus their radius (the
+    triangle inequality on the sphere), plus one for rounding; 0 without coordinates."""
+    f = pb.features
+    out = np.zeros(len(group), dtype=np.int64)
+    sited = cols[f.p_has[cols]]
+    if len(sited) == 0:
+        return out
+    centre = _unit(f.p_lat[sited], f.p_lon[sited]).sum(axis=0)
+    norm = float(np.linalg.norm(centre))
+    if norm < 1e-9:
+        reach = np.full(len(group), np.pi * EARTH_RADIUS_KM)
+    else:
+        x, y, z = centre / norm
+        c_lat = np.full(1, np.degrees(np.arcsin(np.clip(z, -1.0, 1.0))))
+        c_lon = np.full(1, np.degrees(np.arctan2(y, x)))
+        radius = float(np.max(haversine_km(c_lat, c_lon, f.p_lat[sited], f.p_lon[sited])))
+        reach = (
+            haversine_km(
+                np.full(len(group), c_lat[0]),
+                np.full(len(group), c_lon[0]),
+                f.h_lat[group],
+                f.h_lon[group],
+            )
+            + radius
+        )
+    travel = f.travel[group]
+    reach = np.where(travel >= 0, np.minimum(reach, travel), reach)
+    reach = np.minimum(reach, np.pi * EARTH_RADIUS_KM)
+    home = f.h_has[group]
+    out[home] = np.ceil(np.nan_to_num(reach[home], nan=0.0)).astype(np.int64) + 1
+    return out
+
+
+def fill_instance(
+    problem: Problem, assignment: I64, *, options: SolverOptions = DEFAULT_OPTIONS
+) -> FillInstance:
+    """Every eligible pair of fill after phase 1's `assignment` (see the module)."""
+    pb = problem
+    n_p = pb.n_placements
+    blocks = _blocks(pb, assignment)
+    k_nearest = max(1, options.fill_nearest)
+    counts: list[I64] = []
+    pair_p: list[I64] = []
+    pair_km: list[I64] = []
+    near: list[Bools] = []
+    longest: list[I64] = []
+    for group, cols in zip(blocks.groups, blocks.cols, strict=True):
+        longest.append(_longest(pb, group, cols))
+        if len(cols) == 0:
+            counts.append(np.zeros(len(group), dtype=np.int64))
+            continue
+        _block_pairs(pb, group, cols, blocks.blocked, k_nearest, counts, pair_p, pair_km, near)
+    listed = _cat(blocks.groups)
+    per = _cat(counts)
+    start = np.concatenate(([0], np.cumsum(per))).astype(np.int64)
+    local_p = np.full(n_p, -1, dtype=np.int64)
+    local_p[blocks.open_v] = np.arange(len(blocks.open_v))
+    return FillInstance(
+        students=listed,
+        placements=blocks.open_v,
+        slots=blocks.free[blocks.open_v].astype(np.int64),
+        start=start,
+        pair_placement=local_p[_cat(pair_p)],
+        pair_km=_cat(pair_km),
+        nearest=np.concatenate(near) if near else np.zeros(0, dtype=bool),
+        weight_class=weight_classes(pb.priority, listed),
+        longest=_cat(longest),
+    )
+
+
+def _cat(parts: list[I64]) -> I64:
+    out: I64 = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    return out
+
+
+def _block_pairs(
+    pb: Problem,
+    group: I64,
+    cols: I64,
+    blocked: I64,
+    k_nearest: int,
+    counts: list[I64],
+    pair_p: list[I64],
+    pair_km: list[I64],
+    near: list[Bools],
+) -> None:
+    """The eligible pairs of `group` (students of one region and programme, whose rule 3 the
+    placements `cols` pass) with `cols`, in blocks of rows; appended per row, in order."""
+    f = pb.features
+    n_p, nc = pb.n_placements, len(cols)
+    col_of = np.full(n_p, -1, dtype=np.int64)
+    col_of[cols] = np.arange(nc)
+    c_start, c_end = f.p_start[cols], f.p_end[cols]
+    c_known = (c_start >= 0) & (c_end >= 0)
+    big = np.iinfo(np.int64).max
+    col_index = np.arange(nc, dtype=np.int64)
+    for lo in range(0, len(group), max(1, _BLOCK_CELLS // nc)):
+        rows = group[lo : lo + max(1, _BLOCK_CELLS // nc)]
+        nr = len(rows)
+        ok = np.ones((nr, nc), dtype=bool)
+        for w in range(f.need.shape[1]) if len(f.skill_names) else ():
+            ok &= (f.need[cols, w][None, :] & ~f.have[rows, w][:, None]) == 0
+        a, b = f.s_from[rows], f.s_to[rows]
+        r_known = (a >= 0) & (b >= 0)
+        if r_known.any() and c_known.any():
+            ok &= ~(
+                (r_known[:, None] & c_known[None, :])
+                & ((a[:, None] > c_start[None, :]) | (c_end[None, :] > b[:, None]))
+            )
+        # Ranked placements and excluded pairs of these students.
+        if len(blocked):
+            lo_k = np.searchsorted(blocked, rows[0] * n_p)
+            hi_k = np.searchsorted(blocked, (rows[-1] + 1) * n_p)
+            keys = blocked[lo_k:hi_k]
+            ks, kp = keys // n_p, keys % n_p
+            row_of = np.full(int(rows[-1] - rows[0]) + 1, -1, dtype=np.int64)
+            row_of[rows - rows[0]] = np.arange(nr)
+            r_hit, c_hit = row_of[ks - rows[0]], col_of[kp]
+            hit = (r_hit >= 0) & (c_hit >= 0)
+            ok[r_hit[hit], c_hit[hit]] = False
+        idx = np.flatnonzero(ok)
+        r, c = idx // nc, idx % nc
+        es, ep = rows[r], cols[c]
+        dist = f.distance_km(es, ep)
+        travel = f.travel[es]
+        far = (travel >= 0) & (dist > travel)  # NaN (no coordinates) is never far
+        keep = ~far
+        r, c, ep, dist = r[keep], c[keep], ep[keep], dist[keep]
+        km = np.rint(np.nan_to_num(dist, nan=0.0)).astype(np.int64)
+        # Each row's nearest pairs: smallest (km, column), unique within the row.
+        grid = np.full((nr, nc), big, dtype=np.int64)
+        grid[r, c] = km * nc + col_index[c]
+        if nc > k_nearest:
+            kth = np.partition(grid, k_nearest - 1, axis=1)[:, k_nearest - 1]
+            is_near = grid[r, c] <= kth[r]
+        else:
+            is_near = np.ones(len(r), dtype=bool)
+        counts.append(np.bincount(r, minlength=nr).astype(np.int64))
+        pair_p.append(ep)
+        pair_km.append(km)
+        near.append(is_near)
+
+
+@dataclass(frozen=True, slots=True)
+class FillStats:
+    """What fill did: eligible pairs, the pairs in the last restricted solve, solves run."""
+
+    pairs: int  # -1: not enumerated (the lazy solve of large rounds)
+    pairs_used: int
+    solves: int
+    certified: bool  # False: the prices did not certify and every pair was solved at once
+
+
+def solve_fill(
+    inst: FillInstance, *, options: SolverOptions = DEFAULT_OPTIONS
+) -> tuple[I64, FillStats]:
+    """The optimal fill: per listed student the index into `inst.placements`, or -1."""
+    ns, nv = len(inst.students), len(inst.placements)
+    if ns == 0 or inst.n_pairs == 0:
+        return np.full(ns, -1, dtype=np.int64), FillStats(inst.n_pairs, 0, 0, certified=True)
+    b = inst.unplaced_cost()
+    ps = inst.pair_student()
+    use = (
+        inst.nearest.copy()
+        if inst.n_pairs > options.fill_direct_pairs
+        else np.ones(inst.n_pairs, bool)
+    )
+    solves = 0
+    while True:
+        at, price, sel = _restricted(inst, ps, use, b, options)
+        solves += 1
+        if sel is None or len(sel) == inst.n_pairs:
+            return at, FillStats(inst.n_pairs, int(np.count_nonzero(use)), solves, certified=True)
+        placed = at >= 0
+        u = b.copy()
+        a_cost = np.zeros(ns, dtype=np.int64)
+        # The cost of each placed student's own pair (the cheapest of its used pairs there).
+        own = sel[inst.pair_placement[sel] == at[ps[sel]]]
+        a_cost[ps[own]] = inst.pair_km[own]
+        u[placed] = a_cost[placed] + price[at[placed]]
+        count = np.bincount(at[placed], minlength=nv)
+        certified = (
+            bool(np.all(price >= 0))
+            and bool(np.all((price == 0) | (count == inst.slots)))
+            and bool(np.all(u <= b))
+            and bool(np.all(inst.pair_km[sel] + price[inst.pair_placement[sel]] >= u[ps[sel]]))
+        )
+        if not certified:
+            use[:] = True
+            at, _, _ = _restricted(inst, ps, use, b, options)
+            return at, FillStats(inst.n_pairs, inst.n_pairs, solves + 1, certified=False)
+        violates = (inst.pair_km + price[inst.pair_placement] < u[ps]) & ~use
+        if not violates.any():
+            return at, FillStats(inst.n_pairs, int(np.count_nonzero(use)), solves, certified=True)
+        use |= violates
+
+
+def _restricted(
+    inst: FillInstance, ps: I64, use: Bools, b: I64, options: SolverOptions
+) -> tuple[I64, I64, I64 | None]:
+    """Solve on the pairs `use` marks: (assignment, prices, the pair indices used)."""
+    ns, nv = len(inst.students), len(inst.placements)
+    sel = np.flatnonzero(use)
+    starts = np.searchsorted(ps[sel], np.arange(ns + 1)).astype(np.int64)
+    degree = np.diff(np.searchsorted(ps, np.arange(ns + 1)))
+    order = np.lexsort((np.arange(ns), degree, -inst.weight_class))
+    got, prices = min_cost_assignment_with_prices(
+        ns,
+        nv,
+        starts,
+        inst.pair_placement[sel],
+        inst.pair_km[sel],
+        b,
+        inst.slots,
+        order,
+        options=options,
+    )
+    return np.asarray(got, dtype=np.int64), np.asarray(prices, dtype=np.int64), sel
+
+
+def fill_vacancies(
+    problem: Problem, assignment: I64, *, options: SolverOptions = DEFAULT_OPTIONS
+) -> tuple[I64, FillInstance, FillStats]:
+    """Phase 2: `assignment` with the optimal fill added (phase 1's placements unchanged)."""
+    if _blocks(problem, assignment).candidates <= options.fill_direct_pairs:
+        inst = fill_instance(problem, assignment, options=options)
+        at, stats = solve_fill(inst, options=options)
+    else:
+        at, inst, stats = fill_lazy(problem, assignment, options=options)
+    out = assignment.copy()
+    hit = at >= 0
+    out[inst.students[hit]] = inst.placements[at[hit]]
+    return out, inst, stats
+
+
+def _pair_km(pb: Problem, es: I64, ep: I64, blocked: I64) -> tuple[Bools, I64]:
+    """For pairs of one block (rule 3 passes): whether rules 2, 4 and 5 pass and the pair
+    is neither ranked nor excluded, and its whole km (0 without coordinates)."""
+    f = pb.features
+    ok = np.ones(len(es), dtype=bool)
+    if len(f.skill_names):
+        ok &= ~np.any(f.need[ep] & ~f.have[es], axis=1)
+    a, b, c, d = f.s_from[es], f.s_to[es], f.p_start[ep], f.p_end[ep]
+    ok &= ~((a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b)))
+    if len(blocked):
+        keys = es * pb.n_placements + ep
+        at = np.minimum(np.searchsorted(blocked, keys), len(blocked) - 1)
+        ok &= blocked[at] != keys
+    dist = f.distance_km(es, ep)
+    travel = f.travel[es]
+    ok &= ~((travel >= 0) & (dist > travel))  # NaN (no coordinates) is never far
+    km: I64 = np.rint(np.nan_to_num(dist, nan=0.0)).astype(np.int64)
+    return ok, km
+
+
+def _arc_km(chord: F64) -> F64:
+    """Great-circle km of chords of the unit sphere."""
+    out: F64 = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0.0, 1.0))
+    return out
+
+
+def _chord(km: F64) -> F64:
+    """Chord on the unit sphere of great-circle distances in km (2 beyond half the globe)."""
+    half = np.minimum(km, np.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)
+    out: F64 = 2 * np.sin(np.maximum(half, 0.0))
+    return out
+
+
+@dataclass
+class _Block:
+    """One block of the lazy fill: its listed students (`rows`, indices into the listed
+    students) and vacancies (`cols`, indices into the vacancies), with the sites' points."""
+
+    rows: I64
+    cols: I64
+    sited: I64  # the cols with a site
+    unsited: I64
+    homed: I64  # the rows with a home
+    unhomed: I64
+    points: F64  # unit vectors of the sited cols' sites
+
+
+class _LazyFill:
+    """Column generation without enumerating every pair (docs/engine.md, "Fill"): pairs
+    come from a k-d tree of each block's sites, nearest first, and each pricing step looks
+    only where a violating pair can be. A pair (s, q) violates when km + price[q] < u[s];
+    prices are non-negative, so within a set of vacancies whose prices are at least p, only
+    those closer than u[s] - p can, and a ball query of that radius (plus a km of slack for
+    rounding) finds them all. Students whose every eligible pair is known (`complete`)
+    are priced on those pairs alone."""
+
+    def __init__(self, pb: Problem, assignment: I64, options: SolverOptions) -> None:
+        from scipy.spatial import cKDTree
+
+        self._tree = cKDTree
+        self.pb, self.options = pb, options
+        f = pb.features
+        blocks = _blocks(pb, assignment)
+        self.blocked = blocks.blocked
+        self.students = _cat(blocks.groups)
+        self.placements = blocks.open_v
+        self.slots = blocks.free[blocks.open_v].astype(np.int64)
+        local_p = np.full(pb.n_placements, -1, dtype=np.int64)
+        local_p[blocks.open_v] = np.arange(len(blocks.open_v))
+        self.weight_class = weight_classes(pb.priority, self.students)
+        longest: list[I64] = []
+        self.blocks: list[_Block] = []
+        lo = 0
+        for group, cols in zip(blocks.groups, blocks.cols, strict=True):
+            longest.append(_longest(pb, group, cols))
+            rows = np.arange(lo, lo + len(group), dtype=np.int64)
+            lo += len(group)
+            if len(cols) == 0:
+                continue
+            has_site = f.p_has[cols]
+            has_home = f.h_has[group]
+            sited = local_p[cols[has_site]]
+            self.blocks.append(
+                _Block(
+                    rows=rows,
+                    cols=local_p[cols],
+                    sited=sited,
+                    unsited=local_p[cols[~has_site]],
+                    homed=rows[has_home],
+                    unhomed=rows[~has_home],
+                    points=_unit(f.p_lat[self.placements[sited]], f.p_lon[self.placements[sited]]),
+                )
+            )
+        self.longest = _cat(longest)
+        self.home = np.zeros((len(self.students), 3))
+        has = f.h_has[self.students]
+        self.home[has] = _unit(f.h_lat[self.students[has]], f.h_lon[self.students[has]])
+        self.complete = np.zeros(len(self.students), dtype=bool)
+        # Every eligible pair of the complete students; the pairs in use.
+        self.pool: tuple[I64, I64, I64] = (_empty(), _empty(), _empty())
+
+    def unplaced_cost(self) -> I64:
+        out: I64 = (1 + int(self.longest.sum())) * self.weight_class
+        return out
+
+    def _check(self, rows: I64, cols: I64) -> tuple[I64, I64, I64]:
+        """The eligible ones of pairs (rows, cols) with their km."""
+        ok, km = _pair_km(self.pb, self.students[rows], self.placements[cols], self.blocked)
+        return rows[ok], cols[ok], km[ok]
+
+    def nearest(self) -> tuple[I64, I64, I64]:
+        """Each student's `fill_nearest` nearest eligible pairs, smallest (km, vacancy) first,
+        exactly as the dense enumeration picks them; fills `complete` and `pool`."""
+        k = max(1, self.options.fill_nearest)
+        out: list[tuple[I64, I64, I64]] = []
+        pool: list[tuple[I64, I64, I64]] = []
+        n_v = len(self.placements)
+        for blk in self.blocks:
+            tree = self._tree(blk.points) if len(blk.sited) else None
+            todo = blk.homed
+            want = k + 8
+            while len(todo):
+                take = min(want, len(blk.sited))
+                if take and tree is not None:
+                    dist, idx = tree.query(self.home[todo], k=take)
+                    dist = dist.reshape(len(todo), take)
+                    idx = idx.reshape(len(todo), take)
+                    rows = np.repeat(todo, take)
+                    cols = blk.sited[idx.reshape(-1)]
+                else:
+                    dist = np.zeros((len(todo), 1))
+                    rows = cols = _empty()
+                if len(blk.unsited):
+                    rows = np.concatenate((rows, np.repeat(todo, len(blk.unsited))))
+                    cols = np.concatenate((cols, np.tile(blk.unsited, len(todo))))
+                r, c, km = self._check(rows, cols)
+                whole = take == len(blk.sited)
+                done, picked = _smallest(todo, r, c, km, k, n_v, whole=whole)
+                out.append(picked)
+                if whole:
+                    self.complete[todo] = True
+                    pool.append((r, c, km))
+                    break
+                todo = todo[~done]
+                want *= 4
+            if len(blk.unhomed):
+                out.append(self._nearest_unhomed(blk, k, pool))
+        self.pool = _merge(pool)
+        return _merge(out)
+
+    def _nearest_unhomed(
+        self, blk: _Block, k: int, pool: list[tuple[I64, I64, I64]]
+    ) -> tuple[I64, I64, I64]:
+        """Students without a home: every pair is at 0 km, so their nearest are their
+        first eligible vacancies; scanned in chunks of vacancies until found."""
+        found: list[tuple[I64, I64, I64]] = []
+        todo = blk.unhomed
+        have = np.zeros(len(self.students), dtype=np.int64)
+        step = 4 * k
+        for lo in range(0, len(blk.cols), step):
+            chunk = blk.cols[lo : lo + step]
+            r, c, km = self._check(np.repeat(todo, len(chunk)), np.tile(chunk, len(todo)))
+            room = k - have[r]
+            rank = np.arange(len(r)) - np.searchsorted(r, r)
+            keep = rank < room
+            found.append((r[keep], c[keep], km[keep]))
+            np.add.at(have, r[keep], 1)
+            todo = todo[have[todo] < k]
+            if len(todo) == 0:
+                return _merge(found)
+        self.complete[todo] = True  # scanned every vacancy: all their pairs are found
+        r, c, km = _merge(found)
+        mine = self.complete[r]
+        pool.append((r[mine], c[mine], km[mine]))
+        return r, c, km
+
+    def violators(self, u: I64, price: I64, use_keys: I64) -> tuple[I64, I64, I64]:
+        """Every eligible pair not in use (`use_keys`: sorted row * n_v + col) with
+        km + price < u: exactly those of the dense enumeration."""
+        n_v = len(self.placements)
+        found: list[tuple[I64, I64, I64]] = []
+        r, c, km = self.pool
+        hit = km + price[c] < u[r]
+        found.append((r[hit], c[hit], km[hit]))
+        for blk in self.blocks:
+            found.extend(self._block_violators(blk, u, price))
+        r, c, km = _merge(found)
+        keys = r * n_v + c
+        keys, first = np.unique(keys, return_index=True)
+        r, c, km = r[first], c[first], km[first]
+        if len(use_keys):
+            at = np.minimum(np.searchsorted(use_keys, keys), len(use_keys) - 1)
+            fresh = use_keys[at] != keys
+            r, c, km = r[fresh], c[fresh], km[fresh]
+        return r, c, km
+
+    def _block_violators(self, blk: _Block, u: I64, price: I64) -> list[tuple[I64, I64, I64]]:
+        out: list[tuple[I64, I64, I64]] = []
+        open_rows = blk.homed[~self.complete[blk.homed]]
+        # Sites by price bucket: [0], (0, 1], (1, 2], (2, 4], ... so that within a bucket a
+        # ball of radius u - (its least price) over-reaches by less than the bucket's width.
+        if len(open_rows) and len(blk.sited):
+            p = price[blk.sited]
+            bucket = np.where(p <= 0, 0, 1 + np.ceil(np.log2(np.maximum(p, 1))).astype(np.int64))
+            for b in np.unique(bucket).tolist():
+                mine = np.flatnonzero(bucket == b)
+                least = int(p[mine].min())
+                rows = open_rows[u[open_rows] > least]
+                if len(rows) == 0:
+                    continue
+                radius = _chord((u[rows] - least).astype(np.float64) + 1.0)
+                tree = self._tree(blk.points[mine])
+                hits = tree.query_ball_point(self.home[rows], radius, return_sorted=False)
+                counts = np.fromiter(map(len, hits), dtype=np.int64, count=len(hits))
+                idx = np.fromiter(
+                    chain.from_iterable(hits), dtype=np.int64, count=int(counts.sum())
+                )
+                out.append(self._violating(np.repeat(rows, counts), blk.sited[mine][idx], u, price))
+        # Without coordinates a pair is at 0 km: it violates when price < u.
+        every = blk.rows[~self.complete[blk.rows]]
+        for q in blk.unsited.tolist():
+            rows = every[u[every] > price[q]]
+            out.append(self._violating(rows, np.full(len(rows), q, dtype=np.int64), u, price))
+        unhomed = blk.unhomed[~self.complete[blk.unhomed]]
+        if len(unhomed) and len(blk.sited):
+            order = np.argsort(price[blk.sited], kind="stable")
+            sorted_p = price[blk.sited][order]
+            n_below = np.searchsorted(sorted_p, u[unhomed], side="left")
+            rows = np.repeat(unhomed, n_below)
+            pos = np.arange(len(rows)) - np.repeat(np.cumsum(n_below) - n_below, n_below)
+            out.append(self._violating(rows, blk.sited[order][pos], u, price))
+        return out
+
+    def _violating(self, rows: I64, cols: I64, u: I64, price: I64) -> tuple[I64, I64, I64]:
+        r, c, km = self._check(rows, cols)
+        hit = km + price[c] < u[r]
+        return r[hit], c[hit], km[hit]
+
+
+def _empty() -> I64:
+    return np.zeros(0, dtype=np.int64)
+
+
+def _merge(parts: list[tuple[I64, I64, I64]]) -> tuple[I64, I64, I64]:
+    if not parts:
+        return _empty(), _empty(), _empty()
+    return (
+        _cat([p[0] for p in parts]),
+        _cat([p[1] for p in parts]),
+        _cat([p[2] for p in parts]),
+    )
+
+
+def _smallest(
+    todo: I64, r: I64, c: I64, km: I64, k: int, n_v: int, *, whole: bool
+) -> tuple[Bools, tuple[I64, I64, I64]]:
+    """Per student of `todo` (ascending), its k smallest (km, col) among the eligible pairs
+    (r, c, km) found; done where k were found, or all its pairs were (`whole`). Any near
+    pairs will do as the first restricted set: the pricing proves the optimum whatever
+    they are. Returns (done per `todo`, the picked pairs of the done students)."""
+    order = np.lexsort((km * n_v + c, r))
+    r, c, km = r[order], c[order], km[order]
+    rank = np.arange(len(r)) - np.searchsorted(r, r)
+    pick = rank < k
+    if whole:
+        return np.ones(len(todo), dtype=bool), (r[pick], c[pick], km[pick])
+    slot = np.searchsorted(todo, r)
+    done = np.bincount(slot, minlength=len(todo)) >= k
+    pick &= done[slot]
+    return done, (r[pick], c[pick], km[pick])
+
+
+def fill_lazy(
+    problem: Problem, assignment: I64, *, options: SolverOptions = DEFAULT_OPTIONS
+) -> tuple[I64, FillInstance, FillStats]:
+    """The optimal fill by column generation over pairs found as needed (`_LazyFill`):
+    per listed student the index into the vacancies or -1, the instance of the pairs it
+    used (its `longest`, hence its costs, equal `fill_instance`'s), and what it did."""
+    lazy = _LazyFill(problem, assignment, options)
+    ns, nv = len(lazy.students), len(lazy.placements)
+    b = lazy.unplaced_cost()
+    r, c, km = lazy.nearest()
+    solves = 0
+    while True:
+        order = np.lexsort((c, r))
+        r, c, km = r[order], c[order], km[order]
+        inst = FillInstance(
+            students=lazy.students,
+            placements=lazy.placements,
+            slots=lazy.slots,
+            start=np.searchsorted(r, np.arange(ns + 1)).astype(np.int64),
+            pair_placement=c,
+            pair_km=km,
+            nearest=np.ones(len(r), dtype=bool),
+            weight_class=lazy.weight_class,
+            longest=lazy.longest,
+        )
+        if ns == 0 or len(r) == 0:
+            return np.full(ns, -1, dtype=np.int64), inst, FillStats(-1, 0, solves, certified=True)
+        at, price, _ = _restricted(inst, r, np.ones(len(r), dtype=bool), b, options)
+        solves += 1
+        placed = at >= 0
+        u = b.copy()
+        a_cost = np.zeros(ns, dtype=np.int64)
+        own = c == at[r]
+        a_cost[r[own]] = km[own]
+        u[placed] = a_cost[placed] + price[at[placed]]
+        count = np.bincount(at[placed], minlength=nv)
+        certified = (
+            bool(np.all(price >= 0))
+            and bool(np.all((price == 0) | (count == lazy.slots)))
+            and bool(np.all(u <= b))
+            and bool(np.all(km + price[c] >= u[r]))
+        )
+        if not certified:
+            full = fill_instance(problem, assignment, options=options)
+            use = np.ones(full.n_pairs, dtype=bool)
+            at, _, _ = _restricted(full, full.pair_student(), use, b, options)
+            return at, full, FillStats(full.n_pairs, full.n_pairs, solves + 1, certified=False)
+        vr, vc, vkm = lazy.violators(u, price, r * nv + c)
+        if len(vr) == 0:
+            return at, inst, FillStats(-1, len(r), solves, certified=True)
+        r, c, km = np.concatenate((r, vr)), np.concatenate((c, vc)), np.concatenate((km, vkm))

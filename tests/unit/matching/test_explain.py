@@ -1,0 +1,105 @@
+"""Explained outcomes: valid contract models, holders counted as the contract defines."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devtools.synthetic import generate_round
+from services.matching.engine import solve
+from shared.contracts.outcomes import StudentOutcome
+from shared.contracts.profiles import PinnedPair
+from shared.explain import describe
+
+from .helpers import placement, student
+
+
+def _group(hp, hr, sp, sr) -> str:
+    if hp > sp:
+        return "higher_priority"
+    if hp == sp and hr is not None and hr < sr:
+        return "better_rank"
+    if hp == sp and hr == sr:
+        return "same_rank"
+    if hp == sp and hr is not None and hr > sr:
+        return "worse_rank"
+    if hp < sp:
+        return "lower_priority"
+    return "unranked"
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 10_000), fill=st.booleans(), policy=st.sampled_from(["optimal", "stable"])
+)
+def test_outcomes_are_valid_and_held_by_counts_every_holder(seed, fill, policy) -> None:
+    rnd = generate_round(300, seed=seed)
+    res = solve(rnd.students, rnd.placements, policy=policy, fill=fill, withdrawn={"p-x"})
+    previous = {rnd.students[0].student_id: "p-000001"}
+    outcomes = res.student_outcomes(previous)
+    assert [o.student_id for o in outcomes] == [s.student_id for s in rnd.students]
+    assert outcomes[0].previous_placement_id == "p-000001"
+    holders: dict[str, list[int]] = {}
+    for s, o in enumerate(res.outcomes):
+        if o.placement_id is not None:
+            holders.setdefault(o.placement_id, []).append(s)
+    for s, (o, so) in enumerate(zip(res.outcomes, outcomes, strict=True)):
+        assert StudentOutcome.model_validate_json(so.model_dump_json()) == so
+        assert (so.placement_id, so.rank, so.reason, so.filled) == (
+            o.placement_id,
+            o.rank,
+            o.reason,
+            o.filled,
+        )
+        assert so == res.explain(o.student_id).model_copy(
+            update={"previous_placement_id": so.previous_placement_id}
+        )
+        prefs = rnd.students[s].preferences
+        stop = o.rank if o.rank is not None else len(prefs) + 1
+        assert [n.rank for n in so.explanation.better_choices] == list(range(1, stop))
+        assert so.explanation.choices == len(prefs)
+        describe(so)
+        for note in so.explanation.better_choices:
+            assert note.placement_id == prefs[note.rank - 1]
+            if note.status == "ineligible":
+                assert note.rules
+            if note.status != "full":
+                continue
+            assert note.held_by is not None
+            there = holders[note.placement_id]
+            expected = dict.fromkeys(
+                ("pinned", "higher_priority", "better_rank", "same_rank", "worse_rank"), 0
+            )
+            expected |= {"lower_priority": 0, "unranked": 0}
+            for h in there:
+                hr = res.outcomes[h].rank
+                expected[
+                    _group(rnd.students[h].priority, hr, rnd.students[s].priority, note.rank)
+                ] += 1
+            got = note.held_by.model_dump()
+            assert got.pop("slots") == len(there)
+            assert got == expected
+
+
+def test_pinned_free_withdrawn_and_unknown() -> None:
+    studs = [
+        student("s1", ["gone", "old", "p1", "p2"]),
+        student("s2", ["p2"], priority=1),
+        student("s3", ["p2"]),
+    ]
+    places = [placement("p1", 1), placement("p2", 2)]
+    res = solve(
+        studs,
+        places,
+        [PinnedPair(student_id="s1", placement_id="p2")],
+        withdrawn=["old"],
+    )
+    one = res.explain("s1")
+    assert one.pinned
+    assert [n.status for n in one.explanation.better_choices] == ["unknown", "withdrawn", "free"]
+    three = res.explain("s3")
+    assert three.reason == "choices_full"
+    note = three.explanation.better_choices[0]
+    assert note.status == "full"
+    assert note.held_by is not None
+    assert (note.held_by.slots, note.held_by.pinned, note.held_by.higher_priority) == (2, 1, 1)

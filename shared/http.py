@@ -1,4 +1,5 @@
-"""What every service's HTTP side shares: `/healthz`, `/readyz`, the AsyncAPI document, `serve()`.
+"""What every service's HTTP side shares: `/healthz`, `/readyz`, `/metrics`, the AsyncAPI
+document, the request middleware (metrics and the SERVER span of each request), `serve()`.
 
 Every service is a FastAPI app built by its composition root over a running container; `serve`
 runs it under uvicorn until SIGTERM or SIGINT and returns, so the caller's `async with running()`
@@ -9,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from shared import assets
+from shared import assets, tracing
+from shared.metrics import CONTENT_TYPE, METRICS
 from shared.settings import ServiceSettings
 
 Check = Callable[[], Awaitable[bool]]
@@ -45,8 +48,20 @@ def broker_check(broker: KafkaBroker, timeout: float = 2.0) -> Check:
     return check
 
 
+async def run_checks(checks: dict[str, Check]) -> dict[str, bool]:
+    """Each check's result (an exception is a failure), also set on the `apl_ready` gauge."""
+    results: dict[str, bool] = {}
+    for name, check in checks.items():
+        results[name] = False
+        with contextlib.suppress(Exception):
+            results[name] = await check()
+        METRICS.ready.labels(name).set(1 if results[name] else 0)
+    return results
+
+
 def health_router(checks: dict[str, Check]) -> APIRouter:
-    """`/healthz` (alive) and `/readyz` (every check passes: the broker answers, `SELECT 1`)."""
+    """`/healthz` (alive), `/readyz` (every check passes: the broker answers, `SELECT 1`) and
+    `/metrics` (Prometheus text exposition, `shared.metrics`)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", openapi_extra=PUBLIC)
@@ -57,11 +72,7 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
     @router.get("/readyz", responses={503: {"description": "Not ready"}}, openapi_extra=PUBLIC)
     async def readyz() -> JSONResponse:
         """Ready: the broker answers and the database runs `SELECT 1`."""
-        results: dict[str, bool] = {}
-        for name, check in checks.items():
-            results[name] = False
-            with contextlib.suppress(Exception):
-                results[name] = await check()
+        results = await run_checks(checks)
         failed = [name for name, ok in results.items() if not ok]
         if not failed:
             return JSONResponse({"status": "ready", **results})
@@ -77,7 +88,71 @@ def health_router(checks: dict[str, Check]) -> APIRouter:
             media_type="application/problem+json",
         )
 
+    @router.get("/metrics", include_in_schema=False, openapi_extra=PUBLIC)
+    async def metrics() -> Response:
+        """The process's metrics; the readiness checks, the outbox backlog and the consumers'
+        lag are sampled now."""
+        await run_checks(checks)
+        await METRICS.sample()
+        return Response(METRICS.exposition(), media_type=CONTENT_TYPE)
+
     return router
+
+
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched (a scan of random paths stays one series)."""
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Any]
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/v1/placements/{placement_id}`), never the path."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else UNMATCHED
+
+
+class ObservedRequests:
+    """ASGI middleware: each HTTP request counted in `apl_http_requests_total` and
+    `apl_http_request_duration_seconds` by route template and status, and handled in the
+    caller's trace context (`shared.tracing.continued`; FastAPI's own telemetry makes the SERVER
+    span when tracing is on)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = str(scope["method"])
+        status = 500  # unless a response starts
+
+        async def sent(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers", ())
+            if k in (b"traceparent", b"tracestate")
+        }
+        started = time.perf_counter()
+        with tracing.continued(headers):
+            try:
+                await self.app(scope, receive, sent)
+            finally:
+                route = route_template(scope)
+                METRICS.http_requests.labels(method, route, str(status)).inc()
+                METRICS.http_duration.labels(method, route).observe(time.perf_counter() - started)
 
 
 def asyncapi_document(broker: KafkaBroker, *, title: str, description: str) -> dict[str, Any]:
@@ -112,6 +187,7 @@ def service_app(
         title=title, description=description, version=version, docs_url=None, redoc_url=None
     )
     app.include_router(health_router(checks))
+    app.add_middleware(ObservedRequests)
     app.include_router(assets.assets_router())
     app.include_router(assets.docs_router(app, asyncapi=asyncapi is not None))
     if asyncapi is not None:
@@ -167,4 +243,20 @@ def run_service(
                 port=port or settings.http_port,
             )
 
-    return 0 if asyncio.run(main()) else 1
+    tracing.configure_tracing(settings.service)
+    METRICS.info.labels(settings.service, version()).set(1)
+    try:
+        return 0 if asyncio.run(main()) else 1
+    finally:
+        tracing.shutdown()
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("apl-match")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,8 +44,10 @@ from tenacity import (
     wait_exponential,
 )
 
+from shared import tracing
 from shared.contracts.events import ContractError, Event, parse_event
 from shared.contracts.topics import PARTITIONS, Topics, dlt
+from shared.metrics import METRICS, handling_outcome
 
 log = structlog.get_logger(__name__)
 
@@ -136,17 +139,26 @@ async def publish_event(broker: KafkaBroker, topics: Topics, event: Event) -> No
         event.to_json(),
         topics.name(event.topic),
         key=event.key(),
-        headers=event_headers(event.type, event.event_id),
+        headers=event_headers(event.type, event.event_id, tracing.current_headers()),
     )
 
 
-def event_headers(event_type: str, event_id: uuid.UUID) -> dict[str, str]:
-    """The headers of every published event (here and by the outbox relay)."""
+def event_headers(
+    event_type: str, event_id: uuid.UUID, trace: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The headers of every published event (here and by the outbox relay): its type and id,
+    and the W3C trace context (`traceparent`, `tracestate`) when there is one."""
     return {
         "content-type": "application/json",
         "event-type": event_type,
         "event-id": str(event_id),
+        **(trace or {}),
     }
+
+
+def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
+    """A consumed record's headers as text."""
+    return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
 
 
 @dataclass
@@ -212,18 +224,55 @@ class EventPolicy:
         record: ConsumerRecord[Any, Any],
         call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
     ) -> None:
-        structlog.contextvars.bind_contextvars(topic=self.topics.contract_topic(record.topic))
+        topic = self.topics.contract_topic(record.topic)
+        attributes = {
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        }
+        structlog.contextvars.bind_contextvars(topic=topic)
         try:
-            try:
-                decoded = await message.decode()
-            except ContractError as exc:
-                await self.dead_letter(record, exc, attempts=1)
-                return
-            event = cast(Event, decoded[0] if isinstance(decoded, list) else decoded)
-            structlog.contextvars.bind_contextvars(
-                event_id=str(event.event_id), event_type=event.type, region=event.region
+            with tracing.consumer_span(topic, record_headers(record), attributes) as span:
+                await self._handle_in_span(message, record, call_next, topic, span)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "topic", "event_id", "event_type", "region", "round_id"
             )
-            try:
+
+    async def _handle_in_span(
+        self,
+        message: StreamMessage[Any],
+        record: ConsumerRecord[Any, Any],
+        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
+        topic: str,
+        span: Any,
+    ) -> None:
+        try:
+            decoded = await message.decode()
+        except ContractError as exc:
+            METRICS.events_consumed.labels(topic, "invalid").inc()
+            tracing.mark_error(span, exc)
+            await self.dead_letter(record, exc, attempts=1)
+            METRICS.events_dead_lettered.labels(topic, "invalid", "contract").inc()
+            return
+        event = cast(Event, decoded[0] if isinstance(decoded, list) else decoded)
+        labels = (topic, event.type)
+        METRICS.events_consumed.labels(*labels).inc()
+        bound: dict[str, str] = {
+            "event_id": str(event.event_id),
+            "event_type": event.type,
+            "region": event.region,
+        }
+        round_id = getattr(event, "round_id", None)
+        if round_id is not None:
+            bound["round_id"] = str(round_id)
+        structlog.contextvars.bind_contextvars(**bound)
+        span.set_attributes(
+            {"messaging.message.id": str(event.event_id), "apl.event_type": event.type}
+        )
+        started = time.perf_counter()
+        try:
+            with handling_outcome() as outcome:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.max_attempts),
                     wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max),
@@ -233,25 +282,32 @@ class EventPolicy:
                     with attempt:
                         n = attempt.retry_state.attempt_number
                         if n > 1:
+                            METRICS.events_retried.labels(*labels).inc()
                             log.warning("retrying event", attempt=n)
+                        outcome.duplicate = False
                         await call_next(message)
-            except self.transient:
-                log.warning("infrastructure unavailable; event will be redelivered", exc_info=True)
-                raise
-            except Exception as exc:  # the handler keeps failing on this event: dead-letter it
-                await self.dead_letter(record, exc, attempts=self.max_attempts)
-                if self.on_dead_letter is not None:
-                    await self.on_dead_letter(event)
+        except self.transient as exc:
+            METRICS.events_rewound.labels(*labels).inc()
+            tracing.mark_error(span, exc)
+            log.warning("infrastructure unavailable; event will be redelivered", exc_info=True)
+            raise
+        except Exception as exc:  # the handler keeps failing on this event: dead-letter it
+            tracing.mark_error(span, exc)
+            await self.dead_letter(record, exc, attempts=self.max_attempts)
+            METRICS.events_dead_lettered.labels(*labels, "handler").inc()
+            if self.on_dead_letter is not None:
+                await self.on_dead_letter(event)
+        else:
+            counter = METRICS.events_duplicated if outcome.duplicate else METRICS.events_applied
+            counter.labels(*labels).inc()
         finally:
-            structlog.contextvars.unbind_contextvars(
-                "topic", "event_id", "event_type", "region", "round_id"
-            )
+            METRICS.handler_duration.labels(*labels).observe(time.perf_counter() - started)
 
     async def dead_letter(
         self, record: ConsumerRecord[Any, Any], error: BaseException, *, attempts: int
     ) -> None:
         """Publish the original bytes with its headers and the error to `<topic>.dlt`."""
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+        headers = record_headers(record)
         headers.update(
             {
                 "x-error": f"{type(error).__name__}: {error}"[:4000],

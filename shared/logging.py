@@ -1,7 +1,12 @@
 """structlog configured once per process: JSON lines when not on a terminal, colours on one.
 
-Handlers bind `event_id`, `round_id` and `region` with `bind_contextvars`, so every line logged
-while a message is handled carries them.
+Every logger goes through it: structlog's own, and the standard library's (uvicorn, aiokafka,
+FastStream: FastStream's `faststream` logger comes with a coloured handler of its own, which is
+taken off, so that no plain ANSI line ends up among the JSON ones).
+
+`shared.kafka.EventPolicy` binds `topic`, `event_id`, `event_type`, `region` and, for round
+events, `round_id` with `bind_contextvars` while a message is handled, and `shared.tracing` adds
+`trace_id` and `span_id` inside a trace, so every line of a message's handling carries them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,13 @@ import logging
 import sys
 from typing import Any
 
+import faststream  # noqa: F401  # sets up its `faststream` logger, reset below
 import structlog
+
+from shared.tracing import add_trace_ids
+
+# Loggers that libraries give handlers of their own (and no propagation): theirs are removed.
+OWN_HANDLERS = ("faststream", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def configure_logging(service: str, level: str = "INFO", *, json: bool | None = None) -> None:
@@ -19,6 +30,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        add_trace_ids,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
@@ -40,7 +52,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
     )
     # Route the standard library (uvicorn, aiokafka, faststream) through the same renderer.
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -48,11 +60,20 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    for name in (*OWN_HANDLERS, *_faststream_access_loggers()):
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
     # Libraries that log every request or message at INFO: only their warnings are kept.
     for noisy in ("aiokafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def _faststream_access_loggers() -> list[str]:
+    """FastStream's per-broker loggers (`faststream.access.<broker>`) made so far."""
+    return [name for name in logging.root.manager.loggerDict if name.startswith("faststream.")]
 
 
 def get_logger(name: str | None = None) -> Any:

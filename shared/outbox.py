@@ -28,10 +28,12 @@ import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
 
+from shared import tracing
 from shared.contracts.events import Event
 from shared.contracts.topics import Topics, event_key
 from shared.db import Connection
 from shared.kafka import event_headers
+from shared.metrics import METRICS
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +58,12 @@ async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
         sorted({e.region for e in batch}),
         NOTIFY_CHANNEL,
     )
+    trace = tracing.current_headers()  # the writer's trace goes on with the rows
     await conn.execute(
         """WITH rows AS (
-               INSERT INTO outbox (event_id, topic, key, event_type, payload)
-               SELECT u.event_id, u.topic, u.key, u.event_type, u.payload
+               INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent,
+                                   tracestate)
+               SELECT u.event_id, u.topic, u.key, u.event_type, u.payload, $6, $7
                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
                    WITH ORDINALITY AS u(event_id, topic, key, event_type, payload, n)
                ORDER BY u.n
@@ -73,6 +77,8 @@ async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
         [e.region for e in batch],
         [e.type for e in batch],
         [e.to_json() for e in batch],
+        trace.get("traceparent"),
+        trace.get("tracestate"),
     )
     return len(batch)
 
@@ -159,7 +165,8 @@ class OutboxRelay:
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unsent rows in id order; return how many were published."""
         rows = await conn.fetch(
-            "SELECT id, event_id, topic, key, event_type, payload FROM outbox "
+            "SELECT id, event_id, topic, key, event_type, payload, traceparent, tracestate "
+            "FROM outbox "
             "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
             self.batch,
         )
@@ -169,11 +176,17 @@ class OutboxRelay:
         # the idempotent producer keeps per-partition order.
         futures = []
         for row in rows:
+            name = self.topics.name(row["topic"])
+            trace = tracing.producer_headers(
+                row["topic"],
+                {"traceparent": row["traceparent"] or "", "tracestate": row["tracestate"] or ""},
+                {"messaging.message.id": str(row["event_id"]), "apl.event_type": row["event_type"]},
+            )
             fut = await self.broker.publish(
                 bytes(row["payload"]),
-                self.topics.name(row["topic"]),
+                name,
                 key=event_key(row["key"]),
-                headers=event_headers(row["event_type"], row["event_id"]),
+                headers=event_headers(row["event_type"], row["event_id"], trace),
                 no_confirm=True,
             )
             futures.append(fut)
@@ -183,6 +196,8 @@ class OutboxRelay:
             [r["id"] for r in rows],
         )
         self.published += len(rows)
+        for row in rows:
+            METRICS.outbox_published.labels(row["topic"]).inc()
         return len(rows)
 
 

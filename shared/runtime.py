@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from shared import db, kafka
 from shared.contracts.events import Event
 from shared.kafka import EventPolicy, SubscriberOptions
+from shared.metrics import METRICS
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -87,12 +88,14 @@ async def migrate(settings: ServiceSettings, folder: Path) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def opened(pool: asyncpg.Pool, broker: KafkaBroker) -> AsyncIterator[None]:
-    """Open the pool, then start the broker (and so its subscribers); stop both on exit."""
+    """Open the pool, then start the broker (and so its subscribers); stop both on exit. While
+    open, `/metrics` samples the pool's outbox backlog and the consumers' lag."""
     await pool
     try:
         await broker.start()
         try:
-            yield
+            async with METRICS.watching(pool, broker):
+                yield
         finally:
             await broker.stop()
     finally:

@@ -31,6 +31,7 @@ import asyncpg
 
 from shared.contracts.events import Actor, Event
 from shared.db import Connection
+from shared.metrics import claimed
 from shared.outbox import claim, enqueue
 
 
@@ -116,7 +117,9 @@ class PostgresUnitOfWork:
             await self._pool.release(conn)
 
     async def claim(self, event: Event) -> bool:
-        return await claim(self.conn, event)
+        fresh = await claim(self.conn, event)
+        claimed(event.topic, event.type, fresh=fresh)
+        return fresh
 
     async def publish(self, events: Iterable[Event]) -> None:
         await enqueue(self.conn, stamped(events, self.actor))
@@ -163,10 +166,10 @@ class InMemoryUnitOfWork:
         self._pending = []
 
     async def claim(self, event: Event) -> bool:
-        if event.event_id in self.inbox:
-            return False
+        fresh = event.event_id not in self.inbox
         self.inbox.add(event.event_id)
-        return True
+        claimed(event.topic, event.type, fresh=fresh)
+        return fresh
 
     async def publish(self, events: Iterable[Event]) -> None:
         if self._snapshot is None:

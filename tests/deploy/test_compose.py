@@ -1,7 +1,9 @@
-"""The compose file, loaded by compose-go (the library behind `docker compose`), and the image.
+"""The compose files, loaded by compose-go (the library behind `docker compose`), and the image.
 
-No Docker engine is needed: `deploy/compose-check` is a small Go program that loads the file the
-way `docker compose` does (schema, interpolation, references) and prints what it found.
+No Docker engine is needed: `deploy/compose-check` is a small Go program that loads the files the
+way `docker compose` does (schema, interpolation, references, the override merged over the base)
+and prints what it found. `docker-compose.yml` is what operators run; `docker-compose.override.yml`
+adds the local mail catcher.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {"placements", "matching", "notifications"}
 SCALED = {"matching", "notifications"}
+INFRA = {"kafka", "postgres", "keycloak", "prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,17 @@ def compose_check() -> Path:
     return binary
 
 
-def _load(binary: Path, folder: Path, compose_text: str) -> subprocess.CompletedProcess[str]:
+def _load(
+    binary: Path, folder: Path, compose_text: str, override: str | None = None
+) -> subprocess.CompletedProcess[str]:
     (folder / "docker-compose.yml").write_text(compose_text)
     (folder / ".env").write_text((ROOT / ".env.example").read_text())
+    files = [str(folder / "docker-compose.yml")]
+    if override is not None:
+        (folder / "docker-compose.override.yml").write_text(override)
+        files.append(str(folder / "docker-compose.override.yml"))
     return subprocess.run(
-        [str(binary), "-env-file", str(folder / ".env"), str(folder / "docker-compose.yml")],
+        [str(binary), "-env-file", str(folder / ".env"), *files],
         capture_output=True,
         text=True,
         check=False,
@@ -51,6 +60,7 @@ def _load(binary: Path, folder: Path, compose_text: str) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def project(compose_check: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The base file alone: what production runs."""
     folder = tmp_path_factory.mktemp("compose")
     result = _load(compose_check, folder, (ROOT / "docker-compose.yml").read_text())
     assert result.returncode == 0, result.stderr
@@ -58,15 +68,104 @@ def project(compose_check: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return loaded
 
 
+@pytest.fixture(scope="module")
+def local(compose_check: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The base file with the local override merged over it: what `docker compose up` runs."""
+    folder = tmp_path_factory.mktemp("compose-local")
+    result = _load(
+        compose_check,
+        folder,
+        (ROOT / "docker-compose.yml").read_text(),
+        (ROOT / "docker-compose.override.yml").read_text(),
+    )
+    assert result.returncode == 0, result.stderr
+    loaded: dict[str, Any] = json.loads(result.stdout)
+    return loaded
+
+
+def _services(project: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in project["services"]}
+
+
 def test_compose_file_loads_and_every_service_has_a_healthcheck(project: dict[str, Any]) -> None:
-    services = {s["name"]: s for s in project["services"]}
-    assert {"kafka", "postgres", "init", "mailpit", *APP_SERVICES} <= set(services)
+    services = _services(project)
+    assert {"init", *INFRA, *APP_SERVICES} <= set(services)
     missing = [name for name, s in services.items() if not s["healthcheck"]]
     assert missing == []
 
 
+def test_the_mail_catcher_is_only_in_the_local_override(
+    project: dict[str, Any], local: dict[str, Any]
+) -> None:
+    base, merged = _services(project), _services(local)
+    assert "mailpit" not in base
+    assert not [k for k in base["notifications"]["environment"] if "SMTP" in k], (
+        "the relay comes from .env, not the compose file"
+    )
+    assert "mailpit" not in base["notifications"]["depends_on"]
+    assert merged["mailpit"]["published_ports"] == ["8025"]
+    assert merged["mailpit"]["healthcheck"]
+    assert merged["notifications"]["environment"]["APL_NOTIFICATIONS_SMTP_HOST"] == "mailpit"
+    assert merged["notifications"]["depends_on"]["mailpit"] == "service_healthy"
+    # the override adds; it takes nothing of the base away
+    assert merged["notifications"]["depends_on"]["placements"] == "service_healthy"
+    assert set(base) < set(merged)
+
+
+def test_every_container_has_resource_limits_and_rotated_logs(local: dict[str, Any]) -> None:
+    for name, service in _services(local).items():
+        assert service["memory_limit_bytes"] > 0, name
+        assert service["cpus_limit"] > 0, name
+        assert service["logging_driver"] == "json-file", name
+        assert service["logging_options"].get("max-size"), name
+        assert int(service["logging_options"].get("max-file", "0")) >= 2, name
+
+
+def test_each_service_connects_as_its_own_database_role(project: dict[str, Any]) -> None:
+    services = _services(project)
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        urls = {k: v for k, v in env.items() if k.endswith("DATABASE_URL")}
+        assert list(urls) == [f"APL_{name.upper()}_DATABASE_URL"], name
+        assert urls[f"APL_{name.upper()}_DATABASE_URL"].startswith(f"postgresql://{name}:"), name
+    init = services["init"]["environment"]
+    for name in APP_SERVICES:
+        assert init[f"APL_{name.upper()}_DATABASE_URL"].startswith(f"postgresql://{name}:")
+    assert not [n for n, s in services.items() if "APL_DATABASE_URL" in s["environment"]]
+    postgres = services["postgres"]
+    assert {f"{n}_db_password" for n in APP_SERVICES} <= set(postgres["secrets"])
+    assert any(v.endswith("init-roles.sh") for v in postgres["volumes"])
+    script = (ROOT / "deploy" / "postgres" / "init-roles.sh").read_text()
+    for name in APP_SERVICES:
+        assert name in script
+    assert "AUTHORIZATION" in script
+
+
+def test_postgresql_is_the_same_major_version_as_local_development(
+    project: dict[str, Any],
+) -> None:
+    from devtools import localinfra
+
+    image = _services(project)["postgres"]["image"]
+    name, _, tag = image.partition(":")
+    assert name == "postgres"
+    local_major = localinfra.pg_bin().parent.name  # /usr/lib/postgresql/<major>/bin
+    assert tag.split("@")[0].split(".")[0].split("-")[0] == local_major == "15"
+
+
+def test_prometheus_and_grafana_mount_the_repository_configuration(
+    project: dict[str, Any],
+) -> None:
+    services = _services(project)
+    assert any(v.endswith("/deploy/prometheus") for v in services["prometheus"]["volumes"])
+    grafana = services["grafana"]["volumes"]
+    assert any(v.endswith("/deploy/grafana/provisioning") for v in grafana)
+    assert any(v.endswith("/deploy/grafana/dashboards") for v in grafana)
+    assert "volume:prometheus-data" in services["prometheus"]["volumes"]
+
+
 def test_services_wait_for_healthy_dependencies(project: dict[str, Any]) -> None:
-    services = {s["name"]: s for s in project["services"]}
+    services = _services(project)
     for name in APP_SERVICES:
         deps = services[name]["depends_on"]
         assert deps.get("init") == "service_completed_successfully", name
@@ -80,17 +179,18 @@ def test_services_wait_for_healthy_dependencies(project: dict[str, Any]) -> None
 
 
 def test_scaled_services_publish_no_host_port(project: dict[str, Any]) -> None:
-    services = {s["name"]: s for s in project["services"]}
+    services = _services(project)
     for name in SCALED:
         assert not services[name]["published_ports"], f"{name} could not be scaled"
     assert services["placements"]["published_ports"] == ["8000"]
-    assert services["mailpit"]["published_ports"] == ["8025"]
+    assert services["grafana"]["published_ports"] == ["3000"]
+    assert services["prometheus"]["published_ports"] == ["9090"]
 
 
 def test_named_volumes_and_secrets(project: dict[str, Any]) -> None:
-    assert set(project["volumes"]) == {"kafka-data", "pg-data"}
-    services = {s["name"]: s for s in project["services"]}
-    assert services["postgres"]["secrets"] == ["postgres_password"]
+    assert set(project["volumes"]) == {"kafka-data", "pg-data", "prometheus-data", "grafana-data"}
+    services = _services(project)
+    assert "postgres_password" in services["postgres"]["secrets"]
     assert "volume:pg-data" in services["postgres"]["volumes"]
     assert "volume:kafka-data" in services["kafka"]["volumes"]
 

@@ -32,7 +32,13 @@ async def test_concurrent_runners_leave_one_consistent_schema(
     # exactly one runner applied everything; the others found nothing to do
     assert applied.count(()) == 3
     assert sorted(n for r in results for n in r) == sorted(
-        ["0001_outbox_inbox.sql", "0002_outbox_counts.sql", "0001_things.sql", "0002_more.sql"]
+        [
+            "0001_outbox_inbox.sql",
+            "0002_outbox_counts.sql",
+            "0003_outbox_trace_context.sql",
+            "0001_things.sql",
+            "0002_more.sql",
+        ]
     )
     conn = await asyncpg.connect(database_url)
     try:
@@ -43,6 +49,7 @@ async def test_concurrent_runners_leave_one_consistent_schema(
         assert [r["version"] for r in versions] == [
             "shared:0001",
             "shared:0002",
+            "shared:0003",
             "svc:0001",
             "svc:0002",
         ]
@@ -78,7 +85,7 @@ async def test_failed_migration_rolls_back_and_is_not_recorded(
         assert (
             await pool.fetchval("SELECT to_regclass('a')") is not None
         )  # search_path is the schema
-        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 3
+        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 4
     finally:
         await pool.close()
 

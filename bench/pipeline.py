@@ -7,9 +7,18 @@ It publishes one region's placements and 7,000 students through the real broker,
 matching service in this process (subscribers, outbox relay, the real engine), and prints:
 
 - events per second consumed into the read model (first applied to last applied event);
-- latency from publishing MatchingRoundRequested to receiving MatchingRoundCompleted.
+- latency from publishing MatchingRoundRequested to receiving MatchingRoundCompleted, side by
+  side in the same run for two kinds of round over the same read model:
+  - `v1`: the round as before issue 14 (the container's `outcomes=False`: no explanations
+    computed, no MatchingRoundOutcomes published; no fill);
+  - `v2`: every student's outcome with its explanation published (MatchingRoundOutcomes parts,
+    before the completion), and `fill: true`;
+  alternating `--repeat` times each, after one untimed warm-up round; before every round the
+  previous round's matches are deleted, so each starts from the same read model (no standing
+  match) and writes all its proposals. The best and the median of each, and the ratio of the
+  medians, are printed.
 
-    .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1]
+    .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -18,14 +27,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import statistics
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from devtools.synthetic import generate_round
-from services.matching.bootstrap import running
+from services.matching.bootstrap import Container, running
 from services.matching.settings import MatchingSettings
 from shared.contracts import events as ev
 from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
@@ -58,7 +69,51 @@ async def _count(conn: asyncpg.Connection, schema: str) -> int:
     )
 
 
-async def run(n_students: int, seed: int) -> None:
+def _print_round(mode: str, latency: float, completed: dict[str, Any]) -> None:
+    figures = completed["figures"]
+    print(
+        f"{mode}: {figures['students']} students, {figures['placed']} placed "
+        f"({figures.get('filled', 0)} filled), {completed['proposed']} proposed, "
+        f"{completed['outcome_parts']} outcome parts, solver {figures['solver']} "
+        f"{figures['solve_seconds']:.3f} s; latency MatchingRoundRequested -> "
+        f"MatchingRoundCompleted {latency:.3f} s"
+    )
+
+
+async def _round(
+    c: Container,
+    conn: asyncpg.Connection,
+    schema: str,
+    producer: Any,
+    consumer: AIOKafkaConsumer,
+    mode: str,
+) -> tuple[float, dict[str, Any]]:
+    """One round from the same read model: `v1` (outcomes off, no fill) or `v2` (outcomes with
+    explanations, fill). Returns the latency and the MatchingRoundCompleted data."""
+    # the bench's own generated schema name (bench_ and hex digits)
+    await conn.execute(f"DELETE FROM {schema}.matches")  # noqa: S608
+    c.outcomes = mode == "v2"
+    request = ev.MatchingRoundRequested(
+        producer="bench",
+        data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, fill=mode == "v2"),
+    )
+    t_req = time.perf_counter()
+    await publish_event(producer, c.settings.topics, request)
+    deadline = t_req + 300.0
+    while True:
+        if time.perf_counter() > deadline:
+            raise SystemExit("no MatchingRoundCompleted within 300 s")
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            for r in records:
+                body = json.loads(r.value)
+                if body["type"] == "MatchingRoundCompleted" and body["data"]["round_id"] == str(
+                    request.data.round_id
+                ):
+                    data: dict[str, Any] = body["data"]
+                    return time.perf_counter() - t_req, data
+
+
+async def run(n_students: int, seed: int, repeat: int) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     # The shared APL_* addresses: the admin role, which may create the bench's schema (the
@@ -97,7 +152,7 @@ async def run(n_students: int, seed: int) -> None:
             print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
 
             # The service as main.py runs it: migrations, subscribers, outbox relay.
-            async with running(settings):
+            async with running(settings) as c:
                 first_at = last_at = 0.0
                 seen = 0
                 while seen < len(inputs):
@@ -119,34 +174,27 @@ async def run(n_students: int, seed: int) -> None:
                 try:
                     await consumer.seek_to_end()
                     await asyncio.sleep(0.5)
-                    request = ev.MatchingRoundRequested(
-                        producer="bench",
-                        data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION),
-                    )
-                    t_req = time.perf_counter()
-                    await publish_event(producer, topics, request)
-                    completed = None
-                    deadline = t_req + 300.0
-                    while completed is None:
-                        if time.perf_counter() > deadline:
-                            raise SystemExit("no MatchingRoundCompleted within 300 s")
-                        for records in (await consumer.getmany(timeout_ms=200)).values():
-                            for r in records:
-                                body = json.loads(r.value)
-                                if body["type"] == "MatchingRoundCompleted" and body["data"][
-                                    "round_id"
-                                ] == str(request.data.round_id):
-                                    completed = body["data"]
-                    latency = time.perf_counter() - t_req
+                    await _round(c, conn, schema, producer, consumer, "v1")  # warm-up
+                    latencies: dict[str, list[float]] = {"v1": [], "v2": []}
+                    for _ in range(repeat):
+                        for mode in ("v1", "v2"):
+                            latency, completed = await _round(
+                                c, conn, schema, producer, consumer, mode
+                            )
+                            latencies[mode].append(latency)
+                            _print_round(mode, latency, completed)
                 finally:
                     await consumer.stop()
-                figures = completed["figures"]
+                median = {m: statistics.median(v) for m, v in latencies.items()}
+                for m, v in latencies.items():
+                    print(
+                        f"{m}: best {min(v):.3f} s, median {median[m]:.3f} s over {len(v)} rounds"
+                    )
+                added = median["v2"] / median["v1"] - 1
                 print(
-                    f"round: {figures['students']} students, {figures['placed']} placed, "
-                    f"{completed['proposed']} proposed, solver {figures['solver']} "
-                    f"{figures['solve_seconds']:.3f} s"
+                    f"v2 / v1 (medians): {median['v2'] / median['v1']:.3f} "
+                    f"({added:+.0%} added; target <= +30%)"
                 )
-                print(f"latency MatchingRoundRequested -> MatchingRoundCompleted: {latency:.3f} s")
     finally:
         with contextlib.suppress(Exception):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
@@ -158,8 +206,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=7000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each kind")
     args = parser.parse_args()
-    asyncio.run(run(args.students, args.seed))
+    asyncio.run(run(args.students, args.seed, args.repeat))
 
 
 if __name__ == "__main__":

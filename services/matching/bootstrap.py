@@ -39,9 +39,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 TITLE = "APL Match — matching service"
 DESCRIPTION = (
-    "Consumes placement, student, round-request and match-response events into its own "
-    "read model; runs matching rounds per region; publishes proposals, confirmations, "
-    "cancellations and round results through a transactional outbox."
+    "Consumes placement, student, round-request, match-response and override events into its "
+    "own read model; runs matching rounds per region (ordinary, supplementary, fill, dry "
+    "run); publishes proposals, confirmations, cancellations, every student's outcome and "
+    "round results through a transactional outbox."
 )
 
 
@@ -58,6 +59,9 @@ class Container:
     hooks: RoundHooks
     auto: AutoRounds
     unit_of_work: Callable[[], MatchingUnitOfWork]
+    outcomes: bool = True
+    """False: rounds run as in v1 (no explanations, no MatchingRoundOutcomes), the baseline
+    bench/pipeline.py measures against. Never False in production."""
 
     def uow(self) -> MatchingUnitOfWork:
         """A new unit of work (one transaction; PostgreSQL unless `build` was given another)."""
@@ -98,6 +102,7 @@ def build(
             round_id=uuid.uuid4(),
             only_if_changed=True,
             hooks=hooks,
+            outcomes=c.outcomes,
         )
 
     c = Container(

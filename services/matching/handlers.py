@@ -5,14 +5,20 @@ a redelivered event does nothing), the change to the read model, and the events 
 written to the outbox. Input handlers return the regions whose matching input changed, for
 automatic mode. A requested round runs several transactions (it first waits for the inputs its
 request counts), so it takes a unit-of-work factory.
+
+A round publishes, in its one transaction and in this order: its MatchCancelled, its
+MatchProposed, every student's outcome (`MatchingRoundOutcomes`, parts of at most
+OUTCOMES_PER_PART) and last its MatchingRoundCompleted. A dry run publishes only the outcomes and
+the completion (both `dry_run`) and writes no match.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
@@ -20,17 +26,25 @@ from services.matching.adapters.repository import MatchingUnitOfWork
 from services.matching.domain.model import (
     Cancellation,
     CancelReason,
+    NewProposal,
     Policy,
+    RoundOptions,
     RoundRecord,
     Solver,
     Standing,
 )
 from services.matching.domain.rules import plan_round, round_problem
 from shared.contracts import events as ev
+from shared.contracts.outcomes import StudentOutcome
+from shared.metrics import METRICS
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "matching"
+OVERRIDE_ROUND_ID = uuid.UUID(int=0)
+"""The `round_id` of a match assigned by hand (MatchProposed with `override: true`): no round
+proposed it, so it carries the nil UUID."""
+ORDINARY = RoundOptions()
 
 Automatic = Callable[[str], bool]
 UnitsOfWork = Callable[[], MatchingUnitOfWork]
@@ -80,6 +94,7 @@ INPUT_EVENTS: tuple[type[ev.Event], ...] = (
     ev.StudentWithdrawn,
     ev.MatchAccepted,
     ev.MatchDeclined,
+    ev.MatchAssignmentRequested,
 )
 
 
@@ -236,7 +251,118 @@ async def respond_to_match(
     return set()
 
 
+async def assign_match(
+    event: ev.MatchAssignmentRequested,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+) -> set[str]:
+    """MatchAssignmentRequested: a coordinator assigns a student by hand.
+
+    Under the student's region lock and the placement's lock (the order every round takes), the
+    placements service's checks are made again: the student is present, the placement open, and
+    a slot free (every region's standing matches at the placement count, but for the student's
+    own). Then the student's standing match, if any, is cancelled (reason `overridden`) and the
+    match is recorded under the request's `match_id`, pinned by its override flag, and announced
+    (MatchProposed with `override: true`, `rank` = the placement's position in the student's
+    preferences or None, `round_id` = OVERRIDE_ROUND_ID). If a check fails, nothing is written
+    but a MatchCancelled for the request's `match_id` (reason `student_withdrawn`,
+    `placement_withdrawn` or `capacity_reduced`). A match id recorded before is ignored.
+    """
+    data = event.data
+    sid, pid = data.student_id, data.placement_id
+    async with uow:
+        if not await _claim_input(uow, event):
+            return set()
+        before = await uow.students.lock_region_and_find(event.region, sid)
+        if before is not None and before != event.region:
+            await uow.regions.lock(before)
+        await uow.placements.lock([pid])
+        if await uow.matches.exists(data.match_id):
+            log.warning("assignment of a match id recorded before; ignored", match=data.match_id)
+            return set()
+        profile = await uow.students.live(sid)
+        offer = await uow.placements.live(pid)
+        refused: CancelReason | None = None
+        if profile is None:
+            refused = "student_withdrawn"
+        elif offer is None:
+            refused = "placement_withdrawn"
+        else:
+            held = [m for m in await uow.matches.standing_at(pid) if m.student_id != sid]
+            if len(held) >= offer.capacity:
+                refused = "capacity_reduced"
+        if refused is not None or profile is None or offer is None:
+            log.warning("assignment refused", reason=refused, student=sid, placement=pid)
+            await uow.publish(
+                [
+                    ev.MatchCancelled(
+                        producer=PRODUCER,
+                        data=ev.MatchCancelledData(
+                            match_id=data.match_id,
+                            region=event.region,
+                            student_id=sid,
+                            placement_id=pid,
+                            reason=refused or "student_withdrawn",
+                            round_id=None,
+                        ),
+                    )
+                ]
+            )
+            return set()
+        region = profile.region
+        reason: CancelReason = "overridden"
+        closed = await uow.matches.cancel_standing_of_student(sid, reason)
+        rank = profile.preferences.index(pid) + 1 if pid in profile.preferences else None
+        proposal = NewProposal(sid, pid, offer.company_id, rank)
+        await uow.matches.insert_override(
+            data.match_id, region, OVERRIDE_ROUND_ID, proposal, data.reason
+        )
+        changed = await _announce(uow, closed, reason) | {region}
+        await uow.publish(
+            [
+                ev.MatchProposed(
+                    producer=PRODUCER,
+                    data=ev.MatchProposedData(
+                        match_id=data.match_id,
+                        region=region,
+                        student_id=sid,
+                        placement_id=pid,
+                        round_id=OVERRIDE_ROUND_ID,
+                        company_id=offer.company_id,
+                        rank=rank,
+                        override=True,
+                    ),
+                )
+            ]
+        )
+        await _track(uow, changed, automatic)
+    return changed
+
+
 # ----------------------------------------------------------------------------------- rounds
+
+
+def outcome_parts(
+    round_id: uuid.UUID, region: str, outcomes: Sequence[StudentOutcome], *, dry_run: bool
+) -> list[ev.MatchingRoundOutcomes]:
+    """Every student's outcome, in parts of at most OUTCOMES_PER_PART (none without students)."""
+    size = ev.OUTCOMES_PER_PART
+    parts = math.ceil(len(outcomes) / size)
+    return [
+        ev.MatchingRoundOutcomes(
+            producer=PRODUCER,
+            data=ev.MatchingRoundOutcomesData(
+                round_id=round_id,
+                region=region,
+                part=k + 1,
+                parts=parts,
+                dry_run=dry_run,
+                outcomes=tuple(outcomes[k * size : (k + 1) * size]),
+            ),
+        )
+        for k in range(parts)
+    ]
 
 
 async def wait_for_inputs(
@@ -281,15 +407,19 @@ async def run_round(
     region: str,
     round_id: uuid.UUID,
     policy: Policy = "optimal",
+    options: RoundOptions = ORDINARY,
     request: ev.MatchingRoundRequested | None = None,
     only_if_changed: bool = False,
     hooks: RoundHooks = NO_HOOKS,
+    outcomes: bool = True,
 ) -> None:
     """Solve a region's open problem and record the round, all in one transaction.
 
     `request` is the MatchingRoundRequested being handled (claimed in the inbox in the same
     transaction); None for an automatic round, which with `only_if_changed` runs only when the
-    region's input changed since its last round.
+    region's input changed since its last round. `options`: the request's kind, fill and dry
+    run. `outcomes=False` is the v1 round, bench/pipeline.py's baseline: no explanations
+    computed, no MatchingRoundOutcomes published (`outcome_parts: 0`).
     """
     structlog.contextvars.bind_contextvars(round_id=str(round_id), region=region)
     async with uow:
@@ -302,17 +432,26 @@ async def run_round(
             return
         if only_if_changed and not await uow.regions.input_changed(region):
             return
+        dry_run = options.dry_run
         started = time.perf_counter()
-        problem, version = await uow.rounds.load_problem(region)
+        problem, version = await uow.rounds.load_problem(region, whole_region=options.fill)
         loaded = time.perf_counter()
-        result = await asyncio.to_thread(solver, round_problem(problem, policy))
+        given = round_problem(
+            problem, policy, kind=options.kind, fill=options.fill, explain=outcomes
+        )
+        result = await asyncio.to_thread(solver, given)
         solved = time.perf_counter()
         plan = plan_round(problem, result.outcomes)
-        await uow.matches.close(plan.cancellations)
-        made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
+        cancellations = () if dry_run else plan.cancellations
+        if cancellations:
+            await uow.matches.close(cancellations)
+        made: list[tuple[uuid.UUID, NewProposal]] = []
+        if not dry_run:
+            made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
         figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
+        parts = outcome_parts(round_id, region, result.student_outcomes, dry_run=dry_run)
         outgoing: list[ev.Event] = [
-            cancelled_event(c.match, c.reason, round_id) for c in plan.cancellations
+            cancelled_event(c.match, c.reason, round_id) for c in cancellations
         ]
         outgoing += [
             ev.MatchProposed(
@@ -325,10 +464,12 @@ async def run_round(
                     round_id=round_id,
                     company_id=p.company_id,
                     rank=p.rank,
+                    filled=p.filled,
                 ),
             )
             for mid, p in made
         ]
+        outgoing += parts
         outgoing.append(
             ev.MatchingRoundCompleted(
                 producer=PRODUCER,
@@ -339,7 +480,11 @@ async def run_round(
                     figures=figures,
                     unplaced_by_reason=plan.unplaced_by_reason,
                     proposed=len(made),
-                    cancelled=len(plan.cancellations),
+                    cancelled=len(cancellations),
+                    kind=options.kind,
+                    fill=options.fill,
+                    dry_run=dry_run,
+                    outcome_parts=len(parts),
                 ),
             )
         )
@@ -353,8 +498,12 @@ async def run_round(
                 figures=figures,
                 unplaced_by_reason=plan.unplaced_by_reason,
                 proposed=len(made),
-                cancelled=len(plan.cancellations),
+                cancelled=len(cancellations),
                 seen_version=version,
+                kind=options.kind,
+                fill=options.fill,
+                dry_run=dry_run,
+                outcome_parts=len(parts),
             )
         )
         written = time.perf_counter()
@@ -366,9 +515,19 @@ async def run_round(
         write_seconds=round(written - solved, 3),
         students=len(problem.students),
         proposed=len(made),
-        cancelled=len(plan.cancellations),
+        cancelled=len(cancellations),
         placed=figures.placed,
+        filled=figures.filled,
+        outcome_parts=len(parts),
+        kind=options.kind,
+        fill=options.fill,
+        dry_run=dry_run,
     )
+    result_label = "dry_run" if dry_run else "completed"
+    METRICS.round_duration.labels(options.kind, result_label).observe(written - started)
+    METRICS.round_students.labels(options.kind).observe(len(problem.students))
+    METRICS.round_placements.labels(options.kind).observe(len(problem.placements))
+    METRICS.round_matches.labels(options.kind).observe(len(made))
     await hooks.after_commit()
 
 
@@ -379,16 +538,20 @@ async def handle_round_request(
     solver: Solver,
     hooks: RoundHooks = NO_HOOKS,
     input_wait: float = 120.0,
+    outcomes: bool = True,
 ) -> None:
     """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most),
-    then run the round in one transaction."""
+    then run the round in one transaction (`outcomes`: see `run_round`)."""
     await wait_for_inputs(event, uows, wait=input_wait)
+    d = event.data
     await run_round(
         uows(),
         solver=solver,
-        region=event.data.region,
-        round_id=event.data.round_id,
-        policy=event.data.policy,
+        region=d.region,
+        round_id=d.round_id,
+        policy=d.policy,
+        options=RoundOptions(kind=d.kind, fill=d.fill, dry_run=d.dry_run),
         request=event,
         hooks=hooks,
+        outcomes=outcomes,
     )

@@ -1,8 +1,12 @@
 """The matching engine behind the service's `Solver` port.
 
 `services.matching.engine.solve` is a pure library; this adapter calls it and turns its
-`RoundResult` into the service's plain `SolveResult`. The engine is imported by `warm_up`, which
-`running()` runs in a thread at start-up (`load_kernel`), or else on the first round.
+`RoundResult` into the service's plain `SolveResult`: the outcomes the round diff needs, the
+figures, and (unless `RoundProblem.explain` is False: the v1 round bench/pipeline.py measures as
+its baseline) every student's `StudentOutcome` with its explanation, `previous_placement_id`
+being the placement of the student's standing match before the round. The engine is imported by
+`warm_up`, which `running()` runs in a thread at start-up (`load_kernel`), or else on the first
+round.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ def engine_solver(problem: RoundProblem) -> SolveResult:
         previous=problem.previous,
         policy=problem.policy,
         excluded=problem.excluded,
+        fill=problem.fill,
+        withdrawn=problem.withdrawn,
     )
     outcomes = tuple(
-        Outcome(o.student_id, o.placement_id, o.rank, o.reason) for o in result.outcomes
+        Outcome(o.student_id, o.placement_id, o.rank, o.reason, o.filled) for o in result.outcomes
     )
-    return SolveResult(outcomes=outcomes, figures=result.summary.as_dict())
+    explained = result.student_outcomes(problem.previous) if problem.explain else ()
+    return SolveResult(
+        outcomes=outcomes, figures=result.summary.as_dict(), student_outcomes=explained
+    )
 
 
 def warm_up() -> None:

@@ -77,6 +77,10 @@ class Placements(Protocol):
         """The regions of the (not withdrawn) students who rank the placement."""
         ...
 
+    async def live(self, placement_id: str) -> PlacementOffer | None:
+        """The placement's offer; None when it is unknown or withdrawn."""
+        ...
+
 
 class Students(Protocol):
     async def lock_region_and_find(self, region: str, student_id: str) -> str | None:
@@ -89,6 +93,10 @@ class Students(Protocol):
 
     async def withdraw(self, student_id: str, region: str) -> None:
         """Mark withdrawn; a withdrawal seen before the student itself leaves a tombstone."""
+        ...
+
+    async def live(self, student_id: str) -> StudentProfile | None:
+        """The student's profile; None when unknown or withdrawn."""
         ...
 
 
@@ -133,21 +141,42 @@ class Matches(Protocol):
         """Record new proposals (a student has at most one standing match); return their ids."""
         ...
 
+    async def standing_at(self, placement_id: str) -> list[Standing]:
+        """The placement's standing matches, of every region, in creation order."""
+        ...
+
+    async def exists(self, match_id: uuid.UUID) -> bool:
+        """Whether a match with this id was ever recorded (standing or not)."""
+        ...
+
+    async def insert_override(
+        self,
+        match_id: uuid.UUID,
+        region: str,
+        round_id: uuid.UUID,
+        proposal: NewProposal,
+        reason: str,
+    ) -> None:
+        """Record a match assigned by hand (proposed, pinned by its `override` flag)."""
+        ...
+
 
 class Rounds(Protocol):
     async def recorded(self, round_id: uuid.UUID) -> bool: ...
 
-    async def load_problem(self, region: str) -> tuple[RoundInput, int]:
+    async def load_problem(
+        self, region: str, *, whole_region: bool = False
+    ) -> tuple[RoundInput, int]:
         """The region's open problem and its input version. Call with the region lock held.
 
         Students: the region's, not withdrawn. Placements: every one they rank or hold a
-        standing match at, from any region, locked, with capacity reduced by other regions'
-        standing matches.
+        standing match at, from any region (with `whole_region`, for fill, every live placement
+        of the region too), locked, with capacity reduced by other regions' standing matches.
         """
         ...
 
     async def record(self, record: RoundRecord) -> None:
-        """Record the round and the input version it saw."""
+        """Record the round and (unless a dry run) the input version it saw."""
         ...
 
 
@@ -191,7 +220,7 @@ _PLACEMENT_LOCK = 2
 # The columns `_standing` reads, a fixed list interpolated into the statements below.
 _MATCH_COLUMNS = (
     "match_id, student_id, placement_id, company_id, region, rank, status, "
-    "student_accepted, company_accepted"
+    "student_accepted, company_accepted, override, filled"
 )
 
 
@@ -206,6 +235,8 @@ def _standing(row: Any) -> Standing:
         status=row["status"],
         student_accepted=row["student_accepted"],
         company_accepted=row["company_accepted"],
+        override=row["override"],
+        filled=row["filled"],
     )
 
 
@@ -286,6 +317,12 @@ class PostgresPlacements:
         )
         return [r["region"] for r in rows]
 
+    async def live(self, placement_id: str) -> PlacementOffer | None:
+        offer = await self.conn.fetchval(
+            "SELECT offer FROM placements WHERE placement_id = $1 AND NOT withdrawn", placement_id
+        )
+        return None if offer is None else PlacementOffer.model_validate_json(offer)
+
 
 class PostgresStudents:
     def __init__(self, conn: Connection) -> None:
@@ -323,6 +360,12 @@ class PostgresStudents:
             region,
         )
 
+    async def live(self, student_id: str) -> StudentProfile | None:
+        profile = await self.conn.fetchval(
+            "SELECT profile FROM students WHERE student_id = $1 AND NOT withdrawn", student_id
+        )
+        return None if profile is None else StudentProfile.model_validate_json(profile)
+
 
 # The standing matches of a placement or of a student, closed in one statement (the old row's
 # status is returned: the match as it stood). The column comes from this fixed table only.
@@ -334,7 +377,8 @@ _CANCEL_STANDING = {
         f" WHERE m.match_id = old.match_id AND old.{column} = $1"
         " AND old.status IN ('proposed', 'confirmed')"
         " RETURNING m.match_id, m.student_id, m.placement_id, m.company_id, m.region, m.rank,"
-        " old.status, m.student_accepted, m.company_accepted, m.created_at)"
+        " old.status, m.student_accepted, m.company_accepted, m.override, m.filled,"
+        " m.created_at)"
         " SELECT * FROM closed ORDER BY created_at, match_id"
     )
     for column in ("placement_id", "student_id")
@@ -410,13 +454,60 @@ class PostgresMatches:
         made = [(uuid.uuid4(), p) for p in proposals]
         await self.conn.executemany(
             "INSERT INTO matches (match_id, region, round_id, student_id, placement_id, "
-            "company_id, rank, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed')",
+            "company_id, rank, status, filled) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8)",
             [
-                (mid, region, round_id, p.student_id, p.placement_id, p.company_id, p.rank)
+                (
+                    mid,
+                    region,
+                    round_id,
+                    p.student_id,
+                    p.placement_id,
+                    p.company_id,
+                    p.rank,
+                    p.filled,
+                )
                 for mid, p in made
             ],
         )
         return made
+
+    async def standing_at(self, placement_id: str) -> list[Standing]:
+        rows = await self.conn.fetch(
+            # only the fixed column list is interpolated
+            f"SELECT {_MATCH_COLUMNS} FROM matches WHERE placement_id = $1 "  # noqa: S608
+            "AND status IN ('proposed', 'confirmed') ORDER BY created_at, match_id",
+            placement_id,
+        )
+        return [_standing(r) for r in rows]
+
+    async def exists(self, match_id: uuid.UUID) -> bool:
+        return bool(
+            await self.conn.fetchval("SELECT true FROM matches WHERE match_id = $1", match_id)
+        )
+
+    async def insert_override(
+        self,
+        match_id: uuid.UUID,
+        region: str,
+        round_id: uuid.UUID,
+        proposal: NewProposal,
+        reason: str,
+    ) -> None:
+        p = proposal
+        await self.conn.execute(
+            "INSERT INTO matches (match_id, region, round_id, student_id, placement_id, "
+            "company_id, rank, status, override, override_reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', true, $8)",
+            match_id,
+            region,
+            round_id,
+            p.student_id,
+            p.placement_id,
+            p.company_id,
+            p.rank,
+            reason,
+        )
 
 
 class PostgresRounds:
@@ -431,7 +522,8 @@ class PostgresRounds:
     async def record(self, record: RoundRecord) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, trigger, figures, unplaced, proposed, "
-            "cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "cancelled, kind, fill, dry_run, outcome_parts) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             record.round_id,
             record.region,
             record.policy,
@@ -440,7 +532,13 @@ class PostgresRounds:
             json.dumps(record.unplaced_by_reason),
             record.proposed,
             record.cancelled,
+            record.kind,
+            record.fill,
+            record.dry_run,
+            record.outcome_parts,
         )
+        if record.dry_run:
+            return  # nothing committed: automatic mode still sees the input it saw as new
         await self.conn.execute(
             "INSERT INTO region_state (region, round_version) VALUES ($1, $2) "
             "ON CONFLICT (region) DO UPDATE "
@@ -460,7 +558,9 @@ class PostgresRounds:
         )
         return tuple(_standing(r) for r in rows)
 
-    async def load_problem(self, region: str) -> tuple[RoundInput, int]:
+    async def load_problem(
+        self, region: str, *, whole_region: bool = False
+    ) -> tuple[RoundInput, int]:
         conn = self.conn
         rows = await conn.fetch(
             "SELECT profile FROM students WHERE region = $1 AND NOT withdrawn "
@@ -471,6 +571,11 @@ class PostgresRounds:
         student_ids = [s.student_id for s in students]
         first = await self._standing_of(region, student_ids)
         wanted = {pid for s in students for pid in s.preferences} | {m.placement_id for m in first}
+        if whole_region:  # fill: every vacancy of the region
+            rows = await conn.fetch(
+                "SELECT placement_id FROM placements WHERE region = $1 AND NOT withdrawn", region
+            )
+            wanted |= {r["placement_id"] for r in rows}
         await _lock_placements(conn, wanted)
         # Again under the placement locks: a placement event (which takes only its placement's
         # lock) may have cancelled some of them meanwhile.

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.contracts.events import CancelReason, Policy, RoundFigures
+from shared.contracts.events import CancelReason, Policy, RoundFigures, RoundKind
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "Outcome",
     "Policy",
     "RoundInput",
+    "RoundKind",
+    "RoundOptions",
     "RoundPlan",
     "RoundProblem",
     "RoundRecord",
@@ -40,11 +43,21 @@ class Standing:
     status: Literal["proposed", "confirmed"]
     student_accepted: bool = False
     company_accepted: bool = False
+    override: bool = False
+    """Assigned by hand by a coordinator (MatchAssignmentRequested)."""
+    filled: bool = False
+    """Placed by a round's fill phase at a placement the student did not rank."""
 
     @property
     def pinned(self) -> bool:
-        """Confirmed, or accepted by either side: a round keeps it (docs/product.md: pins)."""
-        return self.status == "confirmed" or self.student_accepted or self.company_accepted
+        """Confirmed, accepted by either side, or an override: a round keeps it
+        (docs/product.md: pins)."""
+        return (
+            self.status == "confirmed"
+            or self.student_accepted
+            or self.company_accepted
+            or self.override
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +77,16 @@ class Outcome:
     placement_id: str | None
     rank: int | None
     reason: str | None
+    filled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SolveResult:
     outcomes: tuple[Outcome, ...]
     figures: Mapping[str, Any]  # the RoundFigures fields of docs/product.md
+    student_outcomes: tuple[StudentOutcome, ...] = ()
+    """Every student's outcome with its explanation, in input order (empty when the problem
+    did not ask for them: `RoundProblem.explain`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,22 @@ class RoundProblem:
     policy: Policy = "optimal"
     excluded: frozenset[tuple[str, str]] = frozenset()
     """(student id, placement id) pairs never to match (declined)."""
+    fill: bool = False
+    """Run the engine's fill phase after the round (docs/product.md, fill option)."""
+    withdrawn: frozenset[str] = frozenset()
+    """Withdrawn placements the students rank (their explanations say "withdrawn")."""
+    explain: bool = True
+    """Compute every student's `StudentOutcome` with its explanation (`SolveResult.
+    student_outcomes`). False only for the v1 round bench/pipeline.py measures as baseline."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOptions:
+    """What a round request asks for beyond region and policy (MatchingRoundRequestedData)."""
+
+    kind: RoundKind = "ordinary"
+    fill: bool = False
+    dry_run: bool = False
 
 
 Solver = Callable[[RoundProblem], SolveResult]
@@ -110,6 +143,7 @@ class NewProposal:
     placement_id: str
     company_id: str
     rank: int | None
+    filled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +173,9 @@ class RoundRecord:
     proposed: int
     cancelled: int
     seen_version: int
+    kind: RoundKind = "ordinary"
+    fill: bool = False
+    dry_run: bool = False
+    """A dry run is recorded (its round id is taken) but leaves the input version it saw
+    unrecorded: automatic mode still sees the region as changed."""
+    outcome_parts: int = 0

@@ -12,6 +12,7 @@ from services.matching.domain.model import (
     Outcome,
     Policy,
     RoundInput,
+    RoundKind,
     RoundPlan,
     RoundProblem,
     Standing,
@@ -37,15 +38,17 @@ def capacity_left(
 
 
 def pins_within_capacity(
-    standing: Sequence[Standing], capacity: Mapping[str, int]
+    standing: Sequence[Standing], capacity: Mapping[str, int], *, every: bool = False
 ) -> tuple[list[Standing], list[Standing]]:
     """Split pinned matches into those that fit the capacity and those that no longer do.
 
-    Confirmed matches go first, then accepted ones, in the given (creation) order. A pin on an
-    unknown or withdrawn placement (capacity absent) does not fit.
+    Confirmed matches go first, then overrides and accepted ones, then (with `every`, a
+    supplementary round: every standing match is pinned) the other proposals, each group in the
+    given (creation) order. A pin on an unknown or withdrawn placement (capacity absent) does
+    not fit.
     """
-    pins = [m for m in standing if m.pinned]
-    pins.sort(key=lambda m: 0 if m.status == "confirmed" else 1)
+    pins = [m for m in standing if every or m.pinned]
+    pins.sort(key=lambda m: 0 if m.status == "confirmed" else 1 if m.pinned else 2)
     left = dict(capacity)
     kept: list[Standing] = []
     dropped: list[Standing] = []
@@ -58,13 +61,23 @@ def pins_within_capacity(
     return kept, dropped
 
 
-def round_problem(problem: RoundInput, policy: Policy) -> RoundProblem:
+def round_problem(
+    problem: RoundInput,
+    policy: Policy,
+    *,
+    kind: RoundKind = "ordinary",
+    fill: bool = False,
+    explain: bool = True,
+) -> RoundProblem:
     """What the solver is given for a region's open problem: the pins that still fit (confirmed
-    first), the standing placements as `previous`, and the declined pairs as `excluded`."""
+    first; in a supplementary round every standing match is a pin), the standing placements as
+    `previous`, and the declined pairs as `excluded` (but for a pinned pair: an override may
+    assign a pair declined before)."""
     capacity = {p.placement_id: p.capacity for p in problem.placements}
     in_problem = {s.student_id for s in problem.students}
     mine = [m for m in problem.standing if m.student_id in in_problem]
-    kept, _ = pins_within_capacity(mine, capacity)
+    kept, _ = pins_within_capacity(mine, capacity, every=kind == "supplementary")
+    pinned = {(m.student_id, m.placement_id) for m in kept}
     return RoundProblem(
         students=problem.students,
         placements=problem.placements,
@@ -73,7 +86,10 @@ def round_problem(problem: RoundInput, policy: Policy) -> RoundProblem:
         ),
         previous={m.student_id: m.placement_id for m in mine},
         policy=policy,
-        excluded=problem.excluded,
+        excluded=problem.excluded - pinned if pinned & problem.excluded else problem.excluded,
+        fill=fill,
+        withdrawn=problem.withdrawn_placements,
+        explain=explain,
     )
 
 
@@ -127,7 +143,15 @@ def plan_round(problem: RoundInput, outcomes: Sequence[Outcome]) -> RoundPlan:
         current = standing_of.get(o.student_id)
         if current is not None and current.placement_id == o.placement_id:
             continue
-        proposals.append(NewProposal(o.student_id, o.placement_id, company[o.placement_id], o.rank))
+        proposals.append(
+            NewProposal(
+                o.student_id,
+                o.placement_id,
+                company[o.placement_id],
+                None if o.filled else o.rank,
+                filled=o.filled,
+            )
+        )
     unplaced = Counter(o.reason or "unknown" for o in outcomes if o.placement_id is None)
     return RoundPlan(
         proposals=tuple(proposals),

@@ -29,13 +29,23 @@ depends on the prices, only speed does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from itertools import chain
 
 import numpy as np
+import numpy.typing as npt
 
 from services.matching.engine.optimal import weight_classes
 from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
-from services.matching.engine.problem import EARTH_RADIUS_KM, F64, I64, Bools, Problem, haversine_km
+from services.matching.engine.problem import (
+    EARTH_RADIUS_KM,
+    F64,
+    I64,
+    Bools,
+    Problem,
+    factor_rows,
+    haversine_km,
+)
 from services.matching.engine.ssp import min_cost_assignment_with_prices
 
 _BLOCK_CELLS = 1 << 21  # pairs checked at once
@@ -403,6 +413,36 @@ def _pair_km(pb: Problem, es: I64, ep: I64, blocked: I64) -> tuple[Bools, I64]:
     return ok, km
 
 
+def _signatures(
+    pb: Problem, group: I64, cols: I64, local_p: I64, n_v: int
+) -> dict[str, npt.NDArray[Any]]:
+    """`_Block`'s signature fields for students `group` and vacancies `cols` (problem
+    indices): rules 2 and 4 checked once per distinct (skills, period) pair."""
+    f = pb.features
+    s_key = np.column_stack((f.have[group].view(np.int64), f.s_from[group], f.s_to[group]))
+    c_key = np.column_stack((f.need[cols].view(np.int64), f.p_start[cols], f.p_end[cols]))
+    s_first, row_sig = factor_rows(s_key)
+    c_first, c_sig = factor_rows(c_key)
+    rs, cs = group[s_first], cols[c_first]
+    compat = np.ones((len(rs), len(cs)), dtype=bool)
+    step = max(1, _BLOCK_CELLS // max(1, len(cs)))
+    for lo in range(0, len(rs), step):
+        part = rs[lo : lo + step]
+        ok = np.ones((len(part), len(cs)), dtype=bool)
+        if len(f.skill_names):
+            lacks = f.need[cs][None, :, :] & ~f.have[part][:, None, :]
+            ok &= ~np.any(lacks, axis=2)
+        a, b = f.s_from[part][:, None], f.s_to[part][:, None]
+        c, d = f.p_start[cs][None, :], f.p_end[cs][None, :]
+        ok &= ~((a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b)))
+        compat[lo : lo + step] = ok
+    col_sig = np.full(n_v, -1, dtype=np.int64)
+    col_sig[local_p[cols]] = c_sig
+    per_sig = np.bincount(c_sig, minlength=len(cs))
+    fits = (compat.astype(np.int64) @ per_sig)[row_sig]
+    return {"row_sig": row_sig, "col_sig": col_sig, "compat": compat, "fits": fits}
+
+
 def _arc_km(chord: F64) -> F64:
     """Great-circle km of chords of the unit sphere."""
     out: F64 = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0.0, 1.0))
@@ -428,6 +468,12 @@ class _Block:
     homed: I64  # the rows with a home
     unhomed: I64
     points: F64  # unit vectors of the sited cols' sites
+    # Rules 2 and 4 by signature: a student's (skills, period), a vacancy's (required
+    # skills, period); compat[row_sig[row - rows[0]], col_sig[col]] says whether they fit.
+    row_sig: I64
+    col_sig: I64  # per vacancy of the round (-1 outside the block)
+    compat: Bools
+    fits: I64  # per row, how many of the block's vacancies pass rules 2 and 4
 
 
 class _LazyFill:
@@ -474,6 +520,7 @@ class _LazyFill:
                     homed=rows[has_home],
                     unhomed=rows[~has_home],
                     points=_unit(f.p_lat[self.placements[sited]], f.p_lon[self.placements[sited]]),
+                    **_signatures(pb, group, cols, local_p, len(blocks.open_v)),
                 )
             )
         self.longest = _cat(longest)
@@ -488,10 +535,24 @@ class _LazyFill:
         out: I64 = (1 + int(self.longest.sum())) * self.weight_class
         return out
 
-    def _check(self, rows: I64, cols: I64) -> tuple[I64, I64, I64]:
-        """The eligible ones of pairs (rows, cols) with their km."""
+    def _check(self, blk: _Block, rows: I64, cols: I64) -> tuple[I64, I64, I64]:
+        """The eligible ones of pairs (rows, cols) of `blk` with their km."""
+        fit = blk.compat[blk.row_sig[rows - blk.rows[0]], blk.col_sig[cols]]
+        rows, cols = rows[fit], cols[fit]
         ok, km = _pair_km(self.pb, self.students[rows], self.placements[cols], self.blocked)
         return rows[ok], cols[ok], km[ok]
+
+    def _enumerate(self, blk: _Block, rows: I64) -> tuple[I64, I64, I64]:
+        """Every eligible pair of `rows` (students of `blk` that fit few vacancies)."""
+        found: list[tuple[I64, I64, I64]] = []
+        sig = blk.row_sig[rows - blk.rows[0]]
+        for t in np.unique(sig).tolist():
+            mine = rows[sig == t]
+            cols = blk.cols[blk.compat[t, blk.col_sig[blk.cols]]]
+            r, c = np.repeat(mine, len(cols)), np.tile(cols, len(mine))
+            ok, km = _pair_km(self.pb, self.students[r], self.placements[c], self.blocked)
+            found.append((r[ok], c[ok], km[ok]))
+        return _merge(found)
 
     def nearest(self) -> tuple[I64, I64, I64]:
         """Each student's `fill_nearest` nearest eligible pairs, smallest (km, vacancy) first,
@@ -502,7 +563,14 @@ class _LazyFill:
         n_v = len(self.placements)
         for blk in self.blocks:
             tree = self._tree(blk.points) if len(blk.sited) else None
-            todo = blk.homed
+            # Students fitting few vacancies: all their pairs at once.
+            few = blk.rows[blk.fits <= 4 * k]
+            if len(few):
+                r, c, km = self._enumerate(blk, few)
+                self.complete[few] = True
+                pool.append((r, c, km))
+                out.append(_smallest(few, r, c, km, k, n_v, whole=True)[1])
+            todo = blk.homed[~self.complete[blk.homed]]
             want = k + 8
             while len(todo):
                 take = min(want, len(blk.sited))
@@ -518,7 +586,7 @@ class _LazyFill:
                 if len(blk.unsited):
                     rows = np.concatenate((rows, np.repeat(todo, len(blk.unsited))))
                     cols = np.concatenate((cols, np.tile(blk.unsited, len(todo))))
-                r, c, km = self._check(rows, cols)
+                r, c, km = self._check(blk, rows, cols)
                 whole = take == len(blk.sited)
                 done, picked = _smallest(todo, r, c, km, k, n_v, whole=whole)
                 out.append(picked)
@@ -528,7 +596,7 @@ class _LazyFill:
                     break
                 todo = todo[~done]
                 want *= 4
-            if len(blk.unhomed):
+            if len(blk.unhomed[~self.complete[blk.unhomed]]):
                 out.append(self._nearest_unhomed(blk, k, pool))
         self.pool = _merge(pool)
         return _merge(out)
@@ -539,12 +607,12 @@ class _LazyFill:
         """Students without a home: every pair is at 0 km, so their nearest are their
         first eligible vacancies; scanned in chunks of vacancies until found."""
         found: list[tuple[I64, I64, I64]] = []
-        todo = blk.unhomed
+        todo = blk.unhomed[~self.complete[blk.unhomed]]
         have = np.zeros(len(self.students), dtype=np.int64)
         step = 4 * k
         for lo in range(0, len(blk.cols), step):
             chunk = blk.cols[lo : lo + step]
-            r, c, km = self._check(np.repeat(todo, len(chunk)), np.tile(chunk, len(todo)))
+            r, c, km = self._check(blk, np.repeat(todo, len(chunk)), np.tile(chunk, len(todo)))
             room = k - have[r]
             rank = np.arange(len(r)) - np.searchsorted(r, r)
             keep = rank < room
@@ -600,12 +668,14 @@ class _LazyFill:
                 idx = np.fromiter(
                     chain.from_iterable(hits), dtype=np.int64, count=int(counts.sum())
                 )
-                out.append(self._violating(np.repeat(rows, counts), blk.sited[mine][idx], u, price))
+                out.append(
+                    self._violating(blk, np.repeat(rows, counts), blk.sited[mine][idx], u, price)
+                )
         # Without coordinates a pair is at 0 km: it violates when price < u.
         every = blk.rows[~self.complete[blk.rows]]
         for q in blk.unsited.tolist():
             rows = every[u[every] > price[q]]
-            out.append(self._violating(rows, np.full(len(rows), q, dtype=np.int64), u, price))
+            out.append(self._violating(blk, rows, np.full(len(rows), q, dtype=np.int64), u, price))
         unhomed = blk.unhomed[~self.complete[blk.unhomed]]
         if len(unhomed) and len(blk.sited):
             order = np.argsort(price[blk.sited], kind="stable")
@@ -613,11 +683,13 @@ class _LazyFill:
             n_below = np.searchsorted(sorted_p, u[unhomed], side="left")
             rows = np.repeat(unhomed, n_below)
             pos = np.arange(len(rows)) - np.repeat(np.cumsum(n_below) - n_below, n_below)
-            out.append(self._violating(rows, blk.sited[order][pos], u, price))
+            out.append(self._violating(blk, rows, blk.sited[order][pos], u, price))
         return out
 
-    def _violating(self, rows: I64, cols: I64, u: I64, price: I64) -> tuple[I64, I64, I64]:
-        r, c, km = self._check(rows, cols)
+    def _violating(
+        self, blk: _Block, rows: I64, cols: I64, u: I64, price: I64
+    ) -> tuple[I64, I64, I64]:
+        r, c, km = self._check(blk, rows, cols)
         hit = km + price[c] < u[r]
         return r[hit], c[hit], km[hit]
 

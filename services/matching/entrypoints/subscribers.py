@@ -65,13 +65,22 @@ def router(c: Container) -> KafkaRouter:
         topics.rounds,
         decoder=decode,
         title="matching:rounds",
-        description="MatchingRoundRequested runs a round for the region (others are ignored).",
+        description=(
+            "MatchingRoundRequested runs a round for the region (ordinary or supplementary, "
+            "with or without fill, or a dry run); MatchingRoundOutcomes, MatchingRoundCompleted "
+            "and SupplementaryRoundOpened are ignored."
+        ),
         **options,
     )
     async def on_round(event: ev.RoundEvent) -> None:
         if isinstance(event, ev.MatchingRoundRequested):
             await handlers.handle_round_request(
-                event, c.uow, solver=c.solver, hooks=c.hooks, input_wait=s.input_wait_seconds
+                event,
+                c.uow,
+                solver=c.solver,
+                hooks=c.hooks,
+                input_wait=s.input_wait_seconds,
+                outcomes=c.outcomes,
             )
 
     @r.subscriber(
@@ -79,14 +88,19 @@ def router(c: Container) -> KafkaRouter:
         decoder=decode,
         title="matching:matches",
         description=(
-            "MatchAccepted (student and company: MatchConfirmed) and MatchDeclined (released, "
-            "pair excluded); the service's own match events are ignored."
+            "MatchAccepted (student and company: MatchConfirmed), MatchDeclined (released, "
+            "pair excluded) and MatchAssignmentRequested (a coordinator's override: checked "
+            "again, then MatchProposed with override, or MatchCancelled); the service's own "
+            "match events are ignored."
         ),
         **options,
     )
     async def on_match(event: ev.MatchEvent) -> None:
         if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
             changed = await handlers.respond_to_match(event, c.uow(), automatic=s.is_automatic)
+            c.auto.touch(changed)
+        elif isinstance(event, ev.MatchAssignmentRequested):
+            changed = await handlers.assign_match(event, c.uow(), automatic=s.is_automatic)
             c.auto.touch(changed)
 
     # Published through the outbox relay; declared here so the AsyncAPI document shows them.
@@ -99,7 +113,10 @@ def router(c: Container) -> KafkaRouter:
     r.publisher(
         topics.rounds,
         title="matching:round-results",
-        description="MatchingRoundCompleted with the round's figures (keyed by region).",
-        schema=ev.MatchingRoundCompleted,
+        description=(
+            "Every student's outcome (MatchingRoundOutcomes, in parts), then "
+            "MatchingRoundCompleted with the round's figures (keyed by region)."
+        ),
+        schema=ev.MatchingRoundOutcomes | ev.MatchingRoundCompleted,
     )
     return r

@@ -21,6 +21,7 @@ from services.matching.domain.model import RoundProblem, Solver, SolveResult
 from services.matching.handlers import RoundHooks
 from shared.contracts import events as ev
 from shared.contracts.events import parse_event
+from shared.contracts.outcomes import StudentOutcome
 from shared.db import create_pool, migrate
 from tests.support.factories import placement, student
 from tests.support.fakes.matching import InMemoryMatchingUnitOfWork
@@ -49,11 +50,33 @@ def student_withdrawn(sid: str, region: str = REGION) -> ev.StudentWithdrawn:
     )
 
 
-def request(region: str = REGION, inputs: int | None = None) -> ev.MatchingRoundRequested:
+def request(
+    region: str = REGION, inputs: int | None = None, **options: Any
+) -> ev.MatchingRoundRequested:
     data = ev.MatchingRoundRequestedData(
-        round_id=uuid.uuid4(), region=region, inputs_published=inputs
+        round_id=uuid.uuid4(), region=region, inputs_published=inputs, **options
     )
     return ev.MatchingRoundRequested(producer="t", data=data)
+
+
+def assignment(
+    sid: str, pid: str, region: str = REGION, match_id: uuid.UUID | None = None
+) -> ev.MatchAssignmentRequested:
+    data = ev.MatchAssignmentRequestedData(
+        match_id=match_id or uuid.uuid4(),
+        region=region,
+        student_id=sid,
+        placement_id=pid,
+        company_id="c-1",
+        reason="agreed with the school",
+    )
+    return ev.MatchAssignmentRequested(producer="t", data=data)
+
+
+def outcomes_of(events: list[ev.Event], round_id: uuid.UUID) -> dict[str, StudentOutcome]:
+    """Every student's outcome of the round, from its MatchingRoundOutcomes parts."""
+    parts = [e for e in of(events, ev.MatchingRoundOutcomes) if e.data.round_id == round_id]
+    return {o.student_id: o for part in parts for o in part.data.outcomes}
 
 
 def _ids(p: ev.MatchProposed) -> dict[str, Any]:
@@ -118,6 +141,8 @@ class HandlerContract:
                 changed |= await handlers.apply_student_event(e, uow, automatic=mode)
             elif isinstance(e, ev.MatchAccepted | ev.MatchDeclined):
                 changed |= await handlers.respond_to_match(e, uow, automatic=mode)
+            elif isinstance(e, ev.MatchAssignmentRequested):
+                changed |= await handlers.assign_match(e, uow, automatic=mode)
             else:
                 raise TypeError(f"not an input event: {e.type}")
         return changed
@@ -175,8 +200,14 @@ class HandlerContract:
         assert done.data.unplaced_by_reason == {"choices_full": 1}
         assert done.data.figures.placed == 1
         assert done.data.policy == "optimal"
-        # the proposals come before the round's completion, all keyed by the region
-        assert [type(e) for e in out] == [ev.MatchProposed, ev.MatchingRoundCompleted]
+        # the proposals, then every student's outcome, then the round's completion, all keyed
+        # by the region
+        assert [type(e) for e in out] == [
+            ev.MatchProposed,
+            ev.MatchingRoundOutcomes,
+            ev.MatchingRoundCompleted,
+        ]
+        assert done.data.outcome_parts == 1
         assert {e.region for e in out} == {REGION}
 
     async def test_a_redelivered_input_is_applied_and_counted_once(
@@ -479,9 +510,247 @@ class HandlerContract:
             await self.round(uow, req, hooks=Crashing())
         assert await self.published(uow) == []  # nothing of the round committed
         await self.round(uow, req, hooks=Watching())
-        assert seen == [("before", -1), ("after", 2)]  # MatchProposed + MatchingRoundCompleted
+        # MatchProposed, MatchingRoundOutcomes, MatchingRoundCompleted
+        assert seen == [("before", -1), ("after", 3)]
         await self.round(uow, req, hooks=Watching())  # handled before: no round, no hooks
         assert len(seen) == 2
+
+    # --------------------------------------------------------------------- v2: outcomes
+
+    async def test_every_outcome_is_published_in_parts_before_the_completion(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=300), posted("p-2", capacity=100))
+        for i in range(450):
+            await self.apply(uow, registered(f"s-{i:03}", "p-1", "p-2"))
+        first = await self.round(uow)
+        out = await self.published(uow)
+        parts = of(out, ev.MatchingRoundOutcomes)
+        assert [(p.data.part, p.data.parts) for p in parts] == [(1, 3), (2, 3), (3, 3)]
+        assert [len(p.data.outcomes) for p in parts] == [200, 200, 50]
+        assert {p.data.dry_run for p in parts} == {False}
+        # in the outbox: proposals, then the outcomes, then the completion
+        kinds = [type(e).__name__ for e in out]
+        assert kinds[-4:] == ["MatchingRoundOutcomes"] * 3 + ["MatchingRoundCompleted"]
+        (done,) = of(out, ev.MatchingRoundCompleted)
+        assert done.data.outcome_parts == 3
+        assert (done.data.kind, done.data.fill, done.data.dry_run) == ("ordinary", False, False)
+        outcomes = outcomes_of(out, first.data.round_id)
+        assert len(outcomes) == 450
+        assert outcomes["s-000"].placement_id == "p-1"
+        assert outcomes["s-000"].previous_placement_id is None
+        unplaced = [o for o in outcomes.values() if o.placement_id is None]
+        assert len(unplaced) == 50
+        assert {o.reason for o in unplaced} == {"choices_full"}
+        assert done.data.unplaced_by_reason == {"choices_full": 50}
+        # a second round: the outcome names the placement each student held before
+        second = await self.round(uow)
+        again = outcomes_of(await self.published(uow), second.data.round_id)
+        assert again["s-000"].previous_placement_id == "p-1"
+        assert again["s-449"].previous_placement_id is None
+
+    async def test_a_dry_run_reports_and_writes_no_match(self, uow: MatchingUnitOfWork) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-2", capacity=1), automatic=True)
+        await self.apply(uow, registered("s-1", "p-1"), automatic=True)
+        await self.round(uow)
+        before = await self.published(uow)
+        async with uow:
+            assert await uow.regions.changed() == []
+        # s-1 now ranks p-2 only: a round would move it; s-2 would be placed at p-1
+        await self.apply(uow, registered("s-1", "p-2"), registered("s-2", "p-1"), automatic=True)
+        dry = request(dry_run=True)
+        await self.round(uow, dry)
+        out = await self.published(uow)
+        new = out[len(before) :]
+        assert [type(e) for e in new] == [ev.MatchingRoundOutcomes, ev.MatchingRoundCompleted]
+        (done,) = of(new, ev.MatchingRoundCompleted)
+        assert done.data.dry_run is True
+        assert (done.data.proposed, done.data.cancelled) == (0, 0)
+        assert done.data.figures.placed == 2
+        (part,) = of(new, ev.MatchingRoundOutcomes)
+        assert part.data.dry_run is True
+        would = {
+            o.student_id: (o.previous_placement_id, o.placement_id) for o in part.data.outcomes
+        }
+        assert would == {"s-1": ("p-1", "p-2"), "s-2": (None, "p-1")}
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+            # still as before: s-1's proposal stands, s-2 has none; the change still counts
+            assert [(m.student_id, m.placement_id) for m in problem.standing] == [("s-1", "p-1")]
+            assert await uow.regions.changed() == [REGION]
+        # redelivered, or the same round id again: a duplicate
+        await self.round(uow, dry)
+        await self.round(uow, ev.MatchingRoundRequested(producer="other", data=dry.data))
+        assert len(await self.published(uow)) == len(out)
+        # the real round does what the dry run showed
+        await self.round(uow)
+        out = await self.published(uow)
+        assert reasons(out) == [("s-1", "superseded")]
+        assert pairs(out)[1:] == [("s-1", "p-2"), ("s-2", "p-1")]
+
+    async def test_a_supplementary_round_keeps_every_standing_match_and_places_the_unplaced(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-2", capacity=1))
+        await self.apply(uow, registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.round(uow)
+        assert pairs(await self.published(uow)) == [("s-1", "p-1")]
+        # s-1 no longer ranks p-1 (an ordinary round would move it); s-2 ranks a vacancy
+        await self.apply(uow, registered("s-1", "p-2"), registered("s-2", "p-1", "p-2"))
+        supplementary = await self.round(uow, request(kind="supplementary"))
+        out = await self.published(uow)
+        assert reasons(out) == []
+        assert pairs(out) == [("s-1", "p-1"), ("s-2", "p-2")]
+        done = of(out, ev.MatchingRoundCompleted)[-1]
+        assert done.data.kind == "supplementary"
+        assert (done.data.proposed, done.data.cancelled) == (1, 0)
+        outcomes = outcomes_of(out, supplementary.data.round_id)
+        assert outcomes["s-1"].pinned is True
+        assert outcomes["s-1"].placement_id == "p-1"
+
+    async def test_fill_places_the_unplaced_at_vacancies_of_their_region(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        # nobody ranks p-3 (the round must load it) or p-9 (another region's)
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-3", capacity=1))
+        await self.apply(uow, posted("p-9", region="SE-O", capacity=5))
+        await self.apply(uow, *(registered(sid, "p-1") for sid in ("s-1", "s-2", "s-3")))
+        filled = await self.round(uow, request(fill=True))
+        out = await self.published(uow)
+        proposed = [
+            (p.data.student_id, p.data.placement_id, p.data.rank, p.data.filled)
+            for p in of(out, ev.MatchProposed)
+        ]
+        assert proposed == [("s-1", "p-1", 1, False), ("s-2", "p-3", None, True)]
+        (done,) = of(out, ev.MatchingRoundCompleted)
+        assert done.data.fill is True
+        assert (done.data.figures.filled, done.data.figures.no_eligible_vacancy) == (1, 1)
+        assert done.data.unplaced_by_reason == {"no_eligible_vacancy": 1}
+        outcomes = outcomes_of(out, filled.data.round_id)
+        assert (outcomes["s-2"].filled, outcomes["s-2"].rank) == (True, None)
+        assert outcomes["s-3"].reason == "no_eligible_vacancy"
+
+    # -------------------------------------------------------------------- v2: overrides
+
+    async def test_an_override_is_proposed_under_its_own_id_and_pinned_in_later_rounds(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-2", capacity=1))
+        await self.apply(uow, registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.round(uow)
+        # s-2 is unplaced; assigned by hand to p-2, which it did not rank
+        order = assignment("s-2", "p-2")
+        assert await self.apply(uow, order, automatic=True) == {REGION}
+        await self.apply(uow, order)  # redelivered: applied once
+        out = await self.published(uow)
+        (override,) = [p for p in of(out, ev.MatchProposed) if p.data.override]
+        assert override.data.match_id == order.data.match_id
+        assert (override.data.student_id, override.data.placement_id) == ("s-2", "p-2")
+        assert override.data.rank is None
+        assert override.data.round_id == handlers.OVERRIDE_ROUND_ID
+        assert override.data.filled is False
+        assert await self.settled(uow) == (5, 0)  # counted as an input event
+        async with uow:
+            assert await uow.regions.changed() == [REGION]
+        # a later round keeps it (pinned), though s-2 never ranked p-2
+        later = await self.round(uow)
+        out = await self.published(uow)
+        assert of(out, ev.MatchingRoundCompleted)[-1].data.cancelled == 0
+        assert outcomes_of(out, later.data.round_id)["s-2"].pinned is True
+        # and it is confirmed like any other match
+        for by in ("student", "company"):
+            await self.apply(uow, accepted(override, by))
+        (confirmed,) = of(await self.published(uow), ev.MatchConfirmed)
+        assert confirmed.data.match_id == order.data.match_id
+
+    async def test_an_override_cancels_the_students_other_match(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-2", capacity=1))
+        await self.apply(uow, registered("s-1", "p-1", "p-2"))
+        await self.round(uow)
+        old = (await self.proposals(uow))["s-1"]
+        order = assignment("s-1", "p-2")
+        await self.apply(uow, order)
+        out = await self.published(uow)
+        (cancelled,) = of(out, ev.MatchCancelled)
+        assert (cancelled.data.match_id, cancelled.data.reason) == (old.data.match_id, "overridden")
+        new = of(out, ev.MatchProposed)[-1]
+        assert (new.data.match_id, new.data.rank, new.data.override) == (
+            order.data.match_id,
+            2,
+            True,
+        )
+        # the student's own match at the placement is not counted against its capacity
+        again = assignment("s-1", "p-2")
+        await self.apply(uow, again)
+        out = await self.published(uow)
+        assert reasons(out)[-1] == ("s-1", "overridden")
+        assert of(out, ev.MatchProposed)[-1].data.match_id == again.data.match_id
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [(m.match_id, m.override) for m in problem.standing] == [
+            (str(again.data.match_id), True)
+        ]
+
+    async def test_an_override_to_a_full_placement_is_cancelled_and_writes_nothing(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1", capacity=1), posted("p-2", capacity=1))
+        await self.apply(uow, registered("s-1", "p-1"), registered("s-2", "p-1"))
+        await self.apply(uow, registered("s-9", "p-2", region="SE-O"))
+        await self.round(uow)
+        await self.round(uow, request("SE-O"))  # another region's match holds p-2
+        before = await self.published(uow)
+        refused = [assignment("s-2", "p-1"), assignment("s-2", "p-2")]
+        await self.apply(uow, *refused)
+        out = (await self.published(uow))[len(before) :]
+        assert [type(e) for e in out] == [ev.MatchCancelled, ev.MatchCancelled]
+        assert [(c.data.match_id, c.data.reason) for c in of(out, ev.MatchCancelled)] == [
+            (r.data.match_id, "capacity_reduced") for r in refused
+        ]
+        assert {c.data.round_id for c in of(out, ev.MatchCancelled)} == {None}
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [(m.student_id, m.placement_id) for m in problem.standing] == [("s-1", "p-1")]
+
+    async def test_an_override_of_a_withdrawn_student_or_placement_is_cancelled(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), posted("p-2"), registered("s-1", "p-1"))
+        await self.apply(uow, placement_withdrawn("p-2"), registered("s-2", "p-1"))
+        await self.apply(uow, student_withdrawn("s-2"))
+        orders = [assignment("s-1", "p-2"), assignment("s-2", "p-1"), assignment("s-7", "p-1")]
+        await self.apply(uow, *orders)
+        assert [
+            (c.data.match_id, c.data.reason)
+            for c in of(await self.published(uow), ev.MatchCancelled)
+        ] == [
+            (orders[0].data.match_id, "placement_withdrawn"),
+            (orders[1].data.match_id, "student_withdrawn"),
+            (orders[2].data.match_id, "student_withdrawn"),
+        ]
+        assert of(await self.published(uow), ev.MatchProposed) == []
+
+    async def test_an_override_of_a_declined_pair_is_kept_by_later_rounds(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        await self.apply(uow, posted("p-1"), registered("s-1", "p-1"))
+        await self.round(uow)
+        await self.apply(uow, declined((await self.proposals(uow))["s-1"], "student"))
+        order = assignment("s-1", "p-1")
+        await self.apply(uow, order)
+        captured: list[RoundProblem] = []
+
+        def watching(problem: RoundProblem) -> SolveResult:
+            captured.append(problem)
+            return greedy_solver(problem)
+
+        await self.round(uow, solver=watching)
+        (given,) = captured
+        assert [(p.student_id, p.placement_id) for p in given.pinned] == [("s-1", "p-1")]
+        assert given.excluded == frozenset()  # a pinned pair is not also excluded
+        assert of(await self.published(uow), ev.MatchingRoundCompleted)[-1].data.cancelled == 0
 
 
 class TestInMemory(HandlerContract):

@@ -161,6 +161,56 @@ async def test_responses_on_the_matches_topic_confirm_and_exclude(
     ]
 
 
+async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
+    service: Container, fake: InMemoryMatchingUnitOfWork
+) -> None:
+    topics = service.settings.topics
+    async with TestKafkaBroker(service.broker) as br:
+        for e in (_posted("p-1", capacity=1), _posted("p-2", capacity=1)):
+            await publish_event(br, topics, e)
+        for sid in ("s-1", "s-2"):
+            await publish_event(br, topics, _registered(sid, "p-1"))
+        dry = ev.MatchingRoundRequested(
+            producer="t",
+            data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, dry_run=True),
+        )
+        await publish_event(br, topics, dry)
+        assert _proposed(fake) == []
+        # what the service itself and the placements service publish on the rounds topic
+        (outcomes,) = [e for e in fake.published if isinstance(e, ev.MatchingRoundOutcomes)]
+        opened = ev.SupplementaryRoundOpened(
+            producer="placements",
+            data=ev.SupplementaryRoundOpenedData(
+                opening_id=uuid.uuid4(), region=REGION, student_ids=("s-2",)
+            ),
+        )
+        await publish_event(br, topics, outcomes)
+        await publish_event(br, topics, opened)
+        await publish_event(br, topics, _request())
+        # a coordinator assigns the unplaced s-2 to p-2 by hand
+        (first,) = [p for p in _proposed(fake) if p.data.student_id == "s-1"]
+        order = ev.MatchAssignmentRequested(
+            producer="t",
+            data=ev.MatchAssignmentRequestedData(
+                match_id=uuid.uuid4(),
+                region=REGION,
+                student_id="s-2",
+                placement_id="p-2",
+                company_id="c-1",
+                reason="agreed with the school",
+            ),
+        )
+        await publish_event(br, topics, order)
+    completed = _completed(fake)
+    assert [c.data.dry_run for c in completed] == [True, False]
+    assert first.data.placement_id == "p-1"
+    (override,) = [p for p in _proposed(fake) if p.data.override]
+    assert override.data.match_id == order.data.match_id
+    assert (override.data.student_id, override.data.placement_id) == ("s-2", "p-2")
+    assert fake.model.inputs_applied == {("t", REGION): 5}  # the override counts as an input
+    assert service.policy.dead_letters == 0
+
+
 async def test_malformed_event_is_dead_lettered_and_the_partition_moves_on(
     service: Container, fake: InMemoryMatchingUnitOfWork
 ) -> None:

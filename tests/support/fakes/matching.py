@@ -60,6 +60,9 @@ class MatchRecord:
     student_accepted: bool = False
     company_accepted: bool = False
     cancel_reason: str | None = None
+    filled: bool = False
+    override: bool = False
+    override_reason: str | None = None
 
     @property
     def standing(self) -> bool:
@@ -79,6 +82,8 @@ class MatchRecord:
             status="confirmed" if shown == "confirmed" else "proposed",
             student_accepted=self.student_accepted,
             company_accepted=self.company_accepted,
+            override=self.override,
+            filled=self.filled,
         )
 
 
@@ -162,6 +167,10 @@ class InMemoryPlacements(_Repository):
             }
         )
 
+    async def live(self, placement_id: str) -> PlacementOffer | None:
+        row = self.db.placements.get(placement_id)
+        return None if row is None or row.withdrawn else row.offer
+
 
 class InMemoryStudents(_Repository):
     async def lock_region_and_find(self, region: str, student_id: str) -> str | None:
@@ -177,6 +186,10 @@ class InMemoryStudents(_Repository):
             self.db.students[student_id] = StudentRow(region, None, withdrawn=True)
         else:
             row.withdrawn = True
+
+    async def live(self, student_id: str) -> StudentProfile | None:
+        row = self.db.students.get(student_id)
+        return None if row is None or row.withdrawn else row.profile
 
 
 class InMemoryMatches(_Repository):
@@ -242,9 +255,51 @@ class InMemoryMatches(_Repository):
                 raise ValueError(f"{p.student_id} would have two standing matches")
             standing.add(p.student_id)
             self.db.matches[mid] = MatchRecord(
-                mid, region, round_id, p.student_id, p.placement_id, p.company_id, p.rank
+                mid,
+                region,
+                round_id,
+                p.student_id,
+                p.placement_id,
+                p.company_id,
+                p.rank,
+                filled=p.filled,
             )
         return made
+
+    async def standing_at(self, placement_id: str) -> list[Standing]:
+        return [
+            m.as_standing()
+            for m in self.db.matches.values()
+            if m.standing and m.placement_id == placement_id
+        ]
+
+    async def exists(self, match_id: uuid.UUID) -> bool:
+        return match_id in self.db.matches
+
+    async def insert_override(
+        self,
+        match_id: uuid.UUID,
+        region: str,
+        round_id: uuid.UUID,
+        proposal: NewProposal,
+        reason: str,
+    ) -> None:
+        p = proposal
+        if match_id in self.db.matches:  # the primary key of the real schema
+            raise ValueError(f"match {match_id} exists")
+        if any(m.standing and m.student_id == p.student_id for m in self.db.matches.values()):
+            raise ValueError(f"{p.student_id} would have two standing matches")
+        self.db.matches[match_id] = MatchRecord(
+            match_id,
+            region,
+            round_id,
+            p.student_id,
+            p.placement_id,
+            p.company_id,
+            p.rank,
+            override=True,
+            override_reason=reason,
+        )
 
 
 class InMemoryRounds(_Repository):
@@ -255,10 +310,14 @@ class InMemoryRounds(_Repository):
         if record.round_id in self.db.rounds:
             raise ValueError(f"round {record.round_id} is recorded already")
         self.db.rounds[record.round_id] = record
+        if record.dry_run:
+            return
         state = self.db.region_state.setdefault(record.region, RegionState())
         state.round_version = max(state.round_version, record.seen_version)
 
-    async def load_problem(self, region: str) -> tuple[RoundInput, int]:
+    async def load_problem(
+        self, region: str, *, whole_region: bool = False
+    ) -> tuple[RoundInput, int]:
         db = self.db
         students = tuple(
             s.profile
@@ -270,6 +329,10 @@ class InMemoryRounds(_Repository):
         wanted = {pid for s in students for pid in s.preferences} | {
             m.placement_id for m in standing
         }
+        if whole_region:
+            wanted |= {
+                pid for pid, r in db.placements.items() if r.region == region and not r.withdrawn
+            }
         rows = {pid: db.placements[pid] for pid in sorted(wanted) if pid in db.placements}
         live = [r.offer for r in rows.values() if not r.withdrawn and r.offer is not None]
         live_ids = {p.placement_id for p in live}

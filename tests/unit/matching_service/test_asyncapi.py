@@ -72,13 +72,28 @@ def test_channels_and_operations(document: dict[str, Any]) -> None:
             "matching:students",
             {"StudentRegistered", "StudentPreferencesUpdated", "StudentWithdrawn"},
         ),
-        ("matching:rounds", {"MatchingRoundRequested", "MatchingRoundCompleted"}),
+        (
+            "matching:rounds",
+            {
+                "MatchingRoundRequested",
+                "MatchingRoundOutcomes",
+                "MatchingRoundCompleted",
+                "SupplementaryRoundOpened",
+            },
+        ),
         (
             "matching:matches",
-            {"MatchProposed", "MatchAccepted", "MatchDeclined", "MatchConfirmed", "MatchCancelled"},
+            {
+                "MatchProposed",
+                "MatchAccepted",
+                "MatchDeclined",
+                "MatchConfirmed",
+                "MatchCancelled",
+                "MatchAssignmentRequested",
+            },
         ),
         ("matching:match-events", {"MatchProposed", "MatchConfirmed", "MatchCancelled"}),
-        ("matching:round-results", {"MatchingRoundCompleted"}),
+        ("matching:round-results", {"MatchingRoundOutcomes", "MatchingRoundCompleted"}),
     ],
 )
 def test_every_message_has_its_event_schemas(
@@ -112,7 +127,8 @@ def test_event_schemas_carry_their_fields(document: dict[str, Any]) -> None:
     assert {"student_id", "preferences"} <= set(data("StudentRegistered")["properties"])
     requested = data("MatchingRoundRequested")["properties"]
     assert requested["policy"]["enum"] == ["optimal", "stable"]
-    assert "inputs_published" in requested
+    assert {"inputs_published", "kind", "fill", "dry_run"} <= set(requested)
+    assert requested["kind"]["enum"] == ["ordinary", "supplementary"]
     assert set(data("MatchAccepted")["properties"]["by"]["enum"]) == {"student", "company"}
     cancelled = data("MatchCancelled")["properties"]
     assert set(cancelled["reason"]["enum"]) == {
@@ -121,9 +137,20 @@ def test_event_schemas_carry_their_fields(document: dict[str, Any]) -> None:
         "student_withdrawn",
         "placement_withdrawn",
         "capacity_reduced",
+        "overridden",
     }
     proposed = data("MatchProposed")["properties"]
-    assert {"match_id", "round_id", "company_id", "rank", "student_id"} <= set(proposed)
+    assert {"match_id", "round_id", "company_id", "rank", "student_id", "filled", "override"} <= (
+        set(proposed)
+    )
     completed = data("MatchingRoundCompleted")["properties"]
     assert {"figures", "unplaced_by_reason", "proposed", "cancelled"} <= set(completed)
-    assert _resolve(document, completed["figures"]["$ref"])["title"] == "RoundFigures"
+    assert {"kind", "fill", "dry_run", "outcome_parts"} <= set(completed)
+    figures = _resolve(document, completed["figures"]["$ref"])
+    assert figures["title"] == "RoundFigures"
+    assert {"filled", "no_eligible_vacancy"} <= set(figures["properties"])
+    outcomes = data("MatchingRoundOutcomes")["properties"]
+    assert {"round_id", "region", "part", "parts", "dry_run", "outcomes"} <= set(outcomes)
+    assert outcomes["outcomes"]["maxItems"] == 200
+    assignment = data("MatchAssignmentRequested")["properties"]
+    assert {"match_id", "student_id", "placement_id", "reason"} <= set(assignment)

@@ -128,6 +128,58 @@ def test_round_problem_pins_accepted_and_confirmed_and_passes_previous_and_exclu
     assert [s.student_id for s in problem.students] == ["s-1", "s-2"]
 
 
+def test_a_supplementary_round_pins_every_standing_match_within_capacity() -> None:
+    confirmed = _standing("m1", "s-1", "p-1", status="confirmed")
+    proposed = _standing("m2", "s-2", "p-2")
+    override = _standing("m3", "s-3", "p-2", override=True)
+    students = tuple(student(sid, prefs=("p-1",)) for sid in ("s-1", "s-2", "s-3"))
+    problem = _problem((confirmed, proposed, override), students=students)
+    ordinary = round_problem(problem, "optimal")
+    assert [(p.student_id, p.placement_id) for p in ordinary.pinned] == [
+        ("s-1", "p-1"),
+        ("s-3", "p-2"),
+    ]
+    supplementary = round_problem(problem, "optimal", kind="supplementary", fill=True)
+    # p-2 has one slot: the override is kept before the plain proposal
+    assert [(p.student_id, p.placement_id) for p in supplementary.pinned] == [
+        ("s-1", "p-1"),
+        ("s-3", "p-2"),
+    ]
+    assert supplementary.fill is True
+    wider = _problem(
+        (confirmed, proposed),
+        students=students,
+        placements=(placement("p-1", capacity=1), placement("p-2", capacity=2)),
+    )
+    pinned = round_problem(wider, "optimal", kind="supplementary").pinned
+    assert [(p.student_id, p.placement_id) for p in pinned] == [("s-1", "p-1"), ("s-2", "p-2")]
+
+
+def test_a_pinned_pair_is_not_excluded_and_withdrawn_placements_are_passed_on() -> None:
+    override = _standing("m1", "s-1", "p-1", override=True, rank=None)
+    excluded = frozenset({("s-1", "p-1"), ("s-2", "p-1")})
+    problem = round_problem(
+        _problem((override,), excluded=excluded, withdrawn_placements=frozenset({"p-7"})),
+        "optimal",
+        explain=False,
+    )
+    assert [(p.student_id, p.placement_id) for p in problem.pinned] == [("s-1", "p-1")]
+    assert problem.excluded == frozenset({("s-2", "p-1")})
+    assert problem.withdrawn == frozenset({"p-7"})
+    assert problem.explain is False
+
+
+def test_a_filled_outcome_is_proposed_without_a_rank() -> None:
+    plan = plan_round(
+        _problem(),
+        [Outcome("s-1", "p-2", None, None, filled=True), Outcome("s-2", None, None, "x")],
+    )
+    assert [(p.student_id, p.placement_id, p.rank, p.filled) for p in plan.proposals] == [
+        ("s-1", "p-2", None, True)
+    ]
+    assert plan.unplaced_by_reason == {"x": 1}
+
+
 def test_settings_auto_regions_and_group_id() -> None:
     s = MatchingSettings(auto_regions="SE-AB, SE-O")
     assert s.is_automatic("SE-O")

@@ -1,9 +1,9 @@
 """Composition root of the notifications service.
 
 `build(settings)` wires the container and connects to nothing (the AsyncAPI document is made from
-it); `async with running(settings) as c:` applies the migrations, opens the pool and the broker
-(its match-event subscriber), runs the outbox relay and the delivery worker as background tasks,
-and closes everything in reverse order. `main.py`, the tests and the benchmark use `running`;
+it); `async with running(settings) as c:` applies the migrations, opens the pool and the broker (its
+match- and round-event subscribers), runs the outbox relay and the delivery worker as background
+tasks, and closes everything in reverse order. `main.py`, the tests and the benchmark use `running`;
 tests inject other adapters (`running(settings, mail=..., contexts=...)`).
 """
 
@@ -50,8 +50,8 @@ VERSION = "1.0.0"
 _DEFAULT_BOOTSTRAP: str = NotificationsSettings.model_fields["kafka_bootstrap"].default
 TITLE = "APL Match notifications"
 DESCRIPTION = (
-    "Turns match events into notices for workplace supervisors (e-mail or signed webhook), each "
-    "exactly once, and reports every outcome."
+    "Turns match and round events into notices for workplace supervisors (e-mail or signed "
+    "webhook) and for students (e-mail), each exactly once, and reports every outcome."
 )
 
 
@@ -140,8 +140,9 @@ def build(
         settings.topics.notifications,
         title="notifications/outcomes",
         description=(
-            "NotificationDelivered or NotificationFailed, one per notice (per match event and "
-            "supervisor), published from the transactional outbox."
+            "NotificationDelivered or NotificationFailed, one per notice (per event and "
+            "recipient: `recipient` supervisor or student), published from the transactional "
+            "outbox."
         ),
         schema=NotificationEvent,
     )

@@ -1,4 +1,4 @@
-"""Handlers: record the notices a match event asks for, and deliver due notices.
+"""Handlers: record the notices an event asks for, and deliver due notices.
 
 Both take a unit of work (`NotificationsUnitOfWork`: the transaction, the inbox claim, the outbox
 publish and the delivery log `uow.notices`) and never see a connection.
@@ -6,10 +6,10 @@ publish and the delivery log `uow.notices`) and never see a connection.
 `record_notices` runs in the consumer: in one transaction it claims the event in the inbox and
 inserts the notice rows, so a redelivered event adds nothing. `deliver_due` runs in the
 `DeliveryWorker` beside it: it locks a small batch of due rows (`FOR UPDATE SKIP LOCKED`), and for
-each fetches the notice context, renders and sends; then, in the same transaction, it records the
-outcomes and publishes `NotificationDelivered` or `NotificationFailed` through the outbox. A crash
-between sending and committing leaves the rows pending, so each is sent once more with the same
-Message-ID / Idempotency-Key.
+each fetches the notice context (a supervisor's, or a student's), renders and sends; then, in the
+same transaction, it records the outcomes and publishes `NotificationDelivered` or
+`NotificationFailed` through the outbox. A crash between sending and committing leaves the rows
+pending, so each is sent once more with the same Message-ID / Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -32,34 +32,47 @@ from services.notifications.adapters.store import Delivery, Result
 from services.notifications.adapters.uow import NotificationsUnitOfWork
 from services.notifications.domain.actions import LINK_KINDS, ActionUrls, LinkSigner
 from services.notifications.domain.notices import (
+    STUDENT_KINDS,
     DeliveryError,
     PermanentError,
     backoff_seconds,
     message_id,
     plan_notices,
+    recipient_role,
     redact,
 )
+from services.notifications.domain.student_views import StudentNoticeView, build_student_view
 from services.notifications.domain.views import NoticeView, build_view
 from shared.contracts.events import (
     MatchCancelled,
     MatchConfirmed,
+    MatchingRoundOutcomes,
     MatchProposed,
     NotificationDelivered,
     NotificationDeliveredData,
     NotificationEvent,
     NotificationFailed,
     NotificationFailedData,
+    SupplementaryRoundOpened,
 )
-from shared.contracts.internal import NoticeContext
+from shared.contracts.internal import NoticeContext, StudentNoticeContext
 from shared.contracts.vocabulary import Channel
+from shared.metrics import METRICS
 
 log = structlog.get_logger(__name__)
 
 PRODUCER = "notifications"
 
 
-NoticeEvent = MatchProposed | MatchConfirmed | MatchCancelled
-"""The match events that become notices (MatchAccepted and MatchDeclined do not)."""
+NoticeEvent = (
+    MatchProposed
+    | MatchConfirmed
+    | MatchCancelled
+    | MatchingRoundOutcomes
+    | SupplementaryRoundOpened
+)
+"""The events that become notices (MatchAccepted, MatchDeclined, MatchAssignmentRequested,
+MatchingRoundRequested and MatchingRoundCompleted do not; nor a dry run's outcomes)."""
 
 
 async def record_notices(
@@ -67,21 +80,23 @@ async def record_notices(
 ) -> int:
     """Claim `event` and insert its notices, in one transaction. Returns notices recorded (0 for
     a duplicate). With `digest_seconds` > 0 a proposal joins its round's digest for the
-    placement's supervisor while that digest still waits."""
+    placement's supervisor while that digest still waits (a student's notice never does)."""
     async with uow:
         if not await uow.claim(event):
             log.info("duplicate event ignored")
             return 0
         recorded = 0
+        alone = []
         for notice in plan_notices(event):
             digest_id = notice.digest_id() if digest_seconds > 0 else None
             if digest_id is not None and await uow.notices.open_digest(
                 notice, digest_id, digest_seconds
             ):
                 await uow.notices.insert_notice(notice, status="grouped", digest_id=digest_id)
+                recorded += 1
             else:
-                await uow.notices.insert_notice(notice)
-            recorded += 1
+                alone.append(notice)
+        recorded += await uow.notices.insert_notices(alone)
     return recorded
 
 
@@ -89,7 +104,13 @@ async def record_notices(
 
 
 class ContextSource(Protocol):
+    """The placements service's notice contexts (`adapters/placements.py:PlacementsClient`)."""
+
     async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext: ...
+
+    async def fetch_student(
+        self, student_id: str, placement_id: str | None = None
+    ) -> StudentNoticeContext: ...
 
 
 class MailSender(Protocol):
@@ -150,8 +171,9 @@ def _now() -> datetime:
 
 @dataclass
 class Notifier:
-    """Tells one supervisor about one notice (or one digest): fetch, render, send. A proposal
-    carries, per student, the signed confirm/decline links `links` makes (none without it)."""
+    """Tells one recipient about one notice (or one digest): fetch, render, send. A supervisor's
+    proposal carries, per student, the signed confirm/decline links `links` makes (none without
+    it). A student is e-mailed at the address of their student notice context."""
 
     contexts: ContextSource
     mail: MailSender
@@ -166,10 +188,50 @@ class Notifier:
             return None
         return self.links.urls(member.notification_id, member.match_id, now=self.clock())
 
+    async def notify(self, notice: Delivery, members: list[Delivery]) -> Outcome:
+        """Tell the notice's recipient (a digest's `members` are its notices)."""
+        if notice.kind in STUDENT_KINDS:
+            return await self.notify_student(notice)
+        return await self.notify_supervisor(notice, members)
+
+    async def notify_student(self, notice: Delivery) -> Outcome:
+        try:
+            if notice.student_id is None:  # planned notices always name the student
+                raise PermanentError(f"student notice {notice.notification_id} names no student")
+            found = await self.contexts.fetch_student(notice.student_id, notice.placement_id)
+            view = build_student_view(
+                notice.notification_id,
+                notice.kind,
+                found,
+                placement_id=notice.placement_id,
+                detail=notice.detail,
+            )
+            await self._send_student(view)
+        except DeliveryError as exc:
+            return Outcome(ok=False, error=str(exc), transient=exc.transient, upstream=exc.upstream)
+        except Exception as exc:  # a bug or a surprise: retry, then give up with the reason
+            log.exception("unexpected delivery error")
+            return Outcome(ok=False, error=redact(f"{type(exc).__name__}: {exc}"), transient=True)
+        return Outcome(ok=True)
+
+    async def _send_student(self, view: StudentNoticeView) -> None:
+        text, html = self.renderer.render(view)
+        message = compose_email(
+            mail_from=self.mail_from,
+            to_name=view.student_name,
+            to_address=view.student_email,
+            subject=view.subject,
+            text=text,
+            html=html,
+            message_id=message_id(view.notification_id),
+            language=view.language,
+        )
+        await self.mail.send(message)
+
     async def notify_supervisor(self, notice: Delivery, members: list[Delivery]) -> Outcome:
         channel: Channel = "email"
         try:
-            fetched = [await self.contexts.fetch(m.placement_id, m.student_id) for m in members]
+            fetched = [await self.contexts.fetch(_placement_of(m), m.student_id) for m in members]
             actions = [self._actions(notice, m) for m in members]
             view = build_view(
                 notice.notification_id, notice.kind, fetched, reason=notice.detail, actions=actions
@@ -244,7 +306,7 @@ async def deliver_due(
                 with structlog.contextvars.bound_contextvars(
                     notification_id=str(notice.notification_id), region=notice.region
                 ):
-                    outcome = await notifier.notify_supervisor(notice, members)
+                    outcome = await notifier.notify(notice, members)
             done.append((notice, members, outcome))
         verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
         results, events = _outcomes(done, verdicts)
@@ -358,6 +420,14 @@ def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
     with structlog.contextvars.bound_contextvars(
         notification_id=str(notice.notification_id), region=notice.region
     ):
+        labels = (str(outcome.channel), recipient_role(notice.recipient))
+        if outcome.ok:
+            METRICS.notices_sent.labels(*labels).inc()
+        elif not outcome.upstream:
+            target = (
+                METRICS.notices_retried if verdict.status == "pending" else METRICS.notices_failed
+            )
+            target.labels(*labels).inc()
         if outcome.ok:
             log.info(
                 "notice delivered",
@@ -382,15 +452,22 @@ def _log_outcome(notice: Delivery, outcome: Outcome, verdict: Verdict) -> None:
             log.error("notice delivery failed for good", error=error, attempts=verdict.attempts)
 
 
+def _placement_of(m: Delivery) -> str:
+    if m.placement_id is None:  # a supervisor's notice always has its placement
+        raise PermanentError(f"notice {m.notification_id} names no placement")
+    return m.placement_id
+
+
 def _data(m: Delivery, channel: Channel, attempts: int) -> dict[str, object]:
-    if m.match_id is None:  # only a digest row has none, and it is never reported itself
-        raise ValueError(f"notice {m.notification_id} has no match to report on")
+    if m.kind == "digest":  # a digest is reported through its members, never itself
+        raise ValueError(f"notice {m.notification_id} is a digest, not a notice to report on")
     return {
         "notification_id": m.notification_id,
         "source_event_id": m.source_event_id,
         "region": m.region,
         "match_id": m.match_id,
         "placement_id": m.placement_id,
+        "recipient": recipient_role(m.recipient),
         "channel": channel,
         "attempts": attempts,
     }

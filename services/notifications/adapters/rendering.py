@@ -1,4 +1,5 @@
-"""Jinja2 templates: `templates/{sv,fi,en}/{kind}.{txt,html}.j2`.
+"""Jinja2 templates: `templates/{sv,fi,en}/{kind}.{txt,html}.j2` (the supervisors' kinds and
+the students' `student_*`).
 
 The HTML templates (`.html.j2`) are autoescaped; the plain-text parts of the e-mails (`.txt.j2`)
 are not, so a name with `&` or `<` reads as written there. Any other template is escaped.
@@ -7,10 +8,12 @@ are not, so a name with `&` or `<` reads as written there. Any other template is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from services.notifications.domain.views import NoticeView
+from services.notifications.domain.notices import NoticeKind
+from shared.contracts.vocabulary import Language
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -20,6 +23,19 @@ def _date(value: object) -> str:
         return ""
     iso = getattr(value, "isoformat", None)
     return str(iso()) if callable(iso) else str(value)
+
+
+class Renderable(Protocol):
+    """A notice view: a supervisor's (`views.NoticeView`) or a student's
+    (`student_views.StudentNoticeView`)."""
+
+    @property
+    def kind(self) -> NoticeKind: ...
+
+    @property
+    def language(self) -> Language: ...
+
+    def template_vars(self) -> dict[str, Any]: ...
 
 
 class Renderer:
@@ -39,8 +55,8 @@ class Renderer:
         )
         self.env.filters["d"] = _date
 
-    def render(self, view: NoticeView) -> tuple[str, str]:
-        """(plain text, HTML) in the supervisor's language."""
+    def render(self, view: Renderable) -> tuple[str, str]:
+        """(plain text, HTML) in the recipient's language."""
         variables = view.template_vars()
         text = self.env.get_template(f"{view.language}/{view.kind}.txt.j2").render(variables)
         html = self.env.get_template(f"{view.language}/{view.kind}.html.j2").render(variables)

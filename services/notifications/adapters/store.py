@@ -1,4 +1,4 @@
-"""The delivery log in Postgres (`deliveries`, see migrations/0001). Ids only, no personal data.
+"""The delivery log in Postgres (`deliveries`, see migrations/). Ids only, no personal data.
 
 `NoticeRepository` is bound to the connection of a unit of work's transaction
 (`NotificationsUnitOfWork.notices`); `tests/support/fakes/notifications.py` has an in-memory one
@@ -27,7 +27,8 @@ class Delivery:
     recipient: str
     kind: NoticeKind
     region: str
-    placement_id: str
+    placement_id: str | None
+    """None for a student's notice about no match (unplaced, supplementary round)."""
     match_id: uuid.UUID | None
     student_id: str | None
     round_id: uuid.UUID | None
@@ -66,6 +67,8 @@ class NoticeStore(Protocol):
         status: Status = "pending",
         digest_id: uuid.UUID | None = None,
     ) -> bool: ...
+
+    async def insert_notices(self, notices: Sequence[PlannedNotice]) -> int: ...
 
     async def open_digest(
         self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
@@ -120,6 +123,30 @@ class NoticeRepository:
         )
         return bool(inserted)
 
+    async def insert_notices(self, notices: Sequence[PlannedNotice]) -> int:
+        """Insert pending notices in one statement (a round's unplaced students: up to a part's
+        200); those that already exist are left alone. Returns how many were new."""
+        if not notices:
+            return 0
+        rows = await self.conn.fetch(
+            "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
+            "placement_id, match_id, student_id, round_id, detail) "
+            "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
+            "$6::text[], $7::uuid[], $8::text[], $9::uuid[], $10::text[]) "
+            "ON CONFLICT DO NOTHING RETURNING notification_id",
+            [n.notification_id for n in notices],
+            [n.source_event_id for n in notices],
+            [n.recipient for n in notices],
+            [n.kind for n in notices],
+            [n.region for n in notices],
+            [n.placement_id for n in notices],
+            [n.match_id for n in notices],
+            [n.student_id for n in notices],
+            [n.round_id for n in notices],
+            [n.detail for n in notices],
+        )
+        return len(rows)
+
     async def open_digest(
         self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
     ) -> bool:
@@ -128,8 +155,8 @@ class NoticeRepository:
         True when the digest still waits (never attempted, not being sent right now): the notice
         may join it. False when it is already on its way: the notice goes out on its own.
         """
-        if notice.round_id is None:
-            raise ValueError("only a notice of a round can join a digest")
+        if notice.round_id is None or notice.placement_id is None:
+            raise ValueError("only a supervisor's notice of a round can join a digest")
         await self.conn.execute(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
             "placement_id, round_id, status, next_attempt_at) "

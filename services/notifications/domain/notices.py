@@ -1,9 +1,9 @@
-"""What notices a match event produces, their stable ids, and the retry schedule. Pure.
+"""What notices an event produces, their stable ids, and the retry schedule. Pure.
 
-A notice goes to one *recipient*: the workplace supervisor of the match's placement, named by the
-placement id (`placement:<id>`), never by an address, so nothing personal is stored before
-delivery. The notice id is `uuid5(NAMESPACE, f"{source_id}:{recipient}")`: the same event and
-recipient always give the same id, which is the e-mail's Message-ID and the webhook's
+A notice goes to one *recipient*, named by an id, never by an address, so nothing personal is stored
+before delivery: the workplace supervisor of the match's placement (`placement:<id>`), or a student
+(`student:<id>`). The notice id is `uuid5(NAMESPACE, f"{source_id}:{recipient}")`: the same event
+and recipient always give the same id, which is the e-mail's Message-ID and the webhook's
 Idempotency-Key, so a receiver can drop the rare repeat.
 """
 
@@ -14,9 +14,33 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.contracts.events import Event, MatchCancelled, MatchConfirmed, MatchProposed
+from shared.contracts.events import (
+    Event,
+    MatchCancelled,
+    MatchConfirmed,
+    MatchingRoundOutcomes,
+    MatchProposed,
+    Recipient,
+    SupplementaryRoundOpened,
+)
 
-NoticeKind = Literal["proposed", "confirmed", "cancelled", "digest"]
+NoticeKind = Literal[
+    "proposed",
+    "confirmed",
+    "cancelled",
+    "digest",
+    "student_proposed",
+    "student_confirmed",
+    "student_unplaced",
+    "student_supplementary",
+]
+"""Supervisors' notices (`proposed`, `confirmed`, `cancelled`, `digest`) and students'
+(`student_…`: proposed a placement, confirmed at it, left unplaced with next steps, invited to a
+supplementary round)."""
+
+STUDENT_KINDS: frozenset[NoticeKind] = frozenset(
+    {"student_proposed", "student_confirmed", "student_unplaced", "student_supplementary"}
+)
 
 NAMESPACE = uuid.UUID("6f1c7d1e-3a52-5c1b-9a8e-4e2f0b7a9d10")
 MESSAGE_ID_DOMAIN = "apl-match"
@@ -25,6 +49,16 @@ MESSAGE_ID_DOMAIN = "apl-match"
 def recipient_of(placement_id: str) -> str:
     """The recipient key of a placement's supervisor."""
     return f"placement:{placement_id}"
+
+
+def student_recipient(student_id: str) -> str:
+    """The recipient key of a student."""
+    return f"student:{student_id}"
+
+
+def recipient_role(recipient: str) -> Recipient:
+    """Who a recipient key names: `student` (`student:<id>`) or `supervisor`."""
+    return "student" if recipient.startswith("student:") else "supervisor"
 
 
 def notification_id(source_id: uuid.UUID, recipient: str) -> uuid.UUID:
@@ -46,11 +80,14 @@ class PlannedNotice:
     recipient: str
     kind: NoticeKind
     region: str
-    match_id: uuid.UUID
-    placement_id: str
+    match_id: uuid.UUID | None
+    """None for a notice about no match (a student unplaced, or invited to a round)."""
+    placement_id: str | None
     student_id: str
     round_id: uuid.UUID | None = None
     detail: str | None = None
+    """cancelled: the reason; student_proposed: `rank:<n>`, `filled` or `override`;
+    student_unplaced: the outcome's reason; student_supplementary: the last day to rank."""
 
     def digest_id(self) -> uuid.UUID | None:
         """The digest this notice may join: proposals of one round to one recipient."""
@@ -60,7 +97,54 @@ class PlannedNotice:
 
 
 def plan_notices(event: Event) -> list[PlannedNotice]:
-    """The notices an event produces: one for the placement's supervisor, or none."""
+    """The notices an event produces: for a proposal or confirmation, one to the placement's
+    supervisor and one to the student; for a cancellation, one to the supervisor; for a
+    round's outcomes (not a dry run), one to each unplaced student; for a supplementary round
+    opened, one to each invited student; for anything else, none."""
+    if isinstance(event, MatchProposed | MatchConfirmed | MatchCancelled):
+        return _match_notices(event)
+    if isinstance(event, MatchingRoundOutcomes):
+        if event.data.dry_run:
+            return []  # a dry run tells nobody
+        return [
+            _student_notice(
+                event,
+                outcome.student_id,
+                "student_unplaced",
+                region=event.data.region,
+                round_id=event.data.round_id,
+                detail=outcome.reason,
+            )
+            for outcome in event.data.outcomes
+            if outcome.placement_id is None
+        ]
+    if isinstance(event, SupplementaryRoundOpened):
+        until = event.data.ranks_until
+        return [
+            _student_notice(
+                event,
+                sid,
+                "student_supplementary",
+                region=event.data.region,
+                round_id=event.data.round_id,
+                detail=until.isoformat() if until else None,
+            )
+            for sid in dict.fromkeys(event.data.student_ids)  # once each, in order
+        ]
+    return []  # MatchAccepted / MatchDeclined and everything else: not a notice
+
+
+def proposal_detail(event: MatchProposed) -> str | None:
+    """How a proposed placement came about, for the student's notice."""
+    data = event.data
+    if data.override:
+        return "override"
+    if data.filled:
+        return "filled"
+    return f"rank:{data.rank}" if data.rank is not None else None
+
+
+def _match_notices(event: MatchProposed | MatchConfirmed | MatchCancelled) -> list[PlannedNotice]:
     kind: NoticeKind
     round_id: uuid.UUID | None = None
     detail: str | None = None
@@ -68,13 +152,11 @@ def plan_notices(event: Event) -> list[PlannedNotice]:
         kind, round_id = "proposed", event.data.round_id
     elif isinstance(event, MatchConfirmed):
         kind = "confirmed"
-    elif isinstance(event, MatchCancelled):
-        kind, round_id, detail = "cancelled", event.data.round_id, event.data.reason
     else:
-        return []  # MatchAccepted / MatchDeclined and everything else: not a notice
+        kind, round_id, detail = "cancelled", event.data.round_id, event.data.reason
     data = event.data
     recipient = recipient_of(data.placement_id)
-    return [
+    notices = [
         PlannedNotice(
             notification_id=notification_id(event.event_id, recipient),
             source_event_id=event.event_id,
@@ -88,6 +170,51 @@ def plan_notices(event: Event) -> list[PlannedNotice]:
             detail=detail,
         )
     ]
+    student_kind: NoticeKind | None = None
+    if isinstance(event, MatchProposed):
+        student_kind, detail = "student_proposed", proposal_detail(event)
+    elif isinstance(event, MatchConfirmed):
+        student_kind = "student_confirmed"
+    if student_kind is not None:  # a cancellation is the supervisor's only
+        notices.append(
+            _student_notice(
+                event,
+                data.student_id,
+                student_kind,
+                region=data.region,
+                match_id=data.match_id,
+                placement_id=data.placement_id,
+                round_id=round_id,
+                detail=detail,
+            )
+        )
+    return notices
+
+
+def _student_notice(
+    event: Event,
+    student_id: str,
+    kind: NoticeKind,
+    *,
+    region: str,
+    match_id: uuid.UUID | None = None,
+    placement_id: str | None = None,
+    round_id: uuid.UUID | None = None,
+    detail: str | None = None,
+) -> PlannedNotice:
+    recipient = student_recipient(student_id)
+    return PlannedNotice(
+        notification_id=notification_id(event.event_id, recipient),
+        source_event_id=event.event_id,
+        recipient=recipient,
+        kind=kind,
+        region=region,
+        match_id=match_id,
+        placement_id=placement_id,
+        student_id=student_id,
+        round_id=round_id,
+        detail=detail,
+    )
 
 
 def backoff_seconds(attempts: int, base: float, cap: float) -> float:

@@ -1,11 +1,14 @@
-"""The Kafka entrypoint: `apl.matches.v1` → `record_notices`.
+"""The Kafka entrypoints: `apl.matches.v1` and `apl.rounds.v1` → `record_notices`.
 
-One batch subscriber of the whole topic (`list[MatchEvent]`, up to `consumer_batch` records per
-poll, offsets committed once per batch). The event policy (`shared.kafka.EventPolicy`, the
-router's middleware and decoder) parses each record, retries a failing handler and dead-letters
-what cannot be handled, one record at a time; the subscriber sees typed events only.
-MatchProposed, MatchConfirmed and MatchCancelled each become notices; MatchAccepted and
-MatchDeclined are ignored (not claimed).
+One batch subscriber per topic (`list[MatchEvent]`, `list[RoundEvent]`; up to `consumer_batch`
+records per poll, offsets committed once per batch; one consumer group). The event policy
+(`shared.kafka.EventPolicy`, the router's middleware and decoder) parses each record, retries a
+failing handler and dead-letters what cannot be handled, one record at a time; the subscriber sees
+typed events only. MatchProposed and MatchConfirmed become a notice to the supervisor and one to the
+student, MatchCancelled one to the supervisor; MatchAccepted, MatchDeclined and
+MatchAssignmentRequested are ignored (not claimed). MatchingRoundOutcomes (not a dry run) becomes
+one notice per unplaced student, SupplementaryRoundOpened one per invited student;
+MatchingRoundRequested, MatchingRoundCompleted and a dry run's outcomes are ignored (not claimed).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from faststream.kafka import KafkaRouter
 
 from services.notifications.adapters.uow import NotificationsUnitOfWork
-from services.notifications.handlers import record_notices
+from services.notifications.handlers import NoticeEvent, record_notices
 from services.notifications.settings import NotificationsSettings
 from shared import runtime
 from shared.contracts import events as ev
@@ -28,9 +31,13 @@ def build_router(
     uow: Callable[[], NotificationsUnitOfWork],
     on_recorded: Callable[[], None] = lambda: None,
 ) -> KafkaRouter:
-    """The match-event subscriber; `on_recorded` is called after notices were recorded (the
-    delivery worker's wake-up)."""
+    """The match- and round-event subscribers; `on_recorded` is called after notices were
+    recorded (the delivery worker's wake-up)."""
     router = runtime.router(policy)
+
+    async def record(event: NoticeEvent) -> None:
+        if await record_notices(event, uow(), digest_seconds=settings.digest_seconds):
+            on_recorded()
 
     @router.subscriber(
         settings.topics.matches,
@@ -39,8 +46,9 @@ def build_router(
         max_records=settings.consumer_batch,
         title="notifications/matches",
         description=(
-            "Match events. MatchProposed, MatchConfirmed and MatchCancelled each become one "
-            "notice to the placement's supervisor; MatchAccepted and MatchDeclined are ignored. "
+            "Match events. MatchProposed and MatchConfirmed each become one notice to the "
+            "placement's supervisor and one to the student; MatchCancelled one to the "
+            "supervisor; MatchAccepted, MatchDeclined and MatchAssignmentRequested are ignored. "
             "Contract violations go to apl.matches.v1.dlt."
         ),
         **runtime.subscriber_options(settings),
@@ -49,12 +57,32 @@ def build_router(
         for event in events:  # the policy hands over one record at a time
             match event:
                 case ev.MatchProposed() | ev.MatchConfirmed() | ev.MatchCancelled():
-                    recorded = await record_notices(
-                        event, uow(), digest_seconds=settings.digest_seconds
-                    )
-                    if recorded:
-                        on_recorded()
+                    await record(event)
                 case _:
-                    pass  # an answer (accepted / declined): nothing to tell
+                    pass  # an answer (accepted / declined) or a request: nothing to tell
+
+    @router.subscriber(
+        settings.topics.rounds,
+        decoder=policy.decode,
+        batch=True,
+        max_records=settings.consumer_batch,
+        title="notifications/rounds",
+        description=(
+            "Round events. MatchingRoundOutcomes (not a dry run) becomes one notice to each "
+            "unplaced student, with the vacancies that fit them; SupplementaryRoundOpened one "
+            "to each invited student; MatchingRoundRequested, MatchingRoundCompleted and a dry "
+            "run's outcomes are ignored. Contract violations go to apl.rounds.v1.dlt."
+        ),
+        **runtime.subscriber_options(settings),
+    )
+    async def on_round_events(events: list[ev.RoundEvent]) -> None:
+        for event in events:  # the policy hands over one record at a time
+            match event:
+                case ev.MatchingRoundOutcomes() if not event.data.dry_run:
+                    await record(event)
+                case ev.SupplementaryRoundOpened():
+                    await record(event)
+                case _:
+                    pass  # a request, a completion or a dry run: nothing to tell
 
     return router

@@ -44,28 +44,39 @@ class Watcher:
     dead: list[Any] = field(default_factory=list)
 
     def outcomes(
-        self, notification_id: uuid.UUID | None = None, source: uuid.UUID | None = None
+        self,
+        notification_id: uuid.UUID | None = None,
+        source: uuid.UUID | None = None,
+        recipient: str = "supervisor",
     ) -> list[Event]:
-        """Distinct outcome events (the outbox may publish one twice after a crash; consumers
-        deduplicate by event_id, and so does this)."""
+        """Distinct outcome events of notices to `recipient` (`supervisor` or `student`; the
+        outbox may publish one twice after a crash; consumers deduplicate by event_id, and so
+        does this)."""
         seen: dict[uuid.UUID, Event] = {}
         for e in list(self.events):
-            if (notification_id is None or e.data.notification_id == notification_id) and (
-                source is None or e.data.source_event_id == source
+            if (
+                (notification_id is None or e.data.notification_id == notification_id)
+                and (source is None or e.data.source_event_id == source)
+                and e.data.recipient == recipient
             ):
                 seen.setdefault(e.event_id, e)
         return list(seen.values())
 
     async def wait_outcome(
-        self, source: uuid.UUID, count: int = 1, within: float = 60.0
+        self,
+        source: uuid.UUID,
+        count: int = 1,
+        within: float = 60.0,
+        recipient: str = "supervisor",
     ) -> list[Event]:
+        """The outcome events of `source`'s notices to `recipient`, once there are `count`."""
         await eventually(
-            lambda: len(self.outcomes(source=source)) >= count,
+            lambda: len(self.outcomes(source=source, recipient=recipient)) >= count,
             wait=within,
             interval=0.05,
-            what=f"{count} outcome(s) of event {source}",
+            what=f"{count} outcome(s) of event {source} for the {recipient}",
         )
-        return self.outcomes(source=source)
+        return self.outcomes(source=source, recipient=recipient)
 
 
 async def _watch(bootstrap: str, topics: Topics, watcher: Watcher) -> None:

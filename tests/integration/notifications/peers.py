@@ -1,9 +1,10 @@
 """Real peers of the notifications service for its tests: an SMTP server (aiosmtpd), an OIDC
 issuer's client-credentials token endpoint, the placements service's notice-context route (which
-takes only that issuer's live tokens) and a webhook receiver that verifies signatures (small
-FastAPI apps under uvicorn in a background thread). The SMTP server's and the placements
-route's answers are those of the in-process fakes (tests/support/fakes/notifications.py) they
-extend; the sample context and the thread server are bench/notification_peers.py's."""
+takes only that issuer's live tokens) and a webhook receiver that verifies signatures (small FastAPI
+apps under uvicorn in a background thread). The SMTP server's and the placements routes' (the
+supervisor's and the student's notice context) answers are those of the in-process fakes
+(tests/support/fakes/notifications.py) they extend; the sample context and the thread server are
+bench/notification_peers.py's."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from services.notifications.domain.signing import (
     TIMESTAMP_HEADER,
     verify,
 )
-from shared.contracts.internal import NOTICE_CONTEXT_PATH
+from shared.contracts.internal import NOTICE_CONTEXT_PATH, STUDENT_NOTICE_CONTEXT_PATH
 from tests.support.fakes.notifications import FakeContextSource, FakeMailSender
 from tests.support.processes import free_port
 
@@ -140,8 +141,9 @@ class IssuerPeer:
 
 @dataclass
 class PlacementsPeer(FakeContextSource):
-    """Serves `GET /internal/v1/notice-context` from the fake's contexts, like the placements
-    service: only to a bearer of a live token of `issuer`."""
+    """Serves `GET /internal/v1/notice-context` and `GET /internal/v1/student-notice-context`
+    from the fake's contexts, like the placements service: only to a bearer of a live token of
+    `issuer`."""
 
     issuer: IssuerPeer | None = None
     url: str = ""
@@ -150,13 +152,29 @@ class PlacementsPeer(FakeContextSource):
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        @api.get(NOTICE_CONTEXT_PATH)
-        def notice_context(placement_id: str, student_id: str, request: Request) -> Response:
+        def refused(request: Request) -> Response | None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if self.issuer is None or scheme != "Bearer" or not self.issuer.live(token):
                 self.unauthorised += 1
                 return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return None
+
+        @api.get(NOTICE_CONTEXT_PATH)
+        def notice_context(placement_id: str, student_id: str, request: Request) -> Response:
+            if (refusal := refused(request)) is not None:
+                return refusal
             status, found = self.answer(placement_id, student_id)
+            if found is None:
+                return Response(status_code=status)
+            return Response(found.model_dump_json(), media_type="application/json")
+
+        @api.get(STUDENT_NOTICE_CONTEXT_PATH)
+        def student_notice_context(
+            student_id: str, request: Request, placement_id: str | None = None
+        ) -> Response:
+            if (refusal := refused(request)) is not None:
+                return refusal
+            status, found = self.student_answer(student_id, placement_id)
             if found is None:
                 return Response(status_code=status)
             return Response(found.model_dump_json(), media_type="application/json")

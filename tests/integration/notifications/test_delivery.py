@@ -23,6 +23,7 @@ from shared.contracts.events import (
     NotificationDelivered,
     NotificationFailed,
 )
+from shared.contracts.vocabulary import Language
 from shared.kafka import publish_event
 from tests.integration.notifications.conftest import (
     LINK_SECRET,
@@ -33,7 +34,7 @@ from tests.integration.notifications.conftest import (
     service_settings,
 )
 from tests.integration.notifications.peers import context
-from tests.support.fakes.notifications import cancelled, confirmed, proposed
+from tests.support.fakes.notifications import cancelled, confirmed, proposed, student_context
 from tests.support.infra import Infra
 from tests.support.waiting import eventually
 
@@ -46,10 +47,14 @@ def _uid() -> str:
 
 def _supervised(peers: Peers, tag: str, **details: Any) -> tuple[str, str, str]:
     """A fresh placement and student whose notice context names the supervisor
-    `<tag>-<placement>@company.example` (returned third); `details` go to `context`."""
+    `<tag>-<placement>@company.example` (returned third); `details` go to `context`. The
+    student has a student notice context too (e-mail `<student>@student.example`)."""
     pid, sid = f"p-{_uid()}", f"s-{_uid()}"
     address = f"{tag}-{pid}@company.example"
     peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, **details)
+    peers.placements.students[sid] = student_context(
+        sid, language=details.get("language", "sv"), name=details.get("student_name", "Kim")
+    )
     return pid, sid, address
 
 
@@ -74,7 +79,7 @@ def text_of(message: EmailMessage) -> tuple[str, str]:
 async def test_each_kind_in_the_supervisors_language(
     service: Running, peers: Peers, producer: Any
 ) -> None:
-    cases: list[tuple[str, Callable[[str, str], Event], bool, str, str]] = [
+    cases: list[tuple[Language, Callable[[str, str], Event], bool, str, str]] = [
         (
             "sv",
             proposed,
@@ -109,6 +114,7 @@ async def test_each_kind_in_the_supervisors_language(
             shared=shared,
             student_name="Kim Lindqvist",
         )
+        peers.placements.students[sid] = student_context(sid, language=language)
         event = make(pid, sid)
         await publish_event(producer, service.topics, event)
         sent.append((event, address))
@@ -168,11 +174,15 @@ async def test_redelivered_event_is_told_once(
         "Förslaget till er APL-plats är återkallat",
     ]
     assert len(service.watcher.outcomes(source=event.event_id)) == 1
+    for told in (event, sentinel):  # the student's notices of the same events
+        await service.watcher.wait_outcome(told.event_id, recipient="student")
+    assert len(service.watcher.outcomes(source=event.event_id, recipient="student")) == 1
+    assert len(peers.smtp.to(f"{sid}@student.example")) == 2  # the proposal and the confirmation
     assert (
         await service.pool.fetchval(
             "SELECT count(*) FROM deliveries WHERE source_event_id = $1", event.event_id
         )
-        == 1
+        == 2  # the supervisor's and the student's
     )
 
 
@@ -290,9 +300,12 @@ async def test_no_personal_data_is_kept_after_delivery(
         peers, "private", name="Greta Personlig", shared=True, student_name="Pelle Hemlig"
     )
     peers.smtp.script[address] = ["451 4.3.0 later"]  # also leaves an error behind
+    peers.smtp.script[f"{sid}@student.example"] = ["451 4.3.0 later"]
     event = confirmed(pid, sid)
     await _outcome_of(service, producer, event)
+    await service.watcher.wait_outcome(event.event_id, recipient="student")
     assert "Pelle Hemlig" in text_of(peers.smtp.to(address)[0])[0]  # it was sent
+    assert "Pelle Hemlig" in text_of(peers.smtp.to(f"{sid}@student.example")[0])[0]
     dump = []
     for table in ("deliveries", "outbox", "inbox"):
         # the table is one of the fixed tuple above
@@ -326,6 +339,7 @@ async def test_digest_lists_the_rounds_students_in_one_message(
     students = [f"s-{_uid()}" for _ in range(3)]
     for sid in students:
         peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="fi")
+        peers.placements.students[sid] = student_context(sid, language="fi")
     async with running_service(settings, topics) as running:
         events = [proposed(pid, sid, round_id) for sid in students]
         for event in events:
@@ -346,6 +360,7 @@ async def test_digest_lists_the_rounds_students_in_one_message(
         peers.placements.contexts[(pid, late_sid)] = context(
             pid, late_sid, email=address, language="fi"
         )
+        peers.placements.students[late_sid] = student_context(late_sid, language="fi")
         late = proposed(pid, late_sid, round_id)
         await publish_event(producer, topics, late)
         await running.watcher.wait_outcome(late.event_id)

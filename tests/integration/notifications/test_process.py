@@ -15,7 +15,7 @@ import pytest
 from shared.kafka import publish_event
 from tests.integration.notifications.conftest import CLIENT_SECRET, SECRET, Peers, watching
 from tests.integration.notifications.peers import context
-from tests.support.fakes.notifications import confirmed, proposed
+from tests.support.fakes.notifications import confirmed, proposed, student_context
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
 from tests.support.waiting import eventually
@@ -50,6 +50,7 @@ async def test_service_process_tells_once_across_a_kill(
     pid, sid = f"p-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
     address = f"proc-{pid}@company.example"
     peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="en")
+    peers.placements.students[sid] = student_context(sid, language="en")
     async with watching(infra.kafka_bootstrap, topics) as watcher:
         await asyncio.to_thread(service.start)
         try:
@@ -65,6 +66,7 @@ async def test_service_process_tells_once_across_a_kill(
                 lambda: len(peers.smtp.to(address)) == 1, interval=0.05, what="first mail"
             )
             await watcher.wait_outcome(event.event_id)
+            await watcher.wait_outcome(event.event_id, recipient="student")
 
             first = service.proc
             assert first is not None
@@ -84,6 +86,13 @@ async def test_service_process_tells_once_across_a_kill(
             assert subjects[0].startswith("A student is proposed for your placement")
             assert subjects[1].startswith("Placement confirmed")
             assert len(watcher.outcomes(source=event.event_id)) == 1
+            await watcher.wait_outcome(sentinel.event_id, recipient="student")
+            student = [m["Subject"] for m in peers.smtp.to(f"{sid}@student.example")]
+            assert student == [
+                "A placement is proposed for you: Elektrikerlärling",
+                "Your placement is confirmed: Elektrikerlärling",
+            ]
+            assert len(watcher.outcomes(source=event.event_id, recipient="student")) == 1
         finally:
             await asyncio.to_thread(service.stop)
     assert "Traceback" not in service.log_path.read_text(errors="replace")

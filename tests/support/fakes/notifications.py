@@ -1,8 +1,8 @@
 """Fakes of the notifications service: an in-memory unit of work with an in-memory delivery log
 (the same named methods as `NoticeRepository`), and in-process peers (mail sender, notice-context
 source, webhook sender) that the handler tests use directly and the integration tests' real
-servers (tests/integration/notifications/peers.py) build on, a token source; and the match events
-of a notice."""
+servers (tests/integration/notifications/peers.py) build on, a token source; a student's notice
+context; and the match and round events of a notice."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any, ClassVar
@@ -30,10 +30,21 @@ from shared.contracts.events import (
     MatchCancelledData,
     MatchConfirmed,
     MatchConfirmedData,
+    MatchingRoundOutcomes,
+    MatchingRoundOutcomesData,
     MatchProposed,
     MatchProposedData,
+    SupplementaryRoundOpened,
+    SupplementaryRoundOpenedData,
 )
-from shared.contracts.internal import NoticeContext
+from shared.contracts.internal import (
+    NoticeContext,
+    NoticePlacement,
+    NoticeVacancy,
+    StudentNoticeContext,
+)
+from shared.contracts.outcomes import Explanation, OutcomeReason, StudentOutcome
+from shared.contracts.vocabulary import Language
 from shared.uow import InMemoryUnitOfWork
 
 # ------------------------------------------------------------------------------ delivery log
@@ -89,11 +100,14 @@ class InMemoryNoticeStore:
         self.rows[notice.notification_id] = _Row(delivery, self.now())
         return True
 
+    async def insert_notices(self, notices: Sequence[PlannedNotice]) -> int:
+        return sum([await self.insert_notice(n) for n in notices])
+
     async def open_digest(
         self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
     ) -> bool:
-        if notice.round_id is None:
-            raise ValueError("only a notice of a round can join a digest")
+        if notice.round_id is None or notice.placement_id is None:
+            raise ValueError("only a supervisor's notice of a round can join a digest")
         if digest_id not in self.rows:
             digest = Delivery(
                 notification_id=digest_id,
@@ -199,11 +213,14 @@ class FakeMailSender:
 
 @dataclass
 class FakeContextSource:
-    """The placements service's notice contexts by (placement, student); `unavailable` counts
-    the answers that are still to be "service unavailable"."""
+    """The placements service's notice contexts by (placement, student), and students' notice
+    contexts by student; `unavailable` counts the answers that are still to be "service
+    unavailable" (by (placement, student), or by (`""`, student) for a student's context)."""
 
     contexts: dict[tuple[str, str], NoticeContext] = field(default_factory=dict)
     unavailable: dict[tuple[str, str], int] = field(default_factory=dict)
+    students: dict[str, StudentNoticeContext] = field(default_factory=dict)
+    student_calls: list[tuple[str, str | None]] = field(default_factory=list)
 
     def answer(self, placement_id: str, student_id: str) -> tuple[int, NoticeContext | None]:
         """(HTTP status, context) as the placements route would answer."""
@@ -224,6 +241,85 @@ class FakeContextSource:
                 f"and student {student_id} (404)"
             )
         return found
+
+    def student_answer(
+        self, student_id: str, placement_id: str | None
+    ) -> tuple[int, StudentNoticeContext | None]:
+        """(HTTP status, context) as the student notice-context route would answer: with
+        `placement_id`, the placement (from the supervisor's context of the pair) and no
+        vacancies; without, the student's vacancies; 404 for an unknown (erased) student."""
+        self.student_calls.append((student_id, placement_id))
+        key = ("", student_id)
+        if self.unavailable.get(key, 0) > 0:
+            self.unavailable[key] -= 1
+            return 503, None
+        found = self.students.get(student_id)
+        if found is None:
+            return 404, None
+        if placement_id is None:
+            return 200, found.model_copy(update={"placement": None})
+        pair = self.contexts.get((placement_id, student_id))
+        placement = pair.placement if pair is not None else found.placement
+        if placement is None or placement.placement_id != placement_id:
+            return 404, None
+        return 200, found.model_copy(
+            update={"placement": placement, "vacancies": (), "vacancies_total": 0}
+        )
+
+    async def fetch_student(
+        self, student_id: str, placement_id: str | None = None
+    ) -> StudentNoticeContext:
+        status, found = self.student_answer(student_id, placement_id)
+        if status == 503:
+            raise UpstreamUnavailable("placements service answered 503")
+        if found is None:
+            raise PermanentError(
+                f"placements service has no student notice context for student {student_id} "
+                "(404: withdrawn or erased)"
+            )
+        return found
+
+
+def vacancies(count: int, *, start: int = 1) -> tuple[NoticeVacancy, ...]:
+    """`count` vacancies, nearest first (2.4 km apart)."""
+    return tuple(
+        NoticeVacancy(
+            placement_id=f"v-{i}",
+            company_id="c-2",
+            title=f"Vakans {i}",
+            free_slots=i,
+            starts_on=date(2027, 1, 18),
+            ends_on=date(2027, 3, 12),
+            distance_km=2.4 * i,
+        )
+        for i in range(start, start + count)
+    )
+
+
+def student_context(
+    student_id: str,
+    *,
+    email: str | None = None,
+    language: Language = "sv",
+    name: str = "Kim Lindqvist",
+    fitting: int = 0,
+    total: int | None = None,
+    placement: NoticePlacement | None = None,
+) -> StudentNoticeContext:
+    """What the placements service answers about a student: name, `email` (default
+    `<id>@student.example`), `language`; the first `fitting` (at most 10) of `total` vacancies."""
+    listed = vacancies(min(fitting, 10))
+    return StudentNoticeContext(
+        student_id=student_id,
+        region="SE-AB",
+        name=name,
+        email=email or f"{student_id}@student.example",
+        language=language,
+        placement=placement,
+        vacancies=listed,
+        vacancies_total=fitting if total is None else total,
+        page_url="https://apl.example.se/student",
+    )
 
 
 @dataclass
@@ -267,7 +363,13 @@ class FakeHookSender:
 
 
 def proposed(
-    placement_id: str, student_id: str, round_id: uuid.UUID | None = None
+    placement_id: str,
+    student_id: str,
+    round_id: uuid.UUID | None = None,
+    *,
+    rank: int | None = 1,
+    filled: bool = False,
+    override: bool = False,
 ) -> MatchProposed:
     return MatchProposed(
         producer="matching",
@@ -278,7 +380,9 @@ def proposed(
             placement_id=placement_id,
             round_id=round_id or uuid.uuid4(),
             company_id="c-1",
-            rank=1,
+            rank=None if filled else rank,
+            filled=filled,
+            override=override,
         ),
     )
 
@@ -304,5 +408,57 @@ def cancelled(
             placement_id=placement_id,
             reason="placement_withdrawn",
             round_id=round_id,
+        ),
+    )
+
+
+def outcome(
+    student_id: str,
+    placement_id: str | None = None,
+    reason: OutcomeReason | None = "choices_full",
+) -> StudentOutcome:
+    """A student's outcome: placed at `placement_id` (rank 1), or unplaced for `reason`."""
+    placed = placement_id is not None
+    return StudentOutcome(
+        student_id=student_id,
+        placement_id=placement_id,
+        rank=1 if placed else None,
+        reason=None if placed else reason,
+        explanation=Explanation(choices=3),
+    )
+
+
+def round_outcomes(
+    outcomes: Sequence[StudentOutcome],
+    *,
+    round_id: uuid.UUID | None = None,
+    dry_run: bool = False,
+    part: int = 1,
+    parts: int = 1,
+) -> MatchingRoundOutcomes:
+    return MatchingRoundOutcomes(
+        producer="matching",
+        data=MatchingRoundOutcomesData(
+            round_id=round_id or uuid.uuid4(),
+            region="SE-AB",
+            part=part,
+            parts=parts,
+            dry_run=dry_run,
+            outcomes=tuple(outcomes),
+        ),
+    )
+
+
+def supplementary_opened(
+    student_ids: Sequence[str], *, ranks_until: date | None = date(2027, 2, 1)
+) -> SupplementaryRoundOpened:
+    return SupplementaryRoundOpened(
+        producer="placements",
+        data=SupplementaryRoundOpenedData(
+            opening_id=uuid.uuid4(),
+            region="SE-AB",
+            round_id=uuid.uuid4(),
+            student_ids=tuple(student_ids),
+            ranks_until=ranks_until,
         ),
     )

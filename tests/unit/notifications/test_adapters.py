@@ -12,9 +12,14 @@ from services.notifications.adapters.placements import PlacementsClient
 from services.notifications.adapters.smtp import classify_code
 from services.notifications.adapters.tokens import NoToken
 from services.notifications.adapters.webhook import WebhookSender
-from services.notifications.domain.notices import DeliveryError, PermanentError, TransientError
+from services.notifications.domain.notices import (
+    DeliveryError,
+    PermanentError,
+    TransientError,
+    UpstreamUnavailable,
+)
 from services.notifications.domain.signing import verify
-from tests.support.fakes.notifications import FakeTokenSource
+from tests.support.fakes.notifications import FakeTokenSource, student_context
 from tests.unit.notifications.test_rendering import ctx
 
 
@@ -59,6 +64,51 @@ async def test_placements_answers_are_classified(status: int, kind: type[Deliver
     async with client(status) as http:
         with pytest.raises(kind):
             await PlacementsClient(http, "http://placements", FakeTokenSource()).fetch("p-1", "s-1")
+
+
+async def test_a_students_context_is_fetched_with_the_same_token() -> None:
+    seen: list[httpx.Request] = []
+    expected = student_context("s-1", language="fi", fitting=2)
+    async with client(200, expected.model_dump_json().encode(), seen) as http:
+        placements = PlacementsClient(http, "http://placements/", FakeTokenSource())
+        assert await placements.fetch_student("s-1") == expected
+        await placements.fetch_student("s-1", "p-1")
+    first, second = seen
+    assert first.headers["authorization"] == "Bearer token-1"
+    assert first.url.path == "/internal/v1/student-notice-context"
+    assert dict(first.url.params) == {"student_id": "s-1"}
+    assert dict(second.url.params) == {"student_id": "s-1", "placement_id": "p-1"}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (404, PermanentError),
+        (400, PermanentError),
+        (403, TransientError),
+        (500, UpstreamUnavailable),
+        (503, UpstreamUnavailable),
+    ],
+)
+async def test_student_context_answers_are_classified(
+    status: int, kind: type[DeliveryError]
+) -> None:
+    async with client(status) as http:
+        with pytest.raises(kind) as raised:
+            await PlacementsClient(http, "http://placements", FakeTokenSource()).fetch_student(
+                "s-1"
+            )
+    if status == 404:  # the student withdrew and was erased: not retried
+        assert "no student notice context for student s-1" in str(raised.value)
+        assert not raised.value.transient
+
+
+async def test_a_bad_student_context_is_transient() -> None:
+    async with client(200, b'{"student_id": "s-1"}') as http:
+        with pytest.raises(TransientError, match="bad student notice context"):
+            await PlacementsClient(http, "http://placements", FakeTokenSource()).fetch_student(
+                "s-1"
+            )
 
 
 async def test_a_refused_token_is_renewed_once_and_the_call_repeated() -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from services.notifications.bootstrap import asyncapi, asyncapi_json
 from shared.contracts.events import EVENT_TYPES, types_of
-from shared.contracts.topics import MATCHES, NOTIFICATIONS
+from shared.contracts.topics import MATCHES, NOTIFICATIONS, ROUNDS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "asyncapi-notifications.json"
 
@@ -71,6 +71,19 @@ def test_consumed_match_events_show_their_schemas() -> None:
     assert proposed["properties"]["round_id"]["format"] == "uuid"
 
 
+def test_consumed_round_events_show_their_schemas() -> None:
+    doc = asyncapi()
+    payload = _payload(doc, "apl.rounds.v1", "receive")
+    assert payload["type"] == "array"
+    schemas = _event_schemas(doc, payload["items"])
+    assert sorted(schemas) == types_of(ROUNDS)
+    assert {"MatchingRoundOutcomes", "SupplementaryRoundOpened"} <= set(schemas)
+    for name, schema in schemas.items():
+        _assert_event_schema(doc, name, schema)
+    opened = _resolve(doc, schemas["SupplementaryRoundOpened"]["properties"]["data"])
+    assert opened["properties"]["student_ids"]["type"] == "array"
+
+
 def test_published_notification_events_show_their_schemas() -> None:
     doc = asyncapi()
     schemas = _event_schemas(doc, _payload(doc, "apl.notifications.v1", "send"))
@@ -83,4 +96,4 @@ def test_published_notification_events_show_their_schemas() -> None:
 
 def test_only_the_service_channels_are_documented() -> None:
     addresses = {c["address"] for c in json.loads(asyncapi_json())["channels"].values()}
-    assert addresses == {"apl.matches.v1", "apl.notifications.v1"}
+    assert addresses == {"apl.matches.v1", "apl.rounds.v1", "apl.notifications.v1"}

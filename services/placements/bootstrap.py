@@ -44,8 +44,9 @@ DESCRIPTION = (
 )
 ASYNCAPI_DESCRIPTION = (
     "Consumes match events (proposals, answers, confirmations, cancellations) and round events "
-    "(requests, figures) into its own tables; publishes placement, student, round-request and "
-    "match-answer events through a transactional outbox."
+    "(requests, every student's outcome, figures) into its own tables; publishes placement, "
+    "student, round-request, supplementary-opening, match-answer and assignment events through "
+    "a transactional outbox."
 )
 MIGRATIONS = Path(__file__).parent / "migrations"
 

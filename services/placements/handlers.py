@@ -11,31 +11,43 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import structlog
 
+from shared import explain
 from shared.contracts import events as ev
 from shared.contracts.internal import (
+    MAX_NOTICE_VACANCIES,
     NoticeChannel,
     NoticeContext,
     NoticePlacement,
     NoticeStudent,
+    NoticeVacancy,
+    StudentNoticeContext,
 )
 from shared.contracts.links import ActionLink
+from shared.contracts.outcomes import RuleFailure
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.topics import MATCHES, PLACEMENTS, STUDENTS
 
-from .domain import links, policy, rules
+from .domain import links, outcomes, policy, rules
 from .domain.audit import AuditQuery, AuditRecord
 from .domain.commands import (
     AnswerMatch,
+    AssignMatch,
+    CompareRounds,
     InviteStaff,
     LinkAccount,
+    ListOutcomes,
     ListPlacements,
+    ListRounds,
+    OpenSupplementary,
     PatchPlacement,
     PostPlacement,
     PostPlacements,
+    RegionVacancies,
     RegisterStudent,
     RegisterStudents,
     RequestRound,
@@ -47,7 +59,9 @@ from .domain.commands import (
 from .domain.errors import Conflict, FieldError, Invalid, NotFound
 from .domain.model import (
     AccountLinks,
+    Assignment,
     MatchRecord,
+    OutcomeRecord,
     Placement,
     PlacementView,
     Round,
@@ -342,11 +356,28 @@ async def answer_match(command: AnswerMatch, uow: PlacementsUnitOfWork) -> Match
 
 async def request_round(command: RequestRound, uow: PlacementsUnitOfWork) -> uuid.UUID:
     """Ask for a round (MatchingRoundRequested) stating how many inputs of the region this
-    service published before it: matching waits until it has applied as many."""
+    service published before it: matching waits until it has applied as many. A policy matching
+    does not know is refused (`policy`), and so is a supplementary round for a region without
+    unplaced students (`kind`); nothing is written then."""
+    if command.policy not in get_args(ev.Policy):
+        known = ", ".join(get_args(ev.Policy))
+        raise Invalid([FieldError("policy", f"{command.policy!r} is not a policy ({known})")])
     round_id = uuid.uuid4()
     async with uow:
+        if command.kind == "supplementary" and not await _unplaced_of(uow, command.region):
+            message = (
+                f"region {command.region} has no unplaced students (of its latest completed "
+                "round, still without a match): a supplementary round would place no one"
+            )
+            raise Invalid([FieldError("kind", message)])
         await uow.rounds.add_requested(
-            round_id, command.region, command.policy, command.requested_by
+            round_id,
+            command.region,
+            command.policy,
+            command.requested_by,
+            kind=command.kind,
+            fill=command.fill,
+            dry_run=command.dry_run,
         )
         inputs = await uow.published_count(command.region, ROUND_INPUT_TOPICS)
         data = ev.MatchingRoundRequestedData(
@@ -355,6 +386,9 @@ async def request_round(command: RequestRound, uow: PlacementsUnitOfWork) -> uui
             policy=command.policy,
             requested_by=command.requested_by,
             inputs_published=inputs,
+            kind=command.kind,
+            fill=command.fill,
+            dry_run=command.dry_run,
         )
         event = ev.MatchingRoundRequested(producer=PRODUCER, data=data)
         await uow.publish([event])
@@ -368,6 +402,288 @@ async def get_round(round_id: uuid.UUID, uow: PlacementsUnitOfWork) -> Round:
     if found is None:
         raise NotFound(f"round {round_id} does not exist")
     return found
+
+
+async def list_rounds(query: ListRounds, uow: PlacementsUnitOfWork) -> outcomes.Page[Round]:
+    """A page of the region's rounds, newest first."""
+    async with uow:
+        total, found = await uow.rounds.of_region(
+            query.region, limit=query.limit, offset=query.offset
+        )
+    return outcomes.Page(tuple(found), total, query.limit, query.offset)
+
+
+async def _unplaced_of(uow: PlacementsUnitOfWork, region: str) -> list[outcomes.Unplaced]:
+    """The region's unplaced: of its latest completed round (not a dry run), still registered
+    and without a standing match."""
+    latest = await uow.rounds.latest_completed(region)
+    return await uow.outcomes.unplaced(latest.round_id) if latest else []
+
+
+async def _round_of(uow: PlacementsUnitOfWork, round_id: uuid.UUID, name: str = "") -> Round:
+    found = await uow.rounds.get(round_id)
+    if found is None:
+        if name:
+            detail = f"{name}: round {round_id} does not exist"
+            raise NotFound(detail, [FieldError(name, "unknown round")])
+        raise NotFound(f"round {round_id} does not exist")
+    return found
+
+
+# -------------------------------------------------------------------------------- outcomes
+
+
+async def student_outcome(
+    student_id: str, uow: PlacementsUnitOfWork
+) -> outcomes.StudentOutcomeView:
+    """The student's outcome of the latest round (not a dry run) that covered them, with the
+    round and their match now. NotFound when no round covered the student."""
+    async with uow:
+        await _live_student(uow, student_id)
+        record = await uow.outcomes.latest_of_student(student_id)
+        if record is None:
+            raise NotFound(f"no round has covered student {student_id} yet")
+        found = await uow.rounds.get(record.round_id)
+        match = await uow.matches.current_of_student(student_id)
+    return outcomes.StudentOutcomeView(record, found, match)
+
+
+async def round_outcomes(
+    query: ListOutcomes, uow: PlacementsUnitOfWork
+) -> outcomes.Page[OutcomeRecord]:
+    """A page of a round's outcomes, by student id, filtered (`ListOutcomes`)."""
+    async with uow:
+        await _round_of(uow, query.round_id)
+        total, found = await uow.outcomes.of_round(query)
+    return outcomes.Page(tuple(found), total, query.limit, query.offset)
+
+
+async def round_outcome_report(round_id: uuid.UUID, uow: PlacementsUnitOfWork) -> outcomes.Report:
+    """The figures of a round from every student's outcome (docs/product.md "Reports a
+    coordinator can use"): no group under 5 people shown."""
+    async with uow:
+        found = await _round_of(uow, round_id)
+        records = await uow.outcomes.all_of_round(round_id)
+        students = await uow.students.get_many(r.student_id for r in records)
+        region = await uow.placements.search(
+            region=found.region,
+            company_id=None,
+            include_withdrawn=True,
+            limit=1_000_000,
+            offset=0,
+        )
+    profiles = {sid: s.profile for sid, s in students.items() if isinstance(s, Student)}
+    offers = {p.placement_id: p.offer for p in region}
+    open_ids = [p.placement_id for p in region if not p.withdrawn]
+    return outcomes.report(found, records, profiles, offers, open_ids)
+
+
+async def compare_rounds(command: CompareRounds, uow: PlacementsUnitOfWork) -> outcomes.Comparison:
+    """Two rounds of one region side by side (a dry run of each policy, say)."""
+    async with uow:
+        a = await _round_of(uow, command.a, "a")
+        b = await _round_of(uow, command.b, "b")
+        if a.region != b.region:
+            message = f"round b is of {b.region}, round a of {a.region}: compare one region"
+            raise Invalid([FieldError("b", message)])
+        a_records = await uow.outcomes.all_of_round(a.round_id)
+        b_records = await uow.outcomes.all_of_round(b.round_id)
+    return outcomes.compare(a, a_records, b, b_records, command.limit)
+
+
+# ------------------------------------------------------------------------------ vacancies
+
+
+async def _free_vacancies(uow: PlacementsUnitOfWork, region: str) -> list[outcomes.Vacancy]:
+    found = await uow.placements.search(
+        region=region, company_id=None, include_withdrawn=False, limit=1_000_000, offset=0
+    )
+    offers = [p.offer for p in found]
+    standing = await uow.matches.standing_counts(o.placement_id for o in offers)
+    return outcomes.vacancies(offers, standing)
+
+
+async def region_vacancies(
+    query: RegionVacancies, uow: PlacementsUnitOfWork
+) -> outcomes.RegionVacancyReport:
+    """The region's free slots now, and a page of its unplaced students (of the latest
+    completed round, still without a match) with the vacancies each is eligible for."""
+    async with uow:
+        free = await _free_vacancies(uow, query.region)
+        latest = await uow.rounds.latest_completed(query.region)
+        unplaced = await uow.outcomes.unplaced(latest.round_id) if latest else []
+        page = unplaced[query.offset : query.offset + query.limit]
+        students = await uow.students.get_many(u.student_id for u in page)
+        declined = await uow.matches.declined_pairs(u.student_id for u in page)
+    rows = []
+    for u in page:
+        found = students.get(u.student_id)
+        if not isinstance(found, Student):
+            continue
+        refused = {pid for sid, pid in declined if sid == u.student_id}
+        fits = outcomes.fitting(found.profile, free, refused)
+        rows.append(
+            outcomes.UnplacedVacancies(
+                u.student_id,
+                u.programme,
+                u.reason,
+                tuple(fits[: query.per_student]),
+                len(fits),
+            )
+        )
+    return outcomes.RegionVacancyReport(
+        region=query.region,
+        round_id=latest.round_id if latest else None,
+        vacancies=tuple(free),
+        students=tuple(rows),
+        students_total=len(unplaced),
+        limit=query.limit,
+        offset=query.offset,
+    )
+
+
+async def student_vacancies(
+    student_id: str, uow: PlacementsUnitOfWork, *, limit: int = 50, offset: int = 0
+) -> outcomes.StudentVacancies:
+    """The vacancies of the student's region that fit them now, nearest first (a page)."""
+    async with uow:
+        student = await _live_student(uow, student_id)
+        fits = await _fitting(uow, student)
+        match = await uow.matches.current_of_student(student_id)
+        record = await uow.outcomes.latest_of_student(student_id)
+    return outcomes.StudentVacancies(
+        student_id=student_id,
+        region=student.profile.region,
+        vacancies=tuple(fits[offset : offset + limit]),
+        total=len(fits),
+        limit=limit,
+        offset=offset,
+        match=match,
+        outcome=record,
+    )
+
+
+async def _fitting(uow: PlacementsUnitOfWork, student: Student) -> list[outcomes.Fitting]:
+    free = await _free_vacancies(uow, student.profile.region)
+    declined = await uow.matches.declined_pairs([student.student_id])
+    return outcomes.fitting(student.profile, free, {pid for _, pid in declined})
+
+
+async def open_supplementary(
+    command: OpenSupplementary, uow: PlacementsUnitOfWork, *, today: Any = None
+) -> outcomes.Opening:
+    """Open a supplementary round for a region (SupplementaryRoundOpened with its unplaced
+    students' ids: notifications tells each which vacancies fit them). Refused (`region`) when
+    the region has no unplaced students; `ranks_until` may not be in the past."""
+    day = today or datetime.now(UTC).date()
+    if command.ranks_until is not None and command.ranks_until < day:
+        message = f"{command.ranks_until.isoformat()} is in the past"
+        raise Invalid([FieldError("ranks_until", message)])
+    async with uow:
+        latest = await uow.rounds.latest_completed(command.region)
+        unplaced = await uow.outcomes.unplaced(latest.round_id) if latest else []
+        if latest is None or not unplaced:
+            message = (
+                f"region {command.region} has no unplaced students (of its latest completed "
+                "round, still without a match)"
+            )
+            raise Invalid([FieldError("region", message)])
+        opening = outcomes.Opening(
+            opening_id=uuid.uuid4(),
+            region=command.region,
+            round_id=latest.round_id,
+            student_ids=tuple(u.student_id for u in unplaced),
+            ranks_until=command.ranks_until,
+        )
+        data = ev.SupplementaryRoundOpenedData(
+            opening_id=opening.opening_id,
+            region=opening.region,
+            round_id=opening.round_id,
+            student_ids=opening.student_ids,
+            ranks_until=opening.ranks_until,
+        )
+        event = ev.SupplementaryRoundOpened(producer=PRODUCER, data=data)
+        await uow.publish([event])
+        await uow.claim(event)
+    return opening
+
+
+# ------------------------------------------------------------------------------ overrides
+
+
+async def assign_match(
+    command: AssignMatch, uow: PlacementsUnitOfWork
+) -> tuple[Assignment, tuple[RuleFailure, ...]]:
+    """A coordinator assigns a student by hand (MatchAssignmentRequested; matching checks the
+    capacity again, cancels the student's other standing match and proposes it, pinned). The
+    placement must be open and of the student's region with a free slot (409 naming
+    `placement_id`); a pair failing hard constraints needs `override_hard_constraints` (422
+    listing them), and every assignment a `reason`. Returns the assignment and the failed
+    constraints it overrides."""
+    if not command.reason.strip():
+        raise Invalid([FieldError("reason", "a reason is required for an assignment by hand")])
+    sid, pid = command.student_id, command.placement_id
+    async with uow:
+        placement = await uow.placements.get(pid, for_update=True)  # one override at a time
+        student = await _live_student(uow, sid)
+        if placement is None:
+            detail = f"placement {pid} does not exist"
+            raise NotFound(detail, [FieldError("placement_id", "unknown placement")])
+        offer = placement.offer
+        if placement.withdrawn:
+            raise Conflict.on("placement_id", f"placement {pid} was withdrawn")
+        if offer.region != student.profile.region:
+            theirs = student.profile.region
+            message = f"placement {pid} is in {offer.region}, the student in {theirs}"
+            raise Invalid([FieldError("placement_id", message)])
+        current = await uow.matches.current_of_student(sid)
+        if current is not None and current.placement_id == pid:
+            raise Conflict.on("placement_id", f"the student's match {current.match_id} is there")
+        held = (await uow.matches.standing_counts([pid])).get(pid, 0)
+        if held >= offer.capacity:
+            raise Conflict.on(
+                "placement_id",
+                f"placement {pid} is full: its {offer.capacity} slot(s) are held by {held} "
+                "standing match(es) or assignment(s)",
+            )
+        declined = (sid, pid) in await uow.matches.declined_pairs([sid])
+        failures = outcomes.hard_failures(student.profile, offer, declined=declined)
+        if failures and not command.override_hard_constraints:
+            raise Invalid(
+                [
+                    FieldError(
+                        "override_hard_constraints",
+                        f"the pair fails {f.rule} ({explain.rule_text(f)}); set "
+                        "override_hard_constraints to assign anyway",
+                    )
+                    for f in failures
+                ]
+            )
+        assignment = Assignment(
+            match_id=uuid.uuid4(),
+            region=offer.region,
+            student_id=sid,
+            placement_id=pid,
+            company_id=offer.company_id,
+            reason=command.reason.strip(),
+            override_hard_constraints=command.override_hard_constraints,
+            constraints_overridden=tuple(f.rule for f in failures),
+        )
+        await uow.assignments.add(assignment)
+        data = ev.MatchAssignmentRequestedData(
+            match_id=assignment.match_id,
+            region=assignment.region,
+            student_id=sid,
+            placement_id=pid,
+            company_id=assignment.company_id,
+            reason=assignment.reason,
+            override_hard_constraints=assignment.override_hard_constraints,
+            constraints_overridden=assignment.constraints_overridden,
+        )
+        event = ev.MatchAssignmentRequested(producer=PRODUCER, data=data)
+        await uow.publish([event])
+        await uow.claim(event)
+    return assignment, failures
 
 
 # -------------------------------------------------------------------------- consumed events
@@ -401,6 +717,26 @@ async def apply_round_completed(
             return False
         await uow.rounds.complete(event.data)
     return True
+
+
+async def apply_round_outcomes(event: ev.MatchingRoundOutcomes, uow: PlacementsUnitOfWork) -> bool:
+    """A part of a round's outcomes (they precede its MatchingRoundCompleted): kept, one per
+    student and round. False: a duplicate."""
+    async with uow:
+        if not await _claimed(uow, event):
+            return False
+        d = event.data
+        await uow.rounds.part_received(d)
+        await uow.outcomes.add_part(d.round_id, d.region, d.outcomes, dry_run=d.dry_run)
+    return True
+
+
+async def apply_other_event(event: ev.Event, uow: PlacementsUnitOfWork) -> bool:
+    """An event of a subscribed topic with nothing to change here (a supplementary round
+    opened or an assignment requested elsewhere; this service's own come back as duplicates).
+    Claimed all the same. False: a duplicate."""
+    async with uow:
+        return await _claimed(uow, event)
 
 
 async def apply_match_proposed(event: ev.MatchProposed, uow: PlacementsUnitOfWork) -> bool:
@@ -441,6 +777,10 @@ async def _change_match(
         if not await _claimed(uow, event):
             return False
         current = await uow.matches.get(event.data.match_id, for_update=True)
+        if current is None and isinstance(event, ev.MatchCancelled):
+            # matching refused an assignment by hand (or its proposal has not come here)
+            await uow.matches.record_cancelled(event.data)
+            return True
         if current is None:
             log.warning("event for an unknown match ignored", match_id=str(event.data.match_id))
             return True
@@ -481,6 +821,66 @@ async def notice_context(
         supervisor=offer.supervisor,
         channel=NoticeChannel(kind=channel.kind, webhook_url=channel.webhook_url),
         student=student,
+    )
+
+
+async def student_notice_context(
+    student_id: str,
+    placement_id: str | None,
+    uow: PlacementsUnitOfWork,
+    *,
+    public_url: str = "",
+) -> StudentNoticeContext:
+    """What the notifications service needs for a notice to a student
+    (`shared.contracts.internal.StudentNoticeContext`): their contact and language; with
+    `placement_id` the placement (a proposal, a confirmation), else the vacancies that fit
+    them, nearest first. NotFound for a withdrawn, erased or unknown student, or an unknown
+    placement."""
+    async with uow:
+        student = await _live_student(uow, student_id)
+        placement: NoticePlacement | None = None
+        fits: list[outcomes.Fitting] = []
+        if placement_id is not None:
+            found = await uow.placements.get(placement_id)
+            if found is None:
+                raise NotFound(f"placement {placement_id} does not exist")
+            offer = found.offer
+            placement = NoticePlacement(
+                placement_id=offer.placement_id,
+                company_id=offer.company_id,
+                region=offer.region,
+                title=offer.title,
+                starts_on=offer.starts_on,
+                ends_on=offer.ends_on,
+            )
+        else:
+            fits = await _fitting(uow, student)
+    profile, contact = student.profile, student.contact
+    base = public_url.rstrip("/")
+    page = "/student" if placement_id is not None else "/student/choices"
+    return StudentNoticeContext(
+        student_id=profile.student_id,
+        region=profile.region,
+        name=contact.name,
+        email=contact.email,
+        language=outcomes.language_of(profile.region, contact.language),
+        placement=placement,
+        vacancies=tuple(_notice_vacancy(f) for f in fits[:MAX_NOTICE_VACANCIES]),
+        vacancies_total=len(fits),
+        page_url=f"{base}{page}" if base else None,
+    )
+
+
+def _notice_vacancy(fit: outcomes.Fitting) -> NoticeVacancy:
+    offer = fit.vacancy.offer
+    return NoticeVacancy(
+        placement_id=offer.placement_id,
+        company_id=offer.company_id,
+        title=offer.title,
+        free_slots=fit.vacancy.free_slots,
+        starts_on=offer.starts_on,
+        ends_on=offer.ends_on,
+        distance_km=round(fit.distance_km, 1) if fit.distance_km is not None else None,
     )
 
 

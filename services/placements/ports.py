@@ -19,19 +19,24 @@ from typing import Any, Protocol, Self, cast
 
 from shared.contracts import events as ev
 from shared.contracts.links import ActionLink
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import StudentProfile
 from shared.uow import UnitOfWork
 
 from .domain.audit import AuditRecord
+from .domain.commands import ListOutcomes
 from .domain.model import (
+    Assignment,
     IdempotencyKey,
     MatchRecord,
+    OutcomeRecord,
     Placement,
     Round,
     StoredResponse,
     Student,
     Withdrawn,
 )
+from .domain.outcomes import Unplaced
 from .domain.reports import RegionOverview, RoundBreakdown, UnplacedStudent
 from .domain.rules import Channel, Match
 
@@ -93,6 +98,10 @@ class StudentRepository(Protocol):
         """Replace the profile of a student the transaction has locked."""
         ...
 
+    async def get_many(self, student_ids: Iterable[str]) -> dict[str, Student | Withdrawn]:
+        """The students among `student_ids` that exist (withdrawn ones as tombstones)."""
+        ...
+
     async def erase(self, student_id: str) -> None:
         """Leave the tombstone (id, region, programme, withdrawal time); scrub every other trace
         this table and this schema's published-event history hold."""
@@ -103,7 +112,22 @@ class MatchRepository(Protocol):
     async def get(self, match_id: uuid.UUID, *, for_update: bool = False) -> MatchRecord | None: ...
 
     async def propose(self, proposal: ev.MatchProposedData) -> None:
-        """Record a proposal (state `proposed`) unless its id is known."""
+        """Record a proposal (state `proposed`, with `filled` and `override`) unless its id is
+        known."""
+        ...
+
+    async def record_cancelled(self, cancelled: ev.MatchCancelledData) -> MatchRecord:
+        """Record a match never proposed here as cancelled (matching refused an assignment by
+        hand); its company is the placement's, if known."""
+        ...
+
+    async def standing_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        """Per placement: its standing matches (proposed, accepted, confirmed) and the
+        assignments by hand matching has not answered yet (placements without any left out)."""
+        ...
+
+    async def declined_pairs(self, student_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(student, placement) of every declined match of these students."""
         ...
 
     async def save(self, match: Match) -> MatchRecord:
@@ -131,16 +155,77 @@ class MatchRepository(Protocol):
 
 class RoundRepository(Protocol):
     async def add_requested(
-        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        policy: str,
+        requested_by: str | None,
+        *,
+        kind: ev.RoundKind = "ordinary",
+        fill: bool = False,
+        dry_run: bool = False,
     ) -> None:
         """Record a requested round unless its id is known."""
         ...
 
     async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
-        """Record a round's figures (the round need not be known here)."""
+        """Record a round's figures, kind and options (the round need not be known here)."""
+        ...
+
+    async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:
+        """Count an outcome part of the round (recording the round, requested, if unknown)."""
         ...
 
     async def get(self, round_id: uuid.UUID) -> Round | None: ...
+
+    async def of_region(self, region: str, *, limit: int, offset: int) -> tuple[int, list[Round]]:
+        """How many rounds the region has, and a page of them, newest first (by when asked
+        for, else completed)."""
+        ...
+
+    async def latest_completed(self, region: str) -> Round | None:
+        """The region's newest completed round that was not a dry run."""
+        ...
+
+
+class OutcomeRepository(Protocol):
+    """Every student's outcome of each round (`MatchingRoundOutcomes`)."""
+
+    async def add_part(
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        outcomes: Sequence[StudentOutcome],
+        *,
+        dry_run: bool,
+    ) -> int:
+        """Insert the outcomes (one per student and round: a repeat is left out); how many
+        were new."""
+        ...
+
+    async def latest_of_student(self, student_id: str) -> OutcomeRecord | None:
+        """The student's outcome of the latest round (not a dry run) that covered them."""
+        ...
+
+    async def of_round(self, query: ListOutcomes) -> tuple[int, list[OutcomeRecord]]:
+        """How many of the round's outcomes match the filters, and a page of them by student
+        id."""
+        ...
+
+    async def all_of_round(self, round_id: uuid.UUID) -> list[OutcomeRecord]:
+        """Every outcome of the round, by student id."""
+        ...
+
+    async def unplaced(self, round_id: uuid.UUID) -> list[Unplaced]:
+        """The students the round left unplaced who are still registered and have no standing
+        match (nor an assignment waiting), by id."""
+        ...
+
+
+class AssignmentRepository(Protocol):
+    async def add(self, assignment: Assignment) -> None: ...
+
+    async def get(self, match_id: uuid.UUID) -> Assignment | None: ...
 
 
 class IdempotencyRepository(Protocol):
@@ -253,6 +338,12 @@ class PlacementsUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def rounds(self) -> RoundRepository: ...
+
+    @property
+    def outcomes(self) -> OutcomeRepository: ...
+
+    @property
+    def assignments(self) -> AssignmentRepository: ...
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...

@@ -13,21 +13,26 @@ import asyncpg
 
 from shared.contracts import events as ev
 from shared.contracts.events import RoundFigures
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.db import Connection
 from shared.outbox import published_count
 from shared.uow import PostgresUnitOfWork, stamped
 
+from ..domain.commands import ListOutcomes
 from ..domain.model import (
+    Assignment,
     Contact,
     IdempotencyKey,
     MatchRecord,
+    OutcomeRecord,
     Placement,
     Round,
     StoredResponse,
     Student,
     Withdrawn,
 )
+from ..domain.outcomes import Unplaced
 from ..domain.reports import (
     DISTANCE_BOUNDS_KM,
     EARTH_RADIUS_KM,
@@ -195,7 +200,7 @@ def _student(row: Row) -> Student | Withdrawn:
         return Withdrawn(row["student_id"], row["region"], row["programme"])
     return Student(
         profile=StudentProfile.model_validate(row["profile"], strict=False),
-        contact=Contact(row["name"], row["email"], row["phone"]),
+        contact=Contact(row["name"], row["email"], row["phone"], row["language"]),
     )
 
 
@@ -211,11 +216,12 @@ class PostgresStudents(_Repository):
     async def add_many(self, students: Sequence[Student]) -> set[str]:
         inserted = await self.conn.fetch(
             "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
-            "registered_at, updated_at) "
+            "language, registered_at, updated_at) "
             "SELECT u.id, u.region, u.programme, u.profile::jsonb, u.name, u.email, u.phone, "
-            "now(), now() "
+            "u.language, now(), now() "
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-            "$7::text[]) AS u(id, region, programme, profile, name, email, phone) "
+            "$7::text[], $8::text[]) AS u(id, region, programme, profile, name, email, phone, "
+            "language) "
             "ON CONFLICT (student_id) DO NOTHING RETURNING student_id",
             [s.profile.student_id for s in students],
             [s.profile.region for s in students],
@@ -224,8 +230,15 @@ class PostgresStudents(_Repository):
             [s.contact.name for s in students],
             [s.contact.email for s in students],
             [s.contact.phone for s in students],
+            [s.contact.language for s in students],
         )
         return {r["student_id"] for r in inserted}
+
+    async def get_many(self, student_ids: Iterable[str]) -> dict[str, Student | Withdrawn]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM students WHERE student_id = ANY($1::text[])", list(student_ids)
+        )
+        return {r["student_id"]: _student(r) for r in rows}
 
     async def save_profile(self, profile: StudentProfile) -> Student:
         row = await self.conn.fetchrow(
@@ -242,7 +255,8 @@ class PostgresStudents(_Repository):
     async def erase(self, student_id: str) -> None:
         await self.conn.execute(
             "UPDATE students SET profile = NULL, name = NULL, email = NULL, phone = NULL, "
-            "registered_at = NULL, updated_at = NULL, withdrawn_at = now() WHERE student_id = $1",
+            "language = NULL, registered_at = NULL, updated_at = NULL, withdrawn_at = now() "
+            "WHERE student_id = $1",
             student_id,
         )
         # Published outbox rows about the student are history only; unsent ones must still go out.
@@ -271,7 +285,21 @@ def _match(row: Row) -> MatchRecord:
         declined_by=row["declined_by"],
         reason=row["reason"],
         updated_at=row["updated_at"],
+        filled=row["filled"],
+        override=row["override"],
     )
+
+
+_STANDING_COUNTS = """
+SELECT placement_id, count(*) AS n FROM (
+    SELECT placement_id FROM matches
+    WHERE placement_id = ANY($1::text[]) AND state IN ('proposed', 'accepted', 'confirmed')
+    UNION ALL
+    SELECT a.placement_id FROM assignments a
+    WHERE a.placement_id = ANY($1::text[])
+    AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.match_id = a.match_id)
+) held GROUP BY placement_id
+"""
 
 
 class PostgresMatches(_Repository):
@@ -283,7 +311,8 @@ class PostgresMatches(_Repository):
     async def propose(self, proposal: ev.MatchProposedData) -> None:
         await self.conn.execute(
             "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
-            "company_id, rank, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed') "
+            "company_id, rank, state, filled, override) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9) "
             "ON CONFLICT (match_id) DO NOTHING",
             proposal.match_id,
             proposal.round_id,
@@ -292,7 +321,41 @@ class PostgresMatches(_Repository):
             proposal.placement_id,
             proposal.company_id,
             proposal.rank,
+            proposal.filled,
+            proposal.override,
         )
+
+    async def record_cancelled(self, cancelled: ev.MatchCancelledData) -> MatchRecord:
+        row = await self.conn.fetchrow(
+            "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
+            "company_id, rank, state, reason, override) "
+            "SELECT $1, $2, $3, $4, $5, "
+            "(SELECT company_id FROM placements WHERE placement_id = $5), NULL, 'cancelled', $6, "
+            "EXISTS (SELECT 1 FROM assignments WHERE match_id = $1) "
+            "ON CONFLICT (match_id) DO UPDATE SET state = 'cancelled', reason = EXCLUDED.reason, "
+            "updated_at = now() RETURNING *",
+            cancelled.match_id,
+            cancelled.round_id,
+            cancelled.region,
+            cancelled.student_id,
+            cancelled.placement_id,
+            cancelled.reason,
+        )
+        if row is None:  # an upsert always answers its row
+            raise LookupError(f"match {cancelled.match_id} was not recorded")
+        return _match(row)
+
+    async def standing_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        rows = await self.conn.fetch(_STANDING_COUNTS, list(placement_ids))
+        return {r["placement_id"]: int(r["n"]) for r in rows}
+
+    async def declined_pairs(self, student_ids: Iterable[str]) -> set[tuple[str, str]]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT student_id, placement_id FROM matches "
+            "WHERE student_id = ANY($1::text[]) AND state = 'declined'",
+            list(student_ids),
+        )
+        return {(r["student_id"], r["placement_id"]) for r in rows}
 
     async def save(self, match: Match) -> MatchRecord:
         row = await self.conn.fetchrow(
@@ -346,6 +409,10 @@ class PostgresMatches(_Repository):
             "UPDATE matches SET reason = NULL WHERE student_id = $1 AND declined_by = 'student'",
             student_id,
         )
+        # A coordinator's reason for an assignment is free text about the student.
+        await self.conn.execute(
+            "UPDATE assignments SET reason = '(erased)' WHERE student_id = $1", student_id
+        )
 
 
 # ---------------------------------------------------------------------------------- rounds
@@ -364,30 +431,51 @@ def _round(row: Row) -> Round:
         unplaced_by_reason=row["unplaced_by_reason"],
         proposed=row["proposed"],
         cancelled=row["cancelled"],
+        kind=row["kind"],
+        fill=row["fill"],
+        dry_run=row["dry_run"],
+        outcome_parts=row["outcome_parts"],
+        parts_received=row["parts_received"],
+        requested_by=row["requested_by"],
     )
 
 
 class PostgresRounds(_Repository):
     async def add_requested(
-        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        policy: str,
+        requested_by: str | None,
+        *,
+        kind: ev.RoundKind = "ordinary",
+        fill: bool = False,
+        dry_run: bool = False,
     ) -> None:
         await self.conn.execute(
-            "INSERT INTO rounds (round_id, region, policy, requested_by, status, requested_at) "
-            "VALUES ($1, $2, $3, $4, 'requested', now()) ON CONFLICT (round_id) DO NOTHING",
+            "INSERT INTO rounds (round_id, region, policy, requested_by, status, requested_at, "
+            "kind, fill, dry_run) "
+            "VALUES ($1, $2, $3, $4, 'requested', now(), $5, $6, $7) "
+            "ON CONFLICT (round_id) DO NOTHING",
             round_id,
             region,
             policy,
             requested_by,
+            kind,
+            fill,
+            dry_run,
         )
 
     async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, status, figures, unplaced_by_reason, "
-            "proposed, cancelled, completed_at) "
-            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now()) "
+            "proposed, cancelled, completed_at, kind, fill, dry_run, outcome_parts) "
+            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now(), $8, $9, $10, $11) "
             "ON CONFLICT (round_id) DO UPDATE SET status = 'completed', policy = EXCLUDED.policy, "
             "figures = EXCLUDED.figures, unplaced_by_reason = EXCLUDED.unplaced_by_reason, "
-            "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now()",
+            "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now(), "
+            "kind = EXCLUDED.kind, fill = EXCLUDED.fill, dry_run = EXCLUDED.dry_run, "
+            "outcome_parts = EXCLUDED.outcome_parts",
             result.round_id,
             result.region,
             result.policy,
@@ -395,11 +483,189 @@ class PostgresRounds(_Repository):
             dict(result.unplaced_by_reason),
             result.proposed,
             result.cancelled,
+            result.kind,
+            result.fill,
+            result.dry_run,
+            result.outcome_parts,
+        )
+
+    async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:
+        await self.conn.execute(
+            "INSERT INTO rounds (round_id, region, policy, status, dry_run, parts_received) "
+            "VALUES ($1, $2, 'optimal', 'requested', $3, 1) "
+            "ON CONFLICT (round_id) DO UPDATE SET parts_received = rounds.parts_received + 1",
+            part.round_id,
+            part.region,
+            part.dry_run,
         )
 
     async def get(self, round_id: uuid.UUID) -> Round | None:
         row = await self.conn.fetchrow("SELECT * FROM rounds WHERE round_id = $1", round_id)
         return _round(row) if row else None
+
+    async def of_region(self, region: str, *, limit: int, offset: int) -> tuple[int, list[Round]]:
+        total = await self.conn.fetchval("SELECT count(*) FROM rounds WHERE region = $1", region)
+        rows = await self.conn.fetch(
+            "SELECT * FROM rounds WHERE region = $1 "
+            "ORDER BY coalesce(requested_at, completed_at) DESC NULLS LAST, round_id DESC "
+            "LIMIT $2 OFFSET $3",
+            region,
+            limit,
+            offset,
+        )
+        return int(total), [_round(r) for r in rows]
+
+    async def latest_completed(self, region: str) -> Round | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM rounds WHERE region = $1 AND status = 'completed' AND NOT dry_run "
+            "ORDER BY completed_at DESC NULLS LAST, round_id DESC LIMIT 1",
+            region,
+        )
+        return _round(row) if row else None
+
+
+# -------------------------------------------------------------------------------- outcomes
+
+
+def _outcome(row: Row) -> OutcomeRecord:
+    outcome = StudentOutcome.model_validate(
+        {
+            "student_id": row["student_id"],
+            "placement_id": row["placement_id"],
+            "rank": row["rank"],
+            "filled": row["filled"],
+            "pinned": row["pinned"],
+            "reason": row["reason"],
+            "previous_placement_id": row["previous_placement_id"],
+            "explanation": row["explanation"],
+        },
+        strict=False,
+    )
+    return OutcomeRecord(
+        round_id=row["round_id"],
+        region=row["region"],
+        dry_run=row["dry_run"],
+        outcome=outcome,
+        programme=row["programme"],
+    )
+
+
+_OUTCOME_ROWS = (
+    "SELECT o.*, s.programme FROM outcomes o LEFT JOIN students s ON s.student_id = o.student_id "
+)
+_OUTCOME_FILTER = (
+    "WHERE o.round_id = $1 AND ($2::text IS NULL OR o.reason = $2) "
+    "AND ($3::text IS NULL OR s.programme = $3) "
+    "AND ($4::boolean IS NULL OR (o.placement_id IS NOT NULL) = $4) "
+    "AND ($5::boolean IS NULL OR (o.previous_placement_id IS NOT NULL "
+    "AND o.previous_placement_id IS DISTINCT FROM o.placement_id) = $5) "
+)
+
+
+_OUTCOME_FROM = "FROM outcomes o LEFT JOIN students s ON s.student_id = o.student_id "
+_OUTCOME_COUNT = "SELECT count(*) " + _OUTCOME_FROM + _OUTCOME_FILTER
+_OUTCOME_PAGE = _OUTCOME_ROWS + _OUTCOME_FILTER + "ORDER BY o.student_id LIMIT $6 OFFSET $7"
+
+
+class PostgresOutcomes(_Repository):
+    async def add_part(
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        outcomes: Sequence[StudentOutcome],
+        *,
+        dry_run: bool,
+    ) -> int:
+        rows = await self.conn.fetch(
+            "INSERT INTO outcomes (round_id, student_id, region, dry_run, placement_id, rank, "
+            "filled, pinned, reason, previous_placement_id, explanation) "
+            "SELECT $1, u.sid, $2, $3, u.pid, u.rank, u.filled, u.pinned, u.reason, u.prev, "
+            "u.explanation::jsonb "
+            "FROM unnest($4::text[], $5::text[], $6::int[], $7::boolean[], $8::boolean[], "
+            "$9::text[], $10::text[], $11::text[]) "
+            "WITH ORDINALITY AS u(sid, pid, rank, filled, pinned, reason, prev, explanation, i) "
+            "ORDER BY u.i ON CONFLICT (round_id, student_id) DO NOTHING RETURNING student_id",
+            round_id,
+            region,
+            dry_run,
+            [o.student_id for o in outcomes],
+            [o.placement_id for o in outcomes],
+            [o.rank for o in outcomes],
+            [o.filled for o in outcomes],
+            [o.pinned for o in outcomes],
+            [o.reason for o in outcomes],
+            [o.previous_placement_id for o in outcomes],
+            [o.explanation.model_dump_json() for o in outcomes],
+        )
+        return len(rows)
+
+    async def latest_of_student(self, student_id: str) -> OutcomeRecord | None:
+        row = await self.conn.fetchrow(
+            _OUTCOME_ROWS + "WHERE o.student_id = $1 AND NOT o.dry_run ORDER BY o.seq DESC LIMIT 1",
+            student_id,
+        )
+        return _outcome(row) if row else None
+
+    async def of_round(self, query: ListOutcomes) -> tuple[int, list[OutcomeRecord]]:
+        facts = (query.round_id, query.reason, query.programme, query.placed, query.moved)
+        total = await self.conn.fetchval(_OUTCOME_COUNT, *facts)
+        rows = await self.conn.fetch(_OUTCOME_PAGE, *facts, query.limit, query.offset)
+        return int(total), [_outcome(r) for r in rows]
+
+    async def all_of_round(self, round_id: uuid.UUID) -> list[OutcomeRecord]:
+        rows = await self.conn.fetch(
+            _OUTCOME_ROWS + "WHERE o.round_id = $1 ORDER BY o.student_id", round_id
+        )
+        return [_outcome(r) for r in rows]
+
+    async def unplaced(self, round_id: uuid.UUID) -> list[Unplaced]:
+        rows = await self.conn.fetch(
+            "SELECT o.student_id, o.reason, s.programme FROM outcomes o "
+            "JOIN students s ON s.student_id = o.student_id AND s.withdrawn_at IS NULL "
+            "WHERE o.round_id = $1 AND o.placement_id IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.student_id = o.student_id "
+            "AND m.state IN ('proposed', 'accepted', 'confirmed')) "
+            "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.student_id = o.student_id "
+            "AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.match_id = a.match_id)) "
+            "ORDER BY o.student_id",
+            round_id,
+        )
+        return [Unplaced(r["student_id"], r["reason"], r["programme"]) for r in rows]
+
+
+class PostgresAssignments(_Repository):
+    async def add(self, assignment: Assignment) -> None:
+        await self.conn.execute(
+            "INSERT INTO assignments (match_id, region, student_id, placement_id, reason, "
+            "override_hard_constraints, constraints_overridden) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            assignment.match_id,
+            assignment.region,
+            assignment.student_id,
+            assignment.placement_id,
+            assignment.reason,
+            assignment.override_hard_constraints,
+            list(assignment.constraints_overridden),
+        )
+
+    async def get(self, match_id: uuid.UUID) -> Assignment | None:
+        row = await self.conn.fetchrow(
+            "SELECT a.*, p.company_id FROM assignments a "
+            "LEFT JOIN placements p ON p.placement_id = a.placement_id WHERE a.match_id = $1",
+            match_id,
+        )
+        if row is None:
+            return None
+        return Assignment(
+            match_id=row["match_id"],
+            region=row["region"],
+            student_id=row["student_id"],
+            placement_id=row["placement_id"],
+            company_id=row["company_id"] or "",
+            reason=row["reason"],
+            override_hard_constraints=row["override_hard_constraints"],
+            constraints_overridden=tuple(row["constraints_overridden"]),
+        )
 
 
 # ---------------------------------------------------------------------------- idempotency
@@ -560,7 +826,8 @@ class PostgresReports(_Repository):
         rows = await self.conn.fetch(
             "SELECT m.match_id, m.round_id, m.region, m.student_id, m.placement_id, "
             "coalesce(m.company_id, p.company_id) AS company_id, m.rank, m.state, "
-            "m.accepted_by_student, m.accepted_by_company, m.declined_by, m.reason, m.updated_at "
+            "m.accepted_by_student, m.accepted_by_company, m.declined_by, m.reason, m.updated_at, "
+            "m.filled, m.override "
             "FROM matches m LEFT JOIN placements p ON p.placement_id = m.placement_id "
             "WHERE m.region = $1 ORDER BY m.student_id, m.created_at, m.match_id",
             region,
@@ -580,6 +847,8 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
     students: PostgresStudents
     matches: PostgresMatches
     rounds: PostgresRounds
+    outcomes: PostgresOutcomes
+    assignments: PostgresAssignments
     idempotency: PostgresIdempotency
     accounts: PostgresAccounts
     audit: PostgresAudit
@@ -592,6 +861,8 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
         self.students = PostgresStudents(conn)
         self.matches = PostgresMatches(conn)
         self.rounds = PostgresRounds(conn)
+        self.outcomes = PostgresOutcomes(conn)
+        self.assignments = PostgresAssignments(conn)
         self.idempotency = PostgresIdempotency(conn)
         self.accounts = PostgresAccounts(conn)
         self.audit = PostgresAudit(conn)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
-from shared.contracts.events import Policy
+from shared.contracts.events import Policy, RoundKind
+from shared.contracts.outcomes import OutcomeReason
 
 from .model import Contact, OfferDraft, StudentDraft
 from .rules import Channel, Party
@@ -101,6 +103,74 @@ class RequestRound:
     region: str
     policy: Policy = "optimal"
     requested_by: str | None = None
+    kind: RoundKind = "ordinary"
+    """`supplementary`: pins every standing match, places only the unplaced (refused when the
+    region has none)."""
+    fill: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class ListRounds:
+    """A page of a region's rounds, newest first."""
+
+    region: str
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ListOutcomes:
+    """A page of a round's outcomes (by student id), filtered: by reason (unplaced ones), by the
+    student's programme, placed or not, moved (placed elsewhere than their standing match)."""
+
+    round_id: uuid.UUID
+    reason: OutcomeReason | None = None
+    programme: str | None = None
+    placed: bool | None = None
+    moved: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class RegionVacancies:
+    """The free slots of a region and a page of its unplaced students with the vacancies each
+    is eligible for (at most `per_student` each, nearest first)."""
+
+    region: str
+    limit: int = 50
+    offset: int = 0
+    per_student: int = 10
+
+
+@dataclass(frozen=True)
+class OpenSupplementary:
+    """A coordinator opens a supplementary round for a region: its unplaced students are told
+    to rank the vacancies that fit them (until `ranks_until`, if given)."""
+
+    region: str
+    ranks_until: date | None = None
+
+
+@dataclass(frozen=True)
+class AssignMatch:
+    """A coordinator assigns a student to a placement by hand, with a reason; a pair failing a
+    hard constraint only with `override_hard_constraints`."""
+
+    student_id: str
+    placement_id: str
+    reason: str
+    override_hard_constraints: bool = False
+
+
+@dataclass(frozen=True)
+class CompareRounds:
+    """Two rounds of one region side by side (lists cut at `limit`)."""
+
+    a: uuid.UUID
+    b: uuid.UUID
+    limit: int = 50
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ class DomainError(Exception):
 
     title = "Request failed"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.errors: list[FieldError] = list(errors or [])
+        """The fields the error is about (a 409 names them too: `placement_id`)."""
 
 
 class Invalid(DomainError):
@@ -29,8 +31,7 @@ class Invalid(DomainError):
     title = "Invalid request"
 
     def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
-        super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errors))
-        self.errors = errors
+        super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
 
 class NotFound(DomainError):
@@ -40,6 +41,12 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
-    """The resource exists but is not in a state that allows this (HTTP 409)."""
+    """The resource exists but is not in a state that allows this (HTTP 409); `errors` may
+    name the fields concerned."""
 
     title = "Conflict"
+
+    @classmethod
+    def on(cls, field: str, message: str) -> Conflict:
+        """A conflict about one field: the detail is `field: message`."""
+        return cls(f"{field}: {message}", [FieldError(field, message)])

@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from shared.contracts.events import RoundFigures
+from shared.contracts.events import RoundFigures, RoundKind
+from shared.contracts.outcomes import RuleCode, StudentOutcome
 from shared.contracts.profiles import Id, PlacementOffer, StudentProfile
+from shared.contracts.vocabulary import Language
 
 from .rules import Channel, Match, MatchStateName, Party
 
@@ -86,6 +88,8 @@ class Contact:
     name: str
     email: str
     phone: str | None = None
+    language: Language | None = None
+    """The language of the student's notices; None: the region's (`outcomes.language_of`)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,10 @@ class MatchRecord:
     declined_by: Party | None
     reason: str | None
     updated_at: datetime
+    filled: bool = False
+    """Proposed by fill, at a vacancy the student did not rank (rank None)."""
+    override: bool = False
+    """Assigned by hand by a coordinator (pinned by every later round)."""
 
     def machine(self) -> Match:
         """The state machine's value of this match (`rules.accept`, `rules.decline`, ...)."""
@@ -153,6 +161,52 @@ class Round:
     unplaced_by_reason: dict[str, int] | None = None
     proposed: int | None = None
     cancelled: int | None = None
+    kind: RoundKind = "ordinary"
+    fill: bool = False
+    dry_run: bool = False
+    outcome_parts: int = 0
+    """How many outcome parts the round published (known once it completed)."""
+    parts_received: int = 0
+    """How many outcome parts arrived here."""
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One student's outcome of one round, as kept here (the programme is the student's now, or
+    their tombstone's; None when unknown)."""
+
+    round_id: uuid.UUID
+    region: str
+    dry_run: bool
+    outcome: StudentOutcome
+    programme: str | None = None
+
+    @property
+    def student_id(self) -> str:
+        return self.outcome.student_id
+
+    @property
+    def moved(self) -> bool:
+        """The student had a standing match before the round and the round placed them
+        elsewhere (or nowhere)."""
+        previous = self.outcome.previous_placement_id
+        return previous is not None and previous != self.outcome.placement_id
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A coordinator's assignment of a student by hand, as requested
+    (`MatchAssignmentRequested`)."""
+
+    match_id: uuid.UUID
+    region: str
+    student_id: str
+    placement_id: str
+    company_id: str
+    reason: str
+    override_hard_constraints: bool
+    constraints_overridden: tuple[RuleCode, ...] = ()
 
 
 # ------------------------------------------------------------------------- idempotency

@@ -284,6 +284,27 @@ def _coordinator_region(who: Principal | None, t: Target) -> Decision:
     raise _refuse(user, f"region {t.region}")
 
 
+def _round_list(who: Principal | None, t: Target) -> Decision:
+    user = _user(who)
+    if user.has("coordinator"):
+        if t.region is None and len(user.regions) == 1:
+            return Decision(region=next(iter(user.regions)))
+        if t.region is not None and t.region in user.regions:
+            return Decision(region=t.region)
+        if t.region is None:
+            raise Forbidden("listing rounds: name one of your regions (region=...)")
+    raise _refuse(user, f"the rounds of {t.region}")
+
+
+def _coordinator_regions(who: Principal | None, t: Target) -> Decision:
+    """A coordinator of every region the request names (facts of the body or query; a named
+    resource that does not exist: any coordinator, and the handler answers 404)."""
+    user = _user(who)
+    if user.has("coordinator") and (not t.exists or _coordinates(user, *sorted(t.regions))):
+        return ALLOW
+    raise _refuse(user, f"region {', '.join(sorted(t.regions)) or '?'}")
+
+
 def _notices(who: Principal | None, t: Target) -> Decision:
     user = _user(who)
     if NOTICES_SCOPE in user.scopes:
@@ -369,9 +390,24 @@ RULES: Final[dict[str, Rule]] = {
         ),
         _rule("round-request", "requesting a round", "coordinator", _coordinator_region, body=True),
         _rule("round-read", "reading a round", "coordinator", _coordinator_region, "round"),
+        _rule("round-list", "listing rounds", "coordinator", _round_list, body=True),
+        _rule(
+            "round-compare",
+            "comparing rounds",
+            "coordinator",
+            _coordinator_regions,
+            body=True,
+        ),
+        _rule(
+            "match-assign",
+            "assigning a student by hand",
+            "coordinator",
+            _coordinator_regions,
+            body=True,
+        ),
         _rule(
             "coordinator-region",
-            "a region's records (its audit trail)",
+            "a region's records (audit trail, vacancies, supplementary rounds)",
             "coordinator",
             _coordinator_region,
             "region",

@@ -95,6 +95,7 @@ class Access:
         company_id: str | None = None,
         moves_to: str | None = None,
         by: Party | None = None,
+        exists: bool | None = None,
     ) -> policy.Decision:
         """Decide again with the facts of the request (body, query) added to the target's;
         `Forbidden` if refused."""
@@ -106,6 +107,7 @@ class Access:
             company_id=company_id if company_id is not None else t.company_id,
             moves_to=moves_to if moves_to is not None else t.moves_to,
             by=by if by is not None else t.by,
+            exists=exists if exists is not None else t.exists,
         )
         self.decision = policy.decide(self.rule, self.principal, target)
         return self.decision

@@ -21,15 +21,32 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared.contracts.internal import NOTICE_CONTEXT_PATH, NoticeContext
+from shared import explain
+from shared.contracts.internal import (
+    NOTICE_CONTEXT_PATH,
+    STUDENT_NOTICE_CONTEXT_PATH,
+    NoticeContext,
+    StudentNoticeContext,
+)
+from shared.contracts.outcomes import OutcomeReason
 
 from .. import handlers
-from ..domain.commands import InviteStaff, ListPlacements, WithdrawPlacement, WithdrawStudent
+from ..domain.commands import (
+    CompareRounds,
+    InviteStaff,
+    ListOutcomes,
+    ListPlacements,
+    ListRounds,
+    RegionVacancies,
+    WithdrawPlacement,
+    WithdrawStudent,
+)
 from ..domain.errors import FieldError, Invalid
 from ..domain.model import IdempotencyKey
 from ..ports import PlacementsUnitOfWork
-from . import schemas
+from . import reports, schemas
 from .auth import Access, access, rule
+from .web import i18n
 
 if TYPE_CHECKING:
     from ..bootstrap import Container
@@ -38,6 +55,20 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.Problem, "content": {"application/problem+json": {}}}
     for status in (401, 403, 404, 409, 413, 422, 503)
 }
+
+LangQuery = Annotated[
+    str | None,
+    Query(
+        max_length=35,
+        description="Language of the words (sv, fi, en); left out: the Accept-Language header's.",
+    ),
+]
+
+
+def words(request: Request, lang: str | None) -> i18n.Words:
+    """The words of `?lang=`, else of the request's Accept-Language, else English."""
+    return i18n.Words(i18n.parse(lang) or i18n.negotiate(request.headers.get("accept-language")))
+
 
 IdemHeader = Annotated[
     str | None,
@@ -380,6 +411,45 @@ async def student_match(student_id: str, uow: UoW) -> schemas.MatchOut:
     return schemas.MatchOut.of(await handlers.student_match(student_id, uow))
 
 
+@router.get(
+    "/students/{student_id}/outcome",
+    response_model=schemas.StudentOutcomeOut,
+    tags=["outcomes"],
+    openapi_extra=rule("student-self"),
+)
+async def student_outcome(
+    student_id: str, request: Request, uow: UoW, lang: LangQuery = None
+) -> schemas.StudentOutcomeOut:
+    """The student's outcome of the latest round (not a dry run) that covered them: placement,
+    rank, `filled`, `pinned`, reason code, the structured explanation and the same explanation
+    in words (`text`, in `?lang=` or the Accept-Language), and their match now. 404 when no
+    round covered the student yet."""
+    view = await handlers.student_outcome(student_id, uow)
+    t = words(request, lang)
+    text = explain.describe(view.record.outcome, t)
+    return schemas.StudentOutcomeOut.render(view, t.lang, text)
+
+
+@router.get(
+    "/students/{student_id}/vacancies",
+    response_model=schemas.StudentVacanciesOut,
+    tags=["outcomes"],
+    openapi_extra=rule("student-self"),
+)
+async def student_vacancies(
+    student_id: str,
+    uow: UoW,
+    *,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.StudentVacanciesOut:
+    """The open placements of the student's region with a free slot that the student is
+    eligible for (skills, programme, period, travel limit; not a pair declined), nearest
+    first."""
+    found = await handlers.student_vacancies(student_id, uow, limit=limit, offset=offset)
+    return schemas.StudentVacanciesOut.of(found)
+
+
 # --------------------------------------------------------------------------------- matches
 
 
@@ -432,7 +502,86 @@ async def decline_match(
     return await _idempotent(uow, _key(idempotency_key, request, body), 200, write)
 
 
+@router.post(
+    "/matches",
+    status_code=202,
+    response_model=schemas.AssignmentOut,
+    tags=["matches"],
+    openapi_extra=rule("match-assign"),
+)
+async def assign_match(
+    body: schemas.AssignIn,
+    request: Request,
+    allowed: Allowed,
+    uow: UoW,
+    idempotency_key: IdemHeader = None,
+) -> Response:
+    """A coordinator (of the student's and the placement's region) assigns a student by hand
+    (MatchAssignmentRequested, with the actor; audited). The placement must be open with a free
+    slot (else 409 naming `placement_id`); a pair that fails hard constraints (skills,
+    programme, period, travel limit, declined before) is a 422 naming
+    `override_hard_constraints` and listing them, unless that is true; `reason` is required.
+    202: matching checks the capacity again, cancels the student's other standing match and
+    proposes this one (pinned), or cancels it (MatchCancelled) if it no longer fits."""
+    student = await handlers.access_target("student", body.student_id, uow)
+    placement = await handlers.access_target("placement", body.placement_id, uow)
+    regions = frozenset(r for r in (student.region, placement.region) if r is not None)
+    allowed.permit(regions=regions, exists=student.exists and placement.exists)
+    command = body.command()
+
+    async def write() -> schemas.AssignmentOut:
+        assignment, failures = await handlers.assign_match(command, uow)
+        return schemas.AssignmentOut.of(assignment, failures)
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 202, write)
+
+
 # ---------------------------------------------------------------------------------- rounds
+
+
+@router.get(
+    "/rounds",
+    response_model=schemas.RoundPage,
+    tags=["rounds"],
+    openapi_extra=rule("round-list"),
+)
+async def list_rounds(
+    allowed: Allowed,
+    uow: UoW,
+    *,
+    region: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.RoundPage:
+    """A region's rounds, newest first (a coordinator of one region may leave `region` out)."""
+    decision = allowed.permit(region=region)
+    query = ListRounds(decision.region or region or "", limit=limit, offset=offset)
+    return schemas.RoundPage.of(await handlers.list_rounds(query, uow))
+
+
+@router.get(
+    "/rounds/compare",
+    response_model=schemas.ComparisonOut,
+    tags=["rounds"],
+    openapi_extra=rule("round-compare"),
+)
+async def compare_rounds(
+    allowed: Allowed,
+    uow: UoW,
+    *,
+    a: uuid.UUID,
+    b: uuid.UUID,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 50,
+) -> schemas.ComparisonOut:
+    """Two rounds of one region side by side (say, a dry run of each policy): placed, rank
+    distribution, blocking pairs, who would move against the standing matches, and the students
+    the two place differently (lists cut at `limit`)."""
+    ta = await handlers.access_target("round", str(a), uow)
+    tb = await handlers.access_target("round", str(b), uow)
+    regions = frozenset(r for r in (ta.region, tb.region) if r is not None)
+    allowed.permit(regions=regions, exists=ta.exists and tb.exists)
+    found = await handlers.compare_rounds(CompareRounds(a, b, limit), uow)
+    return schemas.ComparisonOut.of(found)
 
 
 @router.post(
@@ -471,6 +620,139 @@ async def get_round(round_id: uuid.UUID, uow: UoW) -> schemas.RoundOut:
     return schemas.RoundOut.of(await handlers.get_round(round_id, uow))
 
 
+@router.get(
+    "/rounds/{round_id}/outcomes",
+    response_model=schemas.OutcomePage,
+    tags=["outcomes"],
+    openapi_extra=rule("round-read"),
+)
+async def round_outcomes(
+    round_id: uuid.UUID,
+    uow: UoW,
+    *,
+    reason: OutcomeReason | None = None,
+    programme: Annotated[str | None, Query(max_length=100)] = None,
+    placed: bool | None = None,
+    moved: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.OutcomePage:
+    """Every student's outcome of the round, by student id, filtered by reason, programme,
+    placed or not, and moved (placed elsewhere than their standing match)."""
+    query = ListOutcomes(round_id, reason, programme, placed, moved, limit, offset)
+    return schemas.OutcomePage.of(await handlers.round_outcomes(query, uow))
+
+
+async def _report(
+    request: Request, round_id: uuid.UUID, uow: PlacementsUnitOfWork, lang: str | None
+) -> reports.ReportOut:
+    found = await handlers.round_outcome_report(round_id, uow)
+    return reports.render(found, words(request, lang))
+
+
+@router.get(
+    "/rounds/{round_id}/report",
+    response_model=reports.ReportOut,
+    tags=["reports"],
+    openapi_extra=rule("round-read"),
+)
+async def round_report(
+    round_id: uuid.UUID, request: Request, uow: UoW, lang: LangQuery = None
+) -> reports.ReportOut:
+    """The round's report: placement rate, rank distribution (1st…10th, unranked, filled,
+    unplaced), unplaced by reason, vacancies, by programme and by priority group, distance
+    travelled (median, p90), blocking pairs with what they mean in words. No group under 5
+    people is shown: small ones are merged into "other" (or left out), as `small_groups` says."""
+    return await _report(request, round_id, uow, lang)
+
+
+@router.get(
+    "/rounds/{round_id}/report.csv",
+    response_class=Response,
+    tags=["reports"],
+    openapi_extra=rule("round-read") | {"responses": {"200": {"content": {"text/csv": {}}}}},
+)
+async def round_report_csv(
+    round_id: uuid.UUID, request: Request, uow: UoW, lang: LangQuery = None
+) -> Response:
+    """The report as CSV: one `section,key,figure,value` row per figure."""
+    out = await _report(request, round_id, uow, lang)
+    return Response(
+        reports.to_csv(out),
+        media_type=reports.CSV_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="round-{round_id}.csv"'},
+    )
+
+
+@router.get(
+    "/rounds/{round_id}/report.xlsx",
+    response_class=Response,
+    tags=["reports"],
+    openapi_extra=rule("round-read")
+    | {"responses": {"200": {"content": {reports.XLSX_MEDIA: {}}}}},
+)
+async def round_report_xlsx(
+    round_id: uuid.UUID, request: Request, uow: UoW, lang: LangQuery = None
+) -> Response:
+    """The report as an XLSX workbook: all figures, then the ranks, programmes and priorities."""
+    out = await _report(request, round_id, uow, lang)
+    return Response(
+        reports.to_xlsx(out),
+        media_type=reports.XLSX_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="round-{round_id}.xlsx"'},
+    )
+
+
+# -------------------------------------------------------------------------------- regions
+
+
+@router.get(
+    "/regions/{region}/vacancies",
+    response_model=schemas.RegionVacanciesOut,
+    tags=["outcomes"],
+    openapi_extra=rule("coordinator-region"),
+)
+async def region_vacancies(
+    region: str,
+    uow: UoW,
+    *,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    per_student: Annotated[int, Query(ge=0, le=500)] = 10,
+) -> schemas.RegionVacanciesOut:
+    """The region's free slots per open placement (capacity less standing matches and waiting
+    assignments), and a page of its unplaced students (of the latest completed round, not a dry
+    run, still without a match) with the vacancies each is eligible for, nearest first."""
+    query = RegionVacancies(region, limit=limit, offset=offset, per_student=per_student)
+    return schemas.RegionVacanciesOut.of(await handlers.region_vacancies(query, uow))
+
+
+@router.post(
+    "/regions/{region}/supplementary",
+    status_code=202,
+    response_model=schemas.SupplementaryOut,
+    tags=["rounds"],
+    openapi_extra=rule("coordinator-region"),
+)
+async def open_supplementary(
+    region: str,
+    body: schemas.SupplementaryIn,
+    request: Request,
+    uow: UoW,
+    idempotency_key: IdemHeader = None,
+) -> Response:
+    """Open a supplementary round (SupplementaryRoundOpened with the unplaced students' ids:
+    each is told by e-mail, in their language, which vacancies fit them, and ranks them until
+    `ranks_until`). 422 naming `region` when it has no unplaced students. Then
+    `POST /v1/rounds {"region": ..., "kind": "supplementary"}` runs it."""
+    command = body.command(region)
+
+    async def write() -> schemas.SupplementaryOut:
+        return schemas.SupplementaryOut.of(await handlers.open_supplementary(command, uow))
+
+    return await _idempotent(uow, _key(idempotency_key, request, body), 202, write)
+
+
 # -------------------------------------------------------------------------------- internal
 
 
@@ -487,5 +769,19 @@ def internal_router() -> APIRouter:
     ) -> NoticeContext:
         """What the notifications service needs for one notice (scope `notices:read`)."""
         return await handlers.notice_context(placement_id, student_id, uow)
+
+    @internal.get(STUDENT_NOTICE_CONTEXT_PATH, openapi_extra=rule("notice-context"))
+    async def student_notice_context(
+        request: Request,
+        uow: UoW,
+        student_id: Annotated[str, Query(min_length=1, max_length=200)],
+        placement_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    ) -> StudentNoticeContext:
+        """What a notice to a student needs (scope `notices:read`); 404 when the student was
+        withdrawn or erased."""
+        container: Container = request.app.state.container
+        return await handlers.student_notice_context(
+            student_id, placement_id, uow, public_url=container.settings.public_url
+        )
 
     return internal

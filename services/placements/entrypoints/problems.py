@@ -91,7 +91,7 @@ def install(app: FastAPI) -> None:
     async def on_domain(_: Request, error: Exception) -> Response:
         exc = cast(DomainError, error)
         status = status_of(exc)
-        errors = exc.errors if isinstance(exc, Invalid) else []
+        errors = exc.errors
         return problem(status, exc.title, exc.detail, errors)
 
     async def on_validation(_: Request, error: Exception) -> Response:

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from shared.contracts.events import Policy, RoundFigures
+from shared.contracts.events import Policy, RoundFigures, RoundKind
+from shared.contracts.outcomes import Explanation, OutcomeReason, RuleFailure
 from shared.contracts.profiles import (
     MAX_PREFERENCES,
     GeoPoint,
@@ -27,13 +28,15 @@ from shared.contracts.profiles import (
     Supervisor,
 )
 from shared.contracts.vocabulary import Channel as ChannelKind
-from shared.contracts.vocabulary import Party
+from shared.contracts.vocabulary import Language, Party
 
-from ..domain import commands
+from ..domain import commands, outcomes
 from ..domain.model import (
+    Assignment,
     Contact,
     MatchRecord,
     OfferDraft,
+    OutcomeRecord,
     PlacementView,
     Round,
     Student,
@@ -175,12 +178,21 @@ class StudentIn(StudentDraft):
     phone: Phone | None = Field(
         default=None, description="Phone number.", examples=["+358 40 123 4567"]
     )
+    language: Language | None = Field(
+        default=None,
+        description=(
+            "The language of the student's notices; left out: the region's (SE-* Swedish, "
+            "FI-* Finnish, else English). Stays in this service."
+        ),
+        examples=["fi"],
+    )
 
     def command(self) -> commands.RegisterStudent:
         profile = StudentDraft.model_validate(
-            self.model_dump(exclude={"name", "email", "phone"}), strict=False
+            self.model_dump(exclude={"name", "email", "phone", "language"}), strict=False
         )
-        return commands.RegisterStudent(profile, Contact(self.name, str(self.email), self.phone))
+        contact = Contact(self.name, str(self.email), self.phone, self.language)
+        return commands.RegisterStudent(profile, contact)
 
 
 class StudentOut(StudentProfile):
@@ -189,6 +201,9 @@ class StudentOut(StudentProfile):
     name: str = Field(description="Full name.")
     email: str = Field(description="E-mail.")
     phone: str | None = Field(default=None, description="Phone number.")
+    language: Language = Field(
+        default="en", description="The language of the student's notices (chosen or the region's)."
+    )
 
     @classmethod
     def of(cls, student: Student) -> StudentOut:
@@ -199,6 +214,7 @@ class StudentOut(StudentProfile):
                 "name": contact.name,
                 "email": contact.email,
                 "phone": contact.phone,
+                "language": outcomes.language_of(student.profile.region, contact.language),
             }
         )
 
@@ -236,6 +252,8 @@ class MatchOut(BaseModel):
     declined_by: Party | None
     reason: str | None
     updated_at: datetime
+    filled: bool = Field(default=False, description="Proposed by fill (not among the choices).")
+    override: bool = Field(default=False, description="Assigned by hand by a coordinator.")
 
     @classmethod
     def of(cls, match: MatchRecord) -> MatchOut:
@@ -253,6 +271,8 @@ class MatchOut(BaseModel):
             declined_by=match.declined_by,
             reason=match.reason,
             updated_at=match.updated_at,
+            filled=match.filled,
+            override=match.override,
         )
 
 
@@ -283,9 +303,34 @@ class RoundIn(BaseModel):
     region: RegionCode = Field(description="Region to match.", examples=["SE-AB"])
     policy: Policy = Field(default="optimal", description="Matching policy.")
     requested_by: str | None = Field(default=None, max_length=200, description="Who asks.")
+    kind: RoundKind = Field(
+        default="ordinary",
+        description=(
+            "`supplementary`: every standing match is pinned and only the unplaced students "
+            "are placed (refused, naming `kind`, when the region has none)."
+        ),
+    )
+    fill: bool = Field(
+        default=False,
+        description=(
+            "After the round, place students still unplaced at vacancies of their region they "
+            "did not rank but are eligible for (docs/product.md, fill option)."
+        ),
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Compute and report only: no match proposed or cancelled, no notice.",
+    )
 
     def command(self) -> commands.RequestRound:
-        return commands.RequestRound(self.region, self.policy, self.requested_by)
+        return commands.RequestRound(
+            self.region,
+            self.policy,
+            self.requested_by,
+            kind=self.kind,
+            fill=self.fill,
+            dry_run=self.dry_run,
+        )
 
 
 class RoundAccepted(BaseModel):
@@ -304,6 +349,11 @@ class RoundOut(BaseModel):
     unplaced_by_reason: dict[str, int] | None
     proposed: int | None
     cancelled: int | None
+    kind: RoundKind = "ordinary"
+    fill: bool = False
+    dry_run: bool = False
+    outcome_parts: int = Field(default=0, description="Outcome parts the round published.")
+    parts_received: int = Field(default=0, description="Outcome parts received here.")
 
     @classmethod
     def of(cls, found: Round) -> RoundOut:
@@ -318,6 +368,375 @@ class RoundOut(BaseModel):
             unplaced_by_reason=found.unplaced_by_reason,
             proposed=found.proposed,
             cancelled=found.cancelled,
+            kind=found.kind,
+            fill=found.fill,
+            dry_run=found.dry_run,
+            outcome_parts=found.outcome_parts,
+            parts_received=found.parts_received,
+        )
+
+
+class RoundPage(BaseModel):
+    """A page of a region's rounds, newest first."""
+
+    items: list[RoundOut]
+    total: int = Field(ge=0, description="Rounds of the region in all.")
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, page: outcomes.Page[Round]) -> RoundPage:
+        return cls(
+            items=[RoundOut.of(r) for r in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+
+# -------------------------------------------------------------------------------- outcomes
+
+
+class OutcomeItem(BaseModel):
+    """One student's outcome of a round: codes with parameters (no words)."""
+
+    student_id: str
+    programme: str | None = Field(description="The student's programme (now).")
+    placement_id: str | None
+    rank: int | None
+    filled: bool
+    pinned: bool
+    reason: OutcomeReason | None
+    previous_placement_id: str | None
+    moved: bool = Field(description="Placed elsewhere (or nowhere) than the standing match.")
+    explanation: Explanation
+
+    @classmethod
+    def of(cls, record: OutcomeRecord) -> OutcomeItem:
+        o = record.outcome
+        return cls(
+            student_id=o.student_id,
+            programme=record.programme,
+            placement_id=o.placement_id,
+            rank=o.rank,
+            filled=o.filled,
+            pinned=o.pinned,
+            reason=o.reason,
+            previous_placement_id=o.previous_placement_id,
+            moved=record.moved,
+            explanation=o.explanation,
+        )
+
+
+class OutcomePage(BaseModel):
+    items: list[OutcomeItem]
+    total: int = Field(ge=0, description="Outcomes matching the filters in all.")
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, page: outcomes.Page[OutcomeRecord]) -> OutcomePage:
+        return cls(
+            items=[OutcomeItem.of(r) for r in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+
+class StudentOutcomeOut(OutcomeItem):
+    """A student's latest outcome with its explanation in words, and their match now."""
+
+    round_id: uuid.UUID
+    region: str
+    round: RoundOut | None
+    lang: Language = Field(description="The language of `text`.")
+    text: list[str] = Field(
+        description="The explanation in words: a headline, then one line per better choice."
+    )
+    match: MatchOut | None = Field(description="The student's standing match now, if any.")
+
+    @classmethod
+    def render(
+        cls, view: outcomes.StudentOutcomeView, lang: Language, text: list[str]
+    ) -> StudentOutcomeOut:
+        item = OutcomeItem.of(view.record)
+        return cls(
+            **item.model_dump(),
+            round_id=view.record.round_id,
+            region=view.record.region,
+            round=RoundOut.of(view.round) if view.round else None,
+            lang=lang,
+            text=text,
+            match=MatchOut.of(view.match) if view.match else None,
+        )
+
+
+# ------------------------------------------------------------------------------ vacancies
+
+
+class VacancyOut(BaseModel):
+    """An open placement with free slots."""
+
+    placement_id: str
+    company_id: str
+    title: str | None
+    capacity: int
+    held: int = Field(description="Slots held by standing matches and waiting assignments.")
+    free_slots: int
+    starts_on: date | None
+    ends_on: date | None
+
+    @classmethod
+    def of(cls, v: outcomes.Vacancy) -> VacancyOut:
+        o = v.offer
+        return cls(
+            placement_id=o.placement_id,
+            company_id=o.company_id,
+            title=o.title,
+            capacity=o.capacity,
+            held=v.standing,
+            free_slots=v.free_slots,
+            starts_on=o.starts_on,
+            ends_on=o.ends_on,
+        )
+
+
+class FittingOut(BaseModel):
+    """A vacancy a student is eligible for."""
+
+    placement_id: str
+    company_id: str
+    title: str | None
+    free_slots: int
+    distance_km: float | None = Field(description="From the student's home (None: unknown).")
+    starts_on: date | None
+    ends_on: date | None
+
+    @classmethod
+    def of(cls, f: outcomes.Fitting) -> FittingOut:
+        o = f.vacancy.offer
+        return cls(
+            placement_id=o.placement_id,
+            company_id=o.company_id,
+            title=o.title,
+            free_slots=f.vacancy.free_slots,
+            distance_km=round(f.distance_km, 1) if f.distance_km is not None else None,
+            starts_on=o.starts_on,
+            ends_on=o.ends_on,
+        )
+
+
+class UnplacedVacanciesOut(BaseModel):
+    student_id: str
+    programme: str | None
+    reason: OutcomeReason | None
+    vacancies: list[FittingOut] = Field(description="Nearest first, at most `per_student`.")
+    vacancies_total: int = Field(description="How many vacancies fit the student in all.")
+
+
+class UnplacedPage(BaseModel):
+    items: list[UnplacedVacanciesOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class RegionVacanciesOut(BaseModel):
+    """The region's free slots now, and its unplaced students with what fits each."""
+
+    region: str
+    round_id: uuid.UUID | None = Field(
+        description="The latest completed round (not a dry run) whose unplaced are listed."
+    )
+    free_slots: int
+    placements: list[VacancyOut] = Field(description="Open placements with free slots, by id.")
+    students: UnplacedPage
+
+    @classmethod
+    def of(cls, report: outcomes.RegionVacancyReport) -> RegionVacanciesOut:
+        return cls(
+            region=report.region,
+            round_id=report.round_id,
+            free_slots=report.free_slots,
+            placements=[VacancyOut.of(v) for v in report.vacancies],
+            students=UnplacedPage(
+                items=[
+                    UnplacedVacanciesOut(
+                        student_id=u.student_id,
+                        programme=u.programme,
+                        reason=u.reason,
+                        vacancies=[FittingOut.of(f) for f in u.vacancies],
+                        vacancies_total=u.total,
+                    )
+                    for u in report.students
+                ],
+                total=report.students_total,
+                limit=report.limit,
+                offset=report.offset,
+            ),
+        )
+
+
+class StudentVacanciesOut(BaseModel):
+    """The vacancies of the student's region that fit them now, nearest first."""
+
+    student_id: str
+    region: str
+    match: MatchOut | None = Field(description="The student's standing match, if any.")
+    reason: OutcomeReason | None = Field(
+        description="Why the latest round left the student unplaced (None: placed, or none)."
+    )
+    items: list[FittingOut]
+    total: int
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, found: outcomes.StudentVacancies) -> StudentVacanciesOut:
+        return cls(
+            student_id=found.student_id,
+            region=found.region,
+            match=MatchOut.of(found.match) if found.match else None,
+            reason=found.outcome.outcome.reason if found.outcome else None,
+            items=[FittingOut.of(f) for f in found.vacancies],
+            total=found.total,
+            limit=found.limit,
+            offset=found.offset,
+        )
+
+
+class SupplementaryIn(BaseModel):
+    model_config = _LENIENT
+
+    ranks_until: date | None = Field(
+        default=None, description="Last day to rank the vacancies (optional; not in the past)."
+    )
+
+    def command(self, region: str) -> commands.OpenSupplementary:
+        return commands.OpenSupplementary(region, self.ranks_until)
+
+
+class SupplementaryOut(BaseModel):
+    opening_id: uuid.UUID
+    region: str
+    round_id: uuid.UUID | None = Field(description="The round whose unplaced are invited.")
+    students: int = Field(description="How many unplaced students are invited.")
+    student_ids: list[str]
+    ranks_until: date | None
+
+    @classmethod
+    def of(cls, opening: outcomes.Opening) -> SupplementaryOut:
+        return cls(
+            opening_id=opening.opening_id,
+            region=opening.region,
+            round_id=opening.round_id,
+            students=len(opening.student_ids),
+            student_ids=list(opening.student_ids),
+            ranks_until=opening.ranks_until,
+        )
+
+
+# ------------------------------------------------------------------------------ overrides
+
+
+class AssignIn(BaseModel):
+    """A coordinator assigns a student to a placement by hand."""
+
+    model_config = _LENIENT
+
+    student_id: Id = Field(description="The student.", examples=["s-000123"])
+    placement_id: Id = Field(description="The placement.", examples=["p-1"])
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        max_length=1000, description="Why (required; audited).", examples=["agreed with school"]
+    )
+    override_hard_constraints: bool = Field(
+        default=False,
+        description="Assign even though the pair fails hard constraints (they are listed).",
+    )
+
+    def command(self) -> commands.AssignMatch:
+        return commands.AssignMatch(
+            self.student_id, self.placement_id, self.reason, self.override_hard_constraints
+        )
+
+
+class AssignmentOut(BaseModel):
+    match_id: uuid.UUID = Field(description="The match matching will propose (or cancel).")
+    status: Literal["requested"]
+    region: str
+    student_id: str
+    placement_id: str
+    override_hard_constraints: bool
+    constraints_overridden: list[RuleFailure] = Field(
+        description="The hard constraints the pair fails, with their figures, overridden."
+    )
+
+    @classmethod
+    def of(cls, assignment: Assignment, failures: tuple[RuleFailure, ...]) -> AssignmentOut:
+        return cls(
+            match_id=assignment.match_id,
+            status="requested",
+            region=assignment.region,
+            student_id=assignment.student_id,
+            placement_id=assignment.placement_id,
+            override_hard_constraints=assignment.override_hard_constraints,
+            constraints_overridden=list(failures),
+        )
+
+
+# ---------------------------------------------------------------------------- comparing
+
+
+class MoverOut(BaseModel):
+    student_id: str
+    previous_placement_id: str
+    placement_id: str | None
+
+
+class SideOut(BaseModel):
+    round: RoundOut
+    students: int
+    placed: int
+    ranks: dict[str, int] = Field(description='"1" ... "10", "unranked", "filled", "unplaced".')
+    blocking_pairs: int
+    movers: int = Field(description="Students placed elsewhere than their standing match.")
+    movers_listed: list[MoverOut] = Field(description="The first `limit` of them, by id.")
+
+    @classmethod
+    def of(cls, side: outcomes.Side) -> SideOut:
+        return cls(
+            round=RoundOut.of(side.round),
+            students=side.students,
+            placed=side.placed,
+            ranks=side.ranks,
+            blocking_pairs=side.blocking_pairs,
+            movers=side.movers,
+            movers_listed=[MoverOut(**vars(m)) for m in side.movers_listed],
+        )
+
+
+class DifferenceOut(BaseModel):
+    student_id: str
+    a_placement_id: str | None
+    a_rank: int | None
+    b_placement_id: str | None
+    b_rank: int | None
+
+
+class ComparisonOut(BaseModel):
+    a: SideOut
+    b: SideOut
+    different: int = Field(description="Students the two rounds place differently.")
+    differences: list[DifferenceOut] = Field(description="The first `limit` of them, by id.")
+
+    @classmethod
+    def of(cls, c: outcomes.Comparison) -> ComparisonOut:
+        return cls(
+            a=SideOut.of(c.a),
+            b=SideOut.of(c.b),
+            different=c.different,
+            differences=[DifferenceOut(**vars(d)) for d in c.differences],
         )
 
 

@@ -22,7 +22,40 @@ from .. import handlers
 from ..ports import PlacementsUnitOfWork
 from ..settings import PlacementsSettings
 
-MatchAnswer = Annotated[ev.MatchAccepted | ev.MatchDeclined, Field(discriminator="type")]
+MatchAnswer = Annotated[
+    ev.MatchAccepted | ev.MatchDeclined | ev.MatchAssignmentRequested, Field(discriminator="type")
+]
+RoundOut = Annotated[
+    ev.MatchingRoundRequested | ev.SupplementaryRoundOpened, Field(discriminator="type")
+]
+
+
+async def apply_match_event(event: ev.MatchEvent, uow: PlacementsUnitOfWork) -> None:
+    match event:
+        case ev.MatchProposed():
+            await handlers.apply_match_proposed(event, uow)
+        case ev.MatchAccepted():
+            await handlers.apply_match_accepted(event, uow)
+        case ev.MatchDeclined():
+            await handlers.apply_match_declined(event, uow)
+        case ev.MatchConfirmed():
+            await handlers.apply_match_confirmed(event, uow)
+        case ev.MatchCancelled():
+            await handlers.apply_match_cancelled(event, uow)
+        case ev.MatchAssignmentRequested():
+            await handlers.apply_other_event(event, uow)
+
+
+async def apply_round_event(event: ev.RoundEvent, uow: PlacementsUnitOfWork) -> None:
+    match event:
+        case ev.MatchingRoundRequested():
+            await handlers.apply_round_requested(event, uow)
+        case ev.MatchingRoundOutcomes():
+            await handlers.apply_round_outcomes(event, uow)
+        case ev.MatchingRoundCompleted():
+            await handlers.apply_round_completed(event, uow)
+        case ev.SupplementaryRoundOpened():
+            await handlers.apply_other_event(event, uow)
 
 
 def build_router(
@@ -47,34 +80,21 @@ def build_router(
         **options,
     )
     async def on_match(event: ev.MatchEvent) -> None:
-        match event:
-            case ev.MatchProposed():
-                await handlers.apply_match_proposed(event, uow())
-            case ev.MatchAccepted():
-                await handlers.apply_match_accepted(event, uow())
-            case ev.MatchDeclined():
-                await handlers.apply_match_declined(event, uow())
-            case ev.MatchConfirmed():
-                await handlers.apply_match_confirmed(event, uow())
-            case ev.MatchCancelled():
-                await handlers.apply_match_cancelled(event, uow())
+        await apply_match_event(event, uow())
 
     @router.subscriber(
         topics.rounds,
         decoder=policy.decode,
         title="placements:rounds",
         description=(
-            "Rounds requested elsewhere, and the figures of completed rounds; the service's own "
-            "requests come back as duplicates of its inbox."
+            "Rounds requested elsewhere, every student's outcome of a round (in parts, before "
+            "it completes), and the figures of completed rounds; the service's own requests and "
+            "supplementary openings come back as duplicates of its inbox."
         ),
         **options,
     )
     async def on_round(event: ev.RoundEvent) -> None:
-        match event:
-            case ev.MatchingRoundRequested():
-                await handlers.apply_round_requested(event, uow())
-            case ev.MatchingRoundCompleted():
-                await handlers.apply_round_completed(event, uow())
+        await apply_round_event(event, uow())
 
     # Published through the outbox relay (keyed by region); declared for the AsyncAPI document.
     router.publisher(
@@ -97,14 +117,18 @@ def build_router(
         title="placements:round-requests",
         description=(
             "MatchingRoundRequested, with how many inputs of the region this service had "
-            "published before it (`inputs_published`)."
+            "published before it (`inputs_published`), its kind, fill and dry-run options; "
+            "SupplementaryRoundOpened, with the unplaced students' ids."
         ),
-        schema=ev.MatchingRoundRequested,
+        schema=RoundOut,
     )
     router.publisher(
         topics.matches,
         title="placements:match-answers",
-        description="MatchAccepted and MatchDeclined: a student's or a company's answer.",
+        description=(
+            "MatchAccepted and MatchDeclined: a student's or a company's answer; "
+            "MatchAssignmentRequested: a coordinator's assignment by hand."
+        ),
         schema=MatchAnswer,
     )
     return router

@@ -166,6 +166,7 @@ M = f"/v1/matches/{OWN_MATCH}"
 MATRIX: tuple[Row, ...] = (
     Row(("GET", "/healthz"), Call("GET", "/healthz"), EVERYONE),
     Row(("GET", "/readyz"), Call("GET", "/readyz"), EVERYONE),
+    Row(("GET", "/metrics"), Call("GET", "/metrics"), EVERYONE),
     Row(("GET", "/docs/asyncapi.json"), Call("GET", "/docs/asyncapi.json"), EVERYONE),
     Row(("GET", "/docs"), Call("GET", "/docs"), EVERYONE),
     Row(("GET", "/docs/oauth2-redirect"), Call("GET", "/docs/oauth2-redirect"), EVERYONE),
@@ -224,8 +225,53 @@ MATRIX: tuple[Row, ...] = (
         AS_COMPANY,
         "POST /v1/matches/{match_id}/decline by=company",
     ),
+    Row(("GET", f"{S}/{{student_id}}/outcome"), Call("GET", f"{S}/s-own/outcome"), SELF),
+    Row(("GET", f"{S}/{{student_id}}/vacancies"), Call("GET", f"{S}/s-own/vacancies"), SELF),
+    Row(
+        ("POST", "/v1/matches"),
+        Call(
+            "POST", "/v1/matches", {"student_id": "s-own", "placement_id": "p-own", "reason": "r"}
+        ),
+        COORD,
+    ),
     Row(("POST", "/v1/rounds"), Call("POST", "/v1/rounds", {"region": "SE-AB"}), COORD),
+    Row(("GET", "/v1/rounds"), Call("GET", "/v1/rounds", params={"region": "SE-AB"}), COORD),
+    Row(
+        ("GET", "/v1/rounds/compare"),
+        Call("GET", "/v1/rounds/compare", params={"a": str(OWN_ROUND), "b": str(OWN_ROUND)}),
+        COORD,
+    ),
     Row(("GET", "/v1/rounds/{round_id}"), Call("GET", f"/v1/rounds/{OWN_ROUND}"), COORD),
+    Row(
+        ("GET", "/v1/rounds/{round_id}/outcomes"),
+        Call("GET", f"/v1/rounds/{OWN_ROUND}/outcomes"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/rounds/{round_id}/report"),
+        Call("GET", f"/v1/rounds/{OWN_ROUND}/report"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/rounds/{round_id}/report.csv"),
+        Call("GET", f"/v1/rounds/{OWN_ROUND}/report.csv"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/rounds/{round_id}/report.xlsx"),
+        Call("GET", f"/v1/rounds/{OWN_ROUND}/report.xlsx"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/regions/{region}/vacancies"),
+        Call("GET", "/v1/regions/SE-AB/vacancies"),
+        COORD,
+    ),
+    Row(
+        ("POST", "/v1/regions/{region}/supplementary"),
+        Call("POST", "/v1/regions/SE-AB/supplementary", {}),
+        COORD,
+    ),
     Row(("GET", "/v1/regions/{region}/audit"), Call("GET", "/v1/regions/SE-AB/audit"), COORD),
     Row(("GET", "/v1/actions/{token}"), Call("GET", "/v1/actions/not-a-link"), EVERYONE),
     Row(("POST", "/v1/actions/{token}"), Call("POST", "/v1/actions/not-a-link"), EVERYONE),
@@ -236,6 +282,11 @@ MATRIX: tuple[Row, ...] = (
             "/internal/v1/notice-context",
             params={"placement_id": "p-own", "student_id": "s-own"},
         ),
+        SERVICE,
+    ),
+    Row(
+        ("GET", "/internal/v1/student-notice-context"),
+        Call("GET", "/internal/v1/student-notice-context", params={"student_id": "s-own"}),
         SERVICE,
     ),
 )

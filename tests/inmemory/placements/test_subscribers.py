@@ -54,6 +54,11 @@ async def test_match_and_round_events_are_applied_once_and_poison_goes_to_dlt() 
     assert (match.state, match.reason) == ("cancelled", "superseded")  # the last match event
     completed = next(e for e in consumed if isinstance(e, ev.MatchingRoundCompleted))
     assert fake.round_rows[completed.data.round_id].status == "completed"
+    part = next(e for e in consumed if isinstance(e, ev.MatchingRoundOutcomes))
+    assert set(fake.outcome_rows) == {
+        (part.data.round_id, o.student_id) for o in part.data.outcomes
+    }
+    assert fake.round_rows[part.data.round_id].parts_received == 1
     assert dead == [b'{"type": "MatchProposed"}']
     assert fake.published == []
 

@@ -17,15 +17,19 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from services.placements.domain.audit import AuditRecord
+from services.placements.domain.commands import ListOutcomes
 from services.placements.domain.model import (
+    Assignment,
     IdempotencyKey,
     MatchRecord,
+    OutcomeRecord,
     Placement,
     Round,
     StoredResponse,
     Student,
     Withdrawn,
 )
+from services.placements.domain.outcomes import Unplaced
 from services.placements.domain.reports import (
     STANDING,
     RegionOverview,
@@ -38,6 +42,7 @@ from services.placements.domain.rules import Channel, Match
 from services.placements.ports import JoinsOuterBlock
 from shared.contracts import events as ev
 from shared.contracts.links import ActionLink
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import StudentProfile
 from shared.uow import InMemoryUnitOfWork, stamped
 
@@ -135,6 +140,10 @@ class FakeStudents(_Repository):
                 inserted.add(student.student_id)
         return inserted
 
+    async def get_many(self, student_ids: Iterable[str]) -> dict[str, Student | Withdrawn]:
+        rows = self.uow.student_rows
+        return {sid: rows[sid] for sid in student_ids if sid in rows}
+
     async def save_profile(self, profile: StudentProfile) -> Student:
         current = self.uow.student_rows.get(profile.student_id)
         if not isinstance(current, Student):
@@ -173,8 +182,54 @@ class FakeMatches(_Repository):
             declined_by=None,
             reason=None,
             updated_at=_now(),
+            filled=proposal.filled,
+            override=proposal.override,
         )
         self.uow.match_order[proposal.match_id] = next(self.uow.sequence)
+
+    async def record_cancelled(self, cancelled: ev.MatchCancelledData) -> MatchRecord:
+        placement = self.uow.placement_rows.get(cancelled.placement_id)
+        record = MatchRecord(
+            match_id=cancelled.match_id,
+            round_id=cancelled.round_id,
+            region=cancelled.region,
+            student_id=cancelled.student_id,
+            placement_id=cancelled.placement_id,
+            company_id=placement.offer.company_id if placement else None,
+            rank=None,
+            state="cancelled",
+            accepted_by_student=False,
+            accepted_by_company=False,
+            declined_by=None,
+            reason=cancelled.reason,
+            updated_at=_now(),
+            override=cancelled.match_id in self.uow.assignment_rows,
+        )
+        self.uow.match_rows[cancelled.match_id] = record
+        self.uow.match_order.setdefault(cancelled.match_id, next(self.uow.sequence))
+        return record
+
+    async def standing_counts(self, placement_ids: Iterable[str]) -> dict[str, int]:
+        wanted = set(placement_ids)
+        counts: dict[str, int] = {}
+        held = [m.placement_id for m in self.uow.match_rows.values() if m.state in STANDING]
+        held += [
+            a.placement_id
+            for a in self.uow.assignment_rows.values()
+            if a.match_id not in self.uow.match_rows
+        ]
+        for pid in held:
+            if pid in wanted:
+                counts[pid] = counts.get(pid, 0) + 1
+        return counts
+
+    async def declined_pairs(self, student_ids: Iterable[str]) -> set[tuple[str, str]]:
+        wanted = set(student_ids)
+        return {
+            (m.student_id, m.placement_id)
+            for m in self.uow.match_rows.values()
+            if m.student_id in wanted and m.state == "declined"
+        }
 
     async def save(self, match: Match) -> MatchRecord:
         match_id = uuid.UUID(match.match_id)
@@ -227,16 +282,63 @@ class FakeMatches(_Repository):
         for match_id, m in list(self.uow.match_rows.items()):
             if m.student_id == student_id and m.declined_by == "student":
                 self.uow.match_rows[match_id] = replace(m, reason=None)
+        for match_id, a in list(self.uow.assignment_rows.items()):
+            if a.student_id == student_id:
+                self.uow.assignment_rows[match_id] = replace(a, reason="(erased)")
 
 
 class FakeRounds(_Repository):
     async def add_requested(
-        self, round_id: uuid.UUID, region: str, policy: str, requested_by: str | None
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        policy: str,
+        requested_by: str | None,
+        *,
+        kind: ev.RoundKind = "ordinary",
+        fill: bool = False,
+        dry_run: bool = False,
     ) -> None:
         if round_id not in self.uow.round_rows:
             self.uow.round_rows[round_id] = Round(
-                round_id, region, policy, "requested", requested_at=_now()
+                round_id,
+                region,
+                policy,
+                "requested",
+                requested_at=_now(),
+                kind=kind,
+                fill=fill,
+                dry_run=dry_run,
+                requested_by=requested_by,
             )
+
+    async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:
+        current = self.uow.round_rows.get(part.round_id)
+        if current is None:
+            current = Round(
+                part.round_id, part.region, "optimal", "requested", dry_run=part.dry_run
+            )
+        self.uow.round_rows[part.round_id] = replace(
+            current, parts_received=current.parts_received + 1
+        )
+
+    async def of_region(self, region: str, *, limit: int, offset: int) -> tuple[int, list[Round]]:
+        rounds = [r for r in self.uow.round_rows.values() if r.region == region]
+        dated = [r for r in rounds if (r.requested_at or r.completed_at) is not None]
+        undated = [r for r in rounds if (r.requested_at or r.completed_at) is None]
+        dated.sort(key=lambda r: (r.requested_at or r.completed_at, r.round_id), reverse=True)
+        undated.sort(key=lambda r: r.round_id, reverse=True)
+        ordered = [*dated, *undated]
+        return len(ordered), ordered[offset : offset + limit]
+
+    async def latest_completed(self, region: str) -> Round | None:
+        done = [
+            r
+            for r in self.uow.round_rows.values()
+            if r.region == region and r.status == "completed" and not r.dry_run
+        ]
+        done.sort(key=lambda r: (r.completed_at or datetime.min.replace(tzinfo=UTC), r.round_id))
+        return done[-1] if done else None
 
     async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
         current = self.uow.round_rows.get(result.round_id)
@@ -251,10 +353,102 @@ class FakeRounds(_Repository):
             unplaced_by_reason=dict(result.unplaced_by_reason),
             proposed=result.proposed,
             cancelled=result.cancelled,
+            kind=result.kind,
+            fill=result.fill,
+            dry_run=result.dry_run,
+            outcome_parts=result.outcome_parts,
+            parts_received=current.parts_received if current else 0,
+            requested_by=current.requested_by if current else None,
         )
 
     async def get(self, round_id: uuid.UUID) -> Round | None:
         return self.uow.round_rows.get(round_id)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    round_id: uuid.UUID
+    region: str
+    dry_run: bool
+    outcome: StudentOutcome
+    seq: int
+
+
+class FakeOutcomes(_Repository):
+    def _record(self, row: _Outcome) -> OutcomeRecord:
+        student = self.uow.student_rows.get(row.outcome.student_id)
+        programme = (
+            student.profile.programme
+            if isinstance(student, Student)
+            else student.programme
+            if student is not None
+            else None
+        )
+        return OutcomeRecord(row.round_id, row.region, row.dry_run, row.outcome, programme)
+
+    async def add_part(
+        self,
+        round_id: uuid.UUID,
+        region: str,
+        outcomes: Sequence[StudentOutcome],
+        *,
+        dry_run: bool,
+    ) -> int:
+        added = 0
+        for o in outcomes:
+            key = (round_id, o.student_id)
+            if key not in self.uow.outcome_rows:
+                seq = next(self.uow.sequence)
+                self.uow.outcome_rows[key] = _Outcome(round_id, region, dry_run, o, seq)
+                added += 1
+        return added
+
+    async def latest_of_student(self, student_id: str) -> OutcomeRecord | None:
+        mine = [
+            r
+            for r in self.uow.outcome_rows.values()
+            if r.outcome.student_id == student_id and not r.dry_run
+        ]
+        return self._record(max(mine, key=lambda r: r.seq)) if mine else None
+
+    async def all_of_round(self, round_id: uuid.UUID) -> list[OutcomeRecord]:
+        rows = [r for r in self.uow.outcome_rows.values() if r.round_id == round_id]
+        return [self._record(r) for r in sorted(rows, key=lambda r: r.outcome.student_id)]
+
+    async def of_round(self, query: ListOutcomes) -> tuple[int, list[OutcomeRecord]]:
+        found = [
+            r
+            for r in await self.all_of_round(query.round_id)
+            if (query.reason is None or r.outcome.reason == query.reason)
+            and (query.programme is None or r.programme == query.programme)
+            and (query.placed is None or (r.outcome.placement_id is not None) == query.placed)
+            and (query.moved is None or r.moved == query.moved)
+        ]
+        return len(found), found[query.offset : query.offset + query.limit]
+
+    async def unplaced(self, round_id: uuid.UUID) -> list[Unplaced]:
+        standing = {m.student_id for m in self.uow.match_rows.values() if m.state in STANDING}
+        standing |= {
+            a.student_id
+            for a in self.uow.assignment_rows.values()
+            if a.match_id not in self.uow.match_rows
+        }
+        found = []
+        for r in await self.all_of_round(round_id):
+            live = isinstance(self.uow.student_rows.get(r.student_id), Student)
+            if r.outcome.placement_id is None and live and r.student_id not in standing:
+                found.append(Unplaced(r.student_id, r.outcome.reason, r.programme))
+        return found
+
+
+class FakeAssignments(_Repository):
+    async def add(self, assignment: Assignment) -> None:
+        if assignment.match_id in self.uow.assignment_rows:
+            raise ValueError(f"assignment {assignment.match_id} exists")  # the primary key
+        self.uow.assignment_rows[assignment.match_id] = assignment
+
+    async def get(self, match_id: uuid.UUID) -> Assignment | None:
+        return self.uow.assignment_rows.get(match_id)
 
 
 class FakeIdempotency(_Repository):
@@ -446,6 +640,8 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         "match_rows",
         "match_order",
         "round_rows",
+        "outcome_rows",
+        "assignment_rows",
         "idempotency_rows",
         "audit_rows",
         "used_links",
@@ -459,6 +655,8 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     match_rows: dict[uuid.UUID, MatchRecord] = field(default_factory=dict)
     match_order: dict[uuid.UUID, int] = field(default_factory=dict)
     round_rows: dict[uuid.UUID, Round] = field(default_factory=dict)
+    outcome_rows: dict[tuple[uuid.UUID, str], _Outcome] = field(default_factory=dict)
+    assignment_rows: dict[uuid.UUID, Assignment] = field(default_factory=dict)
     idempotency_rows: dict[tuple[str, str, str], _Stored] = field(default_factory=dict)
     audit_rows: dict[uuid.UUID, AuditRecord] = field(default_factory=dict)
     used_links: dict[uuid.UUID, ActionLink] = field(default_factory=dict)
@@ -474,6 +672,8 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         self.students = FakeStudents(self)
         self.matches = FakeMatches(self)
         self.rounds = FakeRounds(self)
+        self.outcomes = FakeOutcomes(self)
+        self.assignments = FakeAssignments(self)
         self.idempotency = FakeIdempotency(self)
         self.audit = FakeAudit(self)
         self.action_links = FakeActionLinks(self)

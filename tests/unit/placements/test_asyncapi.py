@@ -51,8 +51,14 @@ def test_consumed_and_published_messages_carry_their_schemas() -> None:
             "MatchDeclined",
             "MatchConfirmed",
             "MatchCancelled",
+            "MatchAssignmentRequested",
         },
-        ("receive", "apl.rounds.v1"): {"MatchingRoundRequested", "MatchingRoundCompleted"},
+        ("receive", "apl.rounds.v1"): {
+            "MatchingRoundRequested",
+            "MatchingRoundOutcomes",
+            "MatchingRoundCompleted",
+            "SupplementaryRoundOpened",
+        },
         ("send", "apl.placements.v1"): {
             "PlacementPosted",
             "PlacementUpdated",
@@ -63,8 +69,8 @@ def test_consumed_and_published_messages_carry_their_schemas() -> None:
             "StudentPreferencesUpdated",
             "StudentWithdrawn",
         },
-        ("send", "apl.rounds.v1"): {"MatchingRoundRequested"},
-        ("send", "apl.matches.v1"): {"MatchAccepted", "MatchDeclined"},
+        ("send", "apl.rounds.v1"): {"MatchingRoundRequested", "SupplementaryRoundOpened"},
+        ("send", "apl.matches.v1"): {"MatchAccepted", "MatchDeclined", "MatchAssignmentRequested"},
     }
 
 

@@ -1,9 +1,11 @@
 """The user stories of docs/product.md, end to end: the three services as separate OS processes
-on the real Kafka and PostgreSQL, an SMTP server in the test process for the supervisors' mail.
+on the real Kafka and PostgreSQL, an SMTP server in the test process for the supervisors' and
+the students' mail.
 
 The story: two companies post placements, a coordinator imports three students with their
-rankings and runs a round, each supervisor gets exactly one notice per proposal, a student
-declines, the next round re-proposes, student and company accept, and the supervisor gets the
+rankings and runs a round, each supervisor and each student gets exactly one notice per
+proposal (and each unplaced student one per round), a student declines, the next round
+re-proposes, student and company accept, and the supervisor and the student get the
 confirmation. Every call is signed in as the dev realm's user who would make it (a real token of
 the local Keycloak): the company staff `company` (c-000001) and `company2` (c-000002), the
 students `student` (s-000001) and `student2` (s-000002), and `coordinator-se-ab`, who also acts
@@ -287,23 +289,28 @@ def _notice_set(messages: list[EmailMessage]) -> Counter[tuple[str, str, str]]:
     return Counter(by_id.values())
 
 
-EXPECTED_NOTICES = 7  # p1: s1 proposed, s1 declined, s2 proposed, s2 confirmed; p2: 3
+EXPECTED_NOTICES = 14
+"""Supervisors 7 (p1: s1 proposed, s1 declined, s2 proposed, s2 confirmed; p2: 3) and students 7
+(s1: proposed twice; s2: unplaced, proposed, confirmed; s3: proposed, unplaced)."""
 
 
 async def _settled(stack: Stack, sink: _Sink, wait: float = 120.0) -> None:
     """Wait until nothing more can be sent: the notifications group has committed every match
-    event, no notice is pending or grouped in its schema (a notice sent before a crash and not yet
-    recorded stays pending, so a repeat would still come), and the story's notices arrived."""
+    and round event, no notice is pending or grouped in its schema (a notice sent before a crash
+    and not yet recorded stays pending, so a repeat would still come), and the story's notices
+    arrived."""
     conn = await asyncpg.connect(stack.database_url)
     try:
 
         async def nothing_left() -> bool:
             if len({str(m["Message-ID"]) for m in sink.messages}) < EXPECTED_NOTICES:
                 return False
-            lag = await group_lag(
-                stack.infra.kafka_bootstrap,
-                f"{stack.topics.prefix}notifications",
-                stack.topics.matches,
+            group = f"{stack.topics.prefix}notifications"
+            lag = sum(
+                [
+                    await group_lag(stack.infra.kafka_bootstrap, group, topic)
+                    for topic in (stack.topics.matches, stack.topics.rounds)
+                ]
             )
             open_notices = await conn.fetchval(
                 "SELECT count(*) FROM notifications.deliveries "
@@ -378,8 +385,16 @@ async def test_story_undisturbed_and_with_each_service_killed_once(
     for (to, _, _), n in notices.items():
         per_recipient[to] += n
     # p1's supervisor: s1 proposed, s1's decline (cancelled), s2 proposed, s2 confirmed;
-    # p2's supervisor: s3 proposed, s1 proposed, s3 cancelled by round 2.
-    assert per_recipient == {SUP1: 4, SUP2: 3}, sorted(notices)
+    # p2's supervisor: s3 proposed, s1 proposed, s3 cancelled by round 2. The students: s1 is
+    # proposed in both rounds; s2 is unplaced by round 1, proposed by round 2 and confirmed;
+    # s3 is proposed by round 1 and unplaced by round 2 (with the vacancies that fit: none).
+    assert per_recipient == {
+        SUP1: 4,
+        SUP2: 3,
+        f"{S1}@students.example.se": 2,
+        f"{S2}@students.example.se": 3,
+        f"{S3}@students.example.se": 2,
+    }, sorted(notices)
     assert notices.total() == EXPECTED_NOTICES
     confirmation = [text for to, _, text in notices if to == SUP1 and f"{S2}@students" in text]
     assert confirmation, "the confirmation carries the student's contact"

@@ -10,27 +10,29 @@ km (haversine, rounded half to even; 0 where a coordinate is absent).
 As one integer cost, as in `optimal`: filled at q costs km(s, q), unplaced costs W * k(s),
 with k(s) the 1-based rank of s's priority among the distinct priorities (the filled sets are
 the independent sets of a transversal matroid, so only the order of the weights matters) and
-W = 1 + sum over students of their largest km, more than level 2 can ever differ by.
+W = 1 + the sum over students of a bound on their km (`_longest`: travel limit, or distance
+to the centre of the block's sites plus their radius), more than level 2 can ever differ by.
 
-Every eligible pair is enumerated (`fill_instance`, vectorised over blocks of one region's
-students of one programme times the vacancies accepting it). The solve is column generation
-on the successive shortest path solver (`ssp`): it solves on each student's nearest
-`SolverOptions.fill_nearest` pairs, takes the placements' prices (the solver's potentials,
-an LP dual), checks that they certify the restricted optimum, and prices every eligible pair:
-a pair with km + price < the student's current cost is added, and it solves again, until no
-pair violates. Then the dual is feasible for the whole problem and satisfies complementary
-slackness with the assignment, so the assignment is optimal for all pairs (up to
-`SolverOptions.fill_direct_pairs` pairs, 250,000 by default, as in a 7,000-student round, one
-solve on all of them is quicker and is what runs). Should the prices
-ever fail to certify the restricted solve, it solves on every pair instead: exactness never
-depends on the prices, only speed does.
+Small rounds (up to `SolverOptions.fill_direct_pairs` candidate pairs) enumerate every
+eligible pair (`fill_instance`, vectorised over blocks of one region's students of one
+programme times the vacancies accepting it) and solve on all of them (`solve_fill` also
+runs column generation on such an instance). Larger rounds run `fill_lazy`: column
+generation on the successive shortest path solver (`ssp`) from each student's nearest
+`SolverOptions.fill_nearest` pairs (k-d trees of the sites), taking the placements' prices
+(the solver's potentials, an LP dual), checking that they certify the restricted optimum, and
+adding every pair with km + price < the student's current cost, found by ball queries whose
+radius the prices bound (`_LazyFill`), until none is left. Then the dual is feasible for
+every eligible pair, built or not, with complementary slackness, so the assignment is
+optimal for all pairs. Should the prices ever fail to certify the restricted solve, it
+solves on every pair instead: exactness never depends on the prices, only speed does.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -309,6 +311,7 @@ class FillStats:
     pairs_used: int
     solves: int
     certified: bool  # False: the prices did not certify and every pair was solved at once
+    build_seconds: float = 0.0  # lazy solve: finding the first pairs (the rest is solving)
 
 
 def solve_fill(
@@ -443,12 +446,6 @@ def _signatures(
     return {"row_sig": row_sig, "col_sig": col_sig, "compat": compat, "fits": fits}
 
 
-def _arc_km(chord: F64) -> F64:
-    """Great-circle km of chords of the unit sphere."""
-    out: F64 = 2 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2, 0.0, 1.0))
-    return out
-
-
 def _chord(km: F64) -> F64:
     """Chord on the unit sphere of great-circle distances in km (2 beyond half the globe)."""
     half = np.minimum(km, np.pi * EARTH_RADIUS_KM) / (2 * EARTH_RADIUS_KM)
@@ -481,9 +478,10 @@ class _LazyFill:
     come from a k-d tree of each block's sites, nearest first, and each pricing step looks
     only where a violating pair can be. A pair (s, q) violates when km + price[q] < u[s];
     prices are non-negative, so within a set of vacancies whose prices are at least p, only
-    those closer than u[s] - p can, and a ball query of that radius (plus a km of slack for
-    rounding) finds them all. Students whose every eligible pair is known (`complete`)
-    are priced on those pairs alone."""
+    those with km < u[s] - p can, hence with an arc below u[s] - p - 0.5 (km is the arc
+    rounded), and a ball query of that radius (plus 10 m for floating point) finds them
+    all. Students whose every eligible pair is known (`complete`) are priced on those pairs
+    alone."""
 
     def __init__(self, pb: Problem, assignment: I64, options: SolverOptions) -> None:
         from scipy.spatial import cKDTree
@@ -661,7 +659,8 @@ class _LazyFill:
                 rows = open_rows[u[open_rows] > least]
                 if len(rows) == 0:
                     continue
-                radius = _chord((u[rows] - least).astype(np.float64) + 1.0)
+                # km < u - least needs the arc below u - least - 0.5 (rounding), 10 m slack.
+                radius = _chord((u[rows] - least).astype(np.float64) - 0.49)
                 tree = self._tree(blk.points[mine])
                 hits = tree.query_ball_point(self.home[rows], radius, return_sorted=False)
                 counts = np.fromiter(map(len, hits), dtype=np.int64, count=len(hits))
@@ -733,10 +732,12 @@ def fill_lazy(
     """The optimal fill by column generation over pairs found as needed (`_LazyFill`):
     per listed student the index into the vacancies or -1, the instance of the pairs it
     used (its `longest`, hence its costs, equal `fill_instance`'s), and what it did."""
+    started = time.perf_counter()
     lazy = _LazyFill(problem, assignment, options)
     ns, nv = len(lazy.students), len(lazy.placements)
     b = lazy.unplaced_cost()
     r, c, km = lazy.nearest()
+    built = time.perf_counter() - started
     solves = 0
     while True:
         order = np.lexsort((c, r))
@@ -753,7 +754,11 @@ def fill_lazy(
             longest=lazy.longest,
         )
         if ns == 0 or len(r) == 0:
-            return np.full(ns, -1, dtype=np.int64), inst, FillStats(-1, 0, solves, certified=True)
+            return (
+                np.full(ns, -1, dtype=np.int64),
+                inst,
+                FillStats(-1, 0, solves, certified=True, build_seconds=built),
+            )
         at, price, _ = _restricted(inst, r, np.ones(len(r), dtype=bool), b, options)
         solves += 1
         placed = at >= 0
@@ -773,8 +778,37 @@ def fill_lazy(
             full = fill_instance(problem, assignment, options=options)
             use = np.ones(full.n_pairs, dtype=bool)
             at, _, _ = _restricted(full, full.pair_student(), use, b, options)
-            return at, full, FillStats(full.n_pairs, full.n_pairs, solves + 1, certified=False)
+            return (
+                at,
+                full,
+                FillStats(
+                    full.n_pairs, full.n_pairs, solves + 1, certified=False, build_seconds=built
+                ),
+            )
         vr, vc, vkm = lazy.violators(u, price, r * nv + c)
         if len(vr) == 0:
-            return at, inst, FillStats(-1, len(r), solves, certified=True)
+            return at, inst, FillStats(-1, len(r), solves, certified=True, build_seconds=built)
         r, c, km = np.concatenate((r, vr)), np.concatenate((c, vc)), np.concatenate((km, vkm))
+
+
+def students_without_vacancy(problem: Problem) -> dict[str, int]:
+    """Per region of the students, how many students no placement of their region fits at all
+    (rules 2 to 5, whatever the capacity): the lower bound of the unplaced, fill or not."""
+    f = problem.features
+    counts: dict[str, int] = {}
+    for region in np.unique(f.student_region).tolist():
+        rows = np.flatnonzero(f.student_region == region)
+        cols = np.flatnonzero(f.placement_region == region)
+        name = f.region_names[int(region)]
+        if len(cols) == 0:
+            counts[name] = len(rows)
+            continue
+        step = max(1, 2_000_000 // len(cols))
+        count = 0
+        for lo in range(0, len(rows), step):
+            block = rows[lo : lo + step]
+            es, ep = np.repeat(block, len(cols)), np.tile(cols, len(block))
+            ok = (f.pair_fails(es, ep) == 0).reshape(len(block), len(cols))
+            count += int(np.count_nonzero(~ok.any(axis=1)))
+        counts[name] = count
+    return counts

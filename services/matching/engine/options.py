@@ -30,8 +30,10 @@ class SolverOptions:
       sparse solver is faster. 0 sends every component to the sparse solver.
     * `fill_nearest`: fill's first restricted solve uses each student's this many nearest
       eligible vacancies (column generation adds what the prices show is missing).
-    * `fill_direct_pairs`: up to this many eligible pairs, fill solves on all of them at
-      once (quicker than column generation on small rounds).
+    * `fill_direct_pairs`: up to this many candidate pairs (each block's students times its
+      vacancies, summed), fill enumerates every eligible pair and solves on all of them at
+      once (quicker on small rounds); beyond, it runs the lazy column generation
+      (`fill.fill_lazy`), which builds only the pairs the prices cannot rule out.
     """
 
     kernel: KernelMode = "auto"

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import chain, repeat
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -279,6 +279,7 @@ class Features:
     p_has: Bools
     student_region: I64  # region codes (one numbering for students and placements)
     placement_region: I64
+    region_names: tuple[str, ...]  # the region of each code
 
     def distance_km(self, es: I64, ep: I64) -> F64:
         """Haversine distance of each pair, NaN where the home or the site is absent."""
@@ -358,6 +359,7 @@ def _features(students: Sequence[Student], placements: Sequence[Placement]) -> F
         placement_region=np.fromiter(
             (region_vocab[pl.region] for pl in placements), np.int64, count=n_p
         ),
+        region_names=tuple(region_vocab),
     )
 
 

@@ -8,8 +8,7 @@ themselves are made one by one (`_construct`, with shared sub-models where they 
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -56,24 +55,75 @@ _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
 _SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-def _build(cls: type[M], fields: tuple[str, ...], columns: Sequence[Sequence[Any]]) -> list[M]:
+def _build(
+    cls: type[M],
+    fields: tuple[str, ...],
+    columns: Sequence[Sequence[Any]],
+    make: Callable[..., dict[str, Any]] | None = None,
+) -> list[M]:
     """`cls.model_construct(**dict(zip(fields, row)))` for every row of `columns` (one
     sequence per field, all of one length), for values known to be valid and given for
-    every field: the same models, made by C loops (`map`) instead of one call each (about
-    5x faster than model_construct, and faster than validating). Tests check the results
-    equal validated models. The models of one class share one fields-set (every field is
-    set; pydantic only reads it, and `model_copy` copies it)."""
-    n = len(columns[0])
+    every field: the same models, made in C loops (`map`) instead of one call each (about
+    5x faster than model_construct, and faster than validating). `make`, if given, builds
+    a row's dict from its values (a dict display beats `dict(zip(...))`). Tests check the
+    results equal validated models. The models of one class share one fields-set (every
+    field is set; pydantic only reads it, and `model_copy` copies it)."""
     fields_set = _FIELDS_SETS.get(cls)
     if fields_set is None or fields_set != set(fields):
         fields_set = _FIELDS_SETS[cls] = set(fields)
-    out = list(map(cls.__new__, repeat(cls, n)))
-    dicts = map(dict, map(zip, repeat(fields), zip(*columns, strict=True)))
-    deque(map(_SETATTR, out, repeat("__dict__"), dicts), maxlen=0)
-    deque(map(_SET_FIELDS_SET, out, repeat(fields_set, n)), maxlen=0)
-    deque(map(_SET_EXTRA, out, repeat(None, n)), maxlen=0)
-    deque(map(_SET_PRIVATE, out, repeat(None, n)), maxlen=0)
-    return out
+    new = cls.__new__
+
+    def model(values: dict[str, Any]) -> M:
+        m = new(cls)
+        _SETATTR(m, "__dict__", values)
+        _SET_FIELDS_SET(m, fields_set)
+        _SET_EXTRA(m, None)
+        _SET_PRIVATE(m, None)
+        return m
+
+    if make is not None:
+        dicts: Iterable[dict[str, Any]] = map(make, *columns)
+    else:
+        dicts = map(dict, map(zip, repeat(fields), zip(*columns, strict=True)))
+    return list(map(model, dicts))
+
+
+def _note_values(
+    rank: int, placement_id: str, status: str, rules: Any, held_by: Any
+) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "placement_id": placement_id,
+        "status": status,
+        "rules": rules,
+        "held_by": held_by,
+    }
+
+
+def _explanation_values(better_choices: Any, choices: int) -> dict[str, Any]:
+    return {"better_choices": better_choices, "choices": choices}
+
+
+def _outcome_values(
+    student_id: str,
+    placement_id: str | None,
+    rank: int | None,
+    filled: bool,  # noqa: FBT001
+    pinned: bool,  # noqa: FBT001
+    reason: str | None,
+    previous_placement_id: str | None,
+    explanation: Explanation,
+) -> dict[str, Any]:
+    return {
+        "student_id": student_id,
+        "placement_id": placement_id,
+        "rank": rank,
+        "filled": filled,
+        "pinned": pinned,
+        "reason": reason,
+        "previous_placement_id": previous_placement_id,
+        "explanation": explanation,
+    }
 
 
 _FIELDS_SETS: dict[type[BaseModel], set[str]] = {}
@@ -270,7 +320,9 @@ class RoundResult:
         ]
         columns.append((self.problem.pinned[students] >= 0).tolist())
         columns.append(list(map(attrgetter("reason"), mine)))
-        return _build(StudentOutcome, _OUTCOME_FIELDS, (*columns, previous, explanations))
+        return _build(
+            StudentOutcome, _OUTCOME_FIELDS, (*columns, previous, explanations), _outcome_values
+        )
 
     @cached_property
     def _all_explanations(self) -> list[Explanation]:
@@ -358,15 +410,37 @@ class RoundResult:
             ChoiceNote,
             ("rank", "placement_id", "status", "rules", "held_by"),
             (fk[:, 1].tolist(), col_id, col_status, col_rules, col_held),
+            _note_values,
         )
         per_choice = list(map(notes.__getitem__, inverse.tolist()))
         bounds = np.searchsorted(rows, np.arange(len(students) + 1)).tolist()
         better = [tuple(per_choice[a:b]) for a, b in pairwise(bounds)]
-        return _build(
+        choices = [len(prefs[s]) for s in students.tolist()]
+        # Students with no better choice (placed at their first) share one per length.
+        some = [i for i, b in enumerate(better) if b]
+        made = _build(
             Explanation,
             ("better_choices", "choices"),
-            (better, [len(prefs[s]) for s in students.tolist()]),
+            ([better[i] for i in some], [choices[i] for i in some]),
+            _explanation_values,
         )
+        lengths = sorted(set(choices))
+        empty = dict(
+            zip(
+                lengths,
+                _build(
+                    Explanation,
+                    ("better_choices", "choices"),
+                    ([()] * len(lengths), lengths),
+                    _explanation_values,
+                ),
+                strict=True,
+            )
+        )
+        out = [empty[c] for c in choices]
+        for i, e in zip(some, made, strict=True):
+            out[i] = e
+        return out
 
     def _held_models(self, fk: I64) -> dict[int, HeldBy]:
         """The `HeldBy` of each distinct full note (rows of `fk` with status full), by row;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,15 @@ from shared.contracts.profiles import PinnedPair
 from shared.explain import describe
 
 from .helpers import placement, student
+
+
+def _failed(res, s: int, placement_id: str) -> list[str]:
+    """The rules (s, placement) fails, recounted from the features, in contract order."""
+    pb = res.problem
+    p = pb.placement_index[placement_id]
+    bits = int(pb.features.pair_fails(np.array([s]), np.array([p]))[0])
+    codes = ["required_skills", "programmes", "period", "max_travel_km"]
+    return [c for i, c in enumerate(codes) if bits >> i & 1]
 
 
 def _group(hp, hr, sp, sr) -> str:
@@ -62,7 +72,7 @@ def test_outcomes_are_valid_and_held_by_counts_every_holder(seed, fill, policy) 
         for note in so.explanation.better_choices:
             assert note.placement_id == prefs[note.rank - 1]
             if note.status == "ineligible":
-                assert note.rules
+                assert [r.rule for r in note.rules] == _failed(res, s, note.placement_id)
             if note.status != "full":
                 continue
             assert note.held_by is not None
@@ -103,3 +113,16 @@ def test_pinned_free_withdrawn_and_unknown() -> None:
     assert note.status == "full"
     assert note.held_by is not None
     assert (note.held_by.slots, note.held_by.pinned, note.held_by.higher_priority) == (2, 1, 1)
+
+
+def test_shared_models_stay_independent() -> None:
+    """Outcomes share sub-models and a fields-set per class; copies never leak into others."""
+    rnd = generate_round(200, seed=3)
+    res = solve(rnd.students, rnd.placements)
+    a, b = res.student_outcomes()[:2]
+    copied = a.model_copy(update={"previous_placement_id": "p-000002"})
+    assert copied.previous_placement_id == "p-000002"
+    assert "previous_placement_id" in copied.model_fields_set
+    assert a.previous_placement_id is None
+    assert b.model_fields_set == set(StudentOutcome.model_fields)
+    assert a.model_dump(exclude_unset=True) == a.model_dump()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from devtools.synthetic import generate_round
 from services.matching.engine import KernelMode, SolverOptions, solve
-from services.matching.engine.fill import fill_instance, solve_fill
+from services.matching.engine.fill import fill_instance, fill_lazy, solve_fill
 from services.matching.engine.problem import build_problem
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 
@@ -117,8 +117,14 @@ def _filled_objective(res, studs) -> tuple[int, int]:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(case=rounds(), policy=st.sampled_from(["optimal", "stable"]))
-def test_fill_matches_brute_force(case, policy, kernel: KernelMode) -> None:
+@given(
+    case=rounds(),
+    policy=st.sampled_from(["optimal", "stable"]),
+    direct=st.sampled_from([0, 10**9]),
+)
+def test_fill_matches_brute_force(case, policy, direct: int, kernel: KernelMode) -> None:
+    """direct=0: the lazy solve (k-d trees, pricing by distance bound) from one nearest
+    pair; 10**9: one solve on every enumerated pair."""
     studs, places, excluded = case
     plain = solve(studs, places, excluded=excluded, policy=policy)
     res = solve(
@@ -127,7 +133,7 @@ def test_fill_matches_brute_force(case, policy, kernel: KernelMode) -> None:
         excluded=excluded,
         policy=policy,
         fill=True,
-        options=SolverOptions(kernel=kernel, fill_nearest=1, fill_direct_pairs=0),
+        options=SolverOptions(kernel=kernel, fill_nearest=1, fill_direct_pairs=direct),
     )
     # Phase 1 never changes; the filled are new, at vacancies they did not rank.
     for before, after, s in zip(plain.outcomes, res.outcomes, studs, strict=True):
@@ -195,3 +201,54 @@ def test_column_generation_matches_or_tools(n: int, nearest: int) -> None:
     assert _cost(inst, at) == _or_tools_cost(inst)
     slots = np.bincount(at[at >= 0], minlength=len(inst.placements))
     assert np.all(slots <= inst.slots)
+
+
+def _strip(rnd, seed: int):
+    """Some students without a home or a travel limit, some placements without a site."""
+    rng = np.random.default_rng(seed)
+    studs = [
+        s.model_copy(
+            update={
+                "home": None if rng.random() < 0.1 else s.home,
+                "max_travel_km": None if rng.random() < 0.3 else s.max_travel_km,
+            }
+        )
+        for s in rnd.students
+    ]
+    places = [
+        p.model_copy(update={"site": None}) if rng.random() < 0.05 else p for p in rnd.placements
+    ]
+    return studs, places
+
+
+@pytest.mark.parametrize(
+    ("n", "nearest", "strip"),
+    [(1500, 1, False), (1500, 4, True), (3000, 1, True), (4000, 16, False)],
+)
+def test_lazy_fill_matches_or_tools_on_every_pair(n: int, nearest: int, strip: bool) -> None:
+    """The lazy solve builds a fraction of the pairs; its optimum is that of all of them."""
+    rnd = generate_round(n, seed=n + nearest)
+    studs, places = _strip(rnd, n) if strip else (rnd.students, rnd.placements)
+    first = solve(studs, places)
+    options = SolverOptions(fill_nearest=nearest, fill_direct_pairs=0)
+    every = fill_instance(first.problem, first.assignment, options=options)
+    at, used, stats = fill_lazy(first.problem, first.assignment, options=options)
+    assert stats.certified
+    assert 0 < stats.pairs_used < every.n_pairs
+    assert np.array_equal(used.students, every.students)
+    assert np.array_equal(used.unplaced_cost(), every.unplaced_cost())
+    # Every pair used is an eligible pair, with its km.
+    known = {
+        (int(s), int(p)): int(k)
+        for s, p, k in zip(every.pair_student(), every.pair_placement, every.pair_km, strict=True)
+    }
+    for s, p, k in zip(used.pair_student(), used.pair_placement, used.pair_km, strict=True):
+        assert known[(int(s), int(p))] == int(k)
+    assert _cost(used, at) == _or_tools_cost(every)
+    slots = np.bincount(at[at >= 0], minlength=len(used.placements))
+    assert np.all(slots <= used.slots)
+    # solve() takes the lazy path beyond fill_direct_pairs, with the same objective.
+    res = solve(studs, places, fill=True, options=options)
+    direct = solve(studs, places, fill=True)
+    assert res.summary.filled == direct.summary.filled
+    assert res.summary.placed_weight == direct.summary.placed_weight

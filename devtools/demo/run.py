@@ -466,17 +466,22 @@ async def _start_services(
 
 
 async def _request_rounds(
-    client: httpx.AsyncClient, tokens: Tokens, regions: list[str], prefix: str
+    client: httpx.AsyncClient,
+    tokens: Tokens,
+    regions: list[str],
+    key: str,
+    options: dict[str, Any],
 ) -> dict[str, RoundRun]:
-    """Request a round for each region as its coordinator (idempotently: the key names the run
-    and the region)."""
+    """Request a round with `options` for each region as its coordinator (idempotently: the key
+    names the run, the kind of round and the region)."""
     runs: dict[str, RoundRun] = {}
     for region in regions:
         headers = {
-            "Idempotency-Key": prefix + region,
+            "Idempotency-Key": key + region,
             **await tokens.headers(coordinator_of(region)),
         }
-        response = await client.post("/v1/rounds", json={"region": region}, headers=headers)
+        body = {"region": region, **options}
+        response = await client.post("/v1/rounds", json=body, headers=headers)
         if response.status_code != 202:
             raise DemoError(f"round for {region}: {response.status_code} {response.text}")
         runs[region] = RoundRun(region, response.json()["round_id"], time.monotonic())
@@ -599,10 +604,17 @@ async def _demo(n_students: int, seed: int) -> int:
         await _wait_until("matching read model", consumed, wait=180)
 
         regions = sorted({s["region"] for s in students})
-        runs = await _request_rounds(client, tokens, regions, prefix)
+        # First what the round would give without fill (a dry run: nothing proposed, nobody
+        # told), then the round itself with fill: the same input, as the dry run is handled
+        # first on the region's partition.
+        dry = await _request_rounds(
+            client, tokens, regions, prefix + "dry-", {"dry_run": True, "fill": False}
+        )
+        runs = await _request_rounds(client, tokens, regions, prefix, {"fill": True})
+        every = [*dry.values(), *runs.values()]
 
         async def rounds_done() -> tuple[int, int]:
-            for run in runs.values():
+            for run in every:
                 if run.completed is None:
                     headers = await tokens.headers(coordinator_of(run.region))
                     response = await client.get(f"/v1/rounds/{run.round_id}", headers=headers)
@@ -612,15 +624,19 @@ async def _demo(n_students: int, seed: int) -> int:
                     body = response.json()
                     if body.get("status") == "completed":
                         run.completed, run.body = time.monotonic(), body
-            return sum(r.completed is not None for r in runs.values()), len(runs)
+            return sum(r.completed is not None for r in every), len(every)
 
-        await _wait_until("rounds completed", rounds_done, wait=180)
+        await _wait_until("rounds completed", rounds_done, wait=240)
 
-        # One notice per proposal; each ends in a NotificationDelivered or NotificationFailed.
+        # Each proposal tells its supervisor and its student, and each unplaced student is told
+        # their next steps; every notice ends in a NotificationDelivered or NotificationFailed.
         proposed = sum(int(r.body.get("proposed") or 0) for r in runs.values())
+        unplaced = sum(
+            sum((r.body.get("unplaced_by_reason") or {}).values()) for r in runs.values()
+        )
 
         async def notices() -> tuple[int, int]:
-            return await kafka.messages([topics.notifications]), proposed
+            return await kafka.messages([topics.notifications]), 2 * proposed + unplaced
 
         await _wait_until("notices delivered", notices, wait=240)
         outcomes = await kafka.count_types(topics.notifications)
@@ -629,14 +645,20 @@ async def _demo(n_students: int, seed: int) -> int:
         async with httpx.AsyncClient(timeout=5) as inbox:
             inbox_count = (await inbox.get(f"{inbox_url}/api/count")).json()["count"]
 
-    report = _report(runs, outcomes, inbox_count, time.monotonic() - started)
+    bounds = no_vacancy_at_all(students, placements)
+    report = _report(runs, dry, bounds, outcomes, inbox_count, time.monotonic() - started)
     print(report)
     paths.reports.mkdir(exist_ok=True)
     stamp = prefix.removeprefix("demo").rstrip(".")
     (paths.reports / f"demo-{stamp}.md").write_text(report + "\n")
     (paths.reports / f"demo-{stamp}.json").write_text(
         json.dumps(
-            {"rounds": {r.region: r.body for r in runs.values()}, "notifications": dict(outcomes)},
+            {
+                "rounds": {r.region: r.body for r in runs.values()},
+                "dry_runs_without_fill": {r.region: r.body for r in dry.values()},
+                "no_eligible_vacancy_at_all": bounds,
+                "notifications": dict(outcomes),
+            },
             indent=2,
             default=str,
         )
@@ -685,39 +707,78 @@ def _any_round(runs: dict[str, RoundRun]) -> str:
     return run.round_id if run else "<round id>"
 
 
+def no_vacancy_at_all(
+    students: list[dict[str, Any]], placements: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Per region, the students no placement of their region fits at all (rules 2 to 5 of the
+    matching policy, whatever the capacity): the lower bound of the unplaced, fill or not."""
+    from services.matching.engine.fill import students_without_vacancy
+    from services.matching.engine.problem import build_problem
+
+    profiles = [StudentProfile.model_validate_json(json.dumps(_profile(s))) for s in students]
+    offers = [PlacementOffer.model_validate_json(json.dumps(p)) for p in placements]
+    problem = build_problem(profiles, offers, (), ())
+    return students_without_vacancy(problem)
+
+
+def _profile(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k in StudentProfile.model_fields}
+
+
 def _report(
-    runs: dict[str, RoundRun], outcomes: Counter[str], inbox: int | None, seconds: float
+    runs: dict[str, RoundRun],
+    dry: dict[str, RoundRun],
+    bounds: dict[str, int],
+    outcomes: Counter[str],
+    inbox: int | None,
+    seconds: float,
 ) -> str:
     head = (
-        "| region | students | placed | first choice | top 3 | no eligible choice | choices full "
-        "| round time |"
+        "| region | students | placed without fill | placed with fill | filled | first choice "
+        "| top 3 | unplaced (no eligible vacancy) | none fits at all | round time |"
     )
-    lines = ["", "## APL Match demo", "", head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## APL Match demo",
+        "",
+        "Each region: a dry run without fill (nothing proposed), then the round with fill.",
+        "",
+        head,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     totals: Counter[str] = Counter()
     for region in sorted(runs):
         run = runs[region]
         figures = run.body.get("figures") or {}
+        before = (dry[region].body.get("figures") or {}) if region in dry else {}
         unplaced = run.body.get("unplaced_by_reason") or {}
         row = {
             "students": int(figures.get("students", 0)),
+            "before": int(before.get("placed", 0)),
             "placed": int(figures.get("placed", 0)),
+            "filled": int(figures.get("filled", 0)),
             "first_choice": int(figures.get("first_choice", 0)),
             "top3": int(figures.get("top3", 0)),
-            "no_eligible_choice": int(unplaced.get("no_eligible_choice", 0)),
-            "choices_full": int(unplaced.get("choices_full", 0)),
+            "unplaced": int(sum(unplaced.values())),
+            "bound": int(bounds.get(region, 0)),
         }
         totals.update(row)
         latency = (run.completed or run.requested) - run.requested
         lines.append(
-            f"| {region} | {row['students']} | {row['placed']} | {row['first_choice']} "
-            f"| {row['top3']} | {row['no_eligible_choice']} | {row['choices_full']} "
-            f"| {latency:.2f} s |"
+            f"| {region} | {row['students']} | {row['before']} | {row['placed']} "
+            f"| {row['filled']} | {row['first_choice']} | {row['top3']} | {row['unplaced']} "
+            f"| {row['bound']} | {latency:.2f} s |"
         )
     lines.append(
-        f"| **all** | {totals['students']} | {totals['placed']} | {totals['first_choice']} "
-        f"| {totals['top3']} | {totals['no_eligible_choice']} | {totals['choices_full']} | |"
+        f"| **all** | {totals['students']} | {totals['before']} | {totals['placed']} "
+        f"| {totals['filled']} | {totals['first_choice']} | {totals['top3']} "
+        f"| {totals['unplaced']} | {totals['bound']} | |"
     )
     lines += [
+        "",
+        "Unplaced students are told which vacancies fit them; a coordinator can open a "
+        "supplementary round (POST /v1/regions/{region}/supplementary) or assign by hand "
+        "(POST /v1/matches).",
         "",
         f"Notices delivered: {outcomes.get('NotificationDelivered', 0)}, "
         f"failed: {outcomes.get('NotificationFailed', 0)}"

@@ -1,7 +1,7 @@
 """The `apl` command: one entry point whose subcommands live with the code they drive.
 
-`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth`, `demo`,
-`browser` and `screenshots` are development tools from the `devtools` package, which only a
+`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth`, `dlt`,
+`demo`, `browser` and `screenshots` are tools from the `devtools` package, which only a
 checkout has (`make setup`).
 """
 
@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "auth": ("devtools.auth", "print an access token for a user of the local dev realm (dev)"),
     "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
+    "dlt": (
+        "devtools.dlt",
+        "list a dead-letter topic, or replay its records to their original topic",
+    ),
     "demo": ("devtools.demo", "run the sample round end to end (dev)"),
     "browser": ("devtools.browser", "find or install the Chromium the browser tests drive (dev)"),
     "screenshots": (

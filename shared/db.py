@@ -92,7 +92,12 @@ async def migrate(dsn: str, schema: str, *folders: Path) -> list[str]:
     try:
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"apl.migrate.{schema}")
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # A service's role owns its schema but may not create schemas in the database
+            # (deploy/postgres/init-roles.sh): CREATE SCHEMA, even IF NOT EXISTS, would be
+            # refused, so it runs only when the schema is missing.
+            exists = await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema)
+            if not exists:
+                await conn.execute(f"CREATE SCHEMA {schema}")
             await conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
                         version text PRIMARY KEY,

@@ -13,7 +13,10 @@ The W3C trace context (`traceparent`, `tracestate`) travels:
   publications; a dead letter keeps the original's headers);
 - consumer: `shared.kafka.EventPolicy` handles each record (each record of a batch too) in a
   CONSUMER span whose parent is the record's `traceparent`, so the handler's own outbox rows
-  carry the story on.
+  carry the story on;
+- work a row waits for (a notice: the notifications service's delivery log keeps the consumer's
+  context with each row): `stored_span` continues the stored context when the row is worked on,
+  later and in another task (the delivery worker's CLIENT span of each notice).
 
 Exporting is off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set (then OTLP over HTTP/protobuf, the
 standard `OTEL_*` variables apply: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
@@ -177,6 +180,24 @@ def consumer_span(
             "messaging.destination.name": topic,
             **attributes,
         },
+    ) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def stored_span(
+    name: str,
+    stored: Mapping[str, str],
+    attributes: Mapping[str, Any],
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[Span]:
+    """A span continuing a trace context kept with a database row (`traceparent`, maybe
+    `tracestate`); a root span when none was kept. Tracing off: the stored context is made
+    current as it was (a non-recording span), so what the block publishes carries it on."""
+    carrier = {k: v for k, v in stored.items() if k in ("traceparent", "tracestate") and v}
+    with tracer().start_as_current_span(
+        name, context=extract(carrier), kind=kind, attributes=dict(attributes)
     ) as span:
         yield span
 

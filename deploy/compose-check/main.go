@@ -5,7 +5,13 @@
 // depends_on conditions, published ports, volumes, secrets, environment, logging driver and
 // options, and memory and CPU limits as JSON.
 //
-// Usage: go run ./deploy/compose-check [-env-file F] docker-compose.yml [override.yml ...]
+// For a rehearsal without Docker (tests/deploy/test_rehearsal.py) it also prints what a container
+// would run: each service's entrypoint and command, its environment (env_file entries merged, as
+// compose does), its healthcheck (test, interval, timeout, retries, start period in seconds), and
+// with -secrets-dir D its secrets written to files under D, as target path (/run/secrets/<name>)
+// -> file.
+//
+// Usage: go run ./deploy/compose-check [-env-file F] [-secrets-dir D] docker-compose.yml [override.yml ...]
 package main
 
 import (
@@ -16,8 +22,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 type service struct {
@@ -35,6 +43,48 @@ type service struct {
 	LogOptions  map[string]string `json:"logging_options"`
 	MemLimit    int64             `json:"memory_limit_bytes"`
 	CPUs        float32           `json:"cpus_limit"`
+	Entrypoint  []string          `json:"entrypoint"`
+	Check       *healthcheck      `json:"healthcheck_spec"`
+	SecretFiles map[string]string `json:"secret_files"`
+}
+
+// healthcheck is a service's healthcheck as a rehearsal runs it (durations in seconds; compose's
+// defaults where the file sets none).
+type healthcheck struct {
+	Test        []string `json:"test"`
+	Interval    float64  `json:"interval_s"`
+	Timeout     float64  `json:"timeout_s"`
+	Retries     uint64   `json:"retries"`
+	StartPeriod float64  `json:"start_period_s"`
+}
+
+func seconds(d *types.Duration, fallback time.Duration) float64 {
+	if d == nil {
+		return fallback.Seconds()
+	}
+	return time.Duration(*d).Seconds()
+}
+
+// secretContent is what compose mounts for a secret: its file, or the value of the variable
+// it names (compose-go may have loaded it already).
+func secretContent(project *types.Project, name string) ([]byte, error) {
+	secret, ok := project.Secrets[name]
+	if !ok {
+		return nil, fmt.Errorf("service secret %q is not defined", name)
+	}
+	switch {
+	case secret.Content != "":
+		return []byte(secret.Content), nil
+	case secret.Environment != "":
+		value, ok := project.Environment[secret.Environment]
+		if !ok {
+			return nil, fmt.Errorf("secret %q: variable %s is not set", name, secret.Environment)
+		}
+		return []byte(value), nil
+	case secret.File != "":
+		return os.ReadFile(secret.File)
+	}
+	return nil, fmt.Errorf("secret %q has no file, environment or content", name)
 }
 
 type report struct {
@@ -46,6 +96,7 @@ type report struct {
 
 func main() {
 	envFile := flag.String("env-file", "", "environment file to interpolate with")
+	secretsDir := flag.String("secrets-dir", "", "write each service's secrets under this folder")
 	flag.Parse()
 	if flag.NArg() < 1 {
 		fmt.Fprintln(os.Stderr, "usage: compose-check [-env-file F] docker-compose.yml [override.yml ...]")
@@ -75,7 +126,18 @@ func main() {
 	for _, s := range project.Services {
 		item := service{Name: s.Name, Image: s.Image, Healthcheck: s.HealthCheck != nil && !s.HealthCheck.Disable,
 			DependsOn: map[string]string{}, User: s.User, Command: s.Command,
-			Environment: map[string]string{}, LogOptions: map[string]string{}}
+			Environment: map[string]string{}, LogOptions: map[string]string{},
+			Entrypoint: s.Entrypoint, SecretFiles: map[string]string{}}
+		if item.Healthcheck {
+			h := s.HealthCheck
+			retries := uint64(3)
+			if h.Retries != nil {
+				retries = *h.Retries
+			}
+			item.Check = &healthcheck{Test: h.Test, Interval: seconds(h.Interval, 30*time.Second),
+				Timeout: seconds(h.Timeout, 30*time.Second), Retries: retries,
+				StartPeriod: seconds(h.StartPeriod, 0)}
+		}
 		for name, value := range s.Environment {
 			if value != nil {
 				item.Environment[name] = *value
@@ -104,6 +166,28 @@ func main() {
 		}
 		for _, sec := range s.Secrets {
 			item.Secrets = append(item.Secrets, sec.Source)
+			if *secretsDir == "" {
+				continue
+			}
+			content, err := secretContent(project, sec.Source)
+			if err != nil {
+				fail(err)
+			}
+			target := sec.Target
+			if target == "" {
+				target = sec.Source
+			}
+			if !filepath.IsAbs(target) {
+				target = "/run/secrets/" + target
+			}
+			file := filepath.Join(*secretsDir, s.Name, filepath.Base(target))
+			if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+				fail(err)
+			}
+			if err := os.WriteFile(file, content, 0o600); err != nil {
+				fail(err)
+			}
+			item.SecretFiles[target] = file
 		}
 		out.Services = append(out.Services, item)
 	}

@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from typing import Literal, Protocol
 
 import structlog
+from opentelemetry.trace import SpanKind
 
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import compose_email
@@ -43,6 +44,7 @@ from services.notifications.domain.notices import (
 )
 from services.notifications.domain.student_views import StudentNoticeView, build_student_view
 from services.notifications.domain.views import NoticeView, build_view
+from shared import tracing
 from shared.contracts.events import (
     MatchCancelled,
     MatchConfirmed,
@@ -303,10 +305,7 @@ async def deliver_due(
             # an empty digest cannot normally exist; it is closed quietly (outcome None)
             outcome = None
             if members:
-                with structlog.contextvars.bound_contextvars(
-                    notification_id=str(notice.notification_id), region=notice.region
-                ):
-                    outcome = await notifier.notify(notice, members)
+                outcome = await _notify_in_trace(notifier, notice, members)
             done.append((notice, members, outcome))
         verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
         results, events = _outcomes(done, verdicts)
@@ -316,6 +315,31 @@ async def deliver_due(
         if outcome is not None:
             _log_outcome(notice, outcome, verdict)
     return len(notices)
+
+
+async def _notify_in_trace(
+    notifier: Notifier, notice: Delivery, members: list[Delivery]
+) -> Outcome:
+    """Tell one notice (or digest) in a CLIENT span that continues the trace stored with its row
+    (the handling of the event that asked for it), so the story's trace reaches the notice."""
+    attributes = {
+        "apl.notification_id": str(notice.notification_id),
+        "apl.notice.kind": notice.kind,
+        "apl.notice.attempt": notice.attempts + 1,
+    }
+    with (
+        tracing.stored_span(
+            "deliver notice", notice.trace, attributes, kind=SpanKind.CLIENT
+        ) as span,
+        structlog.contextvars.bound_contextvars(
+            notification_id=str(notice.notification_id), region=notice.region
+        ),
+    ):
+        outcome = await notifier.notify(notice, members)
+        span.set_attribute("apl.notice.channel", str(outcome.channel))
+        if not outcome.ok:
+            tracing.mark_failed(span, outcome.error or "notice not delivered")
+        return outcome
 
 
 def _outcomes(

@@ -4,8 +4,9 @@ in this test, an SMTP server here for the supervisor's mail.
 
 One story: a company posts a placement, a coordinator imports a student and asks for a round
 (with a `traceparent` of this test's), the round proposes the match, the supervisor gets the
-notice. Then each service's `/metrics` is scraped and parsed with prometheus_client's own parser,
-the spans the services exported are read back, and the services' logs are read line by line.
+notice (its delivery span, from the notice's row later, is in the request's trace too). Then each
+service's `/metrics` is scraped and parsed with prometheus_client's own parser, the spans the
+services exported are read back, and the services' logs are read line by line.
 """
 
 from __future__ import annotations
@@ -346,6 +347,8 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
             ("apl-matching", "process apl.rounds.v1"),
             ("apl-matching", "publish apl.matches.v1"),
             ("apl-notifications", "process apl.matches.v1"),
+            # the delivery worker reads the notice's row later and continues the stored trace
+            ("apl-notifications", "deliver notice"),
         }
         return spans if wanted <= {(s["service"], s["name"]) for s in spans} else None
 
@@ -356,6 +359,11 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
     assert [(r["service"], r["name"]) for r in roots] == [("apl-placements", "POST /v1/rounds")], (
         spans
     )
+    by_id = {s["span_id"]: s for s in spans}
+    deliveries = [s for s in spans if s["name"] == "deliver notice"]
+    assert {
+        (by_id[d["parent_id"]]["service"], by_id[d["parent_id"]]["name"]) for d in deliveries
+    } == {("apl-notifications", "process apl.matches.v1")}, deliveries
 
     # ---- logs: JSON lines only, and a message's handling carries its ids and the trace
     handled: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ def test_runtime_commands_come_from_services_and_dev_commands_from_devtools() ->
     assert {n for n, p in package.items() if p == "devtools"} == {
         "infra",
         "auth",
+        "dlt",
         "demo",
         "browser",
         "screenshots",

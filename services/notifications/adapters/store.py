@@ -1,5 +1,9 @@
 """The delivery log in Postgres (`deliveries`, see migrations/). Ids only, no personal data.
 
+Each row keeps the W3C trace context current when it was written (the consumer's span of the
+event that asked for the notice; `traceparent`, `tracestate`, NULL outside a trace), as the outbox
+does: the delivery worker continues that trace when it sends the notice.
+
 `NoticeRepository` is bound to the connection of a unit of work's transaction
 (`NotificationsUnitOfWork.notices`); `tests/support/fakes/notifications.py` has an in-memory one
 with the same methods.
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from services.notifications.domain.notices import NoticeKind, PlannedNotice
+from shared import tracing
 from shared.db import Connection
 
 Status = Literal["pending", "grouped", "delivered", "failed"]
@@ -38,6 +43,15 @@ class Delivery:
     attempts: int
     channel: str | None = None
     last_error: str | None = None
+    traceparent: str | None = None
+    """The trace context of the event's handling that recorded the notice (W3C), if any."""
+    tracestate: str | None = None
+
+    @property
+    def trace(self) -> dict[str, str]:
+        """The stored trace context as W3C headers (empty when none was stored)."""
+        stored = {"traceparent": self.traceparent, "tracestate": self.tracestate}
+        return {k: v for k, v in stored.items() if v}
 
     @classmethod
     def of(cls, row: Any) -> Delivery:
@@ -103,10 +117,12 @@ class NoticeRepository:
         digest_id: uuid.UUID | None = None,
     ) -> bool:
         """Insert one per-event notice; False when it already exists (same event and recipient)."""
+        trace = tracing.current_headers()
         inserted = await self.conn.fetchval(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
-            "placement_id, match_id, student_id, round_id, detail, status, digest_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "placement_id, match_id, student_id, round_id, detail, status, digest_id, "
+            "traceparent, tracestate) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             "ON CONFLICT DO NOTHING RETURNING true",
             notice.notification_id,
             notice.source_event_id,
@@ -120,6 +136,8 @@ class NoticeRepository:
             notice.detail,
             status,
             digest_id,
+            trace.get("traceparent"),
+            trace.get("tracestate"),
         )
         return bool(inserted)
 
@@ -128,11 +146,12 @@ class NoticeRepository:
         200); those that already exist are left alone. Returns how many were new."""
         if not notices:
             return 0
+        trace = tracing.current_headers()
         rows = await self.conn.fetch(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
-            "placement_id, match_id, student_id, round_id, detail) "
-            "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
-            "$6::text[], $7::uuid[], $8::text[], $9::uuid[], $10::text[]) "
+            "placement_id, match_id, student_id, round_id, detail, traceparent, tracestate) "
+            "SELECT *, $11::text, $12::text FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
+            "$4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::uuid[], $10::text[]) "
             "ON CONFLICT DO NOTHING RETURNING notification_id",
             [n.notification_id for n in notices],
             [n.source_event_id for n in notices],
@@ -144,6 +163,8 @@ class NoticeRepository:
             [n.student_id for n in notices],
             [n.round_id for n in notices],
             [n.detail for n in notices],
+            trace.get("traceparent"),
+            trace.get("tracestate"),
         )
         return len(rows)
 
@@ -157,17 +178,20 @@ class NoticeRepository:
         """
         if notice.round_id is None or notice.placement_id is None:
             raise ValueError("only a supervisor's notice of a round can join a digest")
+        trace = tracing.current_headers()  # the digest's delivery continues its first notice's
         await self.conn.execute(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
-            "placement_id, round_id, status, next_attempt_at) "
+            "placement_id, round_id, status, next_attempt_at, traceparent, tracestate) "
             "VALUES ($1, $2, $3, 'digest', $4, $5, $2, 'pending', "
-            "now() + make_interval(secs => $6)) ON CONFLICT DO NOTHING",
+            "now() + make_interval(secs => $6), $7, $8) ON CONFLICT DO NOTHING",
             digest_id,
             notice.round_id,
             notice.recipient,
             notice.region,
             notice.placement_id,
             window_seconds,
+            trace.get("traceparent"),
+            trace.get("tracestate"),
         )
         waiting = await self.conn.fetchval(
             "SELECT true FROM deliveries WHERE notification_id = $1 AND status = 'pending' "

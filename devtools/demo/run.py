@@ -635,10 +635,14 @@ async def _demo(n_students: int, seed: int) -> int:
             sum((r.body.get("unplaced_by_reason") or {}).values()) for r in runs.values()
         )
 
-        async def notices() -> tuple[int, int]:
-            return await kafka.messages([topics.notifications]), 2 * proposed + unplaced
+        expected = 2 * proposed + unplaced
 
-        await _wait_until("notices delivered", notices, wait=240)
+        async def notices() -> tuple[int, int]:
+            return await kafka.messages([topics.notifications]), expected
+
+        # A notice to a student fetches its context (and, for the unplaced, the vacancies that fit)
+        # from the placements service: allow about 20 a second on a small machine.
+        await _wait_until("notices delivered", notices, wait=max(240.0, expected / 20))
         outcomes = await kafka.count_types(topics.notifications)
     inbox_count = None
     if inbox_url:
@@ -691,6 +695,10 @@ def _print_running(
     if inbox_url:
         print(f"  Inbox          {inbox_url}")
     print(f"  Logs           {paths.logs}")
+    for name in ("placements", "matching", "notifications"):
+        base = f"http://127.0.0.1:{ports[name]}"
+        print(f"  {name:<14} health {base}/readyz   metrics {base}/metrics")
+    print("  Grafana        where compose runs: http://localhost:3000 (docs/operations.md)")
     print(f"  Sign-in        {issuer} (realm apl)")
     print()
     print(f"Sign in at {api}/ (password apl-dev for every user):")

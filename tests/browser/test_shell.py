@@ -31,7 +31,14 @@ ASYNCAPI_COMPONENT = {
     "color-contrast": "the AsyncAPI React component's own theme (white on its tag colours)",
 }
 """What axe-core finds in the AsyncAPI component's own markup on /docs/asyncapi."""
-PAGE_MODULES = (web.signin, web.student, web.company, web.coordinator, web.operations)
+PAGE_MODULES = (
+    web.signin,
+    web.student,
+    web.company,
+    web.outcomes,
+    web.coordinator,
+    web.operations,
+)
 
 
 def page_route_exists(path: str) -> bool:

@@ -8,7 +8,8 @@ error page in the request's language (`errors.py`), never problem JSON.
 
 Modules: `session` (sign-in, tokens, CSRF), `i18n` (catalogues, language, formats), `render`
 (templates), `errors`, `signin` (`/`, `/login`, `/auth/callback`, `/logout`), and one module of
-pages per role: `student`, `company`, `coordinator`, `operations`.
+pages per role: `student`, `company`, `coordinator` and `outcomes` (the coordinator's pages
+after a round), `operations`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from . import company, coordinator, errors, operations, signin, static, student
+from . import company, coordinator, errors, operations, outcomes, signin, static, student
 
 if TYPE_CHECKING:
     from ...settings import PlacementsSettings
@@ -38,5 +39,6 @@ def install(app: FastAPI, settings: PlacementsSettings) -> None:
     )
     errors.install(app)
     app.include_router(static.router)
-    for module in (signin, student, company, coordinator, operations):
+    # outcomes before coordinator: /rounds/compare is not a round id
+    for module in (signin, student, company, outcomes, coordinator, operations):
         app.include_router(module.router)

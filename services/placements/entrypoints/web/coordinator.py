@@ -15,6 +15,7 @@ import io
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -22,13 +23,14 @@ import xlsxwriter
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from shared.contracts.events import Policy
+from shared.contracts.events import Policy, RoundKind
 
 from ... import handlers
 from ...domain.audit import AuditQuery
 from ...domain.commands import RequestRound
-from ...domain.errors import FieldError
+from ...domain.errors import FieldError, Invalid
 from ...domain.model import MatchRecord, Round
+from ...domain.outcomes import RANKS
 from ...domain.reports import (
     DISTANCE_BOUNDS_KM,
     RegionOverview,
@@ -37,8 +39,10 @@ from ...domain.reports import (
     UnplacedQuery,
 )
 from ...ports import PlacementsUnitOfWork
+from .. import reports
 from ..auth import Access, rule
 from . import i18n
+from . import outcomes as outcome_pages
 from .charts import Chart, charts_of
 from .i18n import N_
 from .render import page
@@ -57,10 +61,20 @@ POLICY_NAMES: Final[dict[str, str]] = {
     "optimal": N_("Optimal: as many students as possible near the top of their lists"),
     "stable": N_("Stable: no student and placement would both rather have each other"),
 }
-REASONS: Final[dict[str, str]] = {
-    "no_eligible_choice": N_("None of their choices fits them"),
-    "choices_full": N_("Every choice that fits them was full"),
-    "unknown": N_("Reason not known"),
+REASONS: Final[dict[str, str]] = outcome_pages.REASON_NAMES
+KINDS: Final[dict[str, RoundKind]] = {"ordinary": "ordinary", "supplementary": "supplementary"}
+KIND_NAMES: Final[dict[str, str]] = {
+    "ordinary": N_("Ordinary: every student of the region is matched again"),
+    "supplementary": N_(
+        "Supplementary: standing matches are kept, only the unplaced students are placed"
+    ),
+}
+FIELD_ERRORS: Final[dict[str, str]] = {
+    "kind": N_(
+        "The region has no unplaced students: a supplementary round would place no one. Run "
+        "an ordinary round."
+    ),
+    "policy": N_("Choose how the round matches."),
 }
 ROLES: Final[dict[str, str]] = {
     "student": N_("Student"),
@@ -125,13 +139,23 @@ def _words(request: Request) -> i18n.Words:
 # ------------------------------------------------------------------------------- dashboard
 
 
+@dataclass(frozen=True)
+class RoundForm:
+    """The run form's choices: policy, kind, fill, dry run."""
+
+    policy: str = "optimal"
+    kind: str = "ordinary"
+    fill: bool = False
+    dry_run: bool = False
+
+
 def _region_page(
     request: Request,
     access: Access,
     overview: RegionOverview,
     *,
     status: int = 200,
-    chosen: str = "optimal",
+    chosen: RoundForm | None = None,
     errors: Sequence[FieldError] = (),
 ) -> HTMLResponse:
     return page(
@@ -143,7 +167,8 @@ def _region_page(
         overview=overview,
         last=overview.last_round,
         policies=POLICY_NAMES,
-        chosen=chosen,
+        kinds=KIND_NAMES,
+        chosen=chosen or RoundForm(),
         errors=list(errors),
         error_of={e.field: e.message for e in errors},
         today=datetime.now(UTC).date(),
@@ -163,19 +188,39 @@ async def region_page(request: Request, region: str, access: Page) -> HTMLRespon
     dependencies=[Depends(require_csrf)],
 )
 async def run_round(request: Request, region: str, access: Page) -> Response:
-    """Ask for a round of the region with the chosen policy; on to the round's page."""
+    """Ask for a round of the region with the chosen policy, kind, fill and dry run; on to the
+    round's page. A supplementary round of a region without unplaced students is refused next
+    to the kind."""
     access.permit(region=region)
     uow = _uow(request, access)
     form = await request.form()
-    value = form.get("policy")
-    chosen = value if isinstance(value, str) else ""
-    policy = POLICIES.get(chosen)
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else ""
+
+    chosen = RoundForm(
+        text("policy"), text("kind") or "ordinary", text("fill") == "1", text("dry_run") == "1"
+    )
+    policy = POLICIES.get(chosen.policy)
+    kind = KINDS.get(chosen.kind)
+    errors: list[FieldError] = []
     if policy is None:
-        overview = await handlers.region_overview(region, uow)
-        error = FieldError("policy", N_("Choose how the round matches."))
-        return _region_page(request, access, overview, status=422, chosen=chosen, errors=[error])
-    round_id = await handlers.request_round(RequestRound(region, policy), uow)
-    return RedirectResponse(f"/rounds/{round_id}?requested=1", status_code=303)
+        errors.append(FieldError("policy", N_("Choose how the round matches.")))
+    if kind is None:
+        errors.append(FieldError("kind", N_("Choose an ordinary or a supplementary round.")))
+    if policy is not None and kind is not None:
+        command = RequestRound(region, policy, kind=kind, fill=chosen.fill, dry_run=chosen.dry_run)
+        try:
+            round_id = await handlers.request_round(command, uow)
+        except Invalid as error:
+            errors += [
+                FieldError(e.field, FIELD_ERRORS.get(e.field, e.message)) for e in error.errors
+            ]
+        else:
+            return RedirectResponse(f"/rounds/{round_id}?requested=1", status_code=303)
+    overview = await handlers.region_overview(region, uow)
+    return _region_page(request, access, overview, status=422, chosen=chosen, errors=errors)
 
 
 # ---------------------------------------------------------------------------------- rounds
@@ -267,11 +312,58 @@ def _breakdown_charts(report: RoundReport, t: i18n.Words) -> list[Chart]:
     ]
 
 
-def _round_context(request: Request, report: RoundReport) -> dict[str, Any]:
+def _outcome_charts(out: reports.ReportOut, t: i18n.Words) -> list[Chart]:
+    """The outcome report's rank distribution (1st to 10th, kept, filled, unplaced) and its
+    unplaced students by reason."""
+    _ = t.gettext
+    ranks = [(_("Choice {n}").format(n=t.number(r)), out.ranks.get(str(r), 0)) for r in RANKS]
+    ranks += [
+        (_("Kept or assigned, not among their choices"), out.ranks.get("unranked", 0)),
+        (_("Filled: a vacancy not among their choices"), out.ranks.get("filled", 0)),
+        (_("Not placed"), out.ranks.get("unplaced", 0)),
+    ]
+    charts = [
+        Chart(
+            "outcome-ranks",
+            _("Every student of the round by the choice they were placed at"),
+            _(
+                "Each student of the round once: placed at their 1st to 10th choice, kept or "
+                "assigned by hand outside their choices, placed by fill at a vacancy they did "
+                "not rank, or not placed."
+            ),
+            _("Outcome"),
+            _("Students"),
+            tuple(ranks),
+        )
+    ]
+    if out.unplaced_by_reason:
+        charts.append(
+            Chart(
+                "outcome-reasons",
+                _("Unplaced students by reason"),
+                _("Why the round placed these students nowhere."),
+                _("Reason"),
+                _("Students"),
+                tuple((_(REASONS.get(k, k)), n) for k, n in out.unplaced_by_reason.items()),
+            )
+        )
+    return charts
+
+
+def _round_context(
+    request: Request, report: RoundReport, outcome: reports.ReportOut | None = None
+) -> dict[str, Any]:
     t = _words(request)
     round_ = report.round
     completed = round_.status == "completed"
-    figures = [_placed_by_choice(round_, t), _unplaced_by_reason(round_, t)] if completed else []
+    if outcome is not None and outcome.students == 0:
+        outcome = None  # a round that reported no outcomes (before v2): the figures alone
+    if outcome is not None:
+        figures: list[Chart | None] = list(_outcome_charts(outcome, t))
+    elif completed:
+        figures = [_placed_by_choice(round_, t), _unplaced_by_reason(round_, t)]
+    else:
+        figures = []
     charts = [c for c in figures if c is not None]
     breakdown = _breakdown_charts(report, t) if completed else []
     waited = None
@@ -287,28 +379,37 @@ def _round_context(request: Request, report: RoundReport) -> dict[str, Any]:
         "policies": POLICY_NAMES,
         "waited": waited,
         "poll": POLL_SECONDS,
+        "outcome": outcome,
+        "reason_names": REASONS,
+        "options": outcome_pages.kind_line(round_, t),
     }
 
 
-async def _report(request: Request, round_id: uuid.UUID, access: Access) -> RoundReport:
+async def _report(
+    request: Request, round_id: uuid.UUID, access: Access
+) -> tuple[RoundReport, reports.ReportOut | None]:
+    """The round's breakdown of its proposals and, once completed, the report of its outcomes
+    (in the page's language)."""
     uow = _uow(request, access)
     found = await handlers.get_round(round_id, uow)
     if found.status != "completed":
-        return RoundReport(found, RoundBreakdown())
-    return await handlers.round_report(round_id, uow)
+        return RoundReport(found, RoundBreakdown()), None
+    breakdown = await handlers.round_report(round_id, uow)
+    outcome = await handlers.round_outcome_report(round_id, uow)
+    return breakdown, reports.render(outcome, _words(request))
 
 
 @router.get("/rounds/{round_id}", openapi_extra=rule("round-read"))
 async def round_page(request: Request, round_id: uuid.UUID, access: Page) -> HTMLResponse:
     """The round's status (polled while matching works) and, once completed, its report."""
-    report = await _report(request, round_id, access)
+    report, outcome = await _report(request, round_id, access)
     return page(
         request,
         "web/coordinator/round.html.j2",
         who=access.principal,
         requested=request.query_params.get("requested") == "1",
         fragment=False,
-        **_round_context(request, report),
+        **_round_context(request, report, outcome),
     )
 
 
@@ -316,13 +417,13 @@ async def round_page(request: Request, round_id: uuid.UUID, access: Page) -> HTM
 async def round_status(request: Request, round_id: uuid.UUID, access: Page) -> HTMLResponse:
     """The round's status alone, for the page's polling; once completed, the report too (an
     out-of-band swap into the page)."""
-    report = await _report(request, round_id, access)
+    report, outcome = await _report(request, round_id, access)
     return page(
         request,
         "web/coordinator/round-status.html.j2",
         who=access.principal,
         fragment=True,
-        **_round_context(request, report),
+        **_round_context(request, report, outcome),
     )
 
 

@@ -33,14 +33,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from shared.contracts.profiles import MAX_PREFERENCES, GeoPoint, PlacementOffer, StudentProfile
+from shared import explain
+from shared.contracts.outcomes import RuleFailure
+from shared.contracts.profiles import MAX_PREFERENCES, PlacementOffer, StudentProfile
 
 from ... import handlers
-from ...domain import policy, reports
+from ...domain import outcomes, policy
 from ...domain.commands import AnswerMatch, ListPlacements, SetPreferences
 from ...domain.errors import FieldError, Invalid, NotFound
 from ...domain.model import MatchRecord, PlacementView, Student
 from ..auth import Access, rule
+from . import i18n
 from .i18n import N_
 from .render import page
 from .session import Page, require_csrf
@@ -82,6 +85,23 @@ ANSWERED: Final[dict[str, str]] = {
         "You declined the proposal. Later rounds do not propose this placement to you again."
     ),
 }
+NEXT_STEPS: Final[dict[str, str]] = {
+    "choices_full": N_(
+        "Every placement you ranked that fits you was taken. Add vacancies that fit you to your "
+        "ranking: they still have free slots."
+    ),
+    "no_eligible_choice": N_(
+        "None of the placements you ranked fits your profile. Add vacancies that fit you to "
+        "your ranking: they still have free slots."
+    ),
+    "no_eligible_vacancy": N_(
+        "No placement of your region with a free slot fits your profile now. Talk to your "
+        "coordinator: they can help you find a placement."
+    ),
+}
+"""What an unplaced student can do next, by the reason of their outcome."""
+VACANCIES: Final = 10
+"""Vacancies shown on the placement page of an unplaced student (nearest first)."""
 SAVED: Final[dict[str, str]] = {
     "saved": N_("Your ranking is saved."),
     "added": N_("The placement was added to your ranking, and the ranking is saved."),
@@ -94,78 +114,23 @@ SAVED: Final[dict[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One hard rule of the matching policy that a placement breaks for the student."""
-
-    kind: Literal["skills", "programme", "period", "distance"]
-    skills: tuple[str, ...] = ()
-    """The required skills the student lacks (`skills`)."""
-    programmes: tuple[str, ...] = ()
-    """The programmes the placement accepts (`programme`)."""
-    programme: str | None = None
-    """The student's programme (`programme`; None: the profile has none)."""
-    starts_on: date | None = None
-    ends_on: date | None = None
-    available_from: date | None = None
-    available_to: date | None = None
-    distance_km: float | None = None
-    limit_km: float | None = None
-
-
-@dataclass(frozen=True)
 class Fit:
     """How a placement fits the student: the distance from their home (None: not known) and the
-    hard rules it breaks (none: it is open to them)."""
+    hard rules it breaks, with their figures (none: it is open to them)."""
 
     distance_km: float | None
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[RuleFailure, ...] = ()
 
     @property
     def eligible(self) -> bool:
         return not self.problems
 
 
-def distance_km(a: GeoPoint, b: GeoPoint) -> float:
-    """The great-circle (haversine) distance between two points, in km (`domain/reports.py`,
-    the same sphere as the matching engine)."""
-    return reports.distance_km(a.lat, a.lon, b.lat, b.lon)
-
-
 def fit(student: StudentProfile, offer: PlacementOffer) -> Fit:
-    """Rules 2 to 5 of docs/product.md "The matching policy" for the student and the offer: a
+    """Rules 2 to 5 of docs/product.md "The matching policy" for the student and the offer, as
+    the placements domain checks them for vacancies and assignments (`domain/outcomes.py`): a
     rule whose facts are not all given is not checked."""
-    problems: list[Problem] = []
-    have = set(student.skills)
-    missing = tuple(s for s in offer.required_skills if s not in have)
-    if missing:
-        problems.append(Problem("skills", skills=missing))
-    if offer.programmes and student.programme not in offer.programmes:
-        problems.append(
-            Problem("programme", programmes=offer.programmes, programme=student.programme)
-        )
-    first, last = student.available_from, student.available_to
-    starts, ends = offer.starts_on, offer.ends_on
-    if (
-        first is not None
-        and last is not None
-        and starts is not None
-        and ends is not None
-        and (first > starts or ends > last)
-    ):
-        problems.append(
-            Problem(
-                "period", starts_on=starts, ends_on=ends, available_from=first, available_to=last
-            )
-        )
-    distance = (
-        distance_km(student.home, offer.site)
-        if student.home is not None and offer.site is not None
-        else None
-    )
-    limit = student.max_travel_km
-    if distance is not None and limit is not None and distance > limit:
-        problems.append(Problem("distance", distance_km=distance, limit_km=limit))
-    return Fit(distance, tuple(problems))
+    return Fit(outcomes.pair_distance(student, offer), outcomes.hard_failures(student, offer))
 
 
 # ---------------------------------------------------------------------------- page values
@@ -441,6 +406,13 @@ async def _placement_page(
         proposal = Proposal(match, _offer(view, profile) if view is not None else None)
     else:
         ranked = await _ranking(request, access, profile, profile.preferences, {})
+    outcome = await _outcome(request, access, student_id)
+    vacancies: outcomes.StudentVacancies | None = None
+    if match is None and outcome is not None and outcome.record.outcome.placement_id is None:
+        vacancies = await handlers.student_vacancies(
+            student_id, request.app.state.container.uow(actor=access.actor), limit=VACANCIES
+        )
+    words = i18n.Words(i18n.of_request(request))
     return page(
         request,
         "web/student/placement.html.j2",
@@ -456,7 +428,22 @@ async def _placement_page(
         reasons=DECLINE_REASONS,
         reason=reason,
         reason_error=reason_error,
+        outcome=outcome,
+        explained=explain.describe(outcome.record.outcome, words) if outcome else [],
+        next_step=NEXT_STEPS.get(outcome.record.outcome.reason or "") if outcome else None,
+        vacancies=vacancies,
     )
+
+
+async def _outcome(
+    request: Request, access: Access, student_id: str
+) -> outcomes.StudentOutcomeView | None:
+    """The student's outcome of the latest round that covered them (None: none yet)."""
+    uow = request.app.state.container.uow(actor=access.actor)
+    try:
+        return await handlers.student_outcome(student_id, uow)
+    except NotFound:
+        return None
 
 
 @router.get("/students/{student_id}", openapi_extra=rule("student-self"))

@@ -12,8 +12,9 @@ import pytest
 
 from services.placements import handlers
 from services.placements.domain.model import Contact, Placement, Student
+from services.placements.domain.outcomes import pair_distance
 from services.placements.entrypoints.web import student as pages
-from services.placements.entrypoints.web.student import distance_km, edit, fit
+from services.placements.entrypoints.web.student import edit, fit
 from shared.contracts import events as ev
 from shared.contracts.profiles import GeoPoint, PlacementOffer, StudentProfile
 from tests.inmemory.placements.web.conftest import Site
@@ -111,19 +112,21 @@ def preferences(fake: InMemoryPlacementsUnitOfWork, sid: str = "s-1") -> tuple[s
 
 def test_distance_is_the_haversine_of_the_policy() -> None:
     stockholm, gothenburg = GeoPoint(lat=59.3293, lon=18.0686), GeoPoint(lat=57.7089, lon=11.9746)
-    assert distance_km(stockholm, gothenburg) == pytest.approx(396.892, abs=0.001)
-    assert distance_km(stockholm, stockholm) == 0.0
+    home = profile(home=stockholm)
+    there = offer("p", "t", site=gothenburg)
+    assert pair_distance(home, there) == pytest.approx(396.892, abs=0.001)
+    assert pair_distance(home, offer("p", "t", site=stockholm)) == 0.0
 
 
 def test_fit_names_each_hard_rule_broken_and_skips_what_is_not_known() -> None:
     student = profile()
     assert fit(student, offer("p", "t")).eligible
     far = fit(student, offer("p", "t", site=SKELLEFTEA, required_skills=["cad"], programmes=["IN"]))
-    assert [p.kind for p in far.problems] == ["skills", "programme", "distance"]
-    assert far.problems[0].skills == ("cad",)
+    assert [p.rule for p in far.problems] == ["required_skills", "programmes", "max_travel_km"]
+    assert far.problems[0].missing == ("cad",)
     assert far.distance_km == pytest.approx(108.092, abs=0.001)
     late = fit(student, offer("p", "t", starts_on="2027-01-04"))
-    assert [p.kind for p in late.problems] == ["period"]
+    assert [p.rule for p in late.problems] == ["period"]
     unknown = profile(home=None, available_to=None)
     assert fit(unknown, offer("p", "t", site=SKELLEFTEA, starts_on="2027-01-04")).eligible
     assert fit(profile(programme=None), offer("p", "t")).problems[0].programme is None

@@ -9,8 +9,11 @@ from . import PageRow, Visit
 #              anon st-own st-oth co-own co-oth crd-in crd-out oper svc
 COORDINATOR = "303 403 403 403 403 ok 403 403 403"
 RUN = "403 403 403 403 403 303 403 403 403"  # anonymous: no session, so no CSRF token
+# A form the handler refuses in this world (an error page for the one who may post it).
+REFUSED = "403 403 403 403 403 ok 403 403 403"
 
 R = "/regions/SE-AB"
+PAIR = f"a={OWN_ROUND}&b={OWN_ROUND}"
 ROWS: tuple[PageRow, ...] = (
     PageRow(("GET", "/regions/{region}"), Visit("GET", R), COORDINATOR),
     PageRow(
@@ -31,5 +34,45 @@ ROWS: tuple[PageRow, ...] = (
     ),
     PageRow(
         ("GET", "/regions/{region}/matches.xlsx"), Visit("GET", f"{R}/matches.xlsx"), COORDINATOR
+    ),
+    PageRow(("GET", "/regions/{region}/rounds"), Visit("GET", f"{R}/rounds"), COORDINATOR),
+    PageRow(
+        ("GET", "/rounds/{round_id}/outcomes"),
+        Visit("GET", f"/rounds/{OWN_ROUND}/outcomes?placed=no&reason=choices_full"),
+        COORDINATOR,
+    ),
+    PageRow(
+        ("GET", "/rounds/{round_id}/report.csv"),
+        Visit("GET", f"/rounds/{OWN_ROUND}/report.csv"),
+        COORDINATOR,
+    ),
+    PageRow(
+        ("GET", "/rounds/{round_id}/report.xlsx"),
+        Visit("GET", f"/rounds/{OWN_ROUND}/report.xlsx"),
+        COORDINATOR,
+    ),
+    PageRow(
+        ("POST", "/regions/{region}/compare"), Visit("POST", f"{R}/compare", {"fill": "1"}), RUN
+    ),
+    PageRow(("GET", "/rounds/compare"), Visit("GET", f"/rounds/compare?{PAIR}"), COORDINATOR),
+    PageRow(
+        ("GET", "/rounds/compare/status"),
+        Visit("GET", f"/rounds/compare/status?{PAIR}"),
+        COORDINATOR,
+    ),
+    PageRow(("GET", "/regions/{region}/vacancies"), Visit("GET", f"{R}/vacancies"), COORDINATOR),
+    PageRow(
+        ("POST", "/regions/{region}/assignments"),
+        Visit(
+            "POST",
+            f"{R}/assignments",
+            {"student_id": "s-own", "placement_id": "p-own", "reason": "by hand"},
+        ),
+        REFUSED,  # s-own's match is at p-own already: refused next to the placement
+    ),
+    PageRow(
+        ("POST", "/regions/{region}/supplementary"),
+        Visit("POST", f"{R}/supplementary", {"ranks_until": ""}),
+        REFUSED,  # no round completed: no unplaced students
     ),
 )

@@ -604,14 +604,11 @@ async def _demo(n_students: int, seed: int) -> int:
         await _wait_until("matching read model", consumed, wait=180)
 
         regions = sorted({s["region"] for s in students})
-        # First what the round would give without fill (a dry run: nothing proposed, nobody
-        # told), then the round itself with fill: the same input, as the dry run is handled
-        # first on the region's partition.
-        dry = await _request_rounds(
-            client, tokens, regions, prefix + "dry-", {"dry_run": True, "fill": False}
-        )
+        # With fill: the ordinary round, then the students it left unplaced at vacancies of
+        # their region that fit them. Fill never changes the ordinary round, so placed minus
+        # filled is what the round places without fill.
         runs = await _request_rounds(client, tokens, regions, prefix, {"fill": True})
-        every = [*dry.values(), *runs.values()]
+        every = list(runs.values())
 
         async def rounds_done() -> tuple[int, int]:
             for run in every:
@@ -650,7 +647,7 @@ async def _demo(n_students: int, seed: int) -> int:
             inbox_count = (await inbox.get(f"{inbox_url}/api/count")).json()["count"]
 
     bounds = no_vacancy_at_all(students, placements)
-    report = _report(runs, dry, bounds, outcomes, inbox_count, time.monotonic() - started)
+    report = _report(runs, bounds, outcomes, inbox_count, time.monotonic() - started)
     print(report)
     paths.reports.mkdir(exist_ok=True)
     stamp = prefix.removeprefix("demo").rstrip(".")
@@ -659,7 +656,6 @@ async def _demo(n_students: int, seed: int) -> int:
         json.dumps(
             {
                 "rounds": {r.region: r.body for r in runs.values()},
-                "dry_runs_without_fill": {r.region: r.body for r in dry.values()},
                 "no_eligible_vacancy_at_all": bounds,
                 "notifications": dict(outcomes),
             },
@@ -735,7 +731,6 @@ def _profile(body: dict[str, Any]) -> dict[str, Any]:
 
 def _report(
     runs: dict[str, RoundRun],
-    dry: dict[str, RoundRun],
     bounds: dict[str, int],
     outcomes: Counter[str],
     inbox: int | None,
@@ -749,7 +744,8 @@ def _report(
         "",
         "## APL Match demo",
         "",
-        "Each region: a dry run without fill (nothing proposed), then the round with fill.",
+        "Each region's round runs with fill: placed without fill is what its ordinary round "
+        "placed (fill never changes it), placed with fill adds the filled.",
         "",
         head,
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -758,11 +754,10 @@ def _report(
     for region in sorted(runs):
         run = runs[region]
         figures = run.body.get("figures") or {}
-        before = (dry[region].body.get("figures") or {}) if region in dry else {}
         unplaced = run.body.get("unplaced_by_reason") or {}
         row = {
             "students": int(figures.get("students", 0)),
-            "before": int(before.get("placed", 0)),
+            "before": int(figures.get("placed", 0)) - int(figures.get("filled", 0)),
             "placed": int(figures.get("placed", 0)),
             "filled": int(figures.get("filled", 0)),
             "first_choice": int(figures.get("first_choice", 0)),

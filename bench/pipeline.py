@@ -19,6 +19,9 @@ matching service in this process (subscribers, outbox relay, the real engine), a
   medians, are printed.
 
     .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1] [--repeat 3]
+
+`APL_BENCH_LOG_LEVEL=INFO` also prints the service's `round committed` lines: where each round's
+own time went (load, solve with fill and explanations, write), without the relay and Kafka.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import time
 import uuid
@@ -125,7 +129,7 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
         database_url=database_url,
         schema_name=schema,
         topic_prefix=prefix,
-        log_level="WARNING",
+        log_level=os.environ.get("APL_BENCH_LOG_LEVEL", "WARNING"),
         log_json=True,
         outbox_poll_seconds=0.05,
     )

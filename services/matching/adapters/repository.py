@@ -452,23 +452,24 @@ class PostgresMatches:
         self, region: str, round_id: uuid.UUID, proposals: Sequence[NewProposal]
     ) -> list[tuple[uuid.UUID, NewProposal]]:
         made = [(uuid.uuid4(), p) for p in proposals]
-        await self.conn.executemany(
+        if not made:
+            return made
+        # One statement for the whole round (unnest of arrays), not one round trip a row.
+        await self.conn.execute(
             "INSERT INTO matches (match_id, region, round_id, student_id, placement_id, "
             "company_id, rank, status, filled) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8)",
-            [
-                (
-                    mid,
-                    region,
-                    round_id,
-                    p.student_id,
-                    p.placement_id,
-                    p.company_id,
-                    p.rank,
-                    p.filled,
-                )
-                for mid, p in made
-            ],
+            "SELECT u.match_id, $1, $2, u.student_id, u.placement_id, u.company_id, u.rank, "
+            "'proposed', u.filled "
+            "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], "
+            "$8::bool[]) AS u(match_id, student_id, placement_id, company_id, rank, filled)",
+            region,
+            round_id,
+            [mid for mid, _ in made],
+            [p.student_id for _, p in made],
+            [p.placement_id for _, p in made],
+            [p.company_id for _, p in made],
+            [p.rank for _, p in made],
+            [p.filled for _, p in made],
         )
         return made
 

@@ -146,11 +146,12 @@ class ServiceSettings(BaseSettings):
 
 
 def refuse_placeholder(settings: ServiceSettings, *names: str) -> None:
-    """Raise if a secret named in `names` is empty or the placeholder, in production."""
+    """Raise if a secret named in `names` is empty or a placeholder (`change-me`, or any value of
+    .env.example, which all begin with it), in production."""
     if settings.environment != "production":
         return
     for name in names:
         value = getattr(settings, name)
         secret = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not secret or secret == PLACEHOLDER_SECRET:
+        if not secret or secret.startswith(PLACEHOLDER_SECRET):
             raise ValueError(f"{name}: a real secret is required outside local development")

@@ -39,6 +39,14 @@ def test_placeholder_secret_refused_in_production() -> None:
         )
     with pytest.raises(ValidationError, match="oauth_client_secret"):
         NotificationsSettings(environment="production", webhook_secret="s3cret-long-enough")
+    # .env.example's values are placeholders too: every one begins with change-me.
+    with pytest.raises(ValidationError, match="session_secret"):
+        PlacementsSettings(
+            environment="production",
+            action_link_secret="a-real-secret",
+            session_secret="change-me-session-secret",
+            auth_issuer=issuer,
+        )
     PlacementsSettings(
         environment="production",
         action_link_secret="a-real-secret",

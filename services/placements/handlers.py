@@ -300,6 +300,7 @@ async def withdraw_student(command: WithdrawStudent, uow: PlacementsUnitOfWork) 
         await uow.idempotency.forget_student(sid)
         await uow.matches.forget_reasons_of(sid)
         await uow.accounts.forget_student(sid)
+        await uow.openings.forget_student(sid)
         data = ev.StudentWithdrawnData(student_id=sid, region=found.profile.region)
         await uow.publish([ev.StudentWithdrawn(producer=PRODUCER, data=data)])
 
@@ -551,6 +552,7 @@ async def student_vacancies(
         fits = await _fitting(uow, student)
         match = await uow.matches.current_of_student(student_id)
         record = await uow.outcomes.latest_of_student(student_id)
+        opening = await uow.openings.latest_of_student(student_id)
     return outcomes.StudentVacancies(
         student_id=student_id,
         region=student.profile.region,
@@ -560,6 +562,7 @@ async def student_vacancies(
         offset=offset,
         match=match,
         outcome=record,
+        opening=opening,
     )
 
 
@@ -603,6 +606,7 @@ async def open_supplementary(
             ranks_until=opening.ranks_until,
         )
         event = ev.SupplementaryRoundOpened(producer=PRODUCER, data=data)
+        await uow.openings.add(opening)
         await uow.publish([event])
         await uow.claim(event)
     return opening

@@ -36,7 +36,7 @@ from .domain.model import (
     Student,
     Withdrawn,
 )
-from .domain.outcomes import Unplaced
+from .domain.outcomes import Opening, Unplaced
 from .domain.reports import RegionOverview, RoundBreakdown, UnplacedStudent
 from .domain.rules import Channel, Match
 
@@ -228,6 +228,20 @@ class AssignmentRepository(Protocol):
     async def get(self, match_id: uuid.UUID) -> Assignment | None: ...
 
 
+class OpeningRepository(Protocol):
+    async def add(self, opening: Opening) -> None:
+        """Keep a supplementary round opened (the students invited, until when)."""
+        ...
+
+    async def latest_of_student(self, student_id: str) -> Opening | None:
+        """The newest opening that invited the student, if any."""
+        ...
+
+    async def forget_student(self, student_id: str) -> None:
+        """Take an erased student out of every opening."""
+        ...
+
+
 class IdempotencyRepository(Protocol):
     async def reserve(self, key: IdempotencyKey) -> StoredResponse | None:
         """Reserve `key` for this transaction, or return the response given under it first.
@@ -344,6 +358,9 @@ class PlacementsUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def assignments(self) -> AssignmentRepository: ...
+
+    @property
+    def openings(self) -> OpeningRepository: ...
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...

@@ -32,7 +32,7 @@ from ..domain.model import (
     Student,
     Withdrawn,
 )
-from ..domain.outcomes import Unplaced
+from ..domain.outcomes import Opening, Unplaced
 from ..domain.reports import (
     DISTANCE_BOUNDS_KM,
     EARTH_RADIUS_KM,
@@ -668,6 +668,38 @@ class PostgresAssignments(_Repository):
         )
 
 
+class PostgresOpenings(_Repository):
+    async def add(self, opening: Opening) -> None:
+        await self.conn.execute(
+            "INSERT INTO supplementary_openings (opening_id, region, round_id, ranks_until, "
+            "student_ids) VALUES ($1, $2, $3, $4, $5)",
+            opening.opening_id,
+            opening.region,
+            opening.round_id,
+            opening.ranks_until,
+            list(opening.student_ids),
+        )
+
+    async def latest_of_student(self, student_id: str) -> Opening | None:
+        row = await self.conn.fetchrow(
+            "SELECT opening_id, region, round_id, ranks_until FROM supplementary_openings "
+            "WHERE student_ids @> ARRAY[$1::text] ORDER BY opened_at DESC LIMIT 1",
+            student_id,
+        )
+        if row is None:
+            return None
+        return Opening(
+            row["opening_id"], row["region"], row["round_id"], (student_id,), row["ranks_until"]
+        )
+
+    async def forget_student(self, student_id: str) -> None:
+        await self.conn.execute(
+            "UPDATE supplementary_openings SET student_ids = array_remove(student_ids, $1) "
+            "WHERE student_ids @> ARRAY[$1::text]",
+            student_id,
+        )
+
+
 # ---------------------------------------------------------------------------- idempotency
 
 
@@ -849,6 +881,7 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
     rounds: PostgresRounds
     outcomes: PostgresOutcomes
     assignments: PostgresAssignments
+    openings: PostgresOpenings
     idempotency: PostgresIdempotency
     accounts: PostgresAccounts
     audit: PostgresAudit
@@ -863,6 +896,7 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
         self.rounds = PostgresRounds(conn)
         self.outcomes = PostgresOutcomes(conn)
         self.assignments = PostgresAssignments(conn)
+        self.openings = PostgresOpenings(conn)
         self.idempotency = PostgresIdempotency(conn)
         self.accounts = PostgresAccounts(conn)
         self.audit = PostgresAudit(conn)

@@ -186,6 +186,8 @@ class StudentVacancies:
     offset: int
     match: MatchRecord | None = None
     outcome: OutcomeRecord | None = None
+    opening: Opening | None = None
+    """The newest supplementary round that invited the student, if any."""
 
 
 @dataclass(frozen=True)

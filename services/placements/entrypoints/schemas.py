@@ -578,6 +578,14 @@ class RegionVacanciesOut(BaseModel):
         )
 
 
+class OpeningOut(BaseModel):
+    """A supplementary round that invited the student."""
+
+    opening_id: uuid.UUID
+    round_id: uuid.UUID | None = Field(description="The round whose unplaced were invited.")
+    ranks_until: date | None = Field(description="Last day to rank the vacancies, if set.")
+
+
 class StudentVacanciesOut(BaseModel):
     """The vacancies of the student's region that fit them now, nearest first."""
 
@@ -591,6 +599,9 @@ class StudentVacanciesOut(BaseModel):
     total: int
     limit: int
     offset: int
+    opening: OpeningOut | None = Field(
+        default=None, description="The newest supplementary round that invited the student."
+    )
 
     @classmethod
     def of(cls, found: outcomes.StudentVacancies) -> StudentVacanciesOut:
@@ -603,6 +614,13 @@ class StudentVacanciesOut(BaseModel):
             total=found.total,
             limit=found.limit,
             offset=found.offset,
+            opening=OpeningOut(
+                opening_id=found.opening.opening_id,
+                round_id=found.opening.round_id,
+                ranks_until=found.opening.ranks_until,
+            )
+            if found.opening
+            else None,
         )
 
 

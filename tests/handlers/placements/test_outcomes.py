@@ -435,6 +435,19 @@ class OutcomeContract:
             if r.event_type == "SupplementaryRoundOpened"
         ]
         assert audited.actor == COORDINATOR
+        # The opening is kept: an invited student's vacancies say until when to rank them;
+        # a student who was not invited sees none, and an erased student leaves it.
+        invited = await handlers.student_vacancies("s-2", uow)
+        assert invited.opening is not None
+        assert (invited.opening.opening_id, invited.opening.ranks_until) == (
+            opening.opening_id,
+            date(2027, 2, 10),
+        )
+        assert (await handlers.student_vacancies("s-1", uow)).opening is None
+        await handlers.withdraw_student(WithdrawStudent("s-3"), uow)
+        async with uow:
+            assert await uow.openings.latest_of_student("s-3") is None
+            assert await uow.openings.latest_of_student("s-2") is not None
 
     # -------------------------------------------------------------------------- overrides
 

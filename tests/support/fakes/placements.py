@@ -29,7 +29,7 @@ from services.placements.domain.model import (
     Student,
     Withdrawn,
 )
-from services.placements.domain.outcomes import Unplaced
+from services.placements.domain.outcomes import Opening, Unplaced
 from services.placements.domain.reports import (
     STANDING,
     RegionOverview,
@@ -451,6 +451,23 @@ class FakeAssignments(_Repository):
         return self.uow.assignment_rows.get(match_id)
 
 
+class FakeOpenings(_Repository):
+    async def add(self, opening: Opening) -> None:
+        self.uow.opening_rows.append(opening)
+
+    async def latest_of_student(self, student_id: str) -> Opening | None:
+        for opening in reversed(self.uow.opening_rows):
+            if student_id in opening.student_ids:
+                return replace(opening, student_ids=(student_id,))
+        return None
+
+    async def forget_student(self, student_id: str) -> None:
+        self.uow.opening_rows = [
+            replace(o, student_ids=tuple(s for s in o.student_ids if s != student_id))
+            for o in self.uow.opening_rows
+        ]
+
+
 class FakeIdempotency(_Repository):
     @staticmethod
     def _id(key: IdempotencyKey) -> tuple[str, str, str]:
@@ -642,6 +659,7 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         "round_rows",
         "outcome_rows",
         "assignment_rows",
+        "opening_rows",
         "idempotency_rows",
         "audit_rows",
         "used_links",
@@ -657,6 +675,7 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     round_rows: dict[uuid.UUID, Round] = field(default_factory=dict)
     outcome_rows: dict[tuple[uuid.UUID, str], _Outcome] = field(default_factory=dict)
     assignment_rows: dict[uuid.UUID, Assignment] = field(default_factory=dict)
+    opening_rows: list[Opening] = field(default_factory=list)
     idempotency_rows: dict[tuple[str, str, str], _Stored] = field(default_factory=dict)
     audit_rows: dict[uuid.UUID, AuditRecord] = field(default_factory=dict)
     used_links: dict[uuid.UUID, ActionLink] = field(default_factory=dict)
@@ -674,6 +693,7 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         self.rounds = FakeRounds(self)
         self.outcomes = FakeOutcomes(self)
         self.assignments = FakeAssignments(self)
+        self.openings = FakeOpenings(self)
         self.idempotency = FakeIdempotency(self)
         self.audit = FakeAudit(self)
         self.action_links = FakeActionLinks(self)

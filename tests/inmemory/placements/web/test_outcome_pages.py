@@ -435,6 +435,10 @@ async def test_a_supplementary_round_is_opened_or_refused_on_the_form(site: Site
     assert str(event.data.ranks_until) == "2099-01-31"
     said = text_of((await browser.get(opened.headers["location"])).text)
     assert "A supplementary round was opened: 2 unplaced students are told by e-mail" in said
+    # An invited student's page says the round is open and until when to rank.
+    invited = text_of((await site.open("student", student_id="s-2").get("/students/s-2")).text)
+    assert "A supplementary round is open for the students left unplaced" in invited
+    assert "Jan 31, 2099" in invited
 
 
 # ------------------------------------------------------------------------------- access

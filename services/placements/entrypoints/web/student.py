@@ -8,10 +8,11 @@ record (a coordinator of the region may open it too), `match-answer` decided as 
 `placement-list` rule gives the caller (a student's: open only, redacted; the page shows no
 supervisor, ranking or channel to anyone).
 
-Whether a placement is open to the student is checked here against the hard rules of the
-matching policy (docs/product.md, "The matching policy", rules 2 to 5: skills, programme, period,
-distance), which the placements domain does not hold: the matching service decides them when it
-runs a round. A check that lacks a fact (no home or site, a date missing) is not made, as there.
+Whether a placement is open to the student is checked against the hard rules of the matching
+policy (docs/product.md, "The matching policy", rules 2 to 5: skills, programme, period,
+distance) with the domain's `outcomes.hard_failures`, the check vacancies and assignments use; the
+matching service decides them again when it runs a round. A check that lacks a fact (no home or
+site, a date missing) is not made, as there.
 
 Without JavaScript every button of the ranking is a plain submit of one form: adding, removing
 and moving a choice post the whole list with the change and save it. With JavaScript

@@ -1,6 +1,7 @@
 """Stand-ins for the notifications service's peers, shared by bench/notifications.py and the
-tests (which must not be imported by a benchmark): a sample notice context as the placements
-service would answer it, and an ASGI app served by uvicorn in a background thread."""
+tests (which must not be imported by a benchmark): a sample notice context and student notice
+context as the placements service would answer them, and an ASGI app served by uvicorn in a
+background thread."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from datetime import date
 import uvicorn
 
 from devtools.ports import free_port
-from shared.contracts.internal import NoticeChannel, NoticeContext, NoticePlacement, NoticeStudent
+from shared.contracts.internal import (
+    NoticeChannel,
+    NoticeContext,
+    NoticePlacement,
+    NoticeStudent,
+    StudentNoticeContext,
+)
 from shared.contracts.profiles import Supervisor
+from shared.contracts.vocabulary import Language
 
 
 def context(
@@ -53,6 +61,34 @@ def context(
             email=f"{student_id}@student.example" if shared else None,
             phone="+46 70 123 45 67" if shared else None,
         ),
+    )
+
+
+def student_context(
+    student_id: str, placement_id: str | None, *, language: Language = "sv"
+) -> StudentNoticeContext:
+    """What the placements service answers about a student (`<id>@student.example`, in
+    `language`): with `placement_id` that placement, else none of the vacancies fit."""
+    placement = (
+        NoticePlacement(
+            placement_id=placement_id,
+            company_id="c-1",
+            region="SE-AB",
+            title="Elektrikerlärling",
+            starts_on=date(2027, 1, 18),
+            ends_on=date(2027, 3, 12),
+        )
+        if placement_id is not None
+        else None
+    )
+    return StudentNoticeContext(
+        student_id=student_id,
+        region="SE-AB",
+        name="Kim Lindqvist",
+        email=f"{student_id}@student.example",
+        language=language,
+        placement=placement,
+        page_url="https://apl.example.se/student",
     )
 
 

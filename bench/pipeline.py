@@ -1,27 +1,37 @@
-"""Pipeline benchmark of the matching service: Kafka -> read model, and round latency.
+"""Pipeline benchmark of the matching service: Kafka -> read model, and round latency, beside
+the raw-library limit of the same round's I/O, measured in the same run.
 
 Uses the running local infrastructure (`APL_KAFKA_BOOTSTRAP`, `APL_DATABASE_URL` from the
 environment or `.local/apl.env`), under a fresh topic prefix and a fresh Postgres schema, both
-removed at the end.
-It publishes one region's placements and 7,000 students through the real broker, runs the
-matching service in this process (subscribers, outbox relay, the real engine), and prints:
+removed at the end. It fills one region's read model with the placements and `--students`
+students of `devtools.synthetic` (through the real broker, measuring the service's ingest; or,
+with `--direct`, written by the read model's own repository, to reach large rounds quickly),
+runs the matching service in this process (subscribers, outbox relay, the real engine), and
+prints:
 
 - events per second consumed into the read model (first applied to last applied event);
-- latency from publishing MatchingRoundRequested to receiving MatchingRoundCompleted, side by
-  side in the same run for two kinds of round over the same read model:
+- for two kinds of round over the same read model, alternating `--repeat` times each after one
+  untimed warm-up round (before every round the previous round's matches and outbox rows are
+  deleted, so each starts from the same read model and writes all its proposals):
   - `v1`: the round as before issue 14 (the container's `outcomes=False`: no explanations
     computed, no MatchingRoundOutcomes published; no fill);
   - `v2`: every student's outcome with its explanation published (MatchingRoundOutcomes parts,
     before the completion), and `fill: true`;
-  alternating `--repeat` times each, after one untimed warm-up round; before every round the
-  previous round's matches are deleted, so each starts from the same read model (no standing
-  match) and writes all its proposals. The best and the median of each, and the ratio of the
-  medians, are printed.
+  each round's latency from publishing MatchingRoundRequested to receiving its
+  MatchingRoundCompleted, and the round's own work (`RoundReport`: load, solve, write; the
+  explanations run in a thread beside the writes);
+- after each round, the raw-library limit of that round's I/O, in the same run: asyncpg reads
+  the same stored profiles and offers (no parsing), COPYs as many match rows into a copy of the
+  `matches` table (its indexes too) and the round's own outbox payloads into a copy of the
+  `outbox` table, in one transaction, and an idempotent acks=all `AIOKafkaProducer` sends those
+  payloads (same keys and headers) to a scratch topic and awaits every acknowledgement. The
+  engine's solve is not part of the limit (it is printed on its own);
+- the best and median of each, and the ratios of the medians: v2 / v1 (latency and work) and
+  project latency / raw limit.
 
-    .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1] [--repeat 3]
+    .venv/bin/python -m bench.pipeline [--students 7000] [--seed 1] [--repeat 3] [--direct]
 
-`APL_BENCH_LOG_LEVEL=INFO` also prints the service's `round committed` lines: where each round's
-own time went (load, solve with fill and explanations, write), without the relay and Kafka.
+`APL_BENCH_LOG_LEVEL=INFO` also prints the service's `round committed` lines.
 """
 
 from __future__ import annotations
@@ -34,23 +44,65 @@ import os
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.synthetic import generate_round
+from services.matching.adapters.repository import PostgresMatchingUnitOfWork
 from services.matching.bootstrap import Container, running
+from services.matching.handlers import RoundHooks, RoundReport
 from services.matching.settings import MatchingSettings
 from shared.contracts import events as ev
-from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
+from shared.contracts.profiles import PlacementOffer
+from shared.contracts.topics import PARTITIONS, event_key
+from shared.kafka import delete_topics, ensure_topics, event_headers, make_broker, publish_event
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 
 REGION = "SE-AB"
+TARGET_V2_OVER_V1 = 1.30
+TARGET_LATENCY = {7000: 0.7, 30000: 2.5}
 
 
-def _events(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]:
+class Reports(RoundHooks):
+    """The service's round hooks in the bench: keeps every committed round's report."""
+
+    def __init__(self) -> None:
+        self.by_round: dict[uuid.UUID, RoundReport] = {}
+
+    async def committed(self, report: RoundReport) -> None:
+        self.by_round[report.round_id] = report
+
+
+@dataclass
+class Raw:
+    """The raw-library time of one round's I/O."""
+
+    read: float
+    copy: float  # matches and outbox rows, one transaction with its commit
+    produce: float
+    rows: int
+    payload_bytes: int
+    messages: int
+
+    @property
+    def total(self) -> float:
+        return self.read + self.copy + self.produce
+
+
+@dataclass
+class Run:
+    latency: float
+    report: RoundReport
+    raw: Raw
+    completed: dict[str, Any]
+
+
+def _inputs(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]:
     generated = generate_round(n_students, seed=seed)
     placements: list[ev.Event] = [
         ev.PlacementPosted(producer="bench", data=p.model_copy(update={"region": REGION}))
@@ -73,14 +125,120 @@ async def _count(conn: asyncpg.Connection, schema: str) -> int:
     )
 
 
-def _print_round(mode: str, latency: float, completed: dict[str, Any]) -> None:
-    figures = completed["figures"]
-    print(
-        f"{mode}: {figures['students']} students, {figures['placed']} placed "
-        f"({figures.get('filled', 0)} filled), {completed['proposed']} proposed, "
-        f"{completed['outcome_parts']} outcome parts, solver {figures['solver']} "
-        f"{figures['solve_seconds']:.3f} s; latency MatchingRoundRequested -> "
-        f"MatchingRoundCompleted {latency:.3f} s"
+async def _ingest(
+    c: Container, conn: asyncpg.Connection, schema: str, inputs: list[ev.Event], feeder: Any
+) -> None:
+    """Through Kafka: publish every input event and wait until the read model has them all."""
+    topics = c.settings.topics
+    t0 = time.perf_counter()
+    pending = [
+        await feeder.publish(e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True)
+        for e in inputs
+    ]
+    await asyncio.gather(*pending)
+    print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
+    first_at = last_at = 0.0
+    first_seen = seen = 0
+    while seen < len(inputs):
+        seen = await _count(conn, schema)
+        now = time.perf_counter()
+        if seen and not first_at:
+            first_at, first_seen = now, seen
+        if seen:
+            last_at = now
+        await asyncio.sleep(0.05)
+    rate = (seen - first_seen) / max(last_at - first_at, 1e-9)
+    print(f"read model: {seen} events applied; {rate:,.0f} events/s consumed")
+
+
+async def _direct(c: Container, placements: list[ev.Event], students: list[ev.Event]) -> None:
+    """`--direct`: the read model written by its own repository (1,000 rows a transaction)."""
+    t0 = time.perf_counter()
+    rows = [e.data for e in placements] + [e.data for e in students]
+    for start in range(0, len(rows), 1000):
+        async with PostgresMatchingUnitOfWork(c.pool) as uow:
+            for data in rows[start : start + 1000]:
+                if isinstance(data, PlacementOffer):
+                    await uow.placements.upsert(data)
+                else:
+                    await uow.students.upsert(data)
+    print(f"read model: {len(rows)} rows written directly in {time.perf_counter() - t0:.1f} s")
+
+
+async def _raw(
+    conn: asyncpg.Connection,
+    schema: str,
+    producer: AIOKafkaProducer,
+    topic: str,
+    after_id: int,
+    proposed: int,
+) -> Raw:
+    """The raw-library limit of the round just run (see the module)."""
+    # schema and table names here are the bench's own (bench_ and hex digits)
+    rows = await conn.fetch(
+        f"SELECT event_id, key, event_type, payload FROM {schema}.outbox "  # noqa: S608
+        "WHERE id > $1 ORDER BY id",
+        after_id,
+    )
+    t0 = time.perf_counter()
+    await conn.fetch(
+        f"SELECT profile::text FROM {schema}.students WHERE region = $1 "  # noqa: S608
+        "AND NOT withdrawn ORDER BY student_id",
+        REGION,
+    )
+    await conn.fetch(f"SELECT offer::text FROM {schema}.placements")  # noqa: S608
+    t1 = time.perf_counter()
+    await conn.execute(f"TRUNCATE {schema}.raw_matches, {schema}.raw_outbox")
+    round_id = uuid.uuid4()
+    matches = [
+        (uuid.uuid4(), REGION, round_id, f"s-{i}", f"p-{i % 997}", "c-1", 1, "proposed", False)
+        for i in range(proposed)
+    ]
+    t2 = time.perf_counter()
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "raw_matches",
+            schema_name=schema,
+            columns=[
+                "match_id",
+                "region",
+                "round_id",
+                "student_id",
+                "placement_id",
+                "company_id",
+                "rank",
+                "status",
+                "filled",
+            ],
+            records=matches,
+        )
+        await conn.copy_records_to_table(
+            "raw_outbox",
+            schema_name=schema,
+            columns=["event_id", "topic", "key", "event_type", "payload"],
+            records=[(r["event_id"], topic, r["key"], r["event_type"], r["payload"]) for r in rows],
+        )
+    t3 = time.perf_counter()
+    futures = [
+        await producer.send(
+            topic,
+            bytes(r["payload"]),
+            key=event_key(r["key"]),
+            headers=[
+                (k, v.encode()) for k, v in event_headers(r["event_type"], r["event_id"]).items()
+            ],
+        )
+        for r in rows
+    ]
+    await asyncio.gather(*futures)
+    t4 = time.perf_counter()
+    return Raw(
+        read=t1 - t0,
+        copy=t3 - t2,
+        produce=t4 - t3,
+        rows=len(matches) + len(rows),
+        payload_bytes=sum(len(r["payload"]) for r in rows),
+        messages=len(rows),
     )
 
 
@@ -88,36 +246,97 @@ async def _round(
     c: Container,
     conn: asyncpg.Connection,
     schema: str,
-    producer: Any,
+    feeder: Any,
     consumer: AIOKafkaConsumer,
+    reports: Reports,
+    raw_producer: AIOKafkaProducer,
+    raw_topic: str,
     mode: str,
-) -> tuple[float, dict[str, Any]]:
+) -> Run:
     """One round from the same read model: `v1` (outcomes off, no fill) or `v2` (outcomes with
-    explanations, fill). Returns the latency and the MatchingRoundCompleted data."""
+    explanations, fill), then the raw limit of its I/O."""
     # the bench's own generated schema name (bench_ and hex digits)
     await conn.execute(f"DELETE FROM {schema}.matches")  # noqa: S608
+    await conn.execute(f"DELETE FROM {schema}.outbox WHERE sent_at IS NOT NULL")  # noqa: S608
+    after_id = int(await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {schema}.outbox"))  # noqa: S608
     c.outcomes = mode == "v2"
     request = ev.MatchingRoundRequested(
         producer="bench",
         data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, fill=mode == "v2"),
     )
     t_req = time.perf_counter()
-    await publish_event(producer, c.settings.topics, request)
+    await publish_event(feeder, c.settings.topics, request)
     deadline = t_req + 300.0
-    while True:
+    completed: dict[str, Any] | None = None
+    while completed is None:
         if time.perf_counter() > deadline:
             raise SystemExit("no MatchingRoundCompleted within 300 s")
-        for records in (await consumer.getmany(timeout_ms=200)).values():
+        for records in (await consumer.getmany(timeout_ms=100)).values():
             for r in records:
                 body = json.loads(r.value)
                 if body["type"] == "MatchingRoundCompleted" and body["data"]["round_id"] == str(
                     request.data.round_id
                 ):
-                    data: dict[str, Any] = body["data"]
-                    return time.perf_counter() - t_req, data
+                    completed = body["data"]
+    latency = time.perf_counter() - t_req
+    report = reports.by_round[request.data.round_id]
+    raw = await _raw(conn, schema, raw_producer, raw_topic, after_id, report.proposed)
+    return Run(latency, report, raw, completed)
 
 
-async def run(n_students: int, seed: int, repeat: int) -> None:
+def _print_run(mode: str, run: Run) -> None:
+    figures, r, raw = run.completed["figures"], run.report, run.raw
+    print(
+        f"{mode}: {figures['students']} students, {figures['placed']} placed "
+        f"({figures.get('filled', 0)} filled), {r.proposed} proposed, {r.outcome_parts} outcome "
+        f"parts, solver {figures['solver']} {figures['solve_seconds']:.3f} s\n"
+        f"    latency MatchingRoundRequested -> MatchingRoundCompleted {run.latency:.3f} s; "
+        f"round work {r.work_seconds:.3f} s (load {r.load_seconds:.3f}, solve "
+        f"{r.solve_seconds:.3f}, write {r.write_seconds:.3f}; explain beside the writes "
+        f"{r.explain_seconds:.3f})\n"
+        f"    raw limit of its I/O {raw.total:.3f} s (read {raw.read:.3f}, COPY {raw.rows} rows "
+        f"/ {raw.payload_bytes / 1e6:.1f} MB {raw.copy:.3f} = {raw.rows / raw.copy:,.0f} rows/s, "
+        f"produce {raw.messages} {raw.produce:.3f} = {raw.messages / raw.produce:,.0f}/s)"
+    )
+
+
+def _summary(runs: dict[str, list[Run]], n_students: int) -> None:
+    med: dict[str, dict[str, float]] = {}
+    for mode, rs in runs.items():
+        lat = [r.latency for r in rs]
+        work = [r.report.work_seconds for r in rs]
+        raw = [r.raw.total for r in rs]
+        solve = [r.report.solve_seconds for r in rs]
+        med[mode] = {
+            "latency": statistics.median(lat),
+            "work": statistics.median(work),
+            "raw": statistics.median(raw),
+            "solve": statistics.median(solve),
+        }
+        m = med[mode]
+        print(
+            f"{mode}: latency best {min(lat):.3f} s, median {m['latency']:.3f} s; round work "
+            f"median {m['work']:.3f} s (solve {m['solve']:.3f}); raw I/O limit median "
+            f"{m['raw']:.3f} s; latency / (raw I/O + solve) "
+            f"{m['latency'] / (m['raw'] + m['solve']):.2f} over {len(rs)} rounds"
+        )
+    for key in ("latency", "work"):
+        ratio = med["v2"][key] / med["v1"][key]
+        print(
+            f"v2 / v1 {key} (medians): {ratio:.3f} ({ratio - 1:+.0%} added; target <= "
+            f"{TARGET_V2_OVER_V1 - 1:+.0%})"
+        )
+    target = TARGET_LATENCY.get(n_students)
+    if target is not None:
+        for mode in ("v1", "v2"):
+            verdict = "met" if med[mode]["latency"] <= target else "not met"
+            print(
+                f"{mode}: median latency {med[mode]['latency']:.3f} s, target <= {target} s: "
+                f"{verdict}"
+            )
+
+
+async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     # The shared APL_* addresses: the admin role, which may create the bench's schema (the
@@ -134,43 +353,35 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
         outbox_poll_seconds=0.05,
     )
     topics = settings.topics
+    raw_topic = f"{prefix}raw"
     await ensure_topics(bootstrap, topics)
-    placements, students = _events(n_students, seed)
-    inputs = [*placements, *students]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(raw_topic, PARTITIONS, 1)])
+    placements, students = _inputs(n_students, seed)
     print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
 
-    producer = make_broker(bootstrap, "bench-feeder")
+    feeder = make_broker(bootstrap, "bench-feeder")
+    raw_producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+    )
     configure_logging("matching", settings.log_level, json=True)
     conn = await asyncpg.connect(database_url)
+    reports = Reports()
     try:
-        async with producer:
-            await producer.connect()
-            t0 = time.perf_counter()
-            pending = [
-                await producer.publish(
-                    e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True
-                )
-                for e in inputs
-            ]
-            await asyncio.gather(*pending)
-            print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
-
+        async with feeder:
+            await feeder.connect()
+            await raw_producer.start()
             # The service as main.py runs it: migrations, subscribers, outbox relay.
-            async with running(settings) as c:
-                first_at = last_at = 0.0
-                seen = 0
-                while seen < len(inputs):
-                    seen = await _count(conn, schema)
-                    now = time.perf_counter()
-                    if seen and not first_at:
-                        first_at, first_seen = now, seen
-                    if seen:
-                        last_at = now
-                    await asyncio.sleep(0.05)
-                span = max(last_at - first_at, 1e-9)
-                rate = (seen - first_seen) / span
-                print(f"read model: {seen} events applied; {rate:,.0f} events/s consumed")
-
+            async with running(settings, hooks=reports) as c:
+                for table in ("matches", "outbox"):
+                    await conn.execute(
+                        f"CREATE TABLE {schema}.raw_{table} (LIKE {schema}.{table} INCLUDING ALL)"
+                    )
+                if direct:
+                    await _direct(c, placements, students)
+                else:
+                    await _ingest(c, conn, schema, [*placements, *students], feeder)
                 consumer = AIOKafkaConsumer(
                     topics.rounds, bootstrap_servers=bootstrap, auto_offset_reset="latest"
                 )
@@ -178,31 +389,26 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
                 try:
                     await consumer.seek_to_end()
                     await asyncio.sleep(0.5)
-                    await _round(c, conn, schema, producer, consumer, "v1")  # warm-up
-                    latencies: dict[str, list[float]] = {"v1": [], "v2": []}
+                    args = (c, conn, schema, feeder, consumer, reports, raw_producer, raw_topic)
+                    await _round(*args, "v1")  # warm-up
+                    runs: dict[str, list[Run]] = {"v1": [], "v2": []}
                     for _ in range(repeat):
                         for mode in ("v1", "v2"):
-                            latency, completed = await _round(
-                                c, conn, schema, producer, consumer, mode
-                            )
-                            latencies[mode].append(latency)
-                            _print_round(mode, latency, completed)
+                            result = await _round(*args, mode)
+                            runs[mode].append(result)
+                            _print_run(mode, result)
                 finally:
                     await consumer.stop()
-                median = {m: statistics.median(v) for m, v in latencies.items()}
-                for m, v in latencies.items():
-                    print(
-                        f"{m}: best {min(v):.3f} s, median {median[m]:.3f} s over {len(v)} rounds"
-                    )
-                added = median["v2"] / median["v1"] - 1
-                print(
-                    f"v2 / v1 (medians): {median['v2'] / median['v1']:.3f} "
-                    f"({added:+.0%} added; target <= +30%)"
-                )
+                _summary(runs, n_students)
     finally:
+        with contextlib.suppress(Exception):
+            await raw_producer.stop()
         with contextlib.suppress(Exception):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
+        with contextlib.suppress(Exception):
+            await admin.delete_topics([raw_topic])
+        await admin.close()
         await delete_topics(bootstrap, topics)
 
 
@@ -211,8 +417,11 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=7000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each kind")
+    parser.add_argument(
+        "--direct", action="store_true", help="write the read model directly, not through Kafka"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.students, args.seed, args.repeat))
+    asyncio.run(run(args.students, args.seed, args.repeat, direct=args.direct))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ REPLAYED_FROM = "x-replayed-from"
 DLT_HEADERS = frozenset(
     {
         "x-error",
+        "x-error-type",
         "x-original-topic",
         "x-original-partition",
         "x-original-offset",

@@ -255,3 +255,109 @@ def generate_round(
             )
         )
     return Round(students=tuple(students), placements=tuple(placements))
+
+
+# ------------------------------------------------------------------------------ teachers
+
+_SUBJECTS: dict[str, str] = {
+    "EE": "Electrical installation",
+    "IN": "Industrial engineering",
+    "FT": "Vehicle technology",
+    "BA": "Building and construction",
+    "VF": "Heating, ventilation and plumbing",
+    "HA": "Retail and logistics",
+    "RL": "Restaurant and food",
+    "TE": "Technology",
+}
+_TEACHER_FIRST_WEEK = date(2027, 1, 11)  # 2027-W02
+_TEACHER_WEEKS = 20  # the spring term: 2027-W02 ... 2027-W21
+
+
+def _iso_week(monday: date) -> str:
+    year, week, _ = monday.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def generate_teachers(
+    n_teachers: int,
+    *,
+    seed: int = 0,
+    region: str = "SE-AB",
+    periods_per_teacher: float = 0.8,
+    choices: int = 3,
+) -> Round:
+    """A round of teachers in one region: teachers (`participant: teacher`) with their subject,
+    the skills of their programme they want to update and a run of available weeks (a quarter
+    of them give none: any week), and companies' working-life periods for teachers
+    (`kind: teacher`, one to three weeks, one or two places) that update one or two skills of a
+    programme; each teacher ranks `choices` periods, the popular ones more often, mostly of
+    their own programme. Deterministic in `seed`; ids `t-000001`... and `w-000001`...."""
+    rng = np.random.default_rng(seed)
+    centre = next(r for r in REGIONS if r[0] == region)
+    n_periods = max(1, round(n_teachers * periods_per_teacher / 1.4))
+    n_prog = len(PROGRAMMES)
+    pool_size = len(_SKILLS[PROGRAMMES[0]])
+    pr_prog = rng.integers(0, n_prog, n_periods)
+    pr_pop = rng.pareto(1.5, n_periods) + 0.1
+    pr_start = rng.integers(0, _TEACHER_WEEKS - 3, n_periods)
+    pr_weeks = rng.choice([1, 2, 2, 3], n_periods)
+    pr_cap = rng.choice([1, 1, 2], n_periods)
+    pr_skill = rng.integers(0, pool_size, (n_periods, 2))
+    pr_two = rng.random(n_periods) < 0.4
+    periods: list[PlacementOffer] = []
+    for p in range(n_periods):
+        pool = _SKILLS[PROGRAMMES[int(pr_prog[p])]]
+        skills = dict.fromkeys(pool[int(i)] for i in pr_skill[p, : 2 if pr_two[p] else 1].tolist())
+        starts = _TEACHER_FIRST_WEEK + timedelta(weeks=int(pr_start[p]))
+        periods.append(
+            PlacementOffer(
+                placement_id=f"w-{p + 1:06d}",
+                kind="teacher",
+                company_id=f"c-w{p // 2 + 1:05d}",
+                region=region,
+                capacity=int(pr_cap[p]),
+                title=f"Working-life period: {', '.join(skills)}",
+                required_skills=tuple(skills),
+                programmes=(PROGRAMMES[int(pr_prog[p])],),
+                starts_on=starts + timedelta(days=rng.integers(0, 2).item()),
+                ends_on=starts + timedelta(weeks=int(pr_weeks[p]), days=-3),
+                site=GeoPoint(
+                    lat=float(np.clip(centre[1] + rng.normal(0.0, 0.2), -90, 90)),
+                    lon=float(np.clip(centre[2] + rng.normal(0.0, 0.35), -180, 180)),
+                ),
+            )
+        )
+    teachers: list[StudentProfile] = []
+    for t in range(n_teachers):
+        prog = int(rng.integers(0, n_prog))
+        pool = _SKILLS[PROGRAMMES[prog]]
+        wants = tuple(pool[i] for i in range(pool_size) if rng.random() < 0.8) or (pool[0],)
+        weeks: tuple[str, ...] = ()
+        if rng.random() >= 0.25:
+            first = int(rng.integers(0, _TEACHER_WEEKS - 2))
+            length = int(rng.integers(4, 11))
+            weeks = tuple(
+                _iso_week(_TEACHER_FIRST_WEEK + timedelta(weeks=w))
+                for w in range(first, min(first + length, _TEACHER_WEEKS))
+            )
+        weight = pr_pop * np.where(pr_prog == prog, 1.0, 0.05)
+        picked = rng.choice(
+            n_periods, size=min(choices, n_periods), replace=False, p=weight / weight.sum()
+        )
+        teachers.append(
+            StudentProfile(
+                student_id=f"t-{t + 1:06d}",
+                participant="teacher",
+                subject=_SUBJECTS[PROGRAMMES[prog]],
+                region=region,
+                programme=PROGRAMMES[prog],
+                skills=wants,
+                available_weeks=weeks,
+                preferences=tuple(f"w-{int(p) + 1:06d}" for p in picked.tolist()),
+                home=GeoPoint(
+                    lat=float(np.clip(centre[1] + rng.normal(0.0, 0.2), -90, 90)),
+                    lon=float(np.clip(centre[2] + rng.normal(0.0, 0.35), -180, 180)),
+                ),
+            )
+        )
+    return Round(students=tuple(teachers), placements=tuple(periods))

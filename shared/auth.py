@@ -45,8 +45,10 @@ from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
-UserRole = Literal["student", "company", "coordinator", "operator"]
-USER_ROLES: Final[frozenset[str]] = frozenset({"student", "company", "coordinator", "operator"})
+UserRole = Literal["student", "company", "coordinator", "operator", "teacher"]
+USER_ROLES: Final[frozenset[str]] = frozenset(
+    {"student", "company", "coordinator", "operator", "teacher"}
+)
 
 ALGORITHMS: Final[tuple[str, ...]] = (
     "RS256",
@@ -155,7 +157,13 @@ class Principal:
     @property
     def role(self) -> ActorRole:
         """The one capacity recorded for the audit trail: the strongest role it holds."""
-        order: tuple[ActorRole, ...] = ("coordinator", "company", "student", "operator")
+        order: tuple[ActorRole, ...] = (
+            "coordinator",
+            "company",
+            "student",
+            "teacher",
+            "operator",
+        )
         return next((role for role in order if role in self.roles), "service")
 
     def actor(self) -> Actor:

@@ -50,6 +50,24 @@ def _list(values: tuple[str, ...]) -> str:
     return ", ".join(values)
 
 
+def _weeks(weeks: tuple[str, ...]) -> str:
+    """ISO weeks, runs of consecutive weeks written as their first and last: "2027-W10 to
+    2027-W12, 2027-W15" becomes "2027-W10–2027-W12, 2027-W15"."""
+    runs: list[list[str]] = []
+    last: date | None = None
+    for week in weeks:
+        try:
+            monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+        except ValueError:
+            monday = None
+        if runs and last is not None and monday is not None and (monday - last).days == 7:
+            runs[-1].append(week)
+        else:
+            runs.append([week])
+        last = monday
+    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}–{run[-1]}" for run in runs)
+
+
 def headline(outcome: StudentOutcome, t: Texts = PLAIN) -> str:
     """What the outcome is, in one sentence."""
     if outcome.placement_id is not None:
@@ -100,6 +118,16 @@ def rule_text(rule: RuleFailure, t: Texts = PLAIN) -> str:
             "ends": _day(rule.ends_on),
             "available_from": _day(rule.available_from),
             "available_to": _day(rule.available_to),
+        }
+    if rule.rule == "available_weeks":
+        return t.ngettext(
+            "period %(starts)s to %(ends)s touches week %(weeks)s, not among the available weeks",
+            "period %(starts)s to %(ends)s touches weeks %(weeks)s, not among the available weeks",
+            len(rule.unavailable_weeks),
+        ) % {
+            "starts": _day(rule.starts_on),
+            "ends": _day(rule.ends_on),
+            "weeks": _weeks(rule.unavailable_weeks),
         }
     if rule.rule == "max_travel_km":
         return t.gettext("distance %(distance)s km > %(limit)s km") % {

@@ -25,12 +25,12 @@ import copy
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, cast
 
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -60,13 +60,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""The producer's batch per partition (aiokafka's default is 16 KiB): a producer sends one
+batch per partition per request, so a region's burst (its partition's rows) goes out in fewer
+round trips. Within the broker's 1 MiB `message.max.bytes`."""
+
+
 def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
-    """A broker with the project's producer defaults (idempotent, acks from all replicas)."""
+    """A broker with the project's producer defaults (idempotent, acks from all replicas,
+    `PRODUCER_BATCH_BYTES` batches)."""
     # FastStream's own lines go through the standard logging set up by configure_logging
     # (JSON off a terminal); its per-message "Received"/"Processed" lines are debug output.
     kwargs.setdefault("logger", logging.getLogger("faststream"))
     kwargs.setdefault("log_level", logging.DEBUG)
     kwargs.setdefault("graceful_timeout", 15.0)
+    kwargs.setdefault("max_batch_size", PRODUCER_BATCH_BYTES)
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
@@ -75,6 +83,19 @@ def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
         allow_auto_create_topics=False,
         **kwargs,
     )
+
+
+def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The connected broker's own aiokafka producer (idempotent, acks=all: `make_broker`).
+
+    The outbox relay sends through it directly: FastStream's `publish` builds a command and runs
+    the publisher middlewares for every message, which costs more than the send itself at the
+    relay's rates. Raises while the broker is not connected (the relay retries)."""
+    state = getattr(broker.config.producer, "_producer", None)  # FastStream 0.7's producer state
+    producer = getattr(state, "producer", None)
+    if not isinstance(producer, AIOKafkaProducer):
+        raise KafkaConnectionError("the broker is not connected: it has no aiokafka producer")
+    return producer
 
 
 class SubscriberOptions(TypedDict):
@@ -156,6 +177,21 @@ def event_headers(
     }
 
 
+MAX_ERROR_HEADER = 500
+"""Characters of a dead letter's `x-error` header, at most."""
+
+
+def error_header(error: BaseException) -> str:
+    """What a dead letter says of its error: `Type: first line of the message`, printable
+    characters only, at most MAX_ERROR_HEADER characters. Never a traceback, nor the lines an
+    exception may add below its message: the full trace is in the service's log."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    name = type(error).__name__
+    text = f"{name}: {lines[0]}" if lines else name
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= MAX_ERROR_HEADER else text[: MAX_ERROR_HEADER - 1] + "…"
+
+
 def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
     """A consumed record's headers as text."""
     return {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
@@ -170,6 +206,12 @@ class EventPolicy:
     it was dead-lettered because its handler kept failing (not for messages that break the
     contract: those have no trustworthy event); a transient error there rewinds like one in the
     handler.
+
+    With `whole_batches` a poll's records go to the subscriber at once (one call, so one
+    transaction for the batch), each in a CONSUMER span of its own (`tracing.batch_spans`). If a
+    record breaks the contract, or the call fails otherwise than transiently, the batch is
+    handled one record at a time as without it (its effects were rolled back with the failed
+    call), so only the bad record is retried and dead-lettered.
     """
 
     broker: KafkaBroker
@@ -180,7 +222,10 @@ class EventPolicy:
     backoff_max: float = 5.0
     transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
     on_dead_letter: Callable[[Event], Awaitable[None]] | None = None
+    whole_batches: bool = False
     dead_letters: int = field(default=0, init=False)
+    _parsed: dict[int, Event] = field(default_factory=dict, init=False)
+    """Records of a whole batch parsed once already (by `id`), for the subscriber's decoder."""
 
     # ---------------------------------------------------------------- FastStream hooks
 
@@ -192,6 +237,9 @@ class EventPolicy:
         return self.parse(raw)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> Event:
+        parsed = self._parsed.get(id(record))
+        if parsed is not None:
+            return parsed
         return parse_event(self.topics.contract_topic(record.topic), record.value or b"")
 
     def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
@@ -211,12 +259,82 @@ class EventPolicy:
         if not isinstance(raw, tuple | list):
             await self._handle_one(message, raw, call_next)
             return
+        if (
+            self.whole_batches
+            and len(raw) > 1
+            and await self._handle_whole(message, raw, call_next)
+        ):
+            return
         for record in raw:
             single = copy.copy(message)  # its own decode cache
             single.raw_message = (record,)
             single.body = [record.value]
             single.batch_headers = [dict(record.headers or ())]
             await self._handle_one(single, record, call_next)
+
+    async def _handle_whole(
+        self,
+        message: StreamMessage[Any],
+        records: Sequence[ConsumerRecord[Any, Any]],
+        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
+    ) -> bool:
+        """Hand every record of a batch to the subscriber in one call; False (nothing applied)
+        when a record breaks the contract or the call failed otherwise than transiently: the
+        caller then handles them one at a time."""
+        try:
+            events = [self.parse(record) for record in records]
+        except ContractError:
+            return False
+        topic = self.topics.contract_topic(records[0].topic)
+        spans = [
+            (
+                str(event.event_id),
+                record_headers(record),
+                {
+                    "messaging.consumer.group.name": self.group_id,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.message.id": str(event.event_id),
+                    "apl.event_type": event.type,
+                },
+            )
+            for record, event in zip(records, events, strict=True)
+        ]
+        self._parsed.update({id(r): e for r, e in zip(records, events, strict=True)})
+        whole = copy.copy(message)  # its own decode cache
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(topic=topic)
+        try:
+            with tracing.batch_spans(topic, spans) as opened, handling_outcome() as outcome:
+                try:
+                    await call_next(whole)
+                except self.transient as exc:
+                    for span in opened:
+                        tracing.mark_error(span, exc)
+                    for event in events:
+                        METRICS.events_rewound.labels(topic, event.type).inc()
+                    log.warning(
+                        "infrastructure unavailable; batch will be redelivered", exc_info=True
+                    )
+                    raise
+                except Exception:
+                    log.warning("batch failed; handling its records one at a time", exc_info=True)
+                    return False
+        finally:
+            for record in records:
+                self._parsed.pop(id(record), None)
+            structlog.contextvars.unbind_contextvars("topic")
+        each = (time.perf_counter() - started) / len(events)
+        for event in events:
+            labels = (topic, event.type)
+            METRICS.events_consumed.labels(*labels).inc()
+            METRICS.handler_duration.labels(*labels).observe(each)
+            if outcome.duplicates[labels] > 0:
+                outcome.duplicates[labels] -= 1
+                METRICS.events_duplicated.labels(*labels).inc()
+            else:
+                METRICS.events_applied.labels(*labels).inc()
+        return True
 
     async def _handle_one(
         self,
@@ -306,11 +424,14 @@ class EventPolicy:
     async def dead_letter(
         self, record: ConsumerRecord[Any, Any], error: BaseException, *, attempts: int
     ) -> None:
-        """Publish the original bytes with its headers and the error to `<topic>.dlt`."""
+        """Publish the original bytes with its headers and the error to `<topic>.dlt`: the
+        error's type and the first line of its message (`error_header`), never a traceback, which
+        goes to the log with the record's coordinates."""
         headers = record_headers(record)
         headers.update(
             {
-                "x-error": f"{type(error).__name__}: {error}"[:4000],
+                "x-error": error_header(error),
+                "x-error-type": type(error).__name__,
                 "x-original-topic": record.topic,
                 "x-original-partition": str(record.partition),
                 "x-original-offset": str(record.offset),
@@ -320,7 +441,15 @@ class EventPolicy:
         )
         await self.broker.publish(record.value, dlt(record.topic), key=record.key, headers=headers)
         self.dead_letters += 1
-        log.error("event dead-lettered", error=str(error), dlt=dlt(record.topic), attempts=attempts)
+        log.error(
+            "event dead-lettered",
+            error=headers["x-error"],
+            dlt=dlt(record.topic),
+            partition=record.partition,
+            offset=record.offset,
+            attempts=attempts,
+            exc_info=error,
+        )
 
 
 class _PolicyMiddleware(BaseMiddleware[Any, Any]):

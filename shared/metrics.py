@@ -15,6 +15,9 @@ What the shared plumbing counts by itself:
   each consumer last fetched minus its own position), for every pool and broker `runtime.opened`
   registered with `watching`.
 
+Events about ids a consumer does not know are counted (`apl_events_unknown_ids_total`) and
+logged once per id by `unknown_id`; the handlers apply nothing for them.
+
 The services' own metrics are declared here too, so that every name lives in one place: a round's
 duration and size (matching) and the notices sent, retried and failed by channel (notifications).
 """
@@ -22,6 +25,7 @@ duration and size (matching) and the notices sent, retried and failed by channel
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -141,6 +145,14 @@ class Metrics:
             "Records sent to `<topic>.dlt`; reason `contract` (unparseable) or `handler` (kept "
             "failing after the retries).",
             [*by_event, "reason"],
+            registry=registry,
+        )
+        self.events_unknown = Counter(
+            "apl_events_unknown_ids_total",
+            "Consumed events about an id this service does not know (a withdrawal of a student "
+            "or placement never registered, an answer to a match never proposed): counted and "
+            "logged, never applied; `field` names which id (`student_id`, `match_id`, ...).",
+            [*by_event, "field"],
             registry=registry,
         )
         self.handler_duration = Histogram(
@@ -324,9 +336,11 @@ METRICS = Metrics()
 @dataclass
 class Outcome:
     """What the handler of the event being handled found: `duplicate` if its inbox claim said
-    the event had been applied before."""
+    the event had been applied before; `duplicates` counts such claims by (topic, event type)
+    (a batch of events handled at once has one outcome)."""
 
     duplicate: bool = False
+    duplicates: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
 
 
 _OUTCOME: ContextVar[Outcome | None] = ContextVar("apl_event_outcome", default=None)
@@ -351,5 +365,24 @@ def claimed(topic: str, event_type: str, *, fresh: bool) -> None:
     outcome = _OUTCOME.get()
     if outcome is not None:
         outcome.duplicate = True
+        outcome.duplicates[(topic, event_type)] += 1
     else:
         METRICS.events_duplicated.labels(topic, event_type).inc()
+
+
+_UNKNOWN_LOGGED: dict[tuple[str, str], None] = {}
+UNKNOWN_LOGGED_MAX = 10_000
+"""Unknown ids a process remembers having logged (the oldest are forgotten first)."""
+
+
+def unknown_id(topic: str, event_type: str, id_kind: str, value: str) -> None:
+    """A consumed event names an id this service does not know: count it (every time) and log
+    it (the first time this process meets that id). The caller applies nothing for it."""
+    METRICS.events_unknown.labels(topic, event_type, id_kind).inc()
+    key = (id_kind, value)
+    if key in _UNKNOWN_LOGGED:
+        return
+    _UNKNOWN_LOGGED[key] = None
+    if len(_UNKNOWN_LOGGED) > UNKNOWN_LOGGED_MAX:
+        del _UNKNOWN_LOGGED[next(iter(_UNKNOWN_LOGGED))]
+    log.warning("event about an unknown id; nothing applied", id_kind=id_kind, id=value)

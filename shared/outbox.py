@@ -6,11 +6,15 @@ were drawn; the relay can then publish in id order without ever skipping a row t
 late. Rows of different regions do not wait for each other.
 
 Publishing: `OutboxRelay` holds a session advisory lock (one active relay per schema, the others
-stand by), reads unsent rows in id order, publishes each keyed by region, waits for the broker's
-acknowledgement, and only then marks them sent. A crash between the two repeats a publication
-(consumers deduplicate by `event_id` in their inbox); it never loses one. While the broker is
-down it keeps the rows and retries with backoff. When idle it deletes rows published more than
-`retention_days` ago (at most hourly); the per-region counts stay.
+stand by) and pipelines: it reads a batch of unsent rows — the next rows of every key (region)
+side by side, each key's in id order — hands them to the broker's idempotent producer keyed by
+region without awaiting each acknowledgement, reads the next batch while those acks are pending
+(up to `in_flight` batches), and marks rows sent only once the broker acknowledged them. Order
+holds per key, never across keys, so one region's backlog does not delay another's rows. A crash
+between ack and mark repeats at most the rows then in flight (consumers deduplicate by
+`event_id` in their inbox); it never loses one. While the broker is down it keeps the rows and
+retries with backoff. When idle it deletes rows published more than `retention_days` ago (at
+most hourly); the per-region counts stay.
 
 Consuming: `claim(conn, event)` inserts the event id into the inbox inside the transaction that
 applies the effect; it returns False for a duplicate, which the caller acknowledges and ignores.
@@ -19,34 +23,44 @@ applies the effect; it returns False for a duplicate, which the caller acknowled
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from shared import tracing
 from shared.contracts.events import Event
 from shared.contracts.topics import Topics, event_key
 from shared.db import Connection
-from shared.kafka import event_headers
+from shared.kafka import aiokafka_producer
 from shared.metrics import METRICS
+from shared.serialised import Serialised
 
 log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "apl_outbox"
+COPY_FROM = 500
+"""`enqueue` writes batches of at least this many events by COPY (fewer by one INSERT)."""
+_COPY_COLUMNS = ("event_id", "topic", "key", "event_type", "payload", "traceparent", "tracestate")
 
 
-async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
+async def enqueue(conn: Connection, events: Iterable[Event | Serialised]) -> int:
     """Insert events into the outbox of the connection's schema, within its open transaction.
 
-    Two round trips whatever the number of events: one takes the regions' locks and queues the
-    relay's wake-up (delivered at commit), one inserts the rows and updates the counts.
+    Events are models (serialised here, once) or `Serialised` rows (serialised by the writer,
+    see shared/serialised.py). Two round trips for up to `COPY_FROM` events: one takes the
+    regions' locks and queues the relay's wake-up (delivered at commit), one inserts the rows
+    and updates the counts. A larger batch (a matching round's thousands of proposals) is
+    written by one binary COPY, in order, and its counts by one more statement.
     """
-    batch = list(events)
+    batch = [e if isinstance(e, Serialised) else Serialised.of(e) for e in events]
     if not batch:
         return 0
     if not conn.is_in_transaction():
@@ -55,10 +69,13 @@ async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
     await conn.execute(
         "SELECT count(pg_advisory_xact_lock(hashtext('apl.outbox.' || r))), pg_notify($2, '') "
         "FROM (SELECT unnest($1::text[]) AS r ORDER BY 1) AS regions",
-        sorted({e.region for e in batch}),
+        sorted({e.key for e in batch}),
         NOTIFY_CHANNEL,
     )
     trace = tracing.current_headers()  # the writer's trace goes on with the rows
+    if len(batch) >= COPY_FROM:
+        await _copy(conn, batch, trace.get("traceparent"), trace.get("tracestate"))
+        return len(batch)
     await conn.execute(
         """WITH rows AS (
                INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent,
@@ -74,13 +91,36 @@ async def enqueue(conn: Connection, events: Iterable[Event]) -> int:
            DO UPDATE SET events = outbox_counts.events + EXCLUDED.events""",
         [e.event_id for e in batch],
         [e.topic for e in batch],
-        [e.region for e in batch],
-        [e.type for e in batch],
-        [e.to_json() for e in batch],
+        [e.key for e in batch],
+        [e.event_type for e in batch],
+        [e.payload for e in batch],
         trace.get("traceparent"),
         trace.get("tracestate"),
     )
     return len(batch)
+
+
+async def _copy(
+    conn: Connection, batch: list[Serialised], traceparent: str | None, tracestate: str | None
+) -> None:
+    """A large batch: the rows by COPY (ids drawn in the batch's order), then the counts."""
+    await conn.copy_records_to_table(
+        "outbox",
+        columns=_COPY_COLUMNS,
+        records=[
+            (e.event_id, e.topic, e.key, e.event_type, e.payload, traceparent, tracestate)
+            for e in batch
+        ],
+    )
+    counts = collections.Counter((e.topic, e.key) for e in batch)
+    await conn.execute(
+        "INSERT INTO outbox_counts (topic, key, events) "
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+        "ON CONFLICT (topic, key) DO UPDATE SET events = outbox_counts.events + EXCLUDED.events",
+        [topic for topic, _ in counts],
+        [key for _, key in counts],
+        list(counts.values()),
+    )
 
 
 async def published_count(conn: Connection, key: str, topics: Iterable[str]) -> int:
@@ -108,17 +148,109 @@ async def claim(conn: Connection, event: Event) -> bool:
 
 
 @dataclass
+class _InFlight:
+    """One fetched batch handed to the producer: its rows and, once settled, each row's ack."""
+
+    ids: list[int]
+    topics: list[str]
+    acks: asyncio.Future[list[Any]]
+
+
+class _Flight:
+    """The batches handed to the producer and not yet marked, oldest first, at most `limit`
+    (`space`); `settled()` waits for the oldest's acknowledgements and takes it with every
+    batch after it that is settled too ([] once `close()`d and empty)."""
+
+    def __init__(self, limit: int) -> None:
+        self.space = asyncio.Semaphore(limit)
+        self.batches: collections.deque[_InFlight] = collections.deque()
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    def add(self, batch: _InFlight) -> None:
+        self.batches.append(batch)
+        self._changed.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._changed.set()
+
+    async def settled(self) -> list[_InFlight]:
+        while not self.batches:
+            if self._closed:
+                return []
+            self._changed.clear()
+            await self._changed.wait()
+        await asyncio.wait([self.batches[0].acks])
+        done: list[_InFlight] = []
+        while self.batches and self.batches[0].acks.done():
+            done.append(self.batches.popleft())
+            self.space.release()
+        return done
+
+
+class RelayError(RuntimeError):
+    """The broker refused or timed out some rows: they stay unsent and are published again."""
+
+
+# The fetch: the keys (regions) with unsent rows by a skip scan of `outbox_unsent_by_key`, then
+# each key's next rows in id order after the relay's cursor for it ($1 keys, $2 last ids sent to
+# the producer), at most $3 rows of each key.
+_FETCH = """
+WITH RECURSIVE keys(key) AS (
+    SELECT min(key) FROM outbox WHERE sent_at IS NULL
+    UNION ALL
+    SELECT (SELECT min(o.key) FROM outbox o WHERE o.sent_at IS NULL AND o.key > keys.key)
+    FROM keys WHERE keys.key IS NOT NULL
+), live AS (
+    SELECT k.key, coalesce(c.after, 0) AS after FROM keys k
+    LEFT JOIN unnest($1::text[], $2::bigint[]) AS c(key, after) ON c.key = k.key
+    WHERE k.key IS NOT NULL
+)
+SELECT r.id, r.event_id::text, r.topic, r.key, r.event_type, r.payload, r.traceparent, r.tracestate
+FROM live CROSS JOIN LATERAL (
+    SELECT o.id, o.event_id, o.topic, o.key, o.event_type, o.payload, o.traceparent, o.tracestate
+    FROM outbox o
+    WHERE o.sent_at IS NULL AND (o.key, o.id) > (live.key, live.after) AND o.key = live.key
+    ORDER BY o.key, o.id
+    LIMIT $3
+) r
+"""
+
+_MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_CONTENT_TYPE = ("content-type", b"application/json")
+
+
+@dataclass
 class OutboxRelay:
-    """Publishes a schema's outbox to Kafka. Run `run()` as a task; cancel it to stop."""
+    """Publishes a schema's outbox to Kafka. Run `run()` as a task; cancel it to stop.
+
+    Pipelined: it sends a fetched batch without awaiting each acknowledgement and fetches the
+    next while the acks are pending, up to `in_flight` batches; settled batches are marked sent
+    together, only their acknowledged rows. Each batch takes the next rows of every key
+    (region) side by side, so a region's rows never wait behind another region's backlog;
+    order holds per key (one partition each), which is all Kafka keeps anyway.
+
+    Reading by a cursor per key is sound because `enqueue` takes the region's lock before it
+    draws ids: a row of a key that commits later always has a higher id than every row of that
+    key already visible."""
 
     dsn: str
     schema: str
     broker: KafkaBroker
     topics: Topics
     batch: int = 500
+    """Rows a fetch takes of each key (region) that has unsent rows."""
     poll_seconds: float = 0.2
     retention_days: int = 7  # published rows are kept this long, then purged
+    in_flight: int = 4
+    """Batches whose acknowledgements may be pending at once."""
+    read_ahead: int = 2
+    """Batches read ahead of the one being handed to the producer."""
     published: int = field(default=0, init=False)
+    _names: dict[str, str] = field(default_factory=dict, init=False)
+    _keys: dict[str, bytes] = field(default_factory=dict, init=False)
+    _types: dict[str, tuple[str, bytes]] = field(default_factory=dict, init=False)
     _next_purge: float = field(default=0.0, init=False)
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -137,68 +269,153 @@ class OutboxRelay:
                 backoff = 0.5
 
     async def _run_once_connected(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": f"{self.schema}, public"}
-        )
+        conn: asyncpg.Connection = await self._connect()
+        marks: asyncpg.Connection | None = None
         try:
             lock = f"apl.outbox.relay.{self.schema}"
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):  # noqa: ASYNC110
                 await asyncio.sleep(1.0)  # another replica's relay is active; stand by
+            marks = await self._connect()
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             log.info("outbox relay active", schema=self.schema)
             while True:
-                sent = await self.publish_pending(conn)
-                if sent < self.batch and time.monotonic() >= self._next_purge:
+                self._wakeup.clear()  # before reading: a commit from now on wakes the wait below
+                sent = await self.publish_pending(conn, marks)
+                if time.monotonic() >= self._next_purge:
                     await purge_sent(conn, self.retention_days)  # idle: keep the table small
                     self._next_purge = time.monotonic() + 3600
-                if sent < self.batch:
-                    self._wakeup.clear()
+                if not sent:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
         finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            for each in (marks, conn):
+                if each is not None:
+                    with contextlib.suppress(Exception):
+                        await each.close()
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, server_settings={"search_path": f"{self.schema}, public"}
+        )
+        return conn
 
     def _notified(self, *_: object) -> None:
         self._wakeup.set()
 
-    async def publish_pending(self, conn: asyncpg.Connection) -> int:
-        """Publish one batch of unsent rows in id order; return how many were published."""
-        rows = await conn.fetch(
-            "SELECT id, event_id, topic, key, event_type, payload, traceparent, tracestate "
-            "FROM outbox "
-            "WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            self.batch,
-        )
-        if not rows:
-            return 0
-        # Send the batch without waiting between messages, then wait for every acknowledgement;
-        # the idempotent producer keeps per-partition order.
-        futures = []
-        for row in rows:
-            name = self.topics.name(row["topic"])
-            trace = tracing.producer_headers(
-                row["topic"],
-                {"traceparent": row["traceparent"] or "", "tracestate": row["tracestate"] or ""},
-                {"messaging.message.id": str(row["event_id"]), "apl.event_type": row["event_type"]},
-            )
-            fut = await self.broker.publish(
-                bytes(row["payload"]),
-                name,
-                key=event_key(row["key"]),
-                headers=event_headers(row["event_type"], row["event_id"], trace),
-                no_confirm=True,
-            )
-            futures.append(fut)
-        await asyncio.gather(*futures)
-        await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
-        )
-        self.published += len(rows)
-        for row in rows:
-            METRICS.outbox_published.labels(row["topic"]).inc()
-        return len(rows)
+    async def publish_pending(self, conn: asyncpg.Connection, marks: asyncpg.Connection) -> int:
+        """Publish every row unsent now (and those that commit meanwhile) until none is left
+        and every acknowledgement is in and marked; return how many rows were marked.
+
+        Three steps run side by side: reading batches on `conn` (a cursor per key, up to
+        `read_ahead` batches ahead), handing them to the producer (up to `in_flight` batches
+        unacknowledged), and marking acknowledged batches on `marks`. A row the broker refused
+        or timed out raises `RelayError` once the acknowledged rows in flight are marked; it
+        and the rows after it stay unsent and are read again."""
+        producer = aiokafka_producer(self.broker)
+        read: asyncio.Queue[list[asyncpg.Record] | None] = asyncio.Queue(self.read_ahead)
+        flight = _Flight(self.in_flight)
+        marked = 0
+
+        async def reading() -> None:
+            cursor: dict[str, int] = {}  # per key: the last id read
+            while rows := await conn.fetch(_FETCH, list(cursor), list(cursor.values()), self.batch):
+                for row in rows:  # each key's rows come in id order
+                    cursor[row[3]] = row[0]
+                await read.put(rows)
+            await read.put(None)
+
+        async def sending() -> None:
+            while (rows := await read.get()) is not None:
+                await flight.space.acquire()
+                await self._send(producer, rows, flight)
+            flight.close()
+
+        async def marking() -> None:
+            nonlocal marked
+            while batches := await flight.settled():
+                marked += await self._mark(marks, batches)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(reading())
+                group.create_task(sending())
+                group.create_task(marking())
+        except BaseException as stopped:
+            # an error, or cancelled: mark what the broker acknowledges within a few seconds
+            # (fewer repeats on the next start), then stop
+            with contextlib.suppress(Exception):
+                if flight.batches:
+                    await asyncio.wait([b.acks for b in flight.batches], timeout=5.0)
+                    done = [b for b in flight.batches if b.acks.done()]
+                    await self._mark(marks, done, final=True)
+            if isinstance(stopped, BaseExceptionGroup):
+                raise stopped.exceptions[0] from None
+            raise
+        return marked
+
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[asyncpg.Record], flight: _Flight
+    ) -> None:
+        """Hand `rows` to the producer (each key's in id order: its partition keeps that
+        order) and put them in `flight`. If handing over fails, the rows handed over so far go
+        in `flight` (they may still be acknowledged) before the error is raised."""
+        traced = tracing.enabled()
+        names, keys, types = self._names, self._keys, self._types  # encoded once, kept
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for _, event_id, topic, key, event_type, payload, parent, state in rows:
+                name = names.get(topic) or names.setdefault(topic, self.topics.name(topic))
+                kind = types.get(event_type) or types.setdefault(
+                    event_type, ("event-type", event_type.encode())
+                )
+                headers = [_CONTENT_TYPE, kind, ("event-id", event_id.encode())]
+                if traced:
+                    trace = tracing.producer_headers(
+                        topic,
+                        {"traceparent": parent or "", "tracestate": state or ""},
+                        {"messaging.message.id": event_id, "apl.event_type": event_type},
+                    )
+                    headers += [(k, v.encode()) for k, v in trace.items()]
+                else:
+                    if parent:
+                        headers.append(("traceparent", parent.encode()))
+                    if state:
+                        headers.append(("tracestate", state.encode()))
+                encoded = keys.get(key) or keys.setdefault(key, event_key(key))
+                futures.append(await producer.send(name, payload, key=encoded, headers=headers))
+        finally:
+            handed = rows[: len(futures)]
+            if handed:
+                acks = asyncio.gather(*futures, return_exceptions=True)
+                flight.add(_InFlight([r[0] for r in handed], [r[2] for r in handed], acks))
+
+    async def _mark(
+        self, conn: asyncpg.Connection, settled: list[_InFlight], *, final: bool = False
+    ) -> int:
+        """Mark the acknowledged rows of settled batches sent, in one statement; raise
+        `RelayError` (unless `final`) when a row was refused."""
+        ok: list[int] = []
+        counts: collections.Counter[str] = collections.Counter()
+        error: BaseException | None = None
+        for batch in settled:
+            for id_, topic, ack in zip(batch.ids, batch.topics, batch.acks.result(), strict=True):
+                if isinstance(ack, BaseException):
+                    error = error or ack
+                else:
+                    ok.append(id_)
+                    counts[topic] += 1
+        if ok:
+            await self._mark_sent(conn, ok)
+            self.published += len(ok)
+            for topic, n in counts.items():
+                METRICS.outbox_published.labels(topic).inc(n)
+        if error is not None and not final:
+            raise RelayError(f"the broker did not acknowledge every row: {error!r}") from error
+        return len(ok)
+
+    async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        """The one statement that marks rows published (after their acknowledgement)."""
+        await conn.execute(_MARK, ids)
 
 
 async def purge_sent(conn: Connection, older_than_days: int = 7) -> int:

@@ -46,8 +46,11 @@ def policy(
     settings: ServiceSettings,
     broker: KafkaBroker,
     on_dead_letter: Callable[[Event], Awaitable[None]] | None = None,
+    *,
+    whole_batches: bool = False,
 ) -> EventPolicy:
-    """The consumer group's parse / retry / dead-letter policy."""
+    """The consumer group's parse / retry / dead-letter policy (`whole_batches`: a poll's
+    records handed to the subscriber at once, see `EventPolicy`)."""
     return EventPolicy(
         broker,
         settings.topics,
@@ -55,6 +58,7 @@ def policy(
         max_attempts=settings.max_attempts,
         transient=TRANSIENT_ERRORS,
         on_dead_letter=on_dead_letter,
+        whole_batches=whole_batches,
     )
 
 

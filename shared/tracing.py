@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -182,6 +183,55 @@ def consumer_span(
         },
     ) as span:
         yield span
+
+
+_EVENT_TRACES: ContextVar[Mapping[str, dict[str, str]] | None] = ContextVar(
+    "apl_event_traces", default=None
+)
+
+
+@contextlib.contextmanager
+def batch_spans(
+    topic: str, records: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]
+) -> Iterator[list[Span]]:
+    """The CONSUMER spans of a batch of records handled at once (`shared.kafka.EventPolicy`
+    with `whole_batches`), one per record, each a child of its record's `traceparent`: records
+    are `(event id, headers, attributes)`. While open, `event_trace(event_id)` is the context of
+    that event's span, for what the handler stores with the rows of that event."""
+    spans = [
+        tracer().start_span(
+            f"process {topic}",
+            context=extract(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                **attributes,
+            },
+        )
+        for _, headers, attributes in records
+    ]
+    carriers: dict[str, dict[str, str]] = {}
+    for (event_id, _, _), span in zip(records, spans, strict=True):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        carriers[event_id] = carrier
+    token = _EVENT_TRACES.set(carriers)
+    try:
+        yield spans
+    finally:
+        _EVENT_TRACES.reset(token)
+        for span in spans:
+            span.end()
+
+
+def event_trace(event_id: object) -> dict[str, str]:
+    """The trace context to store with what the handling of event `event_id` writes: its span's
+    in a batch (`batch_spans`), else the current one (`current_headers`)."""
+    traces = _EVENT_TRACES.get()
+    found = traces.get(str(event_id)) if traces is not None else None
+    return found if found is not None else current_headers()
 
 
 @contextlib.contextmanager

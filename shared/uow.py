@@ -33,6 +33,7 @@ from shared.contracts.events import Actor, Event
 from shared.db import Connection
 from shared.metrics import claimed
 from shared.outbox import claim, enqueue
+from shared.serialised import Serialised, as_models
 
 
 def system_actor(service: str) -> Actor:
@@ -41,9 +42,10 @@ def system_actor(service: str) -> Actor:
     return Actor(subject=f"service:{service}", role="system", client=f"apl-{service}")
 
 
-def stamped(events: Iterable[Event], actor: Actor | None) -> list[Event]:
-    """`events`, each with `actor` unless it names one already."""
-    return [e.by(actor) for e in events]
+def stamped(events: Iterable[Event | Serialised], actor: Actor | None) -> list[Event | Serialised]:
+    """`events`, each with `actor` unless it names one already (a `Serialised` event is left
+    as it is: its writer serialised it with its actor)."""
+    return [e if isinstance(e, Serialised) else e.by(actor) for e in events]
 
 
 class UnitOfWork(Protocol):
@@ -65,8 +67,9 @@ class UnitOfWork(Protocol):
         """Record a consumed event in the inbox; False if it was applied before."""
         ...
 
-    async def publish(self, events: Iterable[Event]) -> None:
-        """Write events to the outbox; they leave only if the transaction commits."""
+    async def publish(self, events: Iterable[Event | Serialised]) -> None:
+        """Write events (models, or `Serialised`: shared/serialised.py) to the outbox; they
+        leave only if the transaction commits."""
         ...
 
 
@@ -121,7 +124,7 @@ class PostgresUnitOfWork:
         claimed(event.topic, event.type, fresh=fresh)
         return fresh
 
-    async def publish(self, events: Iterable[Event]) -> None:
+    async def publish(self, events: Iterable[Event | Serialised]) -> None:
         await enqueue(self.conn, stamped(events, self.actor))
 
 
@@ -171,10 +174,12 @@ class InMemoryUnitOfWork:
         claimed(event.topic, event.type, fresh=fresh)
         return fresh
 
-    async def publish(self, events: Iterable[Event]) -> None:
+    async def publish(self, events: Iterable[Event | Serialised]) -> None:
         if self._snapshot is None:
             raise RuntimeError("publish must run inside the unit of work's block")
-        self._pending.extend(stamped(events, self.actor))
+        # A serialised event is parsed back into its model, as a consumer would read it: the
+        # fast tier checks that what a writer serialised is a valid event of the contract.
+        self._pending.extend(as_models(stamped(events, self.actor)))
 
     def published_of(self, cls: type[Event]) -> list[Event]:
         """The committed events of one type (tests)."""

@@ -41,7 +41,12 @@ SIGN_IN_USERS = {
     "coordinator-se-ab": "the coordinator of SE-AB: the region, its rounds, the audit trail",
     "coordinator": "a coordinator of SE-AB and SE-O",
     "operator": "an operator: the services, no personal data",
+    "teacher": "a teacher (t-000001, SE-AB): their working-life period, choices and profile",
 }
+TEACHERS = 60
+"""Teachers of the demo's round of teachers (SE-AB), with about 0.8 places of working-life
+periods each (devtools/synthetic.py, `generate_teachers`)."""
+TEACHER_REGION = "SE-AB"
 CONCURRENCY = 4  # batches in flight
 BATCH = 250  # items a request (the API takes up to 500)
 
@@ -290,6 +295,32 @@ def build_data_set(students: int, seed: int) -> tuple[list[dict[str, Any]], list
         body["email"] = f"{s.student_id}@students.example.se"
         bodies_s.append(body)
     return bodies_p, bodies_s
+
+
+def build_teacher_set(
+    teachers: int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Working-life periods for teachers and teachers of TEACHER_REGION as API bodies (the dev
+    user `teacher` is t-000001, with the dev realm's e-mail)."""
+    from devtools.synthetic import generate_teachers
+
+    generated = generate_teachers(teachers, seed=seed, region=TEACHER_REGION)
+    bodies_p = [
+        json.loads(
+            p.model_copy(update={"supervisor": _supervisor(p, i)}).model_dump_json(
+                exclude_none=True
+            )
+        )
+        for i, p in enumerate(generated.placements)
+    ]
+    bodies_t = []
+    for i, t in enumerate(generated.students):
+        body = json.loads(t.model_dump_json(exclude_none=True))
+        body["name"] = f"{FIRST_NAMES[(i + 3) % 10]} {LAST_NAMES[(i * 5) % 8]}"
+        domain = "school.example.se" if i == 0 else "teachers.example.se"
+        body["email"] = f"{t.student_id}@{domain}"
+        bodies_t.append(body)
+    return bodies_p, bodies_t
 
 
 async def _submit(
@@ -593,12 +624,15 @@ async def _demo(n_students: int, seed: int) -> int:
     ):
         await _submit(client, tokens, "placements posted", "/v1/placements/batch", placements)
         await _submit(client, tokens, "students registered", "/v1/students/batch", students)
+        periods, teachers = build_teacher_set(TEACHERS, seed)
+        await _submit(client, tokens, "teachers' periods posted", "/v1/placements/batch", periods)
+        await _submit(client, tokens, "teachers registered", "/v1/students/batch", teachers)
 
         input_topics = [topics.placements, topics.students]
 
         async def consumed() -> tuple[int, int]:
             lag = await kafka.lag(f"{prefix}matching", input_topics)
-            total = len(placements) + len(students)
+            total = len(placements) + len(students) + len(periods) + len(teachers)
             return (total - lag if lag is not None else 0), total
 
         await _wait_until("matching read model", consumed, wait=180)
@@ -625,12 +659,23 @@ async def _demo(n_students: int, seed: int) -> int:
 
         await _wait_until("rounds completed", rounds_done, wait=240)
 
+        # A round of teachers (SE-AB) at its working-life periods, with fill: never mixed with
+        # the students' round, which it runs after (the region's lock keeps them apart anyway).
+        teacher_runs = await _request_rounds(
+            client,
+            tokens,
+            [TEACHER_REGION],
+            prefix + "teachers-",
+            {"fill": True, "participant": "teacher"},
+        )
+        every = list(teacher_runs.values())
+        await _wait_until("round of teachers completed", rounds_done, wait=120)
+
         # Each proposal tells its supervisor and its student, and each unplaced student is told
         # their next steps; every notice ends in a NotificationDelivered or NotificationFailed.
-        proposed = sum(int(r.body.get("proposed") or 0) for r in runs.values())
-        unplaced = sum(
-            sum((r.body.get("unplaced_by_reason") or {}).values()) for r in runs.values()
-        )
+        all_runs = [*runs.values(), *teacher_runs.values()]
+        proposed = sum(int(r.body.get("proposed") or 0) for r in all_runs)
+        unplaced = sum(sum((r.body.get("unplaced_by_reason") or {}).values()) for r in all_runs)
 
         expected = 2 * proposed + unplaced
 
@@ -647,7 +692,10 @@ async def _demo(n_students: int, seed: int) -> int:
             inbox_count = (await inbox.get(f"{inbox_url}/api/count")).json()["count"]
 
     bounds = no_vacancy_at_all(students, placements)
+    teacher_bound = no_vacancy_at_all(teachers, periods)
     report = _report(runs, bounds, outcomes, inbox_count, time.monotonic() - started)
+    slots = sum(int(p["capacity"]) for p in periods)
+    report += "\n" + _teacher_report(teacher_runs, teacher_bound, slots)
     print(report)
     paths.reports.mkdir(exist_ok=True)
     stamp = prefix.removeprefix("demo").rstrip(".")
@@ -656,6 +704,7 @@ async def _demo(n_students: int, seed: int) -> int:
         json.dumps(
             {
                 "rounds": {r.region: r.body for r in runs.values()},
+                "teacher_rounds": {r.region: r.body for r in teacher_runs.values()},
                 "no_eligible_vacancy_at_all": bounds,
                 "notifications": dict(outcomes),
             },
@@ -787,5 +836,35 @@ def _report(
         f"failed: {outcomes.get('NotificationFailed', 0)}"
         + (f"; messages in the inbox: {inbox}" if inbox is not None else ""),
         f"Whole run: {seconds:.0f} s",
+    ]
+    return "\n".join(lines)
+
+
+def _teacher_report(runs: dict[str, RoundRun], bounds: dict[str, int], slots: int) -> str:
+    """The round of teachers' figures: teachers, placed with and without fill, first choice,
+    top 3, unplaced, how many no period fits at all (weeks, skills to update, programme)."""
+    lines = [
+        "",
+        "## The round of teachers (working-life periods)",
+        "",
+        "| region | teachers | periods' places | placed without fill | placed with fill | filled "
+        "| first choice | top 3 | unplaced | no period fits at all | round time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for region in sorted(runs):
+        run = runs[region]
+        f = run.body.get("figures") or {}
+        unplaced = int(sum((run.body.get("unplaced_by_reason") or {}).values()))
+        latency = (run.completed or run.requested) - run.requested
+        placed, filled = int(f.get("placed", 0)), int(f.get("filled", 0))
+        lines.append(
+            f"| {region} | {int(f.get('students', 0))} | {slots} "
+            f"| {placed - filled} | {placed} | {filled} | {int(f.get('first_choice', 0))} "
+            f"| {int(f.get('top3', 0))} | {unplaced} | {int(bounds.get(region, 0))} "
+            f"| {latency:.2f} s |"
+        )
+    lines += [
+        "",
+        "Sign in as `teacher` (t-000001) to see the period proposed, the choices and the profile.",
     ]
     return "\n".join(lines)

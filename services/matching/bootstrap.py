@@ -2,8 +2,9 @@
 
 `build(settings)` wires everything and connects to nothing (the AsyncAPI document is made from
 it). `async with running(settings) as c:` migrates the schema, opens the pool, starts the broker
-(and so the subscribers), and runs the outbox relay, the automatic rounds and, with the real
-engine, the kernel warm-up as background tasks; on exit it stops them in reverse order.
+(and so the subscribers), and runs the outbox relay, the automatic rounds, the round requests'
+region queues, the input wake-ups and, with the real engine, the kernel warm-up as background
+tasks; on exit it stops them in reverse order.
 `main.py`, the tests and the benchmark all use `running`.
 """
 
@@ -27,7 +28,9 @@ from services.matching.auto import AutoRounds
 from services.matching.domain.model import Solver
 from services.matching.entrypoints import subscribers
 from services.matching.handlers import NO_HOOKS, RoundHooks
+from services.matching.round_requests import RoundRequests
 from services.matching.settings import MatchingSettings
+from services.matching.wakeup import InputSignals
 from shared import runtime
 from shared.contracts.events import Event
 from shared.http import asyncapi_document, broker_check, database_check, service_app
@@ -59,6 +62,10 @@ class Container:
     hooks: RoundHooks
     auto: AutoRounds
     unit_of_work: Callable[[], MatchingUnitOfWork]
+    signals: InputSignals
+    """Wake-ups of rounds waiting for their inputs (services/matching/wakeup.py)."""
+    round_requests: RoundRequests
+    """Round requests, per region (services/matching/round_requests.py)."""
     outcomes: bool = True
     """False: rounds run as in v1 (no explanations, no MatchingRoundOutcomes), the baseline
     bench/pipeline.py measures against. Never False in production."""
@@ -93,6 +100,8 @@ def build(
 
     async def on_dead_letter(event: Event) -> None:
         await handlers.record_dead_input(event, uow())
+        if isinstance(event, handlers.INPUT_EVENTS):
+            c.signals.applied(event.producer, event.region)
 
     async def automatic_round(region: str) -> None:
         await handlers.run_round(
@@ -105,11 +114,12 @@ def build(
             outcomes=c.outcomes,
         )
 
+    event_policy = runtime.policy(settings, broker, on_dead_letter=on_dead_letter)
     c = Container(
         settings=settings,
         pool=pool,
         broker=broker,
-        policy=runtime.policy(settings, broker, on_dead_letter=on_dead_letter),
+        policy=event_policy,
         relay=runtime.relay(settings, broker),
         solver=solver,
         hooks=hooks,
@@ -119,8 +129,14 @@ def build(
             delay=settings.auto_round_delay_seconds,
         ),
         unit_of_work=uow,
+        signals=InputSignals(),
+        round_requests=RoundRequests(
+            event_policy,
+            lambda event: subscribers.handle_round_event(c, event),
+            concurrency=settings.round_concurrency,
+        ),
     )
-    broker.include_router(subscribers.router(c))
+    broker.include_routers(subscribers.router(c), subscribers.rounds_router(c))
     return c
 
 
@@ -137,6 +153,8 @@ async def running(
         work: dict[str, Coroutine[Any, Any, None]] = {
             "outbox-relay": c.relay.run(),
             "auto-rounds": c.auto.run(),
+            "round-requests": c.round_requests.run(),
+            "input-wake-ups": c.signals.run(settings.database_url, settings.schema_name),
         }
         if solver is engine_solver:
             work["kernel-warm-up"] = load_kernel()

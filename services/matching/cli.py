@@ -3,10 +3,19 @@ the offline command").
 
     apl match --students S --placements P [--pinned F] [--previous F] --out O
               [--summary J] [--policy optimal|stable] [--fill] [--explain STUDENT_ID]
+              [--timings]
 
 `--fill` adds the fill phase (docs/engine.md, "Fill"): output lines say `"filled": true` for a
 student placed at a vacancy it did not rank. `--explain` prints the student's explained
-outcome in English, in the words the services use (`shared.explain.describe`).
+outcome in English, in the words the services use (`shared.explain.describe`). `--timings`
+prints the seconds spent reading, solving and writing to stderr (bench/offline.py reads it).
+
+Reading is the larger part of a national run (docs/engine.md, "The CLI"): each file is read
+and decoded at once, every record validated by its contract model's own validator with the
+cyclic garbage collector paused (a one-off run frees nothing before the end, and the
+collector would otherwise walk every record made so far again and again), supervisors'
+addresses by `shared.contracts.email_address` (`EmailStr`'s answers, sooner). The output is
+written as `json.dumps` wrote it, a line at a time, without its per-call overhead.
 
 Inputs are JSON Lines, or CSV when the name ends in `.csv` (list fields separated by `;`,
 `home`/`site` as `*_lat`/`*_lon` columns, `supervisor` as `supervisor_name`/`_email`/
@@ -21,10 +30,13 @@ from __future__ import annotations
 import argparse
 import csv
 import errno
+import io
 import json
 import os
+import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +44,20 @@ from typing import Any, Generic, TextIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.matching.engine import MatchingInputError, RoundResult, solve
+from services.matching.engine import MatchingInputError, Outcome, RoundResult, solve
+from services.matching.engine.gcpause import paused_gc
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
 from shared.explain import describe
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-LIST_FIELDS = frozenset({"skills", "preferences", "required_skills", "programmes", "ranking"})
+_LINE_END = re.compile(r"(\r\n|\r|\n)")
+_json_str = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
+
+LIST_FIELDS = frozenset(
+    {"skills", "preferences", "required_skills", "programmes", "ranking", "available_weeks"}
+)
 INT_FIELDS = frozenset({"capacity", "priority", "rank"})
 FLOAT_FIELDS = frozenset({"max_travel_km"})
 # CSV column -> (point field, coordinate): `home_lat` -> home.lat
@@ -90,10 +108,23 @@ def _progress(message: str, count: int) -> None:
         print(f"apl match: {message}", file=sys.stderr, flush=True)
 
 
-def _jsonl_lines(handle: TextIO) -> Iterator[tuple[int, str]]:
-    for number, text in enumerate(handle, start=1):
-        if text.strip():
-            yield number, text
+def _jsonl_lines(text: str) -> Iterator[tuple[int, str, str]]:
+    """(number, line, its line end) of every line that is not blank. Lines end at `\\n`,
+    `\\r\\n` or `\\r`, as in a file opened with `newline=""` (a U+2028 inside a JSON
+    string ends no line)."""
+    if "\r" in text:
+        parts = _LINE_END.split(text)
+        ends = parts[1::2]
+        ends.append("")
+        for number, (line, end) in enumerate(zip(parts[0::2], ends, strict=True), start=1):
+            if line.strip():
+                yield number, line, end
+        return
+    lines = text.split("\n")
+    last = len(lines)
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, line, "" if number == last else "\n"
 
 
 def _csv_value(column: str, cell: str) -> Any:
@@ -128,7 +159,7 @@ def _csv_record(row: dict[str, str | None]) -> dict[str, Any]:
     return record
 
 
-def _csv_lines(handle: TextIO, path: str, problems: Problems) -> Iterator[tuple[int, str]]:
+def _csv_lines(handle: TextIO, path: str, problems: Problems) -> Iterator[tuple[int, str, str]]:
     reader = csv.DictReader(handle)
     if reader.fieldnames is None:
         return
@@ -140,26 +171,46 @@ def _csv_lines(handle: TextIO, path: str, problems: Problems) -> Iterator[tuple[
         if None in row:  # more cells than header columns
             problems.add(path, start, "-", "row has more cells than the header")
         elif any((v or "").strip() for v in row.values()):
-            yield start, json.dumps(_csv_record(dict(row)))
+            yield start, json.dumps(_csv_record(dict(row))), ""
         start = reader.line_num + 1
 
 
+def _failure(validate: Callable[[str], object], text: str) -> ValidationError:
+    """The error of validating `text`, which fails (it failed without its line end)."""
+    try:
+        validate(text)
+    except ValidationError as err:
+        return err
+    raise AssertionError("a line passed with its line end that failed without it")
+
+
 def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
-    """Read and validate one input file; problems are collected, not raised."""
+    """Read and validate one input file; problems are collected, not raised.
+
+    The file is read and decoded at once (a file that is not UTF-8 is one problem, at line
+    0). Each record is validated by the contract model's own validator, as
+    `model_validate_json` does it; a JSON line that fails is validated again with its line
+    end, so that the error names the position it always named (`EOF while parsing an
+    object at line 2 column 0`)."""
     loaded: Loaded[M] = Loaded([], [])
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            lines = (
-                _csv_lines(handle, path, problems)
-                if path.lower().endswith(".csv")
-                else _jsonl_lines(handle)
-            )
-            for number, text in lines:
-                try:
-                    loaded.records.append(model.model_validate_json(text))
-                    loaded.lines.append(number)
-                except ValidationError as err:
-                    problems.add_validation(path, number, err)
+        with open(path, "rb") as raw:
+            text = raw.read().decode("utf-8")
+        lines = (
+            _csv_lines(io.StringIO(text, newline=""), path, problems)
+            if path.lower().endswith(".csv")
+            else _jsonl_lines(text)
+        )
+        validate = model.__pydantic_validator__.validate_json
+        records, numbers = loaded.records, loaded.lines
+        for number, line, end in lines:
+            try:
+                record = validate(line)
+            except ValidationError:
+                problems.add_validation(path, number, _failure(validate, line + end))
+            else:
+                records.append(record)
+                numbers.append(number)
     except OSError as err:
         problems.add(path, 0, "-", f"cannot read: {err.strerror or err}")
     except UnicodeDecodeError as err:
@@ -225,6 +276,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--explain", metavar="STUDENT_ID", help="print why a student got its outcome"
     )
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="print the seconds spent reading, solving and writing to stderr",
+    )
     return parser
 
 
@@ -235,7 +291,10 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # argparse has printed the usage error
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     try:
-        return _run(args)
+        # A one-off run makes every record before it drops any: the cyclic collector would
+        # walk them all again and again while they are read (half the reading time).
+        with paused_gc():
+            return _run(args)
     except KeyboardInterrupt:
         print("apl match: interrupted", file=sys.stderr)
         return 1
@@ -246,6 +305,7 @@ def main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     problems = Problems()
+    started = time.perf_counter()
     students = load(args.students, StudentProfile, problems)
     _progress(f"read {len(students.records)} students", len(students.records))
     placements = load(args.placements, PlacementOffer, problems)
@@ -254,6 +314,7 @@ def _run(args: argparse.Namespace) -> int:
     if problems.lines:
         return _fail(problems)
 
+    read = time.perf_counter()
     prev_map = {r.student_id: r.placement_id for r in previous.records if r.placement_id}
     _progress(f"solving {len(students.records)} students", len(students.records))
     try:
@@ -280,21 +341,59 @@ def _run(args: argparse.Namespace) -> int:
         problems.add(args.students, 0, "student_id", f"--explain: unknown student {args.explain!r}")
         return _fail(problems)
 
+    solved = time.perf_counter()
     try:
         _write_outputs(result, args.out, args.summary)
     except OSError as err:
         problems.add(str(err.filename), 0, "-", f"cannot write: {err.strerror or err}")
         return _fail(problems)
+    if args.timings:
+        wrote = time.perf_counter()
+        print(
+            f"apl match: read {read - started:.3f} s, solved {solved - read:.3f} s, "
+            f"wrote {wrote - solved:.3f} s",
+            file=sys.stderr,
+        )
     if args.explain is not None:
         for line in describe(result.explain(args.explain)):
             print(line)
     return 0
 
 
+_OUTCOME_KEYS = ("student_id", "placement_id", "rank", "filled", "reason")
+_OTHER = (None,) * len(_OUTCOME_KEYS)  # an outcome of other keys: written by json.dumps
+
+
+def outcome_lines(outcomes: Sequence[Outcome]) -> Iterator[str]:
+    """The `--out` lines: `json.dumps(outcome.as_dict())` and a line end for each outcome.
+
+    An outcome of the five keys in their order, with str ids and reason, an int rank and a
+    bool `filled`, is written out here: the same text (`json.dumps`'s ASCII escapes, `": "`
+    and `", "` between items), a few times faster. Any other goes to `json.dumps` itself."""
+    for o in outcomes:
+        d = o.as_dict()
+        sid, pid, rank, filled, reason = d.values() if tuple(d) == _OUTCOME_KEYS else _OTHER
+        if (
+            type(sid) is str
+            and (pid is None or type(pid) is str)
+            and (rank is None or type(rank) is int)
+            and type(filled) is bool
+            and (reason is None or type(reason) is str)
+        ):
+            yield (
+                f'{{"student_id": {_json_str(sid)}, '
+                f'"placement_id": {"null" if pid is None else _json_str(pid)}, '
+                f'"rank": {"null" if rank is None else int.__repr__(rank)}, '
+                f'"filled": {"true" if filled else "false"}, '
+                f'"reason": {"null" if reason is None else _json_str(reason)}}}\n'
+            )
+        else:
+            yield json.dumps(d) + "\n"
+
+
 def _write_outputs(result: RoundResult, out: str, summary: str | None) -> None:
     def outcomes(handle: TextIO) -> None:
-        dumps = json.dumps
-        handle.writelines(dumps(o.as_dict()) + "\n" for o in result.outcomes)
+        handle.writelines(outcome_lines(result.outcomes))
 
     def figures(handle: TextIO) -> None:
         handle.write(json.dumps(result.summary.as_dict(), indent=2) + "\n")

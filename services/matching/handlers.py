@@ -15,10 +15,13 @@ the completion (both `dry_run`) and writes no match.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -31,12 +34,17 @@ from services.matching.domain.model import (
     RoundOptions,
     RoundRecord,
     Solver,
+    SolveResult,
     Standing,
 )
 from services.matching.domain.rules import plan_round, round_problem
+from services.matching.round_events import ProposedEvents
+from services.matching.wakeup import InputSignals
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
-from shared.metrics import METRICS
+from shared.contracts.vocabulary import Participant
+from shared.metrics import METRICS, unknown_id
+from shared.serialised import Serialised
 
 log = structlog.get_logger(__name__)
 
@@ -54,15 +62,42 @@ def _never(region: str) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    """Where a committed round's own time went (what `round committed` logs)."""
+
+    round_id: uuid.UUID
+    region: str
+    students: int
+    proposed: int
+    cancelled: int
+    outcome_parts: int
+    load_seconds: float
+    solve_seconds: float
+    write_seconds: float
+    """From the solve's end to the last write (the explanations overlap it)."""
+    explain_seconds: float
+    """Explaining and serialising the outcomes, in a thread beside the writes."""
+
+    @property
+    def work_seconds(self) -> float:
+        """Load, solve and write: the round's own time, before its commit."""
+        return self.load_seconds + self.solve_seconds + self.write_seconds
+
+
 class RoundHooks:
     """What runs around a round's commit: nothing. Tests subclass it to stop a round at exactly
-    those moments (the crash tests kill the process there)."""
+    those moments (the crash tests kill the process there); bench/pipeline.py to hear each
+    round's `RoundReport`."""
 
     async def before_commit(self) -> None:
         """Inside the round's transaction, after all its writes."""
 
     async def after_commit(self) -> None:
         """After the round committed (for a requested round: before its offset is committed)."""
+
+    async def committed(self, report: RoundReport) -> None:
+        """After the round committed, with where its time went (before `after_commit`)."""
 
 
 NO_HOOKS = RoundHooks()
@@ -141,7 +176,9 @@ async def apply_placement_event(
         if any_automatic:
             changed |= set(await uow.placements.regions_ranking(pid))
         if isinstance(event, ev.PlacementWithdrawn):
-            await uow.placements.withdraw(pid, event.region)
+            if not await uow.placements.withdraw(pid, event.region):
+                unknown_id(event.topic, event.type, "placement_id", pid)
+                return set()  # no tombstone: nothing of it is here, nothing changed
             reason: CancelReason = "placement_withdrawn"
             closed = await uow.matches.cancel_standing_of_placement(pid, reason)
             changed |= await _announce(uow, closed, reason)
@@ -172,7 +209,9 @@ async def apply_student_event(
             await uow.regions.lock(before)
             changed.add(before)
         if isinstance(event, ev.StudentWithdrawn):
-            await uow.students.withdraw(sid, event.region)
+            if not await uow.students.withdraw(sid, event.region):
+                unknown_id(event.topic, event.type, "student_id", sid)
+                return set()  # no tombstone: nothing of them is here, nothing changed
             reason: CancelReason = "student_withdrawn"
             closed = await uow.matches.cancel_standing_of_student(sid, reason)
             changed |= await _announce(uow, closed, reason)
@@ -222,6 +261,9 @@ async def respond_to_match(
                 f"match_id: {data.match_id} is ({row.student_id}, {row.placement_id}), "
                 f"not ({data.student_id}, {data.placement_id})"
             )
+        if row is None:  # never proposed here: no exclusion, no confirmation
+            unknown_id(event.topic, event.type, "match_id", str(data.match_id))
+            return set()
         if isinstance(event, ev.MatchDeclined):
             await uow.matches.exclude(data.student_id, data.placement_id, str(data.match_id))
             if row is not None and row.match is not None:
@@ -229,7 +271,7 @@ async def respond_to_match(
                 await uow.publish([cancelled_event(row.match, "declined", None)])
             await _track(uow, [event.region], automatic)
             return {event.region}
-        if row is None or row.match is None:
+        if row.match is None:
             log.warning("acceptance of a match that no longer stands; ignored", match=row)
             return set()
         match = await uow.matches.record_acceptance(row.match.match_id, data.by)
@@ -344,7 +386,12 @@ async def assign_match(
 
 
 def outcome_parts(
-    round_id: uuid.UUID, region: str, outcomes: Sequence[StudentOutcome], *, dry_run: bool
+    round_id: uuid.UUID,
+    region: str,
+    outcomes: Sequence[StudentOutcome],
+    *,
+    dry_run: bool,
+    participant: Participant = "student",
 ) -> list[ev.MatchingRoundOutcomes]:
     """Every student's outcome, in parts of at most OUTCOMES_PER_PART (none without students)."""
     size = ev.OUTCOMES_PER_PART
@@ -358,6 +405,7 @@ def outcome_parts(
                 part=k + 1,
                 parts=parts,
                 dry_run=dry_run,
+                participant=participant,
                 outcomes=tuple(outcomes[k * size : (k + 1) * size]),
             ),
         )
@@ -365,39 +413,67 @@ def outcome_parts(
     ]
 
 
+def _outcome_rows(
+    result: SolveResult,
+    round_id: uuid.UUID,
+    region: str,
+    *,
+    dry_run: bool,
+    participant: Participant,
+    actor: ev.Actor | None,
+) -> tuple[list[Serialised], float]:
+    """The round's `MatchingRoundOutcomes`, explained (the engine's outcomes are explained on
+    first use) and serialised, by `actor`; and the seconds it took. Runs in a thread."""
+    started = time.perf_counter()
+    outcomes = result.student_outcomes
+    parts = outcome_parts(round_id, region, outcomes, dry_run=dry_run, participant=participant)
+    rows = [Serialised.of(p.by(actor)) for p in parts]
+    return rows, time.perf_counter() - started
+
+
 async def wait_for_inputs(
-    request: ev.MatchingRoundRequested, uows: UnitsOfWork, *, wait: float = 120.0
+    request: ev.MatchingRoundRequested,
+    uows: UnitsOfWork,
+    *,
+    wait: float = 120.0,
+    signals: InputSignals | None = None,
 ) -> None:
     """Hold a round until the inputs its requester had published before it are applied.
 
     The inputs travel on other topics (and partitions), so they may still be in flight when the
-    request arrives. Inputs that were dead-lettered count as arrived: the round goes on without
-    them, and says so in the log. Raises TimeoutError (an infrastructure error: the request is
-    redelivered later, never dead-lettered) if they do not arrive within `wait` seconds.
+    request arrives. While the count is short the round waits for a wake-up (`signals`:
+    services/matching/wakeup.py; every input applied or dead-lettered of the request's producer
+    and region wakes it, on this replica at once, from another one by NOTIFY), not for a timer;
+    without a wake-up it looks again after `signals.recheck` seconds. Inputs that were
+    dead-lettered count as arrived: the round goes on without them, and says so in the log.
+    Raises TimeoutError (an infrastructure error: the request is redelivered later, never
+    dead-lettered) if they do not arrive within `wait` seconds.
     """
     expected = request.data.inputs_published
     if expected is None:
         return
+    signals = signals or InputSignals()
+    producer, region = request.producer, request.data.region
     deadline = time.monotonic() + wait
-    delay = 0.05
     while True:
+        ticket = signals.ticket(producer, region)  # before the look: no wake-up in between
         async with uows() as uow:
-            applied, dead = await uow.inputs.settled(request.producer, request.data.region)
+            applied, dead = await uow.inputs.settled(producer, region)
         if applied + dead >= expected:
             if applied < expected:
                 log.warning(
                     "round goes on without dead-lettered input events", missing=expected - applied
                 )
             return
-        if time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise TimeoutError(
                 f"round {request.data.round_id}: {applied + dead} of {expected} input events of "
-                f"{request.data.region} from {request.producer} applied or dead-lettered "
-                f"after {wait:.0f} s"
+                f"{region} from {producer} applied or dead-lettered after {wait:.0f} s"
             )
         log.info("round waits for its inputs", applied=applied, expected=expected)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ticket.wait(), min(left, signals.recheck))
 
 
 async def run_round(
@@ -434,7 +510,9 @@ async def run_round(
             return
         dry_run = options.dry_run
         started = time.perf_counter()
-        problem, version = await uow.rounds.load_problem(region, whole_region=options.fill)
+        problem, version = await uow.rounds.load_problem(
+            region, whole_region=options.fill, participant=options.participant
+        )
         loaded = time.perf_counter()
         given = round_problem(
             problem, policy, kind=options.kind, fill=options.fill, explain=outcomes
@@ -443,33 +521,36 @@ async def run_round(
         solved = time.perf_counter()
         plan = plan_round(problem, result.outcomes)
         cancellations = () if dry_run else plan.cancellations
-        if cancellations:
-            await uow.matches.close(cancellations)
-        made: list[tuple[uuid.UUID, NewProposal]] = []
-        if not dry_run:
-            made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
-        figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
-        parts = outcome_parts(round_id, region, result.student_outcomes, dry_run=dry_run)
-        outgoing: list[ev.Event] = [
-            cancelled_event(c.match, c.reason, round_id) for c in cancellations
-        ]
-        outgoing += [
-            ev.MatchProposed(
-                producer=PRODUCER,
-                data=ev.MatchProposedData(
-                    match_id=mid,
-                    region=region,
-                    student_id=p.student_id,
-                    placement_id=p.placement_id,
-                    round_id=round_id,
-                    company_id=p.company_id,
-                    rank=p.rank,
-                    filled=p.filled,
-                ),
+        # Every student's outcome is explained and serialised in a worker thread while the
+        # matches are written: one computes while the other waits on PostgreSQL.
+        explaining = asyncio.ensure_future(
+            asyncio.to_thread(
+                _outcome_rows,
+                result,
+                round_id,
+                region,
+                dry_run=dry_run,
+                participant=options.participant,
+                actor=uow.actor,
             )
-            for mid, p in made
-        ]
-        outgoing += parts
+        )
+        made: list[tuple[str, NewProposal]] = []
+        try:
+            if cancellations:
+                await uow.matches.close(cancellations)
+            if not dry_run:
+                made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
+            matches: list[ev.Event | Serialised] = [
+                cancelled_event(c.match, c.reason, round_id) for c in cancellations
+            ]
+            matches += ProposedEvents(region, round_id, uow.actor).rows(made)
+            await uow.publish(matches)
+        except BaseException:
+            await asyncio.wait([explaining])  # the thread ends its work either way
+            raise
+        parts, explain_seconds = await explaining
+        figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
+        outgoing: list[ev.Event | Serialised] = [*parts]
         outgoing.append(
             ev.MatchingRoundCompleted(
                 producer=PRODUCER,
@@ -484,6 +565,7 @@ async def run_round(
                     kind=options.kind,
                     fill=options.fill,
                     dry_run=dry_run,
+                    participant=options.participant,
                     outcome_parts=len(parts),
                 ),
             )
@@ -504,6 +586,7 @@ async def run_round(
                 fill=options.fill,
                 dry_run=dry_run,
                 outcome_parts=len(parts),
+                participant=options.participant,
             )
         )
         written = time.perf_counter()
@@ -513,6 +596,7 @@ async def run_round(
         load_seconds=round(loaded - started, 3),
         solve_seconds=round(solved - loaded, 3),
         write_seconds=round(written - solved, 3),
+        explain_seconds=round(explain_seconds, 3),
         students=len(problem.students),
         proposed=len(made),
         cancelled=len(cancellations),
@@ -528,6 +612,20 @@ async def run_round(
     METRICS.round_students.labels(options.kind).observe(len(problem.students))
     METRICS.round_placements.labels(options.kind).observe(len(problem.placements))
     METRICS.round_matches.labels(options.kind).observe(len(made))
+    await hooks.committed(
+        RoundReport(
+            round_id=round_id,
+            region=region,
+            students=len(problem.students),
+            proposed=len(made),
+            cancelled=len(cancellations),
+            outcome_parts=len(parts),
+            load_seconds=loaded - started,
+            solve_seconds=solved - loaded,
+            write_seconds=written - solved,
+            explain_seconds=explain_seconds,
+        )
+    )
     await hooks.after_commit()
 
 
@@ -539,19 +637,25 @@ async def handle_round_request(
     hooks: RoundHooks = NO_HOOKS,
     input_wait: float = 120.0,
     outcomes: bool = True,
+    signals: InputSignals | None = None,
+    slot: contextlib.AbstractAsyncContextManager[Any] | None = None,
 ) -> None:
-    """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most),
-    then run the round in one transaction (`outcomes`: see `run_round`)."""
-    await wait_for_inputs(event, uows, wait=input_wait)
+    """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most,
+    woken by `signals`), then, holding `slot` if given (the service bounds how many rounds
+    run at once), run the round in one transaction (`outcomes`: see `run_round`)."""
+    await wait_for_inputs(event, uows, wait=input_wait, signals=signals)
     d = event.data
-    await run_round(
-        uows(),
-        solver=solver,
-        region=d.region,
-        round_id=d.round_id,
-        policy=d.policy,
-        options=RoundOptions(kind=d.kind, fill=d.fill, dry_run=d.dry_run),
-        request=event,
-        hooks=hooks,
-        outcomes=outcomes,
-    )
+    async with slot or contextlib.nullcontext():
+        await run_round(
+            uows(),
+            solver=solver,
+            region=d.region,
+            round_id=d.round_id,
+            policy=d.policy,
+            options=RoundOptions(
+                kind=d.kind, fill=d.fill, dry_run=d.dry_run, participant=d.participant
+            ),
+            request=event,
+            hooks=hooks,
+            outcomes=outcomes,
+        )

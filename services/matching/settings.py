@@ -5,13 +5,16 @@ them, in `shared.settings.ServiceSettings`).
   automatic mode a round runs by itself `AUTO_ROUND_DELAY_SECONDS` after the region's input last
   changed. Empty (the default) means rounds run only when requested.
 - `INPUT_WAIT_SECONDS`: how long a requested round waits for the inputs its request counts
-  before the request is redelivered.
+  before the request is handled again.
+- `ROUND_CONCURRENCY`: how many requested rounds (of different regions) run at once; a region's
+  rounds always run one after another, in the order requested.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -25,6 +28,7 @@ class MatchingSettings(ServiceSettings):
     auto_regions: str = ""
     auto_round_delay_seconds: float = 5.0
     input_wait_seconds: float = 120.0
+    round_concurrency: int = Field(default=4, ge=1, le=64)
 
     def is_automatic(self, region: str) -> bool:
         """Whether `region` runs rounds by itself after its input changed."""

@@ -37,11 +37,13 @@ from services.notifications.handlers import (
     Notifier,
     RetryPolicy,
 )
+from services.notifications.reminders import ReminderScanner, ReminderSource
 from services.notifications.settings import NotificationsSettings
 from shared import runtime
 from shared.contracts.events import NotificationEvent
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
+from shared.netguard import WebhookGuard
 from shared.outbox import OutboxRelay
 from shared.uow import system_actor
 
@@ -65,8 +67,9 @@ class Container:
     policy: EventPolicy
     relay: OutboxRelay
     http: httpx.AsyncClient
-    """The placements client's, the token source's and the webhook sender's (closed by
-    `running`)."""
+    """The placements client's and the token source's (closed by `running`)."""
+    hooks_http: httpx.AsyncClient
+    """The webhook sender's, on the SSRF guard's transport (closed by `running`)."""
     tokens: TokenSource
     """This service's access tokens for the placements service (client credentials)."""
     contexts: ContextSource
@@ -74,6 +77,8 @@ class Container:
     hooks: HookSender
     notifier: Notifier
     worker: DeliveryWorker
+    reminders: ReminderScanner | None = None
+    """The reminders before a placement starts (None: `reminder_days` 0, or no source)."""
 
     def uow(self) -> PostgresNotificationsUnitOfWork:
         return PostgresNotificationsUnitOfWork(self.pool, actor=system_actor(self.settings.service))
@@ -87,14 +92,18 @@ def build(
     hooks: HookSender | None = None,
     renderer: Renderer | None = None,
     tokens: TokenSource | None = None,
+    reminders: ReminderSource | None = None,
 ) -> Container:
-    """Wire the service; nothing connects yet. The keyword arguments replace adapters (tests)."""
-    # Each delivery loop holds a connection for its batch; the consumer and /readyz need more.
+    """Wire the service; nothing connects yet. The keyword arguments replace adapters (tests);
+    the due reminders come from `reminders`, else from `contexts` if it gives them (the
+    placements client does)."""
+    # A delivery loop holds a connection while it claims or records; the consumer, the relay's
+    # marks and /readyz need more.
     pool = runtime.pool(
         settings, max_size=max(settings.pool_max_size, settings.worker_concurrency + 2)
     )
     broker = runtime.broker(settings)
-    policy = runtime.policy(settings, broker)
+    policy = runtime.policy(settings, broker, whole_batches=True)  # a poll in one transaction
     http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds))
     if tokens is None:
         tokens = _token_source(settings, http)
@@ -110,9 +119,16 @@ def build(
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout=settings.send_timeout_seconds,
+            connections=settings.smtp_connections,
         )
+    guard = WebhookGuard.of(settings.webhook_allowlist, environment=settings.environment)
+    hooks_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.send_timeout_seconds), transport=guard.transport()
+    )
     if hooks is None:
-        hooks = WebhookSender(http, settings.webhook_secret.get_secret_value().encode())
+        hooks = WebhookSender(
+            hooks_http, settings.webhook_secret.get_secret_value().encode(), guard=guard
+        )
     signer = LinkSigner(
         settings.action_link_secret.get_secret_value().encode(), settings.action_link_base
     )
@@ -134,8 +150,22 @@ def build(
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.worker_poll_seconds,
         batch_size=settings.worker_batch_size,
+        lease_seconds=settings.lease_seconds,
     )
     broker.include_router(build_router(settings, policy, uow, on_recorded=worker.wake))
+    if reminders is None and isinstance(contexts, ReminderSource):
+        reminders = contexts
+    scanner = (
+        ReminderScanner(
+            reminders,
+            uow,
+            settings.reminder_days,
+            settings.reminder_poll_seconds,
+            on_recorded=worker.wake,
+        )
+        if reminders is not None and settings.reminder_days > 0
+        else None
+    )
     broker.publisher(
         settings.topics.notifications,
         title="notifications/outcomes",
@@ -153,12 +183,14 @@ def build(
         policy=policy,
         relay=runtime.relay(settings, broker),
         http=http,
+        hooks_http=hooks_http,
         tokens=tokens,
         contexts=contexts,
         mail=mail,
         hooks=hooks,
         notifier=notifier,
         worker=worker,
+        reminders=scanner,
     )
 
 
@@ -186,15 +218,29 @@ async def running(
     hooks: HookSender | None = None,
     renderer: Renderer | None = None,
     tokens: TokenSource | None = None,
+    reminders: ReminderSource | None = None,
 ) -> AsyncIterator[Container]:
-    """The service, running: migrated, connected, consuming, delivering, relaying."""
-    c = build(settings, mail=mail, contexts=contexts, hooks=hooks, renderer=renderer, tokens=tokens)
+    """The service, running: migrated, connected, consuming, delivering, relaying, and looking
+    for due reminders."""
+    c = build(
+        settings,
+        mail=mail,
+        contexts=contexts,
+        hooks=hooks,
+        renderer=renderer,
+        tokens=tokens,
+        reminders=reminders,
+    )
+    tasks = {"relay": c.relay.run(), "delivery_worker": c.worker.run()}
+    if c.reminders is not None:
+        tasks["reminders"] = c.reminders.run()
     await runtime.migrate(settings, MIGRATIONS)
     async with (
         c.http,
+        c.hooks_http,
         _closing(c.mail),
         runtime.opened(c.pool, c.broker),
-        runtime.background(relay=c.relay.run(), delivery_worker=c.worker.run()),
+        runtime.background(**tasks),
     ):
         yield c
 

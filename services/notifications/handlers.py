@@ -5,11 +5,14 @@ publish and the delivery log `uow.notices`) and never see a connection.
 
 `record_notices` runs in the consumer: in one transaction it claims the event in the inbox and
 inserts the notice rows, so a redelivered event adds nothing. `deliver_due` runs in the
-`DeliveryWorker` beside it: it locks a small batch of due rows (`FOR UPDATE SKIP LOCKED`), and for
-each fetches the notice context (a supervisor's, or a student's), renders and sends; then, in the
-same transaction, it records the outcomes and publishes `NotificationDelivered` or
-`NotificationFailed` through the outbox. A crash between sending and committing leaves the rows
-pending, so each is sent once more with the same Message-ID / Idempotency-Key.
+`DeliveryWorker` beside it, with no transaction open while anything goes over the network: in one
+short transaction it claims a batch of due rows (their claim's id, and not due again until the
+claim's lease ends); then it fetches the batch's notice contexts in one call, renders each notice
+and sends them side by side (the SMTP sender's pool bounds how many are on the wire); then, in a
+second transaction, it records the outcomes on the rows still under its claim and publishes
+`NotificationDelivered` or `NotificationFailed` through the outbox. A crash between sending and
+recording leaves the claimed rows pending: when the lease ends each is sent once more, with the
+same Message-ID / Idempotency-Key; a notice whose outcome was recorded is never sent again.
 """
 
 from __future__ import annotations
@@ -17,21 +20,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Literal, Protocol
 
 import structlog
 from opentelemetry.trace import SpanKind
 
 from services.notifications.adapters.rendering import Renderer
-from services.notifications.adapters.smtp import compose_email
+from services.notifications.adapters.smtp import OutgoingMail, compose_email
 from services.notifications.adapters.store import Delivery, Result
 from services.notifications.adapters.uow import NotificationsUnitOfWork
-from services.notifications.domain.actions import LINK_KINDS, ActionUrls, LinkSigner
+from services.notifications.domain.actions import (
+    LINK_KINDS,
+    TRAINING_KINDS,
+    ActionUrls,
+    LinkSigner,
+)
+from services.notifications.domain.contexts import ContextBatch, StudentKey, SupervisorKey
 from services.notifications.domain.notices import (
     STUDENT_KINDS,
     DeliveryError,
@@ -83,21 +93,31 @@ async def record_notices(
     """Claim `event` and insert its notices, in one transaction. Returns notices recorded (0 for
     a duplicate). With `digest_seconds` > 0 a proposal joins its round's digest for the
     placement's supervisor while that digest still waits (a student's notice never does)."""
+    return await record_batch([event], uow, digest_seconds=digest_seconds)
+
+
+async def record_batch(
+    events: Sequence[NoticeEvent], uow: NotificationsUnitOfWork, *, digest_seconds: float = 0.0
+) -> int:
+    """`record_notices` for a batch of events (a Kafka poll's) in one transaction: each claimed
+    in the inbox (a duplicate adds nothing), the notices of the fresh ones inserted together.
+    Returns notices recorded."""
+    recorded = 0
+    alone = []
     async with uow:
-        if not await uow.claim(event):
-            log.info("duplicate event ignored")
-            return 0
-        recorded = 0
-        alone = []
-        for notice in plan_notices(event):
-            digest_id = notice.digest_id() if digest_seconds > 0 else None
-            if digest_id is not None and await uow.notices.open_digest(
-                notice, digest_id, digest_seconds
-            ):
-                await uow.notices.insert_notice(notice, status="grouped", digest_id=digest_id)
-                recorded += 1
-            else:
-                alone.append(notice)
+        for event in events:
+            if not await uow.claim(event):
+                log.info("duplicate event ignored", event_id=str(event.event_id))
+                continue
+            for notice in plan_notices(event):
+                digest_id = notice.digest_id() if digest_seconds > 0 else None
+                if digest_id is not None and await uow.notices.open_digest(
+                    notice, digest_id, digest_seconds
+                ):
+                    await uow.notices.insert_notice(notice, status="grouped", digest_id=digest_id)
+                    recorded += 1
+                else:
+                    alone.append(notice)
         recorded += await uow.notices.insert_notices(alone)
     return recorded
 
@@ -106,17 +126,29 @@ async def record_notices(
 
 
 class ContextSource(Protocol):
-    """The placements service's notice contexts (`adapters/placements.py:PlacementsClient`)."""
+    """The placements service's notice contexts (`adapters/placements.py:PlacementsClient`):
+    one at a time, or a delivery batch's in one call (`fetch_many`)."""
 
     async def fetch(self, placement_id: str, student_id: str | None) -> NoticeContext: ...
 
     async def fetch_student(
-        self, student_id: str, placement_id: str | None = None
+        self, student_id: str, placement_id: str | None = None, round_id: uuid.UUID | None = None
     ) -> StudentNoticeContext: ...
+
+    async def fetch_many(
+        self, supervisors: Sequence[SupervisorKey], students: Sequence[StudentKey]
+    ) -> ContextBatch: ...
+
+
+def _student_key(notice: Delivery) -> StudentKey:
+    """The context a student notice needs: an unplaced student's vacancies as their round
+    left them (the placements service answers them once it has applied that round)."""
+    after = notice.round_id if notice.kind == "student_unplaced" else None
+    return (notice.student_id or "", notice.placement_id, after)
 
 
 class MailSender(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: OutgoingMail) -> None: ...
 
 
 class HookSender(Protocol):
@@ -190,6 +222,65 @@ class Notifier:
             return None
         return self.links.urls(member.notification_id, member.match_id, now=self.clock())
 
+    def _training(
+        self, notice: Delivery, members: list[Delivery], contexts: list[NoticeContext]
+    ) -> str | None:
+        """The link on which a supervisor without valid training records their course (none
+        when they are ready, or the notice is a cancellation)."""
+        readiness = contexts[0].readiness if contexts else None
+        if self.links is None or notice.kind not in TRAINING_KINDS or readiness is None:
+            return None
+        match_id = next((m.match_id for m in members if m.match_id is not None), None)
+        if readiness.ready or match_id is None:
+            return None
+        return self.links.training_url(notice.notification_id, match_id, now=self.clock())
+
+    async def notify_batch(
+        self, work: Sequence[tuple[Delivery, list[Delivery]]], *, within: float | None = None
+    ) -> list[Outcome]:
+        """Tell each (notice, members) of a delivery batch; their outcomes in the same order.
+
+        The notice contexts of the whole batch come in one call (`ContextSource.fetch_many`;
+        a failed call fails each notice as its single call would have), then every notice is
+        told at once (each in its own span, `_notify_in_trace`): rendering takes turns, the
+        mail sender's connection pool bounds the messages on the wire. A notice not told within
+        `within` seconds is stopped and counts as a transient failure."""
+        supervisors: dict[SupervisorKey, None] = {}
+        students: dict[StudentKey, None] = {}
+        for notice, members in work:
+            if notice.kind in STUDENT_KINDS:
+                if notice.student_id is not None:
+                    students[_student_key(notice)] = None
+                continue
+            for m in members:
+                if m.placement_id is not None and m.student_id is not None:
+                    supervisors[(m.placement_id, m.student_id)] = None
+        try:
+            found = await self.contexts.fetch_many(list(supervisors), list(students))
+        except DeliveryError as exc:
+            found = ContextBatch.failed(exc)
+        told = dataclasses.replace(self, contexts=found)
+        tasks = [
+            asyncio.ensure_future(_notify_in_trace(told, notice, members))
+            for notice, members in work
+        ]
+        if not tasks:
+            return []
+        try:
+            _, late = await asyncio.wait(tasks, timeout=within)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(tasks)
+        finally:  # stopped itself: no send goes on without the batch
+            for task in tasks:
+                task.cancel()
+        return [
+            task.result()
+            if not task.cancelled()
+            else Outcome(ok=False, error="not told within the claim's lease", transient=True)
+            for task in tasks
+        ]
+
     async def notify(self, notice: Delivery, members: list[Delivery]) -> Outcome:
         """Tell the notice's recipient (a digest's `members` are its notices)."""
         if notice.kind in STUDENT_KINDS:
@@ -200,7 +291,7 @@ class Notifier:
         try:
             if notice.student_id is None:  # planned notices always name the student
                 raise PermanentError(f"student notice {notice.notification_id} names no student")
-            found = await self.contexts.fetch_student(notice.student_id, notice.placement_id)
+            found = await self.contexts.fetch_student(*_student_key(notice))
             view = build_student_view(
                 notice.notification_id,
                 notice.kind,
@@ -236,7 +327,12 @@ class Notifier:
             fetched = [await self.contexts.fetch(_placement_of(m), m.student_id) for m in members]
             actions = [self._actions(notice, m) for m in members]
             view = build_view(
-                notice.notification_id, notice.kind, fetched, reason=notice.detail, actions=actions
+                notice.notification_id,
+                notice.kind,
+                fetched,
+                reason=notice.detail,
+                actions=actions,
+                training=self._training(notice, members, fetched),
             )
             channel = view.channel
             await self._send(view)
@@ -283,37 +379,59 @@ Attempt = tuple[Delivery, list[Delivery], Outcome | None]
 """A notice (or digest), the notices it tells of, and how telling went (None: nothing to tell)."""
 
 
+LEASE_SECONDS = 120.0
+"""How long a claimed batch is kept from other workers (`NotificationsSettings.lease_seconds`)."""
+RECORD_MARGIN_SECONDS = 20.0
+"""Of the lease, what is left for recording the outcomes: the sends have the rest."""
+
+
 async def deliver_due(
     uow: NotificationsUnitOfWork,
     notifier: Notifier,
     *,
     retry: RetryPolicy,
     batch_size: int = 10,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> int:
-    """Deliver (or retry, or fail) up to `batch_size` due notices, in one transaction that
-    holds their row locks from before the sends until their outcomes are recorded and their
-    outcome events are in the outbox. Returns how many were due."""
+    """Deliver (or retry, or fail) up to `batch_size` due notices; returns how many were due.
+
+    Three steps, no transaction open across the network: claim the due rows (and a digest's
+    members) in one short transaction; tell them all (`Notifier.notify_batch`: the contexts in
+    one call, the messages side by side), within the lease less `RECORD_MARGIN_SECONDS` (a
+    message not sent by then counts as a transient failure); record the outcomes on the rows
+    still under this claim and publish their outcome events, in a second transaction."""
+    claim = uuid.uuid4()
     async with uow:
-        notices = await uow.notices.pick_due(batch_size)
-        done: list[Attempt] = []
+        notices = await uow.notices.claim_due(batch_size, claim, lease_seconds)
+        work: list[tuple[Delivery, list[Delivery]]] = []
         for notice in notices:
-            members = (
-                await uow.notices.members_of(notice.notification_id)
-                if notice.kind == "digest"
-                else [notice]
-            )
-            # an empty digest cannot normally exist; it is closed quietly (outcome None)
-            outcome = None
-            if members:
-                outcome = await _notify_in_trace(notifier, notice, members)
-            done.append((notice, members, outcome))
-        verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
-        results, events = _outcomes(done, verdicts)
-        await uow.notices.record(results)
-        await uow.publish(events)  # one call per batch: two statements whatever its size
+            digest = notice.kind == "digest"
+            members = await uow.notices.members_of(notice.notification_id) if digest else [notice]
+            work.append((notice, members))
+    if not work:
+        return 0
+    # an empty digest cannot normally exist; it is closed quietly (outcome None)
+    told = [(n, m) for n, m in work if m]
+    outcomes = iter(
+        await notifier.notify_batch(told, within=max(lease_seconds - RECORD_MARGIN_SECONDS, 1.0))
+    )
+    done: list[Attempt] = [(n, m, next(outcomes) if m else None) for n, m in work]
+    verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
+    results, events = _outcomes(done, verdicts)
+    async with uow:
+        recorded = await uow.notices.record(results, claim)
+        # one call per batch: two statements whatever its size
+        await uow.publish([e for e in events if e.data.notification_id in recorded])
     for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
-        if outcome is not None:
-            _log_outcome(notice, outcome, verdict)
+        if outcome is None:
+            continue
+        if notice.notification_id not in recorded:
+            log.warning(
+                "notice's claim had ended: its outcome is left to the worker that took it",
+                notification_id=str(notice.notification_id),
+            )
+            continue
+        _log_outcome(notice, outcome, verdict)
     return len(notices)
 
 
@@ -361,16 +479,20 @@ def _outcomes(
                 )
             )
             continue
-        ids = [notice.notification_id] + [
-            m.notification_id for m in members if m.notification_id != notice.notification_id
+        # the notice first: a digest's members are recorded only if the digest's row is
+        ids: list[tuple[uuid.UUID, uuid.UUID | None]] = [(notice.notification_id, None)] + [
+            (m.notification_id, notice.notification_id)
+            for m in members
+            if m.notification_id != notice.notification_id
         ]
+        channel = outcome.channel
         if status == "delivered":
-            results += [Result(i, status, attempts, outcome.channel) for i in ids]
-            events += [_delivered(m, outcome.channel, attempts) for m in members]
+            results += [Result(i, status, attempts, channel, digest_id=d) for i, d in ids]
+            events += [_delivered(m, channel, attempts) for m in members]
         else:
             error = outcome.error or "unknown error"
-            results += [Result(i, status, attempts, outcome.channel, error) for i in ids]
-            events += [_failed(m, outcome.channel, attempts, error) for m in members]
+            results += [Result(i, status, attempts, channel, error, digest_id=d) for i, d in ids]
+            events += [_failed(m, channel, attempts, error) for m in members]
     return results, events
 
 
@@ -378,10 +500,12 @@ def _outcomes(
 class DeliveryWorker:
     """Delivers due notices; `run()` as a task, cancel to stop. Retries never block the consumer.
 
-    Each of `concurrency` loops, per unit of work (`uow()`: one transaction on a pooled
-    connection), locks up to `batch_size` due rows, tells them one after another, then records
-    all their outcomes and publishes their outcome events before committing (a handful of round
-    trips per batch rather than per notice)."""
+    Each of `concurrency` loops runs `deliver_due` batch after batch (`uow()`: a unit of work for
+    the claim and one for the record, each a short transaction on a pooled connection): a
+    handful of round trips per batch rather than per notice, and while one loop's messages are
+    on the wire another claims, fetches and renders. Stopped (cancelled), a loop first finishes
+    its batch for up to `stop_seconds`, so that the messages it sent are recorded rather than
+    sent again when their claim's lease ends."""
 
     uow: Callable[[], NotificationsUnitOfWork]
     notifier: Notifier
@@ -389,6 +513,8 @@ class DeliveryWorker:
     concurrency: int = 2  # as NotificationsSettings.worker_concurrency
     poll_seconds: float = 0.5
     batch_size: int = 10
+    lease_seconds: float = LEASE_SECONDS
+    stop_seconds: float = 10.0
     _idle: collections.deque[asyncio.Future[None]] = field(
         default_factory=collections.deque, init=False
     )
@@ -417,10 +543,23 @@ class DeliveryWorker:
                 group.create_task(self._loop())
 
     async def deliver_due(self) -> int:
-        """One batch (see `deliver_due`); returns how many notices were due."""
-        return await deliver_due(
-            self.uow(), self.notifier, retry=self.retry, batch_size=self.batch_size
+        """One batch (see `deliver_due`); returns how many notices were due. Cancelled, it
+        lets the batch finish for up to `stop_seconds` before it stops."""
+        batch = asyncio.ensure_future(
+            deliver_due(
+                self.uow(),
+                self.notifier,
+                retry=self.retry,
+                batch_size=self.batch_size,
+                lease_seconds=self.lease_seconds,
+            )
         )
+        try:
+            return await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(batch, self.stop_seconds)
+            raise
 
     async def _loop(self) -> None:
         backoff = 0.5

@@ -51,21 +51,44 @@ class NotificationsSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     mail_from: str = "APL Match <noreply@apl-match.example>"
     webhook_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    webhook_allowlist: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "APL_NOTIFICATIONS_WEBHOOK_ALLOWLIST", "APL_WEBHOOK_ALLOWLIST"
+        ),
+    )
+    """Webhook targets allowed although not public (`APL_WEBHOOK_ALLOWLIST`): IP addresses,
+    CIDR networks and host names, comma-separated. Every other loopback, private, link-local,
+    multicast or reserved address is refused (`shared/netguard.py`); in production only
+    https:// is sent to."""
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     digest_seconds: float = 0.0
     """0 = off. Otherwise proposals of one round to one placement's supervisor wait this long
     and go out as one message listing the students."""
     worker_concurrency: int = 2
-    """Delivery loops. 2 delivered most per second in bench/notifications.py on the 2-core demo
+    """Delivery loops: while one loop's messages are on the wire, another claims, fetches and
+    renders its batch. 2 delivered most per second in bench/notifications.py on the 2-core demo
     machine (the work is CPU-bound); raise it when the SMTP server or placements are slow."""
     worker_poll_seconds: float = 0.5
-    worker_batch_size: int = 10
-    """Due notices one worker loop locks, sends and records per database transaction."""
+    worker_batch_size: int = Field(default=50, ge=1, le=500)
+    """Due notices one worker loop claims, tells (their contexts in one call to the placements
+    service) and records per batch: two short transactions a batch."""
+    lease_seconds: float = Field(default=120.0, ge=30.0)
+    """How long a claimed batch is kept from other workers. Its messages are sent within the
+    lease less 20 s (what is not sent by then counts as a transient failure); a worker that
+    died leaves its batch pending, due again when the lease ends."""
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    """SMTP connections kept open in the pool: messages on the wire at once, for all loops."""
     send_timeout_seconds: float = 15.0
     placements_timeout_seconds: float = 10.0
     token_refresh_margin_seconds: float = 30.0
     """A cached access token is renewed this long before it expires."""
+    reminder_days: int = Field(default=7, ge=0, le=366)
+    """The supervisor and the student of a confirmed match are reminded (once, by e-mail) this
+    many days before the placement starts; 0: no reminders."""
+    reminder_poll_seconds: float = Field(default=3600.0, gt=0)
+    """How often the due reminders are looked for (and once when the service starts)."""
 
     @property
     def action_link_base(self) -> str:

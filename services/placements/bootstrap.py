@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,11 @@ from shared.auth import IssuerUnavailable, Principal, TokenVerifier, Verifier
 from shared.contracts.events import Actor
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
+from shared.netguard import WebhookGuard
 from shared.outbox import OutboxRelay
 
 from .adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from .entrypoints import actions, audit, auth, http, problems, subscribers, web
+from .entrypoints import actions, audit, auth, http, problems, readiness, subscribers, web
 from .ports import PlacementsUnitOfWork
 from .settings import PlacementsSettings
 
@@ -63,6 +64,8 @@ class Container:
     unit_of_work: Callable[[Actor | None], PlacementsUnitOfWork]
     verifier: Verifier
     """Checks the callers' bearer tokens (`shared.auth`)."""
+    webhooks: WebhookGuard = field(default_factory=WebhookGuard)
+    """The SSRF guard every webhook URL passes when saved (the settings' allow-list)."""
 
     def uow(self, actor: Actor | None = None) -> PlacementsUnitOfWork:
         """A new unit of work (one transaction per `async with`) for `actor` (stamped on the
@@ -133,6 +136,7 @@ def build(
         relay=runtime.relay(settings, broker),
         unit_of_work=uow,
         verifier=verifier or verifier_of(settings),
+        webhooks=WebhookGuard.of(settings.webhook_allowlist, environment=settings.environment),
     )
 
 
@@ -179,6 +183,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(actions.router)
     app.include_router(http.internal_router())
+    app.include_router(readiness.router)
+    app.include_router(readiness.internal_router())
     web.install(app, container.settings)
     _document_security(app, container.settings)
     return app

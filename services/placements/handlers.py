@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
 import structlog
@@ -19,10 +19,15 @@ import structlog
 from shared import explain
 from shared.contracts import events as ev
 from shared.contracts.internal import (
+    MAX_DUE_REMINDERS,
     MAX_NOTICE_VACANCIES,
+    DueReminders,
     NoticeChannel,
     NoticeContext,
+    NoticeContexts,
+    NoticeContextsQuery,
     NoticePlacement,
+    NoticeReadiness,
     NoticeStudent,
     NoticeVacancy,
     StudentNoticeContext,
@@ -31,8 +36,11 @@ from shared.contracts.links import ActionLink
 from shared.contracts.outcomes import RuleFailure
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.topics import MATCHES, PLACEMENTS, STUDENTS
+from shared.contracts.vocabulary import Participant
+from shared.metrics import unknown_id
+from shared.netguard import Refused, WebhookGuard
 
-from .domain import links, outcomes, policy, rules
+from .domain import gap, links, outcomes, policy, rules, supervisors
 from .domain.audit import AuditQuery, AuditRecord
 from .domain.commands import (
     AnswerMatch,
@@ -43,16 +51,20 @@ from .domain.commands import (
     ListOutcomes,
     ListPlacements,
     ListRounds,
+    NotReadyQuery,
     OpenSupplementary,
     PatchPlacement,
     PostPlacement,
     PostPlacements,
+    RecordTraining,
     RegionVacancies,
     RegisterStudent,
     RegisterStudents,
     RequestRound,
     SetCompanyChannel,
     SetPreferences,
+    SetReadinessSettings,
+    UpdateTeacher,
     WithdrawPlacement,
     WithdrawStudent,
 )
@@ -102,6 +114,27 @@ def _channel_errors(channel: rules.Channel, prefix: str) -> list[FieldError]:
     return rules.check_notification(channel.kind, channel.webhook_url, prefix)
 
 
+STRICT_WEBHOOKS = WebhookGuard()
+"""The SSRF guard a caller that passes none gets: no allow-list."""
+
+
+async def _webhook_errors(
+    channel: rules.Channel | None, prefix: str, webhooks: WebhookGuard
+) -> list[FieldError]:
+    """A webhook URL whose host resolves to an address the guard refuses (loopback, private,
+    link-local, multicast, reserved, not on the operator's allow-list; http:// in production),
+    named at its field. Checked before the unit of work: resolving holds no lock."""
+    if channel is None or channel.kind != "webhook" or not channel.webhook_url:
+        return []
+    if _channel_errors(channel, prefix):
+        return []  # the form's own error is reported
+    try:
+        await webhooks.check(channel.webhook_url)
+    except Refused as exc:
+        return [FieldError(f"{prefix}webhook_url", str(exc))]
+    return []
+
+
 def _refuse_existing(ids: list[str], inserted: set[str], what: str) -> None:
     existing = [f"items[{i}] ({v})" for i, v in enumerate(ids) if v not in inserted]
     if existing:  # raising rolls the whole batch back
@@ -111,9 +144,16 @@ def _refuse_existing(ids: list[str], inserted: set[str], what: str) -> None:
 # ------------------------------------------------------------------------------ placements
 
 
-async def post_placement(command: PostPlacement, uow: PlacementsUnitOfWork) -> PlacementView:
+async def post_placement(
+    command: PostPlacement,
+    uow: PlacementsUnitOfWork,
+    *,
+    webhooks: WebhookGuard = STRICT_WEBHOOKS,
+) -> PlacementView:
     """Post an offer (PlacementPosted)."""
-    _refuse(_offer_errors(command))
+    _refuse(
+        _offer_errors(command) + await _webhook_errors(command.channel, "notification.", webhooks)
+    )
     placement = Placement(command.offer.checked(), command.channel)
     async with uow:
         if not await uow.placements.add(placement):
@@ -122,11 +162,17 @@ async def post_placement(command: PostPlacement, uow: PlacementsUnitOfWork) -> P
     return PlacementView(placement)
 
 
-async def post_placements(command: PostPlacements, uow: PlacementsUnitOfWork) -> list[str]:
+async def post_placements(
+    command: PostPlacements,
+    uow: PlacementsUnitOfWork,
+    *,
+    webhooks: WebhookGuard = STRICT_WEBHOOKS,
+) -> list[str]:
     """Post many offers in one transaction, all or none; return their ids in order."""
     errors: list[FieldError] = []
     for i, item in enumerate(command.items):
-        errors += rules.in_item(i, _offer_errors(item))
+        hook = await _webhook_errors(item.channel, "notification.", webhooks)
+        errors += rules.in_item(i, _offer_errors(item) + hook)
     ids = [item.offer.placement_id for item in command.items]
     _refuse(errors + rules.check_unique(ids, "placement_id"))
     placements = [Placement(item.offer.checked(), item.channel) for item in command.items]
@@ -137,9 +183,16 @@ async def post_placements(command: PostPlacements, uow: PlacementsUnitOfWork) ->
     return ids
 
 
-async def patch_placement(command: PatchPlacement, uow: PlacementsUnitOfWork) -> PlacementView:
+async def patch_placement(
+    command: PatchPlacement,
+    uow: PlacementsUnitOfWork,
+    *,
+    webhooks: WebhookGuard = STRICT_WEBHOOKS,
+) -> PlacementView:
     """Change an open placement (PlacementUpdated); capacity stays at or above the confirmed."""
     pid = command.placement_id
+    if command.set_channel:
+        _refuse(await _webhook_errors(command.channel, "notification.", webhooks))
     async with uow:
         current = await uow.placements.get(pid, for_update=True)
         if current is None:
@@ -201,14 +254,23 @@ async def list_placements(query: ListPlacements, uow: PlacementsUnitOfWork) -> l
             include_withdrawn=query.include_withdrawn,
             limit=query.limit,
             offset=query.offset,
+            kind=query.kind,
         )
         counts = await uow.matches.confirmed_counts(p.placement_id for p in found)
     return [PlacementView(p, counts.get(p.placement_id, 0)) for p in found]
 
 
-async def set_company_channel(command: SetCompanyChannel, uow: PlacementsUnitOfWork) -> None:
-    """A company's default channel; a placement's own channel wins over it."""
-    _refuse(_channel_errors(command.channel, ""))
+async def set_company_channel(
+    command: SetCompanyChannel,
+    uow: PlacementsUnitOfWork,
+    *,
+    webhooks: WebhookGuard = STRICT_WEBHOOKS,
+) -> None:
+    """A company's default channel; a placement's own channel wins over it. A webhook only
+    to a public address (`webhooks`, the SSRF guard)."""
+    _refuse(
+        _channel_errors(command.channel, "") + await _webhook_errors(command.channel, "", webhooks)
+    )
     async with uow:
         await uow.companies.set_channel(command.company_id, command.channel)
 
@@ -223,9 +285,12 @@ async def placement_matches(placement_id: str, uow: PlacementsUnitOfWork) -> lis
 # -------------------------------------------------------------------------------- students
 
 
-def _student_errors(command: RegisterStudent, open_ids: set[str]) -> list[FieldError]:
+def _student_errors(command: RegisterStudent, kinds: dict[str, Participant]) -> list[FieldError]:
+    """`kinds`: the kind of each open placement the profile ranks."""
     draft = command.profile
-    errors = rules.check_preferences(draft.preferences, open_ids)
+    errors = rules.check_preferences(draft.preferences, kinds)
+    errors += rules.check_kinds(draft.preferences, kinds, draft.participant)
+    errors += rules.check_participant(draft.participant, draft.subject, draft.available_weeks)
     return errors + rules.check_period(
         draft.available_from, draft.available_to, "available_from", "available_to"
     )
@@ -238,8 +303,8 @@ def _student(command: RegisterStudent) -> Student:
 async def register_student(command: RegisterStudent, uow: PlacementsUnitOfWork) -> Student:
     """Register a student (StudentRegistered carries the profile only)."""
     async with uow:
-        open_ids = await uow.placements.open_among(command.profile.preferences)
-        _refuse(_student_errors(command, open_ids))
+        kinds = await uow.placements.open_kinds(command.profile.preferences)
+        _refuse(_student_errors(command, kinds))
         student = _student(command)
         if not await uow.students.add(student):
             raise Conflict(f"student {student.student_id} already exists")
@@ -251,10 +316,10 @@ async def register_students(command: RegisterStudents, uow: PlacementsUnitOfWork
     """Register many students in one transaction, all or none; return their ids in order."""
     async with uow:
         wanted = {p for item in command.items for p in item.profile.preferences}
-        open_ids = await uow.placements.open_among(sorted(wanted))
+        kinds = await uow.placements.open_kinds(sorted(wanted))
         errors: list[FieldError] = []
         for i, item in enumerate(command.items):
-            errors += rules.in_item(i, _student_errors(item, open_ids))
+            errors += rules.in_item(i, _student_errors(item, kinds))
         ids = [item.profile.student_id for item in command.items]
         _refuse(errors + rules.check_unique(ids, "student_id"))
         students = [_student(item) for item in command.items]
@@ -280,10 +345,33 @@ async def set_preferences(command: SetPreferences, uow: PlacementsUnitOfWork) ->
     async with uow:
         current = await _live_student(uow, command.student_id, for_update=True)
         prefs = list(command.preferences)
-        _refuse(rules.check_preferences(prefs, await uow.placements.open_among(prefs)))
+        kinds = await uow.placements.open_kinds(prefs)
+        errors = rules.check_preferences(prefs, kinds)
+        _refuse(errors + rules.check_kinds(prefs, kinds, current.profile.participant))
         profile = current.profile.model_copy(update={"preferences": tuple(prefs)})
         updated = await uow.students.save_profile(profile)
         await uow.publish([ev.StudentPreferencesUpdated(producer=PRODUCER, data=profile)])
+    return updated
+
+
+async def update_teacher(command: UpdateTeacher, uow: PlacementsUnitOfWork) -> Student:
+    """A teacher's subject, the skills they want to update and their available weeks change
+    (StudentRegistered again, with the whole profile: matching replaces what it had). NotFound
+    for an id that is no teacher's; the ranking is kept."""
+    async with uow:
+        current = await _live_student(uow, command.teacher_id, for_update=True)
+        if current.profile.participant != "teacher":
+            raise NotFound(f"{command.teacher_id} is a student, not a teacher")
+        _refuse(rules.check_participant("teacher", command.subject, command.available_weeks))
+        profile = current.profile.model_copy(
+            update={
+                "subject": command.subject.strip(),
+                "skills": command.skills,
+                "available_weeks": command.available_weeks,
+            }
+        )
+        updated = await uow.students.save_profile(profile)
+        await uow.publish([ev.StudentRegistered(producer=PRODUCER, data=profile)])
     return updated
 
 
@@ -308,6 +396,15 @@ async def withdraw_student(command: WithdrawStudent, uow: PlacementsUnitOfWork) 
 async def get_student(student_id: str, uow: PlacementsUnitOfWork) -> Student:
     async with uow:
         return await _live_student(uow, student_id)
+
+
+async def get_teacher(teacher_id: str, uow: PlacementsUnitOfWork) -> Student:
+    """A teacher's record; NotFound for an id that is no teacher's."""
+    async with uow:
+        found = await _live_student(uow, teacher_id)
+    if found.profile.participant != "teacher":
+        raise NotFound(f"{teacher_id} is a student, not a teacher")
+    return found
 
 
 async def student_match(student_id: str, uow: PlacementsUnitOfWork) -> MatchRecord:
@@ -338,11 +435,14 @@ async def answer_match(command: AnswerMatch, uow: PlacementsUnitOfWork) -> Match
         }
         event: ev.MatchAccepted | ev.MatchDeclined
         if command.answer == "decline":
-            after = rules.decline(current.machine(), command.by, command.reason)
-            data = ev.MatchDeclinedData(**ids, by=command.by, reason=command.reason)
+            # the words (or the code) stay here; the event carries the code only
+            code = rules.decline_code(command.reason_code, command.reason)
+            after = rules.decline(current.machine(), command.by, command.reason or code)
+            data = ev.MatchDeclinedData(**ids, by=command.by, reason_code=code)
             event = ev.MatchDeclined(producer=PRODUCER, data=data)
         else:
             after = rules.accept(current.machine(), command.by)
+            await _refuse_unready(current, command.by, uow)
             event = ev.MatchAccepted(
                 producer=PRODUCER, data=ev.MatchAcceptedData(**ids, by=command.by)
             )
@@ -359,15 +459,20 @@ async def request_round(command: RequestRound, uow: PlacementsUnitOfWork) -> uui
     """Ask for a round (MatchingRoundRequested) stating how many inputs of the region this
     service published before it: matching waits until it has applied as many. A policy matching
     does not know is refused (`policy`), and so is a supplementary round for a region without
-    unplaced students (`kind`); nothing is written then."""
+    unplaced students (`kind`), and a teacher round for a region without an open working-life
+    period or without a registered teacher (`participant`); nothing is written then."""
     if command.policy not in get_args(ev.Policy):
         known = ", ".join(get_args(ev.Policy))
         raise Invalid([FieldError("policy", f"{command.policy!r} is not a policy ({known})")])
     round_id = uuid.uuid4()
+    who = command.participant
     async with uow:
-        if command.kind == "supplementary" and not await _unplaced_of(uow, command.region):
+        if who == "teacher":
+            await _refuse_empty_teacher_round(uow, command.region)
+        if command.kind == "supplementary" and not await _unplaced_of(uow, command.region, who):
+            people = "teachers" if who == "teacher" else "students"
             message = (
-                f"region {command.region} has no unplaced students (of its latest completed "
+                f"region {command.region} has no unplaced {people} (of its latest completed "
                 "round, still without a match): a supplementary round would place no one"
             )
             raise Invalid([FieldError("kind", message)])
@@ -379,6 +484,7 @@ async def request_round(command: RequestRound, uow: PlacementsUnitOfWork) -> uui
             kind=command.kind,
             fill=command.fill,
             dry_run=command.dry_run,
+            participant=who,
         )
         inputs = await uow.published_count(command.region, ROUND_INPUT_TOPICS)
         data = ev.MatchingRoundRequestedData(
@@ -390,6 +496,7 @@ async def request_round(command: RequestRound, uow: PlacementsUnitOfWork) -> uui
             kind=command.kind,
             fill=command.fill,
             dry_run=command.dry_run,
+            participant=who,
         )
         event = ev.MatchingRoundRequested(producer=PRODUCER, data=data)
         await uow.publish([event])
@@ -414,10 +521,25 @@ async def list_rounds(query: ListRounds, uow: PlacementsUnitOfWork) -> outcomes.
     return outcomes.Page(tuple(found), total, query.limit, query.offset)
 
 
-async def _unplaced_of(uow: PlacementsUnitOfWork, region: str) -> list[outcomes.Unplaced]:
-    """The region's unplaced: of its latest completed round (not a dry run), still registered
-    and without a standing match."""
-    latest = await uow.rounds.latest_completed(region)
+async def _refuse_empty_teacher_round(uow: PlacementsUnitOfWork, region: str) -> None:
+    """A teacher round needs the region's open working-life periods and its teachers: without
+    either it would place no one, so it is refused naming `participant`."""
+    missing = []
+    if not await uow.placements.open_count(region, "teacher"):
+        missing.append("no open working-life period for teachers (a placement of kind teacher)")
+    if not await uow.students.live_count(region, "teacher"):
+        missing.append("no registered teacher")
+    if missing:
+        message = f"region {region} has {' and '.join(missing)}: a teacher round would place no one"
+        raise Invalid([FieldError("participant", message)])
+
+
+async def _unplaced_of(
+    uow: PlacementsUnitOfWork, region: str, participant: Participant = "student"
+) -> list[outcomes.Unplaced]:
+    """The region's unplaced students (or teachers): of its latest completed round of them
+    (not a dry run), still registered and without a standing match."""
+    latest = await uow.rounds.latest_completed(region, participant)
     return await uow.outcomes.unplaced(latest.round_id) if latest else []
 
 
@@ -474,8 +596,9 @@ async def round_outcome_report(round_id: uuid.UUID, uow: PlacementsUnitOfWork) -
             offset=0,
         )
     profiles = {sid: s.profile for sid, s in students.items() if isinstance(s, Student)}
-    offers = {p.placement_id: p.offer for p in region}
-    open_ids = [p.placement_id for p in region if not p.withdrawn]
+    ours = [p for p in region if p.offer.kind == found.participant]  # a teacher round: periods
+    offers = {p.placement_id: p.offer for p in ours}
+    open_ids = [p.placement_id for p in ours if not p.withdrawn]
     return outcomes.report(found, records, profiles, offers, open_ids)
 
 
@@ -495,11 +618,14 @@ async def compare_rounds(command: CompareRounds, uow: PlacementsUnitOfWork) -> o
 # ------------------------------------------------------------------------------ vacancies
 
 
-async def _free_vacancies(uow: PlacementsUnitOfWork, region: str) -> list[outcomes.Vacancy]:
+async def _free_vacancies(
+    uow: PlacementsUnitOfWork, region: str, kind: Participant = "student"
+) -> list[outcomes.Vacancy]:
+    """The region's open placements of `kind` with a free slot."""
     found = await uow.placements.search(
         region=region, company_id=None, include_withdrawn=False, limit=1_000_000, offset=0
     )
-    offers = [p.offer for p in found]
+    offers = [p.offer for p in found if p.offer.kind == kind]
     standing = await uow.matches.standing_counts(o.placement_id for o in offers)
     return outcomes.vacancies(offers, standing)
 
@@ -567,7 +693,7 @@ async def student_vacancies(
 
 
 async def _fitting(uow: PlacementsUnitOfWork, student: Student) -> list[outcomes.Fitting]:
-    free = await _free_vacancies(uow, student.profile.region)
+    free = await _free_vacancies(uow, student.profile.region, student.profile.participant)
     declined = await uow.matches.declined_pairs([student.student_id])
     return outcomes.fitting(student.profile, free, {pid for _, pid in declined})
 
@@ -639,6 +765,10 @@ async def assign_match(
         if offer.region != student.profile.region:
             theirs = student.profile.region
             message = f"placement {pid} is in {offer.region}, the student in {theirs}"
+            raise Invalid([FieldError("placement_id", message)])
+        if offer.kind != student.profile.participant:  # rounds and matches never mix them
+            who = "a teacher" if student.profile.participant == "teacher" else "a student"
+            message = f"placement {pid} is {rules.KIND_NAMES[offer.kind]}; {sid} is {who}"
             raise Invalid([FieldError("placement_id", message)])
         current = await uow.matches.current_of_student(sid)
         if current is not None and current.placement_id == pid:
@@ -759,7 +889,9 @@ async def apply_match_accepted(event: ev.MatchAccepted, uow: PlacementsUnitOfWor
 
 
 async def apply_match_declined(event: ev.MatchDeclined, uow: PlacementsUnitOfWork) -> bool:
-    return await _change_match(event, uow, by=event.data.by, reason=event.data.reason)
+    """A decline from the topic (this service's own are duplicates): its code is kept, never
+    the words an older event may still carry."""
+    return await _change_match(event, uow, by=event.data.by, reason=event.data.reason_code)
 
 
 async def apply_match_confirmed(event: ev.MatchConfirmed, uow: PlacementsUnitOfWork) -> bool:
@@ -780,13 +912,18 @@ async def _change_match(
     async with uow:
         if not await _claimed(uow, event):
             return False
-        current = await uow.matches.get(event.data.match_id, for_update=True)
-        if current is None and isinstance(event, ev.MatchCancelled):
-            # matching refused an assignment by hand (or its proposal has not come here)
+        match_id = event.data.match_id
+        current = await uow.matches.get(match_id, for_update=True)
+        if (
+            current is None
+            and isinstance(event, ev.MatchCancelled)
+            and await uow.assignments.get(match_id) is not None
+        ):
+            # matching refused an assignment by hand: the coordinator sees it cancelled
             await uow.matches.record_cancelled(event.data)
             return True
-        if current is None:
-            log.warning("event for an unknown match ignored", match_id=str(event.data.match_id))
+        if current is None:  # never proposed, nor assigned, here: nothing to change
+            unknown_id(event.topic, event.type, "match_id", str(match_id))
             return True
         after = rules.apply_match_event(current.machine(), event.type, by=by, reason=reason)
         await uow.matches.save(after)
@@ -802,17 +939,25 @@ async def notice_context(
     """What the notifications service needs for one notice (`shared.contracts.internal`): the
     student's contact details only once they accepted a match at the placement."""
     async with uow:
-        placement = await uow.placements.get(placement_id)
-        if placement is None:
-            raise NotFound(f"placement {placement_id} does not exist")
-        offer = placement.offer
-        company = await uow.companies.channel(offer.company_id)
-        channel = rules.resolve_channel(placement.channel, company)
-        found = await uow.students.get(student_id)
-        student: NoticeStudent | None = None
-        if isinstance(found, Student):
-            matches = await uow.matches.of_pair(placement_id, student_id)
-            student = _notice_student(found, (m.machine() for m in matches))
+        return await _notice_context_in(uow, placement_id, student_id)
+
+
+async def _notice_context_in(
+    uow: PlacementsUnitOfWork, placement_id: str, student_id: str
+) -> NoticeContext:
+    """`notice_context` inside the caller's unit of work (NotFound: no such placement)."""
+    placement = await uow.placements.get(placement_id)
+    if placement is None:
+        raise NotFound(f"placement {placement_id} does not exist")
+    offer = placement.offer
+    company = await uow.companies.channel(offer.company_id)
+    channel = rules.resolve_channel(placement.channel, company)
+    found = await uow.students.get(student_id)
+    student: NoticeStudent | None = None
+    if isinstance(found, Student):
+        matches = await uow.matches.of_pair(placement_id, student_id)
+        student = _notice_student(found, (m.machine() for m in matches))
+    readiness = await _notice_readiness(uow, offer)
     return NoticeContext(
         placement=NoticePlacement(
             placement_id=offer.placement_id,
@@ -821,10 +966,12 @@ async def notice_context(
             title=offer.title,
             starts_on=offer.starts_on,
             ends_on=offer.ends_on,
+            kind=offer.kind,
         ),
         supervisor=offer.supervisor,
         channel=NoticeChannel(kind=channel.kind, webhook_url=channel.webhook_url),
         student=student,
+        readiness=readiness,
     )
 
 
@@ -833,32 +980,62 @@ async def student_notice_context(
     placement_id: str | None,
     uow: PlacementsUnitOfWork,
     *,
+    round_id: uuid.UUID | None = None,
     public_url: str = "",
 ) -> StudentNoticeContext:
     """What the notifications service needs for a notice to a student
     (`shared.contracts.internal.StudentNoticeContext`): their contact and language; with
     `placement_id` the placement (a proposal, a confirmation), else the vacancies that fit
-    them, nearest first. NotFound for a withdrawn, erased or unknown student, or an unknown
-    placement."""
+    them, nearest first (with `round_id`, `settled` says whether that round is applied here in
+    full). NotFound for a withdrawn, erased or unknown student, or an unknown placement."""
     async with uow:
-        student = await _live_student(uow, student_id)
-        placement: NoticePlacement | None = None
-        fits: list[outcomes.Fitting] = []
-        if placement_id is not None:
-            found = await uow.placements.get(placement_id)
-            if found is None:
-                raise NotFound(f"placement {placement_id} does not exist")
-            offer = found.offer
-            placement = NoticePlacement(
-                placement_id=offer.placement_id,
-                company_id=offer.company_id,
-                region=offer.region,
-                title=offer.title,
-                starts_on=offer.starts_on,
-                ends_on=offer.ends_on,
-            )
-        else:
-            fits = await _fitting(uow, student)
+        return await _student_notice_context_in(
+            uow, student_id, placement_id, round_id=round_id, public_url=public_url
+        )
+
+
+ROUND_SETTLE_SECONDS = 60.0
+"""How long after its completion a round's vacancies wait for its last proposals to be applied
+here; after that they are given as they stand (an event dead-lettered on the way must not hold
+a student's notice for ever)."""
+
+
+async def _student_notice_context_in(
+    uow: PlacementsUnitOfWork,
+    student_id: str,
+    placement_id: str | None,
+    *,
+    round_id: uuid.UUID | None = None,
+    public_url: str,
+    settled_rounds: dict[uuid.UUID, bool] | None = None,
+) -> StudentNoticeContext:
+    """`student_notice_context` inside the caller's unit of work (`settled_rounds` remembers
+    the rounds looked at for a batch)."""
+    student = await _live_student(uow, student_id)
+    settled = True
+    if placement_id is None and round_id is not None:
+        known = settled_rounds if settled_rounds is not None else {}
+        if round_id not in known:
+            known[round_id] = await uow.rounds.settled(round_id, ROUND_SETTLE_SECONDS)
+        settled = known[round_id]
+    placement: NoticePlacement | None = None
+    fits: list[outcomes.Fitting] = []
+    if placement_id is not None:
+        found = await uow.placements.get(placement_id)
+        if found is None:
+            raise NotFound(f"placement {placement_id} does not exist")
+        offer = found.offer
+        placement = NoticePlacement(
+            placement_id=offer.placement_id,
+            company_id=offer.company_id,
+            region=offer.region,
+            title=offer.title,
+            starts_on=offer.starts_on,
+            ends_on=offer.ends_on,
+            kind=offer.kind,
+        )
+    else:
+        fits = await _fitting(uow, student)
     profile, contact = student.profile, student.contact
     base = public_url.rstrip("/")
     page = "/student" if placement_id is not None else "/student/choices"
@@ -868,11 +1045,45 @@ async def student_notice_context(
         name=contact.name,
         email=contact.email,
         language=outcomes.language_of(profile.region, contact.language),
+        participant=profile.participant,
         placement=placement,
         vacancies=tuple(_notice_vacancy(f) for f in fits[:MAX_NOTICE_VACANCIES]),
         vacancies_total=len(fits),
         page_url=f"{base}{page}" if base else None,
+        settled=settled,
     )
+
+
+async def notice_contexts(
+    query: NoticeContextsQuery, uow: PlacementsUnitOfWork, *, public_url: str = ""
+) -> NoticeContexts:
+    """A delivery batch's notice contexts and student notice contexts, in one unit of work
+    (`shared.contracts.internal.NOTICE_CONTEXTS_PATH`): each as its single route answers it, in
+    the order asked, None where that route answers 404."""
+    supervisors: list[NoticeContext | None] = []
+    students: list[StudentNoticeContext | None] = []
+    settled_rounds: dict[uuid.UUID, bool] = {}
+    async with uow:
+        for key in query.supervisors:
+            try:
+                supervisors.append(await _notice_context_in(uow, key.placement_id, key.student_id))
+            except NotFound:
+                supervisors.append(None)
+        for skey in query.students:
+            try:
+                students.append(
+                    await _student_notice_context_in(
+                        uow,
+                        skey.student_id,
+                        skey.placement_id,
+                        round_id=skey.round_id,
+                        public_url=public_url,
+                        settled_rounds=settled_rounds,
+                    )
+                )
+            except NotFound:
+                students.append(None)
+    return NoticeContexts(supervisors=tuple(supervisors), students=tuple(students))
 
 
 def _notice_vacancy(fit: outcomes.Fitting) -> NoticeVacancy:
@@ -900,6 +1111,10 @@ def _notice_student(student: Student, matches: Iterable[rules.Match]) -> NoticeS
         name=student.contact.name if shared else None,
         email=student.contact.email if shared else None,
         phone=student.contact.phone if shared else None,
+        participant=profile.participant,
+        subject=profile.subject,
+        skills=profile.skills if profile.participant == "teacher" else (),
+        available_weeks=profile.available_weeks,
     )
 
 
@@ -914,7 +1129,8 @@ async def audit_of_region(query: AuditQuery, uow: PlacementsUnitOfWork) -> list[
 
 async def action_link_page(link: ActionLink, uow: PlacementsUnitOfWork) -> links.ActionPage:
     """What opening a (verified) supervisor's link shows: the match and the question, or why
-    it can no longer be answered. Changes nothing."""
+    it can no longer be answered, and the supervisor's readiness (their training, the region's
+    course, whether the region requires it). Changes nothing."""
     async with uow:
         match = await uow.matches.get(link.match_id)
         if match is None:
@@ -922,25 +1138,53 @@ async def action_link_page(link: ActionLink, uow: PlacementsUnitOfWork) -> links
         used = await uow.action_links.used(link.link_id)
         placement = await uow.placements.get(match.placement_id)
         student = await uow.students.get(match.student_id)
+        readiness = await _notice_readiness(uow, placement.offer) if placement else None
     summary = links.summary_of(match, placement, student)
     if used:
         kind: links.PageKind = "used"
     else:
         kind = "ask" if links.still_open(link, match) else "closed"
-    return links.ActionPage(kind, link.action, summary)
+    return links.ActionPage(kind, link.action, summary, readiness)
 
 
-async def use_action_link(link: ActionLink, uow: PlacementsUnitOfWork) -> links.ActionPage:
-    """Act on a (verified) supervisor's link, once: the company side's accept or decline
-    (`answer_match`), in one transaction with the record that the link was used. `uow` should
-    carry the link's actor (`links.actor_of`)."""
+async def use_action_link(
+    link: ActionLink,
+    uow: PlacementsUnitOfWork,
+    *,
+    trained_on: str | None = None,
+    today: date | None = None,
+) -> links.ActionPage:
+    """Act on a (verified) supervisor's link, once, in one transaction with the record that the
+    link was used: the company side's accept or decline (`answer_match`), or for a training link
+    the day the supervisor completed the course (`trained_on`, ISO; not in the future). A
+    confirmation may carry that day too: it is recorded first, so that a region requiring a
+    ready supervisor confirms; a confirmation it still refuses is the `not_ready` page (nothing
+    recorded). A bad or missing day asks again (422), writing nothing. `uow` should carry the
+    link's actor (`links.actor_of`)."""
+    day = _today(today)
+    given: date | None = None
+    if trained_on is not None or link.action == "training":
+        given, problem = _training_day(trained_on, day)
+        if problem is not None:
+            page = await action_link_page(link, uow)
+            return links.ActionPage(
+                page.kind, page.action, page.summary, page.readiness, problem, trained_on or ""
+            )
     try:
         async with uow:
             if await uow.action_links.use(link):
-                await answer_match(links.answer_of(link), uow)
+                if given is not None:
+                    await _record_by_link(link, given, uow)
+                if link.action != "training":
+                    await answer_match(links.answer_of(link), uow)
                 used_now = True
             else:
                 used_now = False
+    except supervisors.NotReady:  # rolled back: the link stays unused, the day unrecorded
+        page = await action_link_page(link, uow)
+        return links.ActionPage(
+            "not_ready", page.action, page.summary, page.readiness, None, trained_on or ""
+        )
     except (Conflict, NotFound):  # no longer open, or gone: rolled back, the link stays unused
         return await action_link_page(link, uow)
     page = await action_link_page(link, uow)
@@ -959,12 +1203,15 @@ async def access_target(
         match resource:
             case "placement":
                 return _placement_target(await uow.placements.get(key))
-            case "student":
+            case "student" | "teacher":
                 found = await uow.students.get(key)
                 if found is None:
                     return policy.Target(exists=False, student_id=key)
-                region = found.region if isinstance(found, Withdrawn) else found.profile.region
-                return policy.Target(region=region, student_id=key)
+                if isinstance(found, Withdrawn):
+                    region, who = found.region, found.participant
+                else:
+                    region, who = found.profile.region, found.profile.participant
+                return policy.Target(region=region, student_id=key, participant=who)
             case "match":
                 return await _match_target(key, uow)
             case "round":
@@ -982,7 +1229,8 @@ async def access_target(
 def _placement_target(found: Placement | None) -> policy.Target:
     if found is None:
         return policy.Target(exists=False)
-    return policy.Target(region=found.offer.region, company_id=found.offer.company_id)
+    offer = found.offer
+    return policy.Target(region=offer.region, company_id=offer.company_id, kind=offer.kind)
 
 
 async def _match_target(key: str, uow: PlacementsUnitOfWork) -> policy.Target:
@@ -994,7 +1242,13 @@ async def _match_target(key: str, uow: PlacementsUnitOfWork) -> policy.Target:
     if company is None:
         placement = await uow.placements.get(found.placement_id)
         company = placement.offer.company_id if placement else None
-    return policy.Target(region=found.region, company_id=company, student_id=found.student_id)
+    person = await uow.students.get(found.student_id)
+    who = None
+    if person is not None:
+        who = person.participant if isinstance(person, Withdrawn) else person.profile.participant
+    return policy.Target(
+        region=found.region, company_id=company, student_id=found.student_id, participant=who
+    )
 
 
 async def _company_regions(company_id: str, uow: PlacementsUnitOfWork) -> frozenset[str]:
@@ -1090,3 +1344,271 @@ async def region_matches(region: str, uow: PlacementsUnitOfWork) -> list[MatchRe
     """Every match of the region, for export: by student, oldest first."""
     async with uow:
         return await uow.reports.region_matches(region)
+
+
+# ---------------------------------------------------------------------- supervisor readiness
+
+
+def _today(today: date | None = None) -> date:
+    return today or datetime.now(UTC).date()
+
+
+def _training_day(value: str | None, today: date) -> tuple[date | None, str | None]:
+    """The day a supervisor typed (ISO), or what is wrong with it (a message id of the action
+    pages: `entrypoints/actions.py` has their words)."""
+    if not value or not value.strip():
+        return None, "missing"
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        return None, "unreadable"
+    if day > today:
+        return None, "future"
+    if supervisors.check_trained_on(day, today):
+        return None, "too_old"
+    return day, None
+
+
+async def _placement_readiness(
+    uow: PlacementsUnitOfWork,
+    offer: PlacementOffer,
+    today: date,
+    settings: supervisors.ReadinessSettings | None = None,
+) -> tuple[supervisors.PlacementReadiness, supervisors.ReadinessSettings]:
+    settings = settings or await uow.readiness.settings(offer.region)
+    key = supervisors.SupervisorKey.at(offer)
+    record = (await uow.readiness.supervisors([key])).get(key) if key else None
+    return supervisors.readiness_of(offer, record, settings, today), settings
+
+
+async def _notice_readiness(
+    uow: PlacementsUnitOfWork, offer: PlacementOffer
+) -> NoticeReadiness | None:
+    """The placement's supervisor's readiness as a notice tells it (None: no supervisor)."""
+    readiness, settings = await _placement_readiness(uow, offer, _today())
+    return supervisors.notice_readiness(readiness, settings)
+
+
+async def _refuse_unready(current: MatchRecord, by: rules.Party, uow: PlacementsUnitOfWork) -> None:
+    """A region that requires a ready supervisor refuses an accept that confirms the match (the
+    company side's, or the student's after the company's) while the placement's supervisor has
+    no valid training (`supervisors.NotReady`, naming why)."""
+    if by != "company" and not current.accepted_by_company:
+        return
+    settings = await uow.readiness.settings(current.region)
+    if not settings.require_readiness:
+        return
+    placement = await uow.placements.get(current.placement_id)
+    if placement is None:  # not known here: nothing to judge the supervisor by
+        return
+    readiness, _ = await _placement_readiness(uow, placement.offer, _today(), settings)
+    refused = supervisors.refusal(readiness, settings, str(current.match_id))
+    if refused is not None:
+        log.info("confirmation refused: supervisor not ready", reason=refused.reason)
+        raise refused
+
+
+async def _record_by_link(link: ActionLink, trained_on: date, uow: PlacementsUnitOfWork) -> None:
+    """Record the course of the supervisor of the link's match's placement (inside the link's
+    block; the actor is the link's)."""
+    match = await uow.matches.get(link.match_id)
+    placement = await uow.placements.get(match.placement_id) if match else None
+    key = supervisors.SupervisorKey.at(placement.offer) if placement else None
+    if placement is None or key is None:
+        raise NotFound(f"match {link.match_id} names no placement with a supervisor")
+    await uow.readiness.record_training(
+        key, trained_on, region=placement.offer.region, actor=uow.actor
+    )
+
+
+async def readiness_settings(
+    region: str, uow: PlacementsUnitOfWork
+) -> supervisors.ReadinessSettings:
+    """The region's supervisor readiness settings (the defaults when never set)."""
+    async with uow:
+        return await uow.readiness.settings(region)
+
+
+async def set_readiness_settings(
+    command: SetReadinessSettings, uow: PlacementsUnitOfWork
+) -> supervisors.ReadinessSettings:
+    """Set the region's course address, validity in years and whether a match is confirmed only
+    once the supervisor is ready (audited). Bad values are named (`course_url`,
+    `validity_years`); nothing is written then."""
+    course = command.course_url.strip() if command.course_url else None
+    _refuse(supervisors.check_settings(course or None, command.validity_years))
+    settings = supervisors.ReadinessSettings(
+        region=command.region,
+        course_url=course or None,
+        validity_years=command.validity_years,
+        require_readiness=command.require_readiness,
+    )
+    async with uow:
+        return await uow.readiness.save_settings(settings, actor=uow.actor)
+
+
+async def record_training(
+    command: RecordTraining, uow: PlacementsUnitOfWork, *, today: date | None = None
+) -> supervisors.SupervisorStatus:
+    """A coordinator records the day a supervisor completed the region's course (None clears
+    it; audited). The supervisor is known by e-mail within the company, and one of the
+    company's placements in the region must name them (else 422 naming `company_id` or
+    `email`); a day in the future is refused naming `trained_on`. Nothing is written on bad
+    input."""
+    day = _today(today)
+    key = supervisors.SupervisorKey.of(command.company_id, command.email)
+    errors = supervisors.check_trained_on(command.trained_on, day)
+    async with uow:
+        found = await uow.placements.search(
+            region=command.region,
+            company_id=command.company_id,
+            include_withdrawn=True,
+            limit=1_000_000,
+            offset=0,
+        )
+        if not found:
+            message = f"company {command.company_id} has no placement in {command.region}"
+            errors.append(FieldError("company_id", message))
+        elif not any(supervisors.SupervisorKey.at(p.offer) == key for p in found):
+            message = (
+                f"no placement of {command.company_id} in {command.region} names the supervisor "
+                f"{key.email}"
+            )
+            errors.append(FieldError("email", message))
+        _refuse(errors)
+        settings = await uow.readiness.settings(command.region)
+        record = await uow.readiness.record_training(
+            key, command.trained_on, region=command.region, actor=uow.actor
+        )
+    training = supervisors.training_of(record.trained_on, settings, day)
+    return supervisors.SupervisorStatus(command.region, record, training)
+
+
+async def supervisors_not_ready(
+    query: NotReadyQuery, uow: PlacementsUnitOfWork, *, today: date | None = None
+) -> supervisors.NotReadyPage:
+    """A page of the region's open placements whose supervisor is not ready (no training
+    recorded, expired, or no supervisor named), soonest start first, with the standing
+    matches at each; and the region's settings."""
+    day = _today(today)
+    async with uow:
+        settings = await uow.readiness.settings(query.region)
+        found = await uow.placements.search(
+            region=query.region,
+            company_id=None,
+            include_withdrawn=False,
+            limit=1_000_000,
+            offset=0,
+        )
+        keys = [k for p in found if (k := supervisors.SupervisorKey.at(p.offer)) is not None]
+        records = await uow.readiness.supervisors(keys)
+        standing = await uow.matches.standing_counts(p.placement_id for p in found)
+    judged = []
+    for p in found:
+        key = supervisors.SupervisorKey.at(p.offer)
+        judged.append(
+            supervisors.readiness_of(
+                p.offer,
+                records.get(key) if key else None,
+                settings,
+                day,
+                standing=standing.get(p.placement_id, 0),
+            )
+        )
+    unready = sorted(
+        (r for r in judged if not r.ready),
+        key=lambda r: (r.offer.starts_on or date.max, r.offer.placement_id),
+    )
+    return supervisors.NotReadyPage(
+        settings=settings,
+        items=tuple(unready[query.offset : query.offset + query.limit]),
+        total=len(unready),
+        limit=query.limit,
+        offset=query.offset,
+        placements=len(judged),
+        ready=len(judged) - len(unready),
+    )
+
+
+MAX_REMINDER_DAYS = 366
+"""The widest window of starting days one request for due reminders may name."""
+
+
+async def reminders_due(
+    starts_from: date,
+    starts_until: date,
+    uow: PlacementsUnitOfWork,
+    *,
+    after: uuid.UUID | None = None,
+    limit: int = MAX_DUE_REMINDERS,
+) -> DueReminders:
+    """The confirmed matches whose placement starts between the two days (inclusive), a page by
+    match id after `after` (for the notifications service's reminders). `starts_until` before
+    `starts_from`, or a window over a year, is refused naming `starts_until`."""
+    if starts_until < starts_from:
+        message = f"{starts_until.isoformat()} is before starts_from {starts_from.isoformat()}"
+        raise Invalid([FieldError("starts_until", message)])
+    if starts_until - starts_from > timedelta(days=MAX_REMINDER_DAYS):
+        message = f"the window may span at most {MAX_REMINDER_DAYS} days"
+        raise Invalid([FieldError("starts_until", message)])
+    async with uow:
+        found = await uow.readiness.reminders_due(
+            starts_from, starts_until, after=after, limit=limit + 1
+        )
+    page = found[:limit]
+    more = len(found) > limit
+    return DueReminders(items=tuple(page), next_after=page[-1].match_id if more else None)
+
+
+# ------------------------------------------------------------------------- competence gap
+
+GAP_ROUNDS = 50
+"""The region's newest rounds (dry runs and requested ones counted) the gap report reads."""
+
+
+async def _region_terms(uow: PlacementsUnitOfWork, region: str) -> gap.RegionTerms:
+    placements = await uow.placements.search(
+        region=region, company_id=None, include_withdrawn=True, limit=1_000_000, offset=0
+    )
+    _, found = await uow.rounds.of_region(region, limit=GAP_ROUNDS, offset=0)
+    rounds = [
+        (r, await uow.outcomes.all_of_round(r.round_id))
+        for r in found
+        if r.status == "completed" and not r.dry_run
+    ]
+    return gap.RegionTerms.of(region, placements, rounds)
+
+
+async def gap_terms(region: str, uow: PlacementsUnitOfWork) -> tuple[gap.Term, ...]:
+    """The region's terms (of its open placements and its rounds), oldest first."""
+    async with uow:
+        return (await _region_terms(uow, region)).terms
+
+
+async def competence_gap(
+    region: str, term: str | None, uow: PlacementsUnitOfWork, *, top: int = gap.TOP
+) -> gap.GapReport:
+    """The region's competence gap in `term` (`domain/gap.py`; a term code like 2027-spring,
+    None: the newest term with a round): for each skill and programme, the demand in the
+    term's placements against the supply in the students of its rounds, the biggest `top` gaps
+    and the trend across the rounds. A 422 naming `term` when it is not a term, or one the
+    region has neither placements nor rounds in (the region's terms are named)."""
+    chosen: gap.Term | None = None
+    if term is not None:
+        try:
+            chosen = gap.parse_term(term)
+        except ValueError as error:
+            raise Invalid([FieldError("term", str(error))]) from None
+    async with uow:
+        terms = await _region_terms(uow, region)
+        chosen = chosen or terms.default
+        if chosen is None:
+            message = f"{region} has no dated placements and no rounds yet: no term to report on"
+            raise Invalid([FieldError("term", message)])
+        if chosen not in terms.terms:
+            known = ", ".join(t.code for t in terms.terms) or "none"
+            message = f"{region} has no placements or rounds in {chosen.code}; its terms: {known}"
+            raise Invalid([FieldError("term", message)])
+        students = await uow.students.get_many(terms.students_of(chosen))
+    profiles = {sid: s.profile for sid, s in students.items() if isinstance(s, Student)}
+    return gap.report(terms, chosen, profiles, top=top)

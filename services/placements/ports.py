@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import date
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
 
 from shared.contracts import events as ev
+from shared.contracts.internal import DueReminder
 from shared.contracts.links import ActionLink
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import StudentProfile
+from shared.contracts.vocabulary import Participant
 from shared.uow import UnitOfWork
 
 from .domain.audit import AuditRecord
@@ -39,6 +42,7 @@ from .domain.model import (
 from .domain.outcomes import Opening, Unplaced
 from .domain.reports import RegionOverview, RoundBreakdown, UnplacedStudent
 from .domain.rules import Channel, Match
+from .domain.supervisors import ReadinessSettings, SupervisorKey, SupervisorRecord
 
 
 class PlacementRepository(Protocol):
@@ -66,12 +70,21 @@ class PlacementRepository(Protocol):
         include_withdrawn: bool,
         limit: int,
         offset: int,
+        kind: Participant | None = None,
     ) -> list[Placement]:
-        """A page of placements ordered by id."""
+        """A page of placements ordered by id (of `kind` only, when given)."""
         ...
 
     async def open_among(self, placement_ids: Iterable[str]) -> set[str]:
         """The ids among `placement_ids` of placements that exist and are not withdrawn."""
+        ...
+
+    async def open_kinds(self, placement_ids: Iterable[str]) -> dict[str, Participant]:
+        """The kind (`student` or `teacher`) of each open placement among `placement_ids`."""
+        ...
+
+    async def open_count(self, region: str, kind: Participant) -> int:
+        """How many open placements of `kind` the region has."""
         ...
 
 
@@ -105,6 +118,10 @@ class StudentRepository(Protocol):
     async def erase(self, student_id: str) -> None:
         """Leave the tombstone (id, region, programme, withdrawal time); scrub every other trace
         this table and this schema's published-event history hold."""
+        ...
+
+    async def live_count(self, region: str, participant: Participant) -> int:
+        """How many registered (not withdrawn) students or teachers the region has."""
         ...
 
 
@@ -149,7 +166,8 @@ class MatchRepository(Protocol):
         ...
 
     async def forget_reasons_of(self, student_id: str) -> None:
-        """Clear the free-text reasons the student gave when declining."""
+        """Clear the words of every decline of the student's matches, the student's or the
+        company's (a reason code stays), and the coordinators' reasons for assigning them."""
         ...
 
 
@@ -164,6 +182,7 @@ class RoundRepository(Protocol):
         kind: ev.RoundKind = "ordinary",
         fill: bool = False,
         dry_run: bool = False,
+        participant: Participant = "student",
     ) -> None:
         """Record a requested round unless its id is known."""
         ...
@@ -183,8 +202,15 @@ class RoundRepository(Protocol):
         for, else completed)."""
         ...
 
-    async def latest_completed(self, region: str) -> Round | None:
-        """The region's newest completed round that was not a dry run."""
+    async def latest_completed(
+        self, region: str, participant: Participant = "student"
+    ) -> Round | None:
+        """The region's newest completed round of `participant`s that was not a dry run."""
+        ...
+
+    async def settled(self, round_id: uuid.UUID, grace_seconds: float) -> bool:
+        """Whether the round is applied here in full: completed, every part of its outcomes
+        and every proposal of it recorded; or completed more than `grace_seconds` ago."""
         ...
 
 
@@ -333,6 +359,43 @@ class ReportRepository(Protocol):
         ...
 
 
+class ReadinessRepository(Protocol):
+    """Supervisor readiness (`domain/supervisors.py`): the supervisors' courses and the regions'
+    settings; each change writes its audit record (with `actor`) in the same transaction."""
+
+    async def settings(self, region: str) -> ReadinessSettings:
+        """The region's settings (the defaults when it has none)."""
+        ...
+
+    async def save_settings(
+        self, settings: ReadinessSettings, *, actor: ev.Actor | None
+    ) -> ReadinessSettings: ...
+
+    async def supervisors(
+        self, keys: Iterable[SupervisorKey]
+    ) -> dict[SupervisorKey, SupervisorRecord]:
+        """The records of those supervisors among `keys` that have one."""
+        ...
+
+    async def record_training(
+        self,
+        key: SupervisorKey,
+        trained_on: date | None,
+        *,
+        region: str,
+        actor: ev.Actor | None,
+    ) -> SupervisorRecord:
+        """Record (or clear, with None) the day the supervisor completed the course."""
+        ...
+
+    async def reminders_due(
+        self, starts_from: date, starts_until: date, *, after: uuid.UUID | None, limit: int
+    ) -> list[DueReminder]:
+        """Confirmed matches (of students not withdrawn) at open placements starting between
+        the two days (inclusive), by match id after `after`."""
+        ...
+
+
 class PlacementsUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the placements schema, with the inbox and the outbox, and the audit
     trail: `publish` stamps the unit of work's `actor` on the events and records each in
@@ -376,6 +439,9 @@ class PlacementsUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def reports(self) -> ReportRepository: ...
+
+    @property
+    def readiness(self) -> ReadinessRepository: ...
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         """Events of `region` this service has put into its outbox on `topics`, ever

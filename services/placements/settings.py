@@ -49,6 +49,14 @@ class PlacementsSettings(ServiceSettings):
     """The key that signs the session cookie (`APL_SESSION_SECRET`)."""
     session_hours: float = 8.0
     """How long a browser session lasts without sign-in (the issuer may end it sooner)."""
+    webhook_allowlist: str = Field(
+        default="",
+        validation_alias=AliasChoices("APL_PLACEMENTS_WEBHOOK_ALLOWLIST", "APL_WEBHOOK_ALLOWLIST"),
+    )
+    """Webhook targets a company may name although they are not public
+    (`APL_WEBHOOK_ALLOWLIST`: IP addresses, CIDR networks and host names, comma-separated); every
+    other loopback, private, link-local, multicast or reserved address is refused at save time
+    (`shared/netguard.py`), and in production so is http://."""
     public_url: str = Field(default="", validation_alias=AliasChoices("APL_PUBLIC_URL"))
     """The application's address as browsers see it (`https://apl.example.se`), for the sign-in
     redirect; empty: the address each request came to."""

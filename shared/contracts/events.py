@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -33,12 +33,19 @@ from shared.contracts.topics import (
     STUDENTS,
     event_key,
 )
-from shared.contracts.vocabulary import Channel, Party
+from shared.contracts.vocabulary import Channel, Participant, Party
 
 SCHEMA_VERSION = 1
 
 ActorRole = Literal[
-    "student", "company", "coordinator", "operator", "service", "supervisor", "system"
+    "student",
+    "company",
+    "coordinator",
+    "operator",
+    "service",
+    "supervisor",
+    "system",
+    "teacher",
 ]
 """In what capacity an actor acted: a realm role of the token, `service` for a service account,
 `supervisor` for a workplace supervisor acting through a signed link, `system` for the services'
@@ -58,6 +65,25 @@ RoundKind = Literal["ordinary", "supplementary"]
 """An ordinary round matches everyone not pinned; a supplementary round pins every standing
 match (proposed ones too) and places only the students without one."""
 Reason = Annotated[str, Field(max_length=1000)]
+DeclineReason = Literal[
+    "too_far",
+    "period",
+    "not_my_field",
+    "own_placement",
+    "personal",
+    "no_capacity",
+    "skills_missing",
+    "period_mismatch",
+    "no_supervisor",
+    "supervisor_declined",
+    "other",
+]
+"""Why a proposal was declined (`MatchDeclined.data.reason_code`): a student's (`too_far`,
+`period`, `not_my_field`, `own_placement`, `personal`), a company's (`no_capacity`,
+`skills_missing`, `period_mismatch`, `no_supervisor`), a supervisor's through a signed link
+(`supervisor_declined`), or `other`. Words never travel: whatever a student or a company writes
+stays in the placements service and is erased with the student."""
+DECLINE_REASONS: tuple[str, ...] = get_args(DeclineReason)
 Recipient = Literal["supervisor", "student"]
 """Who a notice is for: the placement's workplace supervisor, or the student."""
 OUTCOMES_PER_PART = 200
@@ -74,7 +100,7 @@ class ContractError(ValueError):
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -129,6 +155,14 @@ class MatchingRoundRequestedData(_Data):
         description="Compute and report the round without committing or notifying anything.",
         examples=[False],
     )
+    participant: Participant = Field(
+        default="student",
+        description=(
+            "Who the round places: students at placements of kind `student`, or teachers at "
+            "working-life periods (placements of kind `teacher`). Never both."
+        ),
+        examples=["student"],
+    )
 
 
 class RoundFigures(_Data):
@@ -174,6 +208,9 @@ class MatchingRoundCompletedData(_Data):
     dry_run: bool = Field(
         default=False, description="Nothing was committed: no match proposed or cancelled."
     )
+    participant: Participant = Field(
+        default="student", description="Students or teachers (never both in one round)."
+    )
     outcome_parts: int = Field(
         default=0,
         ge=0,
@@ -190,6 +227,9 @@ class MatchingRoundOutcomesData(_Data):
     part: int = Field(ge=1, description="This part's number, from 1.", examples=[1])
     parts: int = Field(ge=1, description="How many parts the round's outcomes fill.", examples=[35])
     dry_run: bool = Field(default=False, description="Outcomes of a dry run (nothing committed).")
+    participant: Participant = Field(
+        default="student", description="Students or teachers (never both in one round)."
+    )
     outcomes: tuple[StudentOutcome, ...] = Field(
         max_length=OUTCOMES_PER_PART,
         description="Outcomes of students of the round, in the round's input order.",
@@ -248,7 +288,23 @@ class MatchAcceptedData(_MatchData):
 
 class MatchDeclinedData(_MatchData):
     by: Party = Field(description="Who declined.", examples=["student"])
-    reason: Reason | None = Field(default=None, description="Why.", examples=["too far"])
+    reason_code: DeclineReason | None = Field(
+        default=None,
+        description=(
+            "Why, as a code of a closed list (a v1 addition; None: no reason given). Free text "
+            "never travels: it stays in the placements service and is erased with the student."
+        ),
+        examples=["too_far"],
+    )
+    reason: Reason | None = Field(
+        default=None,
+        description=(
+            "Deprecated: always null from producers of this version (free text is personal data "
+            "that a topic cannot erase). Events published before may carry words here; read "
+            "`reason_code`."
+        ),
+        examples=[None],
+    )
 
 
 class MatchConfirmedData(_MatchData):

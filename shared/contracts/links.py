@@ -4,13 +4,18 @@ both hold the same secret (`APL_ACTION_LINK_SECRET`).
 
 A link is `<placements public URL>/v1/actions/<token>`. The token is base64url (no padding) of
 
-    version (1 byte, = 1) | link id (16) | match id (16) | action (1: 0 confirm, 1 decline)
+    version (1 byte, = 1) | link id (16) | match id (16)
+    | action (1: 0 confirm, 1 decline, 2 training)
     | expires (4, unix seconds, big-endian) | HMAC-SHA256(secret, DOMAIN + the 38 bytes before)
 
 94 characters in all. The MAC covers every field, so a link names one match and one action and
 cannot be changed into another; it expires `LINK_DAYS` after it was signed; the link id is stable
 per notice, match and action (`link_id`), and the placements service records the ids it acted on,
 so each link works once, however often its notice was rendered.
+
+`training` is the link a notice to a supervisor without valid supervisor training carries: the
+page it opens records the day they completed the region's course (for the supervisor of the
+match's placement); it names a match only to know whose supervisor it is.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from typing import Literal
 
 ACTIONS_PATH = "/v1/actions"
 LINK_DAYS = 14
-LinkAction = Literal["confirm", "decline"]
-ACTIONS: tuple[LinkAction, ...] = ("confirm", "decline")
+LinkAction = Literal["confirm", "decline", "training"]
+ACTIONS: tuple[LinkAction, ...] = ("confirm", "decline", "training")
 
 VERSION = 1
 DOMAIN = b"apl-match action link v1\x00"

@@ -23,9 +23,12 @@ OutcomeReason = Literal["no_eligible_choice", "choices_full", "no_eligible_vacan
 """Why a student is unplaced: no choice exists and is eligible; eligible choices exist, all
 were needed by others; (after fill) no choice and no vacancy of the region fits either."""
 
-RuleCode = Literal["required_skills", "programmes", "period", "max_travel_km", "declined"]
+RuleCode = Literal[
+    "required_skills", "programmes", "period", "available_weeks", "max_travel_km", "declined"
+]
 """An eligibility rule of docs/product.md a pair fails (`declined`: the student or the company
-declined this pair earlier)."""
+declined this pair earlier; `available_weeks`: a teacher's period touches a week the teacher did
+not list)."""
 
 ChoiceStatus = Literal["unknown", "withdrawn", "ineligible", "full", "free"]
 """What stood in the way of one better-ranked choice: not a known placement, withdrawn by its
@@ -36,6 +39,7 @@ RULE_CODES: tuple[RuleCode, ...] = (
     "required_skills",
     "programmes",
     "period",
+    "available_weeks",
     "max_travel_km",
     "declined",
 )
@@ -62,8 +66,20 @@ class RuleFailure(_Model):
     )
     available_from: date | None = Field(default=None, description="period: student's first day.")
     available_to: date | None = Field(default=None, description="period: student's last day.")
-    starts_on: date | None = Field(default=None, description="period: placement's first day.")
-    ends_on: date | None = Field(default=None, description="period: placement's last day.")
+    starts_on: date | None = Field(
+        default=None, description="period, available_weeks: placement's first day."
+    )
+    ends_on: date | None = Field(
+        default=None, description="period, available_weeks: placement's last day."
+    )
+    unavailable_weeks: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "available_weeks: the ISO weeks the period touches that the teacher did not list, "
+            "in order."
+        ),
+        examples=[["2027-W11", "2027-W12"]],
+    )
     distance_km: float | None = Field(
         default=None, ge=0, description="max_travel_km: home to site, km.", examples=[42.3]
     )

@@ -12,3 +12,7 @@ Party = Literal["student", "company"]
 
 Channel = Literal["email", "webhook"]
 """How a company's supervisors are told."""
+
+Participant = Literal["student", "teacher"]
+"""Who a profile, a placement and a round are for: vocational students on a work placement (APL),
+or teachers on a working-life period at a company. Rounds never mix the two."""

@@ -135,3 +135,107 @@ async def test_a_transient_error_escapes_and_nothing_is_dead_lettered() -> None:
             await publish_event(br, policy.topics, event)
         assert policy.dead_letters == 0
         on_dead.mock.assert_not_called()
+
+
+def _whole(
+    handle: Callable[[list[ev.Event]], Awaitable[None]],
+) -> tuple[KafkaBroker, EventPolicy, Any]:
+    """A broker whose batch subscriber gets a poll's records at once (`whole_batches`), and a
+    watcher of the dead-letter topic."""
+    topics = Topics()
+    broker = make_broker("localhost:9092", "inmemory")
+    policy = EventPolicy(
+        broker, topics, group_id="g", max_attempts=2, backoff_initial=0.001, whole_batches=True
+    )
+    router = KafkaRouter(middlewares=[policy.middleware])
+
+    @router.subscriber(
+        topics.placements, decoder=policy.decode, batch=True, **subscriber_options("g")
+    )
+    async def on_placements(events: list[ev.PlacementEvent]) -> None:
+        await handle(list(events))
+
+    broker.include_router(router)
+
+    @broker.subscriber(dlt(topics.placements), group_id="dlt-watch")
+    async def on_dead(message: Any) -> None:
+        pass
+
+    return broker, policy, on_dead
+
+
+def _posted(*ids: str) -> list[ev.Event]:
+    return [ev.PlacementPosted(producer="test", data=placement(pid)) for pid in ids]
+
+
+async def test_whole_batches_reach_the_subscriber_in_one_call() -> None:
+    calls: list[list[ev.Event]] = []
+
+    async def handle(events: list[ev.Event]) -> None:
+        calls.append(events)
+
+    broker, policy, on_dead = _whole(handle)
+    async with TestKafkaBroker(broker) as br:
+        events = _posted("p-1", "p-2", "p-3")
+        await br.publish_batch(*[e.to_json() for e in events], topic=policy.topics.placements)
+        assert calls == [events]  # one call: one transaction for the batch
+        on_dead.mock.assert_not_called()
+
+
+async def test_a_failing_whole_batch_is_split_and_only_the_bad_record_dead_lettered() -> None:
+    calls: list[list[str]] = []
+    applied: list[str] = []
+
+    async def handle(events: list[ev.Event]) -> None:
+        ids = [e.data.placement_id for e in events if isinstance(e, ev.PlacementPosted)]
+        calls.append(ids)
+        if "p-explodes" in ids:
+            raise RuntimeError("cannot apply")  # a transaction would roll the batch back
+        applied.extend(ids)
+
+    broker, policy, on_dead = _whole(handle)
+    async with TestKafkaBroker(broker) as br:
+        events = _posted("p-1", "p-explodes", "p-2")
+        await br.publish_batch(*[e.to_json() for e in events], topic=policy.topics.placements)
+        # the whole batch once, then each record on its own (the bad one max_attempts times)
+        assert calls == [
+            ["p-1", "p-explodes", "p-2"],
+            ["p-1"],
+            ["p-explodes"],
+            ["p-explodes"],
+            ["p-2"],
+        ]
+        assert applied == ["p-1", "p-2"]
+        assert policy.dead_letters == 1
+        on_dead.mock.assert_called_once()
+
+
+async def test_a_whole_batch_with_a_malformed_record_is_handled_record_by_record() -> None:
+    calls: list[list[ev.Event]] = []
+
+    async def handle(events: list[ev.Event]) -> None:
+        calls.append(events)
+
+    broker, policy, on_dead = _whole(handle)
+    async with TestKafkaBroker(broker) as br:
+        events = _posted("p-1", "p-2")
+        await br.publish_batch(
+            events[0].to_json(), b"{broken", events[1].to_json(), topic=policy.topics.placements
+        )
+        assert calls == [[events[0]], [events[1]]]
+        on_dead.mock.assert_called_once()
+        assert policy.dead_letters == 1
+
+
+async def test_a_transient_error_in_a_whole_batch_rewinds_it() -> None:
+    async def outage(events: list[ev.Event]) -> None:
+        raise ConnectionError("database down")
+
+    broker, policy, on_dead = _whole(outage)
+    async with TestKafkaBroker(broker) as br:
+        with pytest.raises(ConnectionError):
+            await br.publish_batch(
+                *[e.to_json() for e in _posted("p-1", "p-2")], topic=policy.topics.placements
+            )
+        assert policy.dead_letters == 0
+        on_dead.mock.assert_not_called()

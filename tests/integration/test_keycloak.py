@@ -20,7 +20,7 @@ from tests.support.infra import Infra
 
 pytestmark = pytest.mark.infra
 
-USER_ROLES = {"student", "company", "coordinator", "operator"}
+USER_ROLES = {"student", "company", "coordinator", "operator", "teacher"}
 REDIRECT = "http://127.0.0.1:8123/callback"
 # RFC 7636 appendix B: the verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk gives this.
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -72,6 +72,7 @@ def test_the_discovery_document_names_the_issuer(issuer: str, client: httpx.Clie
         ("coordinator", "coordinator", {"regions": ["SE-AB", "SE-O"]}),
         ("coordinator-se-bd", "coordinator", {"regions": ["SE-BD"]}),
         ("operator", "operator", {}),
+        ("teacher", "teacher", {"student_id": "t-000001"}),
     ],
 )
 def test_a_users_token_carries_issuer_audience_role_and_ids(

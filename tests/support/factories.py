@@ -165,7 +165,8 @@ def every_event(region: str = "SE-AB") -> list[ev.Event]:
         ),
         ev.MatchAccepted(producer="placements", data=ev.MatchAcceptedData(**match, by="student")),
         ev.MatchDeclined(
-            producer="placements", data=ev.MatchDeclinedData(**match, by="company", reason="full")
+            producer="placements",
+            data=ev.MatchDeclinedData(**match, by="company", reason_code="no_capacity"),
         ),
         ev.MatchConfirmed(producer="matching", data=ev.MatchConfirmedData(**match)),
         ev.MatchCancelled(

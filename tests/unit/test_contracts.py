@@ -176,7 +176,8 @@ def test_a_bad_actor_is_a_contract_error_naming_it(actor: dict[str, object]) -> 
 def test_every_actor_role_is_accepted() -> None:
     roles: tuple[ev.ActorRole, ...] = get_args(ev.ActorRole)
     assert set(roles) == {
-        *("student", "company", "coordinator", "operator", "service", "supervisor", "system")
+        *("student", "company", "coordinator", "operator", "service", "supervisor", "system"),
+        "teacher",
     }
     event = every_event()[0]
     for role in roles:

@@ -14,7 +14,7 @@ from devtools import auth, keycloak, localinfra
 ROOT = Path(__file__).resolve().parents[2]
 REALM_FILE = ROOT / "deploy" / "keycloak" / "realm.json"
 USERS_FILE = ROOT / "deploy" / "keycloak" / "dev" / "users.json"
-ROLES = {"student", "company", "coordinator", "operator"}
+ROLES = {"student", "company", "coordinator", "operator", "teacher"}
 SERVICES = {"apl-notifications", "apl-matching", "apl-placements"}
 REGIONS = ["SE-AB", "SE-O", "SE-M", "SE-E", "SE-C", "SE-F", "SE-T", "SE-U", "SE-D", "SE-X"]
 REGIONS += ["SE-Y", "SE-AC", "SE-BD"]
@@ -213,6 +213,8 @@ def test_the_dev_users_are_the_contract_users(dev: dict[str, Any]) -> None:
         "company2": ("company", {"company_id": ["c-000002"]}),
         "coordinator": ("coordinator", {"regions": ["SE-AB", "SE-O"]}),
         "operator": ("operator", {}),
+        "teacher": ("teacher", {"student_id": ["t-000001"]}),
+        "teacher2": ("teacher", {"student_id": ["t-000002"]}),
     }
     expected |= {f"coordinator-{r.lower()}": ("coordinator", {"regions": [r]}) for r in REGIONS}
     assert set(users) == set(expected)

@@ -4,19 +4,24 @@
 `RoundResult` into the service's plain `SolveResult`: the outcomes the round diff needs, the
 figures, and (unless `RoundProblem.explain` is False: the v1 round bench/pipeline.py measures as
 its baseline) every student's `StudentOutcome` with its explanation, `previous_placement_id`
-being the placement of the student's standing match before the round. The engine is imported by
-`warm_up`, which `running()` runs in a thread at start-up (`load_kernel`), or else on the first
-round.
+being the placement of the student's standing match before the round: made on call
+(`Explained`), which the round does in a worker thread while it writes its matches.
+The engine is imported by `warm_up`, which `running()` runs in a thread at start-up
+(`load_kernel`), or else on the first round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
 
 import structlog
 
 from services.matching.domain.model import Outcome, RoundProblem, SolveResult
+from shared.contracts.outcomes import StudentOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -38,10 +43,42 @@ def engine_solver(problem: RoundProblem) -> SolveResult:
     outcomes = tuple(
         Outcome(o.student_id, o.placement_id, o.rank, o.reason, o.filled) for o in result.outcomes
     )
-    explained = result.student_outcomes(problem.previous) if problem.explain else ()
+    previous = problem.previous
     return SolveResult(
-        outcomes=outcomes, figures=result.summary.as_dict(), student_outcomes=explained
+        outcomes=outcomes,
+        figures=result.summary.as_dict(),
+        student_outcomes=Explained(lambda: result.student_outcomes(previous))
+        if problem.explain
+        else (),
     )
+
+
+class Explained(Sequence[StudentOutcome]):
+    """Every student's outcome, explained on first use (once, whichever thread asks first)."""
+
+    def __init__(self, make: Callable[[], tuple[StudentOutcome, ...]]) -> None:
+        self._make: Callable[[], tuple[StudentOutcome, ...]] | None = make
+        self._made: tuple[StudentOutcome, ...] = ()
+        self._lock = threading.Lock()
+
+    def _all(self) -> tuple[StudentOutcome, ...]:
+        with self._lock:
+            if self._make is not None:
+                self._made, self._make = self._make(), None
+            return self._made
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    @overload
+    def __getitem__(self, index: int) -> StudentOutcome: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[StudentOutcome, ...]: ...
+    def __getitem__(self, index: int | slice) -> StudentOutcome | tuple[StudentOutcome, ...]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[StudentOutcome]:
+        return iter(self._all())
 
 
 def warm_up() -> None:

@@ -35,8 +35,10 @@ from services.matching.domain.model import (
 )
 from services.matching.domain.rules import capacity_left
 from shared.contracts.profiles import PlacementOffer, StudentProfile
-from shared.contracts.vocabulary import Party
+from shared.contracts.vocabulary import Participant, Party
 from shared.db import Connection
+from shared.serialised import random_uuids
+from shared.trusted import Trusted
 from shared.uow import PostgresUnitOfWork, UnitOfWork
 
 # ------------------------------------------------------------------------------- contract
@@ -69,8 +71,9 @@ class Placements(Protocol):
         """Store the offer as published; a re-posted withdrawn placement is live again."""
         ...
 
-    async def withdraw(self, placement_id: str, region: str) -> None:
-        """Mark withdrawn; a withdrawal seen before the placement itself leaves a tombstone."""
+    async def withdraw(self, placement_id: str, region: str) -> bool:
+        """Mark withdrawn; False, and nothing written, when the placement is unknown (a
+        withdrawal never leaves a tombstone)."""
         ...
 
     async def regions_ranking(self, placement_id: str) -> list[str]:
@@ -91,8 +94,9 @@ class Students(Protocol):
         """Store the profile as published; a re-registered withdrawn student is live again."""
         ...
 
-    async def withdraw(self, student_id: str, region: str) -> None:
-        """Mark withdrawn; a withdrawal seen before the student itself leaves a tombstone."""
+    async def withdraw(self, student_id: str, region: str) -> bool:
+        """Mark withdrawn; False, and nothing written, when the student is unknown (a
+        withdrawal never leaves a tombstone)."""
         ...
 
     async def live(self, student_id: str) -> StudentProfile | None:
@@ -137,8 +141,9 @@ class Matches(Protocol):
 
     async def insert_proposals(
         self, region: str, round_id: uuid.UUID, proposals: Sequence[NewProposal]
-    ) -> list[tuple[uuid.UUID, NewProposal]]:
-        """Record new proposals (a student has at most one standing match); return their ids."""
+    ) -> list[tuple[str, NewProposal]]:
+        """Record new proposals (a student has at most one standing match); return their new
+        match ids (random UUIDs, as text), in order."""
         ...
 
     async def standing_at(self, placement_id: str) -> list[Standing]:
@@ -165,13 +170,15 @@ class Rounds(Protocol):
     async def recorded(self, round_id: uuid.UUID) -> bool: ...
 
     async def load_problem(
-        self, region: str, *, whole_region: bool = False
+        self, region: str, *, whole_region: bool = False, participant: Participant = "student"
     ) -> tuple[RoundInput, int]:
         """The region's open problem and its input version. Call with the region lock held.
 
         Students: the region's, not withdrawn. Placements: every one they rank or hold a
         standing match at, from any region (with `whole_region`, for fill, every live placement
         of the region too), locked, with capacity reduced by other regions' standing matches.
+        Only `participant`s (students or teachers) and placements of that kind, and only the
+        standing matches at placements of that kind: rounds never mix the two.
         """
         ...
 
@@ -221,6 +228,22 @@ _PLACEMENT_LOCK = 2
 _MATCH_COLUMNS = (
     "match_id, student_id, placement_id, company_id, region, rank, status, "
     "student_accepted, company_accepted, override, filled"
+)
+
+
+# The read model's profiles and offers were validated by the contract when they were consumed.
+_STORED_PROFILE = Trusted(StudentProfile)
+_STORED_OFFER = Trusted(PlacementOffer)
+_PROPOSAL_COLUMNS = (
+    "match_id",
+    "region",
+    "round_id",
+    "student_id",
+    "placement_id",
+    "company_id",
+    "rank",
+    "status",
+    "filled",
 )
 
 
@@ -288,26 +311,29 @@ class PostgresPlacements:
         await _lock_placements(self.conn, placement_ids)
 
     async def upsert(self, offer: PlacementOffer) -> None:
+        text = offer.model_dump_json()  # kept twice: jsonb to query, its bytes for rounds
         await self.conn.execute(
-            "INSERT INTO placements (placement_id, region, company_id, capacity, offer) "
-            "VALUES ($1, $2, $3, $4, $5) "
+            "INSERT INTO placements (placement_id, region, company_id, capacity, offer, kind, "
+            "offer_json) VALUES ($1, $2, $3, $4, $5, $6, $7) "
             "ON CONFLICT (placement_id) DO UPDATE SET region = $2, company_id = $3, "
-            "capacity = $4, offer = $5, withdrawn = false, updated_at = now()",
+            "capacity = $4, offer = $5, kind = $6, offer_json = $7, withdrawn = false, "
+            "updated_at = now()",
             offer.placement_id,
             offer.region,
             offer.company_id,
             offer.capacity,
-            offer.model_dump_json(),
+            text,
+            offer.kind,
+            text.encode(),
         )
 
-    async def withdraw(self, placement_id: str, region: str) -> None:
-        await self.conn.execute(
-            "INSERT INTO placements (placement_id, region, company_id, capacity, offer, withdrawn) "
-            "VALUES ($1, $2, '', 0, 'null', true) "
-            "ON CONFLICT (placement_id) DO UPDATE SET withdrawn = true, updated_at = now()",
+    async def withdraw(self, placement_id: str, region: str) -> bool:
+        found = await self.conn.fetchval(
+            "UPDATE placements SET withdrawn = true, updated_at = now() "
+            "WHERE placement_id = $1 RETURNING true",
             placement_id,
-            region,
         )
+        return bool(found)
 
     async def regions_ranking(self, placement_id: str) -> list[str]:
         rows = await self.conn.fetch(
@@ -342,23 +368,26 @@ class PostgresStudents:
         return before
 
     async def upsert(self, profile: StudentProfile) -> None:
+        text = profile.model_dump_json()  # kept twice: jsonb to query, its bytes for rounds
         await self.conn.execute(
-            "INSERT INTO students (student_id, region, profile) VALUES ($1, $2, $3) "
-            "ON CONFLICT (student_id) DO UPDATE SET region = $2, profile = $3, withdrawn = false, "
-            "updated_at = now()",
+            "INSERT INTO students (student_id, region, profile, participant, profile_json) "
+            "VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (student_id) DO UPDATE SET region = $2, profile = $3, participant = $4, "
+            "profile_json = $5, withdrawn = false, updated_at = now()",
             profile.student_id,
             profile.region,
-            profile.model_dump_json(),
+            text,
+            profile.participant,
+            text.encode(),
         )
 
-    async def withdraw(self, student_id: str, region: str) -> None:
-        await self.conn.execute(
-            "INSERT INTO students (student_id, region, profile, withdrawn) "
-            "VALUES ($1, $2, NULL, true) "
-            "ON CONFLICT (student_id) DO UPDATE SET withdrawn = true, updated_at = now()",
+    async def withdraw(self, student_id: str, region: str) -> bool:
+        found = await self.conn.fetchval(
+            "UPDATE students SET withdrawn = true, updated_at = now() "
+            "WHERE student_id = $1 RETURNING true",
             student_id,
-            region,
         )
+        return bool(found)
 
     async def live(self, student_id: str) -> StudentProfile | None:
         profile = await self.conn.fetchval(
@@ -450,26 +479,28 @@ class PostgresMatches:
 
     async def insert_proposals(
         self, region: str, round_id: uuid.UUID, proposals: Sequence[NewProposal]
-    ) -> list[tuple[uuid.UUID, NewProposal]]:
-        made = [(uuid.uuid4(), p) for p in proposals]
+    ) -> list[tuple[str, NewProposal]]:
+        made = list(zip(random_uuids(len(proposals)), proposals, strict=True))
         if not made:
             return made
-        # One statement for the whole round (unnest of arrays), not one round trip a row.
-        await self.conn.execute(
-            "INSERT INTO matches (match_id, region, round_id, student_id, placement_id, "
-            "company_id, rank, status, filled) "
-            "SELECT u.match_id, $1, $2, u.student_id, u.placement_id, u.company_id, u.rank, "
-            "'proposed', u.filled "
-            "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::int[], "
-            "$8::bool[]) AS u(match_id, student_id, placement_id, company_id, rank, filled)",
-            region,
-            round_id,
-            [mid for mid, _ in made],
-            [p.student_id for _, p in made],
-            [p.placement_id for _, p in made],
-            [p.company_id for _, p in made],
-            [p.rank for _, p in made],
-            [p.filled for _, p in made],
+        # The whole round in one binary COPY (no statement per row, no arrays to unpack).
+        await self.conn.copy_records_to_table(
+            "matches",
+            columns=_PROPOSAL_COLUMNS,
+            records=[
+                (
+                    mid,
+                    region,
+                    round_id,
+                    p.student_id,
+                    p.placement_id,
+                    p.company_id,
+                    p.rank,
+                    "proposed",
+                    p.filled,
+                )
+                for mid, p in made
+            ],
         )
         return made
 
@@ -523,8 +554,8 @@ class PostgresRounds:
     async def record(self, record: RoundRecord) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, trigger, figures, unplaced, proposed, "
-            "cancelled, kind, fill, dry_run, outcome_parts) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "cancelled, kind, fill, dry_run, outcome_parts, participant) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             record.round_id,
             record.region,
             record.policy,
@@ -537,6 +568,7 @@ class PostgresRounds:
             record.fill,
             record.dry_run,
             record.outcome_parts,
+            record.participant,
         )
         if record.dry_run:
             return  # nothing committed: automatic mode still sees the input it saw as new
@@ -548,46 +580,64 @@ class PostgresRounds:
             record.seen_version,
         )
 
-    async def _standing_of(self, region: str, student_ids: list[str]) -> tuple[Standing, ...]:
-        """The standing matches of the region's rounds and of the given students."""
+    async def _standing_of(
+        self, region: str, student_ids: list[str], participant: Participant = "student"
+    ) -> tuple[Standing, ...]:
+        """The standing matches of the region's rounds and of the given students, at placements
+        of the round's kind (a teacher round never sees students' matches, nor the reverse)."""
         rows = await self.conn.fetch(
             # only the fixed column list is interpolated
             f"SELECT {_MATCH_COLUMNS} FROM matches WHERE status IN ('proposed', 'confirmed') "  # noqa: S608
-            "AND (region = $1 OR student_id = ANY($2::text[])) ORDER BY created_at, match_id",
+            "AND (region = $1 OR student_id = ANY($2::text[])) "
+            "AND placement_id IN (SELECT placement_id FROM placements WHERE kind = $3) "
+            "ORDER BY created_at, match_id",
             region,
             student_ids,
+            participant,
         )
         return tuple(_standing(r) for r in rows)
 
     async def load_problem(
-        self, region: str, *, whole_region: bool = False
+        self, region: str, *, whole_region: bool = False, participant: Participant = "student"
     ) -> tuple[RoundInput, int]:
         conn = self.conn
         rows = await conn.fetch(
-            "SELECT profile FROM students WHERE region = $1 AND NOT withdrawn "
-            "AND profile IS NOT NULL ORDER BY student_id",
+            # the stored bytes of the profile (jsonb's text only for rows written before 0006)
+            "SELECT coalesce(profile_json, convert_to(profile::text, 'UTF8')) FROM students "
+            "WHERE region = $1 AND NOT withdrawn AND profile IS NOT NULL AND participant = $2 "
+            "ORDER BY student_id",
             region,
+            participant,
         )
-        students = tuple(StudentProfile.model_validate_json(r["profile"]) for r in rows)
+        # Stored as ingest validated them: rebuilt, not validated again (shared/trusted.py).
+        load_student = _STORED_PROFILE.load
+        students = tuple([load_student(r[0]) for r in rows])
         student_ids = [s.student_id for s in students]
-        first = await self._standing_of(region, student_ids)
+        first = await self._standing_of(region, student_ids, participant)
         wanted = {pid for s in students for pid in s.preferences} | {m.placement_id for m in first}
         if whole_region:  # fill: every vacancy of the region
             rows = await conn.fetch(
-                "SELECT placement_id FROM placements WHERE region = $1 AND NOT withdrawn", region
+                "SELECT placement_id FROM placements WHERE region = $1 AND NOT withdrawn "
+                "AND kind = $2",
+                region,
+                participant,
             )
             wanted |= {r["placement_id"] for r in rows}
         await _lock_placements(conn, wanted)
         # Again under the placement locks: a placement event (which takes only its placement's
         # lock) may have cancelled some of them meanwhile.
-        standing = await self._standing_of(region, student_ids)
+        standing = await self._standing_of(region, student_ids, participant)
         wanted |= {m.placement_id for m in standing}
-        prow = await conn.fetch(
-            "SELECT placement_id, offer, withdrawn FROM placements "
-            "WHERE placement_id = ANY($1::text[]) ORDER BY placement_id",
+        prow = await conn.fetch(  # a placement of the other kind is no choice of this round
+            "SELECT placement_id, coalesce(offer_json, convert_to(offer::text, 'UTF8')) AS offer, "
+            "withdrawn FROM placements "
+            "WHERE placement_id = ANY($1::text[]) AND (kind = $2 OR withdrawn) "
+            "ORDER BY placement_id",
             sorted(wanted),
+            participant,
         )
-        live = [PlacementOffer.model_validate_json(r["offer"]) for r in prow if not r["withdrawn"]]
+        load_offer = _STORED_OFFER.load
+        live = [load_offer(r["offer"]) for r in prow if not r["withdrawn"]]
         withdrawn_p = frozenset(r["placement_id"] for r in prow if r["withdrawn"])
         used = await conn.fetch(
             "SELECT placement_id, count(*) AS n FROM matches "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from shared.contracts.events import CancelReason, Policy, RoundFigures, RoundKind
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
+from shared.contracts.vocabulary import Participant
 
 __all__ = [
     "CancelReason",
@@ -84,9 +85,10 @@ class Outcome:
 class SolveResult:
     outcomes: tuple[Outcome, ...]
     figures: Mapping[str, Any]  # the RoundFigures fields of docs/product.md
-    student_outcomes: tuple[StudentOutcome, ...] = ()
+    student_outcomes: Sequence[StudentOutcome] = ()
     """Every student's outcome with its explanation, in input order (empty when the problem
-    did not ask for them: `RoundProblem.explain`)."""
+    did not ask for them: `RoundProblem.explain`). The engine's adapter gives a sequence that
+    explains on first use: the round uses it in a worker thread while it writes its matches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ class RoundOptions:
     kind: RoundKind = "ordinary"
     fill: bool = False
     dry_run: bool = False
+    participant: Participant = "student"
+    """Students, or teachers at working-life periods: the round loads only these."""
 
 
 Solver = Callable[[RoundProblem], SolveResult]
@@ -179,3 +183,4 @@ class RoundRecord:
     """A dry run is recorded (its round id is taken) but leaves the input version it saw
     unrecorded: automatic mode still sees the region as changed."""
     outcome_parts: int = 0
+    participant: Participant = "student"

@@ -2,10 +2,11 @@
 
 After the ordinary round, which it never changes, the students still unplaced may be placed
 at a vacancy (a slot still free) of a placement of their own region that they did not rank
-and are eligible for under rules 2 to 5 (skills, programme, period, travel limit), and that
-is not an excluded (declined) pair. Objective, lexicographic: maximise the sum of
-(1 + priority) over the filled students, then minimise the sum of their distances in whole
-km (haversine, rounded half to even; 0 where a coordinate is absent).
+and are eligible for under rules 2 to 5 (skills, programme, period, travel limit) and a
+teacher's available weeks, and that is not an excluded (declined) pair. Objective,
+lexicographic: maximise the sum of (1 + priority) over the filled students, then minimise the
+sum of their distances in whole km (haversine, rounded half to even; 0 where a coordinate is
+absent).
 
 As one integer cost, as in `optimal`: filled at q costs km(s, q), unplaced costs W * k(s),
 with k(s) the 1-based rank of s's priority among the distinct priorities (the filled sets are
@@ -51,6 +52,7 @@ from services.matching.engine.problem import (
 from services.matching.engine.ssp import min_cost_assignment_with_prices
 
 _BLOCK_CELLS = 1 << 21  # pairs checked at once
+_FEW_IN_REACH = 512  # sites within a student's travel limit that `nearest` checks all at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +271,8 @@ def _block_pairs(
                 (r_known[:, None] & c_known[None, :])
                 & ((a[:, None] > c_start[None, :]) | (c_end[None, :] > b[:, None]))
             )
+        if f.has_weeks:  # a teacher's available weeks
+            ok &= f.weeks_fit(np.repeat(rows, nc), np.tile(cols, nr)).reshape(nr, nc)
         # Ranked placements and excluded pairs of these students.
         if len(blocked):
             lo_k = np.searchsorted(blocked, rows[0] * n_p)
@@ -397,14 +401,16 @@ def fill_vacancies(
 
 
 def _pair_km(pb: Problem, es: I64, ep: I64, blocked: I64) -> tuple[Bools, I64]:
-    """For pairs of one block (rule 3 passes): whether rules 2, 4 and 5 pass and the pair
-    is neither ranked nor excluded, and its whole km (0 without coordinates)."""
+    """For pairs of one block (rule 3 passes): whether rules 2, 4, 5 and the weeks pass and
+    the pair is neither ranked nor excluded, and its whole km (0 without coordinates)."""
     f = pb.features
     ok = np.ones(len(es), dtype=bool)
     if len(f.skill_names):
         ok &= ~np.any(f.need[ep] & ~f.have[es], axis=1)
     a, b, c, d = f.s_from[es], f.s_to[es], f.p_start[ep], f.p_end[ep]
     ok &= ~((a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b)))
+    if f.has_weeks:
+        ok &= f.weeks_fit(es, ep)
     if len(blocked):
         keys = es * pb.n_placements + ep
         at = np.minimum(np.searchsorted(blocked, keys), len(blocked) - 1)
@@ -420,9 +426,12 @@ def _signatures(
     pb: Problem, group: I64, cols: I64, local_p: I64, n_v: int
 ) -> dict[str, npt.NDArray[Any]]:
     """`_Block`'s signature fields for students `group` and vacancies `cols` (problem
-    indices): rules 2 and 4 checked once per distinct (skills, period) pair."""
+    indices): rules 2 and 4 and the available weeks checked once per distinct (skills, period,
+    weeks) pair."""
     f = pb.features
-    s_key = np.column_stack((f.have[group].view(np.int64), f.s_from[group], f.s_to[group]))
+    s_key = np.column_stack(
+        (f.have[group].view(np.int64), f.s_from[group], f.s_to[group], f.weeks.code[group])
+    )
     c_key = np.column_stack((f.need[cols].view(np.int64), f.p_start[cols], f.p_end[cols]))
     s_first, row_sig = factor_rows(s_key)
     c_first, c_sig = factor_rows(c_key)
@@ -438,6 +447,10 @@ def _signatures(
         a, b = f.s_from[part][:, None], f.s_to[part][:, None]
         c, d = f.p_start[cs][None, :], f.p_end[cs][None, :]
         ok &= ~((a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b)))
+        if f.has_weeks:  # a teacher's available weeks: the week set is in the signature
+            n_c = len(cs)
+            fit = f.weeks_fit(np.repeat(part, n_c), np.tile(cs, len(part)))
+            ok &= fit.reshape(len(part), n_c)
         compat[lo : lo + step] = ok
     col_sig = np.full(n_v, -1, dtype=np.int64)
     col_sig[local_p[cols]] = c_sig
@@ -465,8 +478,9 @@ class _Block:
     homed: I64  # the rows with a home
     unhomed: I64
     points: F64  # unit vectors of the sited cols' sites
-    # Rules 2 and 4 by signature: a student's (skills, period), a vacancy's (required
-    # skills, period); compat[row_sig[row - rows[0]], col_sig[col]] says whether they fit.
+    # Rules 2 and 4 (and the weeks) by signature: a student's (skills, period, weeks), a
+    # vacancy's (required skills, period); compat[row_sig[row - rows[0]], col_sig[col]] says
+    # whether they fit.
     row_sig: I64
     col_sig: I64  # per vacancy of the round (-1 outside the block)
     compat: Bools
@@ -541,13 +555,17 @@ class _LazyFill:
         return rows[ok], cols[ok], km[ok]
 
     def _enumerate(self, blk: _Block, rows: I64) -> tuple[I64, I64, I64]:
-        """Every eligible pair of `rows` (students of `blk` that fit few vacancies)."""
+        """Every eligible pair of `rows` (students of `blk` that fit few vacancies): the
+        pairs their signatures allow, all rows at once (up to _BLOCK_CELLS candidates a
+        step), checked in one call a step (each row fits only a few vacancies, so a call per
+        signature would check a few dozen pairs for its overhead)."""
         found: list[tuple[I64, I64, I64]] = []
         sig = blk.row_sig[rows - blk.rows[0]]
-        for t in np.unique(sig).tolist():
-            mine = rows[sig == t]
-            cols = blk.cols[blk.compat[t, blk.col_sig[blk.cols]]]
-            r, c = np.repeat(mine, len(cols)), np.tile(cols, len(mine))
+        col_sig = blk.col_sig[blk.cols]
+        step = max(1, _BLOCK_CELLS // max(1, len(blk.cols)))
+        for lo in range(0, len(rows), step):
+            i, j = np.nonzero(blk.compat[sig[lo : lo + step]][:, col_sig])
+            r, c = rows[lo : lo + step][i], blk.cols[j]
             ok, km = _pair_km(self.pb, self.students[r], self.placements[c], self.blocked)
             found.append((r[ok], c[ok], km[ok]))
         return _merge(found)
@@ -569,6 +587,11 @@ class _LazyFill:
                 pool.append((r, c, km))
                 out.append(_smallest(few, r, c, km, k, n_v, whole=True)[1])
             todo = blk.homed[~self.complete[blk.homed]]
+            if tree is not None and len(todo):
+                done_in_reach = self._within_reach(blk, tree, todo, k, pool)
+                if done_in_reach is not None:
+                    out.append(done_in_reach)
+                    todo = todo[~self.complete[todo]]
             want = k + 8
             while len(todo):
                 take = min(want, len(blk.sited))
@@ -598,6 +621,38 @@ class _LazyFill:
                 out.append(self._nearest_unhomed(blk, k, pool))
         self.pool = _merge(pool)
         return _merge(out)
+
+    def _within_reach(
+        self, blk: _Block, tree: Any, todo: I64, k: int, pool: list[tuple[I64, I64, I64]]
+    ) -> tuple[I64, I64, I64] | None:
+        """Students of `todo` with a travel limit and at most `_FEW_IN_REACH` sites within it:
+        every site in reach, by one ball query each (a site beyond the limit is never
+        eligible, so their every pair is then known: `complete`, in `pool`); their k smallest
+        pairs, or None when there are none. Growing nearest-neighbour queries would scan
+        many sites out of their reach before giving up."""
+        f = self.pb.features
+        reach = f.travel[self.students[todo]]
+        limited = todo[reach >= 0]
+        if len(limited) == 0:
+            return None
+        # a little beyond the limit (floating point): the check below decides eligibility
+        radius = _chord(f.travel[self.students[limited]] + 0.01) * (1 + 1e-9)
+        points = self.home[limited]
+        counts = np.asarray(tree.query_ball_point(points, radius, return_length=True))
+        few = counts <= _FEW_IN_REACH
+        if not np.any(few):
+            return None
+        mine = limited[few]
+        hits = tree.query_ball_point(points[few], radius[few], return_sorted=False)
+        idx = np.fromiter(chain.from_iterable(hits), dtype=np.int64, count=int(counts[few].sum()))
+        rows, cols = np.repeat(mine, counts[few]), blk.sited[idx]
+        if len(blk.unsited):
+            rows = np.concatenate((rows, np.repeat(mine, len(blk.unsited))))
+            cols = np.concatenate((cols, np.tile(blk.unsited, len(mine))))
+        r, c, km = self._check(blk, rows, cols)
+        self.complete[mine] = True
+        pool.append((r, c, km))
+        return _smallest(mine, r, c, km, k, len(self.placements), whole=True)[1]
 
     def _nearest_unhomed(
         self, blk: _Block, k: int, pool: list[tuple[I64, I64, I64]]

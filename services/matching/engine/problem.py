@@ -30,6 +30,11 @@ RULE_PROGRAMME = 2
 RULE_PERIOD = 4
 RULE_DISTANCE = 8
 RULE_EXCLUDED = 16
+RULE_WEEKS = 32  # a teacher's available weeks (`available_weeks`): not a rule of students
+
+# Week numbers: the Monday-based week of a date ordinal (day 1, 0001-01-01, is a Monday), so
+# that an ISO week is one number and the weeks a period touches are a range of numbers.
+_WEEK_SPAN = 1 << 20  # more week numbers than the calendar has (9999-12-31 is week 521,722)
 
 
 class Point(Protocol):
@@ -42,7 +47,9 @@ class Point(Protocol):
 
 
 class Student(Protocol):
-    """What the engine reads of a student (`StudentProfile` fits)."""
+    """What the engine reads of a student (`StudentProfile` fits). A teacher's
+    `available_weeks` (ISO weeks, `2027-W03`) is read when the object has it: an object without
+    it has no week limit."""
 
     @property
     def student_id(self) -> str: ...
@@ -251,11 +258,96 @@ def _no_edges(n_edges: int) -> Bools:
     return out
 
 
+def week_number(d: date) -> int:
+    """The number of the ISO week `d` falls in (weeks begin on Mondays)."""
+    return (d.toordinal() - 1) // 7
+
+
+def week_name(number: int) -> str:
+    """The ISO week of a week number, `2027-W03`."""
+    year, week, _ = date.fromordinal(number * 7 + 1).isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def _week_of_name(name: str) -> int | None:
+    try:
+        return week_number(date.fromisocalendar(int(name[:4]), int(name[6:]), 1))
+    except ValueError:  # not a week of the calendar (W53 of a 52-week year): never touched
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Weeks:
+    """Teachers' available weeks as arrays (`Features.weeks`): per student the code of its set
+    of weeks (-1: no week limit), and over all sets the sorted keys code * _WEEK_SPAN + week
+    with the last week of the run of consecutive weeks each key begins or continues."""
+
+    code: I64  # per student
+    keys: I64  # sorted
+    run_end: I64  # per key: the last week of its run of consecutive listed weeks
+    sets: tuple[tuple[int, ...], ...]  # per code, its sorted week numbers
+
+    def fits(self, es: I64, first: I64, last: I64) -> Bools:
+        """Whether every week from `first` to `last` (week numbers; -1: no period) is listed
+        by student `es`, for each pair; true without a limit or without a period."""
+        code = self.code[es]
+        check = (code >= 0) & (first >= 0) & (last >= 0)
+        out: Bools = np.ones(len(es), dtype=np.bool_)
+        if not np.any(check) or len(self.keys) == 0:
+            out[check] = False
+            return out
+        idx = np.flatnonzero(check)
+        key = code[idx] * _WEEK_SPAN + first[idx]
+        at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        out[idx] = (self.keys[at] == key) & (self.run_end[at] >= last[idx])
+        return out
+
+    def missing(self, code: int, first: int, last: int) -> tuple[str, ...]:
+        """The weeks from `first` to `last` that set `code` does not list, as ISO weeks."""
+        listed = set(self.sets[code])
+        return tuple(week_name(w) for w in range(first, last + 1) if w not in listed)
+
+
+def _weeks(students: Sequence[Student]) -> Weeks:
+    """`Weeks` of the students: the optional `available_weeks` of a teacher's profile (objects
+    without the attribute have no week limit)."""
+    given = [tuple(getattr(st, "available_weeks", ()) or ()) for st in students]
+    code = np.full(len(students), -1, dtype=np.int64)
+    sets: dict[tuple[int, ...], int] = {}
+    for i, names in enumerate(given):
+        if names:
+            weeks = tuple(sorted({w for w in map(_week_of_name, names) if w is not None}))
+            code[i] = sets.setdefault(weeks, len(sets))
+    keys: list[int] = []
+    run_end: list[int] = []
+    for c, weeks in enumerate(sets):
+        ends = [0] * len(weeks)
+        end = -1
+        for j in range(len(weeks) - 1, -1, -1):
+            if end < 0 or weeks[j] + 1 != weeks[j + 1]:
+                end = weeks[j]
+            ends[j] = end
+        keys += [c * _WEEK_SPAN + w for w in weeks]
+        run_end += ends
+    return Weeks(
+        code=code,
+        keys=np.asarray(keys, dtype=np.int64),
+        run_end=np.asarray(run_end, dtype=np.int64),
+        sets=tuple(sets),
+    )
+
+
+def _week_numbers(days: I64) -> I64:
+    """Week numbers of date ordinals (-1 stays -1)."""
+    out: I64 = np.where(days >= 0, (days - 1) // 7, -1)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Features:
-    """What eligibility (rules 2 to 5) reads of every student and placement, as arrays, so
-    that any (student, placement) pairs can be checked at once (`pair_fails`): the candidate
-    edges of the round, and the vacancies of fill."""
+    """What eligibility (rules 2 to 5, and a teacher's available weeks) reads of every student
+    and placement, as arrays, so that any (student, placement) pairs can be checked at once
+    (`pair_fails`): the candidate edges of the round, and the vacancies of fill."""
 
     skill_names: tuple[str, ...]  # the skills some placement requires (the masks' bits)
     need: npt.NDArray[np.uint64]  # per placement, bit mask of required skills
@@ -280,6 +372,19 @@ class Features:
     student_region: I64  # region codes (one numbering for students and placements)
     placement_region: I64
     region_names: tuple[str, ...]  # the region of each code
+    weeks: Weeks  # teachers' available weeks
+    p_week0: I64  # per placement, the week numbers of its first and last day (-1: no period)
+    p_week1: I64
+
+    @property
+    def has_weeks(self) -> bool:
+        """Some student limits the weeks it is available (only teachers do)."""
+        return bool(np.any(self.weeks.code >= 0))
+
+    def weeks_fit(self, es: I64, ep: I64) -> Bools:
+        """The available-weeks rule of each pair: a placement with both dates fits a student
+        with available weeks only when every week its period touches is among them."""
+        return self.weeks.fits(es, self.p_week0[ep], self.p_week1[ep])
 
     def distance_km(self, es: I64, ep: I64) -> F64:
         """Haversine distance of each pair, NaN where the home or the site is absent."""
@@ -292,8 +397,8 @@ class Features:
         return out
 
     def pair_fails(self, es: I64, ep: I64, dist: F64 | None = None) -> U8:
-        """RULE_* bits of rules 2 to 5 for each (student, placement) pair; `dist` is
-        `distance_km(es, ep)` when already computed."""
+        """RULE_* bits of rules 2 to 5 and of the available weeks for each (student, placement)
+        pair; `dist` is `distance_km(es, ep)` when already computed."""
         fails = np.zeros(len(es), dtype=np.uint8)
         if len(self.skill_names):
             lacks = np.any(self.need[ep] & ~self.have[es], axis=1)
@@ -304,6 +409,8 @@ class Features:
         a, b, c, d = self.s_from[es], self.s_to[es], self.p_start[ep], self.p_end[ep]
         outside = (a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b))
         fails[outside] |= RULE_PERIOD
+        if self.has_weeks:
+            fails[~self.weeks_fit(es, ep)] |= RULE_WEEKS
         travel = self.travel[es]
         check = (travel >= 0) & self.h_has[es] & self.p_has[ep]
         if np.any(check):
@@ -332,6 +439,9 @@ def _features(students: Sequence[Student], placements: Sequence[Placement]) -> F
     )
     h_lat, h_lon, h_has = _points((st.home for st in students), n_s)
     p_lat, p_lon, p_has = _points((pl.site for pl in placements), n_p)
+    p_start = _dates((pl.starts_on for pl in placements), n_p)
+    p_end = _dates((pl.ends_on for pl in placements), n_p)
+    dated = (p_start >= 0) & (p_end >= 0)
     return Features(
         skill_names=tuple(skill_vocab),
         need=_masks(required, skill_vocab),
@@ -344,8 +454,8 @@ def _features(students: Sequence[Student], placements: Sequence[Placement]) -> F
         placement_programmes=programmes,
         s_from=_dates((st.available_from for st in students), n_s),
         s_to=_dates((st.available_to for st in students), n_s),
-        p_start=_dates((pl.starts_on for pl in placements), n_p),
-        p_end=_dates((pl.ends_on for pl in placements), n_p),
+        p_start=p_start,
+        p_end=p_end,
         travel=travel,
         h_lat=h_lat,
         h_lon=h_lon,
@@ -360,6 +470,9 @@ def _features(students: Sequence[Student], placements: Sequence[Placement]) -> F
             (region_vocab[pl.region] for pl in placements), np.int64, count=n_p
         ),
         region_names=tuple(region_vocab),
+        weeks=_weeks(students),
+        p_week0=np.where(dated, _week_numbers(p_start), -1),
+        p_week1=np.where(dated, _week_numbers(p_end), -1),
     )
 
 
@@ -456,6 +569,31 @@ def _ranking_positions(
     return ranking_pos
 
 
+def _mixed(students: Sequence[Student], placements: Sequence[Placement]) -> None:
+    """Refuse a round that mixes students and teachers: every student's `participant` and every
+    placement's `kind` (attributes read when present; absent: `student`) must be the round's,
+    which is the first student's (without students, the first placement's)."""
+    who = [getattr(st, "participant", "student") for st in students]
+    kinds = [getattr(pl, "kind", "student") for pl in placements]
+    if len({*who, *kinds}) <= 1:
+        return
+    mine = who[0] if who else kinds[0]
+    first = "the first student's" if who else "the first placement's"
+    names = {"student": "students", "teacher": "teachers"}
+    why = f"a round of {names.get(mine, mine)} (by {first}); rounds never mix students and teachers"
+    problems = [
+        InputProblem("student", i, "participant", f"a {w} in {why}")
+        for i, w in enumerate(who)
+        if w != mine
+    ]
+    problems += [
+        InputProblem("placement", j, "kind", f"a placement for {names.get(k, k)} in {why}")
+        for j, k in enumerate(kinds)
+        if k != mine
+    ]
+    raise MatchingInputError(problems)
+
+
 def build_problem(
     students: Sequence[Student],
     placements: Sequence[Placement],
@@ -464,12 +602,14 @@ def build_problem(
 ) -> Problem:
     """Index the input and compute the eligibility of every candidate edge.
 
-    Raises `MatchingInputError` for duplicate student or placement ids, pins naming an unknown
-    student or placement, a student pinned twice, a pin that is also excluded, and pins beyond
-    a placement's capacity. Excluded pairs naming unknown ids are ignored.
+    Raises `MatchingInputError` for duplicate student or placement ids, students and teachers
+    (or placements of both kinds) in one round, pins naming an unknown student or placement, a
+    student pinned twice, a pin that is also excluded, and pins beyond a placement's capacity.
+    Excluded pairs naming unknown ids are ignored.
     """
     s_index = _index([s.student_id for s in students], "student", "student_id")
     p_index = _index([p.placement_id for p in placements], "placement", "placement_id")
+    _mixed(students, placements)
 
     # Candidate edges: every preference naming a known placement, in student-then-rank order.
     prefs = tuple(tuple(st.preferences) for st in students)
@@ -478,7 +618,8 @@ def build_problem(
     unknown = int(len(ids) - np.count_nonzero(known_id))
     es, ep, er = rows[known_id], ids[known_id], pos[known_id] + 1
 
-    # Rule 1 holds for every candidate edge; rules 2 to 5 and the exclusions as RULE_* bits.
+    # Rule 1 holds for every candidate edge; rules 2 to 5, a teacher's available weeks and the
+    # exclusions as RULE_* bits.
     features = _features(students, placements)
     fails = features.pair_fails(es, ep)
     excluded_keys = _excluded_keys(excluded, s_index, p_index)

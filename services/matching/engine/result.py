@@ -29,6 +29,7 @@ from services.matching.engine.problem import (
     RULE_PERIOD,
     RULE_PROGRAMME,
     RULE_SKILLS,
+    RULE_WEEKS,
     U8,
     Bools,
     Problem,
@@ -195,9 +196,11 @@ _RULE_BITS: tuple[tuple[int, str], ...] = (
     (RULE_SKILLS, "required_skills"),
     (RULE_PROGRAMME, "programmes"),
     (RULE_PERIOD, "period"),
+    (RULE_WEEKS, "available_weeks"),
     (RULE_DISTANCE, "max_travel_km"),
     (RULE_EXCLUDED, "declined"),
 )
+_N_RULES = len(_RULE_BITS)  # columns of a choice's key for its failed rules (3 + it <= 10)
 # Choice statuses, as codes while classifying.
 _UNKNOWN, _INELIGIBLE, _FULL, _FREE = 0, 1, 2, 3
 _STATUS = ("unknown", "ineligible", "full", "free")
@@ -376,7 +379,9 @@ class RoundResult:
         inel = np.flatnonzero(status == _INELIGIBLE)
         rule_models: list[RuleFailure] = []
         if len(inel):
-            key[inel, 3:8] = self._rule_ids(owner[inel], ids[inel], fails[inel], rule_models)
+            key[inel, 3 : 3 + _N_RULES] = self._rule_ids(
+                owner[inel], ids[inel], fails[inel], rule_models
+            )
         first, inverse = factor_rows(key)
         # The distinct notes.
         fk = key[first]
@@ -390,7 +395,7 @@ class RoundResult:
         col_status: list[str] = []
         col_rules: list[tuple[RuleFailure, ...]] = []
         col_held: list[HeldBy | None] = []
-        f_rules = fk[:, 3:8].tolist()
+        f_rules = fk[:, 3 : 3 + _N_RULES].tolist()
         for j, (st, p, ru) in enumerate(zip(f_status, f_p, f_rules, strict=True)):
             if st == _UNKNOWN:
                 pid = code_ids[p]
@@ -458,7 +463,7 @@ class RoundResult:
         `models` of each of its failed rules in `_RULE_BITS` order, -1 where it passes;
         `models` receives one `RuleFailure` per distinct rule and figures."""
         f = self.problem.features
-        out = np.full((len(owner), 5), -1, dtype=np.int64)
+        out = np.full((len(owner), _N_RULES), -1, dtype=np.int64)
         empty: dict[str, Any] = {
             "rule": None,
             "missing": (),
@@ -468,6 +473,7 @@ class RoundResult:
             "available_to": None,
             "starts_on": None,
             "ends_on": None,
+            "unavailable_weeks": (),
             "distance_km": None,
             "limit_km": None,
         }
@@ -496,6 +502,15 @@ class RoundResult:
                     for i, name_ in enumerate(
                         ("available_from", "available_to", "starts_on", "ends_on")
                     )
+                }
+            elif bit == RULE_WEEKS:
+                weeks = f.weeks
+                spans = np.column_stack((weeks.code[s], f.p_week0[q], f.p_week1[q]))
+                first, inverse = factor_rows(np.column_stack((spans, f.p_start[q], f.p_end[q])))
+                figures = {
+                    "starts_on": [_day(d) for d in f.p_start[q[first]].tolist()],
+                    "ends_on": [_day(d) for d in f.p_end[q[first]].tolist()],
+                    "unavailable_weeks": [weeks.missing(*row) for row in spans[first].tolist()],
                 }
             elif bit == RULE_DISTANCE:
                 # Rounded up to 0.1 km, so the figure stays above the limit it exceeds.

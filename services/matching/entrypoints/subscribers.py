@@ -3,14 +3,21 @@
 Decoding, retries and dead letters are the container's `EventPolicy` (the router's middleware and
 the subscribers' decoder). Placement and student events arrive in batches so the offset is
 committed once per batch (a commit per message costs more than applying the event); each record
-still has its own transaction, inbox claim, retries and dead letter. Round requests and match
-responses are consumed one at a time.
+still has its own transaction, inbox claim, retries and dead letter. Match responses are consumed
+one at a time. After each input event (placement, student, response, override) the container's
+`InputSignals` hear of it, so a round waiting for it wakes (services/matching/wakeup.py).
+
+Round requests have their own router (`rounds_router`): its middleware hands every record of the
+rounds topic to the container's `RoundRequests` (services/matching/round_requests.py), which runs
+each region's requests in order and regions at once, through the same policy, and commits their
+offsets itself.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 
 from services.matching import handlers
@@ -22,7 +29,8 @@ if TYPE_CHECKING:
 
 
 def router(c: Container) -> KafkaRouter:
-    """Subscribers for the four topics the service reads, and the publishers it documents."""
+    """Subscribers for the placements, students and matches topics, and the publishers the
+    service documents (the rounds topic: `rounds_router`)."""
     s = c.settings
     topics = s.topics
     options = runtime.subscriber_options(s)
@@ -43,6 +51,7 @@ def router(c: Container) -> KafkaRouter:
             changed = await handlers.apply_placement_event(
                 event, c.uow(), automatic=s.is_automatic, any_automatic=s.any_automatic
             )
+            c.signals.applied(event.producer, event.region)
             c.auto.touch(changed)
 
     @r.subscriber(
@@ -59,29 +68,8 @@ def router(c: Container) -> KafkaRouter:
     async def on_students(events: list[ev.StudentEvent]) -> None:
         for event in events:
             changed = await handlers.apply_student_event(event, c.uow(), automatic=s.is_automatic)
+            c.signals.applied(event.producer, event.region)
             c.auto.touch(changed)
-
-    @r.subscriber(
-        topics.rounds,
-        decoder=decode,
-        title="matching:rounds",
-        description=(
-            "MatchingRoundRequested runs a round for the region (ordinary or supplementary, "
-            "with or without fill, or a dry run); MatchingRoundOutcomes, MatchingRoundCompleted "
-            "and SupplementaryRoundOpened are ignored."
-        ),
-        **options,
-    )
-    async def on_round(event: ev.RoundEvent) -> None:
-        if isinstance(event, ev.MatchingRoundRequested):
-            await handlers.handle_round_request(
-                event,
-                c.uow,
-                solver=c.solver,
-                hooks=c.hooks,
-                input_wait=s.input_wait_seconds,
-                outcomes=c.outcomes,
-            )
 
     @r.subscriber(
         topics.matches,
@@ -98,9 +86,11 @@ def router(c: Container) -> KafkaRouter:
     async def on_match(event: ev.MatchEvent) -> None:
         if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
             changed = await handlers.respond_to_match(event, c.uow(), automatic=s.is_automatic)
+            c.signals.applied(event.producer, event.region)
             c.auto.touch(changed)
         elif isinstance(event, ev.MatchAssignmentRequested):
             changed = await handlers.assign_match(event, c.uow(), automatic=s.is_automatic)
+            c.signals.applied(event.producer, event.region)
             c.auto.touch(changed)
 
     # Published through the outbox relay; declared here so the AsyncAPI document shows them.
@@ -119,4 +109,50 @@ def router(c: Container) -> KafkaRouter:
         ),
         schema=ev.MatchingRoundOutcomes | ev.MatchingRoundCompleted,
     )
+    return r
+
+
+async def handle_round_event(c: Container, event: ev.MatchingRoundRequested) -> None:
+    """A round request, as `RoundRequests` hands it over (inside the policy)."""
+    s = c.settings
+    await handlers.handle_round_request(
+        event,
+        c.uow,
+        solver=c.solver,
+        hooks=c.hooks,
+        input_wait=s.input_wait_seconds,
+        outcomes=c.outcomes,
+        signals=c.signals,
+        slot=c.round_requests.slot,
+    )
+
+
+def rounds_router(c: Container) -> KafkaRouter:
+    """The rounds topic's subscriber. Its router's middleware is `c.round_requests.middleware`
+    (not the policy's): every record goes to `RoundRequests.accept`, which queues requests per
+    region, runs them through the policy (`handle_round_event`) and commits the offsets once
+    done; so the subscriber acknowledges nothing itself (manual), and its function only
+    declares the topic's payload for the AsyncAPI document."""
+    s = c.settings
+    r = KafkaRouter(middlewares=[c.round_requests.middleware])
+    options = runtime.subscriber_options(s)
+    options["ack_policy"] = AckPolicy.MANUAL  # RoundRequests commits the offsets
+
+    @r.subscriber(
+        s.topics.rounds,
+        decoder=c.policy.decode,
+        listener=c.round_requests.listener(),
+        title="matching:rounds",
+        description=(
+            "MatchingRoundRequested runs a round for the region (ordinary or supplementary, "
+            "with or without fill, or a dry run; each region's requests in order, regions at "
+            "once); MatchingRoundOutcomes, MatchingRoundCompleted and SupplementaryRoundOpened "
+            "are ignored."
+        ),
+        **options,
+    )
+    async def on_round(event: ev.RoundEvent) -> None:
+        if isinstance(event, ev.MatchingRoundRequested):  # what RoundRequests does with it
+            await handle_round_event(c, event)
+
     return r

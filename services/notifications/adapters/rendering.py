@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notifications.domain.notices import NoticeKind
+from services.notifications.domain.teachers import TEMPLATE_FOLDER as TEACHER_FOLDER
 from shared.contracts.vocabulary import Language
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -52,12 +53,21 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            auto_reload=False,  # templates change with a deployment: no stat() per notice
         )
         self.env.filters["d"] = _date
+        self._names = frozenset(self.env.list_templates())
 
     def render(self, view: Renderable) -> tuple[str, str]:
-        """(plain text, HTML) in the recipient's language."""
+        """(plain text, HTML) in the recipient's language; a teacher's notice (a view whose
+        `participant` is `teacher`) in the teacher's words where the kind has them
+        (`{lang}/teacher/{kind}`)."""
         variables = view.template_vars()
-        text = self.env.get_template(f"{view.language}/{view.kind}.txt.j2").render(variables)
-        html = self.env.get_template(f"{view.language}/{view.kind}.html.j2").render(variables)
+        name = f"{view.language}/{view.kind}"
+        if getattr(view, "participant", "student") == "teacher":
+            teacher = f"{view.language}/{TEACHER_FOLDER}/{view.kind}"
+            if f"{teacher}.txt.j2" in self._names:
+                name = teacher
+        text = self.env.get_template(f"{name}.txt.j2").render(variables)
+        html = self.env.get_template(f"{name}.html.j2").render(variables)
         return text, html

@@ -69,6 +69,8 @@ class Result:
     channel: str | None = None
     error: str | None = None
     retry_in: float | None = None
+    digest_id: uuid.UUID | None = None
+    """A digest's member: recorded only if the digest's own row is (it carries the claim)."""
 
 
 class NoticeStore(Protocol):
@@ -88,11 +90,13 @@ class NoticeStore(Protocol):
         self, notice: PlannedNotice, digest_id: uuid.UUID, window_seconds: float
     ) -> bool: ...
 
-    async def pick_due(self, limit: int = 1) -> list[Delivery]: ...
+    async def claim_due(
+        self, limit: int, claim: uuid.UUID, lease_seconds: float
+    ) -> list[Delivery]: ...
 
     async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]: ...
 
-    async def record(self, results: Sequence[Result]) -> None: ...
+    async def record(self, results: Sequence[Result], claim: uuid.UUID) -> set[uuid.UUID]: ...
 
     async def get(self, notification_id: uuid.UUID) -> Delivery | None: ...
 
@@ -101,6 +105,27 @@ class NoticeStore(Protocol):
 
 # The columns of a `Delivery`, a fixed list interpolated into the statements below.
 _COLUMNS = ", ".join(Delivery.__dataclass_fields__)
+_D_COLUMNS = ", ".join(f"d.{name}" for name in Delivery.__dataclass_fields__)
+_OUTCOME = (
+    "status = u.status, channel = coalesce(u.channel, d.channel), attempts = u.attempts, "
+    "last_error = u.error, "
+    "finished_at = CASE WHEN u.status = 'pending' THEN d.finished_at ELSE now() END, "
+    "next_attempt_at = CASE WHEN u.retry_in IS NULL THEN d.next_attempt_at "
+    "ELSE now() + make_interval(secs => u.retry_in) END"
+)
+"""The SET list recording an outcome `u` on a row `d` (see `record`)."""
+_RECORD = (  # only the fixed SET list is interpolated
+    "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], "  # noqa: S608
+    "$5::text[], $6::float8[], $7::uuid[]) "
+    "AS u(id, status, attempts, channel, error, retry_in, digest)), "
+    f"held AS (UPDATE deliveries AS d SET {_OUTCOME}, claimed_by = NULL FROM u "
+    "WHERE d.notification_id = u.id AND u.digest IS NULL AND d.claimed_by = $8 "
+    "RETURNING d.notification_id), "
+    f"members AS (UPDATE deliveries AS d SET {_OUTCOME} FROM u "
+    "WHERE d.notification_id = u.id AND d.status = 'grouped' "
+    "AND u.digest IN (SELECT notification_id FROM held) RETURNING d.notification_id) "
+    "SELECT notification_id FROM held UNION ALL SELECT notification_id FROM members"
+)
 
 
 class NoticeRepository:
@@ -117,7 +142,7 @@ class NoticeRepository:
         digest_id: uuid.UUID | None = None,
     ) -> bool:
         """Insert one per-event notice; False when it already exists (same event and recipient)."""
-        trace = tracing.current_headers()
+        trace = tracing.event_trace(notice.source_event_id)
         inserted = await self.conn.fetchval(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
             "placement_id, match_id, student_id, round_id, detail, status, digest_id, "
@@ -146,13 +171,13 @@ class NoticeRepository:
         200); those that already exist are left alone. Returns how many were new."""
         if not notices:
             return 0
-        trace = tracing.current_headers()
+        traces = [tracing.event_trace(n.source_event_id) for n in notices]
         rows = await self.conn.fetch(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
             "placement_id, match_id, student_id, round_id, detail, traceparent, tracestate) "
-            "SELECT *, $11::text, $12::text FROM unnest($1::uuid[], $2::uuid[], $3::text[], "
-            "$4::text[], $5::text[], $6::text[], $7::uuid[], $8::text[], $9::uuid[], $10::text[]) "
-            "ON CONFLICT DO NOTHING RETURNING notification_id",
+            "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], "
+            "$6::text[], $7::uuid[], $8::text[], $9::uuid[], $10::text[], $11::text[], "
+            "$12::text[]) ON CONFLICT DO NOTHING RETURNING notification_id",
             [n.notification_id for n in notices],
             [n.source_event_id for n in notices],
             [n.recipient for n in notices],
@@ -163,8 +188,8 @@ class NoticeRepository:
             [n.student_id for n in notices],
             [n.round_id for n in notices],
             [n.detail for n in notices],
-            trace.get("traceparent"),
-            trace.get("tracestate"),
+            [t.get("traceparent") for t in traces],
+            [t.get("tracestate") for t in traces],
         )
         return len(rows)
 
@@ -173,12 +198,14 @@ class NoticeRepository:
     ) -> bool:
         """Create (or find) the round's digest for the notice's recipient and lock it.
 
-        True when the digest still waits (never attempted, not being sent right now): the notice
-        may join it. False when it is already on its way: the notice goes out on its own.
+        True when the digest still waits (never attempted, not claimed by a worker that is
+        sending it): the notice may join it. False when it is already on its way: the notice goes
+        out on its own.
         """
         if notice.round_id is None or notice.placement_id is None:
             raise ValueError("only a supervisor's notice of a round can join a digest")
-        trace = tracing.current_headers()  # the digest's delivery continues its first notice's
+        # the digest's delivery continues its first notice's trace
+        trace = tracing.event_trace(notice.source_event_id)
         await self.conn.execute(
             "INSERT INTO deliveries (notification_id, source_event_id, recipient, kind, region, "
             "placement_id, round_id, status, next_attempt_at, traceparent, tracestate) "
@@ -195,22 +222,30 @@ class NoticeRepository:
         )
         waiting = await self.conn.fetchval(
             "SELECT true FROM deliveries WHERE notification_id = $1 AND status = 'pending' "
-            "AND attempts = 0 FOR UPDATE SKIP LOCKED",
+            "AND attempts = 0 AND claimed_by IS NULL FOR UPDATE SKIP LOCKED",
             digest_id,
         )
         return bool(waiting)
 
-    async def pick_due(self, limit: int = 1) -> list[Delivery]:
-        """Lock up to `limit` due pending deliveries (others skip them) for the rest of the
-        transaction, the longest due first."""
+    async def claim_due(self, limit: int, claim: uuid.UUID, lease_seconds: float) -> list[Delivery]:
+        """Claim up to `limit` due pending deliveries (the longest due first) for `claim`:
+        their `claimed_by` is the claim and they are not due again before `lease_seconds`
+        from now, so no other worker takes them while this one sends (nor after it recorded
+        their outcomes). Rows locked by another transaction are skipped."""
         rows = await self.conn.fetch(
             # only the fixed column list is interpolated
-            f"SELECT {_COLUMNS} FROM deliveries "  # noqa: S608
+            "WITH due AS (SELECT notification_id, next_attempt_at FROM deliveries "  # noqa: S608
             "WHERE status = 'pending' AND next_attempt_at <= now() "
-            "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+            "UPDATE deliveries AS d SET claimed_by = $2, "
+            "next_attempt_at = now() + make_interval(secs => $3) "
+            f"FROM due WHERE d.notification_id = due.notification_id RETURNING {_D_COLUMNS}, "
+            "due.next_attempt_at AS due_at",
             limit,
+            claim,
+            lease_seconds,
         )
-        return [Delivery.of(r) for r in rows]
+        return [Delivery.of(r) for r in sorted(rows, key=lambda r: r["due_at"])]
 
     async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]:
         """The notices waiting in a digest, locked, in the order they arrived."""
@@ -222,26 +257,24 @@ class NoticeRepository:
         )
         return [Delivery.of(r) for r in rows]
 
-    async def record(self, results: Sequence[Result]) -> None:
-        """Record the outcomes of a batch of deliveries, in one statement."""
+    async def record(self, results: Sequence[Result], claim: uuid.UUID) -> set[uuid.UUID]:
+        """Record the outcomes of a batch of deliveries, in one statement, on the rows still
+        under `claim` (and the members of the digests that are); return the ids recorded. A
+        row whose claim ran out and was taken by another worker is left to that worker."""
         if not results:
-            return
-        await self.conn.execute(
-            "UPDATE deliveries AS d SET status = u.status, "
-            "channel = coalesce(u.channel, d.channel), "
-            "attempts = u.attempts, last_error = u.error, "
-            "finished_at = CASE WHEN u.status = 'pending' THEN d.finished_at ELSE now() END, "
-            "next_attempt_at = CASE WHEN u.retry_in IS NULL THEN d.next_attempt_at "
-            "ELSE now() + make_interval(secs => u.retry_in) END "
-            "FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::float8[]) "
-            "AS u(id, status, attempts, channel, error, retry_in) WHERE d.notification_id = u.id",
+            return set()
+        rows = await self.conn.fetch(
+            _RECORD,
             [r.notification_id for r in results],
             [r.status for r in results],
             [r.attempts for r in results],
             [r.channel for r in results],
             [r.error for r in results],
             [r.retry_in for r in results],
+            [r.digest_id for r in results],
+            claim,
         )
+        return {r["notification_id"] for r in rows}
 
     async def get(self, notification_id: uuid.UUID) -> Delivery | None:
         row = await self.conn.fetchrow(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,7 @@ from shared.contracts.events import (
     Recipient,
     SupplementaryRoundOpened,
 )
+from shared.contracts.internal import DueReminder
 
 NoticeKind = Literal[
     "proposed",
@@ -33,13 +35,21 @@ NoticeKind = Literal[
     "student_confirmed",
     "student_unplaced",
     "student_supplementary",
+    "reminder",
+    "student_reminder",
 ]
-"""Supervisors' notices (`proposed`, `confirmed`, `cancelled`, `digest`) and students'
-(`student_…`: proposed a placement, confirmed at it, left unplaced with next steps, invited to a
-supplementary round)."""
+"""Supervisors' notices (`proposed`, `confirmed`, `cancelled`, `digest`, `reminder`) and
+students' (`student_…`: proposed a placement, confirmed at it, left unplaced with next steps,
+invited to a supplementary round, reminded that their placement starts soon)."""
 
 STUDENT_KINDS: frozenset[NoticeKind] = frozenset(
-    {"student_proposed", "student_confirmed", "student_unplaced", "student_supplementary"}
+    {
+        "student_proposed",
+        "student_confirmed",
+        "student_unplaced",
+        "student_supplementary",
+        "student_reminder",
+    }
 )
 
 NAMESPACE = uuid.UUID("6f1c7d1e-3a52-5c1b-9a8e-4e2f0b7a9d10")
@@ -87,7 +97,8 @@ class PlannedNotice:
     round_id: uuid.UUID | None = None
     detail: str | None = None
     """cancelled: the reason; student_proposed: `rank:<n>`, `filled` or `override`;
-    student_unplaced: the outcome's reason; student_supplementary: the last day to rank."""
+    student_unplaced: the outcome's reason; student_supplementary: the last day to rank;
+    reminder, student_reminder: the placement's first day."""
 
     def digest_id(self) -> uuid.UUID | None:
         """The digest this notice may join: proposals of one round to one recipient."""
@@ -263,3 +274,37 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 def redact(text: str) -> str:
     """Errors are stored and published; remove e-mail addresses (personal data) from them."""
     return _EMAIL.sub("<address>", text)[:2000]
+
+
+def reminder_source(match_id: uuid.UUID) -> uuid.UUID:
+    """The stable source id of a match's reminders (they come of no event): the same match
+    always gives the same notices."""
+    return uuid.uuid5(NAMESPACE, f"reminder:{match_id}")
+
+
+def plan_reminders(due: Sequence[DueReminder]) -> list[PlannedNotice]:
+    """The reminders before a placement starts: for each confirmed match due, one to the
+    placement's supervisor (`reminder`) and one to the student (`student_reminder`); `detail`
+    is the placement's first day."""
+    notices: list[PlannedNotice] = []
+    for d in due:
+        source = reminder_source(d.match_id)
+        told: tuple[tuple[str, NoticeKind], ...] = (
+            (recipient_of(d.placement_id), "reminder"),
+            (student_recipient(d.student_id), "student_reminder"),
+        )
+        for recipient, kind in told:
+            notices.append(
+                PlannedNotice(
+                    notification_id=notification_id(source, recipient),
+                    source_event_id=source,
+                    recipient=recipient,
+                    kind=kind,
+                    region=d.region,
+                    match_id=d.match_id,
+                    placement_id=d.placement_id,
+                    student_id=d.student_id,
+                    detail=d.starts_on.isoformat(),
+                )
+            )
+    return notices

@@ -17,6 +17,7 @@ from typing import Any
 from shared.contracts.internal import NoticeVacancy, StudentNoticeContext
 from shared.contracts.vocabulary import Language
 
+from . import teachers
 from .notices import STUDENT_KINDS, NoticeKind, PermanentError
 
 STUDENT_SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
@@ -25,18 +26,21 @@ STUDENT_SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
         "student_confirmed": "Din APL-plats är bekräftad: {title}",
         "student_unplaced": "Du har ingen APL-plats än – så går du vidare",
         "student_supplementary": "Kompletterande omgång: välj bland lediga APL-platser",
+        "student_reminder": "Påminnelse: din APL börjar snart: {title}",
     },
     "fi": {
         "student_proposed": "Sinulle ehdotetaan työelämäjakson paikkaa: {title}",
         "student_confirmed": "Työelämäjaksosi paikka on vahvistettu: {title}",
         "student_unplaced": "Et saanut vielä työelämäjakson paikkaa – näin jatkat",
         "student_supplementary": "Täydentävä sijoittelukierros: valitse sopivista paikoista",
+        "student_reminder": "Muistutus: työelämäjaksosi alkaa pian: {title}",
     },
     "en": {
         "student_proposed": "A placement is proposed for you: {title}",
         "student_confirmed": "Your placement is confirmed: {title}",
         "student_unplaced": "You have no placement yet: your next steps",
         "student_supplementary": "Supplementary round: rank the vacancies that fit you",
+        "student_reminder": "Reminder: your placement starts soon: {title}",
     },
 }
 
@@ -132,6 +136,8 @@ class StudentNoticeView:
     vacancies_total: int = 0
     page_url: str | None = None
     ranks_until: date | None = None
+    participant: str = "student"
+    """`teacher`: a teacher's notice about working-life periods (`teachers.py`)."""
 
     @property
     def channel(self) -> str:
@@ -139,7 +145,9 @@ class StudentNoticeView:
 
     @property
     def subject(self) -> str:
-        return STUDENT_SUBJECTS[self.language][self.kind].format(title=self.title or "")
+        words = teachers.SUBJECTS if self.participant == "teacher" else STUDENT_SUBJECTS
+        template = words[self.language].get(self.kind) or STUDENT_SUBJECTS[self.language][self.kind]
+        return template.format(title=self.title or "")
 
     @property
     def more_vacancies(self) -> int:
@@ -164,10 +172,12 @@ class StudentNoticeView:
         }
 
 
-def _how(language: Language, detail: str | None) -> str | None:
+def _how(language: Language, detail: str | None, participant: str = "student") -> str | None:
     if detail is None:
         return None
     words = HOW[language]
+    if participant == "teacher":
+        words = {**words, **teachers.HOW[language]}
     if detail.startswith("rank:"):
         return words["rank"].format(rank=detail.removeprefix("rank:"))
     return words.get(detail)
@@ -190,14 +200,17 @@ def build_student_view(
     placement_id: str | None = None,
     detail: str | None = None,
 ) -> StudentNoticeView:
-    """The view of one notice to a student. A proposal or confirmation (`placement_id` given)
-    needs the context's placement; the other kinds list the context's vacancies.
+    """The view of one notice to a student. A proposal, confirmation or reminder (`placement_id`
+    given) needs the context's placement; the other kinds list the context's vacancies.
 
     Raises `PermanentError` when the context cannot tell what the notice is about.
     """
     if kind not in STUDENT_KINDS:
         raise ValueError(f"kind: {kind!r} is not a student's notice")
     language = context.language
+    who = context.participant
+    if context.placement is not None and context.placement.kind == "teacher":
+        who = "teacher"
     base: dict[str, Any] = {
         "notification_id": notice_id,
         "kind": kind,
@@ -205,8 +218,10 @@ def build_student_view(
         "student_name": context.name,
         "student_email": context.email,
         "page_url": context.page_url,
+        "participant": who,
     }
-    if kind in ("student_proposed", "student_confirmed"):
+    unplaced = teachers.UNPLACED if who == "teacher" else UNPLACED
+    if kind in ("student_proposed", "student_confirmed", "student_reminder"):
         placement = context.placement
         if placement is None or (
             placement_id is not None and placement.placement_id != placement_id
@@ -220,11 +235,11 @@ def build_student_view(
             title=placement.title or placement.placement_id,
             starts_on=placement.starts_on,
             ends_on=placement.ends_on,
-            how=_how(language, detail) if kind == "student_proposed" else None,
+            how=_how(language, detail, who) if kind == "student_proposed" else None,
         )
     return StudentNoticeView(
         **base,
-        reason=UNPLACED[language].get(detail or "") if kind == "student_unplaced" else None,
+        reason=unplaced[language].get(detail or "") if kind == "student_unplaced" else None,
         vacancies=[VacancyView.of(v) for v in context.vacancies],
         vacancies_total=max(context.vacancies_total, len(context.vacancies)),
         ranks_until=_until(detail) if kind == "student_supplementary" else None,

@@ -4,6 +4,9 @@
 `NoticeContext`s into a `NoticeView`: language, subject and the fields the templates show. The
 student's name and contact appear only when the context says the student shared them; a
 proposal's students carry the signed confirm/decline links (`actions`) given with the contexts.
+A supervisor whose training for the region's supervisor course is not valid (the context's
+`readiness`) is offered the course and a link to record it (`ReadinessView`, the partial
+`_readiness` of each language), in every notice but a cancellation.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from shared.contracts.internal import NoticeContext, NoticeStudent
+from shared.contracts.internal import NoticeContext, NoticeReadiness, NoticeStudent
 from shared.contracts.vocabulary import Channel, Language
 
-from .actions import ActionUrls
+from . import teachers
+from .actions import TRAINING_KINDS, ActionUrls
 from .notices import NoticeKind, PermanentError
 
 SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
@@ -26,18 +30,21 @@ SUBJECTS: dict[Language, dict[NoticeKind, str]] = {
         "confirmed": "APL-platsen är bekräftad: {title}",
         "cancelled": "Förslaget till er APL-plats är återkallat: {title}",
         "digest": "{count} elever föreslås till er APL-plats: {title}",
+        "reminder": "Påminnelse: APL-perioden börjar snart: {title}",
     },
     "fi": {
         "proposed": "Opiskelijaa ehdotetaan työpaikallenne: {title}",
         "confirmed": "Työelämäjakso on vahvistettu: {title}",
         "cancelled": "Ehdotus työpaikallenne on peruttu: {title}",
         "digest": "{count} opiskelijaa ehdotetaan työpaikallenne: {title}",
+        "reminder": "Muistutus: työelämäjakso alkaa pian: {title}",
     },
     "en": {
         "proposed": "A student is proposed for your placement: {title}",
         "confirmed": "Placement confirmed: {title}",
         "cancelled": "A proposal for your placement was cancelled: {title}",
         "digest": "{count} students are proposed for your placement: {title}",
+        "reminder": "Reminder: the placement starts soon: {title}",
     },
 }
 
@@ -79,6 +86,11 @@ class StudentView:
     phone: str | None = None
     actions: ActionUrls | None = None
     """The supervisor's confirm and decline links for this student's match (proposals)."""
+    participant: str = "student"
+    """`teacher`: a teacher on a working-life period (subject, skills, weeks are theirs)."""
+    subject: str | None = None
+    skills: tuple[str, ...] = ()
+    available_weeks: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -97,6 +109,10 @@ class StudentView:
             email=student.email if shared else None,
             phone=student.phone if shared else None,
             actions=actions,
+            participant=student.participant,
+            subject=student.subject,
+            skills=student.skills,
+            available_weeks=student.available_weeks,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -112,6 +128,47 @@ class StudentView:
         if self.actions is not None:
             out["actions"] = {"confirm": self.actions.confirm, "decline": self.actions.decline}
         return out
+
+
+@dataclass(frozen=True)
+class ReadinessView:
+    """The supervisor's training as a notice tells it: their status, the region's course, and
+    the signed link on which they record the day they completed it."""
+
+    status: str
+    trained_on: date | None
+    expires_on: date | None
+    validity_years: int
+    course_url: str | None
+    required: bool
+    record_url: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "valid"
+
+    @classmethod
+    def of(cls, readiness: NoticeReadiness, record_url: str | None) -> ReadinessView:
+        return cls(
+            status=readiness.status,
+            trained_on=readiness.trained_on,
+            expires_on=readiness.expires_on,
+            validity_years=readiness.validity_years,
+            course_url=readiness.course_url,
+            required=readiness.required,
+            record_url=None if readiness.ready else record_url,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "trained_on": self.trained_on.isoformat() if self.trained_on else None,
+            "expires_on": self.expires_on.isoformat() if self.expires_on else None,
+            "validity_years": self.validity_years,
+            "course_url": self.course_url,
+            "required": self.required,
+            "record_url": self.record_url,
+        }
 
 
 @dataclass(frozen=True)
@@ -131,16 +188,26 @@ class NoticeView:
     ends_on: date | None
     students: list[StudentView] = field(default_factory=list)
     reason: str | None = None
+    readiness: ReadinessView | None = None
+    """The supervisor's training and the region's course (None: not told in this notice)."""
+
+    @property
+    def participant(self) -> str:
+        """`teacher` for a working-life period for teachers (its wording: `teachers.py`)."""
+        return str(self.placement.get("kind") or "student")
 
     @property
     def subject(self) -> str:
-        template = SUBJECTS[self.language][self.kind]
+        words = teachers.SUBJECTS if self.participant == "teacher" else SUBJECTS
+        template = words[self.language].get(self.kind) or SUBJECTS[self.language][self.kind]
         return template.format(title=self.placement_title, count=len(self.students))
 
     @property
     def reason_text(self) -> str | None:
         if self.reason is None:
             return None
+        if self.participant == "teacher" and self.reason in teachers.REASONS[self.language]:
+            return teachers.REASONS[self.language][self.reason]
         return REASONS[self.language].get(self.reason, self.reason)
 
     @property
@@ -159,6 +226,7 @@ class NoticeView:
             "supervisor_name": self.supervisor_name,
             "reason": self.reason_text,
             "subject": self.subject,
+            "readiness": self.readiness,
         }
 
     def webhook_payload(self, occurred_at: datetime) -> dict[str, Any]:
@@ -173,6 +241,8 @@ class NoticeView:
             payload["students"] = [s.as_json() for s in self.students]
         if self.reason is not None:
             payload["reason"] = self.reason
+        if self.readiness is not None:
+            payload["readiness"] = self.readiness.as_json()
         return payload
 
 
@@ -183,9 +253,11 @@ def build_view(
     *,
     reason: str | None = None,
     actions: Sequence[ActionUrls | None] = (),
+    training: str | None = None,
 ) -> NoticeView:
     """The view of one notice (one context) or one digest (a context per proposed student);
-    `actions[i]` are the links of the match of `contexts[i]` (none when left out).
+    `actions[i]` are the links of the match of `contexts[i]` (none when left out); `training`
+    the link on which a supervisor without valid training records their course.
 
     Raises `PermanentError` when there is nobody to tell.
     """
@@ -203,10 +275,11 @@ def build_view(
             f"placement {first.placement.placement_id}: channel webhook without a webhook_url"
         )
     placement = first.placement
-    # Name and contact go out with the confirmation only. A proposal or cancellation is rendered
-    # at delivery time, which may come after the student accepted (a retry, a restart); leaving
-    # the contact out of those keeps every notice's content the same however late it is sent.
-    may_share = kind == "confirmed"
+    # Name and contact go out with the confirmation (and the reminder of a confirmed match)
+    # only. A proposal or cancellation is rendered at delivery time, which may come after the
+    # student accepted (a retry, a restart); leaving the contact out of those keeps every
+    # notice's content the same however late it is sent.
+    may_share = kind in ("confirmed", "reminder")
     links = list(actions) + [None] * (len(contexts) - len(actions))
     students = [
         StudentView.of(c.student, may_share=may_share, actions=a)
@@ -226,5 +299,10 @@ def build_view(
         starts_on=placement.starts_on,
         ends_on=placement.ends_on,
         students=students,
-        reason=reason,
+        reason=reason if kind == "cancelled" else None,  # a reminder's detail is its first day
+        readiness=(
+            ReadinessView.of(first.readiness, training)
+            if first.readiness is not None and kind in TRAINING_KINDS
+            else None
+        ),
     )

@@ -1,10 +1,13 @@
-"""The Kafka entrypoints: `apl.matches.v1` and `apl.rounds.v1` → `record_notices`.
+"""The Kafka entrypoints: `apl.matches.v1` and `apl.rounds.v1` → `record_batch`.
 
 One batch subscriber per topic (`list[MatchEvent]`, `list[RoundEvent]`; up to `consumer_batch`
 records per poll, offsets committed once per batch; one consumer group). The event policy
-(`shared.kafka.EventPolicy`, the router's middleware and decoder) parses each record, retries a
-failing handler and dead-letters what cannot be handled, one record at a time; the subscriber sees
-typed events only. MatchProposed and MatchConfirmed become a notice to the supervisor and one to the
+(`shared.kafka.EventPolicy` with `whole_batches`, the router's middleware and decoder) parses the
+records and hands a poll's to the subscriber at once, which records them in one transaction
+(`record_batch`); a batch that breaks the contract or fails is split, and each record retried
+and dead-lettered on its own. The subscriber sees typed events only.
+
+MatchProposed and MatchConfirmed become a notice to the supervisor and one to the
 student, MatchCancelled one to the supervisor; MatchAccepted, MatchDeclined and
 MatchAssignmentRequested are ignored (not claimed). MatchingRoundOutcomes (not a dry run) becomes
 one notice per unplaced student, SupplementaryRoundOpened one per invited student;
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from faststream.kafka import KafkaRouter
 
 from services.notifications.adapters.uow import NotificationsUnitOfWork
-from services.notifications.handlers import NoticeEvent, record_notices
+from services.notifications.handlers import NoticeEvent, record_batch
 from services.notifications.settings import NotificationsSettings
 from shared import runtime
 from shared.contracts import events as ev
@@ -35,8 +38,8 @@ def build_router(
     recorded (the delivery worker's wake-up)."""
     router = runtime.router(policy)
 
-    async def record(event: NoticeEvent) -> None:
-        if await record_notices(event, uow(), digest_seconds=settings.digest_seconds):
+    async def record(events: list[NoticeEvent]) -> None:
+        if events and await record_batch(events, uow(), digest_seconds=settings.digest_seconds):
             on_recorded()
 
     @router.subscriber(
@@ -54,12 +57,14 @@ def build_router(
         **runtime.subscriber_options(settings),
     )
     async def on_match_events(events: list[ev.MatchEvent]) -> None:
-        for event in events:  # the policy hands over one record at a time
+        told: list[NoticeEvent] = []
+        for event in events:  # a poll's records at once (or one, when the batch was split)
             match event:
                 case ev.MatchProposed() | ev.MatchConfirmed() | ev.MatchCancelled():
-                    await record(event)
+                    told.append(event)
                 case _:
                     pass  # an answer (accepted / declined) or a request: nothing to tell
+        await record(told)
 
     @router.subscriber(
         settings.topics.rounds,
@@ -76,13 +81,15 @@ def build_router(
         **runtime.subscriber_options(settings),
     )
     async def on_round_events(events: list[ev.RoundEvent]) -> None:
-        for event in events:  # the policy hands over one record at a time
+        told: list[NoticeEvent] = []
+        for event in events:  # a poll's records at once (or one, when the batch was split)
             match event:
                 case ev.MatchingRoundOutcomes() if not event.data.dry_run:
-                    await record(event)
+                    told.append(event)
                 case ev.SupplementaryRoundOpened():
-                    await record(event)
+                    told.append(event)
                 case _:
                     pass  # a request, a completion or a dry run: nothing to tell
+        await record(told)
 
     return router

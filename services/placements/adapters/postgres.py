@@ -15,8 +15,10 @@ from shared.contracts import events as ev
 from shared.contracts.events import RoundFigures
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.vocabulary import Participant
 from shared.db import Connection
 from shared.outbox import published_count
+from shared.serialised import Serialised, as_models
 from shared.uow import PostgresUnitOfWork, stamped
 
 from ..domain.commands import ListOutcomes
@@ -45,6 +47,7 @@ from ..domain.rules import Channel, Match
 from ..ports import JoinsOuterBlock
 from .accounts import PostgresAccounts
 from .audit import PostgresActionLinks, PostgresAudit
+from .readiness import PostgresReadiness
 
 Row = asyncpg.Record
 
@@ -110,10 +113,10 @@ class PostgresPlacements(_Repository):
     async def add_many(self, placements: Sequence[Placement]) -> set[str]:
         inserted = await self.conn.fetch(
             "INSERT INTO placements "
-            "(placement_id, company_id, region, offer, channel, webhook_url) "
-            "SELECT u.id, u.company, u.region, u.offer::jsonb, u.channel, u.hook "
-            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) "
-            "AS u(id, company, region, offer, channel, hook) "
+            "(placement_id, company_id, region, offer, channel, webhook_url, kind) "
+            "SELECT u.id, u.company, u.region, u.offer::jsonb, u.channel, u.hook, u.kind "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+            "$7::text[]) AS u(id, company, region, offer, channel, hook, kind) "
             "ON CONFLICT (placement_id) DO NOTHING RETURNING placement_id",
             [p.offer.placement_id for p in placements],
             [p.offer.company_id for p in placements],
@@ -121,6 +124,7 @@ class PostgresPlacements(_Repository):
             [p.offer.model_dump_json() for p in placements],
             [p.channel.kind if p.channel else None for p in placements],
             [p.channel.webhook_url if p.channel else None for p in placements],
+            [p.offer.kind for p in placements],
         )
         return {r["placement_id"] for r in inserted}
 
@@ -152,16 +156,19 @@ class PostgresPlacements(_Repository):
         include_withdrawn: bool,
         limit: int,
         offset: int,
+        kind: Participant | None = None,
     ) -> list[Placement]:
         rows = await self.conn.fetch(
             "SELECT * FROM placements WHERE ($1::text IS NULL OR region = $1) "
             "AND ($2::text IS NULL OR company_id = $2) AND ($3 OR withdrawn_at IS NULL) "
+            "AND ($6::text IS NULL OR kind = $6) "
             "ORDER BY placement_id LIMIT $4 OFFSET $5",
             region,
             company_id,
             include_withdrawn,
             limit,
             offset,
+            kind,
         )
         return [_placement(r) for r in rows]
 
@@ -172,6 +179,24 @@ class PostgresPlacements(_Repository):
             list(placement_ids),
         )
         return {r["placement_id"] for r in rows}
+
+    async def open_kinds(self, placement_ids: Iterable[str]) -> dict[str, Participant]:
+        rows = await self.conn.fetch(
+            "SELECT placement_id, kind FROM placements WHERE placement_id = ANY($1::text[]) "
+            "AND withdrawn_at IS NULL",
+            list(placement_ids),
+        )
+        return {r["placement_id"]: r["kind"] for r in rows}
+
+    async def open_count(self, region: str, kind: Participant) -> int:
+        return int(
+            await self.conn.fetchval(
+                "SELECT count(*) FROM placements WHERE region = $1 AND kind = $2 "
+                "AND withdrawn_at IS NULL",
+                region,
+                kind,
+            )
+        )
 
 
 class PostgresCompanies(_Repository):
@@ -197,7 +222,7 @@ class PostgresCompanies(_Repository):
 
 def _student(row: Row) -> Student | Withdrawn:
     if row["withdrawn_at"] is not None or row["profile"] is None:
-        return Withdrawn(row["student_id"], row["region"], row["programme"])
+        return Withdrawn(row["student_id"], row["region"], row["programme"], row["participant"])
     return Student(
         profile=StudentProfile.model_validate(row["profile"], strict=False),
         contact=Contact(row["name"], row["email"], row["phone"], row["language"]),
@@ -216,12 +241,12 @@ class PostgresStudents(_Repository):
     async def add_many(self, students: Sequence[Student]) -> set[str]:
         inserted = await self.conn.fetch(
             "INSERT INTO students (student_id, region, programme, profile, name, email, phone, "
-            "language, registered_at, updated_at) "
+            "language, registered_at, updated_at, participant) "
             "SELECT u.id, u.region, u.programme, u.profile::jsonb, u.name, u.email, u.phone, "
-            "u.language, now(), now() "
+            "u.language, now(), now(), u.participant "
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-            "$7::text[], $8::text[]) AS u(id, region, programme, profile, name, email, phone, "
-            "language) "
+            "$7::text[], $8::text[], $9::text[]) AS u(id, region, programme, profile, name, email, "
+            "phone, language, participant) "
             "ON CONFLICT (student_id) DO NOTHING RETURNING student_id",
             [s.profile.student_id for s in students],
             [s.profile.region for s in students],
@@ -231,6 +256,7 @@ class PostgresStudents(_Repository):
             [s.contact.email for s in students],
             [s.contact.phone for s in students],
             [s.contact.language for s in students],
+            [s.profile.participant for s in students],
         )
         return {r["student_id"] for r in inserted}
 
@@ -251,6 +277,16 @@ class PostgresStudents(_Repository):
         if not isinstance(student, Student):
             raise LookupError(f"student {profile.student_id} is not registered")
         return student
+
+    async def live_count(self, region: str, participant: Participant) -> int:
+        return int(
+            await self.conn.fetchval(
+                "SELECT count(*) FROM students WHERE region = $1 AND participant = $2 "
+                "AND withdrawn_at IS NULL AND profile IS NOT NULL",
+                region,
+                participant,
+            )
+        )
 
     async def erase(self, student_id: str) -> None:
         await self.conn.execute(
@@ -405,9 +441,12 @@ class PostgresMatches(_Repository):
         return {r["placement_id"]: int(r["n"]) for r in rows}
 
     async def forget_reasons_of(self, student_id: str) -> None:
+        # Words a student or a company wrote when declining (a code of the list stays).
         await self.conn.execute(
-            "UPDATE matches SET reason = NULL WHERE student_id = $1 AND declined_by = 'student'",
+            "UPDATE matches SET reason = NULL WHERE student_id = $1 AND declined_by IS NOT NULL "
+            "AND reason IS NOT NULL AND NOT (reason = ANY($2::text[]))",
             student_id,
+            list(ev.DECLINE_REASONS),
         )
         # A coordinator's reason for an assignment is free text about the student.
         await self.conn.execute(
@@ -437,6 +476,7 @@ def _round(row: Row) -> Round:
         outcome_parts=row["outcome_parts"],
         parts_received=row["parts_received"],
         requested_by=row["requested_by"],
+        participant=row["participant"],
     )
 
 
@@ -451,11 +491,12 @@ class PostgresRounds(_Repository):
         kind: ev.RoundKind = "ordinary",
         fill: bool = False,
         dry_run: bool = False,
+        participant: Participant = "student",
     ) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, requested_by, status, requested_at, "
-            "kind, fill, dry_run) "
-            "VALUES ($1, $2, $3, $4, 'requested', now(), $5, $6, $7) "
+            "kind, fill, dry_run, participant) "
+            "VALUES ($1, $2, $3, $4, 'requested', now(), $5, $6, $7, $8) "
             "ON CONFLICT (round_id) DO NOTHING",
             round_id,
             region,
@@ -464,18 +505,19 @@ class PostgresRounds(_Repository):
             kind,
             fill,
             dry_run,
+            participant,
         )
 
     async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, status, figures, unplaced_by_reason, "
-            "proposed, cancelled, completed_at, kind, fill, dry_run, outcome_parts) "
-            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now(), $8, $9, $10, $11) "
+            "proposed, cancelled, completed_at, kind, fill, dry_run, outcome_parts, participant) "
+            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now(), $8, $9, $10, $11, $12) "
             "ON CONFLICT (round_id) DO UPDATE SET status = 'completed', policy = EXCLUDED.policy, "
             "figures = EXCLUDED.figures, unplaced_by_reason = EXCLUDED.unplaced_by_reason, "
             "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now(), "
             "kind = EXCLUDED.kind, fill = EXCLUDED.fill, dry_run = EXCLUDED.dry_run, "
-            "outcome_parts = EXCLUDED.outcome_parts",
+            "outcome_parts = EXCLUDED.outcome_parts, participant = EXCLUDED.participant",
             result.round_id,
             result.region,
             result.policy,
@@ -487,16 +529,18 @@ class PostgresRounds(_Repository):
             result.fill,
             result.dry_run,
             result.outcome_parts,
+            result.participant,
         )
 
     async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:
         await self.conn.execute(
-            "INSERT INTO rounds (round_id, region, policy, status, dry_run, parts_received) "
-            "VALUES ($1, $2, 'optimal', 'requested', $3, 1) "
+            "INSERT INTO rounds (round_id, region, policy, status, dry_run, parts_received, "
+            "participant) VALUES ($1, $2, 'optimal', 'requested', $3, 1, $4) "
             "ON CONFLICT (round_id) DO UPDATE SET parts_received = rounds.parts_received + 1",
             part.round_id,
             part.region,
             part.dry_run,
+            part.participant,
         )
 
     async def get(self, round_id: uuid.UUID) -> Round | None:
@@ -515,11 +559,26 @@ class PostgresRounds(_Repository):
         )
         return int(total), [_round(r) for r in rows]
 
-    async def latest_completed(self, region: str) -> Round | None:
+    async def settled(self, round_id: uuid.UUID, grace_seconds: float) -> bool:
+        found = await self.conn.fetchval(
+            "SELECT (r.status = 'completed' AND r.parts_received >= r.outcome_parts "
+            "AND coalesce(r.proposed, 0) <= "
+            "(SELECT count(*) FROM matches m WHERE m.round_id = r.round_id)) "
+            "OR r.completed_at < now() - make_interval(secs => $2) "
+            "FROM rounds r WHERE r.round_id = $1",
+            round_id,
+            grace_seconds,
+        )
+        return bool(found)
+
+    async def latest_completed(
+        self, region: str, participant: Participant = "student"
+    ) -> Round | None:
         row = await self.conn.fetchrow(
             "SELECT * FROM rounds WHERE region = $1 AND status = 'completed' AND NOT dry_run "
-            "ORDER BY completed_at DESC NULLS LAST, round_id DESC LIMIT 1",
+            "AND participant = $2 ORDER BY completed_at DESC NULLS LAST, round_id DESC LIMIT 1",
             region,
+            participant,
         )
         return _round(row) if row else None
 
@@ -743,10 +802,11 @@ class PostgresIdempotency(_Repository):
         )
 
     async def forget_student(self, student_id: str) -> None:
-        # Stored responses keep no personal field, and no hash of the request body.
+        # Stored responses keep no personal field (nor a decline's words), and no hash of the
+        # request body.
         await self.conn.execute(
             "UPDATE idempotency_keys SET request_hash = NULL, "
-            "response = response - 'name' - 'email' - 'phone' WHERE student_id = $1",
+            "response = response - 'name' - 'email' - 'phone' - 'reason' WHERE student_id = $1",
             student_id,
         )
 
@@ -762,11 +822,12 @@ FROM (
                SELECT 1 FROM matches m
                WHERE m.student_id = st.student_id AND m.state = ANY($2::text[])
            )) AS standing
-    FROM students st WHERE st.region = $1 AND st.withdrawn_at IS NULL
+    FROM students st
+    WHERE st.region = $1 AND st.withdrawn_at IS NULL AND st.participant = 'student'
 ) s
 CROSS JOIN (
     SELECT count(*) AS placements, coalesce(sum((offer ->> 'capacity')::int), 0) AS slots
-    FROM placements WHERE region = $1 AND withdrawn_at IS NULL
+    FROM placements WHERE region = $1 AND withdrawn_at IS NULL AND kind = 'student'
 ) p
 LEFT JOIN LATERAL (
     SELECT * FROM rounds WHERE region = $1
@@ -887,6 +948,7 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
     audit: PostgresAudit
     action_links: PostgresActionLinks
     reports: PostgresReports
+    readiness: PostgresReadiness
 
     def bind(self, conn: Connection) -> None:
         self.placements = PostgresPlacements(conn)
@@ -902,12 +964,13 @@ class PostgresPlacementsUnitOfWork(JoinsOuterBlock, PostgresUnitOfWork):
         self.audit = PostgresAudit(conn)
         self.action_links = PostgresActionLinks(conn)
         self.reports = PostgresReports(conn)
+        self.readiness = PostgresReadiness(conn)
 
-    async def publish(self, events: Iterable[ev.Event]) -> None:
+    async def publish(self, events: Iterable[ev.Event | Serialised]) -> None:
         """The outbox and the audit trail, in this transaction; each event with the actor."""
         batch = stamped(events, self.actor)
         await super().publish(batch)
-        await self.audit.record(batch)
+        await self.audit.record(as_models(batch))
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         return await published_count(self.conn, region, topics)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from shared.contracts.events import Policy, RoundKind
+from shared.contracts.events import DeclineReason, Policy, RoundKind
 from shared.contracts.outcomes import OutcomeReason
+from shared.contracts.vocabulary import Participant
 
 from .model import Contact, OfferDraft, StudentDraft
 from .rules import Channel, Party
@@ -74,6 +75,17 @@ class RegisterStudents:
 
 
 @dataclass(frozen=True)
+class UpdateTeacher:
+    """A teacher (or their coordinator) changes the teacher's profile: their subject, the skills
+    they want to update and the ISO weeks they can spend at a company (empty: no week limit)."""
+
+    teacher_id: str
+    subject: str
+    skills: tuple[str, ...]
+    available_weeks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SetPreferences:
     student_id: str
     preferences: tuple[str, ...]
@@ -94,6 +106,9 @@ class AnswerMatch:
     by: Party
     answer: Literal["accept", "decline"]
     reason: str | None = None
+    """The decline's reason: a code of `DeclineReason`, or words (kept here only)."""
+    reason_code: DeclineReason | None = None
+    """The decline's code, when `reason` holds words."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,9 @@ class RequestRound:
     region has none)."""
     fill: bool = False
     dry_run: bool = False
+    participant: Participant = "student"
+    """`teacher`: a round of the region's teachers at its working-life periods (refused when
+    the region has no open period or no teacher)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +200,8 @@ class ListPlacements:
     include_withdrawn: bool = False
     limit: int = 100
     offset: int = 0
+    kind: Participant | None = None
+    """Only placements for students, or only working-life periods for teachers."""
 
 
 @dataclass(frozen=True)
@@ -203,3 +223,37 @@ class InviteStaff:
 
     company_id: str
     email: str
+
+
+# ---------------------------------------------------------------------- supervisor readiness
+
+
+@dataclass(frozen=True)
+class SetReadinessSettings:
+    """A coordinator sets their region's supervisor readiness: the course's address, how many
+    years a course counts, and whether a match is confirmed only once the supervisor is ready."""
+
+    region: str
+    course_url: str | None
+    validity_years: int
+    require_readiness: bool
+
+
+@dataclass(frozen=True)
+class RecordTraining:
+    """A coordinator records the day a supervisor (by e-mail, of a company with a placement in
+    the region naming them) completed the region's course; None clears it."""
+
+    region: str
+    company_id: str
+    email: str
+    trained_on: date | None
+
+
+@dataclass(frozen=True)
+class NotReadyQuery:
+    """A page of the region's open placements whose supervisor is not ready."""
+
+    region: str
+    limit: int = 50
+    offset: int = 0

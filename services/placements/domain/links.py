@@ -6,6 +6,11 @@ through the API (`answer_match` with `by="company"`), recorded with the actor ro
 Every outcome is a page in the supervisor's language: this module says which page and with what
 status; `entrypoints/actions.py` renders it (`templates/action.html.j2`) with the words of the
 web application's catalogues.
+
+A `training` link records the day the supervisor of the match's placement completed the
+region's supervisor course (`domain/supervisors.py`); a confirm link of a region that requires a
+ready supervisor asks for that day too when the supervisor is not ready, and records it in the
+same transaction as the confirmation (a confirmation the region refuses is the `not_ready` page).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import date
 from typing import Literal
 
 from shared.contracts.events import Actor
+from shared.contracts.internal import NoticeReadiness
 from shared.contracts.links import ActionLink, LinkAction
 from shared.contracts.vocabulary import Language as Language
 
@@ -26,7 +32,7 @@ from .rules import MatchStateName, accept, decline
 SUPERVISOR_DECLINED = "supervisor_declined"
 """The reason a decline through a link gives (`MatchDeclined.data.reason`)."""
 
-PageKind = Literal["ask", "done", "tampered", "expired", "used", "unknown", "closed"]
+PageKind = Literal["ask", "done", "tampered", "expired", "used", "unknown", "closed", "not_ready"]
 STATUS: dict[PageKind, int] = {
     "ask": 200,
     "done": 200,
@@ -35,6 +41,7 @@ STATUS: dict[PageKind, int] = {
     "used": 410,
     "unknown": 404,
     "closed": 409,
+    "not_ready": 409,
 }
 
 
@@ -44,7 +51,9 @@ def actor_of(link: ActionLink) -> Actor:
 
 
 def answer_of(link: ActionLink) -> AnswerMatch:
-    """The company-side answer a link gives."""
+    """The company-side answer a confirm or decline link gives."""
+    if link.action == "training":
+        raise ValueError("a training link answers no match")
     if link.action == "confirm":
         return AnswerMatch(match_id=link.match_id, by="company", answer="accept")
     return AnswerMatch(
@@ -53,7 +62,10 @@ def answer_of(link: ActionLink) -> AnswerMatch:
 
 
 def still_open(link: ActionLink, match: MatchRecord) -> bool:
-    """Whether the company side may still give the link's answer (the state machine's rules)."""
+    """Whether the company side may still give the link's answer (the state machine's rules);
+    a training link stays open whatever became of its match."""
+    if link.action == "training":
+        return True
     try:
         if link.action == "confirm":
             accept(match.machine(), "company")
@@ -113,10 +125,28 @@ class ActionPage:
     kind: PageKind
     action: LinkAction | None = None
     summary: MatchSummary | None = None
+    readiness: NoticeReadiness | None = None
+    """The supervisor's training and the region's course (None: no supervisor named, or a
+    page that does not say)."""
+    error: str | None = None
+    """What is wrong with the day given (the page asks again, 422)."""
+    trained_on: str = ""
+    """The day as the supervisor typed it (shown again with an error)."""
 
     @property
     def status(self) -> int:
-        return STATUS[self.kind]
+        return 422 if self.error is not None else STATUS[self.kind]
+
+    @property
+    def asks_training(self) -> bool:
+        """The page asks for the day the supervisor completed the course: a training link, or
+        a confirmation the region refuses until the supervisor is ready."""
+        if self.kind not in {"ask", "not_ready"}:
+            return False
+        if self.action == "training":
+            return True
+        r = self.readiness
+        return self.action == "confirm" and r is not None and r.required and not r.ready
 
     def language(self, fallback: Language) -> Language:
         """The supervisor's language, else `fallback` (the browser's)."""
@@ -130,8 +160,16 @@ class ActionPage:
     @property
     def key(self) -> str:
         """Which words the page says: its kind, and for a question or its answer the action
-        (`ask_confirm`, `done_decline`, `expired`, ...)."""
+        (`ask_confirm`, `done_decline`, `expired`, ...); a training recorded that is already
+        too old for the region is `done_training_expired`."""
         if self.kind in {"ask", "done"} and self.action is not None:
+            if (
+                self.kind == "done"
+                and self.action == "training"
+                and self.readiness is not None
+                and not self.readiness.ready
+            ):
+                return "done_training_expired"
             return f"{self.kind}_{self.action}"
         return self.kind
 

@@ -18,11 +18,14 @@ from pydantic import Field, model_validator
 from shared.contracts.events import RoundFigures, RoundKind
 from shared.contracts.outcomes import RuleCode, StudentOutcome
 from shared.contracts.profiles import Id, PlacementOffer, StudentProfile
-from shared.contracts.vocabulary import Language
+from shared.contracts.vocabulary import Language, Participant
 
 from .rules import Channel, Match, MatchStateName, Party
 
 RoundStatus = Literal["requested", "completed"]
+MAX_SUBMITTED_PREFERENCES = 100
+"""Preferences a request may list (the rules allow 10; up to this many, each bad one is
+named at its index; beyond it, the list alone is refused)."""
 
 
 # ------------------------------------------------------------------------------ drafts
@@ -46,6 +49,7 @@ class StudentDraft(StudentProfile):
 
     preferences: tuple[Id, ...] = Field(
         default=(),
+        max_length=MAX_SUBMITTED_PREFERENCES,
         description="Ranked placement ids, best first; at most 10, no repeats.",
     )
 
@@ -111,6 +115,7 @@ class Withdrawn:
     student_id: str
     region: str
     programme: str | None = None
+    participant: Participant = "student"
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,8 @@ class Round:
     parts_received: int = 0
     """How many outcome parts arrived here."""
     requested_by: str | None = None
+    participant: Participant = "student"
+    """Whom the round places: students, or teachers at working-life periods."""
 
 
 @dataclass(frozen=True)

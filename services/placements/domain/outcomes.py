@@ -4,9 +4,10 @@ load what these need and render nothing (words come from the entrypoints' catalo
 
 The hard constraints are rules 2 to 5 of docs/product.md "The matching policy" (skills,
 programme, period, travel limit; a rule whose facts are not all given is not checked, as in the
-matching engine) and a pair declined earlier. A free slot is the placement's capacity less its
-standing matches (proposed, accepted, confirmed) and the assignments by hand still waiting for
-matching's answer.
+matching engine), a teacher's available weeks (docs/teachers.md) and a pair declined earlier. A
+vacancy fits only a participant of its kind (students or teachers). A free slot is the
+placement's capacity less its standing matches (proposed, accepted, confirmed) and the
+assignments by hand still waiting for matching's answer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Final, Generic, TypeVar
 
 from shared.contracts.outcomes import OutcomeReason, RuleFailure
@@ -55,6 +56,17 @@ def pair_distance(student: StudentProfile, offer: PlacementOffer) -> float | Non
     return distance_km(student.home.lat, student.home.lon, offer.site.lat, offer.site.lon)
 
 
+def touched_weeks(starts: date, ends: date) -> list[str]:
+    """The ISO weeks (`2027-W10`) a period from `starts` to `ends` touches, in order."""
+    monday = starts - timedelta(days=starts.weekday())
+    weeks = []
+    while monday <= ends:
+        year, week, _ = monday.isocalendar()
+        weeks.append(f"{year:04d}-W{week:02d}")
+        monday += timedelta(days=7)
+    return weeks
+
+
 def hard_failures(
     student: StudentProfile, offer: PlacementOffer, *, declined: bool = False
 ) -> tuple[RuleFailure, ...]:
@@ -90,6 +102,18 @@ def hard_failures(
                 ends_on=ends,
             )
         )
+    if student.available_weeks and starts is not None and ends is not None:
+        listed = set(student.available_weeks)
+        missing = tuple(w for w in touched_weeks(starts, ends) if w not in listed)
+        if missing:
+            failed.append(
+                RuleFailure(
+                    rule="available_weeks",
+                    starts_on=starts,
+                    ends_on=ends,
+                    unavailable_weeks=missing,
+                )
+            )
     km = pair_distance(student, offer)
     limit = student.max_travel_km
     if km is not None and limit is not None and km > limit:
@@ -145,6 +169,7 @@ def fitting(
         Fitting(v, pair_distance(student, v.offer))
         for v in free
         if v.offer.region == student.region
+        and v.offer.kind == student.participant
         and v.offer.placement_id not in refused
         and not hard_failures(student, v.offer)
     ]

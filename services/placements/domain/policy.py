@@ -10,9 +10,12 @@ the request body (a posted placement's company and region) is decided again by t
 them (`Access.permit`). The authorisation matrix test (tests/inmemory/placements/
 test_authorisation.py) fails for a route without a rule or with a name not in `RULES`.
 
-Kinds of caller: `anonymous` (no token), the realm roles `student`, `company`, `coordinator`,
-`operator`, and `service` (a client-credentials token: none of the user roles). A principal with
-several roles may do what any of them may.
+Kinds of caller: `anonymous` (no token), the realm roles `student`, `teacher`, `company`,
+`coordinator`, `operator`, and `service` (a client-credentials token: none of the user roles). A
+principal with several roles may do what any of them may. A teacher is a participant like a
+student (their record's id is their token's `student_id`), acting only on a teacher's record and
+seeing only working-life periods for teachers; a student only on a student's, seeing placements
+for students.
 """
 
 from __future__ import annotations
@@ -22,19 +25,21 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from shared.auth import Forbidden, Principal
+from shared.contracts.vocabulary import Participant
 
 from .rules import Party
 
-Kind = Literal["anonymous", "student", "company", "coordinator", "operator", "service"]
+Kind = Literal["anonymous", "student", "teacher", "company", "coordinator", "operator", "service"]
 KINDS: Final[tuple[Kind, ...]] = (
     "anonymous",
     "student",
+    "teacher",
     "company",
     "coordinator",
     "operator",
     "service",
 )
-Resource = Literal["placement", "student", "match", "round", "company", "region"]
+Resource = Literal["placement", "student", "teacher", "match", "round", "company", "region"]
 """What a rule loads facts of, named by the route's path parameter `<resource>_id` (or
 `region`)."""
 
@@ -58,6 +63,10 @@ class Target:
     """A PATCH's new `company_id` for a placement."""
     by: Party | None = None
     """Which party an answer to a match is given as."""
+    participant: Participant | None = None
+    """The participant record's (or a match's) kind of person: `student` or `teacher`."""
+    kind: Participant | None = None
+    """A placement's kind: for `student`s, or a working-life period for `teacher`s."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ class Decision:
     """A listing narrowed to this region."""
     open_only: bool = False
     """A listing of open placements only."""
+    kind: Participant | None = None
+    """A listing narrowed to placements of this kind (a student's: for students; a
+    teacher's: working-life periods)."""
 
 
 ALLOW: Final = Decision()
@@ -148,8 +160,27 @@ def _of_company(who: Principal, company_id: str | None) -> bool:
     return who.has("company") and who.company_id is not None and company_id == who.company_id
 
 
-def _is_student(who: Principal, student_id: str | None) -> bool:
-    return who.has("student") and who.student_id is not None and student_id == who.student_id
+def _is_student(
+    who: Principal, student_id: str | None, participant: Participant | None = None
+) -> bool:
+    """The record's own person: a student (role `student`) or a teacher (role `teacher`) whose
+    id claim names it; when the record's kind is known, the role must be of that kind."""
+    if who.student_id is None or student_id != who.student_id:
+        return False
+    if participant == "teacher":
+        return who.has("teacher")
+    if participant == "student":
+        return who.has("student")
+    return who.has("student") or who.has("teacher")
+
+
+def _participant_kind(who: Principal) -> Participant | None:
+    """The kind of placement a student (`student`) or a teacher (`teacher`) may see."""
+    if who.has("student"):
+        return "student"
+    if who.has("teacher"):
+        return "teacher"
+    return None
 
 
 def _refuse(who: Principal, what: str) -> Forbidden:
@@ -160,9 +191,10 @@ def _refuse(who: Principal, what: str) -> Forbidden:
         if who.company_id is None:
             return Forbidden(f"{what}: your account is not linked to a company")
         return Forbidden(f"{what}: it is not your company's")
-    if who.has("student"):
+    if who.has("student") or who.has("teacher"):
         if who.student_id is None:
-            return Forbidden(f"{what}: your account is not linked to a student record")
+            record = "a teacher" if who.has("teacher") else "a student"
+            return Forbidden(f"{what}: your account is not linked to {record} record")
         return Forbidden(f"{what}: it is not yours")
     return Forbidden(f"{what}: not allowed")
 
@@ -198,8 +230,9 @@ def _placement_list(who: Principal | None, t: Target) -> Decision:
     own = user.company_id
     if user.has("company") and own is not None and t.company_id in (None, own):
         return Decision(company_id=own)
-    if user.has("student"):
-        return Decision(redact=True, open_only=True)
+    own_kind = _participant_kind(user)
+    if own_kind is not None:
+        return Decision(redact=True, open_only=True, kind=own_kind)
     if user.has("coordinator") and t.region is None:
         raise Forbidden("listing placements: name one of your regions (region=...)")
     raise _refuse(user, "listing these placements")
@@ -209,8 +242,13 @@ def _placement_read(who: Principal | None, t: Target) -> Decision:
     user = _user(who)
     if not t.exists or _coordinates(user, t.region) or _of_company(user, t.company_id):
         return ALLOW
-    if user.has("student"):
+    own_kind = _participant_kind(user)
+    if own_kind is not None and t.kind in (None, own_kind):
         return Decision(redact=True)
+    if own_kind == "teacher":
+        raise Forbidden("this placement: a teacher sees working-life periods for teachers only")
+    if own_kind == "student":
+        raise Forbidden("this placement: it is a working-life period for teachers")
     raise _refuse(user, "this placement")
 
 
@@ -257,7 +295,7 @@ def _student_register(who: Principal | None, t: Target) -> Decision:
 
 def _student_own(who: Principal | None, t: Target) -> Decision:
     user = _user(who)
-    if _is_student(user, t.student_id):
+    if _is_student(user, t.student_id, t.participant):
         return ALLOW
     if user.has("coordinator") and (not t.exists or _coordinates(user, t.region)):
         return ALLOW
@@ -268,11 +306,11 @@ def _match_answer(who: Principal | None, t: Target) -> Decision:
     user = _user(who)
     if not t.exists or _coordinates(user, t.region):
         return ALLOW
-    if _is_student(user, t.student_id) and t.by in (None, "student"):
+    if _is_student(user, t.student_id, t.participant) and t.by in (None, "student"):
         return ALLOW
     if _of_company(user, t.company_id) and t.by in (None, "company"):
         return ALLOW
-    if _is_student(user, t.student_id) or _of_company(user, t.company_id):
+    if _is_student(user, t.student_id, t.participant) or _of_company(user, t.company_id):
         raise Forbidden(f"you may not answer this match as the {t.by}")
     raise _refuse(user, "this match")
 
@@ -326,8 +364,8 @@ def _rule(
 
 
 _STAFF = "company coordinator"
-_PEOPLE = "student coordinator"
-_USERS = "student company coordinator operator"
+_PEOPLE = "student teacher coordinator"
+_USERS = "student teacher company coordinator operator"
 
 RULES: Final[dict[str, Rule]] = {
     r.name: r
@@ -343,14 +381,14 @@ RULES: Final[dict[str, Rule]] = {
         _rule(
             "placement-list",
             "listing placements",
-            f"{_STAFF} student",
+            f"{_STAFF} student teacher",
             _placement_list,
             body=True,
         ),
         _rule(
             "placement-read",
             "reading a placement",
-            f"{_STAFF} student",
+            f"{_STAFF} student teacher",
             _placement_read,
             "placement",
         ),
@@ -381,6 +419,13 @@ RULES: Final[dict[str, Rule]] = {
         ),
         _rule("student-import", "importing students", "coordinator", _regions_import, body=True),
         _rule("student-self", "a student's own record", _PEOPLE, _student_own, "student"),
+        _rule(
+            "teacher-self",
+            "a teacher's own profile",
+            "teacher coordinator",
+            _student_own,
+            "teacher",
+        ),
         _rule(
             "match-answer",
             "answering a match",

@@ -41,8 +41,9 @@ def distance_band(km: float) -> int:
 @dataclass(frozen=True)
 class RegionOverview:
     """A region's figures now: registered students (not withdrawn), how many ranked at least
-    one placement, how many have a standing match; open placements and their slots; the
-    region's latest round (by when it was asked for, else completed)."""
+    one placement, how many have a standing match; open placements and their slots (students
+    and placements for students only: teachers and their periods are docs/teachers.md's); the
+    region's latest round (by when it was asked for, else completed; a teacher round too)."""
 
     region: str
     students: int

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from shared.contracts.profiles import MAX_PREFERENCES
+from shared.contracts.events import DECLINE_REASONS, DeclineReason
+from shared.contracts.profiles import MAX_PREFERENCES, iso_week_monday
 from shared.contracts.vocabulary import Channel as ChannelKind
 from shared.contracts.vocabulary import Party as Party
 
@@ -54,6 +55,56 @@ def check_preferences(
     return errors
 
 
+KIND_NAMES: Mapping[str, str] = {
+    "student": "a placement for students",
+    "teacher": "a working-life period for teachers",
+}
+
+
+def check_kinds(
+    preferences: Sequence[str], kinds: Mapping[str, str], participant: str
+) -> list[FieldError]:
+    """A student ranks placements for students, a teacher working-life periods for teachers
+    (`kinds`: the kind of each open placement ranked; unknown ones are `check_preferences`')."""
+    want = "a student ranks placements for students"
+    if participant == "teacher":
+        want = "a teacher ranks working-life periods for teachers"
+    return [
+        FieldError(
+            f"preferences[{i}]", f"{pid!r} is {KIND_NAMES.get(kinds[pid], kinds[pid])}; {want}"
+        )
+        for i, pid in enumerate(preferences)
+        if pid in kinds and kinds[pid] != participant
+    ]
+
+
+def check_participant(
+    participant: str, subject: str | None, weeks: Sequence[str]
+) -> list[FieldError]:
+    """A teacher registers with their subject (and may give available weeks, each a week of the
+    calendar, once); a student has neither."""
+    if participant != "teacher":
+        errors = [FieldError("subject", "only a teacher has a subject")] if subject else []
+        if weeks:
+            errors.append(FieldError("available_weeks", "only a teacher gives available weeks"))
+        return errors
+    errors = []
+    if not (subject or "").strip():
+        errors.append(FieldError("subject", "required for a teacher: the subject they teach"))
+    seen: dict[str, int] = {}
+    for i, week in enumerate(weeks):
+        if week in seen:
+            errors.append(
+                FieldError(f"available_weeks[{i}]", f"{week} is already listed at [{seen[week]}]")
+            )
+        elif iso_week_monday(week) is None:
+            errors.append(
+                FieldError(f"available_weeks[{i}]", f"{week} is not a week of the calendar")
+            )
+        seen.setdefault(week, i)
+    return errors
+
+
 def check_period(
     first: date | None, last: date | None, first_name: str, last_name: str
 ) -> list[FieldError]:
@@ -78,8 +129,16 @@ def check_ranking(ranking: Sequence[str] | None) -> list[FieldError]:
 
 
 def offer_errors(offer: Mapping[str, Any]) -> list[FieldError]:
-    """The cross-field rules of an offer (its fields as a mapping): the period, the ranking."""
+    """The cross-field rules of an offer (its fields as a mapping): the period, the ranking; a
+    working-life period for teachers gives both its first and last day (a teacher's available
+    weeks are checked against them)."""
     errors = check_period(offer.get("starts_on"), offer.get("ends_on"), "starts_on", "ends_on")
+    if offer.get("kind") == "teacher":
+        errors += [
+            FieldError(name, "required for a working-life period for teachers")
+            for name in ("starts_on", "ends_on")
+            if offer.get(name) is None
+        ]
     return errors + check_ranking(offer.get("ranking"))
 
 
@@ -150,6 +209,16 @@ class Match:
     accepted_by_company: bool = False
     declined_by: Party | None = None
     reason: str | None = None
+
+
+def decline_code(code: DeclineReason | None, reason: str | None) -> DeclineReason | None:
+    """The code a decline travels with: the one given, else `reason` when it is a code, else
+    `other` for words (they stay in this service and are erased with the student), else none."""
+    if code is not None:
+        return code
+    if reason is None or not reason.strip():
+        return None
+    return cast(DeclineReason, reason) if reason in DECLINE_REASONS else "other"
 
 
 def accept(match: Match, by: Party) -> Match:

@@ -1,5 +1,8 @@
 """The supervisors' action links: `GET /v1/actions/{token}` shows the match and asks once more,
-`POST /v1/actions/{token}` (the page's form) confirms or declines it for the company.
+`POST /v1/actions/{token}` (the page's form) confirms or declines it for the company, or, for a
+training link, records the day the supervisor completed the region's supervisor course (form
+field `trained_on`, also taken by a confirmation the region refuses until the supervisor is
+ready).
 
 Anonymous (access rule `supervisor-link`): the signed, expiring, single-use token is the
 credential, so the form needs no CSRF token of its own. Every answer is a small HTML page in the
@@ -52,8 +55,13 @@ PAGES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "The link is incomplete or was altered."),
         (404, "The match the link names does not exist."),
-        (409, "The match can no longer be answered so (already answered, or closed)."),
+        (
+            409,
+            "The match can no longer be answered so (already answered, or closed), or the "
+            "region confirms it only once the supervisor's training is valid.",
+        ),
         (410, "The link expired or was used already."),
+        (422, "The day of the supervisor's course is missing, unreadable or in the future."),
     )
 }
 
@@ -67,6 +75,10 @@ TITLES: Final[dict[str, str]] = {
     "used": N_("This link was already used"),
     "unknown": N_("The proposal does not exist"),
     "closed": N_("The proposal is no longer open"),
+    "ask_training": N_("Record your supervisor training"),
+    "done_training": N_("Thank you! Your supervisor training is recorded"),
+    "done_training_expired": N_("Your supervisor training is recorded"),
+    "not_ready": N_("The proposal cannot be confirmed yet"),
 }
 """Each page's heading, by `ActionPage.key`."""
 TEXTS: Final[dict[str, str]] = {
@@ -100,10 +112,45 @@ TEXTS: Final[dict[str, str]] = {
         "The proposal was already answered for your company, or it is no longer open. The match "
         "is %(state)s."
     ),
+    "ask_training": N_(
+        "Your region asks workplace supervisors to complete its supervisor course. When you "
+        "have completed it, give the day here: it is recorded for you as the supervisor of the "
+        "placement below."
+    ),
+    "done_training": N_(
+        "The course you completed on %(date)s is recorded. It counts until %(expires)s."
+    ),
+    "done_training_expired": N_(
+        "The course you completed on %(date)s is recorded, but it no longer counts: it expired "
+        "on %(expires)s. Take the course again to be ready for your student."
+    ),
+    "not_ready": N_(
+        "Your region confirms a placement only once its supervisor has a valid supervisor "
+        "training. Give the day you completed the course below, or take the course first."
+    ),
 }
 """Each page's text, by `ActionPage.key` (`%(state)s`: the match's state in words, `%(days)s`:
-how long a link is valid)."""
-BUTTONS: Final[dict[str, str]] = {"confirm": N_("Confirm"), "decline": N_("Decline")}
+how long a link is valid, `%(date)s` and `%(expires)s`: the supervisor's course and when it
+stops counting)."""
+BUTTONS: Final[dict[str, str]] = {
+    "confirm": N_("Confirm"),
+    "decline": N_("Decline"),
+    "training": N_("Record my course"),
+    "confirm_training": N_("Record my course and confirm"),
+}
+TRAINING: Final[dict[str, str]] = {
+    "not_started": N_("No supervisor training is recorded for you."),
+    "valid": N_("Your supervisor training of %(date)s counts until %(expires)s."),
+    "expired": N_("Your supervisor training of %(date)s expired on %(expires)s."),
+}
+"""What the page says of the supervisor's training, by its status."""
+DAY_ERRORS: Final[dict[str, str]] = {
+    "missing": N_("Give the day you completed the course."),
+    "unreadable": N_("Give the day as year-month-day, for example 2026-09-14."),
+    "future": N_("The day is in the future. Give the day you completed the course."),
+    "too_old": N_("The day is before 1950. Check the year."),
+}
+"""What is wrong with the day a supervisor gave (`ActionPage.error`)."""
 STATES: Final[dict[MatchStateName, str]] = {
     "proposed": N_("proposed"),
     "accepted": N_("accepted"),
@@ -117,10 +164,23 @@ STATES: Final[dict[MatchStateName, str]] = {
 router = APIRouter(prefix=ACTIONS_PATH, tags=["supervisor links"], dependencies=[Depends(access)])
 
 
+def _button(page: links.ActionPage) -> str:
+    if page.action is None:
+        return ""
+    if page.action == "confirm" and page.asks_training:
+        return BUTTONS["confirm_training"]
+    return BUTTONS[page.action]
+
+
 def render(page: links.ActionPage, language: links.Language) -> HTMLResponse:
     words = i18n.Words(language)
     _ = words.gettext
     state = _(STATES[page.summary.state]) if page.summary else ""
+    readiness = page.readiness
+    dates = {
+        "date": words.date(readiness.trained_on) if readiness else "",
+        "expires": words.date(readiness.expires_on) if readiness else "",
+    }
     html = environment.get_template("action.html.j2").render(
         lang=language,
         w=words,
@@ -128,12 +188,18 @@ def render(page: links.ActionPage, language: links.Language) -> HTMLResponse:
         gettext=_,
         ngettext=words.ngettext,
         title=_(TITLES[page.key]),
-        text=_(TEXTS[page.key]) % {"state": state, "days": LINK_DAYS},
-        button=_(BUTTONS[page.action]) if page.action else "",
+        text=_(TEXTS[page.key]) % {"state": state, "days": LINK_DAYS, **dates},
+        button=_(_button(page)),
         summary=page.summary,
         state=state,
-        ask=page.kind == "ask",
+        ask=page.kind in {"ask", "not_ready"},
         action=page.action or "",
+        readiness=readiness,
+        training=_(TRAINING[readiness.status]) % dates if readiness else "",
+        asks_training=page.asks_training,
+        error=_(DAY_ERRORS[page.error]) if page.error else "",
+        trained_on=page.trained_on,
+        today=datetime.now(UTC).date().isoformat(),
     )
     return HTMLResponse(html, status_code=page.status, headers=HEADERS)
 
@@ -187,10 +253,19 @@ async def open_link(token: str, request: Request) -> HTMLResponse:
 async def use_link(token: str, request: Request) -> HTMLResponse:
     """Confirm (the company side's accept, MatchAccepted by=company) or decline (MatchDeclined,
     reason `supervisor_declined`), recorded with the actor role `supervisor`; the link is used
-    up in the same transaction."""
+    up in the same transaction. A training link records the form's `trained_on` (the day the
+    supervisor completed the region's course; not in the future), and so does a confirmation
+    that carries it, before it confirms. A region that requires a ready supervisor refuses the
+    confirmation until then (409, saying why, asking for the day)."""
     link = await _verified(token, request)
     if isinstance(link, HTMLResponse):
         return link
     container: Container = request.app.state.container
-    page = await handlers.use_action_link(link, container.uow(actor=links.actor_of(link)))
+    form = await request.form()
+    given = form.get("trained_on")
+    page = await handlers.use_action_link(
+        link,
+        container.uow(actor=links.actor_of(link)),
+        trained_on=given if isinstance(given, str) else None,
+    )
     return render(page, page.language(_fallback(request)))

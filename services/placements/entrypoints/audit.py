@@ -17,7 +17,8 @@ from shared.contracts.events import Actor
 from .. import handlers
 from ..domain.audit import AuditQuery, AuditRecord
 from .auth import access
-from .http import PROBLEMS, UoW
+from .http import PROBLEMS, Offset, UoW
+from .inputs import clean_parameters, strict_input
 
 ACCESS: dict[str, Any] = {"x-apl-access": "coordinator-region"}
 
@@ -42,7 +43,11 @@ class AuditEntryOut(BaseModel):
         )
 
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, dependencies=[Depends(access)])
+router = APIRouter(
+    prefix="/v1",
+    responses=PROBLEMS,
+    dependencies=[Depends(clean_parameters), Depends(access), Depends(strict_input)],
+)
 
 
 @router.get(
@@ -56,7 +61,7 @@ async def region_audit(
     uow: UoW,
     *,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AuditEntryOut]:
     """The region's audit trail, newest first: one entry per event published (placements,
     students, round requests, match answers), with its actor."""

@@ -154,9 +154,10 @@ def _key(resource: policy.Resource, path: dict[str, Any]) -> str:
 
 
 async def _linked(principal: Principal, container: Container) -> Principal:
-    """The principal with the student and company its account is linked to, where its claims
-    name none."""
-    student = principal.has("student") and principal.student_id is None
+    """The principal with the student (or teacher) record and company its account is linked
+    to, where its claims name none."""
+    participant = principal.has("student") or principal.has("teacher")
+    student = participant and principal.student_id is None
     company = principal.has("company") and principal.company_id is None
     if not (student or company):
         return principal

@@ -24,11 +24,16 @@ from pydantic import BaseModel
 from shared import explain
 from shared.contracts.internal import (
     NOTICE_CONTEXT_PATH,
+    NOTICE_CONTEXTS_PATH,
     STUDENT_NOTICE_CONTEXT_PATH,
     NoticeContext,
+    NoticeContexts,
+    NoticeContextsQuery,
     StudentNoticeContext,
 )
 from shared.contracts.outcomes import OutcomeReason
+from shared.contracts.vocabulary import Participant
+from shared.netguard import WebhookGuard
 
 from .. import handlers
 from ..domain.commands import (
@@ -46,6 +51,7 @@ from ..domain.model import IdempotencyKey
 from ..ports import PlacementsUnitOfWork
 from . import reports, schemas
 from .auth import Access, access, rule
+from .inputs import clean_parameters, strict_input
 from .web import i18n
 
 if TYPE_CHECKING:
@@ -63,6 +69,15 @@ LangQuery = Annotated[
         description="Language of the words (sv, fi, en); left out: the Accept-Language header's.",
     ),
 ]
+
+
+MAX_OFFSET = 10_000_000
+Offset = Annotated[
+    int,
+    Query(ge=0, le=MAX_OFFSET, description=f"Items to skip, 0 to {MAX_OFFSET:,}."),
+]
+"""The `offset` of every paged list: bounded, so no number reaches the database as one it
+cannot hold."""
 
 
 def words(request: Request, lang: str | None) -> i18n.Words:
@@ -92,6 +107,15 @@ def unit_of_work(request: Request, allowed: Allowed) -> PlacementsUnitOfWork:
 UoW = Annotated[PlacementsUnitOfWork, Depends(unit_of_work)]
 
 
+def webhook_guard(request: Request) -> WebhookGuard:
+    """The running app's SSRF guard of webhook URLs (`shared/netguard.py`)."""
+    container: Container = request.app.state.container
+    return container.webhooks
+
+
+Webhooks = Annotated[WebhookGuard, Depends(webhook_guard)]
+
+
 def request_hash(body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -117,7 +141,7 @@ async def _idempotent(
     key, the key, the write and the stored response commit in one transaction (the handler's
     block joins this one), and a repeat gets the first response and writes nothing. Errors are
     not stored: a corrected request may reuse the key. `student_id` names whose personal details
-    the response holds (erasure scrubs them)."""
+    the response holds (erasure scrubs them); a response naming a `student_id` is theirs too."""
     if key is None:
         return JSONResponse((await write()).model_dump(mode="json"), status_code=status)
     async with uow:
@@ -128,11 +152,19 @@ async def _idempotent(
                 raise Invalid([FieldError("Idempotency-Key", message)])
             return JSONResponse(first.body, status_code=first.status)
         body = (await write()).model_dump(mode="json")
-        await uow.idempotency.store(key, status, body, student_id)
+        # A response about one student (a match and its decline's words) is erased with them.
+        about = body.get("student_id")
+        await uow.idempotency.store(
+            key, status, body, student_id or (about if isinstance(about, str) else None)
+        )
     return JSONResponse(body, status_code=status)
 
 
-router = APIRouter(prefix="/v1", responses=PROBLEMS, dependencies=[Depends(access)])
+router = APIRouter(
+    prefix="/v1",
+    responses=PROBLEMS,
+    dependencies=[Depends(clean_parameters), Depends(access), Depends(strict_input)],
+)
 
 
 # ------------------------------------------------------------------------------ placements
@@ -150,6 +182,7 @@ async def post_placement(
     request: Request,
     allowed: Allowed,
     uow: UoW,
+    webhooks: Webhooks,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """A company posts a placement offer (PlacementPosted): company staff for their company, a
@@ -158,7 +191,9 @@ async def post_placement(
     command = body.command()
 
     async def write() -> schemas.PlacementOut:
-        return schemas.PlacementOut.of(await handlers.post_placement(command, uow))
+        return schemas.PlacementOut.of(
+            await handlers.post_placement(command, uow, webhooks=webhooks)
+        )
 
     return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
 
@@ -175,6 +210,7 @@ async def post_placements(
     request: Request,
     allowed: Allowed,
     uow: UoW,
+    webhooks: Webhooks,
     idempotency_key: IdemHeader = None,
 ) -> Response:
     """Post up to 500 placements at once (a PlacementPosted each); all or none.
@@ -186,7 +222,7 @@ async def post_placements(
     command = body.command()
 
     async def write() -> schemas.BatchCreated:
-        ids = await handlers.post_placements(command, uow)
+        ids = await handlers.post_placements(command, uow, webhooks=webhooks)
         return schemas.BatchCreated(created=len(ids), ids=ids)
 
     return await _idempotent(uow, _key(idempotency_key, request, body), 201, write)
@@ -206,11 +242,14 @@ async def list_placements(
     company_id: Annotated[str | None, Query(max_length=200)] = None,
     include_withdrawn: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
+    kind: Participant | None = None,
 ) -> list[schemas.PlacementOut]:
-    """Placements, filtered by region and company, ordered by id. Company staff see their
+    """Placements, filtered by region, company and kind (`student`: placements for students,
+    `teacher`: working-life periods for teachers), ordered by id. Company staff see their
     company's, a coordinator one of their regions (`region` may be left out by a coordinator of
-    one region), a student the open ones without the supervisor, ranking and channel."""
+    one region), a student the open placements for students and a teacher the open periods for
+    teachers, both without the supervisor, ranking and channel."""
     decision = allowed.permit(region=region, company_id=company_id)
     query = ListPlacements(
         region=decision.region or region,
@@ -218,6 +257,7 @@ async def list_placements(
         include_withdrawn=include_withdrawn and not decision.open_only,
         limit=limit,
         offset=offset,
+        kind=decision.kind or kind,
     )
     views = await handlers.list_placements(query, uow)
     return [schemas.PlacementOut.of(v, redact=decision.redact) for v in views]
@@ -242,12 +282,16 @@ async def get_placement(placement_id: str, allowed: Allowed, uow: UoW) -> schema
     openapi_extra=rule("placement-manage"),
 )
 async def patch_placement(
-    placement_id: str, body: schemas.PlacementPatch, allowed: Allowed, uow: UoW
+    placement_id: str,
+    body: schemas.PlacementPatch,
+    allowed: Allowed,
+    uow: UoW,
+    webhooks: Webhooks,
 ) -> schemas.PlacementOut:
     """Change a placement (PlacementUpdated). Capacity may not drop below the confirmed matches;
     only a coordinator moves a placement to another company."""
     allowed.permit(moves_to=body.company_id)
-    view = await handlers.patch_placement(body.command(placement_id), uow)
+    view = await handlers.patch_placement(body.command(placement_id), uow, webhooks=webhooks)
     return schemas.PlacementOut.of(view)
 
 
@@ -284,10 +328,13 @@ async def placement_matches(placement_id: str, uow: UoW) -> list[schemas.MatchOu
     openapi_extra=rule("company-channel"),
 )
 async def set_company_channel(
-    company_id: str, body: schemas.CompanyChannelIn, uow: UoW
+    company_id: str, body: schemas.CompanyChannelIn, uow: UoW, webhooks: Webhooks
 ) -> dict[str, Any]:
-    """A company's default channel; a placement's own `notification` wins over it."""
-    await handlers.set_company_channel(body.command(company_id), uow)
+    """A company's default channel; a placement's own `notification` wins over it. A webhook
+    URL must be https:// in production, and its host must not resolve to a loopback, private,
+    link-local, multicast or reserved address unless the operator's allow-list
+    (`APL_WEBHOOK_ALLOWLIST`) names it: else a 422 naming `webhook_url`."""
+    await handlers.set_company_channel(body.command(company_id), uow, webhooks=webhooks)
     return {"company_id": company_id, "channel": body.channel, "webhook_url": body.webhook_url}
 
 
@@ -441,13 +488,43 @@ async def student_vacancies(
     uow: UoW,
     *,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> schemas.StudentVacanciesOut:
     """The open placements of the student's region with a free slot that the student is
     eligible for (skills, programme, period, travel limit; not a pair declined), nearest
     first."""
     found = await handlers.student_vacancies(student_id, uow, limit=limit, offset=offset)
     return schemas.StudentVacanciesOut.of(found)
+
+
+# -------------------------------------------------------------------------------- teachers
+
+
+@router.put(
+    "/teachers/{teacher_id}",
+    response_model=schemas.StudentOut,
+    tags=["teachers"],
+    openapi_extra=rule("teacher-self"),
+)
+async def update_teacher(teacher_id: str, body: schemas.TeacherIn, uow: UoW) -> schemas.StudentOut:
+    """A teacher (or their region's coordinator) keeps the teacher's profile: their subject,
+    the skills they want to update and the ISO weeks they can spend at a company
+    (StudentRegistered with the whole profile; the ranking stays). A teacher is registered
+    like a student, `POST /v1/students` with `participant: teacher` (docs/teachers.md); an id
+    that is a student's is a 404. Their ranking, match, outcome and vacancies are the
+    participant routes under `/v1/students/{id}`."""
+    return schemas.StudentOut.of(await handlers.update_teacher(body.command(teacher_id), uow))
+
+
+@router.get(
+    "/teachers/{teacher_id}",
+    response_model=schemas.StudentOut,
+    tags=["teachers"],
+    openapi_extra=rule("teacher-self"),
+)
+async def get_teacher(teacher_id: str, uow: UoW) -> schemas.StudentOut:
+    """A teacher's record (404 for a student's id)."""
+    return schemas.StudentOut.of(await handlers.get_teacher(teacher_id, uow))
 
 
 # --------------------------------------------------------------------------------- matches
@@ -551,7 +628,7 @@ async def list_rounds(
     *,
     region: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> schemas.RoundPage:
     """A region's rounds, newest first (a coordinator of one region may leave `region` out)."""
     decision = allowed.permit(region=region)
@@ -635,7 +712,7 @@ async def round_outcomes(
     placed: bool | None = None,
     moved: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> schemas.OutcomePage:
     """Every student's outcome of the round, by student id, filtered by reason, programme,
     placed or not, and moved (placed elsewhere than their standing match)."""
@@ -717,7 +794,7 @@ async def region_vacancies(
     uow: UoW,
     *,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     per_student: Annotated[int, Query(ge=0, le=500)] = 10,
 ) -> schemas.RegionVacanciesOut:
     """The region's free slots per open placement (capacity less standing matches and waiting
@@ -753,13 +830,124 @@ async def open_supplementary(
     return await _idempotent(uow, _key(idempotency_key, request, body), 202, write)
 
 
+# ------------------------------------------------------------------------- competence gap
+
+TermQuery = Annotated[
+    str | None,
+    Query(
+        max_length=20,
+        description=(
+            "The term: a half year, `2027-spring` (January to June) or `2027-autumn` (July to "
+            "December); `2027-VT`/`2027-HT` and `2027-kevät`/`2027-syksy` name the same. Left "
+            "out: the region's newest term with a round."
+        ),
+        examples=["2027-spring"],
+    ),
+]
+TopQuery = Annotated[int, Query(ge=1, le=50, description="How many gaps to say in words.")]
+
+
+async def _gap(
+    request: Request,
+    region: str,
+    uow: PlacementsUnitOfWork,
+    term: str | None,
+    top: int,
+    lang: str | None,
+) -> reports.GapOut:
+    found = await handlers.competence_gap(region, term, uow, top=top)
+    return reports.render_gap(found, words(request, lang))
+
+
+def _gap_file(region: str, out: reports.GapOut, extension: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in region)
+    return f"competence-gap-{safe}-{out.term}.{extension}"
+
+
+@router.get(
+    "/regions/{region}/competence-gap",
+    response_model=reports.GapOut,
+    tags=["reports"],
+    openapi_extra=rule("coordinator-region"),
+)
+async def competence_gap(
+    region: str,
+    request: Request,
+    uow: UoW,
+    term: TermQuery = None,
+    top: TopQuery = 5,
+    lang: LangQuery = None,
+) -> reports.GapOut:
+    """The region's competence gap in a term: for each skill and programme, the demand (slots
+    of the term's placements that require it, and those its latest round left empty for want
+    of it) against the supply (students of the term's rounds who have it, and those left
+    unplaced for want of it, from the outcomes' explanations); the biggest `top` gaps in words
+    and every round's figures (the trend). No personal data: a count of students under 5 is
+    null and named in `suppressed` (shown as "< 5"). 422 naming `term` for a term that is not
+    one, or one the region has neither placements nor rounds in."""
+    return await _gap(request, region, uow, term, top, lang)
+
+
+@router.get(
+    "/regions/{region}/competence-gap.csv",
+    response_class=Response,
+    tags=["reports"],
+    openapi_extra=rule("coordinator-region")
+    | {"responses": {"200": {"content": {"text/csv": {}}}}},
+)
+async def competence_gap_csv(
+    region: str,
+    request: Request,
+    uow: UoW,
+    term: TermQuery = None,
+    top: TopQuery = 5,
+    lang: LangQuery = None,
+) -> Response:
+    """The competence gap as CSV: one `section,key,figure,value` row per figure (a hidden
+    count reads `< 5`)."""
+    out = await _gap(request, region, uow, term, top, lang)
+    return Response(
+        reports.gap_csv(out),
+        media_type=reports.CSV_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="{_gap_file(region, out, "csv")}"'},
+    )
+
+
+@router.get(
+    "/regions/{region}/competence-gap.xlsx",
+    response_class=Response,
+    tags=["reports"],
+    openapi_extra=rule("coordinator-region")
+    | {"responses": {"200": {"content": {reports.XLSX_MEDIA: {}}}}},
+)
+async def competence_gap_xlsx(
+    region: str,
+    request: Request,
+    uow: UoW,
+    term: TermQuery = None,
+    top: TopQuery = 5,
+    lang: LangQuery = None,
+) -> Response:
+    """The competence gap as an XLSX workbook: the biggest gaps in words, a sheet of skills and
+    one of programmes (with the empty slots after each round), the rounds, and every figure."""
+    out = await _gap(request, region, uow, term, top, lang)
+    return Response(
+        reports.gap_xlsx(out),
+        media_type=reports.XLSX_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="{_gap_file(region, out, "xlsx")}"'},
+    )
+
+
 # -------------------------------------------------------------------------------- internal
 
 
 def internal_router() -> APIRouter:
     """Routes for the other services only, for their service accounts' client-credentials
     tokens with the route's scope; not in the public OpenAPI document."""
-    internal = APIRouter(include_in_schema=False, dependencies=[Depends(access)])
+    internal = APIRouter(
+        include_in_schema=False,
+        dependencies=[Depends(clean_parameters), Depends(access), Depends(strict_input)],
+    )
 
     @internal.get(NOTICE_CONTEXT_PATH, openapi_extra=rule("notice-context"))
     async def notice_context(
@@ -776,12 +964,26 @@ def internal_router() -> APIRouter:
         uow: UoW,
         student_id: Annotated[str, Query(min_length=1, max_length=200)],
         placement_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        round_id: uuid.UUID | None = None,
     ) -> StudentNoticeContext:
         """What a notice to a student needs (scope `notices:read`); 404 when the student was
         withdrawn or erased."""
         container: Container = request.app.state.container
         return await handlers.student_notice_context(
-            student_id, placement_id, uow, public_url=container.settings.public_url
+            student_id,
+            placement_id,
+            uow,
+            round_id=round_id,
+            public_url=container.settings.public_url,
         )
+
+    @internal.post(NOTICE_CONTEXTS_PATH, openapi_extra=rule("notice-context"))
+    async def notice_contexts(
+        request: Request, uow: UoW, query: NoticeContextsQuery
+    ) -> NoticeContexts:
+        """A delivery batch's notice contexts and student notice contexts in one call (scope
+        `notices:read`), in the order asked; None where the single route answers 404."""
+        container: Container = request.app.state.container
+        return await handlers.notice_contexts(query, uow, public_url=container.settings.public_url)
 
     return internal

@@ -23,6 +23,10 @@ from shared.auth import Forbidden, IssuerUnavailable, Unauthenticated
 from ..domain.errors import Conflict, DomainError, FieldError, Invalid, NotFound
 
 PROBLEM_JSON = "application/problem+json"
+MAX_ERRORS = 50
+"""Errors a problem names at most; `errors_total` counts them all."""
+MAX_DETAIL = 2000
+"""Characters of a problem's `detail` at most."""
 REALM = "apl"
 TYPE_BASE = "https://apl-match.example/problems/"
 
@@ -41,12 +45,23 @@ _TYPES = {
 def problem(
     status: int, title: str, detail: str, errors: Iterable[FieldError] = ()
 ) -> JSONResponse:
+    """The problem details: the first MAX_ERRORS errors and their count (`errors_total`), a
+    detail of at most MAX_DETAIL characters (so 10,000 bad items answer in a few kilobytes)."""
+    every = list(errors)
+    shown = every[:MAX_ERRORS]
+    more = f"; and {len(every) - MAX_ERRORS} more" if len(every) > MAX_ERRORS else ""
+    if more:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in shown)
+    if len(detail) + len(more) > MAX_DETAIL:
+        detail = detail[: MAX_DETAIL - len(more) - 1] + "…"
+    detail += more
     body: dict[str, Any] = {
         "type": TYPE_BASE + _TYPES[status] if status in _TYPES else "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
-        "errors": [{"field": e.field, "message": e.message} for e in errors],
+        "errors": [{"field": e.field, "message": e.message} for e in shown],
+        "errors_total": len(every),
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
@@ -79,6 +94,16 @@ def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     return errors
 
 
+def body_error(cause: BaseException) -> FieldError:
+    """What was wrong with a body FastAPI could not parse (it answers those with a bare 400):
+    not UTF-8 text, or JSON nested too deep."""
+    if isinstance(cause, UnicodeDecodeError):
+        return FieldError("(body)", f"not UTF-8 text (byte {cause.start})")
+    if isinstance(cause, RecursionError):
+        return FieldError("(body)", "not valid JSON: nested too deep")
+    return FieldError("(body)", "could not be parsed")
+
+
 def status_of(error: DomainError) -> int:
     """The HTTP status of a domain error."""
     return next((s for cls, s in _STATUS.items() if isinstance(error, cls)), 400)
@@ -103,6 +128,9 @@ def install(app: FastAPI) -> None:
         exc = cast(StarletteHTTPException, error)
         if isinstance(exc.__cause__, _TooLarge):  # FastAPI wraps errors of reading the body
             return problem(413, "Request body too large", str(exc.__cause__))
+        if exc.status_code == 400 and exc.__cause__ is not None:  # the body could not be parsed
+            unparsed = body_error(exc.__cause__)
+            return problem(422, "Invalid request", f"(body): {unparsed.message}", [unparsed])
         response = problem(exc.status_code, _title(exc.status_code), str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value

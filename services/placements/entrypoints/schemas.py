@@ -3,8 +3,10 @@ from the handlers' values.
 
 They reuse the contract models of `shared/contracts/profiles.py` (the same fields, so nothing is
 defined twice) and add what only this service knows: personal details, notification channels,
-states. Request bodies parse JSON leniently (dates as strings, lists for tuples); the business
-rules that need the database or name an index (`preferences[3]`) run in the handlers.
+states. A JSON body is first validated strictly, as the Kafka contract is (`inputs.py`: no
+string or boolean for a number, no number for a date, no NaN, no NUL); the models themselves
+parse leniently (dates as strings, lists for tuples), as the web pages' form fields need. The
+business rules that need the database or name an index (`preferences[3]`) run in the handlers.
 """
 
 from __future__ import annotations
@@ -15,23 +17,30 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from shared.contracts.events import Policy, RoundFigures, RoundKind
+from shared.contracts.events import DeclineReason, Policy, RoundFigures, RoundKind
 from shared.contracts.outcomes import Explanation, OutcomeReason, RuleFailure
 from shared.contracts.profiles import (
+    MAX_AVAILABLE_WEEKS,
     MAX_PREFERENCES,
+    MAX_PROGRAMMES,
+    MAX_RANKING,
+    MAX_SKILLS,
     GeoPoint,
     Id,
+    IsoWeek,
     PlacementOffer,
+    Programme,
     RegionCode,
     Skill,
     StudentProfile,
     Supervisor,
 )
 from shared.contracts.vocabulary import Channel as ChannelKind
-from shared.contracts.vocabulary import Language, Party
+from shared.contracts.vocabulary import Language, Participant, Party
 
 from ..domain import commands, outcomes
 from ..domain.model import (
+    MAX_SUBMITTED_PREFERENCES,
     Assignment,
     Contact,
     MatchRecord,
@@ -44,7 +53,9 @@ from ..domain.model import (
 )
 from ..domain.rules import Channel
 
-_LENIENT = ConfigDict(extra="forbid", frozen=True, strict=False)
+_LENIENT = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+"""The models' own parsing: lenient, for the web pages' form fields (all text). A JSON body is
+validated strictly before (`inputs.strict_input`), as the Kafka contract is."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$")]
@@ -101,13 +112,19 @@ class PlacementPatch(BaseModel):
     company_id: Id | None = Field(default=None, description="Company id.")
     capacity: int | None = Field(default=None, ge=0, le=10_000, description="Student slots.")
     title: str | None = Field(default=None, max_length=200, description="Title.")
-    required_skills: tuple[Skill, ...] | None = Field(default=None, description="Skills required.")
-    programmes: tuple[str, ...] | None = Field(default=None, description="Accepted programmes.")
+    required_skills: tuple[Skill, ...] | None = Field(
+        default=None, max_length=MAX_SKILLS, description="Skills required."
+    )
+    programmes: tuple[Programme, ...] | None = Field(
+        default=None, max_length=MAX_PROGRAMMES, description="Accepted programmes."
+    )
     starts_on: date | None = Field(default=None, description="First day.")
     ends_on: date | None = Field(default=None, description="Last day.")
     site: GeoPoint | None = Field(default=None, description="Where the work is done.")
     supervisor: Supervisor | None = Field(default=None, description="Who receives notices.")
-    ranking: tuple[Id, ...] | None = Field(default=None, description="Company's student order.")
+    ranking: tuple[Id, ...] | None = Field(
+        default=None, max_length=MAX_RANKING, description="Company's student order."
+    )
     notification: NotificationSetting | None = Field(default=None, description="Channel.")
 
     def command(self, placement_id: str) -> commands.PatchPlacement:
@@ -219,10 +236,46 @@ class StudentOut(StudentProfile):
         )
 
 
+class TeacherIn(BaseModel):
+    """A teacher's profile as the teacher keeps it: what they teach, what they want to learn at
+    a company, when they can go."""
+
+    model_config = _LENIENT
+
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="The subject the teacher teaches, in their words.",
+        examples=["Electrical installation"],
+    )
+    skills: tuple[Skill, ...] = Field(
+        default=(),
+        max_length=MAX_SKILLS,
+        description=(
+            "The skills the teacher wants to update: a period fits when they want every skill "
+            "it updates (its `required_skills`)."
+        ),
+        examples=[["battery-hv", "automation"]],
+    )
+    available_weeks: tuple[IsoWeek, ...] = Field(
+        default=(),
+        max_length=MAX_AVAILABLE_WEEKS,
+        description=(
+            "ISO weeks the teacher can spend at a company, `2027-W10`; a period fits only when "
+            "every week it touches is listed. Empty: no week limit."
+        ),
+        examples=[["2027-W10", "2027-W11", "2027-W12"]],
+    )
+
+    def command(self, teacher_id: str) -> commands.UpdateTeacher:
+        return commands.UpdateTeacher(
+            teacher_id, self.subject, tuple(self.skills), tuple(self.available_weeks)
+        )
+
+
 class PreferencesIn(BaseModel):
     model_config = _LENIENT
 
     preferences: tuple[Id, ...] = Field(
+        max_length=MAX_SUBMITTED_PREFERENCES,
         description=f"Ranked placement ids, best first; at most {MAX_PREFERENCES}, no repeats.",
         examples=[["p-1", "p-7"]],
     )
@@ -289,12 +342,28 @@ class DeclineIn(BaseModel):
     model_config = _LENIENT
 
     by: Party = Field(description="Who declines.", examples=["student"])
+    reason_code: DeclineReason | None = Field(
+        default=None,
+        description=(
+            "Why, as a code: the one the MatchDeclined event carries. Left out: `reason` when it "
+            "is a code, `other` when it holds words, else none."
+        ),
+        examples=["too_far"],
+    )
     reason: str | None = Field(
-        default=None, max_length=1000, description="Why.", examples=["too far"]
+        default=None,
+        max_length=1000,
+        description=(
+            "Why, in words (or a code). Words stay in this service, never on an event, and are "
+            "erased with the student."
+        ),
+        examples=["too far"],
     )
 
     def command(self, match_id: uuid.UUID) -> commands.AnswerMatch:
-        return commands.AnswerMatch(match_id, self.by, "decline", self.reason)
+        return commands.AnswerMatch(
+            match_id, self.by, "decline", self.reason, reason_code=self.reason_code
+        )
 
 
 class RoundIn(BaseModel):
@@ -321,6 +390,15 @@ class RoundIn(BaseModel):
         default=False,
         description="Compute and report only: no match proposed or cancelled, no notice.",
     )
+    participant: Participant = Field(
+        default="student",
+        description=(
+            "`teacher`: a round of the region's teachers at its working-life periods "
+            "(placements of kind `teacher`), never mixed with students'. Refused, naming "
+            "`participant`, when the region has no open period or no registered teacher."
+        ),
+        examples=["student"],
+    )
 
     def command(self) -> commands.RequestRound:
         return commands.RequestRound(
@@ -330,6 +408,7 @@ class RoundIn(BaseModel):
             kind=self.kind,
             fill=self.fill,
             dry_run=self.dry_run,
+            participant=self.participant,
         )
 
 
@@ -354,6 +433,9 @@ class RoundOut(BaseModel):
     dry_run: bool = False
     outcome_parts: int = Field(default=0, description="Outcome parts the round published.")
     parts_received: int = Field(default=0, description="Outcome parts received here.")
+    participant: Participant = Field(
+        default="student", description="Whom the round places: students or teachers."
+    )
 
     @classmethod
     def of(cls, found: Round) -> RoundOut:
@@ -373,6 +455,7 @@ class RoundOut(BaseModel):
             dry_run=found.dry_run,
             outcome_parts=found.outcome_parts,
             parts_received=found.parts_received,
+            participant=found.participant,
         )
 
 
@@ -770,7 +853,12 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    errors: list[ProblemField] = Field(default_factory=list)
+    errors: list[ProblemField] = Field(
+        default_factory=list, description="The bad fields, the first 50 of them."
+    )
+    errors_total: int = Field(
+        default=0, ge=0, description="How many bad fields there are in all.", examples=[1]
+    )
 
 
 MAX_BATCH = 500

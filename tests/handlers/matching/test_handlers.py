@@ -23,6 +23,7 @@ from shared.contracts import events as ev
 from shared.contracts.events import parse_event
 from shared.contracts.outcomes import StudentOutcome
 from shared.db import create_pool, migrate
+from shared.metrics import METRICS
 from tests.support.factories import placement, student
 from tests.support.fakes.matching import InMemoryMatchingUnitOfWork
 from tests.unit.matching_service.doubles import greedy_solver
@@ -239,13 +240,28 @@ class HandlerContract:
             problem, _ = await uow.rounds.load_problem(REGION)
         assert [p.placement_id for p in problem.placements] == ["p-1"]
 
-    async def test_a_withdrawal_seen_before_its_placement_leaves_a_tombstone(
+    async def test_a_withdrawal_of_an_unknown_id_is_counted_and_leaves_nothing(
         self, uow: MatchingUnitOfWork
     ) -> None:
-        await self.apply(uow, placement_withdrawn("p-9"), registered("s-1", "p-9"))
-        await self.round(uow)
-        assert pairs(await self.published(uow)) == []
-        await self.apply(uow, posted("p-9"))  # posted after all: live again
+        labels = {
+            "topic": "apl.placements.v1",
+            "event_type": "PlacementWithdrawn",
+            "field": "placement_id",
+        }
+
+        def counted() -> float:
+            found = METRICS.registry.get_sample_value("apl_events_unknown_ids_total", labels)
+            return found or 0.0
+
+        before = counted()
+        assert await self.apply(uow, placement_withdrawn("p-9")) == set()
+        assert await self.apply(uow, student_withdrawn("s-9")) == set()
+        assert counted() == before + 1
+        async with uow:  # no tombstone: neither id is known
+            assert await uow.students.lock_region_and_find(REGION, "s-9") is None
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert "p-9" not in problem.withdrawn_placements
+        await self.apply(uow, posted("p-9"), registered("s-1", "p-9"))  # posted after all
         await self.round(uow)
         assert pairs(await self.published(uow)) == [("s-1", "p-9")]
 

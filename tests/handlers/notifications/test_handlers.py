@@ -34,6 +34,7 @@ from services.notifications.domain.notices import (
     student_recipient,
 )
 from services.notifications.handlers import (
+    LEASE_SECONDS,
     Notifier,
     RetryPolicy,
     deliver_due,
@@ -466,8 +467,10 @@ class NotificationHandlerContract:
         with pytest.raises(ConnectionError):
             await self.deliver(CrashOnPublish(uow), notifier)
         for row in await self.rows(uow, event.event_id):
-            assert (row.status, row.attempts) == ("pending", 0)  # rolled back: still due
+            assert (row.status, row.attempts) == ("pending", 0)  # nothing recorded: pending
         assert await self.published(uow) == []
+        assert await self.deliver(uow, notifier) == 0  # still claimed by the "crashed" worker
+        await self.advance(uow, LEASE_SECONDS + 1)  # its claim's lease ends: due again
         assert await self.deliver(uow, notifier) == 2
         for to in (address, f"{sid}@student.example"):
             first, again = mail.to(to)

@@ -403,7 +403,10 @@ class PlacementHandlerContract:
         assert isinstance(accept, ev.MatchAccepted)
         assert isinstance(decline, ev.MatchDeclined)
         assert accept.data == ev.MatchAcceptedData(**ids_of(first), by="student")
-        assert decline.data == ev.MatchDeclinedData(**ids_of(second), by="company", reason="no fit")
+        # the words stay here; the event carries a code only
+        assert decline.data == ev.MatchDeclinedData(
+            **ids_of(second), by="company", reason_code="other"
+        )
         # their echoes from the topic are duplicates: the inbox has them
         assert not await handlers.apply_match_accepted(accept, uow)
         assert not await handlers.apply_match_declined(decline, uow)
@@ -482,7 +485,7 @@ class PlacementHandlerContract:
             await handlers.apply_match_proposed(m, uow)
         decline = ev.MatchDeclined(
             producer="placements",
-            data=ev.MatchDeclinedData(**ids_of(declined), by="company", reason="full"),
+            data=ev.MatchDeclinedData(**ids_of(declined), by="company", reason_code="no_capacity"),
         )
         assert await handlers.apply_match_declined(decline, uow)
         assert await handlers.apply_match_confirmed(confirmation(declined), uow)  # too late
@@ -498,7 +501,7 @@ class PlacementHandlerContract:
         states = {
             m.student_id: (m.state, m.reason) for m in await handlers.placement_matches("p-1", uow)
         }
-        assert states == {"s-1": ("declined", "full"), "s-2": ("cancelled", "superseded")}
+        assert states == {"s-1": ("declined", "no_capacity"), "s-2": ("cancelled", "superseded")}
         unknown = confirmation(proposal("s-3", "p-1"))
         assert await handlers.apply_match_confirmed(unknown, uow)  # ignored, but claimed
         assert not await handlers.apply_match_confirmed(unknown, uow)
@@ -696,7 +699,7 @@ class PlacementHandlerContract:
         assert (await handlers.use_action_link(link, uow)).kind == "done"
         [declined] = [e for e in await self.published(uow) if isinstance(e, ev.MatchDeclined)]
         assert declined.data == ev.MatchDeclinedData(
-            **ids_of(match), by="company", reason="supervisor_declined"
+            **ids_of(match), by="company", reason_code="supervisor_declined"
         )
         assert declined.actor is not None
         assert declined.actor.role == "supervisor"

@@ -405,6 +405,26 @@ class OutcomeContract:
         report = await handlers.region_vacancies(RegionVacancies(REGION), uow)
         assert report.students_total == 0
 
+    async def test_an_unplaced_notice_waits_until_its_round_is_applied_here(self, uow: Any) -> None:
+        await world(uow)
+        await handlers.post_placement(post("p-3", site=NEAR, capacity=1), uow)
+        found = [outcome("s-1", "p-3", 1), outcome("s-2", notes=[FULL]), outcome("s-4", "p-1", 1)]
+        round_id = await run_round(uow, found, propose=False)  # its proposals still on the way
+
+        early = await handlers.student_notice_context("s-2", None, uow, round_id=round_id)
+        assert not early.settled  # p-3 still looks free: the notice must not offer it
+        assert (await handlers.student_notice_context("s-2", None, uow)).settled  # no round
+        for o in found:
+            if o.placement_id is not None:
+                await handlers.apply_match_proposed(
+                    proposed(o.student_id, o.placement_id, round_id, o.rank), uow
+                )
+        late = await handlers.student_notice_context("s-2", None, uow, round_id=round_id)
+        assert late.settled
+        assert {v.placement_id: v.free_slots for v in late.vacancies} == {"p-1": 1, "p-2": 1}
+        unknown = await handlers.student_notice_context("s-2", None, uow, round_id=uuid.uuid4())
+        assert not unknown.settled  # its outcomes have not arrived here yet
+
     # ---------------------------------------------------------------------- supplementary
 
     async def test_opening_a_supplementary_round_invites_the_unplaced(self, uow: Any) -> None:

@@ -56,6 +56,7 @@ async def service(fake: InMemoryMatchingUnitOfWork) -> AsyncIterator[Container]:
     c = _container(fake)
     yield c
     await c.auto.close()
+    await c.round_requests.close()
 
 
 def _registered(sid: str, *prefs: str) -> ev.StudentRegistered:
@@ -71,6 +72,13 @@ def _request(inputs: int | None = None) -> ev.MatchingRoundRequested:
         round_id=uuid.uuid4(), region=REGION, inputs_published=inputs
     )
     return ev.MatchingRoundRequested(producer="t", data=data)
+
+
+async def _round(br: Any, service: Container, request: ev.MatchingRoundRequested) -> None:
+    """Publish a round request and wait until its round is done: a request is handled in its
+    region's queue (services/matching/round_requests.py), not while the consumer waits."""
+    await publish_event(br, service.settings.topics, request)
+    await service.round_requests.idle()
 
 
 def _response(
@@ -108,8 +116,8 @@ async def test_every_topic_reaches_its_handler_and_other_events_are_ignored(
         await publish_event(br, topics, posted)
         await publish_event(br, topics, posted)  # a redelivery is applied once
         first = _request()
-        await publish_event(br, topics, first)
-        await publish_event(br, topics, first)  # redelivered request: no second round
+        await _round(br, service, first)
+        await _round(br, service, first)  # redelivered request: no second round
         # what the service reads but does not handle: the contract's other events on its topics
         ignored = (
             ev.MatchingRoundCompleted,
@@ -120,7 +128,7 @@ async def test_every_topic_reaches_its_handler_and_other_events_are_ignored(
         for e in every_event():
             if isinstance(e, ignored):
                 await publish_event(br, topics, e)
-        await publish_event(br, topics, _request())  # a new request, nothing changed
+        await _round(br, service, _request())  # a new request, nothing changed
 
     assert [(p.data.student_id, p.data.placement_id, p.data.rank) for p in _proposed(fake)] == [
         ("s-1", "p-2", 1)
@@ -145,12 +153,12 @@ async def test_responses_on_the_matches_topic_confirm_and_exclude(
             await publish_event(br, topics, e)
         for sid in ("s-1", "s-2"):
             await publish_event(br, topics, _registered(sid, "p-1", "p-2"))
-        await publish_event(br, topics, _request())
+        await _round(br, service, _request())
         proposed = {p.data.student_id: p for p in _proposed(fake)}
         for by in ("student", "company"):
             await publish_event(br, topics, _response(ev.MatchAccepted, proposed["s-1"], by=by))
         await publish_event(br, topics, _response(ev.MatchDeclined, proposed["s-2"], by="student"))
-        await publish_event(br, topics, _request())
+        await _round(br, service, _request())
 
     confirmed = [e for e in fake.published if isinstance(e, ev.MatchConfirmed)]
     assert [c.data.student_id for c in confirmed] == ["s-1"]
@@ -174,7 +182,7 @@ async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
             producer="t",
             data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, dry_run=True),
         )
-        await publish_event(br, topics, dry)
+        await _round(br, service, dry)
         assert _proposed(fake) == []
         # what the service itself and the placements service publish on the rounds topic
         (outcomes,) = [e for e in fake.published if isinstance(e, ev.MatchingRoundOutcomes)]
@@ -186,7 +194,7 @@ async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
         )
         await publish_event(br, topics, outcomes)
         await publish_event(br, topics, opened)
-        await publish_event(br, topics, _request())
+        await _round(br, service, _request())
         # a coordinator assigns the unplaced s-2 to p-2 by hand
         (first,) = [p for p in _proposed(fake) if p.data.student_id == "s-1"]
         order = ev.MatchAssignmentRequested(
@@ -239,7 +247,7 @@ async def test_a_failing_input_is_dead_lettered_and_rounds_that_counted_it_go_on
         await publish_event(br, topics, _posted("p-1", capacity=1))
         for sid in ("s-1", "s-2"):
             await publish_event(br, topics, _registered(sid, "p-1"))
-        await publish_event(br, topics, _request())
+        await _round(br, service, _request())
         (proposal,) = _proposed(fake)
         # The match id of one student with the other student: the handler refuses it every
         # time, so it is dead-lettered, and the policy's hook records it as a dead input.
@@ -250,7 +258,7 @@ async def test_a_failing_input_is_dead_lettered_and_rounds_that_counted_it_go_on
         assert fake.model.inputs_dead_lettered == {bad.event_id: ("t", REGION)}
         # The requester had published four inputs, the dead one included: the round runs.
         request = _request(inputs=4)
-        await publish_event(br, topics, request)
+        await _round(br, service, request)
     assert _completed(fake)[-1].data.round_id == request.data.round_id
 
 

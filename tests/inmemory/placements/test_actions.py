@@ -152,7 +152,8 @@ async def test_a_decline_link_declines_with_the_supervisors_reason(site: Site) -
     assert_page(await site.client.post(url), 200, "The proposal is declined")
     [declined] = site.answers()
     assert isinstance(declined, ev.MatchDeclined)
-    assert (declined.data.by, declined.data.reason) == ("company", "supervisor_declined")
+    assert (declined.data.by, declined.data.reason_code) == ("company", "supervisor_declined")
+    assert declined.data.reason is None  # no words on the topic
 
 
 async def test_an_expired_link_gets_a_clear_page(site: Site) -> None:

@@ -199,6 +199,14 @@ MATRIX: tuple[Row, ...] = (
         SELF,
     ),
     Row(("DELETE", f"{S}/{{student_id}}"), Call("DELETE", f"{S}/s-own"), SELF),
+    # a teacher's own profile (s-own is a student's record: the coordinator's call is a 404;
+    # the teachers' own calls are tests/inmemory/placements/test_teacher_access.py)
+    Row(
+        ("PUT", "/v1/teachers/{teacher_id}"),
+        Call("PUT", "/v1/teachers/s-own", {"subject": "Physics"}),
+        COORD,
+    ),
+    Row(("GET", "/v1/teachers/{teacher_id}"), Call("GET", "/v1/teachers/s-own"), COORD),
     Row(("GET", f"{S}/{{student_id}}"), Call("GET", f"{S}/s-own"), SELF),
     Row(("GET", f"{S}/{{student_id}}/match"), Call("GET", f"{S}/s-own/match"), SELF),
     Row(
@@ -273,6 +281,21 @@ MATRIX: tuple[Row, ...] = (
         COORD,
     ),
     Row(("GET", "/v1/regions/{region}/audit"), Call("GET", "/v1/regions/SE-AB/audit"), COORD),
+    Row(
+        ("GET", "/v1/regions/{region}/competence-gap"),
+        Call("GET", "/v1/regions/SE-AB/competence-gap", params={"term": "2027-spring"}),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/regions/{region}/competence-gap.csv"),
+        Call("GET", "/v1/regions/SE-AB/competence-gap.csv"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/regions/{region}/competence-gap.xlsx"),
+        Call("GET", "/v1/regions/SE-AB/competence-gap.xlsx"),
+        COORD,
+    ),
     Row(("GET", "/v1/actions/{token}"), Call("GET", "/v1/actions/not-a-link"), EVERYONE),
     Row(("POST", "/v1/actions/{token}"), Call("POST", "/v1/actions/not-a-link"), EVERYONE),
     Row(
@@ -287,6 +310,49 @@ MATRIX: tuple[Row, ...] = (
     Row(
         ("GET", "/internal/v1/student-notice-context"),
         Call("GET", "/internal/v1/student-notice-context", params={"student_id": "s-own"}),
+        SERVICE,
+    ),
+    Row(
+        ("POST", "/internal/v1/notice-contexts"),
+        Call(
+            "POST",
+            "/internal/v1/notice-contexts",
+            {"supervisors": [{"placement_id": "p-own", "student_id": "s-own"}]},
+        ),
+        SERVICE,
+    ),
+    # supervisor readiness (entrypoints/readiness.py)
+    Row(
+        ("GET", "/v1/regions/{region}/readiness-settings"),
+        Call("GET", "/v1/regions/SE-AB/readiness-settings"),
+        COORD,
+    ),
+    Row(
+        ("PUT", "/v1/regions/{region}/readiness-settings"),
+        Call("PUT", "/v1/regions/SE-AB/readiness-settings", {"require_readiness": True}),
+        COORD,
+    ),
+    Row(
+        ("PUT", "/v1/regions/{region}/supervisor-training"),
+        Call(
+            "PUT",
+            "/v1/regions/SE-AB/supervisor-training",
+            {"company_id": "c-own", "email": "anna@example.se", "trained_on": "2026-01-05"},
+        ),
+        COORD,
+    ),
+    Row(
+        ("GET", "/v1/regions/{region}/supervisors/not-ready"),
+        Call("GET", "/v1/regions/SE-AB/supervisors/not-ready"),
+        COORD,
+    ),
+    Row(
+        ("GET", "/internal/v1/reminders-due"),
+        Call(
+            "GET",
+            "/internal/v1/reminders-due",
+            params={"starts_from": "2027-01-11", "starts_until": "2027-01-18"},
+        ),
         SERVICE,
     ),
 )

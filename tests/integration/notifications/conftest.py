@@ -153,6 +153,8 @@ def service_settings(
         "smtp_host": "127.0.0.1",
         "smtp_port": peers.smtp_port,
         "webhook_secret": SECRET.decode(),
+        # the webhook receiver listens on loopback, which the SSRF guard refuses unless allowed
+        "webhook_allowlist": "127.0.0.1",
         "max_attempts": 3,
         "retry_base_seconds": 0.05,
         "retry_max_seconds": 0.5,

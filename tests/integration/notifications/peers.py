@@ -13,9 +13,11 @@ import contextlib
 import json
 import secrets
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -32,7 +34,14 @@ from services.notifications.domain.signing import (
     TIMESTAMP_HEADER,
     verify,
 )
-from shared.contracts.internal import NOTICE_CONTEXT_PATH, STUDENT_NOTICE_CONTEXT_PATH
+from shared.contracts.internal import (
+    NOTICE_CONTEXT_PATH,
+    NOTICE_CONTEXTS_PATH,
+    REMINDERS_DUE_PATH,
+    STUDENT_NOTICE_CONTEXT_PATH,
+    NoticeContexts,
+    NoticeContextsQuery,
+)
 from tests.support.fakes.notifications import FakeContextSource, FakeMailSender
 from tests.support.processes import free_port
 
@@ -141,9 +150,10 @@ class IssuerPeer:
 
 @dataclass
 class PlacementsPeer(FakeContextSource):
-    """Serves `GET /internal/v1/notice-context` and `GET /internal/v1/student-notice-context`
-    from the fake's contexts, like the placements service: only to a bearer of a live token of
-    `issuer`."""
+    """Serves `GET /internal/v1/notice-context`, `GET /internal/v1/student-notice-context` and
+    the batch `POST /internal/v1/notice-contexts` (an outage of any key it asks for answers the
+    whole call 503; `batches` records each call's keys) from the fake's contexts, like the
+    placements service: only to a bearer of a live token of `issuer`."""
 
     issuer: IssuerPeer | None = None
     url: str = ""
@@ -152,12 +162,7 @@ class PlacementsPeer(FakeContextSource):
     def app(self) -> FastAPI:
         api = FastAPI()
 
-        def refused(request: Request) -> Response | None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if self.issuer is None or scheme != "Bearer" or not self.issuer.live(token):
-                self.unauthorised += 1
-                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            return None
+        refused = self.refused
 
         @api.get(NOTICE_CONTEXT_PATH)
         def notice_context(placement_id: str, student_id: str, request: Request) -> Response:
@@ -179,7 +184,48 @@ class PlacementsPeer(FakeContextSource):
                 return Response(status_code=status)
             return Response(found.model_dump_json(), media_type="application/json")
 
+        @api.post(NOTICE_CONTEXTS_PATH)
+        async def notice_contexts(request: Request) -> Response:
+            if (refusal := refused(request)) is not None:
+                return refusal
+            return self.batch_answer(NoticeContextsQuery.model_validate_json(await request.body()))
+
+        @api.get(REMINDERS_DUE_PATH)
+        def reminders_due(
+            starts_from: date,
+            starts_until: date,
+            request: Request,
+            after: uuid.UUID | None = None,
+        ) -> Response:
+            if (refusal := refused(request)) is not None:
+                return refusal
+            found = self.due_answer(starts_from, starts_until, after)
+            return Response(found.model_dump_json(), media_type="application/json")
+
         return api
+
+    def refused(self, request: Request) -> Response | None:
+        """A 401 unless the request bears a live token of `issuer`."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if self.issuer is None or scheme != "Bearer" or not self.issuer.live(token):
+            self.unauthorised += 1
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    def batch_answer(self, query: NoticeContextsQuery) -> Response:
+        """The batch route's answer: every key's context, or 503 if any key is unavailable."""
+        keys = [(k.placement_id, k.student_id) for k in query.supervisors]
+        student_keys = [(k.student_id, k.placement_id, k.round_id) for k in query.students]
+        self.batches.append((keys, student_keys))
+        answers = [self.answer(*key) for key in keys]
+        student_answers = [self.student_answer(s, p) for s, p, _ in student_keys]
+        if any(status == 503 for status, _ in [*answers, *student_answers]):
+            return Response(status_code=503)  # one key's outage fails the whole call
+        found = NoticeContexts(
+            supervisors=tuple(c for _, c in answers),
+            students=tuple(c for _, c in student_answers),
+        )
+        return Response(found.model_dump_json(), media_type="application/json")
 
 
 @dataclass

@@ -221,8 +221,10 @@ async def test_persistent_failures_end_in_notification_failed(
     assert outcome.data.attempts == 3  # max_attempts
     assert "451" in outcome.data.error
     assert peers.smtp.refused[address] == 3
-    row = await service.pool.fetchrow(
-        "SELECT status, attempts FROM deliveries WHERE source_event_id = $1", event.event_id
+    row = await service.pool.fetchrow(  # the supervisor's (the student is told too)
+        "SELECT status, attempts FROM deliveries WHERE source_event_id = $1 AND recipient = $2",
+        event.event_id,
+        f"placement:{pid}",
     )
     assert row is not None
     assert (row["status"], row["attempts"]) == ("failed", 3)

@@ -1,20 +1,23 @@
 """The SMTP sender keeps its connection open across messages, reconnects when the server has
-dropped it, and keeps a connection whose message was refused."""
+dropped it, keeps a connection whose message was refused, shares a small pool of connections
+among concurrent sends, and sends to an address beyond ASCII only where the server takes it."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import asyncio
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.notifications.adapters.smtp import SmtpSender, compose_email
+from services.notifications.adapters.smtp import OutgoingMail, SmtpSender, compose_email
 from services.notifications.domain.notices import PermanentError, TransientError
 from tests.integration.notifications.peers import SmtpInbox
 from tests.support.processes import free_port
 
 
-def _message(n: int, to: str = "anna@company.example") -> EmailMessage:
+def _message(n: int, to: str = "anna@company.example") -> OutgoingMail:
     return compose_email(
         mail_from="apl@example.org",
         to_name="Anna Berg",
@@ -77,3 +80,67 @@ async def test_a_refused_message_keeps_the_connection_and_a_dead_server_is_trans
     with pytest.raises(TransientError):  # nobody listens any more: reconnecting fails too
         await sender.send(_message(3))
     await sender.close()
+
+
+@dataclass
+class SlowInbox(SmtpInbox):
+    """Takes `delay` seconds per message and notes how many it was taking at once."""
+
+    delay: float = 0.05
+    busy: int = 0
+    most: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.busy += 1
+        self.most = max(self.most, self.busy)
+        try:
+            await asyncio.sleep(self.delay)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.busy -= 1
+
+
+async def test_concurrent_sends_share_a_small_pool_of_connections() -> None:
+    inbox, port = SlowInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = SmtpSender(
+        host="127.0.0.1",
+        port=port,
+        starttls=False,
+        username=None,
+        password=None,
+        timeout=5.0,
+        connections=2,
+    )
+    try:
+        await asyncio.gather(*(sender.send(_message(n)) for n in range(12)))
+        assert len(inbox.messages) == 12
+        assert sorted(m["Message-ID"] for m in inbox.messages) == sorted(
+            f"<m-{n}@apl-match>" for n in range(12)
+        )
+        assert sender.opened == 2  # the pool's two, each carrying six messages
+        assert inbox.most == 2  # two on the wire at once, never more
+    finally:
+        await sender.close()
+        controller.stop()
+
+
+async def test_an_address_beyond_ascii_needs_a_server_with_smtputf8() -> None:
+    for utf8, port in ((False, free_port()), (True, free_port())):
+        inbox = SmtpInbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=utf8)
+        controller.start()
+        sender = _sender(port)
+        try:
+            if not utf8:
+                with pytest.raises(PermanentError, match="cannot take this address"):
+                    await sender.send(_message(0, to="åsa@företag.example"))
+                assert inbox.messages == []
+            else:
+                await sender.send(_message(0, to="åsa@företag.example"))
+                [got] = inbox.messages
+                assert got["To"] == "Anna Berg <åsa@företag.example>"
+        finally:
+            await sender.close()
+            controller.stop()

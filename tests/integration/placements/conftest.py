@@ -6,6 +6,7 @@ test names with `p.coordinate(region)`, unless a request sets its own Authorizat
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
@@ -25,20 +26,27 @@ from tests.support.tokens import TestIssuer
 MAX_BODY = 20_000
 
 
+TOKEN_REFRESH_SECONDS = 120.0
+"""How old a minted token may grow before the next request mints one again (they live 300 s)."""
+
+
 @dataclass
 class Coordinator(httpx.Auth):
-    """Signs each request as a coordinator of `regions` (a token minted again when they grow);
-    a request with its own Authorization header keeps it (empty: anonymous)."""
+    """Signs each request as a coordinator of `regions` (a token minted again when they grow,
+    and before it expires: the session outlives a token's five minutes); a request with its own
+    Authorization header keeps it (empty: anonymous)."""
 
     issuer: TestIssuer
     regions: set[str] = field(default_factory=lambda: {"SE-AB"})
     _token: str | None = None
     _for: frozenset[str] = frozenset()
+    _minted: float = 0.0
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if "authorization" not in request.headers:
-            if self._token is None or self._for != frozenset(self.regions):
-                self._for = frozenset(self.regions)
+            stale = time.monotonic() - self._minted > TOKEN_REFRESH_SECONDS
+            if self._token is None or stale or self._for != frozenset(self.regions):
+                self._for, self._minted = frozenset(self.regions), time.monotonic()
                 self._token = self.issuer.mint("coordinator", regions=sorted(self._for))
             request.headers["Authorization"] = f"Bearer {self._token}"
         yield request

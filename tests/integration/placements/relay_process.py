@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 import asyncpg
 
@@ -21,29 +20,14 @@ from shared.kafka import make_broker
 from shared.outbox import OutboxRelay
 
 
-class _HangOnMark:
-    """A connection that hangs when the relay marks rows sent (after the broker's ack)."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        if sql.lstrip().upper().startswith("UPDATE OUTBOX SET SENT_AT"):
-            print(f"ACKED {len(args[0])}", flush=True)
-            await asyncio.Event().wait()
-        result: str = await self._conn.execute(sql, *args)
-        return result
-
-
 class _Relay(OutboxRelay):
     hang: bool = False
 
-    async def publish_pending(self, conn: asyncpg.Connection) -> int:
-        target: Any = _HangOnMark(conn) if self.hang else conn
-        return await super().publish_pending(target)
+    async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        if self.hang:  # the broker acknowledged these rows; stop for good before marking them
+            print(f"ACKED {len(ids)}", flush=True)
+            await asyncio.Event().wait()
+        await super()._mark_sent(conn, ids)
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -417,7 +417,7 @@ async def test_erasure_leaves_no_trace_of_name_or_email(placements: Placements) 
     row = await p.db.fetchrow("SELECT * FROM placements.students WHERE student_id = $1", sid)
     assert row is not None
     kept = {k for k, v in dict(row).items() if v is not None}
-    assert kept == {"student_id", "region", "programme", "withdrawn_at"}
+    assert kept == {"student_id", "region", "programme", "participant", "withdrawn_at"}
     # the replayed registration no longer holds the details either
     again = await p.client.post("/v1/students", json=body, headers=key)
     assert name not in again.text

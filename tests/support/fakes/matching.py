@@ -27,6 +27,7 @@ from services.matching.domain.model import (
 )
 from services.matching.domain.rules import capacity_left
 from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.vocabulary import Participant
 from shared.uow import InMemoryUnitOfWork
 
 STANDING = ("proposed", "confirmed")
@@ -106,13 +107,24 @@ class ReadModel:
     inputs_applied: dict[tuple[str, str], int] = field(default_factory=dict)
     inputs_dead_lettered: dict[uuid.UUID, tuple[str, str]] = field(default_factory=dict)
 
-    def standing_of(self, region: str, student_ids: Iterable[str]) -> tuple[Standing, ...]:
+    def standing_of(
+        self, region: str, student_ids: Iterable[str], participant: str = "student"
+    ) -> tuple[Standing, ...]:
         ids = set(student_ids)
         return tuple(
             m.as_standing()
             for m in self.matches.values()
-            if m.standing and (m.region == region or m.student_id in ids)
+            if m.standing
+            and (m.region == region or m.student_id in ids)
+            and self.kind_of(m.placement_id) == participant
         )
+
+    def kind_of(self, placement_id: str) -> str | None:
+        """The placement's kind, as the real schema's `placements.kind` (a tombstone: student)."""
+        row = self.placements.get(placement_id)
+        if row is None:
+            return None
+        return row.offer.kind if row.offer is not None else "student"
 
 
 class _Repository:
@@ -149,12 +161,12 @@ class InMemoryPlacements(_Repository):
     async def upsert(self, offer: PlacementOffer) -> None:
         self.db.placements[offer.placement_id] = PlacementRow(offer.region, offer)
 
-    async def withdraw(self, placement_id: str, region: str) -> None:
+    async def withdraw(self, placement_id: str, region: str) -> bool:
         row = self.db.placements.get(placement_id)
         if row is None:
-            self.db.placements[placement_id] = PlacementRow(region, None, withdrawn=True)
-        else:
-            row.withdrawn = True
+            return False
+        row.withdrawn = True
+        return True
 
     async def regions_ranking(self, placement_id: str) -> list[str]:
         return sorted(
@@ -180,12 +192,12 @@ class InMemoryStudents(_Repository):
     async def upsert(self, profile: StudentProfile) -> None:
         self.db.students[profile.student_id] = StudentRow(profile.region, profile)
 
-    async def withdraw(self, student_id: str, region: str) -> None:
+    async def withdraw(self, student_id: str, region: str) -> bool:
         row = self.db.students.get(student_id)
         if row is None:
-            self.db.students[student_id] = StudentRow(region, None, withdrawn=True)
-        else:
-            row.withdrawn = True
+            return False
+        row.withdrawn = True
+        return True
 
     async def live(self, student_id: str) -> StudentProfile | None:
         row = self.db.students.get(student_id)
@@ -247,15 +259,15 @@ class InMemoryMatches(_Repository):
 
     async def insert_proposals(
         self, region: str, round_id: uuid.UUID, proposals: Sequence[NewProposal]
-    ) -> list[tuple[uuid.UUID, NewProposal]]:
-        made = [(uuid.uuid4(), p) for p in proposals]
+    ) -> list[tuple[str, NewProposal]]:
+        made = [(str(uuid.uuid4()), p) for p in proposals]
         standing = {m.student_id for m in self.db.matches.values() if m.standing}
         for mid, p in made:
             if p.student_id in standing:  # the partial unique index of the real schema
                 raise ValueError(f"{p.student_id} would have two standing matches")
             standing.add(p.student_id)
-            self.db.matches[mid] = MatchRecord(
-                mid,
+            self.db.matches[uuid.UUID(mid)] = MatchRecord(
+                uuid.UUID(mid),
                 region,
                 round_id,
                 p.student_id,
@@ -316,24 +328,34 @@ class InMemoryRounds(_Repository):
         state.round_version = max(state.round_version, record.seen_version)
 
     async def load_problem(
-        self, region: str, *, whole_region: bool = False
+        self, region: str, *, whole_region: bool = False, participant: Participant = "student"
     ) -> tuple[RoundInput, int]:
         db = self.db
         students = tuple(
             s.profile
             for _, s in sorted(db.students.items())
-            if s.region == region and not s.withdrawn and s.profile is not None
+            if s.region == region
+            and not s.withdrawn
+            and s.profile is not None
+            and s.profile.participant == participant
         )
         ids = {s.student_id for s in students}
-        standing = db.standing_of(region, ids)
+        standing = db.standing_of(region, ids, participant)
         wanted = {pid for s in students for pid in s.preferences} | {
             m.placement_id for m in standing
         }
         if whole_region:
             wanted |= {
-                pid for pid, r in db.placements.items() if r.region == region and not r.withdrawn
+                pid
+                for pid, r in db.placements.items()
+                if r.region == region and not r.withdrawn and db.kind_of(pid) == participant
             }
-        rows = {pid: db.placements[pid] for pid in sorted(wanted) if pid in db.placements}
+        rows = {
+            pid: db.placements[pid]
+            for pid in sorted(wanted)
+            if pid in db.placements
+            and (db.kind_of(pid) == participant or db.placements[pid].withdrawn)
+        }
         live = [r.offer for r in rows.values() if not r.withdrawn and r.offer is not None]
         live_ids = {p.placement_id for p in live}
         used: dict[str, int] = {}

@@ -7,6 +7,7 @@ context; and the match and round events of a notice."""
 from __future__ import annotations
 
 import dataclasses
+import email
 import json
 import uuid
 from collections import defaultdict
@@ -14,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.policy import default
 from typing import Any, ClassVar
 
-from services.notifications.adapters.smtp import classify_code
+from services.notifications.adapters.smtp import OutgoingMail, classify_code
 from services.notifications.adapters.store import Delivery, Result, Status
+from services.notifications.domain.contexts import ContextBatch, StudentKey, SupervisorKey
 from services.notifications.domain.notices import (
+    DeliveryError,
     PermanentError,
     PlannedNotice,
     TransientError,
@@ -38,6 +41,8 @@ from shared.contracts.events import (
     SupplementaryRoundOpenedData,
 )
 from shared.contracts.internal import (
+    DueReminder,
+    DueReminders,
     NoticeContext,
     NoticePlacement,
     NoticeVacancy,
@@ -55,6 +60,7 @@ class _Row:
     delivery: Delivery
     next_attempt_at: datetime
     finished_at: datetime | None = None
+    claimed_by: uuid.UUID | None = None
 
 
 @dataclass
@@ -125,13 +131,20 @@ class InMemoryNoticeStore:
                 attempts=0,
             )
             self.rows[digest_id] = _Row(digest, self.now() + timedelta(seconds=window_seconds))
-        row = self.rows[digest_id].delivery
-        return row.status == "pending" and row.attempts == 0
+        row = self.rows[digest_id]
+        return (
+            row.delivery.status == "pending"
+            and row.delivery.attempts == 0
+            and row.claimed_by is None
+        )
 
-    async def pick_due(self, limit: int = 1) -> list[Delivery]:
+    async def claim_due(self, limit: int, claim: uuid.UUID, lease_seconds: float) -> list[Delivery]:
         now = self.now()
         due = [r for r in self.rows.values() if r.delivery.status == "pending"]
         due = sorted((r for r in due if r.next_attempt_at <= now), key=lambda r: r.next_attempt_at)
+        for row in due[:limit]:
+            row.claimed_by = claim
+            row.next_attempt_at = now + timedelta(seconds=lease_seconds)
         return [r.delivery for r in due[:limit]]
 
     async def members_of(self, digest_id: uuid.UUID) -> list[Delivery]:
@@ -141,10 +154,18 @@ class InMemoryNoticeStore:
             if r.delivery.digest_id == digest_id and r.delivery.status == "grouped"
         ]
 
-    async def record(self, results: Sequence[Result]) -> None:
+    async def record(self, results: Sequence[Result], claim: uuid.UUID) -> set[uuid.UUID]:
         now = self.now()
+        held = set()
         for result in results:
             row = self.rows[result.notification_id]
+            if result.digest_id is None:
+                if row.claimed_by != claim:
+                    continue  # another worker's claim now
+                row.claimed_by = None
+            elif result.digest_id not in held or row.delivery.status != "grouped":
+                continue
+            held.add(result.notification_id)
             row.delivery = dataclasses.replace(
                 row.delivery,
                 status=result.status,
@@ -156,6 +177,7 @@ class InMemoryNoticeStore:
                 row.finished_at = now
             if result.retry_in is not None:
                 row.next_attempt_at = now + timedelta(seconds=result.retry_in)
+        return held
 
     async def get(self, notification_id: uuid.UUID) -> Delivery | None:
         row = self.rows.get(notification_id)
@@ -202,13 +224,19 @@ class FakeMailSender:
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in list(self.messages) if address in str(m["To"])]
 
-    async def send(self, message: EmailMessage) -> None:
-        for _, address in getaddresses([str(message["To"])]):
-            reply = self.refusal(address)
-            if reply is not None:
-                code, _, text = reply.partition(" ")
-                raise classify_code(int(code), text)
-        self.messages.append(message)
+    async def send(self, mail: OutgoingMail) -> None:
+        reply = self.refusal(mail.recipient)
+        if reply is not None:
+            code, _, text = reply.partition(" ")
+            raise classify_code(int(code), text)
+        self.messages.append(parsed(mail))
+
+
+def parsed(mail: OutgoingMail) -> EmailMessage:
+    """The message a receiver reads from the bytes on the wire (line ends as `\\n`)."""
+    message = email.message_from_bytes(mail.data.replace(b"\r\n", b"\n"), policy=default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 @dataclass
@@ -221,6 +249,12 @@ class FakeContextSource:
     unavailable: dict[tuple[str, str], int] = field(default_factory=dict)
     students: dict[str, StudentNoticeContext] = field(default_factory=dict)
     student_calls: list[tuple[str, str | None]] = field(default_factory=list)
+    batches: list[tuple[list[SupervisorKey], list[StudentKey]]] = field(default_factory=list)
+    """The keys of each `fetch_many` call (one per delivery batch)."""
+    due: list[DueReminder] = field(default_factory=list)
+    """The confirmed matches the placements service would name as due for a reminder."""
+    due_page: int = 500
+    due_calls: int = 0
 
     def answer(self, placement_id: str, student_id: str) -> tuple[int, NoticeContext | None]:
         """(HTTP status, context) as the placements route would answer."""
@@ -241,6 +275,25 @@ class FakeContextSource:
                 f"and student {student_id} (404)"
             )
         return found
+
+    async def fetch_many(
+        self, supervisors: Sequence[SupervisorKey], students: Sequence[StudentKey]
+    ) -> ContextBatch:
+        """Every key answered as the single routes would (503s per key included)."""
+        self.batches.append((list(supervisors), list(students)))
+        found: dict[SupervisorKey, NoticeContext | DeliveryError] = {}
+        found_students: dict[StudentKey, StudentNoticeContext | DeliveryError] = {}
+        for placement_id, student_id in supervisors:
+            try:
+                found[(placement_id, student_id)] = await self.fetch(placement_id, student_id)
+            except DeliveryError as exc:
+                found[(placement_id, student_id)] = exc
+        for key in students:
+            try:
+                found_students[key] = await self.fetch_student(*key)
+            except DeliveryError as exc:
+                found_students[key] = exc
+        return ContextBatch(found, found_students)
 
     def student_answer(
         self, student_id: str, placement_id: str | None
@@ -266,8 +319,32 @@ class FakeContextSource:
             update={"placement": placement, "vacancies": (), "vacancies_total": 0}
         )
 
+    def due_answer(
+        self, starts_from: date, starts_until: date, after: uuid.UUID | None
+    ) -> DueReminders:
+        """The due reminders as the placements route answers them: those of `due` starting in
+        the window, by match id after `after`, `due_page` at a time."""
+        self.due_calls += 1
+        found = sorted(
+            (
+                d
+                for d in self.due
+                if starts_from <= d.starts_on <= starts_until
+                and (after is None or d.match_id > after)
+            ),
+            key=lambda d: d.match_id,
+        )
+        page = found[: self.due_page]
+        more = len(found) > self.due_page
+        return DueReminders(items=tuple(page), next_after=page[-1].match_id if more else None)
+
+    async def due_reminders(
+        self, starts_from: date, starts_until: date, *, after: uuid.UUID | None = None
+    ) -> DueReminders:
+        return self.due_answer(starts_from, starts_until, after)
+
     async def fetch_student(
-        self, student_id: str, placement_id: str | None = None
+        self, student_id: str, placement_id: str | None = None, round_id: uuid.UUID | None = None
     ) -> StudentNoticeContext:
         status, found = self.student_answer(student_id, placement_id)
         if status == 503:

@@ -13,7 +13,7 @@ import itertools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from services.placements.domain.audit import AuditRecord
@@ -39,15 +39,24 @@ from services.placements.domain.reports import (
     distance_km,
 )
 from services.placements.domain.rules import Channel, Match
+from services.placements.domain.supervisors import (
+    ReadinessSettings,
+    SupervisorKey,
+    SupervisorRecord,
+)
 from services.placements.ports import JoinsOuterBlock
 from shared.contracts import events as ev
+from shared.contracts.internal import DueReminder
 from shared.contracts.links import ActionLink
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import StudentProfile
+from shared.contracts.vocabulary import Participant
+from shared.serialised import Serialised, as_models
 from shared.uow import InMemoryUnitOfWork, stamped
 
 OPEN_OR_CONFIRMED = ("proposed", "accepted", "confirmed")
-PERSONAL = ("name", "email", "phone")
+PERSONAL = ("name", "email", "phone", "reason")
+"""The fields a stored response about a student loses when they are erased."""
 
 
 def _now() -> datetime:
@@ -102,6 +111,7 @@ class FakePlacements(_Repository):
         include_withdrawn: bool,
         limit: int,
         offset: int,
+        kind: Participant | None = None,
     ) -> list[Placement]:
         found = [
             p
@@ -109,12 +119,28 @@ class FakePlacements(_Repository):
             if (region is None or p.offer.region == region)
             and (company_id is None or p.offer.company_id == company_id)
             and (include_withdrawn or not p.withdrawn)
+            and (kind is None or p.offer.kind == kind)
         ]
         return found[offset : offset + limit]
 
     async def open_among(self, placement_ids: Iterable[str]) -> set[str]:
         rows = self.uow.placement_rows
         return {pid for pid in placement_ids if pid in rows and not rows[pid].withdrawn}
+
+    async def open_kinds(self, placement_ids: Iterable[str]) -> dict[str, Participant]:
+        rows = self.uow.placement_rows
+        return {
+            pid: rows[pid].offer.kind
+            for pid in placement_ids
+            if pid in rows and not rows[pid].withdrawn
+        }
+
+    async def open_count(self, region: str, kind: Participant) -> int:
+        return sum(
+            1
+            for p in self.uow.placement_rows.values()
+            if p.offer.region == region and p.offer.kind == kind and not p.withdrawn
+        )
 
 
 class FakeCompanies(_Repository):
@@ -157,8 +183,17 @@ class FakeStudents(_Repository):
         if isinstance(current, Student):
             profile = current.profile
             self.uow.student_rows[student_id] = Withdrawn(
-                student_id, profile.region, profile.programme
+                student_id, profile.region, profile.programme, profile.participant
             )
+
+    async def live_count(self, region: str, participant: Participant) -> int:
+        return sum(
+            1
+            for s in self.uow.student_rows.values()
+            if isinstance(s, Student)
+            and s.profile.region == region
+            and s.profile.participant == participant
+        )
 
 
 class FakeMatches(_Repository):
@@ -280,7 +315,8 @@ class FakeMatches(_Repository):
 
     async def forget_reasons_of(self, student_id: str) -> None:
         for match_id, m in list(self.uow.match_rows.items()):
-            if m.student_id == student_id and m.declined_by == "student":
+            words = m.reason is not None and m.reason not in ev.DECLINE_REASONS
+            if m.student_id == student_id and m.declined_by is not None and words:
                 self.uow.match_rows[match_id] = replace(m, reason=None)
         for match_id, a in list(self.uow.assignment_rows.items()):
             if a.student_id == student_id:
@@ -298,6 +334,7 @@ class FakeRounds(_Repository):
         kind: ev.RoundKind = "ordinary",
         fill: bool = False,
         dry_run: bool = False,
+        participant: Participant = "student",
     ) -> None:
         if round_id not in self.uow.round_rows:
             self.uow.round_rows[round_id] = Round(
@@ -310,13 +347,19 @@ class FakeRounds(_Repository):
                 fill=fill,
                 dry_run=dry_run,
                 requested_by=requested_by,
+                participant=participant,
             )
 
     async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:
         current = self.uow.round_rows.get(part.round_id)
         if current is None:
             current = Round(
-                part.round_id, part.region, "optimal", "requested", dry_run=part.dry_run
+                part.round_id,
+                part.region,
+                "optimal",
+                "requested",
+                dry_run=part.dry_run,
+                participant=part.participant,
             )
         self.uow.round_rows[part.round_id] = replace(
             current, parts_received=current.parts_received + 1
@@ -331,11 +374,31 @@ class FakeRounds(_Repository):
         ordered = [*dated, *undated]
         return len(ordered), ordered[offset : offset + limit]
 
-    async def latest_completed(self, region: str) -> Round | None:
+    async def settled(self, round_id: uuid.UUID, grace_seconds: float) -> bool:
+        found = self.uow.round_rows.get(round_id)
+        if found is None:
+            return False
+        proposals = sum(1 for m in self.uow.match_rows.values() if m.round_id == round_id)
+        applied = (
+            found.status == "completed"
+            and found.parts_received >= found.outcome_parts
+            and (found.proposed or 0) <= proposals
+        )
+        late = found.completed_at is not None and (
+            (_now() - found.completed_at).total_seconds() > grace_seconds
+        )
+        return applied or late
+
+    async def latest_completed(
+        self, region: str, participant: Participant = "student"
+    ) -> Round | None:
         done = [
             r
             for r in self.uow.round_rows.values()
-            if r.region == region and r.status == "completed" and not r.dry_run
+            if r.region == region
+            and r.status == "completed"
+            and not r.dry_run
+            and r.participant == participant
         ]
         done.sort(key=lambda r: (r.completed_at or datetime.min.replace(tzinfo=UTC), r.round_id))
         return done[-1] if done else None
@@ -359,6 +422,7 @@ class FakeRounds(_Repository):
             outcome_parts=result.outcome_parts,
             parts_received=current.parts_received if current else 0,
             requested_by=current.requested_by if current else None,
+            participant=result.participant,
         )
 
     async def get(self, round_id: uuid.UUID) -> Round | None:
@@ -571,12 +635,12 @@ class FakeReports(_Repository):
         return {m.student_id for m in self.uow.match_rows.values() if m.state in STANDING}
 
     async def region_overview(self, region: str) -> RegionOverview:
-        students = self._live(region)
+        students = [s for s in self._live(region) if s.profile.participant == "student"]
         standing = self._standing()
         open_here = [
             p
             for p in self.uow.placement_rows.values()
-            if p.offer.region == region and not p.withdrawn
+            if p.offer.region == region and not p.withdrawn and p.offer.kind == "student"
         ]
         rounds = [r for r in self.uow.round_rows.values() if r.region == region]
         dated = [r for r in rounds if (r.requested_at or r.completed_at) is not None]
@@ -646,6 +710,74 @@ class FakeReports(_Repository):
         return sorted(found, key=lambda m: (m.student_id, order[m.match_id], m.match_id))
 
 
+class FakeReadiness(_Repository):
+    """`adapters/readiness.py` in memory: the supervisors' courses, the regions' settings, an
+    audit record per change."""
+
+    def _audit(self, kind: str, region: str, actor: ev.Actor | None) -> None:
+        record_id = uuid.uuid4()
+        self.uow.audit_rows[record_id] = AuditRecord(record_id, kind, region, actor, _now())
+
+    async def settings(self, region: str) -> ReadinessSettings:
+        return self.uow.region_settings_rows.get(region) or ReadinessSettings(region)
+
+    async def save_settings(
+        self, settings: ReadinessSettings, *, actor: ev.Actor | None
+    ) -> ReadinessSettings:
+        saved = replace(settings, updated_at=_now())
+        self.uow.region_settings_rows[settings.region] = saved
+        self._audit("ReadinessSettingsChanged", settings.region, actor)
+        return saved
+
+    async def supervisors(
+        self, keys: Iterable[SupervisorKey]
+    ) -> dict[SupervisorKey, SupervisorRecord]:
+        rows = self.uow.supervisor_rows
+        return {k: rows[k] for k in set(keys) if k in rows}
+
+    async def record_training(
+        self,
+        key: SupervisorKey,
+        trained_on: date | None,
+        *,
+        region: str,
+        actor: ev.Actor | None,
+    ) -> SupervisorRecord:
+        record = SupervisorRecord(key, trained_on, _now(), actor.role if actor else None)
+        self.uow.supervisor_rows[key] = record
+        self._audit("SupervisorTrainingRecorded", region, actor)
+        return record
+
+    async def reminders_due(
+        self, starts_from: date, starts_until: date, *, after: uuid.UUID | None, limit: int
+    ) -> list[DueReminder]:
+        found = []
+        for m in sorted(self.uow.match_rows.values(), key=lambda m: m.match_id):
+            placement = self.uow.placement_rows.get(m.placement_id)
+            starts = placement.offer.starts_on if placement else None
+            student = self.uow.student_rows.get(m.student_id)
+            if (
+                m.state != "confirmed"
+                or placement is None
+                or placement.withdrawn
+                or starts is None
+                or not starts_from <= starts <= starts_until
+                or isinstance(student, Withdrawn)
+                or (after is not None and m.match_id <= after)
+            ):
+                continue
+            found.append(
+                DueReminder(
+                    match_id=m.match_id,
+                    region=m.region,
+                    placement_id=m.placement_id,
+                    student_id=m.student_id,
+                    starts_on=starts,
+                )
+            )
+        return found[:limit]
+
+
 @dataclass
 class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     """The placements unit of work in memory. Its tables are the `*_rows` fields."""
@@ -666,6 +798,8 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         "student_accounts",
         "company_accounts",
         "invitations",
+        "supervisor_rows",
+        "region_settings_rows",
     )
     placement_rows: dict[str, Placement] = field(default_factory=dict)
     company_channels: dict[str, Channel] = field(default_factory=dict)
@@ -683,6 +817,8 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
     company_accounts: dict[str, str] = field(default_factory=dict)
     invitations: dict[tuple[str, str], str | None] = field(default_factory=dict)
     """(e-mail, company id) -> the subject that used the invitation (None: open)."""
+    supervisor_rows: dict[SupervisorKey, SupervisorRecord] = field(default_factory=dict)
+    region_settings_rows: dict[str, ReadinessSettings] = field(default_factory=dict)
     sequence: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def __post_init__(self) -> None:
@@ -699,12 +835,13 @@ class InMemoryPlacementsUnitOfWork(JoinsOuterBlock, InMemoryUnitOfWork):
         self.action_links = FakeActionLinks(self)
         self.accounts = FakeAccounts(self)
         self.reports = FakeReports(self)
+        self.readiness = FakeReadiness(self)
 
-    async def publish(self, events: Iterable[ev.Event]) -> None:
+    async def publish(self, events: Iterable[ev.Event | Serialised]) -> None:
         """The outbox and the audit trail, as the PostgreSQL one: stamped, in this block."""
         batch = stamped(events, self.actor)
         await super().publish(batch)
-        await self.audit.record(batch)
+        await self.audit.record(as_models(batch))
 
     async def published_count(self, region: str, topics: Iterable[str]) -> int:
         wanted = set(topics)

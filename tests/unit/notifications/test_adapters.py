@@ -4,6 +4,7 @@ bearer token on the placements route (refreshed once on a 401)."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from services.notifications.domain.notices import (
     UpstreamUnavailable,
 )
 from services.notifications.domain.signing import verify
+from shared.contracts.internal import NoticeContexts
 from tests.support.fakes.notifications import FakeTokenSource, student_context
 from tests.unit.notifications.test_rendering import ctx
 
@@ -101,6 +103,30 @@ async def test_student_context_answers_are_classified(
     if status == 404:  # the student withdrew and was erased: not retried
         assert "no student notice context for student s-1" in str(raised.value)
         assert not raised.value.transient
+
+
+async def test_vacancies_of_a_round_not_yet_applied_are_asked_again() -> None:
+    round_id = uuid.uuid4()
+    pending = student_context("s-1", fitting=2).model_copy(update={"settled": False})
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "POST":  # the batch route
+            batch = NoticeContexts(students=(pending,))
+            return httpx.Response(200, content=batch.model_dump_json().encode())
+        return httpx.Response(200, content=pending.model_dump_json().encode())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        placements = PlacementsClient(http, "http://placements", FakeTokenSource())
+        with pytest.raises(TransientError, match=f"not yet applied round {round_id}") as raised:
+            await placements.fetch_student("s-1", round_id=round_id)
+        batch = await placements.fetch_many([], [("s-1", None, round_id)])
+    assert raised.value.transient
+    assert dict(seen[0].url.params) == {"student_id": "s-1", "round_id": str(round_id)}
+    assert json.loads(seen[1].content)["students"][0]["round_id"] == str(round_id)
+    with pytest.raises(TransientError, match="not yet applied"):
+        await batch.fetch_student("s-1", None, round_id)
 
 
 async def test_a_bad_student_context_is_transient() -> None:

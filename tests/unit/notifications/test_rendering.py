@@ -13,6 +13,7 @@ from services.notifications.domain.notices import NoticeKind, PermanentError
 from services.notifications.domain.views import SUBJECTS, build_view
 from shared.contracts.internal import NoticeChannel, NoticeContext, NoticePlacement, NoticeStudent
 from shared.contracts.profiles import Supervisor
+from tests.support.fakes.notifications import parsed
 
 GREETING = {"sv": "Hej Anna", "fi": "Hei Anna", "en": "Hello Anna"}
 PROGRAMME = {"sv": "Program: EE", "fi": "Koulutusala: EE", "en": "Programme: EE"}
@@ -148,7 +149,7 @@ def test_nobody_to_tell_is_a_permanent_error() -> None:
 def test_email_has_both_parts_and_stable_headers() -> None:
     view = build_view(uuid.UUID(int=5), "confirmed", [ctx("fi", shared=True)])
     text, html = Renderer().render(view)
-    message = compose_email(
+    mail = compose_email(
         mail_from="APL <noreply@apl.example>",
         to_name="Anna Berg",
         to_address="anna@example.se",
@@ -158,6 +159,8 @@ def test_email_has_both_parts_and_stable_headers() -> None:
         message_id="<x@apl-match>",
         language="fi",
     )
+    message = parsed(mail)  # as the receiver reads the bytes
+    assert message["Subject"] == view.subject
     assert message["Message-ID"] == "<x@apl-match>"
     assert message["Content-Language"] == "fi"
     assert message.get_body(("plain",)) is not None

@@ -72,7 +72,7 @@ def test_every_student_template_exists() -> None:
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("kind", sorted(STUDENT_KINDS))
 def test_each_kind_renders_in_the_students_language(language: Language, kind: NoticeKind) -> None:
-    placed = kind in ("student_proposed", "student_confirmed")
+    placed = kind in ("student_proposed", "student_confirmed", "student_reminder")
     context = student_context(
         "s-1", language=language, fitting=0 if placed else 3, placement=PLACEMENT
     )

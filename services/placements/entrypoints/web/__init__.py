@@ -9,17 +9,31 @@ error page in the request's language (`errors.py`), never problem JSON.
 Modules: `session` (sign-in, tokens, CSRF), `i18n` (catalogues, language, formats), `render`
 (templates), `errors`, `signin` (`/`, `/login`, `/auth/callback`, `/logout`), and one module of
 pages per role: `student`, `company`, `coordinator` and `outcomes` (the coordinator's pages
-after a round), `operations`.
+after a round), `gap` (the competence gap), `teacher` (a teacher's profile; the rest of their
+journey is the students' pages), `operations`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from . import company, coordinator, errors, operations, outcomes, signin, static, student
+from ..inputs import clean_form, clean_parameters
+from . import (
+    company,
+    coordinator,
+    errors,
+    gap,
+    operations,
+    outcomes,
+    readiness,
+    signin,
+    static,
+    student,
+    teacher,
+)
 
 if TYPE_CHECKING:
     from ...settings import PlacementsSettings
@@ -40,5 +54,9 @@ def install(app: FastAPI, settings: PlacementsSettings) -> None:
     errors.install(app)
     app.include_router(static.router)
     # outcomes before coordinator: /rounds/compare is not a round id
-    for module in (signin, student, company, outcomes, coordinator, operations):
-        app.include_router(module.router)
+    # a NUL character in the address or a form, or an over-long id: a page naming it, not a 500
+    clean = [Depends(clean_parameters), Depends(clean_form)]
+    for module in (signin, student, company, outcomes, coordinator, readiness, operations):
+        app.include_router(module.router, dependencies=clean)
+    app.include_router(gap.router, dependencies=clean)
+    app.include_router(teacher.router, dependencies=clean)

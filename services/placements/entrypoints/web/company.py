@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 
 from shared.auth import Forbidden
 from shared.contracts.vocabulary import Language
+from shared.netguard import WebhookGuard
 
 from ... import handlers
 from ...domain import policy
@@ -114,6 +115,12 @@ def _uow(request: Request, access: Access) -> PlacementsUnitOfWork:
     """A unit of work of the app's container for the signed-in user (their actor)."""
     uow: PlacementsUnitOfWork = request.app.state.container.uow(actor=access.actor)
     return uow
+
+
+def _webhooks(request: Request) -> WebhookGuard:
+    """The app's SSRF guard of webhook URLs (`shared/netguard.py`)."""
+    guard: WebhookGuard = request.app.state.container.webhooks
+    return guard
 
 
 def _see(path: str, **query: str) -> RedirectResponse:
@@ -330,7 +337,9 @@ async def set_channel(request: Request, company_id: str, access: Page) -> Respon
         body = schemas.CompanyChannelIn.model_validate(
             {"channel": kind, "webhook_url": url or None}
         )
-        await handlers.set_company_channel(body.command(company_id), _uow(request, access))
+        await handlers.set_company_channel(
+            body.command(company_id), _uow(request, access), webhooks=_webhooks(request)
+        )
     except ValidationError as error:
         form.add(pydantic_errors(error))
     except Invalid as error:
@@ -417,7 +426,9 @@ async def post_placement(request: Request, company_id: str, access: Page) -> Res
         return _new_form(request, access, company_id, form.add(pydantic_errors(error)))
     access.permit(company_id=company_id, region=body.region)
     try:
-        await handlers.post_placement(body.command(), _uow(request, access))
+        await handlers.post_placement(
+            body.command(), _uow(request, access), webhooks=_webhooks(request)
+        )
     except Invalid as error:
         return _new_form(request, access, company_id, form.add(error.errors))
     except Conflict:
@@ -489,7 +500,9 @@ async def edit_placement(request: Request, placement_id: str, access: Page) -> R
     try:
         body = schemas.PlacementPatch.model_validate(_offer_fields(form.values))
         access.permit(moves_to=body.company_id)
-        await handlers.patch_placement(body.command(placement_id), _uow(request, access))
+        await handlers.patch_placement(
+            body.command(placement_id), _uow(request, access), webhooks=_webhooks(request)
+        )
     except ValidationError as error:
         form.add(pydantic_errors(error))
     except Invalid as error:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from shared.contracts.events import Policy, RoundKind
+from shared.contracts.vocabulary import Participant
 
 from ... import handlers
 from ...domain.audit import AuditQuery
@@ -69,7 +70,16 @@ KIND_NAMES: Final[dict[str, str]] = {
         "Supplementary: standing matches are kept, only the unplaced students are placed"
     ),
 }
+PARTICIPANTS: Final[dict[str, Participant]] = {"student": "student", "teacher": "teacher"}
+PARTICIPANT_NAMES: Final[dict[str, str]] = {
+    "student": N_("Students, at placements for students"),
+    "teacher": N_("Teachers, at working-life periods for teachers"),
+}
 FIELD_ERRORS: Final[dict[str, str]] = {
+    "participant": N_(
+        "The region has no open working-life period for teachers or no registered teacher: a "
+        "round of teachers would place no one."
+    ),
     "kind": N_(
         "The region has no unplaced students: a supplementary round would place no one. Run "
         "an ordinary round."
@@ -78,6 +88,7 @@ FIELD_ERRORS: Final[dict[str, str]] = {
 }
 ROLES: Final[dict[str, str]] = {
     "student": N_("Student"),
+    "teacher": N_("Teacher"),
     "company": N_("Company"),
     "coordinator": N_("Coordinator"),
     "operator": N_("Operator"),
@@ -101,6 +112,8 @@ EVENTS: Final[dict[str, str]] = {
     "MatchCancelled": N_("A match was cancelled"),
     "NotificationDelivered": N_("A notice was delivered"),
     "NotificationFailed": N_("A notice could not be delivered"),
+    "SupervisorTrainingRecorded": N_("A supervisor's course was recorded"),
+    "ReadinessSettingsChanged": N_("The region's supervisor readiness settings were changed"),
 }
 DISTANCE_LABELS: Final = (
     N_("Under 5 km"),
@@ -147,6 +160,7 @@ class RoundForm:
     kind: str = "ordinary"
     fill: bool = False
     dry_run: bool = False
+    participant: str = "student"
 
 
 def _region_page(
@@ -168,6 +182,7 @@ def _region_page(
         last=overview.last_round,
         policies=POLICY_NAMES,
         kinds=KIND_NAMES,
+        participants=PARTICIPANT_NAMES,
         chosen=chosen or RoundForm(),
         errors=list(errors),
         error_of={e.field: e.message for e in errors},
@@ -200,17 +215,31 @@ async def run_round(request: Request, region: str, access: Page) -> Response:
         return value if isinstance(value, str) else ""
 
     chosen = RoundForm(
-        text("policy"), text("kind") or "ordinary", text("fill") == "1", text("dry_run") == "1"
+        text("policy"),
+        text("kind") or "ordinary",
+        text("fill") == "1",
+        text("dry_run") == "1",
+        text("participant") or "student",
     )
     policy = POLICIES.get(chosen.policy)
     kind = KINDS.get(chosen.kind)
+    who = PARTICIPANTS.get(chosen.participant)
     errors: list[FieldError] = []
+    if who is None:
+        errors.append(FieldError("participant", N_("Choose students or teachers.")))
     if policy is None:
         errors.append(FieldError("policy", N_("Choose how the round matches.")))
     if kind is None:
         errors.append(FieldError("kind", N_("Choose an ordinary or a supplementary round.")))
-    if policy is not None and kind is not None:
-        command = RequestRound(region, policy, kind=kind, fill=chosen.fill, dry_run=chosen.dry_run)
+    if policy is not None and kind is not None and who is not None:
+        command = RequestRound(
+            region,
+            policy,
+            kind=kind,
+            fill=chosen.fill,
+            dry_run=chosen.dry_run,
+            participant=who,
+        )
         try:
             round_id = await handlers.request_round(command, uow)
         except Invalid as error:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.auth import Forbidden, IssuerUnavailable, Unauthenticated
 
 from ...domain.errors import DomainError, Invalid
+from ...domain.supervisors import NotReady
 from ..problems import status_of, validation_errors
 from .i18n import N_
 from .render import page
@@ -55,16 +56,33 @@ def is_page(request: Request) -> bool:
     return wants_html and not request.url.path.startswith(("/v1/", "/internal/", "/assets/"))
 
 
+NOT_READY: Final = (
+    N_("The placement's supervisor is not ready yet"),
+    N_(
+        "The region confirms a match only once the placement's supervisor has a valid supervisor "
+        "training. The supervisor records their course from the link in their notice, or the "
+        "coordinator records it; then the match can be confirmed."
+    ),
+)
+"""The title and text of a confirmation the region refuses (`supervisors.NotReady`)."""
+
+
 def error_page(
-    request: Request, status: int, detail: str, fields: list[Any] | None = None
+    request: Request,
+    status: int,
+    detail: str,
+    fields: list[Any] | None = None,
+    *,
+    words: tuple[str, str] | None = None,
 ) -> Response:
+    title, text = words or (TITLES.get(status, N_("Something went wrong")), TEXTS.get(status, ""))
     return page(
         request,
         "web/error.html.j2",
         who=principal_of_state(request),
         status=status,
-        title=TITLES.get(status, N_("Something went wrong")),
-        text=TEXTS.get(status, ""),
+        title=title,
+        text=text,
         detail=detail,
         fields=fields or [],
     )
@@ -111,7 +129,8 @@ def _wrap(handler: Any) -> Handler:
     async def wrapped(request: Request, error: Exception) -> Response:
         if is_page(request):
             status, detail, fields = _status_of(error)
-            return error_page(request, status, detail, fields)
+            words = NOT_READY if isinstance(error, NotReady) else None
+            return error_page(request, status, detail, fields, words=words)
         response: Response = await handler(request, error)
         return response
 

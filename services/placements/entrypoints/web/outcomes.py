@@ -576,6 +576,8 @@ def kind_line(found: Round, t: i18n.Words) -> list[str]:
     """The round's options in words (kind, fill, dry run)."""
     _ = t.gettext
     parts = [_(KIND_NAMES.get(found.kind, found.kind))]
+    if found.participant == "teacher":
+        parts.append(_("of teachers, at working-life periods"))
     if found.fill:
         parts.append(_("with fill"))
     if found.dry_run:

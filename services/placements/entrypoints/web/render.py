@@ -57,6 +57,12 @@ def nav(who: Principal | None) -> list[tuple[str, str]]:
             (f"/students/{who.student_id}", N_("My placement")),
             (f"/students/{who.student_id}/choices", N_("My choices")),
         ]
+    if who.has("teacher") and who.student_id:
+        items += [
+            (f"/students/{who.student_id}", N_("My working-life period")),
+            (f"/students/{who.student_id}/choices", N_("My choices")),
+            (f"/teachers/{who.student_id}/profile", N_("My teacher profile")),
+        ]
     if who.has("company") and who.company_id:
         items.append((f"/companies/{who.company_id}", N_("Our placements")))
     if who.has("coordinator"):

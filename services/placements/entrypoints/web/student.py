@@ -231,9 +231,11 @@ class Proposal:
 
 
 def _own(access: Access, student_id: str) -> bool:
-    """The signed-in person is the student themselves (not a coordinator looking)."""
+    """The signed-in person is the student (or teacher) themselves (not a coordinator
+    looking)."""
     who = access.principal
-    return who is not None and who.has("student") and who.student_id == student_id
+    person = who is not None and (who.has("student") or who.has("teacher"))
+    return person and who is not None and who.student_id == student_id
 
 
 def _text(form: Any, name: str) -> str | None:
@@ -266,9 +268,9 @@ async def _listed(request: Request, access: Access, region: str) -> _Listed:
         policy.rule("placement-list"), access.principal, policy.Target(region=region)
     )
     container = request.app.state.container
-    key = (decided.region or region, decided.company_id)
+    key = (decided.region or region, decided.company_id, decided.kind)
     state = request.app.state
-    cache: dict[tuple[str, str | None], _Listed] | None = getattr(state, "listed", None)
+    cache: dict[tuple[str, str | None, str | None], _Listed] | None = getattr(state, "listed", None)
     if cache is None:
         cache = state.listed = {}
     now = monotonic()
@@ -284,6 +286,7 @@ async def _listed(request: Request, access: Access, region: str) -> _Listed:
             include_withdrawn=False,
             limit=FETCH,
             offset=offset,
+            kind=decided.kind,  # a student's: placements for students; a teacher's: periods
         )
         batch = await handlers.list_placements(query, container.uow(actor=access.actor))
         found += [v for v in batch if not v.placement.withdrawn]
@@ -302,7 +305,8 @@ async def _offers_of_region(
     found = listed.fits.get(profile)
     if found is not None:
         return found
-    offers = [_offer(v, profile) for v in listed.views]
+    mine = [v for v in listed.views if v.placement.offer.kind == profile.participant]
+    offers = [_offer(v, profile) for v in mine]
     if len(listed.fits) < FITS_KEPT:
         listed.fits[profile] = offers
     return offers

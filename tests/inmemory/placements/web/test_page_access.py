@@ -31,7 +31,17 @@ from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 from tests.support.tokens import TestIssuer
 from tests.support.web import CSRF, session_cookie
 
-from .rows import OPEN, OPERATOR, PageRow, Visit, company, coordinator, student
+from .rows import (
+    OPEN,
+    OPERATOR,
+    PageRow,
+    Visit,
+    company,
+    coordinator,
+    readiness,
+    student,
+    teacher,
+)
 
 __all__ = ["OWN_MATCH", "OWN_ROUND"]  # the world's ids, for the rows' modules
 
@@ -49,7 +59,9 @@ SHELL: tuple[PageRow, ...] = (
     PageRow(("GET", "/assets/app/{name}"), Visit("GET", "/assets/app/app.css"), OPEN),
     PageRow(("GET", "/operations"), Visit("GET", "/operations"), OPERATOR),
 )
-PAGES: tuple[PageRow, ...] = SHELL + student.ROWS + company.ROWS + coordinator.ROWS
+PAGES: tuple[PageRow, ...] = (
+    SHELL + student.ROWS + company.ROWS + coordinator.ROWS + readiness.ROWS + teacher.ROWS
+)
 
 
 @dataclass

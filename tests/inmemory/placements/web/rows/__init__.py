@@ -37,6 +37,16 @@ class PageRow:
 OPEN = "ok ok ok ok ok ok ok ok ok"
 OPERATOR = "303 403 403 403 403 403 403 ok 403"
 
-from . import company, coordinator, student  # noqa: E402  # the rows use the classes above
+from . import company, coordinator, readiness, student, teacher  # noqa: E402  # the rows use the classes above
 
-__all__ = ["OPEN", "OPERATOR", "PageRow", "Visit", "company", "coordinator", "student"]
+__all__ = [
+    "OPEN",
+    "OPERATOR",
+    "PageRow",
+    "Visit",
+    "company",
+    "coordinator",
+    "readiness",
+    "student",
+    "teacher",
+]

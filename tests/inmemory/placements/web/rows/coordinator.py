@@ -62,6 +62,21 @@ ROWS: tuple[PageRow, ...] = (
     ),
     PageRow(("GET", "/regions/{region}/vacancies"), Visit("GET", f"{R}/vacancies"), COORDINATOR),
     PageRow(
+        ("GET", "/regions/{region}/competence-gap"),
+        Visit("GET", f"{R}/competence-gap?term=2027-spring"),
+        COORDINATOR,
+    ),
+    PageRow(
+        ("GET", "/regions/{region}/competence-gap.csv"),
+        Visit("GET", f"{R}/competence-gap.csv"),
+        COORDINATOR,
+    ),
+    PageRow(
+        ("GET", "/regions/{region}/competence-gap.xlsx"),
+        Visit("GET", f"{R}/competence-gap.xlsx"),
+        COORDINATOR,
+    ),
+    PageRow(
         ("POST", "/regions/{region}/assignments"),
         Visit(
             "POST",

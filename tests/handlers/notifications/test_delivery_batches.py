@@ -1,0 +1,271 @@
+"""Delivery in batches without a transaction held across the sends: a batch's notice contexts
+in one call, claims that keep a batch from other workers until their lease ends, a message not
+sent within the lease retried, and (on PostgreSQL) no row locked while messages are on the wire
+and two workers sending each notice once. The same tests run against the in-memory unit of work
+and, marked infra, against PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bench.notification_peers import context
+from services.notifications.adapters.rendering import Renderer
+from services.notifications.adapters.smtp import OutgoingMail
+from services.notifications.adapters.store import Result
+from services.notifications.adapters.uow import (
+    NotificationsUnitOfWork,
+    PostgresNotificationsUnitOfWork,
+)
+from services.notifications.bootstrap import MIGRATIONS
+from services.notifications.domain.contexts import ContextBatch, StudentKey, SupervisorKey
+from services.notifications.domain.notices import UpstreamUnavailable
+from services.notifications.handlers import Notifier, RetryPolicy, deliver_due, record_notices
+from shared.contracts.events import Event, NotificationDelivered, parse_event
+from shared.db import create_pool, migrate
+from tests.support.fakes.notifications import (
+    FakeContextSource,
+    FakeHookSender,
+    FakeMailSender,
+    InMemoryNotificationsUnitOfWork,
+    confirmed,
+    student_context,
+)
+
+RETRY = RetryPolicy(max_attempts=3, base_seconds=60.0, max_seconds=600.0, upstream_seconds=30.0)
+
+
+def _pair(contexts: FakeContextSource) -> tuple[str, str]:
+    """A fresh placement and student with their notice contexts."""
+    pid, sid = f"p-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:8]}"
+    contexts.contexts[(pid, sid)] = context(pid, sid, email=f"sup-{pid}@company.example")
+    contexts.students[sid] = student_context(sid)
+    return pid, sid
+
+
+class Unavailable(FakeContextSource):
+    """A placements service whose batch route does not answer at all."""
+
+    async def fetch_many(
+        self, supervisors: Sequence[SupervisorKey], students: Sequence[StudentKey]
+    ) -> ContextBatch:
+        raise UpstreamUnavailable("placements service unreachable: ConnectError")
+
+
+@dataclass
+class Hanging(FakeMailSender):
+    """Accepts every message except those to `hang_for`, whose send never ends."""
+
+    hang_for: str = ""
+
+    async def send(self, mail: OutgoingMail) -> None:
+        if mail.recipient == self.hang_for:
+            await asyncio.Event().wait()
+        await super().send(mail)
+
+
+class DeliveryBatchContract:
+    @pytest.fixture
+    def uow(self) -> Any:
+        raise NotImplementedError
+
+    async def advance(self, uow: Any, seconds: float) -> None:
+        raise NotImplementedError
+
+    async def published(self, uow: Any) -> list[Event]:
+        raise NotImplementedError
+
+    @staticmethod
+    def notifier(
+        contexts: FakeContextSource, mail: FakeMailSender | None = None
+    ) -> tuple[Notifier, FakeMailSender]:
+        sender = mail or FakeMailSender()
+        told = Notifier(contexts, sender, FakeHookSender(), Renderer(), "APL <noreply@apl.example>")
+        return told, sender
+
+    @staticmethod
+    async def statuses(uow: NotificationsUnitOfWork, source: uuid.UUID) -> list[tuple[str, int]]:
+        async with uow:
+            rows = await uow.notices.of_source(source)
+        return sorted((r.status, r.attempts) for r in rows)
+
+    async def test_a_batchs_contexts_come_in_one_call_and_each_notice_is_told(
+        self, uow: NotificationsUnitOfWork
+    ) -> None:
+        contexts = FakeContextSource()
+        pairs = [_pair(contexts) for _ in range(3)]
+        for pid, sid in pairs:
+            await record_notices(confirmed(pid, sid), uow)  # two notices each
+        notifier, mail = self.notifier(contexts)
+        assert await deliver_due(uow, notifier, retry=RETRY, batch_size=10) == 6
+        [(supervisors, students)] = contexts.batches  # one call for the whole batch
+        assert sorted(supervisors) == sorted(pairs)
+        assert sorted(students) == sorted((sid, pid, None) for pid, sid in pairs)
+        assert len(mail.messages) == 6
+        assert len({m["Message-ID"] for m in mail.messages}) == 6
+        assert len(await self.published(uow)) == 6
+
+    async def test_a_claim_whose_lease_ended_records_nothing(
+        self, uow: NotificationsUnitOfWork
+    ) -> None:
+        contexts = FakeContextSource()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        first, second = uuid.uuid4(), uuid.uuid4()
+        async with uow:
+            claimed = await uow.notices.claim_due(10, first, 120.0)
+        assert len(claimed) == 2
+        async with uow:
+            assert await uow.notices.claim_due(10, second, 120.0) == []  # kept from others
+        await self.advance(uow, 121)  # the first worker died: its lease ends
+        async with uow:
+            taken = await uow.notices.claim_due(10, second, 120.0)
+        assert {d.notification_id for d in taken} == {d.notification_id for d in claimed}
+        done = [Result(d.notification_id, "delivered", 1, "email") for d in claimed]
+        async with uow:
+            assert await uow.notices.record(done, first) == set()  # too late: not its claim
+        assert await self.statuses(uow, event.event_id) == [("pending", 0), ("pending", 0)]
+        async with uow:
+            recorded = await uow.notices.record(done, second)
+        assert recorded == {d.notification_id for d in claimed}
+        assert await self.statuses(uow, event.event_id) == [("delivered", 1), ("delivered", 1)]
+
+    async def test_an_unanswered_context_call_waits_without_using_an_attempt(
+        self, uow: NotificationsUnitOfWork
+    ) -> None:
+        contexts = Unavailable()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        notifier, mail = self.notifier(contexts)
+        assert await deliver_due(uow, notifier, retry=RETRY) == 2
+        assert mail.messages == []
+        assert await self.statuses(uow, event.event_id) == [("pending", 0), ("pending", 0)]
+        assert await self.published(uow) == []
+
+    async def test_a_message_not_sent_within_the_lease_is_tried_again_later(
+        self, uow: NotificationsUnitOfWork
+    ) -> None:
+        contexts = FakeContextSource()
+        pid, sid = _pair(contexts)
+        event = confirmed(pid, sid)
+        await record_notices(event, uow)
+        hanging = Hanging(hang_for=f"sup-{pid}@company.example")
+        notifier, _ = self.notifier(contexts, hanging)
+        # a lease of 21 s leaves the sends 1 s (20 s are kept for recording the outcomes)
+        assert await deliver_due(uow, notifier, retry=RETRY, lease_seconds=21.0) == 2
+        assert [m["To"] for m in hanging.messages] == [f"Kim Lindqvist <{sid}@student.example>"]
+        assert await self.statuses(uow, event.event_id) == [("delivered", 1), ("pending", 1)]
+        [told] = await self.published(uow)
+        assert isinstance(told, NotificationDelivered)
+        assert told.data.recipient == "student"
+
+
+class TestInMemory(DeliveryBatchContract):
+    @pytest.fixture
+    def uow(self) -> InMemoryNotificationsUnitOfWork:
+        return InMemoryNotificationsUnitOfWork()
+
+    async def advance(self, uow: Any, seconds: float) -> None:
+        uow.notices.elapsed += seconds
+
+    async def published(self, uow: Any) -> list[Event]:
+        return list(uow.published)
+
+
+@pytest.mark.infra
+class TestPostgres(DeliveryBatchContract):
+    @pytest.fixture
+    async def pool(self, database_url: str, fresh_schema: str) -> AsyncIterator[asyncpg.Pool]:
+        await migrate(database_url, fresh_schema, MIGRATIONS)
+        pool = await create_pool(database_url, fresh_schema, max_size=4)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+    @pytest.fixture
+    def uow(self, pool: asyncpg.Pool) -> PostgresNotificationsUnitOfWork:
+        return PostgresNotificationsUnitOfWork(pool)
+
+    async def advance(self, uow: Any, seconds: float) -> None:
+        async with uow:
+            await uow.conn.execute(
+                "UPDATE deliveries "
+                "SET next_attempt_at = next_attempt_at - make_interval(secs => $1)",
+                seconds,
+            )
+
+    async def published(self, uow: Any) -> list[Event]:
+        async with uow:
+            rows = await uow.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
+        return [parse_event(r["topic"], bytes(r["payload"])) for r in rows]
+
+    async def test_no_row_is_locked_while_messages_are_on_the_wire(
+        self, uow: PostgresNotificationsUnitOfWork, pool: asyncpg.Pool
+    ) -> None:
+        contexts = FakeContextSource()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        seen: list[int] = []
+
+        @dataclass
+        class Probing(FakeMailSender):
+            async def send(self, mail: OutgoingMail) -> None:
+                async with pool.acquire() as conn, conn.transaction():
+                    # NOWAIT fails at once if any transaction still holds a row of the batch
+                    locked = await conn.fetch(
+                        "SELECT notification_id FROM deliveries WHERE source_event_id = $1 "
+                        "FOR UPDATE NOWAIT",
+                        event.event_id,
+                    )
+                    waiting = await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND state LIKE 'idle in transaction%'"
+                    )
+                seen.append(len(locked))
+                assert waiting == 0, "a transaction is open while a message is sent"
+                await super().send(mail)
+
+        notifier, mail = self.notifier(contexts, Probing())
+        assert await deliver_due(uow, notifier, retry=RETRY) == 2
+        assert seen == [2, 2]
+        assert len(mail.messages) == 2
+
+    async def test_two_workers_send_each_notice_once(
+        self, uow: PostgresNotificationsUnitOfWork, pool: asyncpg.Pool
+    ) -> None:
+        contexts = FakeContextSource()
+        for _ in range(20):
+            await record_notices(confirmed(*_pair(contexts)), uow)  # 40 notices
+
+        @dataclass
+        class Slow(FakeMailSender):
+            async def send(self, mail: OutgoingMail) -> None:
+                await asyncio.sleep(0.005)  # the other worker claims meanwhile
+                await super().send(mail)
+
+        notifier, mail = self.notifier(contexts, Slow())
+        workers = [PostgresNotificationsUnitOfWork(pool) for _ in range(2)]
+
+        async def work(each: PostgresNotificationsUnitOfWork) -> int:
+            told = 0
+            while n := await deliver_due(each, notifier, retry=RETRY, batch_size=7):
+                told += n
+            return told
+
+        counts = await asyncio.gather(*(work(w) for w in workers))
+        assert sum(counts) == 40
+        assert all(counts), counts  # both workers took batches
+        ids = Counter(m["Message-ID"] for m in mail.messages)
+        assert len(ids) == 40
+        assert set(ids.values()) == {1}  # no notice sent twice
+        outcomes = Counter(e.data.notification_id for e in await self.published(uow))
+        assert len(outcomes) == 40
+        assert set(outcomes.values()) == {1}

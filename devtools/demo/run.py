@@ -686,6 +686,7 @@ async def _demo(n_students: int, seed: int) -> int:
         # from the placements service: allow about 20 a second on a small machine.
         await _wait_until("notices delivered", notices, wait=max(240.0, expected / 20))
         outcomes = await kafka.count_types(topics.notifications)
+        gaps = await _competence_gaps(client, tokens, regions)
     inbox_count = None
     if inbox_url:
         async with httpx.AsyncClient(timeout=5) as inbox:
@@ -696,6 +697,7 @@ async def _demo(n_students: int, seed: int) -> int:
     report = _report(runs, bounds, outcomes, inbox_count, time.monotonic() - started)
     slots = sum(int(p["capacity"]) for p in periods)
     report += "\n" + _teacher_report(teacher_runs, teacher_bound, slots)
+    report += "\n" + _gap_report(gaps)
     print(report)
     paths.reports.mkdir(exist_ok=True)
     stamp = prefix.removeprefix("demo").rstrip(".")
@@ -705,6 +707,7 @@ async def _demo(n_students: int, seed: int) -> int:
             {
                 "rounds": {r.region: r.body for r in runs.values()},
                 "teacher_rounds": {r.region: r.body for r in teacher_runs.values()},
+                "competence_gap": gaps,
                 "no_eligible_vacancy_at_all": bounds,
                 "notifications": dict(outcomes),
             },
@@ -837,6 +840,53 @@ def _report(
         + (f"; messages in the inbox: {inbox}" if inbox is not None else ""),
         f"Whole run: {seconds:.0f} s",
     ]
+    return "\n".join(lines)
+
+
+GAP_TOP = 5
+"""The biggest gaps the demo's report gives per region."""
+
+
+async def _competence_gaps(
+    client: httpx.AsyncClient, tokens: Tokens, regions: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each region's competence gap report after its round (`GET .../competence-gap`, the
+    newest term with a round), as the region's coordinator reads it."""
+    found: dict[str, dict[str, Any]] = {}
+    for region in regions:
+        headers = await tokens.headers(coordinator_of(region))
+        response = await client.get(
+            f"/v1/regions/{region}/competence-gap", params={"top": GAP_TOP}, headers=headers
+        )
+        response.raise_for_status()
+        found[region] = response.json()
+    return found
+
+
+def _gap_report(gaps: dict[str, dict[str, Any]]) -> str:
+    """The competence gap of every region: its slots and empty slots, and the top gaps of the
+    region with the most slots left empty for want of a skill or programme, in words."""
+    lines = [
+        "## The competence gap (after the rounds)",
+        "",
+        "| region | term | slots | free after the round | empty for want of skill or programme "
+        "| biggest gap |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for region, g in gaps.items():
+        latest = g["rounds"][-1] if g["rounds"] else {}
+        top = g["gaps"][0]["text"] if g["gaps"] else "none"
+        lines.append(
+            f"| {region} | {g['term']} | {g['slots']} | {latest.get('free_slots', 0)} "
+            f"| {latest.get('empty_for_want', 0)} | {top} |"
+        )
+    if not gaps:
+        return "\n".join(lines)
+    region = "SE-AB" if "SE-AB" in gaps else min(gaps)
+    g = gaps[region]
+    lines += ["", f"Top {GAP_TOP} gaps of {region}, {g['term_name']}:", ""]
+    lines += [f"{i}. {gap['text']}" for i, gap in enumerate(g["gaps"], start=1)]
+    lines += ["", "Each region's page: /regions/{region}/competence-gap (as its coordinator)."]
     return "\n".join(lines)
 
 

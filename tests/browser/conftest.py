@@ -13,6 +13,7 @@ is marked `infra`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,9 +26,10 @@ import pytest
 
 from shared.contracts.topics import Topics
 from tests.support.browser import browser, open_page, page  # noqa: F401  # the fixtures
+from tests.support.databases import create_database, drop_database
 from tests.support.identity import DevTokens
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 WEB_CLIENT_SECRET = "dev-web-secret"  # the dev realm's apl-web (clients.json)
@@ -60,6 +62,51 @@ class App:
             )
         assert response.status_code < 300, (user, method, path, response.text)
         return response.json() if response.content else None
+
+
+@contextlib.asynccontextmanager
+async def placements_and_matching(
+    infra: Infra,
+    make_topics: Callable[[], Awaitable[Topics]],
+    folder: Path,
+    database: str,
+    *,
+    link_secret: str | None = None,
+) -> AsyncIterator[App]:
+    """The placements and matching services as OS processes of their own (a module's stack:
+    its own topic prefix and database, `database` the name's prefix), signed in through the dev
+    realm's web client; stopped and the database dropped at the end."""
+    topics = await make_topics()
+    database_url = await create_database(infra.database_url, database)
+    common = {
+        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "APL_TOPIC_PREFIX": topics.prefix,
+        "APL_AUTH_ISSUER": infra.auth_issuer,
+    }
+    extra: dict[str, dict[str, str]] = {
+        "placements": {
+            "APL_WEB_CLIENT_SECRET": WEB_CLIENT_SECRET,
+            "APL_SESSION_SECRET": secrets.token_urlsafe(32),
+            "APL_ACTION_LINK_SECRET": link_secret or secrets.token_urlsafe(32),
+        },
+        "matching": {},
+    }
+    processes = {
+        name: ServiceProcess(
+            name,
+            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
+            folder / "logs",
+        )
+        for name in extra
+    }
+    processes["placements"].port = free_port()
+    try:
+        await asyncio.gather(*(asyncio.to_thread(p.start, 90) for p in processes.values()))
+        placements = processes["placements"]
+        yield App(placements.url, placements, DevTokens(infra.auth_issuer))
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()))
+        await drop_database(infra.database_url, database_url)
 
 
 async def _seed(app: App) -> None:

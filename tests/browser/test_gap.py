@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,16 +22,12 @@ import pytest
 from playwright.async_api import Page, ViewportSize, expect
 
 from shared.contracts.topics import Topics
-from tests.browser.conftest import COMPANY, REGION, WEB_CLIENT_SECRET, App
+from tests.browser.conftest import COMPANY, REGION, App, placements_and_matching
 from tests.support.browser import OpenPage, assert_accessible, sign_in
-from tests.support.databases import create_database, drop_database
-from tests.support.identity import DevTokens
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, free_port
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
 
-SERVICES = ("placements", "matching")
 COORDINATOR = "coordinator-se-ab"
 P_HV, P_WELD = "p-gap-hv", "p-gap-weld"
 LACKING = [f"s-gap-{i}" for i in range(1, 7)]
@@ -92,36 +87,9 @@ async def services(
     make_topics: Callable[[], Awaitable[Topics]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[App]:
-    folder = tmp_path_factory.mktemp("gap")
-    topics = await make_topics()
-    database_url = await create_database(infra.database_url, "apl_gap")
-    common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "APL_TOPIC_PREFIX": topics.prefix,
-        "APL_AUTH_ISSUER": infra.auth_issuer,
-    }
-    extra: dict[str, dict[str, str]] = {
-        "placements": {
-            "APL_WEB_CLIENT_SECRET": WEB_CLIENT_SECRET,
-            "APL_SESSION_SECRET": secrets.token_urlsafe(32),
-            "APL_ACTION_LINK_SECRET": secrets.token_urlsafe(32),
-        },
-        "matching": {},
-    }
-    processes = {
-        name: ServiceProcess(
-            name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
-            folder / "logs",
-        )
-        for name in SERVICES
-    }
-    processes["placements"].port = free_port()
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start, 90) for p in processes.values()))
-        app = App(
-            processes["placements"].url, processes["placements"], DevTokens(infra.auth_issuer)
-        )
+    async with placements_and_matching(
+        infra, make_topics, tmp_path_factory.mktemp("gap"), "apl_gap"
+    ) as app:
         await app.api("company", "POST", "/placements", _offer(P_HV, 8, "battery-hv"))
         await app.api("company", "POST", "/placements", _offer(P_WELD, 2, "welding"))
         items = [_student(sid, ["wiring"], P_HV) for sid in LACKING]
@@ -129,9 +97,6 @@ async def services(
         await app.api("coordinator", "POST", "/students/batch", {"items": items})
         await _round(app)
         yield app
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()))
-        await drop_database(infra.database_url, database_url)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ coordinator signs in through the real Keycloak page; axe-core checks every page 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import uuid
@@ -24,17 +23,13 @@ from playwright.async_api import Page, expect
 
 from shared.contracts import links
 from shared.contracts.topics import Topics
-from tests.browser.conftest import COMPANY, REGION, WEB_CLIENT_SECRET, App
+from tests.browser.conftest import COMPANY, REGION, App, placements_and_matching
 from tests.support.browser import OpenPage, assert_accessible, sign_in
-from tests.support.databases import create_database, drop_database
-from tests.support.identity import DevTokens
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
 
-SERVICES = ("placements", "matching")
 STUDENT = "s-000001"
 COORDINATOR = "coordinator-se-ab"
 PLACEMENT = "p-readiness-1"
@@ -50,36 +45,13 @@ async def services(
     make_topics: Callable[[], Awaitable[Topics]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[App]:
-    folder = tmp_path_factory.mktemp("readiness")
-    topics = await make_topics()
-    database_url = await create_database(infra.database_url, "apl_readiness")
-    common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "APL_TOPIC_PREFIX": topics.prefix,
-        "APL_AUTH_ISSUER": infra.auth_issuer,
-    }
-    extra: dict[str, dict[str, str]] = {
-        "placements": {
-            "APL_WEB_CLIENT_SECRET": WEB_CLIENT_SECRET,
-            "APL_SESSION_SECRET": secrets.token_urlsafe(32),
-            "APL_ACTION_LINK_SECRET": LINK_SECRET,
-        },
-        "matching": {},
-    }
-    processes = {
-        name: ServiceProcess(
-            name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
-            folder / "logs",
-        )
-        for name in SERVICES
-    }
-    processes["placements"].port = free_port()
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start, 90) for p in processes.values()))
-        app = App(
-            processes["placements"].url, processes["placements"], DevTokens(infra.auth_issuer)
-        )
+    async with placements_and_matching(
+        infra,
+        make_topics,
+        tmp_path_factory.mktemp("readiness"),
+        "apl_readiness",
+        link_secret=LINK_SECRET,
+    ) as app:
         offer = {
             "placement_id": PLACEMENT,
             "company_id": COMPANY,
@@ -102,9 +74,6 @@ async def services(
         }
         await app.api("coordinator", "POST", "/students/batch", {"items": [student]})
         yield app
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()))
-        await drop_database(infra.database_url, database_url)
 
 
 @pytest.fixture(scope="module")

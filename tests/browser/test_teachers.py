@@ -12,9 +12,7 @@ placement for students, P_STUDENT, which a teacher never sees.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,16 +20,12 @@ import pytest
 from playwright.async_api import Page, expect
 
 from shared.contracts.topics import Topics
-from tests.browser.conftest import COMPANY, REGION, WEB_CLIENT_SECRET, App
+from tests.browser.conftest import COMPANY, REGION, App, placements_and_matching
 from tests.support.browser import OpenPage, assert_accessible, sign_in
-from tests.support.databases import create_database, drop_database
-from tests.support.identity import DevTokens
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, free_port
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(420)]
 
-SERVICES = ("placements", "matching")
 TEACHER = "t-000001"  # the dev user `teacher`
 COORDINATOR = "coordinator-se-ab"
 W_FIT, W_LATE, P_STUDENT = "w-browser-fit", "w-browser-late", "p-browser-student"
@@ -60,36 +54,9 @@ async def services(
     make_topics: Callable[[], Awaitable[Topics]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[App]:
-    folder = tmp_path_factory.mktemp("teachers")
-    topics = await make_topics()
-    database_url = await create_database(infra.database_url, "apl_teachers")
-    common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "APL_TOPIC_PREFIX": topics.prefix,
-        "APL_AUTH_ISSUER": infra.auth_issuer,
-    }
-    extra: dict[str, dict[str, str]] = {
-        "placements": {
-            "APL_WEB_CLIENT_SECRET": WEB_CLIENT_SECRET,
-            "APL_SESSION_SECRET": secrets.token_urlsafe(32),
-            "APL_ACTION_LINK_SECRET": secrets.token_urlsafe(32),
-        },
-        "matching": {},
-    }
-    processes = {
-        name: ServiceProcess(
-            name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
-            folder / "logs",
-        )
-        for name in SERVICES
-    }
-    processes["placements"].port = free_port()
-    try:
-        await asyncio.gather(*(asyncio.to_thread(p.start, 90) for p in processes.values()))
-        app = App(
-            processes["placements"].url, processes["placements"], DevTokens(infra.auth_issuer)
-        )
+    async with placements_and_matching(
+        infra, make_topics, tmp_path_factory.mktemp("teachers"), "apl_teachers"
+    ) as app:
         for body in (
             _offer(W_FIT, TITLE_FIT, "2027-03-08", "2027-03-19"),
             _offer(W_LATE, "Recycling line", "2027-04-05", "2027-04-16"),
@@ -109,9 +76,6 @@ async def services(
         }
         await app.api("coordinator", "POST", "/students", teacher)
         yield app
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes.values()))
-        await drop_database(infra.database_url, database_url)
 
 
 @pytest.fixture(scope="module")

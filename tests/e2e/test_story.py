@@ -221,6 +221,26 @@ async def _match_of(api: Api, student: str) -> dict[str, Any] | None:
     return body
 
 
+async def _told(stack: Stack, kind: str, student: str) -> None:
+    """Wait until the notifications service has delivered (or given up on) a notice of `kind`
+    to `student`."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+
+        async def done() -> bool:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM notifications.deliveries WHERE kind = $1 "
+                "AND student_id = $2 AND status IN ('delivered', 'failed')",
+                kind,
+                student,
+            )
+            return bool(found)
+
+        await eventually(done, wait=120, interval=0.3, what=f"{kind} told to {student}")
+    finally:
+        await conn.close()
+
+
 async def _story(stack: Stack) -> dict[str, Any]:
     api = Api(stack)
     await api.post("company", "/v1/placements", _placement("p1", C1, SUP1, "sv"), "p1")
@@ -238,6 +258,10 @@ async def _story(stack: Stack) -> dict[str, Any]:
     assert first["figures"]["placed"] == 2
     s1 = await eventually(lambda: _match_of(api, S1), wait=120, interval=0.3, what="s1 proposed")
     assert (s1["placement_id"], s1["state"]) == ("p1", "proposed")
+
+    # s2's notice tells the vacancies as they are when it is composed: it is sent before s1's
+    # decline frees p1, in every run, so the runs' notices can be compared.
+    await _told(stack, "student_unplaced", S2)
 
     # s1 declines p1; round 2 gives s1 its second choice p2, p1 goes to s2, s3 loses p2.
     await api.post(

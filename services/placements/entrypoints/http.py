@@ -743,41 +743,37 @@ async def round_report(
     return await _report(request, round_id, uow, lang)
 
 
+_FILE_CSV: dict[str, Any] = {"responses": {"200": {"content": {"text/csv": {}}}}}
+_FILE_XLSX: dict[str, Any] = {"responses": {"200": {"content": {reports.XLSX_MEDIA: {}}}}}
+"""The OpenAPI answer of a download route."""
+
+
 @router.get(
     "/rounds/{round_id}/report.csv",
     response_class=Response,
     tags=["reports"],
-    openapi_extra=rule("round-read") | {"responses": {"200": {"content": {"text/csv": {}}}}},
+    openapi_extra=rule("round-read") | _FILE_CSV,
 )
 async def round_report_csv(
     round_id: uuid.UUID, request: Request, uow: UoW, lang: LangQuery = None
 ) -> Response:
     """The report as CSV: one `section,key,figure,value` row per figure."""
     out = await _report(request, round_id, uow, lang)
-    return Response(
-        reports.to_csv(out),
-        media_type=reports.CSV_MEDIA,
-        headers={"Content-Disposition": f'attachment; filename="round-{round_id}.csv"'},
-    )
+    return reports.download(reports.to_csv(out), reports.CSV_MEDIA, f"round-{round_id}.csv")
 
 
 @router.get(
     "/rounds/{round_id}/report.xlsx",
     response_class=Response,
     tags=["reports"],
-    openapi_extra=rule("round-read")
-    | {"responses": {"200": {"content": {reports.XLSX_MEDIA: {}}}}},
+    openapi_extra=rule("round-read") | _FILE_XLSX,
 )
 async def round_report_xlsx(
     round_id: uuid.UUID, request: Request, uow: UoW, lang: LangQuery = None
 ) -> Response:
     """The report as an XLSX workbook: all figures, then the ranks, programmes and priorities."""
     out = await _report(request, round_id, uow, lang)
-    return Response(
-        reports.to_xlsx(out),
-        media_type=reports.XLSX_MEDIA,
-        headers={"Content-Disposition": f'attachment; filename="round-{round_id}.xlsx"'},
-    )
+    return reports.download(reports.to_xlsx(out), reports.XLSX_MEDIA, f"round-{round_id}.xlsx")
 
 
 # -------------------------------------------------------------------------------- regions
@@ -892,8 +888,7 @@ async def competence_gap(
     "/regions/{region}/competence-gap.csv",
     response_class=Response,
     tags=["reports"],
-    openapi_extra=rule("coordinator-region")
-    | {"responses": {"200": {"content": {"text/csv": {}}}}},
+    openapi_extra=rule("coordinator-region") | _FILE_CSV,
 )
 async def competence_gap_csv(
     region: str,
@@ -906,19 +901,14 @@ async def competence_gap_csv(
     """The competence gap as CSV: one `section,key,figure,value` row per figure (a hidden
     count reads `< 5`)."""
     out = await _gap(request, region, uow, term, top, lang)
-    return Response(
-        reports.gap_csv(out),
-        media_type=reports.CSV_MEDIA,
-        headers={"Content-Disposition": f'attachment; filename="{_gap_file(region, out, "csv")}"'},
-    )
+    return reports.download(reports.gap_csv(out), reports.CSV_MEDIA, _gap_file(region, out, "csv"))
 
 
 @router.get(
     "/regions/{region}/competence-gap.xlsx",
     response_class=Response,
     tags=["reports"],
-    openapi_extra=rule("coordinator-region")
-    | {"responses": {"200": {"content": {reports.XLSX_MEDIA: {}}}}},
+    openapi_extra=rule("coordinator-region") | _FILE_XLSX,
 )
 async def competence_gap_xlsx(
     region: str,
@@ -931,10 +921,8 @@ async def competence_gap_xlsx(
     """The competence gap as an XLSX workbook: the biggest gaps in words, a sheet of skills and
     one of programmes (with the empty slots after each round), the rounds, and every figure."""
     out = await _gap(request, region, uow, term, top, lang)
-    return Response(
-        reports.gap_xlsx(out),
-        media_type=reports.XLSX_MEDIA,
-        headers={"Content-Disposition": f'attachment; filename="{_gap_file(region, out, "xlsx")}"'},
+    return reports.download(
+        reports.gap_xlsx(out), reports.XLSX_MEDIA, _gap_file(region, out, "xlsx")
     )
 
 

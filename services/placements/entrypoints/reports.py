@@ -18,6 +18,7 @@ from typing import Literal
 
 import xlsxwriter
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from shared.contracts.vocabulary import Language
 
@@ -28,6 +29,19 @@ from .web.i18n import Words
 
 CSV_MEDIA = "text/csv; charset=utf-8"
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(body: bytes | str, media_type: str, filename: str) -> Response:
+    """A report as a file to save (never cached: reports may name students)."""
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 class GroupOut(BaseModel):

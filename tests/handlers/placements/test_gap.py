@@ -4,22 +4,18 @@ reported as matching reports them (outcome parts, proposals, completion)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain.commands import WithdrawStudent
 from services.placements.domain.errors import Invalid
 from shared.contracts.outcomes import ChoiceNote, RuleFailure, StudentOutcome
-from shared.db import create_pool, migrate
 from tests.handlers.placements.test_handlers import post, register
 from tests.handlers.placements.test_outcomes import REGION, outcome, run_round
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 LACKS_HV = ChoiceNote(
     rank=1,
@@ -144,23 +140,10 @@ class GapContract:
         )
 
 
-class TestInMemory(GapContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
+class TestInMemory(InMemoryTier, GapContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(GapContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
+class TestPostgres(PostgresTier, GapContract):
+    pass

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
+from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork
 from services.placements.domain import links
 from services.placements.domain.audit import AuditQuery
 from services.placements.domain.commands import (
@@ -42,9 +40,8 @@ from services.placements.domain.model import (
 from services.placements.domain.rules import Channel
 from shared.contracts import events as ev
 from shared.contracts.links import new_link
-from shared.db import create_pool, migrate
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 from tests.support.factories import every_event, placement, student
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 
 REGION = "SE-AB"
 CONTACT = Contact("Sara Nieminen", "sara@example.fi", "+358 40 123 4567")
@@ -724,37 +721,12 @@ class PlacementHandlerContract:
         assert (await handlers.action_link_page(unknown, uow)).status == 404
 
 
-class TestInMemory(PlacementHandlerContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        fake: InMemoryPlacementsUnitOfWork = uow
-        return list(fake.published)
+class TestInMemory(InMemoryTier, PlacementHandlerContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(PlacementHandlerContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        postgres: PostgresPlacementsUnitOfWork = uow
-        async with postgres:
-            rows = await postgres.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
-        return [ev.parse_event(r["topic"], bytes(r["payload"])) for r in rows]
-
+class TestPostgres(PostgresTier, PlacementHandlerContract):
     async def test_used_link_ids_are_forgotten_once_their_links_have_expired(
         self, uow: Any
     ) -> None:

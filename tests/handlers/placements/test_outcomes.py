@@ -6,15 +6,13 @@ same cases against the in-memory fake and (marked infra) against real PostgreSQL
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain.audit import AuditQuery
 from services.placements.domain.commands import (
     AnswerMatch,
@@ -41,9 +39,8 @@ from shared.contracts.outcomes import (
     StudentOutcome,
 )
 from shared.contracts.profiles import GeoPoint
-from shared.db import create_pool, migrate
 from tests.handlers.placements.test_handlers import CONTACT, post, register
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 REGION = "SE-AB"
 COORDINATOR = ev.Actor(subject="coord-1", role="coordinator", client="apl-web")
@@ -716,33 +713,10 @@ class OutcomeContract:
             await handlers.student_notice_context("s-2", None, uow)
 
 
-class TestInMemory(OutcomeContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        fake: InMemoryPlacementsUnitOfWork = uow
-        return list(fake.published)
+class TestInMemory(InMemoryTier, OutcomeContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(OutcomeContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        postgres: PostgresPlacementsUnitOfWork = uow
-        async with postgres:
-            rows = await postgres.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
-        return [ev.parse_event(r["topic"], bytes(r["payload"])) for r in rows]
+class TestPostgres(PostgresTier, OutcomeContract):
+    pass

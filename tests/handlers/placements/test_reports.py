@@ -5,14 +5,11 @@ infra) against real PostgreSQL, whose answers are counted in SQL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain.commands import (
     AnswerMatch,
     RequestRound,
@@ -23,10 +20,9 @@ from services.placements.domain.errors import NotFound
 from services.placements.domain.reports import UnplacedQuery, distance_band, distance_km
 from shared.contracts import events as ev
 from shared.contracts.profiles import GeoPoint
-from shared.db import create_pool, migrate
 from tests.handlers.placements.test_handlers import post, register
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 from tests.support.factories import every_event
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 
 HOME = GeoPoint(lat=59.3, lon=18.0)
 FAR = GeoPoint(lat=59.8, lon=18.0)  # half a degree north of HOME: about 56 km
@@ -185,23 +181,10 @@ class ReportContract:
         assert await handlers.region_matches("R3", uow) == []
 
 
-class TestInMemory(ReportContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
+class TestInMemory(InMemoryTier, ReportContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(ReportContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
+class TestPostgres(PostgresTier, ReportContract):
+    pass

@@ -6,15 +6,12 @@ in-memory fake and (marked infra) against real PostgreSQL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain import links
 from services.placements.domain.audit import AuditQuery
 from services.placements.domain.commands import (
@@ -28,9 +25,8 @@ from services.placements.domain.errors import Invalid
 from services.placements.domain.supervisors import NotReady, SupervisorKey
 from shared.contracts import events as ev
 from shared.contracts.links import new_link
-from shared.db import create_pool, migrate
 from tests.handlers.placements.test_handlers import confirmation, post, proposal, register
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 REGION = "SE-AB"
 TODAY = datetime.now(UTC).date()
@@ -389,33 +385,10 @@ class ReadinessContract:
         assert fields(backwards.value) == ["starts_until"]
 
 
-class TestInMemory(ReadinessContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        fake: InMemoryPlacementsUnitOfWork = uow
-        return list(fake.published)
+class TestInMemory(InMemoryTier, ReadinessContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(ReadinessContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        postgres: PostgresPlacementsUnitOfWork = uow
-        async with postgres:
-            rows = await postgres.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
-        return [ev.parse_event(r["topic"], bytes(r["payload"])) for r in rows]
+class TestPostgres(PostgresTier, ReadinessContract):
+    pass

@@ -5,15 +5,12 @@ rankings that never cross kinds, teacher rounds, their outcomes, vacancies and r
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain.commands import (
     AssignMatch,
     ListPlacements,
@@ -28,9 +25,9 @@ from services.placements.domain.errors import Invalid, NotFound
 from shared.contracts import events as ev
 from shared.contracts.outcomes import ChoiceNote, RuleFailure
 from shared.contracts.vocabulary import Participant
-from shared.db import create_pool, migrate
 from tests.handlers.placements.test_handlers import fields, post, register
 from tests.handlers.placements.test_outcomes import completed, outcome, outcomes_events
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 REGION = "SE-AB"
 WEEKS = ("2027-W10", "2027-W11", "2027-W12")
@@ -289,34 +286,10 @@ class TeacherContract:
         assert (target.participant, target.region) == ("teacher", REGION)
 
 
-class TestInMemory(TeacherContract):
-    @pytest.fixture
-    def uow(self) -> Any:
-        from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
-
-        return InMemoryPlacementsUnitOfWork()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        return list(uow.published)
+class TestInMemory(InMemoryTier, TeacherContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(TeacherContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
-
-    async def published(self, uow: Any) -> list[ev.Event]:
-        postgres: PostgresPlacementsUnitOfWork = uow
-        async with postgres:
-            rows = await postgres.conn.fetch("SELECT topic, payload FROM outbox ORDER BY id")
-        return [ev.parse_event(r["topic"], bytes(r["payload"])) for r in rows]
+class TestPostgres(PostgresTier, TeacherContract):
+    pass

@@ -5,19 +5,15 @@ same tests against the in-memory fake and (marked infra) real PostgreSQL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from shared.contracts import events as ev
-from shared.db import create_pool, migrate
 from shared.metrics import METRICS
 from tests.handlers.placements.test_handlers import post
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 
 def counted(event_type: str) -> float:
@@ -61,23 +57,10 @@ class UnknownIdContract:
         )
 
 
-class TestInMemory(UnknownIdContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
+class TestInMemory(InMemoryTier, UnknownIdContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(UnknownIdContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
+class TestPostgres(PostgresTier, UnknownIdContract):
+    pass

@@ -4,21 +4,18 @@ admits it. Against the in-memory fake and (marked infra) real PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from services.placements import handlers
-from services.placements.adapters.postgres import PostgresPlacementsUnitOfWork, init_connection
-from services.placements.bootstrap import MIGRATIONS
 from services.placements.domain.commands import SetCompanyChannel
 from services.placements.domain.errors import Invalid
 from services.placements.domain.rules import Channel
-from shared.db import create_pool, migrate
 from shared.netguard import WebhookGuard
 from tests.handlers.placements.test_handlers import post
-from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
+from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 
 NAMES = {"hr.internal.test": ["10.1.2.3"], "hr.public.test": ["93.184.215.14"]}
 
@@ -64,23 +61,10 @@ class GuardContract:
         assert await self.channel_of(uow, "c-1") == hook
 
 
-class TestInMemory(GuardContract):
-    @pytest.fixture
-    def uow(self) -> InMemoryPlacementsUnitOfWork:
-        return InMemoryPlacementsUnitOfWork()
+class TestInMemory(InMemoryTier, GuardContract):
+    pass
 
 
 @pytest.mark.infra
-class TestPostgres(GuardContract):
-    @pytest.fixture
-    async def uow(
-        self, database_url: str, fresh_schema: str
-    ) -> AsyncIterator[PostgresPlacementsUnitOfWork]:
-        await migrate(database_url, fresh_schema, MIGRATIONS)
-        pool = await create_pool(
-            database_url, fresh_schema, min_size=1, max_size=2, init=init_connection
-        )
-        try:
-            yield PostgresPlacementsUnitOfWork(pool)
-        finally:
-            await pool.close()
+class TestPostgres(PostgresTier, GuardContract):
+    pass

@@ -518,18 +518,6 @@ def _filename(region: str, extension: str) -> str:
     return f"matches-{safe}-{datetime.now(UTC).date().isoformat()}.{extension}"
 
 
-def _download(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
 def _row(m: MatchRecord) -> list[str | int | None]:
     return [
         str(m.match_id),
@@ -583,11 +571,13 @@ def matches_xlsx(matches: Sequence[MatchRecord], region: str) -> bytes:
 async def matches_csv_download(request: Request, region: str, access: Page) -> Response:
     """The region's matches as CSV."""
     matches = await handlers.region_matches(region, _uow(request, access))
-    return _download(matches_csv(matches), "text/csv; charset=utf-8", _filename(region, "csv"))
+    return reports.download(
+        matches_csv(matches), "text/csv; charset=utf-8", _filename(region, "csv")
+    )
 
 
 @router.get("/regions/{region}/matches.xlsx", openapi_extra=rule("coordinator-region"))
 async def matches_xlsx_download(request: Request, region: str, access: Page) -> Response:
     """The region's matches as an Excel workbook."""
     matches = await handlers.region_matches(region, _uow(request, access))
-    return _download(matches_xlsx(matches, region), XLSX, _filename(region, "xlsx"))
+    return reports.download(matches_xlsx(matches, region), XLSX, _filename(region, "xlsx"))

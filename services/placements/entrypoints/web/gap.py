@@ -285,18 +285,6 @@ def _is_term(text: str) -> bool:
     return True
 
 
-def _download(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
 async def _rendered(
     request: Request, access: Access, region: str, term: str | None
 ) -> reports.GapOut:
@@ -315,11 +303,13 @@ def _filename(region: str, out: reports.GapOut, extension: str) -> str:
 async def gap_csv(request: Request, region: str, access: Page, term: TermQuery = None) -> Response:
     """The competence gap as CSV (the API's `competence-gap.csv`, in the page's language)."""
     out = await _rendered(request, access, region, term)
-    return _download(reports.gap_csv(out), reports.CSV_MEDIA, _filename(region, out, "csv"))
+    return reports.download(reports.gap_csv(out), reports.CSV_MEDIA, _filename(region, out, "csv"))
 
 
 @router.get("/regions/{region}/competence-gap.xlsx", openapi_extra=rule("coordinator-region"))
 async def gap_xlsx(request: Request, region: str, access: Page, term: TermQuery = None) -> Response:
     """The competence gap as an Excel workbook (the API's `competence-gap.xlsx`)."""
     out = await _rendered(request, access, region, term)
-    return _download(reports.gap_xlsx(out), reports.XLSX_MEDIA, _filename(region, out, "xlsx"))
+    return reports.download(
+        reports.gap_xlsx(out), reports.XLSX_MEDIA, _filename(region, out, "xlsx")
+    )

@@ -223,30 +223,18 @@ async def _rendered(request: Request, access: Access, round_id: uuid.UUID) -> re
     return reports.render(found, _words(request))
 
 
-def _download(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
 @router.get("/rounds/{round_id}/report.csv", openapi_extra=rule("round-read"))
 async def report_csv(request: Request, round_id: uuid.UUID, access: Page) -> Response:
     """The round's report as CSV (the API's `report.csv`, in the page's language)."""
     out = await _rendered(request, access, round_id)
-    return _download(reports.to_csv(out), reports.CSV_MEDIA, f"round-{round_id}.csv")
+    return reports.download(reports.to_csv(out), reports.CSV_MEDIA, f"round-{round_id}.csv")
 
 
 @router.get("/rounds/{round_id}/report.xlsx", openapi_extra=rule("round-read"))
 async def report_xlsx(request: Request, round_id: uuid.UUID, access: Page) -> Response:
     """The round's report as an Excel workbook (the API's `report.xlsx`)."""
     out = await _rendered(request, access, round_id)
-    return _download(reports.to_xlsx(out), reports.XLSX_MEDIA, f"round-{round_id}.xlsx")
+    return reports.download(reports.to_xlsx(out), reports.XLSX_MEDIA, f"round-{round_id}.xlsx")
 
 
 # ---------------------------------------------------------------------------- side by side

@@ -206,7 +206,7 @@ class PlacementsClient:
                     continue
                 try:
                     found_t[skey] = _settled(scontext, skey[2])
-                except TransientError as exc:
+                except UpstreamUnavailable as exc:
                     found_t[skey] = exc
         return ContextBatch(found_s, found_t)
 
@@ -253,8 +253,9 @@ class _NoBatchRoute(Exception):
 
 def _settled(context: StudentNoticeContext, round_id: uuid.UUID | None) -> StudentNoticeContext:
     """`context`, unless it gives the vacancies after a round the placements service has not
-    applied in full yet: then a transient error (the notice is told on a later attempt, so it
-    never offers a slot the same round gave to another student)."""
+    applied in full yet: then our own service is not ready for the notice (`UpstreamUnavailable`:
+    asked again shortly without using up an attempt, so it never offers a slot the same round
+    gave to another student, and never fails for waiting)."""
     if not context.settled:
-        raise TransientError(f"placements service has not yet applied round {round_id}")
+        raise UpstreamUnavailable(f"placements service has not yet applied round {round_id}")
     return context

@@ -119,13 +119,15 @@ async def test_vacancies_of_a_round_not_yet_applied_are_asked_again() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         placements = PlacementsClient(http, "http://placements", FakeTokenSource())
-        with pytest.raises(TransientError, match=f"not yet applied round {round_id}") as raised:
+        with pytest.raises(
+            UpstreamUnavailable, match=f"not yet applied round {round_id}"
+        ) as raised:
             await placements.fetch_student("s-1", round_id=round_id)
         batch = await placements.fetch_many([], [("s-1", None, round_id)])
-    assert raised.value.transient
+    assert raised.value.upstream  # asked again without using up an attempt
     assert dict(seen[0].url.params) == {"student_id": "s-1", "round_id": str(round_id)}
     assert json.loads(seen[1].content)["students"][0]["round_id"] == str(round_id)
-    with pytest.raises(TransientError, match="not yet applied"):
+    with pytest.raises(UpstreamUnavailable, match="not yet applied"):
         await batch.fetch_student("s-1", None, round_id)
 
 

@@ -9,7 +9,15 @@ with `--direct`, written by the read model's own repository, to reach large roun
 runs the matching service in this process (subscribers, outbox relay, the real engine), and
 prints:
 
-- events per second consumed into the read model (first applied to last applied event);
+- events per second consumed into the read model (first applied to last applied event; the
+  events are published by a process of its own once the service's consumer group is stable,
+  so neither its rebalances nor the publisher's work are in the figure) and,
+  in the same run, the raw-library limit of that path: a plain `AIOKafkaConsumer` per topic reads
+  the same records again (its own group) in batches of the service's size
+  (`APL_MATCHING_CONSUMER_BATCH`), parses each with the contract's `parse_event`, COPYs the same
+  columns into scratch copies of the `students` and `placements` tables in one transaction per
+  batch and commits the batch's offsets (first batch received to last committed); both rates and
+  their ratio (target >= 0.6);
 - for two kinds of round over the same read model, alternating `--repeat` times each after one
   untimed warm-up round (before every round the previous round's matches and outbox rows are
   deleted, so each starts from the same read model and writes all its proposals):
@@ -42,6 +50,7 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -57,14 +66,16 @@ from services.matching.bootstrap import Container, running
 from services.matching.handlers import RoundHooks, RoundReport
 from services.matching.settings import MatchingSettings
 from shared.contracts import events as ev
-from shared.contracts.profiles import PlacementOffer
-from shared.contracts.topics import PARTITIONS, event_key
+from shared.contracts.events import parse_event
+from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.topics import PARTITIONS, PLACEMENTS, STUDENTS, Topics, event_key
 from shared.kafka import delete_topics, ensure_topics, event_headers, make_broker, publish_event
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 
 REGION = "SE-AB"
 TARGET_V2_OVER_V1 = 1.30
+TARGET_INGEST_OVER_RAW = 0.6
 TARGET_LATENCY = {7000: 0.7, 30000: 2.5}
 
 
@@ -125,11 +136,8 @@ async def _count(conn: asyncpg.Connection, schema: str) -> int:
     )
 
 
-async def _ingest(
-    c: Container, conn: asyncpg.Connection, schema: str, inputs: list[ev.Event], feeder: Any
-) -> None:
-    """Through Kafka: publish every input event and wait until the read model has them all."""
-    topics = c.settings.topics
+async def _publish(topics: Topics, inputs: list[ev.Event], feeder: Any) -> None:
+    """Publish every input event (`--publish-prefix`: in a process of its own)."""
     t0 = time.perf_counter()
     pending = [
         await feeder.publish(e.to_json(), topics.name(e.topic), key=e.key(), no_confirm=True)
@@ -137,18 +145,190 @@ async def _ingest(
     ]
     await asyncio.gather(*pending)
     print(f"published {len(inputs)} events in {time.perf_counter() - t0:.2f} s")
+
+
+async def _publish_only(prefix: str, n_students: int, seed: int) -> None:
+    """`--publish-prefix`: the bench's input events (the same data, new event ids), published
+    under `prefix` by this process."""
+    placements, students = _inputs(n_students, seed)
+    feeder = make_broker(ServiceSettings.load().kafka_bootstrap, "bench-feeder")
+    async with feeder:
+        await feeder.connect()
+        await _publish(Topics(prefix), [*placements, *students], feeder)
+
+
+async def _stable_group(admin: AIOKafkaAdminClient, group: str, members: int) -> None:
+    """Wait until the consumer group has `members` members and no rebalance going on."""
+    deadline = time.perf_counter() + 120.0
+    while time.perf_counter() < deadline:
+        for response in await admin.describe_consumer_groups([group]):
+            for g in response.groups:
+                state, joined = g[2], g[5]
+                if state == "Stable" and len(joined) >= members:
+                    return
+        await asyncio.sleep(0.2)
+    raise SystemExit(f"consumer group {group} not stable within 120 s")
+
+
+async def _ingest(
+    c: Container,
+    admin: AIOKafkaAdminClient,
+    database_url: str,
+    schema: str,
+    expected: int,
+    n_students: int,
+    seed: int,
+) -> float:
+    """Through Kafka: once the service's consumers are in a stable group, publish the input
+    events from another process (so the publisher does not share this process's core with the
+    service) and wait until the read model has all `expected`."""
+    await _stable_group(admin, c.settings.group_id, len(c.broker.subscribers))
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.pipeline",
+        "--publish-prefix",
+        c.settings.topics.prefix,
+        "--students",
+        str(n_students),
+        "--seed",
+        str(seed),
+    )
     first_at = last_at = 0.0
     first_seen = seen = 0
-    while seen < len(inputs):
-        seen = await _count(conn, schema)
-        now = time.perf_counter()
-        if seen and not first_at:
-            first_at, first_seen = now, seen
-        if seen:
-            last_at = now
-        await asyncio.sleep(0.05)
+    conn = await asyncpg.connect(database_url)
+    try:
+        while seen < expected:
+            seen = await _count(conn, schema)
+            now = time.perf_counter()
+            if seen and not first_at:
+                first_at, first_seen = now, seen
+            if seen:
+                last_at = now
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+        if await publisher.wait() != 0:
+            raise SystemExit("the publisher process failed")
     rate = (seen - first_seen) / max(last_at - first_at, 1e-9)
     print(f"read model: {seen} events applied; {rate:,.0f} events/s consumed")
+    return rate
+
+
+_RAW_COLUMNS = {
+    "students": ("student_id", "region", "profile", "participant", "profile_json"),
+    "placements": (
+        "placement_id",
+        "region",
+        "company_id",
+        "capacity",
+        "offer",
+        "kind",
+        "offer_json",
+    ),
+}
+
+
+def _raw_row(event: ev.Event) -> tuple[str, tuple[Any, ...]]:
+    """The read-model row of a parsed input event, as the repository writes it."""
+    data = event.data
+    if isinstance(data, PlacementOffer):
+        text = data.model_dump_json()
+        row = (
+            data.placement_id,
+            data.region,
+            data.company_id,
+            data.capacity,
+            text,
+            data.kind,
+            text.encode(),
+        )
+        return "raw_placements", row
+    if isinstance(data, StudentProfile):
+        text = data.model_dump_json()
+        return "raw_students", (
+            data.student_id,
+            data.region,
+            text,
+            data.participant,
+            text.encode(),
+        )
+    raise TypeError(f"not a bench input: {event.type}")
+
+
+async def _raw_ingest_topic(
+    settings: MatchingSettings, database_url: str, schema: str, topic: str, expected: int
+) -> tuple[float, float, int]:
+    """One topic's records again with the raw libraries; (first batch, last commit, records)."""
+    topics = settings.topics
+    consumer = AIOKafkaConsumer(
+        topics.name(topic),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{topics.prefix}raw-ingest",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=settings.consumer_batch,
+    )
+    conn = await asyncpg.connect(database_url)
+    await consumer.start()
+    first = last = 0.0
+    done = 0
+    try:
+        while done < expected:
+            got = await consumer.getmany(timeout_ms=200, max_records=settings.consumer_batch)
+            records = [r for rs in got.values() for r in rs]
+            if not records:
+                continue
+            if not first:
+                first = time.perf_counter()
+            rows: dict[str, list[tuple[Any, ...]]] = {"raw_students": [], "raw_placements": []}
+            for r in records:
+                table, row = _raw_row(parse_event(topic, r.value or b""))
+                rows[table].append(row)
+            async with conn.transaction():
+                for table, batch in rows.items():
+                    if batch:
+                        await conn.copy_records_to_table(
+                            table,
+                            schema_name=schema,
+                            columns=_RAW_COLUMNS[table.removeprefix("raw_")],
+                            records=batch,
+                        )
+            await consumer.commit()
+            done += len(records)
+            last = time.perf_counter()
+    finally:
+        await consumer.stop()
+        await conn.close()
+    return first, last, done
+
+
+async def _raw_ingest(
+    settings: MatchingSettings,
+    conn: asyncpg.Connection,
+    database_url: str,
+    schema: str,
+    placements: int,
+    students: int,
+) -> float:
+    """The raw-library limit of the ingest path (see the module); its events per second."""
+    for table in ("students", "placements"):
+        # the bench's own generated schema name (bench_ and hex digits)
+        await conn.execute(
+            f"CREATE TABLE {schema}.raw_{table} (LIKE {schema}.{table} INCLUDING ALL)"
+        )
+    ends = await asyncio.gather(
+        _raw_ingest_topic(settings, database_url, schema, PLACEMENTS, placements),
+        _raw_ingest_topic(settings, database_url, schema, STUDENTS, students),
+    )
+    first, last = min(e[0] for e in ends), max(e[1] for e in ends)
+    n = sum(e[2] for e in ends)
+    rate = n / max(last - first, 1e-9)
+    print(
+        f"raw limit of ingest: {n} events in batches of {settings.consumer_batch}, one "
+        f"transaction each (asyncpg COPY, offsets committed); {rate:,.0f} events/s"
+    )
+    return rate
 
 
 async def _direct(c: Container, placements: list[ev.Event], students: list[ev.Event]) -> None:
@@ -381,7 +561,17 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
                 if direct:
                     await _direct(c, placements, students)
                 else:
-                    await _ingest(c, conn, schema, [*placements, *students], feeder)
+                    n_inputs = len(placements) + len(students)
+                    rate = await _ingest(c, admin, database_url, schema, n_inputs, n_students, seed)
+                    limit = await _raw_ingest(
+                        settings, conn, database_url, schema, len(placements), len(students)
+                    )
+                    ratio = rate / limit
+                    verdict = "met" if ratio >= TARGET_INGEST_OVER_RAW else "not met"
+                    print(
+                        f"ingest / raw limit: {rate:,.0f} / {limit:,.0f} events/s = {ratio:.2f} "
+                        f"(target >= {TARGET_INGEST_OVER_RAW}: {verdict})"
+                    )
                 consumer = AIOKafkaConsumer(
                     topics.rounds, bootstrap_servers=bootstrap, auto_offset_reset="latest"
                 )
@@ -420,7 +610,11 @@ def main() -> None:
     parser.add_argument(
         "--direct", action="store_true", help="write the read model directly, not through Kafka"
     )
+    parser.add_argument("--publish-prefix", help=argparse.SUPPRESS)  # the ingest's publisher
     args = parser.parse_args()
+    if args.publish_prefix is not None:
+        asyncio.run(_publish_only(args.publish_prefix, args.students, args.seed))
+        return
     asyncio.run(run(args.students, args.seed, args.repeat, direct=args.direct))
 
 

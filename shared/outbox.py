@@ -26,7 +26,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,16 +135,31 @@ async def published_count(conn: Connection, key: str, topics: Iterable[str]) -> 
 
 async def claim(conn: Connection, event: Event) -> bool:
     """Record a consumed event in the inbox; False if it was applied before (a duplicate)."""
+    return (await claim_all(conn, [event]))[0]
+
+
+async def claim_all(conn: Connection, events: Sequence[Event]) -> list[bool]:
+    """Record consumed events in the inbox in one statement; for each, False if it was applied
+    before (a duplicate), also when an earlier event of `events` has the same id."""
     if not conn.is_in_transaction():
         raise RuntimeError("claim must run inside the transaction that applies the event")
-    inserted = await conn.fetchval(
-        "INSERT INTO inbox (event_id, topic, event_type) VALUES ($1, $2, $3) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING true",
-        event.event_id,
-        event.topic,
-        event.type,
+    first: dict[Any, Event] = {}
+    for event in events:
+        first.setdefault(event.event_id, event)
+    rows = await conn.fetch(
+        "INSERT INTO inbox (event_id, topic, event_type) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        list(first),
+        [e.topic for e in first.values()],
+        [e.type for e in first.values()],
     )
-    return bool(inserted)
+    fresh = {r["event_id"] for r in rows}
+    claims: list[bool] = []
+    for event in events:
+        claims.append(event.event_id in fresh)
+        fresh.discard(event.event_id)  # a second copy in the same batch is a duplicate
+    return claims
 
 
 @dataclass

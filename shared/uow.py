@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self
@@ -32,7 +32,7 @@ import asyncpg
 from shared.contracts.events import Actor, Event
 from shared.db import Connection
 from shared.metrics import claimed
-from shared.outbox import claim, enqueue
+from shared.outbox import claim_all, enqueue
 from shared.serialised import Serialised, as_models
 
 
@@ -120,9 +120,14 @@ class PostgresUnitOfWork:
             await self._pool.release(conn)
 
     async def claim(self, event: Event) -> bool:
-        fresh = await claim(self.conn, event)
-        claimed(event.topic, event.type, fresh=fresh)
-        return fresh
+        return (await self.claim_all([event]))[0]
+
+    async def claim_all(self, events: Sequence[Event]) -> list[bool]:
+        """`claim` for many events in one statement (a second copy of an id: a duplicate)."""
+        claims = await claim_all(self.conn, events)
+        for event, fresh in zip(events, claims, strict=True):
+            claimed(event.topic, event.type, fresh=fresh)
+        return claims
 
     async def publish(self, events: Iterable[Event | Serialised]) -> None:
         await enqueue(self.conn, stamped(events, self.actor))
@@ -169,10 +174,16 @@ class InMemoryUnitOfWork:
         self._pending = []
 
     async def claim(self, event: Event) -> bool:
-        fresh = event.event_id not in self.inbox
-        self.inbox.add(event.event_id)
-        claimed(event.topic, event.type, fresh=fresh)
-        return fresh
+        return (await self.claim_all([event]))[0]
+
+    async def claim_all(self, events: Sequence[Event]) -> list[bool]:
+        claims: list[bool] = []
+        for event in events:
+            fresh = event.event_id not in self.inbox
+            self.inbox.add(event.event_id)
+            claimed(event.topic, event.type, fresh=fresh)
+            claims.append(fresh)
+        return claims
 
     async def publish(self, events: Iterable[Event | Serialised]) -> None:
         if self._snapshot is None:

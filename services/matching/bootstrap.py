@@ -114,7 +114,11 @@ def build(
             outcomes=c.outcomes,
         )
 
-    event_policy = runtime.policy(settings, broker, on_dead_letter=on_dead_letter)
+    # whole_batches: a poll of placement or student events in one call (one transaction); the
+    # matches and rounds subscribers take one record at a time, which it does not change.
+    event_policy = runtime.policy(
+        settings, broker, on_dead_letter=on_dead_letter, whole_batches=True
+    )
     c = Container(
         settings=settings,
         pool=pool,

@@ -1,10 +1,12 @@
 """Handlers: what the matching service does with each event, over a unit of work.
 
-Every input handler applies one event in one transaction (`async with uow:`): the inbox claim (so
-a redelivered event does nothing), the change to the read model, and the events it causes,
-written to the outbox. Input handlers return the regions whose matching input changed, for
-automatic mode. A requested round runs several transactions (it first waits for the inputs its
-request counts), so it takes a unit-of-work factory.
+Every input handler applies its input in one transaction (`async with uow:`): the inbox claim
+(so a redelivered event does nothing), the change to the read model, and the events it causes,
+written to the outbox. Placement and student events come in batches (`apply_input_events`: a
+poll's records in one transaction; one event is a batch of one). Input handlers return the
+regions whose matching input changed, for automatic mode. A requested round runs several
+transactions (it first waits for the inputs its request counts), so it takes a unit-of-work
+factory.
 
 A round publishes, in its one transaction and in this order: its MatchCancelled, its
 MatchProposed, every student's outcome (`MatchingRoundOutcomes`, parts of at most
@@ -42,6 +44,7 @@ from services.matching.round_events import ProposedEvents
 from services.matching.wakeup import InputSignals
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
+from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.vocabulary import Participant
 from shared.metrics import METRICS, unknown_id
 from shared.serialised import Serialised
@@ -142,7 +145,8 @@ async def _claim_input(uow: MatchingUnitOfWork, event: ev.Event) -> bool:
 
 
 async def _track(uow: MatchingUnitOfWork, regions: Iterable[str], automatic: Automatic) -> None:
-    """Record input changes of the regions in automatic mode (the others need no bookkeeping)."""
+    """Record input changes of the regions in automatic mode (the others need no bookkeeping);
+    a region named n times (by n events of a batch) is bumped n times."""
     await uow.regions.mark_changed([r for r in regions if automatic(r)])
 
 
@@ -154,28 +158,64 @@ async def _announce(
     return {m.region for m in closed}
 
 
-async def apply_placement_event(
-    event: ev.PlacementPosted | ev.PlacementUpdated | ev.PlacementWithdrawn,
-    uow: MatchingUnitOfWork,
-    *,
-    automatic: Automatic = _never,
-    any_automatic: bool = False,
-) -> set[str]:
-    """PlacementPosted / PlacementUpdated / PlacementWithdrawn into the read model.
+PlacementInput = ev.PlacementPosted | ev.PlacementUpdated | ev.PlacementWithdrawn
+StudentInput = ev.StudentRegistered | ev.StudentPreferencesUpdated | ev.StudentWithdrawn
+ReadModelInput = PlacementInput | StudentInput
 
-    A withdrawal cancels the placement's standing matches at once. Returns the regions whose
-    input changed: the placement's, and (only when some region is in automatic mode) the regions
-    whose students rank it.
+
+class _InputBatch:
+    """The read-model changes of a batch of placement and student events, in one transaction.
+
+    Events are applied in their order with the rules of one event at a time; only the upserts
+    wait, one statement per table, until something reads or changes what they would write (a
+    withdrawal, which regions rank a placement) or the batch ends: an id upserted twice keeps
+    the last, as one event after the other would.
     """
-    async with uow:
-        if not await _claim_input(uow, event):
-            return set()
-        pid = event.data.placement_id
-        await uow.placements.lock([pid])
+
+    def __init__(self, uow: MatchingUnitOfWork, *, any_automatic: bool) -> None:
+        self.uow = uow
+        self.any_automatic = any_automatic
+        self.offers: dict[str, PlacementOffer] = {}
+        self.profiles: dict[str, StudentProfile] = {}
+        self.region_of: dict[str, str] = {}
+        """Each student's region before the event at hand (the read model's, then the batch's)."""
+
+    async def lock(self, events: Sequence[ReadModelInput]) -> None:
+        """The locks one event at a time would take, each kind in one sorted sweep: the regions
+        of the student events and the regions those students are in, then the placements."""
+        students = [e for e in events if isinstance(e, StudentInput)]
+        if students:
+            regions = {e.region for e in students}
+            await self.uow.regions.lock_all(regions)
+            self.region_of = await self.uow.students.regions_of(e.data.student_id for e in students)
+            await self.uow.regions.lock_all(set(self.region_of.values()) - regions)
+        placements = [e.data.placement_id for e in events if isinstance(e, PlacementInput)]
+        if placements:
+            await self.uow.placements.lock(placements)
+
+    async def flush_students(self) -> None:
+        await self.uow.students.upsert_all(self.profiles.values())
+        self.profiles.clear()
+
+    async def flush(self) -> None:
+        await self.uow.placements.upsert_all(self.offers.values())
+        self.offers.clear()
+        await self.flush_students()
+
+    async def apply(self, event: ReadModelInput) -> set[str]:
+        """Apply one event; the regions whose input it changed."""
+        if isinstance(event, PlacementInput):
+            return await self._placement(event)
+        return await self._student(event)
+
+    async def _placement(self, event: PlacementInput) -> set[str]:
+        uow, pid = self.uow, event.data.placement_id
         changed = {event.region}
-        if any_automatic:
+        if self.any_automatic:
+            await self.flush_students()
             changed |= set(await uow.placements.regions_ranking(pid))
         if isinstance(event, ev.PlacementWithdrawn):
+            await self.flush()
             if not await uow.placements.withdraw(pid, event.region):
                 unknown_id(event.topic, event.type, "placement_id", pid)
                 return set()  # no tombstone: nothing of it is here, nothing changed
@@ -183,32 +223,17 @@ async def apply_placement_event(
             closed = await uow.matches.cancel_standing_of_placement(pid, reason)
             changed |= await _announce(uow, closed, reason)
         else:
-            await uow.placements.upsert(event.data)
-        await _track(uow, changed, automatic)
-    return changed
+            self.offers[pid] = event.data
+        return changed
 
-
-async def apply_student_event(
-    event: ev.StudentRegistered | ev.StudentPreferencesUpdated | ev.StudentWithdrawn,
-    uow: MatchingUnitOfWork,
-    *,
-    automatic: Automatic = _never,
-) -> set[str]:
-    """StudentRegistered / StudentPreferencesUpdated / StudentWithdrawn into the read model.
-
-    A withdrawal cancels the student's standing match at once. A student who moved changes the
-    input of both regions (both are locked).
-    """
-    async with uow:
-        if not await _claim_input(uow, event):
-            return set()
-        sid = event.data.student_id
-        before = await uow.students.lock_region_and_find(event.region, sid)
+    async def _student(self, event: StudentInput) -> set[str]:
+        uow, sid = self.uow, event.data.student_id
+        before = self.region_of.get(sid)
         changed = {event.region}
-        if before is not None and before != event.region:  # moved: lock its old region too
-            await uow.regions.lock(before)
+        if before is not None and before != event.region:  # moved: its old region changed too
             changed.add(before)
         if isinstance(event, ev.StudentWithdrawn):
+            await self.flush()
             if not await uow.students.withdraw(sid, event.region):
                 unknown_id(event.topic, event.type, "student_id", sid)
                 return set()  # no tombstone: nothing of them is here, nothing changed
@@ -216,9 +241,72 @@ async def apply_student_event(
             closed = await uow.matches.cancel_standing_of_student(sid, reason)
             changed |= await _announce(uow, closed, reason)
         else:
-            await uow.students.upsert(event.data)
-        await _track(uow, changed, automatic)
-    return changed
+            self.profiles[sid] = event.data
+            self.region_of[sid] = event.data.region
+        return changed
+
+
+async def apply_input_events(
+    events: Sequence[ReadModelInput],
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+    any_automatic: bool = False,
+) -> set[str]:
+    """Placement and student events (a poll's batch) into the read model, in ONE transaction.
+
+    As if applied one after the other in their order (`apply_placement_event`,
+    `apply_student_event`): one inbox claim for all (an event claimed before, or twice in the
+    batch, is applied once), the locks in one sorted sweep, the upserts in one statement per
+    table, each (producer, region) counter in `inputs_applied` updated once. A withdrawal
+    cancels the standing matches at once. Returns the regions whose input changed.
+    """
+    async with uow:
+        claims = await uow.claim_all(events)
+        fresh = [e for e, new in zip(events, claims, strict=True) if new]
+        if not fresh:
+            return set()
+        await uow.inputs.count_applied_all([(e.event_id, e.producer, e.region) for e in fresh])
+        batch = _InputBatch(uow, any_automatic=any_automatic)
+        await batch.lock(fresh)
+        changes: list[str] = []  # each region once for every event that changed it
+        for event in fresh:
+            changes += sorted(await batch.apply(event))
+        await batch.flush()
+        await _track(uow, changes, automatic)
+    return set(changes)
+
+
+async def apply_placement_event(
+    event: PlacementInput,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+    any_automatic: bool = False,
+) -> set[str]:
+    """PlacementPosted / PlacementUpdated / PlacementWithdrawn into the read model (a batch of
+    one: `apply_input_events`).
+
+    A withdrawal cancels the placement's standing matches at once. Returns the regions whose
+    input changed: the placement's, and (only when some region is in automatic mode) the regions
+    whose students rank it.
+    """
+    return await apply_input_events([event], uow, automatic=automatic, any_automatic=any_automatic)
+
+
+async def apply_student_event(
+    event: StudentInput,
+    uow: MatchingUnitOfWork,
+    *,
+    automatic: Automatic = _never,
+) -> set[str]:
+    """StudentRegistered / StudentPreferencesUpdated / StudentWithdrawn into the read model (a
+    batch of one: `apply_input_events`).
+
+    A withdrawal cancels the student's standing match at once. A student who moved changes the
+    input of both regions (both are locked).
+    """
+    return await apply_input_events([event], uow, automatic=automatic)
 
 
 async def record_dead_input(event: ev.Event, uow: MatchingUnitOfWork) -> None:

@@ -19,10 +19,11 @@ reads stays as it read it until the round commits.
 
 from __future__ import annotations
 
+import collections
 import json
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 
 from services.matching.domain.model import (
     Cancellation,
@@ -34,6 +35,7 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import capacity_left
+from shared.contracts.events import Event
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.vocabulary import Participant, Party
 from shared.db import Connection
@@ -49,8 +51,13 @@ class Regions(Protocol):
         """Hold the region's lock until the transaction ends."""
         ...
 
+    async def lock_all(self, regions: Iterable[str]) -> None:
+        """Hold the regions' locks until the transaction ends (one sorted sweep)."""
+        ...
+
     async def mark_changed(self, regions: Iterable[str]) -> None:
-        """Bump the input version of regions whose problem changed (automatic mode reads it)."""
+        """Bump the input version of regions whose problem changed (automatic mode reads it),
+        once for each time a region is named (a batch names it once per event it changed)."""
         ...
 
     async def changed(self) -> list[str]:
@@ -69,6 +76,10 @@ class Placements(Protocol):
 
     async def upsert(self, offer: PlacementOffer) -> None:
         """Store the offer as published; a re-posted withdrawn placement is live again."""
+        ...
+
+    async def upsert_all(self, offers: Iterable[PlacementOffer]) -> None:
+        """`upsert` of each offer in one statement (of one placement named twice, the last)."""
         ...
 
     async def withdraw(self, placement_id: str, region: str) -> bool:
@@ -90,8 +101,16 @@ class Students(Protocol):
         """Lock `region` and return the region the student had before (None if new)."""
         ...
 
+    async def regions_of(self, student_ids: Iterable[str]) -> dict[str, str]:
+        """The region each known student is in (unknown ones are left out)."""
+        ...
+
     async def upsert(self, profile: StudentProfile) -> None:
         """Store the profile as published; a re-registered withdrawn student is live again."""
+        ...
+
+    async def upsert_all(self, profiles: Iterable[StudentProfile]) -> None:
+        """`upsert` of each profile in one statement (of one student named twice, the last)."""
         ...
 
     async def withdraw(self, student_id: str, region: str) -> bool:
@@ -193,6 +212,11 @@ class Inputs(Protocol):
         before and now replayed is no longer counted as dead-lettered."""
         ...
 
+    async def count_applied_all(self, applied: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        """`count_applied` of each (event id, producer, region), in one statement: each
+        (producer, region) counter is updated once."""
+        ...
+
     async def record_dead(self, event_id: uuid.UUID, producer: str, region: str) -> None:
         """An input event was dead-lettered: rounds stop waiting for it (idempotent)."""
         ...
@@ -204,6 +228,11 @@ class Inputs(Protocol):
 
 class MatchingUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the read model, with the inbox and the outbox."""
+
+    async def claim_all(self, events: Sequence[Event]) -> list[bool]:
+        """Claim events in the inbox at once: for each, False if it was applied before (or an
+        earlier event of `events` has its id)."""
+        ...
 
     @property
     def regions(self) -> Regions: ...
@@ -222,6 +251,7 @@ class MatchingUnitOfWork(UnitOfWork, Protocol):
 # ----------------------------------------------------------------------------- PostgreSQL
 
 STANDING = ("proposed", "confirmed")
+_Stored = TypeVar("_Stored", PlacementOffer, StudentProfile)
 _REGION_LOCK = 1
 _PLACEMENT_LOCK = 2
 # The columns `_standing` reads, a fixed list interpolated into the statements below.
@@ -263,13 +293,32 @@ def _standing(row: Any) -> Standing:
     )
 
 
-async def _lock_placements(conn: Connection, placement_ids: Iterable[str]) -> None:
+def _last_of_each(
+    models: Iterable[_Stored], key: Callable[[_Stored], str]
+) -> tuple[list[_Stored], list[str]]:
+    """Of the models with the same id the last (what one upsert after the other leaves), in id
+    order (so concurrent writers lock rows in one order), and their JSON: kept twice, as jsonb
+    to query and as its bytes for rounds."""
+    last = {key(m): m for m in models}
+    rows = [last[k] for k in sorted(last)]
+    return rows, [m.model_dump_json() for m in rows]
+
+
+async def _lock_all(conn: Connection, kind: int, names: Iterable[str]) -> None:
+    """Advisory locks of one kind (region or placement), taken in one sorted sweep."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return
     await conn.execute(
         "SELECT count(pg_advisory_xact_lock($1, k)) FROM "
         "(SELECT DISTINCT hashtext(p) AS k FROM unnest($2::text[]) AS p ORDER BY 1) AS keys",
-        _PLACEMENT_LOCK,
-        sorted(set(placement_ids)),
+        kind,
+        wanted,
     )
+
+
+async def _lock_placements(conn: Connection, placement_ids: Iterable[str]) -> None:
+    await _lock_all(conn, _PLACEMENT_LOCK, placement_ids)
 
 
 class PostgresRegions:
@@ -281,14 +330,23 @@ class PostgresRegions:
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", _REGION_LOCK, region
         )
 
+    async def lock_all(self, regions: Iterable[str]) -> None:
+        await _lock_all(self.conn, _REGION_LOCK, regions)
+
     async def mark_changed(self, regions: Iterable[str]) -> None:
-        for region in sorted(set(regions)):
-            await self.conn.execute(
-                "INSERT INTO region_state (region, input_version) VALUES ($1, 1) "
-                "ON CONFLICT (region) DO UPDATE "
-                "SET input_version = region_state.input_version + 1, changed_at = now()",
-                region,
-            )
+        bumps = collections.Counter(regions)
+        if not bumps:
+            return
+        named = sorted(bumps)
+        await self.conn.execute(
+            "INSERT INTO region_state (region, input_version) "
+            "SELECT * FROM unnest($1::text[], $2::bigint[]) "
+            "ON CONFLICT (region) DO UPDATE "
+            "SET input_version = region_state.input_version + excluded.input_version, "
+            "changed_at = now()",
+            named,
+            [bumps[r] for r in named],
+        )
 
     async def changed(self) -> list[str]:
         rows = await self.conn.fetch(
@@ -311,20 +369,27 @@ class PostgresPlacements:
         await _lock_placements(self.conn, placement_ids)
 
     async def upsert(self, offer: PlacementOffer) -> None:
-        text = offer.model_dump_json()  # kept twice: jsonb to query, its bytes for rounds
+        await self.upsert_all([offer])
+
+    async def upsert_all(self, offers: Iterable[PlacementOffer]) -> None:
+        rows, texts = _last_of_each(offers, lambda o: o.placement_id)
+        if not rows:
+            return
         await self.conn.execute(
             "INSERT INTO placements (placement_id, region, company_id, capacity, offer, kind, "
-            "offer_json) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-            "ON CONFLICT (placement_id) DO UPDATE SET region = $2, company_id = $3, "
-            "capacity = $4, offer = $5, kind = $6, offer_json = $7, withdrawn = false, "
-            "updated_at = now()",
-            offer.placement_id,
-            offer.region,
-            offer.company_id,
-            offer.capacity,
-            text,
-            offer.kind,
-            text.encode(),
+            "offer_json) SELECT p, r, c, n, o::jsonb, k, j FROM unnest($1::text[], $2::text[], "
+            "$3::text[], $4::integer[], $5::text[], $6::text[], $7::bytea[]) AS t(p, r, c, n, o, "
+            "k, j) ON CONFLICT (placement_id) DO UPDATE SET region = excluded.region, "
+            "company_id = excluded.company_id, capacity = excluded.capacity, "
+            "offer = excluded.offer, kind = excluded.kind, offer_json = excluded.offer_json, "
+            "withdrawn = false, updated_at = now()",
+            [o.placement_id for o in rows],
+            [o.region for o in rows],
+            [o.company_id for o in rows],
+            [o.capacity for o in rows],
+            texts,
+            [o.kind for o in rows],
+            [t.encode() for t in texts],
         )
 
     async def withdraw(self, placement_id: str, region: str) -> bool:
@@ -367,18 +432,34 @@ class PostgresStudents:
         before: str | None = row["before"]
         return before
 
+    async def regions_of(self, student_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(student_ids))
+        if not ids:
+            return {}
+        rows = await self.conn.fetch(
+            "SELECT student_id, region FROM students WHERE student_id = ANY($1::text[])", ids
+        )
+        return {r["student_id"]: r["region"] for r in rows}
+
     async def upsert(self, profile: StudentProfile) -> None:
-        text = profile.model_dump_json()  # kept twice: jsonb to query, its bytes for rounds
+        await self.upsert_all([profile])
+
+    async def upsert_all(self, profiles: Iterable[StudentProfile]) -> None:
+        rows, texts = _last_of_each(profiles, lambda p: p.student_id)
+        if not rows:
+            return
         await self.conn.execute(
             "INSERT INTO students (student_id, region, profile, participant, profile_json) "
-            "VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (student_id) DO UPDATE SET region = $2, profile = $3, participant = $4, "
-            "profile_json = $5, withdrawn = false, updated_at = now()",
-            profile.student_id,
-            profile.region,
-            text,
-            profile.participant,
-            text.encode(),
+            "SELECT s, r, p::jsonb, k, j FROM unnest($1::text[], $2::text[], $3::text[], "
+            "$4::text[], $5::bytea[]) AS t(s, r, p, k, j) "
+            "ON CONFLICT (student_id) DO UPDATE SET region = excluded.region, "
+            "profile = excluded.profile, participant = excluded.participant, "
+            "profile_json = excluded.profile_json, withdrawn = false, updated_at = now()",
+            [p.student_id for p in rows],
+            [p.region for p in rows],
+            texts,
+            [p.participant for p in rows],
+            [t.encode() for t in texts],
         )
 
     async def withdraw(self, student_id: str, region: str) -> bool:
@@ -676,14 +757,24 @@ class PostgresInputs:
         self.conn = conn
 
     async def count_applied(self, event_id: uuid.UUID, producer: str, region: str) -> None:
-        # One statement, so every input event pays one round trip for it.
+        await self.count_applied_all([(event_id, producer, region)])
+
+    async def count_applied_all(self, applied: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        counts = collections.Counter((producer, region) for _, producer, region in applied)
+        if not counts:
+            return
+        keys = sorted(counts)
+        # One statement per batch: each (producer, region) row is updated once.
         await self.conn.execute(
-            "WITH replayed AS (DELETE FROM inputs_dead_lettered WHERE event_id = $3) "
-            "INSERT INTO inputs_applied (producer, region, events) VALUES ($1, $2, 1) "
-            "ON CONFLICT (producer, region) DO UPDATE SET events = inputs_applied.events + 1",
-            producer,
-            region,
-            event_id,
+            "WITH replayed AS (DELETE FROM inputs_dead_lettered WHERE event_id = ANY($4::uuid[])) "
+            "INSERT INTO inputs_applied (producer, region, events) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+            "ON CONFLICT (producer, region) DO UPDATE "
+            "SET events = inputs_applied.events + excluded.events",
+            [p for p, _ in keys],
+            [r for _, r in keys],
+            [counts[k] for k in keys],
+            [event_id for event_id, _, _ in applied],
         )
 
     async def record_dead(self, event_id: uuid.UUID, producer: str, region: str) -> None:

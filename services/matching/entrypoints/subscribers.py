@@ -1,11 +1,13 @@
 """FastStream subscribers: each declares its topic's payload type and calls one handler.
 
 Decoding, retries and dead letters are the container's `EventPolicy` (the router's middleware and
-the subscribers' decoder). Placement and student events arrive in batches so the offset is
-committed once per batch (a commit per message costs more than applying the event); each record
-still has its own transaction, inbox claim, retries and dead letter. Match responses are consumed
-one at a time. After each input event (placement, student, response, override) the container's
-`InputSignals` hear of it, so a round waiting for it wakes (services/matching/wakeup.py).
+the subscribers' decoder). Placement and student events arrive in batches, one offset commit and
+(the policy's `whole_batches`) one call of `handlers.apply_input_events`, so one transaction, per
+poll; if a record breaks the contract or the batch fails otherwise than transiently, the policy
+runs the batch again one record at a time (each its own transaction, retries and dead letter).
+Match responses are consumed one at a time. After input events (placement, student, response,
+override) are committed the container's `InputSignals` hear of their producers and regions, so a
+round waiting for them wakes (services/matching/wakeup.py).
 
 Round requests have their own router (`rounds_router`): its middleware hands every record of the
 rounds topic to the container's `RoundRequests` (services/matching/round_requests.py), which runs
@@ -15,6 +17,7 @@ offsets itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from faststream import AckPolicy
@@ -37,6 +40,13 @@ def router(c: Container) -> KafkaRouter:
     decode = c.policy.decode
     r = runtime.router(c.policy)
 
+    def applied(events: Sequence[ev.Event], changed: set[str]) -> None:
+        """After a batch committed: wake the rounds waiting on its (producer, region)s once
+        each, and (re)start the automatic rounds of the regions it changed."""
+        for producer, region in dict.fromkeys((e.producer, e.region) for e in events):
+            c.signals.applied(producer, region)
+        c.auto.touch(changed)
+
     @r.subscriber(
         topics.placements,
         decoder=decode,
@@ -47,12 +57,10 @@ def router(c: Container) -> KafkaRouter:
         **options,
     )
     async def on_placements(events: list[ev.PlacementEvent]) -> None:
-        for event in events:
-            changed = await handlers.apply_placement_event(
-                event, c.uow(), automatic=s.is_automatic, any_automatic=s.any_automatic
-            )
-            c.signals.applied(event.producer, event.region)
-            c.auto.touch(changed)
+        changed = await handlers.apply_input_events(
+            events, c.uow(), automatic=s.is_automatic, any_automatic=s.any_automatic
+        )
+        applied(events, changed)
 
     @r.subscriber(
         topics.students,
@@ -66,10 +74,8 @@ def router(c: Container) -> KafkaRouter:
         **options,
     )
     async def on_students(events: list[ev.StudentEvent]) -> None:
-        for event in events:
-            changed = await handlers.apply_student_event(event, c.uow(), automatic=s.is_automatic)
-            c.signals.applied(event.producer, event.region)
-            c.auto.touch(changed)
+        changed = await handlers.apply_input_events(events, c.uow(), automatic=s.is_automatic)
+        applied(events, changed)
 
     @r.subscriber(
         topics.matches,

@@ -8,11 +8,14 @@ Rounds use a trivial deterministic solver double.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.matching import handlers
 from services.matching.adapters.repository import MatchingUnitOfWork, PostgresMatchingUnitOfWork
@@ -112,6 +115,62 @@ def reasons(events: list[ev.Event]) -> list[tuple[str, str]]:
     return [(c.data.student_id, c.data.reason) for c in of(events, ev.MatchCancelled)]
 
 
+# ------------------------------------------------------------------- batches of input events
+# A mix of placement and student events over a few ids and two regions, as abstract operations;
+# `_events` makes them the events of one namespace (ids and regions prefixed), so a batch and
+# the same events one at a time can be applied side by side in one read model and compared.
+Op = tuple[Any, ...]
+_PIDS, _SIDS, _REGIONS = range(4), range(4), ("A", "B")  # p-2, p-3 and s-3 are new
+_prefs = st.lists(st.sampled_from(_PIDS), max_size=3, unique=True).map(tuple)
+_region = st.sampled_from(_REGIONS)
+_OPS = st.one_of(
+    st.tuples(st.sampled_from(["post", "update"]), st.sampled_from(_PIDS), st.integers(1, 2)),
+    st.tuples(st.just("placement_withdrawn"), st.sampled_from(_PIDS)),
+    st.tuples(st.sampled_from(["register", "prefer"]), st.sampled_from(_SIDS), _prefs, _region),
+    st.tuples(st.just("student_withdrawn"), st.sampled_from(_SIDS), _region),
+    st.tuples(st.just("again"), st.integers(0, 40)),  # an earlier event of the mix, redelivered
+)
+_NAMESPACES = itertools.count()
+_SETUP: list[Op] = [
+    ("post", 0, 1),
+    ("post", 1, 2),
+    ("register", 0, (0, 1), "A"),
+    ("register", 1, (0,), "A"),
+    ("register", 2, (1,), "B"),
+]
+
+
+def _events(ops: Sequence[Op], ns: str) -> list[ev.Event]:
+    """The input events of `ops` in namespace `ns` (placements live in region A)."""
+    made: list[ev.Event] = []
+    for op in ops:
+        kind = op[0]
+        if kind == "again":
+            if made:
+                made.append(made[op[1] % len(made)])
+            continue
+        if kind in ("post", "update"):
+            offer = placement(f"{ns}p{op[1]}", region=f"{ns}A", capacity=op[2])
+            cls = ev.PlacementPosted if kind == "post" else ev.PlacementUpdated
+            made.append(cls(producer="t", data=offer))
+        elif kind == "placement_withdrawn":
+            made.append(placement_withdrawn(f"{ns}p{op[1]}", region=f"{ns}A"))
+        elif kind in ("register", "prefer"):
+            prefs = tuple(f"{ns}p{i}" for i in op[2])
+            profile = student(f"{ns}s{op[1]}", region=f"{ns}{op[3]}", prefs=prefs)
+            scls = ev.StudentRegistered if kind == "register" else ev.StudentPreferencesUpdated
+            made.append(scls(producer="t", data=profile))
+        else:
+            made.append(student_withdrawn(f"{ns}s{op[1]}", region=f"{ns}{op[2]}"))
+    return made
+
+
+def _batches(events: list[ev.Event], cuts: Sequence[int]) -> list[list[Any]]:
+    """`events` cut into consecutive batches at `cuts`."""
+    at = sorted({c % (len(events) + 1) for c in cuts} | {0, len(events)})
+    return [events[a:b] for a, b in itertools.pairwise(at) if b > a]
+
+
 class HandlerContract:
     """The handler tests; subclasses provide `uow` and `published`."""
 
@@ -172,9 +231,51 @@ class HandlerContract:
         """The latest proposal of each student."""
         return {p.data.student_id: p for p in of(await self.published(uow), ev.MatchProposed)}
 
-    async def settled(self, uow: MatchingUnitOfWork, producer: str = "t") -> tuple[int, int]:
+    async def settled(
+        self, uow: MatchingUnitOfWork, producer: str = "t", region: str = REGION
+    ) -> tuple[int, int]:
         async with uow:
-            return await uow.inputs.settled(producer, REGION)
+            return await uow.inputs.settled(producer, region)
+
+    async def observed(self, uow: MatchingUnitOfWork, ns: str) -> Any:
+        """Everything the handlers can see of namespace `ns`, its prefix taken off: per region
+        its input version, live students, live placements, withdrawn placements, standing
+        matches and settled input counts; and the matches cancelled in it."""
+
+        def bare(text: str) -> str:
+            return text.removeprefix(ns)
+
+        seen: dict[str, Any] = {}
+        async with uow:
+            for r in _REGIONS:
+                problem, version = await uow.rounds.load_problem(f"{ns}{r}", whole_region=True)
+                seen[r] = (
+                    version,
+                    [
+                        (bare(s.student_id), bare(s.region), [bare(p) for p in s.preferences])
+                        for s in problem.students
+                    ],
+                    [(bare(p.placement_id), p.capacity) for p in problem.placements],
+                    sorted(bare(p) for p in problem.withdrawn_placements),
+                    sorted((bare(m.student_id), bare(m.placement_id)) for m in problem.standing),
+                    await uow.inputs.settled("t", f"{ns}{r}"),
+                )
+        cancelled = sorted(
+            (bare(c.data.student_id), bare(c.data.placement_id), c.data.reason)
+            for c in of(await self.published(uow), ev.MatchCancelled)
+            if c.data.region.startswith(ns)
+        )
+        return seen, cancelled
+
+    async def apply_in_batches(
+        self, uow: MatchingUnitOfWork, batches: Sequence[Sequence[Any]]
+    ) -> set[str]:
+        changed: set[str] = set()
+        for batch in batches:
+            changed |= await handlers.apply_input_events(
+                batch, uow, automatic=lambda r: True, any_automatic=True
+            )
+        return changed
 
     # ------------------------------------------------------------------------------ input
 
@@ -305,6 +406,96 @@ class HandlerContract:
         async with uow:
             problem, _ = await uow.rounds.load_problem(REGION)
         assert problem.students == ()
+
+    # ---------------------------------------------------------------------------- batches
+
+    async def test_a_batch_applies_each_event_once_and_counts_it_once(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        before, s1 = posted("p-1"), registered("s-1", "p-1")
+        replayed = registered("s-3", "p-2")  # dead-lettered before, replayed in the batch
+        await self.apply(uow, before)
+        async with uow:
+            await uow.inputs.record_dead(replayed.event_id, "t", REGION)
+        assert await self.settled(uow) == (1, 1)
+        batch: list[handlers.ReadModelInput] = [
+            *(before, posted("p-2"), s1, s1, registered("s-2", "p-2"), replayed),
+            posted("p-9", region="SE-O"),
+        ]
+        assert await handlers.apply_input_events(batch, uow) == {REGION, "SE-O"}
+        # p-1 (before the batch), p-2, s-1 (twice in the batch), s-2 and s-3: once each
+        assert await self.settled(uow) == (5, 0)
+        assert await self.settled(uow, region="SE-O") == (1, 0)
+        assert await handlers.apply_input_events(batch, uow) == set()  # redelivered
+        assert await self.settled(uow) == (5, 0)
+        async with uow:
+            problem, _ = await uow.rounds.load_problem(REGION)
+        assert [s.student_id for s in problem.students] == ["s-1", "s-2", "s-3"]
+        assert [p.placement_id for p in problem.placements] == ["p-1", "p-2"]
+
+    async def test_a_batch_ends_as_its_events_applied_one_by_one(
+        self, uow: MatchingUnitOfWork
+    ) -> None:
+        # withdrawn and posted again, a student moved and back, an unknown id withdrawn, a new
+        # placement and a new student withdrawn after their first event, a standing match
+        # cancelled by a withdrawal, an update, redeliveries: all in one batch
+        mix: list[Op] = [
+            ("placement_withdrawn", 0),
+            ("post", 0, 2),
+            ("prefer", 1, (1, 0), "B"),
+            ("student_withdrawn", 2, "B"),
+            ("register", 2, (0,), "B"),
+            ("placement_withdrawn", 2),
+            ("post", 3, 1),
+            ("placement_withdrawn", 3),
+            ("register", 3, (3, 0), "A"),
+            ("student_withdrawn", 3, "A"),
+            ("student_withdrawn", 0, "A"),
+            ("update", 1, 1),
+            ("prefer", 1, (1,), "A"),
+            ("again", 1),
+            ("again", 0),
+        ]
+        await self.batch_against_one_by_one(uow, mix, cuts=[])
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # the read model is shared by the examples (each has namespaces of its own), and the
+        # method runs in both subclasses (the fake and PostgreSQL)
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+            HealthCheck.too_slow,
+        ],
+    )
+    @given(mix=st.lists(_OPS, max_size=14), cuts=st.lists(st.integers(0, 20), max_size=3))
+    async def test_any_mix_in_batches_ends_as_applied_one_by_one(
+        self, uow: MatchingUnitOfWork, mix: list[Op], cuts: list[int]
+    ) -> None:
+        await self.batch_against_one_by_one(self.for_example(uow), mix, cuts)
+
+    def for_example(self, uow: MatchingUnitOfWork) -> MatchingUnitOfWork:
+        """The unit of work a property's example runs on: the test's (its namespaces keep the
+        examples apart)."""
+        return uow
+
+    async def batch_against_one_by_one(
+        self, uow: MatchingUnitOfWork, mix: Sequence[Op], cuts: Sequence[int]
+    ) -> None:
+        """The same setup, round and `mix` in two namespaces: one event at a time in the
+        first, in batches cut at `cuts` in the second; both end the same."""
+        k = next(_NAMESPACES)
+        one, batched = f"{k:05d}a-", f"{k:05d}b-"
+        for ns in (one, batched):
+            await self.apply(uow, *_events(_SETUP, ns), automatic=True)
+            await self.round(uow, request(region=f"{ns}A"))
+        changed_one = await self.apply(uow, *_events(mix, one), automatic=True)
+        changed_batched = await self.apply_in_batches(uow, _batches(_events(mix, batched), cuts))
+        assert {r.removeprefix(one) for r in changed_one} == {
+            r.removeprefix(batched) for r in changed_batched
+        }
+        assert await self.observed(uow, batched) == await self.observed(uow, one)
 
     # -------------------------------------------------------------------------- responses
 
@@ -778,6 +969,10 @@ class TestInMemory(HandlerContract):
         if not isinstance(uow, InMemoryMatchingUnitOfWork):
             raise TypeError(type(uow).__name__)
         return list(uow.published)
+
+    def for_example(self, uow: MatchingUnitOfWork) -> MatchingUnitOfWork:
+        """A fresh fake per example (the fake copies its whole state at every transaction)."""
+        return InMemoryMatchingUnitOfWork()
 
     async def test_a_rolled_back_block_leaves_the_state_as_it_was(
         self, uow: InMemoryMatchingUnitOfWork

@@ -97,6 +97,15 @@ async def prepared_schema(
     return schema, matching_env(infra, database_url, topics, schema)
 
 
+async def scalar(database_url: str, query: str, *args: Any) -> Any:
+    """The one value `query` returns."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
 async def read_model_count(database_url: str, schema: str, table: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:

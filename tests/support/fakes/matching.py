@@ -140,8 +140,11 @@ class InMemoryRegions(_Repository):
     async def lock(self, region: str) -> None:
         """Transactions of the fake run one at a time: nothing to lock."""
 
+    async def lock_all(self, regions: Iterable[str]) -> None:
+        """Nothing to lock (see `lock`)."""
+
     async def mark_changed(self, regions: Iterable[str]) -> None:
-        for region in sorted(set(regions)):
+        for region in regions:  # once each time it is named
             self.db.region_state.setdefault(region, RegionState()).input_version += 1
 
     async def changed(self) -> list[str]:
@@ -159,7 +162,11 @@ class InMemoryPlacements(_Repository):
         """Nothing to lock (see InMemoryRegions.lock)."""
 
     async def upsert(self, offer: PlacementOffer) -> None:
-        self.db.placements[offer.placement_id] = PlacementRow(offer.region, offer)
+        await self.upsert_all([offer])
+
+    async def upsert_all(self, offers: Iterable[PlacementOffer]) -> None:
+        for offer in offers:
+            self.db.placements[offer.placement_id] = PlacementRow(offer.region, offer)
 
     async def withdraw(self, placement_id: str, region: str) -> bool:
         row = self.db.placements.get(placement_id)
@@ -189,8 +196,16 @@ class InMemoryStudents(_Repository):
         row = self.db.students.get(student_id)
         return None if row is None else row.region
 
+    async def regions_of(self, student_ids: Iterable[str]) -> dict[str, str]:
+        rows = self.db.students
+        return {sid: rows[sid].region for sid in set(student_ids) if sid in rows}
+
     async def upsert(self, profile: StudentProfile) -> None:
-        self.db.students[profile.student_id] = StudentRow(profile.region, profile)
+        await self.upsert_all([profile])
+
+    async def upsert_all(self, profiles: Iterable[StudentProfile]) -> None:
+        for profile in profiles:
+            self.db.students[profile.student_id] = StudentRow(profile.region, profile)
 
     async def withdraw(self, student_id: str, region: str) -> bool:
         row = self.db.students.get(student_id)
@@ -387,9 +402,13 @@ class InMemoryRounds(_Repository):
 
 class InMemoryInputs(_Repository):
     async def count_applied(self, event_id: uuid.UUID, producer: str, region: str) -> None:
-        self.db.inputs_dead_lettered.pop(event_id, None)
-        key = (producer, region)
-        self.db.inputs_applied[key] = self.db.inputs_applied.get(key, 0) + 1
+        await self.count_applied_all([(event_id, producer, region)])
+
+    async def count_applied_all(self, applied: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        for event_id, producer, region in applied:
+            self.db.inputs_dead_lettered.pop(event_id, None)
+            key = (producer, region)
+            self.db.inputs_applied[key] = self.db.inputs_applied.get(key, 0) + 1
 
     async def record_dead(self, event_id: uuid.UUID, producer: str, region: str) -> None:
         self.db.inputs_dead_lettered.setdefault(event_id, (producer, region))

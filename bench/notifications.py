@@ -38,11 +38,13 @@ from aiosmtpd.controller import Controller
 
 from bench.notification_peers import context, serve_in_thread
 from devtools.ports import free_port
+from services.notifications.settings import NotificationsSettings
 from shared.contracts.events import MatchProposed, MatchProposedData
 from shared.contracts.internal import NOTICE_CONTEXT_PATH
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics, make_broker
-from shared.settings import ServiceSettings
+from shared.kafka_client import KafkaConnection
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REGION = "SE-AB"
 TOKEN = "bench-token"
@@ -133,9 +135,10 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _publish(bootstrap: str, topics: Topics, n: int, placements: int) -> None:
-    """N MatchProposed events for `placements` distinct placements (and so supervisors)."""
-    producer = make_broker(bootstrap, "bench-feeder")
+async def _publish(kafka: KafkaConnection, topics: Topics, n: int, placements: int) -> None:
+    """N MatchProposed events for `placements` distinct placements (and so supervisors),
+    published as `kafka` (the admin stands in for the matching service)."""
+    producer = make_broker(kafka, "bench-feeder")
     async with producer:
         await producer.connect()
         events = [
@@ -197,14 +200,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 async def run(n: int, concurrency: int | None, placements: int) -> None:
     infra = ServiceSettings.load()  # the environment, else .local/apl.env
-    bootstrap, admin_url = infra.kafka_bootstrap, infra.database_url
+    admin_url = infra.database_url
+    kafka = KafkaAdminSettings.load().kafka  # topics, ACLs, the feeder
+    service_kafka = NotificationsSettings.load().kafka  # the service's own principal
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topics = Topics(prefix)
     db_name = f"bench_notifications_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f"CREATE DATABASE {db_name}")
     database_url = f"{admin_url.rpartition('/')[0]}/{db_name}"
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(kafka, topics)
     sink = Sink()
     smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
@@ -213,13 +218,13 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-notifications-")) / "notifications.log"
     try:
         with serve_in_thread(_context_app) as context_url:
-            await _publish(bootstrap, topics, n, placements)
+            await _publish(kafka, topics, n, placements)
             print(f"published {n} MatchProposed events")
 
             http_port = free_port()
             env = {
                 **os.environ,
-                "APL_KAFKA_BOOTSTRAP": bootstrap,
+                **service_kafka.environment("notifications"),
                 "APL_NOTIFICATIONS_DATABASE_URL": database_url,
                 "APL_TOPIC_PREFIX": prefix,
                 "APL_NOTIFICATIONS_PLACEMENTS_URL": context_url,
@@ -298,7 +303,7 @@ async def run(n: int, concurrency: int | None, placements: int) -> None:
         with contextlib.suppress(Exception):
             await admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         await admin.close()
-        await delete_topics(bootstrap, topics)
+        await delete_topics(kafka, topics)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from services.matching.settings import MatchingSettings
 from shared.contracts import events as ev
 from shared.kafka import delete_topics, ensure_topics, make_broker, publish_event
 from shared.logging import configure_logging
-from shared.settings import ServiceSettings
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REGION = "SE-AB"
 
@@ -123,9 +123,10 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
     # The shared APL_* addresses: the admin role, which may create the bench's schema (the
     # APL_MATCHING_* role may not).
     infra = ServiceSettings.load()
-    bootstrap, database_url = infra.kafka_bootstrap, infra.database_url
-    settings = MatchingSettings(
-        kafka_bootstrap=bootstrap,
+    database_url = infra.database_url
+    kafka = KafkaAdminSettings.load().kafka  # topics, ACLs, the feeder, reading the results
+    settings = MatchingSettings.load(  # the matching principal (APL_MATCHING_KAFKA_*)
+        kafka_bootstrap=infra.kafka_bootstrap,
         database_url=database_url,
         schema_name=schema,
         topic_prefix=prefix,
@@ -134,12 +135,12 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
         outbox_poll_seconds=0.05,
     )
     topics = settings.topics
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(kafka, topics)
     placements, students = _events(n_students, seed)
     inputs = [*placements, *students]
     print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
 
-    producer = make_broker(bootstrap, "bench-feeder")
+    producer = make_broker(kafka, "bench-feeder")
     configure_logging("matching", settings.log_level, json=True)
     conn = await asyncpg.connect(database_url)
     try:
@@ -171,9 +172,7 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
                 rate = (seen - first_seen) / span
                 print(f"read model: {seen} events applied; {rate:,.0f} events/s consumed")
 
-                consumer = AIOKafkaConsumer(
-                    topics.rounds, bootstrap_servers=bootstrap, auto_offset_reset="latest"
-                )
+                consumer = kafka.consumer(topics.rounds, auto_offset_reset="latest")
                 await consumer.start()
                 try:
                     await consumer.seek_to_end()
@@ -203,7 +202,7 @@ async def run(n_students: int, seed: int, repeat: int) -> None:
         with contextlib.suppress(Exception):
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await conn.close()
-        await delete_topics(bootstrap, topics)
+        await delete_topics(kafka, topics)
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ async def app(
 ) -> AsyncIterator[App]:
     topics = await make_topics()
     env = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("placements"),
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
         "APL_PLACEMENTS_DATABASE_URL": database_url,

@@ -85,7 +85,6 @@ async def services(
     topics = await make_topics()
     database_url = await create_database(infra.database_url, "apl_outcomes")
     common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
     }
@@ -100,7 +99,12 @@ async def services(
     processes = {
         name: ServiceProcess(
             name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
+            {
+                **common,
+                **infra.kafka_env(name),
+                f"APL_{name.upper()}_DATABASE_URL": database_url,
+                **extra[name],
+            },
             folder / "logs",
         )
         for name in SERVICES

@@ -46,7 +46,7 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, [PlacementPosted(producer="test", data=placement("p-rolled-back"))])
             raise RuntimeError("abort")
-    broker = make_broker(infra.kafka_bootstrap, "test-relay")
+    broker = make_broker(infra.kafka_as("placements"), "test-relay")
     relay = OutboxRelay(database_url, outbox_schema, broker, topics, batch=7, poll_seconds=0.05)
     async with broker:
         await broker.connect()
@@ -54,7 +54,7 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, events[10:])
         records = await read_records(
-            infra.kafka_bootstrap, topics.placements, until=lambda got: len(got) >= 30
+            infra.kafka, topics.placements, until=lambda got: len(got) >= 30
         )
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

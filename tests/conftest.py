@@ -61,13 +61,13 @@ async def make_topics(infra: Infra) -> AsyncIterator[Callable[[], Awaitable[Topi
 
     async def make() -> Topics:
         topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
-        await ensure_topics(infra.kafka, topics)
+        await ensure_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
         made.append(topics)
         return topics
 
     yield make
     for topics in made:
-        await delete_topics(infra.kafka, topics)
+        await delete_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
 
 
 @pytest.fixture

@@ -383,7 +383,7 @@ async def mapping(
     try:
         yield Mapping(infra, database, topics)
     finally:
-        await delete_topics(infra.kafka, topics)
+        await delete_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
         await drop_database(infra.database_url, database)
 
 

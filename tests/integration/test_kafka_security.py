@@ -110,7 +110,7 @@ async def test_the_acls_of_a_topic_set_are_those_of_the_table_and_go_with_its_to
     infra: Infra,
 ) -> None:
     topics = Topics(prefix=f"acl{uuid.uuid4().hex[:8]}.")
-    await ensure_topics(infra.kafka, topics)
+    await ensure_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
     try:
         admin = infra.kafka.admin()
         await admin.start()
@@ -122,9 +122,9 @@ async def test_the_acls_of_a_topic_set_are_those_of_the_table_and_go_with_its_to
                 found |= await kafka_acl.describe_acls(admin, resource_type=GROUP, name=group)
         finally:
             await admin.close()
-        assert found == set(kafka_acl.acl_bindings(topics))
+        assert found == set(kafka_acl.acl_bindings(topics, infra.kafka_usernames))
     finally:
-        await delete_topics(infra.kafka, topics)
+        await delete_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
     admin = infra.kafka.admin()
     await admin.start()
     try:

@@ -46,6 +46,12 @@ class Infra:
     kafka_services: Mapping[str, KafkaConnection] = field(default_factory=dict)
     """Each service's own principal."""
 
+    @property
+    def kafka_usernames(self) -> dict[str, str]:
+        """service -> its principal's name (the service's own name unless the environment
+        names another), to whom the topics' ACLs are granted."""
+        return {s: c.username for s, c in self.kafka_services.items()}
+
     def kafka_as(self, service: str) -> KafkaConnection:
         return self.kafka_services[service]
 

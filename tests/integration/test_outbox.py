@@ -64,11 +64,13 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
     async with broker:
         await broker.connect()
         task = asyncio.create_task(relay.run())
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, conn.transaction():  # while the relay runs
             await enqueue(conn, events[10:])
         records = await read_records(
             infra.kafka, topics.placements, until=lambda got: len(got) >= 30
         )
+        # a batch is marked once its acknowledgements are in, after the records are readable
+        await eventually(lambda: relay.published >= 30, what="every row marked")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -39,7 +39,7 @@ from shared.auth import Principal, Verifier
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics
 from shared.logging import configure_logging
-from shared.settings import ServiceSettings
+from shared.settings import KafkaAdminSettings, ServiceSettings
 from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 from tests.support.tokens import TestIssuer
 
@@ -233,13 +233,14 @@ async def main() -> None:
         environment="test",
         database_url=base.database_url,
         kafka_bootstrap=base.kafka_bootstrap,
-    )
-    await ensure_topics(base.kafka_bootstrap, topics)
+    )  # connects as the placements principal (APL_PLACEMENTS_KAFKA_*)
+    admin = KafkaAdminSettings.load().kafka  # topics and ACLs
+    await ensure_topics(admin, topics)
     try:
         await measure(postgres_backend(settings), variants, seeding, args, fresh)
     finally:
         await verifier.aclose()
-        await delete_topics(base.kafka_bootstrap, topics)
+        await delete_topics(admin, topics)
         conn = await asyncpg.connect(base.database_url)
         try:
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

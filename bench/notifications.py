@@ -52,6 +52,7 @@ from aiosmtpd.controller import Controller
 from bench.notification_peers import context, serve_in_thread, student_context
 from devtools.ports import free_port
 from services.notifications.adapters.smtp import OutgoingMail, compose_email
+from services.notifications.settings import NotificationsSettings
 from shared.contracts.events import MatchProposed, MatchProposedData
 from shared.contracts.internal import (
     NOTICE_CONTEXT_PATH,
@@ -62,7 +63,8 @@ from shared.contracts.internal import (
 )
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics, make_broker
-from shared.settings import ServiceSettings
+from shared.kafka_client import KafkaConnection
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REGION = "SE-AB"
 TOKEN = "bench-token"
@@ -169,9 +171,10 @@ async def _context_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _json(send, b"{}", 404)
 
 
-async def _publish(bootstrap: str, topics: Topics, n: int, placements: int) -> None:
-    """N MatchProposed events for `placements` distinct placements (and so supervisors)."""
-    producer = make_broker(bootstrap, "bench-feeder")
+async def _publish(kafka: KafkaConnection, topics: Topics, n: int, placements: int) -> None:
+    """N MatchProposed events for `placements` distinct placements (and so supervisors),
+    published as `kafka` (the admin stands in for the matching service)."""
+    producer = make_broker(kafka, "bench-feeder")
     async with producer:
         await producer.connect()
         events = [
@@ -287,24 +290,26 @@ async def _service_run(
     concurrency: int | None,
 ) -> Run:
     """N events through `replicas` service processes on a fresh database and topics."""
-    bootstrap, admin_url = infra.kafka_bootstrap, infra.database_url
+    admin_url = infra.database_url
+    kafka = KafkaAdminSettings.load().kafka  # topics, ACLs, the feeder
+    service_kafka = NotificationsSettings.load().kafka  # the service's own principal
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topics = Topics(prefix)
     db_name = f"bench_notifications_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f"CREATE DATABASE {db_name}")
     database_url = f"{admin_url.rpartition('/')[0]}/{db_name}"
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(kafka, topics)
     procs: list[subprocess.Popen[bytes]] = []
     logs = Path(tempfile.mkdtemp(prefix="bench-notifications-"))
     expected = 2 * n  # the supervisor's notice and the student's
     try:
-        await _publish(bootstrap, topics, n, placements)
+        await _publish(kafka, topics, n, placements)
         sink.reset()
         for replica in range(replicas):
             env = {
                 **os.environ,
-                "APL_KAFKA_BOOTSTRAP": bootstrap,
+                **service_kafka.environment("notifications"),
                 "APL_NOTIFICATIONS_DATABASE_URL": database_url,
                 "APL_TOPIC_PREFIX": prefix,
                 "APL_NOTIFICATIONS_PLACEMENTS_URL": context_url,
@@ -366,7 +371,7 @@ async def _service_run(
         with contextlib.suppress(Exception):
             await admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
         await admin.close()
-        await delete_topics(bootstrap, topics)
+        await delete_topics(kafka, topics)
 
 
 async def run(

@@ -71,7 +71,7 @@ from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.topics import PARTITIONS, PLACEMENTS, STUDENTS, Topics, event_key
 from shared.kafka import delete_topics, ensure_topics, event_headers, make_broker, publish_event
 from shared.logging import configure_logging
-from shared.settings import ServiceSettings
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REGION = "SE-AB"
 TARGET_V2_OVER_V1 = 1.30
@@ -151,7 +151,7 @@ async def _publish_only(prefix: str, n_students: int, seed: int) -> None:
     """`--publish-prefix`: the bench's input events (the same data, new event ids), published
     under `prefix` by this process."""
     placements, students = _inputs(n_students, seed)
-    feeder = make_broker(ServiceSettings.load().kafka_bootstrap, "bench-feeder")
+    feeder = make_broker(KafkaAdminSettings.load().kafka, "bench-feeder")
     async with feeder:
         await feeder.connect()
         await _publish(Topics(prefix), [*placements, *students], feeder)
@@ -261,9 +261,8 @@ async def _raw_ingest_topic(
 ) -> tuple[float, float, int]:
     """One topic's records again with the raw libraries; (first batch, last commit, records)."""
     topics = settings.topics
-    consumer = AIOKafkaConsumer(
+    consumer = KafkaAdminSettings.load().kafka.consumer(  # a group of its own: as the admin
         topics.name(topic),
-        bootstrap_servers=settings.kafka_bootstrap,
         group_id=f"{topics.prefix}raw-ingest",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -522,9 +521,10 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
     # The shared APL_* addresses: the admin role, which may create the bench's schema (the
     # APL_MATCHING_* role may not).
     infra = ServiceSettings.load()
-    bootstrap, database_url = infra.kafka_bootstrap, infra.database_url
-    settings = MatchingSettings(
-        kafka_bootstrap=bootstrap,
+    database_url = infra.database_url
+    kafka = KafkaAdminSettings.load().kafka  # topics, ACLs, the feeder, reading the results
+    settings = MatchingSettings.load(  # the matching principal (APL_MATCHING_KAFKA_*)
+        kafka_bootstrap=infra.kafka_bootstrap,
         database_url=database_url,
         schema_name=schema,
         topic_prefix=prefix,
@@ -534,17 +534,15 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
     )
     topics = settings.topics
     raw_topic = f"{prefix}raw"
-    await ensure_topics(bootstrap, topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await ensure_topics(kafka, topics)
+    admin = kafka.admin()
     await admin.start()
     await admin.create_topics([NewTopic(raw_topic, PARTITIONS, 1)])
     placements, students = _inputs(n_students, seed)
     print(f"input: {len(placements)} placements, {len(students)} students, region {REGION}")
 
-    feeder = make_broker(bootstrap, "bench-feeder")
-    raw_producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
-    )
+    feeder = make_broker(kafka, "bench-feeder")
+    raw_producer = kafka.producer(enable_idempotence=True, acks="all", linger_ms=0)
     configure_logging("matching", settings.log_level, json=True)
     conn = await asyncpg.connect(database_url)
     reports = Reports()
@@ -572,9 +570,7 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
                         f"ingest / raw limit: {rate:,.0f} / {limit:,.0f} events/s = {ratio:.2f} "
                         f"(target >= {TARGET_INGEST_OVER_RAW}: {verdict})"
                     )
-                consumer = AIOKafkaConsumer(
-                    topics.rounds, bootstrap_servers=bootstrap, auto_offset_reset="latest"
-                )
+                consumer = kafka.consumer(topics.rounds, auto_offset_reset="latest")
                 await consumer.start()
                 try:
                     await consumer.seek_to_end()
@@ -599,7 +595,7 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
         with contextlib.suppress(Exception):
             await admin.delete_topics([raw_topic])
         await admin.close()
-        await delete_topics(bootstrap, topics)
+        await delete_topics(kafka, topics)
 
 
 def main() -> None:

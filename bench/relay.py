@@ -31,7 +31,6 @@ import time
 import uuid
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics, event_key
@@ -43,9 +42,10 @@ from shared.kafka import (
     event_headers,
     make_broker,
 )
+from shared.kafka_client import KafkaConnection
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay, enqueue
-from shared.settings import ServiceSettings
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 CPU: dict[str, float] = {}
 BIG = "SE-AB"
@@ -79,7 +79,7 @@ def _events(n: int, regions: list[str]) -> list[ev.Event]:
     ]
 
 
-async def _raw(bootstrap: str, topics: Topics, events: list[ev.Event]) -> float:
+async def _raw(kafka: KafkaConnection, topics: Topics, events: list[ev.Event]) -> float:
     """Seconds raw aiokafka takes to send `events` and have every acknowledgement."""
     records = [
         (
@@ -90,8 +90,7 @@ async def _raw(bootstrap: str, topics: Topics, events: list[ev.Event]) -> float:
         )
         for e in events
     ]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    producer = kafka.producer(
         enable_idempotence=True,
         acks="all",
         max_batch_size=PRODUCER_BATCH_BYTES,  # as the project's producer (`make_broker`)
@@ -113,12 +112,17 @@ async def _raw(bootstrap: str, topics: Topics, events: list[ev.Event]) -> float:
 
 
 async def _relay(
-    bootstrap: str, database_url: str, schema: str, topics: Topics, pool: asyncpg.Pool, n: int
+    kafka: KafkaConnection,
+    database_url: str,
+    schema: str,
+    topics: Topics,
+    pool: asyncpg.Pool,
+    n: int,
 ) -> tuple[float, dict[str, float]]:
     """Seconds the relay takes to publish and mark all N rows; when each region was done."""
     await pool.execute("UPDATE outbox SET sent_at = NULL")
     await pool.execute("VACUUM ANALYZE outbox")
-    broker = make_broker(bootstrap, "bench-relay")
+    broker = make_broker(kafka, "bench-relay")
     async with broker:
         await broker.connect()
         relay = OutboxRelay(database_url, schema, broker, topics, poll_seconds=0.05)
@@ -150,10 +154,11 @@ async def _relay(
 async def run(n: int, regions: int, repeat: int) -> None:
     configure_logging("bench", "WARNING")
     infra = ServiceSettings.load()
-    bootstrap, database_url = infra.kafka_bootstrap, infra.database_url
+    database_url = infra.database_url
+    kafka = KafkaAdminSettings.load().kafka  # topics, ACLs; it writes as the admin too
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}.")
     schema = f"bench_relay_{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, topics)
+    await ensure_topics(kafka, topics)
     await migrate(database_url, schema)
     pool = await create_pool(database_url, schema, max_size=2)
     try:
@@ -166,13 +171,13 @@ async def run(n: int, regions: int, repeat: int) -> None:
         rates: dict[str, list[float]] = {"raw": [], "relay": []}
         last_small: list[float] = []
         for _ in range(repeat):
-            seconds = await _raw(bootstrap, topics, events)
+            seconds = await _raw(kafka, topics, events)
             rates["raw"].append(n / seconds)
             print(
                 f"raw aiokafka: {n:,} records in {seconds:.2f} s: {n / seconds:,.0f}/s "
                 f"({CPU['raw'] / n * 1e6:.0f} us CPU each)"
             )
-            seconds, done = await _relay(bootstrap, database_url, schema, topics, pool, n)
+            seconds, done = await _relay(kafka, database_url, schema, topics, pool, n)
             rates["relay"].append(n / seconds)
             small = [done[r] for r in names[1:]] or [done[BIG]]
             last_small.append(max(small))
@@ -196,7 +201,7 @@ async def run(n: int, regions: int, repeat: int) -> None:
             await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         finally:
             await admin.close()
-        await delete_topics(bootstrap, topics)
+        await delete_topics(kafka, topics)
 
 
 def main() -> None:

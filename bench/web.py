@@ -52,11 +52,13 @@ import numpy as np
 
 from devtools import auth, localinfra
 from devtools.demo.run import Tokens, build_data_set
+from services.matching.settings import MatchingSettings
 from services.placements.entrypoints.web import SESSION_COOKIE
 from services.placements.settings import PlacementsSettings
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics
-from shared.settings import ServiceSettings
+from shared.kafka_client import KafkaConnection
+from shared.settings import KafkaAdminSettings, ServiceSettings
 from tests.support.databases import create_database, drop_database
 from tests.support.identity import expiry
 from tests.support.processes import ServiceProcess
@@ -98,7 +100,10 @@ class Stack:
     """The services under test, on their own topics and database."""
 
     admin_url: str
-    bootstrap: str
+    kafka: KafkaConnection
+    """The admin principal (topics, ACLs)."""
+    service_kafka: dict[str, dict[str, str]]
+    """Each service's own principal, as its environment."""
     issuer: str
     log_dir: Path
     topics: Topics = field(default_factory=lambda: Topics(f"benchweb{uuid.uuid4().hex[:8]}."))
@@ -112,7 +117,6 @@ class Stack:
     def start(self) -> None:
         common = {
             "APL_ENVIRONMENT": "local",
-            "APL_KAFKA_BOOTSTRAP": self.bootstrap,
             "APL_TOPIC_PREFIX": self.topics.prefix,
             "APL_AUTH_ISSUER": self.issuer,
             "APL_ACTION_LINK_SECRET": ACTION_LINK_SECRET,
@@ -125,7 +129,12 @@ class Stack:
             "matching": {},
         }
         for name in ("placements", "matching"):
-            env = {**common, f"APL_{name.upper()}_DATABASE_URL": self.database_url, **extra[name]}
+            env = {
+                **common,
+                **self.service_kafka[name],
+                f"APL_{name.upper()}_DATABASE_URL": self.database_url,
+                **extra[name],
+            }
             self.processes[name] = ServiceProcess(name, env, self.log_dir)
         for process in self.processes.values():
             process.start(wait=90)
@@ -147,9 +156,15 @@ async def stack_running(log_dir: Path) -> AsyncIterator[Stack]:
         issuer = auth.dev_issuer(localinfra.Paths(localinfra.project_root()))
     except auth.Refused as exc:
         raise SetupFailed(f"the benchmark signs in as the dev realm's users: {exc}") from exc
-    stack = Stack(infra.database_url, infra.kafka_bootstrap, issuer, log_dir)
+    service_kafka = {
+        "placements": PlacementsSettings.load().kafka.environment("placements"),
+        "matching": MatchingSettings.load().kafka.environment("matching"),
+    }
+    stack = Stack(
+        infra.database_url, KafkaAdminSettings.load().kafka, service_kafka, issuer, log_dir
+    )
     try:
-        await ensure_topics(stack.bootstrap, stack.topics)
+        await ensure_topics(stack.kafka, stack.topics)
         stack.database_url = await create_database(stack.admin_url, "apl_bench_web")
         say(f"services: starting placements and matching (logs in {log_dir}) ...")
         try:  # in the loop's thread: a Ctrl-C cancels only once every process has started
@@ -161,7 +176,7 @@ async def stack_running(log_dir: Path) -> AsyncIterator[Stack]:
         stack.stop()
         if stack.database_url:
             await drop_database(stack.admin_url, stack.database_url)
-        await delete_topics(stack.bootstrap, stack.topics)
+        await delete_topics(stack.kafka, stack.topics)
 
 
 # ---------------------------------------------------------------------------------- set-up

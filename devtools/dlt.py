@@ -17,9 +17,12 @@ A consumer's `EventPolicy` (`shared/kafka.py`) sends a record it could not apply
   fixed: a record that breaks the contract always is).
 
 The broker comes from `APL_KAFKA_BOOTSTRAP` (or `.local/apl.env`, as the services read it) or
-`--bootstrap`; the prefix from `APL_TOPIC_PREFIX` or `--prefix`. The dead-letter topic is read
-without a consumer group, from its beginning to the end it had when the command started: nothing
-is committed, and listing never changes what replay finds.
+`--bootstrap`, and the command connects as the admin principal (`APL_KAFKA_ADMIN_USERNAME`,
+`APL_KAFKA_ADMIN_PASSWORD` or `..._FILE`, and `APL_KAFKA_SECURITY_PROTOCOL`): it reads
+dead-letter topics and writes every contract topic, which no service's principal may. The prefix
+comes from `APL_TOPIC_PREFIX` or `--prefix`. The dead-letter topic is read without a consumer
+group, from its beginning to the end it had when the command started: nothing is committed, and
+listing never changes what replay finds.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.contracts.topics import DLT_SUFFIX, dlt
-from shared.settings import ServiceSettings
+from shared.kafka_client import KafkaConnection
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REPLAYED_FROM = "x-replayed-from"
 DLT_HEADERS = frozenset(
@@ -139,11 +142,10 @@ def dlt_name(topic: str, prefix: str) -> str:
     return name if name.endswith(DLT_SUFFIX) else dlt(name)
 
 
-async def read(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[DeadLetter]:
+async def read(kafka: KafkaConnection, topic: str, *, timeout_s: float = 30.0) -> list[DeadLetter]:
     """Every record of the dead-letter topic `topic`, from its beginning to its end now."""
-    partitions = await _partitions(bootstrap, topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    partitions = await _partitions(kafka, topic)
+    consumer = kafka.consumer(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -174,8 +176,8 @@ async def read(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list[D
         await consumer.stop()
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(kafka: KafkaConnection, topic: str) -> list[int]:
+    admin = kafka.admin()
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -183,17 +185,19 @@ async def _partitions(bootstrap: str, topic: str) -> list[int]:
         await admin.close()
     partitions = [p["partition"] for d in described if not d["error_code"] for p in d["partitions"]]
     if not partitions:
-        raise LookupError(f"no topic {topic!r} on {bootstrap}")
+        raise LookupError(f"no topic {topic!r} on {kafka.bootstrap}")
     return partitions
 
 
-async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> list[tuple[DeadLetter, str]]:
+async def replay(
+    kafka: KafkaConnection, letters: Sequence[DeadLetter]
+) -> list[tuple[DeadLetter, str]]:
     """Publish each dead letter to its original topic; return (letter, topic) per record sent.
     Raises ValueError, sending nothing, if a letter does not say where it came from."""
     unknown = [d.where for d in letters if not d.original_topic]
     if unknown:
         raise ValueError(f"no x-original-topic header on {', '.join(unknown)}")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = kafka.producer(enable_idempotence=True, acks="all")
     await producer.start()
     sent: list[tuple[DeadLetter, str]] = []
     try:
@@ -265,12 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         and (args.partition is None or args.offset is None)
     ):
         parser.error("replay of one record needs both --partition and --offset")
-    settings = ServiceSettings.load()
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    prefix = settings.topic_prefix if args.prefix is None else args.prefix
+    given = {"kafka_bootstrap": args.bootstrap} if args.bootstrap else {}
+    kafka = KafkaAdminSettings.load(**given).kafka
+    prefix = ServiceSettings.load().topic_prefix if args.prefix is None else args.prefix
     topic = dlt_name(args.topic, prefix)
     try:
-        letters = asyncio.run(read(bootstrap, topic))
+        letters = asyncio.run(read(kafka, topic))
         if args.command == "list":
             for letter in letters:
                 print(json.dumps(letter.summary()) if args.json else _line(letter))
@@ -288,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        for letter, target in asyncio.run(replay(bootstrap, chosen)):
+        for letter, target in asyncio.run(replay(kafka, chosen)):
             what = f"{letter.event_type or '?'} {letter.event_id or '?'}"
             print(f"replayed {letter.where} ({what}) to {target}")
     except (LookupError, ValueError, TimeoutError, KafkaError) as exc:

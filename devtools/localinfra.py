@@ -2,9 +2,15 @@
 
 - Kafka: the broker jars are resolved from Maven Central by `deploy/local/pom.xml` into a cache
   outside the repository (`$XDG_CACHE_HOME/apl-match`, else `~/.cache/apl-match`) and run with the
-  machine's Java as one combined broker+controller on 127.0.0.1. Storage is formatted on the first
-  start; the contract's topics and their `.dlt` twins are created with 12 partitions;
-  auto-creation is off.
+  machine's Java as one combined broker+controller on 127.0.0.1. Clients authenticate with
+  SASL/SCRAM-SHA-512 (no PLAINTEXT listener; the controller's listener takes SASL/PLAIN from its
+  static `controller` user) and are authorised by ACLs (`StandardAuthorizer`,
+  `allow.everyone.if.no.acl.found=false`; `admin` is a super user). The SCRAM users (`admin`
+  and one per service) are made when the storage is formatted, on the first start, with
+  passwords generated once into `.local/kafka/users.json`. A cluster formatted by an older `up`
+  (no SASL users) is formatted again, with a message: it only holds local development data. The
+  contract's topics and their `.dlt` twins are created with 12 partitions, and each service's
+  ACLs on them; auto-creation is off.
 - PostgreSQL: the machine's server binaries (`/usr/lib/postgresql/<v>/bin`, or `APL_PG_BIN`) run a
   cluster in `.local/pg`, on 127.0.0.1 and a port of its own, with one database `apl` and one
   schema and role per service.
@@ -23,26 +29,40 @@ import asyncio
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from devtools.ports import answers, free_port, port_free
+from shared.kafka_client import (
+    DEFAULT_MECHANISM,
+    DEFAULT_PROTOCOL,
+    KafkaConnection,
+    SaslMechanism,
+    SecurityProtocol,
+)
 
 SERVICES = ("placements", "matching", "notifications")
 DB_NAME = "apl"
 DB_ADMIN = "apl"
 DB_ADMIN_PASSWORD = "apl"  # local development only; the cluster listens on 127.0.0.1
 KAFKA_PREFERRED = (19092, 19093)
+KAFKA_ADMIN = "admin"  # the super user: topics, ACLs and the dev tools
+KAFKA_CONTROLLER = "controller"  # KRaft's own listener (SASL/PLAIN, loopback); a super user
+KAFKA_USERS = (KAFKA_ADMIN, *SERVICES)  # SCRAM-SHA-512, made when the storage is formatted
+KAFKA_MECHANISM = "SCRAM-SHA-512"
 PG_PREFERRED = 15432
 # The dev realm's secret of the `apl-notifications` client (deploy/keycloak/dev/clients.json).
 DEV_NOTIFICATIONS_SECRET = "dev-notifications-secret"  # dev realm only
@@ -85,6 +105,15 @@ class Paths:
     @property
     def kafka(self) -> Path:
         return self.state / "kafka"
+
+    @property
+    def kafka_users(self) -> Path:
+        return self.kafka / "users.json"
+
+    @property
+    def kafka_formatted(self) -> Path:
+        """Written once the storage is formatted with the SCRAM users of `kafka_users`."""
+        return self.kafka / "formatted-with-users"
 
     @property
     def kafka_pid(self) -> Path:
@@ -246,18 +275,61 @@ def _java() -> str:
     return java
 
 
-def _kafka_properties(paths: Paths, port: int, controller: int) -> str:
+def kafka_passwords(paths: Paths) -> dict[str, str]:
+    """The local cluster's passwords: each SCRAM user's and the controller's, generated once
+    (readable by this user only) and kept until `.local/` is removed."""
+    known: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        known = {str(k): str(v) for k, v in json.loads(paths.kafka_users.read_text()).items()}
+    wanted = (*KAFKA_USERS, KAFKA_CONTROLLER)
+    if all(known.get(user) for user in wanted):
+        return known
+    for user in wanted:
+        known.setdefault(user, secrets.token_urlsafe(24))
+    paths.kafka.mkdir(parents=True, exist_ok=True)
+    _write_private(paths.kafka_users, json.dumps(known, indent=2) + "\n")
+    return known
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only this user may read (it holds passwords)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+
+
+def _jaas(module: str, user: str, password: str, *, serves: bool = False) -> str:
+    served = f' user_{user}="{password}"' if serves else ""
+    return f'{module} required username="{user}" password="{password}"{served};'
+
+
+def _kafka_properties(paths: Paths, port: int, controller: int, passwords: dict[str, str]) -> str:
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
     return "\n".join(
         [
             "# Written by `apl infra up`: one combined broker+controller in KRaft mode.",
+            "# Clients: SASL/SCRAM-SHA-512 on CLIENT; KRaft: SASL/PLAIN on CONTROLLER (loopback).",
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=CLIENT",
+            "listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            f"listener.name.client.sasl.enabled.mechanisms={KAFKA_MECHANISM}",
+            f"sasl.mechanism.inter.broker.protocol={KAFKA_MECHANISM}",
+            "listener.name.client.scram-sha-512.sasl.jaas.config="
+            + _jaas(scram, KAFKA_ADMIN, passwords[KAFKA_ADMIN]),
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config="
+            + _jaas(plain, KAFKA_CONTROLLER, passwords[KAFKA_CONTROLLER], serves=True),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{KAFKA_ADMIN};User:{KAFKA_CONTROLLER}",
             f"log.dirs={paths.kafka / 'data'}",
             "num.partitions=12",
             "auto.create.topics.enable=false",
@@ -273,6 +345,37 @@ def _kafka_properties(paths: Paths, port: int, controller: int) -> str:
             "",
         ]
     )
+
+
+def admin_connection(bootstrap: str, passwords: dict[str, str]) -> KafkaConnection:
+    """The local cluster as its admin."""
+    return KafkaConnection(bootstrap).as_user(KAFKA_ADMIN, passwords[KAFKA_ADMIN])
+
+
+def kafka_from(env: Mapping[str, str]) -> tuple[KafkaConnection, dict[str, KafkaConnection]]:
+    """The admin's and each service's connection that `env` names (the lines of `up`, or an
+    environment): `APL_KAFKA_BOOTSTRAP`, `APL_KAFKA_SECURITY_PROTOCOL`,
+    `APL_KAFKA_SASL_MECHANISM`, `APL_KAFKA_CA_FILE`, `APL_KAFKA_ADMIN_USERNAME` and
+    `..._PASSWORD`, `APL_<SERVICE>_KAFKA_USERNAME` and `..._PASSWORD`."""
+    base = KafkaConnection(
+        env["APL_KAFKA_BOOTSTRAP"],
+        security_protocol=cast(
+            SecurityProtocol, env.get("APL_KAFKA_SECURITY_PROTOCOL", DEFAULT_PROTOCOL)
+        ),
+        sasl_mechanism=cast(SaslMechanism, env.get("APL_KAFKA_SASL_MECHANISM", DEFAULT_MECHANISM)),
+        ca_file=env.get("APL_KAFKA_CA_FILE", ""),
+    )
+    admin = base.as_user(
+        env.get("APL_KAFKA_ADMIN_USERNAME", KAFKA_ADMIN), env.get("APL_KAFKA_ADMIN_PASSWORD", "")
+    )
+    services = {
+        s: base.as_user(
+            env.get(f"APL_{s.upper()}_KAFKA_USERNAME", s),
+            env.get(f"APL_{s.upper()}_KAFKA_PASSWORD", ""),
+        )
+        for s in SERVICES
+    }
+    return admin, services
 
 
 def _kafka_cmd(paths: Paths, libs: Path, main: str, *args: str) -> list[str]:
@@ -291,38 +394,81 @@ def _kafka_cmd(paths: Paths, libs: Path, main: str, *args: str) -> list[str]:
     ]
 
 
-def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
+def _users_fingerprint(passwords: dict[str, str]) -> str:
+    text = "\n".join(f"{user}={passwords[user]}" for user in KAFKA_USERS)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sasl_ready(paths: Paths, passwords: dict[str, str]) -> bool:
+    """The storage was formatted by this version of `up`, with every SCRAM user and the
+    passwords of `users.json`."""
+    return _text(paths.kafka_formatted).strip() == _users_fingerprint(passwords)
+
+
+def _format(paths: Paths, libs: Path, config: Path, passwords: dict[str, str]) -> None:
+    data = paths.kafka / "data"
+    if (data / "meta.properties").exists() and not _sasl_ready(paths, passwords):
+        _say(
+            f"kafka: {data} was formatted without the SASL users of {paths.kafka_users} (by an "
+            "older `apl infra up`, or that file was removed); it holds local development data "
+            "only, so it is formatted again (its topics and their records are gone)"
+        )
+        shutil.rmtree(data)
+    if (data / "meta.properties").exists():
+        return
+    paths.kafka_formatted.unlink(missing_ok=True)
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    scram = [
+        arg
+        for user in KAFKA_USERS
+        for arg in ("--add-scram", f"{KAFKA_MECHANISM}=[name={user},password={passwords[user]}]")
+    ]
+    result = subprocess.run(
+        _kafka_cmd(
+            paths,
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            *scram,
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InfraError(f"kafka: formatting storage failed:\n{result.stdout}{result.stderr}")
+    paths.kafka_formatted.write_text(_users_fingerprint(passwords) + "\n")
+    _say(f"kafka: storage formatted in {data} (SCRAM users {', '.join(KAFKA_USERS)})")
+
+
+def kafka_up(paths: Paths, ports: dict[str, int]) -> KafkaConnection:
+    """Start the local broker unless it runs; return its connection as the admin."""
     running = _alive(paths.kafka_pid)
+    config = paths.kafka / "server.properties"
+    passwords = kafka_passwords(paths)
+    if running is not None and not (
+        _sasl_ready(paths, passwords) and "SASL_PLAINTEXT" in _text(config)
+    ):
+        _say(
+            f"kafka: the running broker (pid {running}) was not started with the SASL users of "
+            f"{paths.kafka_users} (an older `apl infra up` started it without SASL); stopping it"
+        )
+        _stop_pid(paths.kafka_pid, "kafka")
+        running = None
     port = _choose(ports, "kafka", KAFKA_PREFERRED[0], running=running is not None)
     controller = _choose(ports, "kafka_controller", KAFKA_PREFERRED[1], running=running is not None)
-    bootstrap = f"127.0.0.1:{port}"
+    kafka = admin_connection(f"127.0.0.1:{port}", passwords)
     if running is not None and answers(port):
-        _say(f"kafka: already running (pid {running}) at {bootstrap}")
-        return bootstrap
+        _say(f"kafka: already running (pid {running}) at {kafka.bootstrap}")
+        return kafka
     libs = kafka_libs(paths)
     (paths.kafka / "logs").mkdir(parents=True, exist_ok=True)
-    config = paths.kafka / "server.properties"
-    config.write_text(_kafka_properties(paths, port, controller))
-    if not (paths.kafka / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(
-            _kafka_cmd(
-                paths,
-                libs,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(config),
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise InfraError(f"kafka: formatting storage failed:\n{result.stdout}{result.stderr}")
-        _say(f"kafka: storage formatted in {paths.kafka / 'data'}")
+    _write_private(config, _kafka_properties(paths, port, controller, passwords))
+    _format(paths, libs, config, passwords)
     with paths.kafka_stdout.open("ab") as out:
         proc = subprocess.Popen(
             _kafka_cmd(paths, libs, "kafka.Kafka", str(config)),
@@ -333,7 +479,7 @@ def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
             cwd=paths.kafka,
         )
     paths.kafka_pid.write_text(f"{proc.pid}\n")
-    _say(f"kafka: starting (pid {proc.pid}) at {bootstrap} ...")
+    _say(f"kafka: starting (pid {proc.pid}) at {kafka.bootstrap} ...")
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -341,20 +487,25 @@ def kafka_up(paths: Paths, ports: dict[str, int]) -> str:
                 f"kafka: exited with code {proc.returncode}; last lines of "
                 f"{paths.kafka_log}:\n{tail(paths.kafka_log)}\n{tail(paths.kafka_stdout, 10)}"
             )
-        if answers(port) and _kafka_ready(bootstrap):
-            return bootstrap
+        if answers(port) and _kafka_ready(kafka):
+            return kafka
         time.sleep(0.5)
     raise InfraError(
-        f"kafka: not accepting connections at {bootstrap} after {WAIT_SECONDS:.0f} s; "
+        f"kafka: not accepting connections at {kafka.bootstrap} after {WAIT_SECONDS:.0f} s; "
         f"last lines of {paths.kafka_log}:\n{tail(paths.kafka_log)}"
     )
 
 
-def _kafka_ready(bootstrap: str) -> bool:
-    async def probe() -> bool:
-        from aiokafka.admin import AIOKafkaAdminClient
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+
+def _kafka_ready(kafka: KafkaConnection) -> bool:
+    async def probe() -> bool:
+        admin = kafka.admin(request_timeout_ms=3000)
         try:
             await admin.start()
             await admin.list_topics()
@@ -368,11 +519,12 @@ def _kafka_ready(bootstrap: str) -> bool:
     return asyncio.run(probe())
 
 
-def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
+def create_topics(kafka: KafkaConnection, prefix: str = "") -> list[str]:
+    """The contract's topics under `prefix` and the services' ACLs on them."""
     from shared.contracts.topics import Topics
     from shared.kafka import ensure_topics
 
-    return asyncio.run(ensure_topics(bootstrap, Topics(prefix)))
+    return asyncio.run(ensure_topics(kafka, Topics(prefix)))
 
 
 def _stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> bool:
@@ -602,11 +754,24 @@ def env_lines(
     local_pg: bool,
     issuer: str | None = None,
     local_issuer: bool = False,
+    kafka_passwords: dict[str, str] | None = None,
 ) -> list[str]:
     """The `.local/apl.env` lines. `local_issuer`: `issuer` is the Keycloak started here, so the
     dev realm's client secrets (notifications, the web application) go along (never for a given
-    issuer)."""
-    lines = [f"APL_KAFKA_BOOTSTRAP={kafka}", f"APL_DATABASE_URL={database}"]
+    issuer). `kafka_passwords`: `kafka` is the broker started here, so its security settings and
+    principals go along, the admin's and each service's own (never for a given broker)."""
+    lines = [f"APL_KAFKA_BOOTSTRAP={kafka}"]
+    if kafka_passwords is not None:
+        lines += [
+            "APL_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+            f"APL_KAFKA_SASL_MECHANISM={KAFKA_MECHANISM}",
+            f"APL_KAFKA_ADMIN_USERNAME={KAFKA_ADMIN}",
+            f"APL_KAFKA_ADMIN_PASSWORD={kafka_passwords[KAFKA_ADMIN]}",
+        ]
+        for s in SERVICES:
+            lines.append(f"APL_{s.upper()}_KAFKA_USERNAME={s}")
+            lines.append(f"APL_{s.upper()}_KAFKA_PASSWORD={kafka_passwords[s]}")
+    lines.append(f"APL_DATABASE_URL={database}")
     if local_pg:
         lines += [
             f"APL_{s.upper()}_DATABASE_URL={service_database_url(database, s)}" for s in SERVICES
@@ -640,14 +805,16 @@ def up(paths: Paths) -> list[str]:
     with _exclusive(paths):
         ports = _load_ports(paths)
         try:
+            passwords: dict[str, str] | None = None
             if given_kafka:
                 _say(f"kafka: using APL_KAFKA_BOOTSTRAP={given_kafka} (nothing started)")
                 kafka = given_kafka
             else:
-                kafka = kafka_up(paths, ports)
-                created = create_topics(kafka)
+                admin = kafka_up(paths, ports)
+                kafka, passwords = admin.bootstrap, kafka_passwords(paths)
+                created = create_topics(admin)
                 if created:
-                    _say(f"kafka: created {len(created)} topics (12 partitions each)")
+                    _say(f"kafka: created {len(created)} topics (12 partitions each) and ACLs")
             if given_db:
                 _say("postgres: using APL_DATABASE_URL (nothing started)")
                 database = given_db
@@ -661,14 +828,20 @@ def up(paths: Paths) -> list[str]:
         finally:
             _save_ports(paths, ports)
         lines = env_lines(
-            kafka, database, local_pg=not given_db, issuer=issuer, local_issuer=not given_issuer
+            kafka,
+            database,
+            local_pg=not given_db,
+            issuer=issuer,
+            local_issuer=not given_issuer,
+            kafka_passwords=passwords,
         )
         if not (given_kafka and given_db and given_issuer):
             paths.env_file.parent.mkdir(parents=True, exist_ok=True)
-            paths.env_file.write_text(
+            _write_private(  # local passwords in it
+                paths.env_file,
                 "# Written by `apl infra up`; read by the services and tests.\n"
                 + "\n".join(lines)
-                + "\n"
+                + "\n",
             )
     return lines
 

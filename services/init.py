@@ -1,7 +1,11 @@
-"""`apl init`: create the contract's topics and apply every service's migrations, then exit.
+"""`apl init`: create the contract's topics, each service's Kafka ACLs on them, and apply every
+service's migrations, then exit.
 
 The one-shot job of the compose file runs this before the services start; the services also apply
 their own migrations at start (safe to run concurrently), so it is an optimisation and a check.
+Topics and ACLs are made as the admin principal (`APL_KAFKA_ADMIN_USERNAME`,
+`APL_KAFKA_ADMIN_PASSWORD` or `..._FILE`); each service's principal is named by its settings
+(`APL_<SERVICE>_KAFKA_USERNAME`, default the service's name), whose password init never needs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from services.notifications.settings import NotificationsSettings
 from services.placements.settings import PlacementsSettings
 from shared.db import migrate
 from shared.kafka import ensure_topics
-from shared.settings import ServiceSettings
+from shared.settings import KafkaAdminSettings, ServiceSettings
 
 # The classes the services themselves load, so the schemas migrated here are the ones they use.
 SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
@@ -30,16 +34,22 @@ SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
 async def initialise(retries: int = 30) -> None:
     settings = [cls.load() for cls in SERVICE_SETTINGS]
     first = settings[0]
+    admin = KafkaAdminSettings.load().kafka
+    usernames = {s.service: s.kafka_username for s in settings}
     for attempt in range(1, retries + 1):
         try:
-            created = await ensure_topics(first.kafka_bootstrap, first.topics)
+            created = await ensure_topics(admin, first.topics, usernames=usernames)
             break
         except Exception as exc:  # the broker may still be starting
             if attempt == retries:
                 raise
             print(f"apl init: waiting for Kafka ({exc})", file=sys.stderr)
             await asyncio.sleep(2)
-    print(f"apl init: topics ready ({len(created)} created)", file=sys.stderr)
+    print(
+        f"apl init: topics and ACLs ready ({len(created)} topics created; principals "
+        f"{', '.join(sorted(usernames.values()))})",
+        file=sys.stderr,
+    )
     for service in settings:
         folder = Path(__file__).parent / service.service / "migrations"
         applied = await migrate(service.database_url, service.schema_name, folder)

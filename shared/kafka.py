@@ -1,4 +1,5 @@
-"""Kafka plumbing: the broker factory, topic creation, and the event policy every subscriber uses.
+"""Kafka plumbing: the broker factory, topic (and ACL) creation, and the event policy every
+subscriber uses. How a client connects and as whom is `shared.kafka_client.KafkaConnection`'s.
 
 Delivery semantics, in one place:
 - Producers are idempotent with `acks=all`.
@@ -25,13 +26,13 @@ import copy
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict, cast
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -44,9 +45,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from shared import tracing
+from shared import kafka_acl, tracing
 from shared.contracts.events import ContractError, Event, parse_event
 from shared.contracts.topics import PARTITIONS, Topics, dlt
+from shared.kafka_client import KafkaConnection
 from shared.metrics import METRICS, handling_outcome
 
 log = structlog.get_logger(__name__)
@@ -66,9 +68,9 @@ batch per partition per request, so a region's burst (its partition's rows) goes
 round trips. Within the broker's 1 MiB `message.max.bytes`."""
 
 
-def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
+def make_broker(kafka: KafkaConnection, client_id: str, **kwargs: Any) -> KafkaBroker:
     """A broker with the project's producer defaults (idempotent, acks from all replicas,
-    `PRODUCER_BATCH_BYTES` batches)."""
+    `PRODUCER_BATCH_BYTES` batches), connected as `kafka`'s principal."""
     # FastStream's own lines go through the standard logging set up by configure_logging
     # (JSON off a terminal); its per-message "Received"/"Processed" lines are debug output.
     kwargs.setdefault("logger", logging.getLogger("faststream"))
@@ -76,8 +78,9 @@ def make_broker(bootstrap: str, client_id: str, **kwargs: Any) -> KafkaBroker:
     kwargs.setdefault("graceful_timeout", 15.0)
     kwargs.setdefault("max_batch_size", PRODUCER_BATCH_BYTES)
     return KafkaBroker(
-        bootstrap,
+        kafka.bootstrap,
         client_id=client_id,
+        security=kafka.broker_security(),
         enable_idempotence=True,
         acks="all",
         allow_auto_create_topics=False,
@@ -123,12 +126,17 @@ def subscriber_options(group_id: str, *, session_timeout_ms: int = 10_000) -> Su
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Topics, *, partitions: int = PARTITIONS, timeout_s: float = 60.0
+    kafka: KafkaConnection,
+    topics: Topics,
+    *,
+    partitions: int = PARTITIONS,
+    usernames: Mapping[str, str] | None = None,
+    timeout_s: float = 60.0,
 ) -> list[str]:
-    """Create every contract topic and its `.dlt` twin; return the names created now."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+    """Create every contract topic and its `.dlt` twin, and each service's ACLs on them
+    (`shared.kafka_acl`; `usernames`: a service's principal where it is not the service's name).
+    Return the topic names created now. `kafka` is the admin principal."""
+    admin = kafka.admin(request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -138,18 +146,25 @@ async def ensure_topics(
             # another process may create them at the same moment
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
+        if kafka.sasl:  # a cluster without authentication has no principals to authorise
+            await kafka_acl.grant(admin, topics, usernames)
         return wanted
     finally:
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, topics: Topics) -> None:
-    """Delete every contract topic and `.dlt` twin under `topics`' prefix (benchmarks, tests)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(
+    kafka: KafkaConnection, topics: Topics, *, usernames: Mapping[str, str] | None = None
+) -> None:
+    """Delete every contract topic and `.dlt` twin under `topics`' prefix, and the services'
+    ACLs on them (benchmarks, tests, the demo)."""
+    admin = kafka.admin()
     await admin.start()
     try:
         with contextlib.suppress(Exception):  # some may not exist
             await admin.delete_topics(topics.all_with_dlt())
+        if kafka.sasl:
+            await kafka_acl.revoke(admin, topics, usernames)
     finally:
         await admin.close()
 

@@ -39,7 +39,8 @@ def pool(settings: ServiceSettings, **kwargs: Any) -> asyncpg.Pool:
 
 
 def broker(settings: ServiceSettings) -> KafkaBroker:
-    return kafka.make_broker(settings.kafka_bootstrap, settings.client_id)
+    """The service's broker, connected as its own principal."""
+    return kafka.make_broker(settings.kafka, settings.client_id)
 
 
 def policy(

@@ -5,6 +5,12 @@ The two infrastructure addresses are shared by every service and may be given on
 `APL_KAFKA_BOOTSTRAP` and `APL_DATABASE_URL`; a service-prefixed variable (for example
 `APL_MATCHING_DATABASE_URL`) wins. `apl infra up` writes both into `.local/apl.env`, which is read
 when the variables are not set; `APL_ENV_FILE` names another file.
+
+Kafka: how to connect is shared (`APL_KAFKA_SECURITY_PROTOCOL`, `APL_KAFKA_SASL_MECHANISM`,
+`APL_KAFKA_CA_FILE`); who connects is not: each service is its own principal
+(`APL_<SERVICE>_KAFKA_USERNAME`, default the service's name, and `APL_<SERVICE>_KAFKA_PASSWORD`
+or `..._PASSWORD_FILE`), and administrative tools are the admin principal
+(`KafkaAdminSettings`: `APL_KAFKA_ADMIN_USERNAME`, `APL_KAFKA_ADMIN_PASSWORD` or `..._FILE`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,13 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import Topics
+from shared.kafka_client import (
+    DEFAULT_MECHANISM,
+    DEFAULT_PROTOCOL,
+    KafkaConnection,
+    SaslMechanism,
+    SecurityProtocol,
+)
 
 DEFAULT_ENV_FILE = Path(".local") / "apl.env"
 # Not a secret: the default that `refuse_placeholder` refuses in production.
@@ -28,10 +41,9 @@ def env_file() -> Path:
     return Path(os.environ.get("APL_ENV_FILE", DEFAULT_ENV_FILE))
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs. Subclasses set `service` and `model_config.env_prefix`."""
-
-    service: ClassVar[str] = "apl"
+class KafkaSettings(BaseSettings):
+    """How to connect to Kafka, and as whom (`kafka_username`, `kafka_password`: a subclass says
+    which variables name them). `kafka` is the connection every client is built from."""
 
     environment: Literal["local", "test", "production"] = Field(
         default="local", validation_alias=AliasChoices("APL_ENVIRONMENT")
@@ -39,6 +51,96 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", validation_alias=AliasChoices("APL_KAFKA_BOOTSTRAP")
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default=DEFAULT_PROTOCOL, validation_alias=AliasChoices("APL_KAFKA_SECURITY_PROTOCOL")
+    )
+    """`SASL_PLAINTEXT` (local, compose, tests), `SASL_SSL` (a managed cluster) or `PLAINTEXT`
+    (a cluster without authentication; refused in production)."""
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default=DEFAULT_MECHANISM, validation_alias=AliasChoices("APL_KAFKA_SASL_MECHANISM")
+    )
+    kafka_ca_file: str = Field(default="", validation_alias=AliasChoices("APL_KAFKA_CA_FILE"))
+    """The CA certificates (PEM) a `SASL_SSL` cluster's certificate is checked against; empty:
+    the system's trust store."""
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_password_file: str = ""
+    """A file holding the password (a compose or Kubernetes secret); read when no password is
+    given."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    def _default_kafka_username(self) -> str:
+        return ""
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Self:
+        """Settings from the environment, then the env file, then defaults; `overrides` win."""
+        path = env_file()
+        return cls(_env_file=path if path.exists() else None, **overrides)
+
+    @model_validator(mode="after")
+    def _kafka_principal(self) -> Self:
+        if not self.kafka_username:
+            self.kafka_username = self._default_kafka_username()
+        if self.kafka_password_file and not self.kafka_password.get_secret_value():
+            text = Path(self.kafka_password_file).read_text(encoding="utf-8")
+            self.kafka_password = SecretStr(text.strip())
+        if self.environment == "production" and self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError(
+                "kafka_security_protocol: PLAINTEXT (no authentication) is refused in production"
+            )
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The connection as this principal. In production a placeholder password is refused
+        here, when a client is about to be built (`apl init` reads the services' settings for
+        their principals' names, never their passwords)."""
+        password = self.kafka_password.get_secret_value()
+        if (
+            self.environment == "production"
+            and self.kafka_security_protocol != "PLAINTEXT"
+            and (not password or password.startswith(PLACEHOLDER_SECRET))
+        ):
+            raise ValueError(
+                f"the Kafka password of {self.kafka_username!r}: a real secret is required "
+                "outside local development"
+            )
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            username=self.kafka_username,
+            password=self.kafka_password,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            ca_file=self.kafka_ca_file,
+        )
+
+
+class KafkaAdminSettings(KafkaSettings):
+    """The admin principal, for administrative work only: creating topics and ACLs (`apl init`,
+    `apl infra up`), `apl dlt`, the demo's report, the tests' helpers. Never a service's."""
+
+    kafka_username: str = Field(
+        default="admin", validation_alias=AliasChoices("APL_KAFKA_ADMIN_USERNAME")
+    )
+    kafka_password: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("APL_KAFKA_ADMIN_PASSWORD")
+    )
+    kafka_password_file: str = Field(
+        default="", validation_alias=AliasChoices("APL_KAFKA_ADMIN_PASSWORD_FILE")
+    )
+
+
+class ServiceSettings(KafkaSettings):
+    """What every service needs. Subclasses set `service` and `model_config.env_prefix`.
+
+    The service's Kafka principal: `APL_<SERVICE>_KAFKA_USERNAME` (default: the service's name),
+    `APL_<SERVICE>_KAFKA_PASSWORD` or `APL_<SERVICE>_KAFKA_PASSWORD_FILE`; no shared variable
+    names them, so two services never share a principal by accident."""
+
+    service: ClassVar[str] = "apl"
+
     database_url: str = Field(
         default="postgresql://apl@127.0.0.1:5432/apl",
         validation_alias=AliasChoices("APL_DATABASE_URL"),
@@ -101,6 +203,9 @@ class ServiceSettings(BaseSettings):
         # identity fields.
         for name in (
             "KAFKA_BOOTSTRAP",
+            "KAFKA_SECURITY_PROTOCOL",
+            "KAFKA_SASL_MECHANISM",
+            "KAFKA_CA_FILE",
             "DATABASE_URL",
             "TOPIC_PREFIX",
             "LOG_LEVEL",
@@ -118,11 +223,8 @@ class ServiceSettings(BaseSettings):
                 field.validation_alias = AliasChoices(f"{prefix}{name}", f"APL_{name}")
         cls.model_rebuild(force=True)
 
-    @classmethod
-    def load(cls, **overrides: Any) -> Self:
-        """Settings from the environment, then the env file, then defaults; `overrides` win."""
-        path = env_file()
-        return cls(_env_file=path if path.exists() else None, **overrides)
+    def _default_kafka_username(self) -> str:
+        return self.service
 
     @property
     def topics(self) -> Topics:

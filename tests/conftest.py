@@ -1,8 +1,9 @@
 """Fixtures shared by every tier.
 
-`infra` gives the real Kafka bootstrap address and an admin PostgreSQL URL (see
-`tests/support/infra.py`). Each test session works in a database of its own (created here and
-dropped afterwards) and under a topic prefix of its own, so runs never see each other's data.
+`infra` gives the real Kafka (its admin principal and each service's own, SASL/SCRAM with ACLs)
+and an admin PostgreSQL URL (see `tests/support/infra.py`). Each test session works in a database
+of its own (created here and dropped afterwards) and under a topic prefix of its own, so runs
+never see each other's data.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ async def fresh_schema(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def make_topics(infra: Infra) -> AsyncIterator[Callable[[], Awaitable[Topics]]]:
-    """Create the contract's topics under a new prefix; returns the `Topics` naming them.
+    """Create the contract's topics under a new prefix, and each service's ACLs on them;
+    returns the `Topics` naming them.
 
     They are deleted when the session ends: every set is 120 partitions, and a broker that keeps
     them all runs out of file handles after a few dozen runs."""
@@ -59,13 +61,13 @@ async def make_topics(infra: Infra) -> AsyncIterator[Callable[[], Awaitable[Topi
 
     async def make() -> Topics:
         topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
-        await ensure_topics(infra.kafka_bootstrap, topics)
+        await ensure_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
         made.append(topics)
         return topics
 
     yield make
     for topics in made:
-        await delete_topics(infra.kafka_bootstrap, topics)
+        await delete_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
 
 
 @pytest.fixture

@@ -20,14 +20,14 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 import jwt
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 from devtools import auth, localinfra
 from devtools.ports import free_port, port_free
 from shared.contracts.profiles import PlacementOffer, StudentProfile, Supervisor
 from shared.contracts.topics import Topics
 from shared.kafka import delete_topics, ensure_topics
+from shared.kafka_client import KafkaConnection
 
 SERVICES = localinfra.SERVICES
 PREFERRED_PORTS = {"placements": 8000, "matching": 8001, "notifications": 8002}
@@ -141,10 +141,11 @@ def _stop_all(paths: DemoPaths) -> list[str]:
     return stopped
 
 
-async def _delete_demo_topics(paths: DemoPaths, bootstrap: str) -> None:
-    """Delete the last run's topics (120 partitions a run would otherwise pile up)."""
+async def _delete_demo_topics(paths: DemoPaths, kafka: KafkaConnection) -> None:
+    """Delete the last run's topics and their ACLs (120 partitions a run would otherwise pile
+    up), as the admin `kafka`."""
     if paths.prefix.exists():
-        await delete_topics(bootstrap, Topics(paths.prefix.read_text().strip()))
+        await delete_topics(kafka, Topics(paths.prefix.read_text().strip()))
         paths.prefix.unlink()
 
 
@@ -156,7 +157,7 @@ def down(*, keep_infra: bool = False) -> int:
     if paths.prefix.exists() and env.exists():
         settings = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
         with contextlib.suppress(Exception):  # the broker may be down already
-            asyncio.run(_delete_demo_topics(paths, settings["APL_KAFKA_BOOTSTRAP"]))
+            asyncio.run(_delete_demo_topics(paths, localinfra.kafka_from(settings)[0]))
     _say("demo: stopped " + (", ".join(stopped) if stopped else "nothing (no demo processes)"))
     if not keep_infra:
         localinfra.down(localinfra.Paths(root))
@@ -386,11 +387,12 @@ async def _submit(
 
 class KafkaProbe:
     """Reads consumer-group lag and topic ends with one admin client and one consumer, kept open
-    for the whole demo (the waits poll twice a second)."""
+    for the whole demo (the waits poll twice a second), as the admin principal: no service may
+    read every topic and group."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self.admin = kafka.admin()
+        self.consumer = kafka.consumer()
 
     async def __aenter__(self) -> KafkaProbe:
         await self.admin.start()
@@ -532,6 +534,7 @@ async def _demo(n_students: int, seed: int) -> int:
     lines = await asyncio.to_thread(localinfra.up, localinfra.Paths(root))
     env_lines = dict(line.split("=", 1) for line in lines)
     bootstrap, admin_url = env_lines["APL_KAFKA_BOOTSTRAP"], env_lines["APL_DATABASE_URL"]
+    kafka, service_kafka = localinfra.kafka_from(env_lines)
     try:  # the demo signs in as dev users: only the local dev realm has them (and `apl-cli`)
         issuer = auth.dev_issuer(localinfra.Paths(root))
     except auth.Refused as exc:
@@ -549,14 +552,13 @@ async def _demo(n_students: int, seed: int) -> int:
     database_url = admin_url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
     prefix = f"demo{datetime.now(UTC):%Y%m%d%H%M%S}."
     topics = Topics(prefix)
-    await _delete_demo_topics(paths, bootstrap)
-    await ensure_topics(bootstrap, topics)
+    await _delete_demo_topics(paths, kafka)
+    await ensure_topics(kafka, topics)
     paths.base.mkdir(parents=True, exist_ok=True)
     paths.prefix.write_text(prefix + "\n")
 
     ports = {name: _port(p) for name, p in PREFERRED_PORTS.items()}
     common = {
-        "APL_KAFKA_BOOTSTRAP": bootstrap,
         "APL_TOPIC_PREFIX": prefix,
         "APL_ENVIRONMENT": "local",
         "APL_LOG_JSON": "true",
@@ -579,6 +581,8 @@ async def _demo(n_students: int, seed: int) -> int:
             "APL_NOTIFICATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         },
     }
+    for name in SERVICES:  # each service connects as its own principal
+        extra[name].update(service_kafka[name].environment(name))
     if not smtp_host:
         smtp_port, http_port = _port(1025), _port(8025)
         _spawn(
@@ -620,7 +624,7 @@ async def _demo(n_students: int, seed: int) -> int:
     tokens = Tokens(issuer)
     async with (
         httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client,
-        KafkaProbe(bootstrap) as kafka,
+        KafkaProbe(kafka) as probe,
     ):
         await _submit(client, tokens, "placements posted", "/v1/placements/batch", placements)
         await _submit(client, tokens, "students registered", "/v1/students/batch", students)
@@ -631,7 +635,7 @@ async def _demo(n_students: int, seed: int) -> int:
         input_topics = [topics.placements, topics.students]
 
         async def consumed() -> tuple[int, int]:
-            lag = await kafka.lag(f"{prefix}matching", input_topics)
+            lag = await probe.lag(f"{prefix}matching", input_topics)
             total = len(placements) + len(students) + len(periods) + len(teachers)
             return (total - lag if lag is not None else 0), total
 
@@ -680,12 +684,12 @@ async def _demo(n_students: int, seed: int) -> int:
         expected = 2 * proposed + unplaced
 
         async def notices() -> tuple[int, int]:
-            return await kafka.messages([topics.notifications]), expected
+            return await probe.messages([topics.notifications]), expected
 
         # A notice to a student fetches its context (and, for the unplaced, the vacancies that fit)
         # from the placements service: allow about 20 a second on a small machine.
         await _wait_until("notices delivered", notices, wait=max(240.0, expected / 20))
-        outcomes = await kafka.count_types(topics.notifications)
+        outcomes = await probe.count_types(topics.notifications)
         gaps = await _competence_gaps(client, tokens, regions)
     inbox_count = None
     if inbox_url:

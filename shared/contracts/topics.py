@@ -1,4 +1,4 @@
-"""Topic names of event contract v1 and the Kafka key rule."""
+"""Topic names of event contract v1, who writes and reads each, and the Kafka key rule."""
 
 from __future__ import annotations
 
@@ -13,6 +13,39 @@ NOTIFICATIONS = "apl.notifications.v1"
 ALL_TOPICS: tuple[str, ...] = (PLACEMENTS, STUDENTS, ROUNDS, MATCHES, NOTIFICATIONS)
 DLT_SUFFIX = ".dlt"
 PARTITIONS = 12
+
+
+@dataclass(frozen=True)
+class TopicAccess:
+    """What one service's principal does on the contract's topics: the topics it produces
+    (published through its outbox or by its subscribers) and the ones it consumes (with its
+    consumer group, and writing their `.dlt` twins when it dead-letters a record)."""
+
+    service: str
+    produces: tuple[str, ...]
+    consumes: tuple[str, ...]
+
+
+# Who writes and reads which topic: the ACLs of every cluster are made from this table
+# (`shared.kafka_acl`). apl.matches.v1 and apl.rounds.v1 have two writers for now (matching's
+# proposals and round results, the placements service's answers and round requests).
+ACCESS: tuple[TopicAccess, ...] = (
+    TopicAccess(
+        "placements",
+        produces=(PLACEMENTS, STUDENTS, ROUNDS, MATCHES),
+        consumes=(MATCHES, ROUNDS),
+    ),
+    TopicAccess(
+        "matching",
+        produces=(MATCHES, ROUNDS),
+        consumes=(PLACEMENTS, STUDENTS, ROUNDS, MATCHES),
+    ),
+    TopicAccess(
+        "notifications",
+        produces=(NOTIFICATIONS,),
+        consumes=(MATCHES, ROUNDS),
+    ),
+)
 
 
 def dlt(topic: str) -> str:

@@ -78,11 +78,7 @@ async def placements_and_matching(
     realm's web client; stopped and the database dropped at the end."""
     topics = await make_topics()
     database_url = await create_database(infra.database_url, database)
-    common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "APL_TOPIC_PREFIX": topics.prefix,
-        "APL_AUTH_ISSUER": infra.auth_issuer,
-    }
+    common = {"APL_TOPIC_PREFIX": topics.prefix, "APL_AUTH_ISSUER": infra.auth_issuer}
     extra: dict[str, dict[str, str]] = {
         "placements": {
             "APL_WEB_CLIENT_SECRET": WEB_CLIENT_SECRET,
@@ -94,7 +90,12 @@ async def placements_and_matching(
     processes = {
         name: ServiceProcess(
             name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
+            {
+                **common,
+                **infra.kafka_env(name),
+                f"APL_{name.upper()}_DATABASE_URL": database_url,
+                **extra[name],
+            },
             folder / "logs",
         )
         for name in extra
@@ -145,7 +146,7 @@ async def app(
 ) -> AsyncIterator[App]:
     topics = await make_topics()
     env = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("placements"),
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
         "APL_PLACEMENTS_DATABASE_URL": database_url,

@@ -154,7 +154,6 @@ async def journey(
     placements_port = free_port()
     placements_url = f"http://127.0.0.1:{placements_port}"
     common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
     }
@@ -178,7 +177,12 @@ async def journey(
     processes = {
         name: ServiceProcess(
             name,
-            {**common, f"APL_{name.upper()}_DATABASE_URL": database_url, **extra[name]},
+            {
+                **common,
+                **infra.kafka_env(name),
+                f"APL_{name.upper()}_DATABASE_URL": database_url,
+                **extra[name],
+            },
             folder / "logs",
         )
         for name in SERVICES

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {"placements", "matching", "notifications"}
 SCALED = {"matching", "notifications"}
-INFRA = {"kafka", "postgres", "keycloak", "prometheus", "grafana"}
+INFRA = {"kafka", "kafka-users", "postgres", "keycloak", "prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,87 @@ def test_each_service_connects_as_its_own_database_role(project: dict[str, Any])
     assert "AUTHORIZATION" in script
 
 
+def test_each_service_connects_to_kafka_as_its_own_principal(project: dict[str, Any]) -> None:
+    services = _services(project)
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["APL_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert env["APL_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env[f"APL_{name.upper()}_KAFKA_USERNAME"] == name
+        secret = f"{name}_kafka_password"
+        assert env[f"APL_{name.upper()}_KAFKA_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+        assert services[name]["secrets"] == [secret], "no other principal's password"
+        # what the service reads (APL_*) names no other principal and no password inline
+        read = [k for k in env if k.startswith("APL_") and "KAFKA" in k]
+        assert sorted(read) == sorted(
+            [
+                "APL_KAFKA_BOOTSTRAP",
+                "APL_KAFKA_SECURITY_PROTOCOL",
+                "APL_KAFKA_SASL_MECHANISM",
+                f"APL_{name.upper()}_KAFKA_USERNAME",
+                f"APL_{name.upper()}_KAFKA_PASSWORD_FILE",
+            ]
+        ), name
+    init = services["init"]
+    assert init["environment"]["APL_KAFKA_ADMIN_USERNAME"] == "admin"
+    assert init["environment"]["APL_KAFKA_ADMIN_PASSWORD_FILE"] == (
+        "/run/secrets/kafka_admin_password"
+    )
+    assert init["secrets"] == ["kafka_admin_password"]
+    users = services["kafka-users"]
+    assert set(users["secrets"]) == {
+        "kafka_admin_password",
+        *(f"{n}_kafka_password" for n in APP_SERVICES),
+    }
+    script = (ROOT / "deploy" / "kafka" / "users.sh").read_text()
+    assert all(name in script for name in APP_SERVICES)
+    kafka = services["kafka"]
+    assert set(kafka["secrets"]) == {"kafka_admin_password", "kafka_controller_password"}
+    assert kafka["command"] == ["bash", "/opt/apl/start.sh"]
+    assert any(v.endswith("/deploy/kafka") for v in kafka["volumes"])
+
+
+def _properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+
+
+def test_compose_kafka_is_secured_as_the_local_broker() -> None:
+    """deploy/kafka/start.sh (compose, testcontainers) and `apl infra up` (devtools/localinfra.py)
+    write the same listeners, mechanisms and authorisation: no PLAINTEXT listener anywhere."""
+    from devtools import localinfra
+
+    paths = localinfra.Paths(ROOT)
+    passwords = dict.fromkeys((*localinfra.KAFKA_USERS, localinfra.KAFKA_CONTROLLER), "x")
+    local = _properties(localinfra._kafka_properties(paths, 9092, 9093, passwords))
+    script = (ROOT / "deploy" / "kafka" / "start.sh").read_text()
+    heredoc = script.split("<<PROPERTIES\n", 1)[1].split("\nPROPERTIES", 1)[0]
+    compose = _properties(heredoc)
+    security = [
+        "listener.security.protocol.map",
+        "controller.listener.names",
+        "inter.broker.listener.name",
+        "listener.name.client.sasl.enabled.mechanisms",
+        "listener.name.controller.sasl.enabled.mechanisms",
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl.mechanism.controller.protocol",
+        "authorizer.class.name",
+        "allow.everyone.if.no.acl.found",
+        "super.users",
+        "auto.create.topics.enable",
+    ]
+    assert {k: compose.get(k) for k in security} == {k: local.get(k) for k in security}
+    assert local["allow.everyone.if.no.acl.found"] == "false"
+    assert local["authorizer.class.name"].endswith("StandardAuthorizer")
+    for props in (local, compose):
+        protocols = props["listener.security.protocol.map"]
+        assert "PLAINTEXT" not in protocols.replace("SASL_PLAINTEXT", "")
+        assert "PLAINTEXT://" not in props["listeners"]
+        assert "CONTROLLER://127.0.0.1:" in props["listeners"]  # loopback only
+    assert "--add-scram" in script
+    assert "name=admin" in script
+
+
 def test_postgresql_is_the_same_major_version_as_local_development(
     project: dict[str, Any],
 ) -> None:
@@ -174,8 +255,10 @@ def test_services_wait_for_healthy_dependencies(project: dict[str, Any]) -> None
         ), name
     assert services["init"]["depends_on"] == {
         "kafka": "service_healthy",
+        "kafka-users": "service_completed_successfully",
         "postgres": "service_healthy",
     }
+    assert services["kafka-users"]["depends_on"] == {"kafka": "service_healthy"}
 
 
 def test_scaled_services_publish_no_host_port(project: dict[str, Any]) -> None:

@@ -108,25 +108,39 @@ def image() -> tuple[list[str], dict[str, str]]:
 # ------------------------------------------------------------------------------- the project
 
 
-def env_file(path: Path) -> None:
+def kafka_passwords(infra: Infra) -> dict[str, str]:
+    """The Kafka principals' passwords of the local infrastructure, by .env.example's names."""
+    passwords = {"KAFKA_ADMIN_PASSWORD": infra.kafka.password.get_secret_value()}
+    for role in ROLES:
+        kafka = infra.kafka_as(role)
+        assert kafka.username == role  # as compose names them
+        passwords[f"{role.upper()}_KAFKA_PASSWORD"] = kafka.password.get_secret_value()
+    return passwords
+
+
+def env_file(path: Path, infra: Infra) -> None:
     """.env.example, its placeholders replaced: the roles' passwords are their names (as
-    `apl infra up` makes them), the client secrets the dev realm's, the rest random."""
+    `apl infra up` makes them), the Kafka principals' those of the local cluster, the client
+    secrets the dev realm's, the rest random."""
+    kafka = kafka_passwords(infra)
     lines = []
     for line in (ROOT / ".env.example").read_text().splitlines():
         name, eq, value = line.partition("=")
         if eq and not line.startswith("#") and value.startswith("change-me"):
             if name.endswith("_DB_PASSWORD"):
                 value = name.removesuffix("_DB_PASSWORD").lower()
+            elif name in kafka:
+                value = kafka[name]
             else:
                 value = DEV_CLIENT_SECRETS.get(name) or secrets.token_urlsafe(24)
         lines.append(f"{name}{eq}{value}" if eq else line)
     path.write_text("\n".join(lines) + "\n")
 
 
-def load(binary: Path, folder: Path, compose_text: str) -> dict[str, dict[str, Any]]:
+def load(binary: Path, folder: Path, compose_text: str, infra: Infra) -> dict[str, dict[str, Any]]:
     """The services as compose-go loaded them (secrets written under folder/secrets)."""
     (folder / "docker-compose.yml").write_text(compose_text)
-    env_file(folder / ".env")
+    env_file(folder / ".env", infra)
     result = subprocess.run(
         [
             str(binary),
@@ -369,7 +383,7 @@ async def mapping(
     try:
         yield Mapping(infra, database, topics)
     finally:
-        await delete_topics(infra.kafka_bootstrap, topics)
+        await delete_topics(infra.kafka, topics, usernames=infra.kafka_usernames)
         await drop_database(infra.database_url, database)
 
 
@@ -379,7 +393,9 @@ async def mapping(
 async def test_every_application_service_of_the_compose_file_becomes_healthy(
     compose_check: Path, mapping: Mapping, tmp_path: Path
 ) -> None:
-    services = load(compose_check, tmp_path, (ROOT / "docker-compose.yml").read_text())
+    services = load(
+        compose_check, tmp_path, (ROOT / "docker-compose.yml").read_text(), mapping.infra
+    )
     assert set(APP) <= set(services)
     outcome = await rehearse(services, mapping, tmp_path / "run", APP)
     print("\n".join(["", *outcome.lines]))
@@ -427,7 +443,7 @@ async def test_a_mistake_in_the_compose_file_fails_the_rehearsal(
     original = (ROOT / "docker-compose.yml").read_text()
     text = change(original)
     assert text != original, variant
-    services = load(compose_check, tmp_path, text)  # compose itself accepts the file
+    services = load(compose_check, tmp_path, text, mapping.infra)  # compose accepts the file
     outcome = await rehearse(services, mapping, tmp_path / "run", ("init", broken))
     assert list(outcome.failed) == [broken], (variant, outcome)
     assert says in outcome.failed[broken], outcome.failed[broken]

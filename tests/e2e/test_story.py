@@ -88,7 +88,6 @@ class Stack:
     def start(self) -> None:
         placements_port = free_port()
         common = {
-            "APL_KAFKA_BOOTSTRAP": self.infra.kafka_bootstrap,
             "APL_TOPIC_PREFIX": self.topics.prefix,
             "APL_AUTH_ISSUER": self.infra.auth_issuer,
         }
@@ -106,6 +105,7 @@ class Stack:
         for name in SERVICES:
             env = {
                 **common,
+                **self.infra.kafka_env(name),
                 f"APL_{name.upper()}_DATABASE_URL": self.database_url,
                 **extra[name],
             }
@@ -332,7 +332,7 @@ async def _settled(stack: Stack, sink: _Sink, wait: float = 120.0) -> None:
             group = f"{stack.topics.prefix}notifications"
             lag = sum(
                 [
-                    await group_lag(stack.infra.kafka_bootstrap, group, topic)
+                    await group_lag(stack.infra.kafka, group, topic)
                     for topic in (stack.topics.matches, stack.topics.rounds)
                 ]
             )

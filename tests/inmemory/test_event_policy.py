@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter, TestKafkaBroker
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics, dlt
 from shared.kafka import EventPolicy, make_broker, publish_event, subscriber_options
+from shared.kafka_client import KafkaConnection
 from tests.support.factories import placement
 
 Handle = Callable[[ev.Event], Awaitable[None]]
@@ -28,7 +29,7 @@ def _wire(
     """A broker whose typed placements subscriber calls `handle` through the policy, and a
     watcher of the dead-letter topic (its `.mock` records the calls)."""
     topics = Topics()
-    broker = make_broker("localhost:9092", "inmemory")
+    broker = make_broker(KafkaConnection("localhost:9092"), "inmemory")
     policy = EventPolicy(
         broker,
         topics,
@@ -143,7 +144,7 @@ def _whole(
     """A broker whose batch subscriber gets a poll's records at once (`whole_batches`), and a
     watcher of the dead-letter topic."""
     topics = Topics()
-    broker = make_broker("localhost:9092", "inmemory")
+    broker = make_broker(KafkaConnection("localhost:9092"), "inmemory")
     policy = EventPolicy(
         broker, topics, group_id="g", max_attempts=2, backoff_initial=0.001, whole_batches=True
     )

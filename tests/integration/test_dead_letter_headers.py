@@ -31,7 +31,7 @@ def _failing() -> RuntimeError:
 
 
 async def test_a_dead_letter_says_its_error_in_one_line(infra: Infra, topics: Topics) -> None:
-    broker = make_broker(infra.kafka_bootstrap, "test-dlt-headers")
+    broker = make_broker(infra.kafka, "test-dlt-headers")
     policy = EventPolicy(
         broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=2, backoff_initial=0.01
     )
@@ -62,7 +62,7 @@ async def test_a_dead_letter_says_its_error_in_one_line(infra: Infra, topics: To
             )
             await asyncio.wait_for(done.wait(), 60)
     [letter] = await read_records(
-        infra.kafka_bootstrap, dlt(topics.placements), until=lambda got: len(got) >= 1
+        infra.kafka, dlt(topics.placements), until=lambda got: len(got) >= 1
     )
     headers = {k: v.decode() for k, v in letter.headers}
     assert headers["x-error"] == "RuntimeError: cannot apply this placement"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts import events as ev
@@ -54,6 +54,7 @@ def run_dlt(infra: Infra, topics: Topics, *args: str) -> subprocess.CompletedPro
             topics.prefix,
         ],
         cwd=ROOT,
+        env={**os.environ, **infra.kafka.environment()},  # as the admin
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,7 +96,7 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
     await asyncio.to_thread(service.start, 90)
     try:
         posted = ev.PlacementPosted(producer="test", data=placement("p-dlt", region=REGION))
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+        producer = infra.kafka.producer()
         await producer.start()
         try:
             await producer.send_and_wait(
@@ -110,7 +111,7 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
         finally:
             await producer.stop()
         dlt = f"{topics.placements}.dlt"
-        await read_records(infra.kafka_bootstrap, dlt, until=lambda r: len(r) >= 2, wait=60)
+        await read_records(infra.kafka, dlt, until=lambda r: len(r) >= 2, wait=60)
 
         # ---- list: both, with their errors and where they came from
         listed = run_dlt(infra, topics, "list", "apl.placements.v1")

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.infra
 async def test_event_published_and_consumed_back_by_a_subscriber(
     infra: Infra, topics: Topics
 ) -> None:
-    broker = make_broker(infra.kafka_bootstrap, "test-roundtrip")
+    broker = make_broker(infra.kafka, "test-roundtrip")
     sent = [e for e in every_event() if e.topic == "apl.matches.v1"]
     got: list[Event] = []
     done = asyncio.Event()
@@ -50,7 +50,7 @@ async def test_event_published_and_consumed_back_by_a_subscriber(
 async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
     infra: Infra, topics: Topics, batch: bool
 ) -> None:
-    broker = make_broker(infra.kafka_bootstrap, "test-dlt")
+    broker = make_broker(infra.kafka, "test-dlt")
     policy = EventPolicy(
         broker, topics, group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_initial=0.01
     )
@@ -101,7 +101,7 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
         await asyncio.wait_for(done.wait(), 60)
     assert seen == ["p-before", "p-after"]
     letters = await read_records(
-        infra.kafka_bootstrap, dlt(topics.placements), until=lambda got: len(got) >= 2
+        infra.kafka, dlt(topics.placements), until=lambda got: len(got) >= 2
     )
     assert len(letters) == 2
     by_error = {dict(r.headers)["x-error"].decode(): r for r in letters}

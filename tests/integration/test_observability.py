@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -143,7 +142,6 @@ async def stack(
     database = await create_database(infra.database_url, "apl_obs")
     placements_port = free_port()
     common = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
         "APL_LOG_LEVEL": "INFO",
@@ -163,7 +161,12 @@ async def stack(
     }
     processes: dict[str, ServiceProcess] = {}
     for name in SERVICES:
-        env = {**common, f"APL_{name.upper()}_DATABASE_URL": database, **extra[name]}
+        env = {
+            **common,
+            **infra.kafka_env(name),
+            f"APL_{name.upper()}_DATABASE_URL": database,
+            **extra[name],
+        }
         processes[name] = ServiceProcess(name, env, tmp_path / "logs")
     processes["placements"].port = placements_port
     try:
@@ -278,7 +281,7 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
     )
 
     # A record that breaks the contract: the consumers dead-letter it.
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    producer = infra.kafka.producer()
     await producer.start()
     try:
         await producer.send_and_wait(topics.name("apl.placements.v1"), b"not json", key=b"x")

@@ -17,6 +17,7 @@ from shared.contracts.events import PlacementPosted, parse_event
 from shared.contracts.topics import Topics
 from shared.db import create_pool, migrate
 from shared.kafka import aiokafka_producer, make_broker
+from shared.kafka_client import KafkaConnection
 from shared.outbox import (
     OutboxRelay,
     RelayError,
@@ -58,7 +59,7 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, [PlacementPosted(producer="test", data=placement("p-rolled-back"))])
             raise RuntimeError("abort")
-    broker = make_broker(infra.kafka_bootstrap, "test-relay")
+    broker = make_broker(infra.kafka_as("placements"), "test-relay")
     relay = OutboxRelay(database_url, outbox_schema, broker, topics, batch=7, poll_seconds=0.05)
     async with broker:
         await broker.connect()
@@ -66,7 +67,7 @@ async def test_relay_publishes_committed_rows_in_order_and_marks_them(
         async with pool.acquire() as conn, conn.transaction():  # while the relay runs
             await enqueue(conn, events[10:])
         records = await read_records(
-            infra.kafka_bootstrap, topics.placements, until=lambda got: len(got) >= 30
+            infra.kafka, topics.placements, until=lambda got: len(got) >= 30
         )
         # a batch is marked once its acknowledgements are in, after the records are readable
         await eventually(lambda: relay.published >= 30, what="every row marked")
@@ -132,14 +133,14 @@ class _Recording(OutboxRelay):
 
 
 async def _relayed(
-    relay: OutboxRelay, broker: Any, bootstrap: str, topic: str, count: int
+    relay: OutboxRelay, broker: Any, kafka: KafkaConnection, topic: str, count: int
 ) -> list[Any]:
     """Run `relay` until `count` records are on `topic`; the records, in partition order."""
     async with broker:
         await broker.connect()
         task = asyncio.create_task(relay.run())
         try:
-            records = await read_records(bootstrap, topic, until=lambda got: len(got) >= count)
+            records = await read_records(kafka, topic, until=lambda got: len(got) >= count)
             await eventually(lambda: relay.published >= count, what="every row marked")
             return records
         finally:
@@ -159,10 +160,10 @@ async def test_a_small_region_is_not_held_behind_a_large_regions_backlog(
         await enqueue(conn, large)  # every row of the large region has a lower id
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, small)
-    broker = make_broker(infra.kafka_bootstrap, "test-relay-regions")
+    broker = make_broker(infra.kafka_as("placements"), "test-relay-regions")
     relay = _Recording(database_url, outbox_schema, broker, topics, batch=40, poll_seconds=0.05)
     relay.handed = []
-    records = await _relayed(relay, broker, infra.kafka_bootstrap, topics.placements, 253)
+    records = await _relayed(relay, broker, infra.kafka, topics.placements, 253)
     # the first batch already holds the small region's rows, beside the large one's first 40
     assert sorted(relay.handed[0]) == ["FI-18"] * 3 + ["SE-AB"] * 40
     assert sum(len(b) for b in relay.handed) == 253  # each row handed over once
@@ -200,7 +201,7 @@ async def test_a_row_the_broker_does_not_acknowledge_stays_unsent_and_goes_later
     events = [PlacementPosted(producer="t", data=placement(f"p-{i}")) for i in range(12)]
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, events)
-    broker = make_broker(infra.kafka_bootstrap, "test-relay-refused")
+    broker = make_broker(infra.kafka_as("placements"), "test-relay-refused")
     relay = OutboxRelay(database_url, outbox_schema, broker, topics, batch=5, in_flight=2)
     refused = str(events[7].event_id).encode()
     monkeypatch.setattr(
@@ -225,9 +226,7 @@ async def test_a_row_the_broker_does_not_acknowledge_stays_unsent_and_goes_later
         finally:
             await reads.close()
             await marks.close()
-    records = await read_records(
-        infra.kafka_bootstrap, topics.placements, until=lambda got: len(got) >= 12
-    )
+    records = await read_records(infra.kafka, topics.placements, until=lambda got: len(got) >= 12)
     assert sorted(
         str(parse_event("apl.placements.v1", r.value).event_id) for r in records
     ) == sorted(str(e.event_id) for e in events)

@@ -111,7 +111,7 @@ async def test_a_dump_restored_into_a_new_database_serves_the_same_data(
         f"GRANT CONNECT ON DATABASE {source.rpartition('/')[2]} TO {role}",
     )
     env = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("placements"),
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": infra.auth_issuer,
         "APL_ENVIRONMENT": "test",

@@ -66,7 +66,6 @@ class Api:
 async def api(infra: Infra, topics: Topics) -> AsyncIterator[Api]:
     database = await create_database(infra.database_url, "apl_signed_in")
     common: dict[str, Any] = {
-        "kafka_bootstrap": infra.kafka_bootstrap,
         "database_url": database,
         "topic_prefix": topics.prefix,
         "outbox_poll_seconds": 0.05,
@@ -76,8 +75,10 @@ async def api(infra: Infra, topics: Topics) -> AsyncIterator[Api]:
     }
     try:
         async with (
-            matching_running(MatchingSettings(**common)),
-            placements_running(PlacementsSettings(**common)) as placements,
+            matching_running(MatchingSettings(**common, **infra.kafka_settings("matching"))),
+            placements_running(
+                PlacementsSettings(**common, **infra.kafka_settings("placements"))
+            ) as placements,
         ):
             transport = httpx.ASGITransport(app=create_app(placements))
             async with httpx.AsyncClient(transport=transport, base_url="http://p/v1") as http:

@@ -1,4 +1,5 @@
-"""Reading topics back in tests: from the beginning, without a consumer group."""
+"""Reading topics back in tests: from the beginning, without a consumer group (as the admin
+principal the caller passes, `infra.kafka`)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
+
+from shared.kafka_client import KafkaConnection
 
 
 async def read_records(
-    bootstrap: str, *topics: str, until: Callable[[list[Any]], bool], wait: float = 30.0
+    kafka: KafkaConnection, *topics: str, until: Callable[[list[Any]], bool], wait: float = 30.0
 ) -> list[Any]:
     """The records of `topics` from the beginning, read until `until(records)` holds or `wait`
     seconds have passed (then what was read so far; the caller's assertions say what is missing)."""
-    consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
+    consumer = kafka.consumer(*topics, auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     records: list[Any] = []
     try:
@@ -31,11 +31,11 @@ async def read_records(
     return records
 
 
-async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
+async def group_lag(kafka: KafkaConnection, group_id: str, topic: str) -> int:
     """How many records of `topic` the consumer group has not committed yet (a partition it never
     committed counts from its first offset)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = kafka.admin()
+    consumer = kafka.consumer(group_id=None)
     await admin.start()
     await consumer.start()
     try:

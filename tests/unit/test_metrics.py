@@ -16,6 +16,7 @@ from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.http import service_app
 from shared.kafka import EventPolicy, make_broker, publish_event, subscriber_options
+from shared.kafka_client import KafkaConnection
 from shared.metrics import METRICS
 from shared.uow import InMemoryUnitOfWork
 from tests.support.factories import placement
@@ -38,7 +39,7 @@ async def test_consumed_applied_duplicated_and_dead_lettered_are_counted_per_top
     uow = InMemoryUnitOfWork()
     failing: set[str] = set()
     topics = Topics()
-    broker = make_broker("localhost:9092", "metrics-test")
+    broker = make_broker(KafkaConnection("localhost:9092"), "metrics-test")
     policy = EventPolicy(broker, topics, group_id="g", max_attempts=2, backoff_initial=0.001)
     router = KafkaRouter(middlewares=[policy.middleware])
 

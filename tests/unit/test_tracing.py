@@ -19,6 +19,7 @@ from shared import tracing
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.kafka import EventPolicy, make_broker, publish_event, subscriber_options
+from shared.kafka_client import KafkaConnection
 from shared.logging import configure_logging
 from tests.support.factories import placement
 
@@ -29,7 +30,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 async def test_one_story_through_kafka_shares_the_caller_trace_id() -> None:
     exporter = InMemorySpanExporter()
     topics = Topics()
-    broker = make_broker("localhost:9092", "tracing-test")
+    broker = make_broker(KafkaConnection("localhost:9092"), "tracing-test")
     policy = EventPolicy(broker, topics, group_id="g", max_attempts=1)
     router = KafkaRouter(middlewares=[policy.middleware])
     seen: list[dict[str, str]] = []

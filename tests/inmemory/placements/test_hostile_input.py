@@ -178,6 +178,7 @@ async def test_production_takes_only_https_webhooks() -> None:
         auth_issuer=issuer.url,
         action_link_secret="a-real-link-secret",
         session_secret="a-real-session-secret",
+        kafka_password="a-real-kafka-password",
     )
     headers = issuer.headers("coordinator", regions=["SE-AB"])
     async with httpx.AsyncClient(

@@ -12,13 +12,13 @@ from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.matching.bootstrap import MIGRATIONS
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics
 from shared.db import migrate
 from shared.kafka import make_broker, publish_event
+from shared.kafka_client import KafkaConnection
 from tests.support.factories import placement, student
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
@@ -51,8 +51,9 @@ def region_input(
     return placements, students
 
 
-async def publish_all(bootstrap: str, topics: Topics, events: Iterable[ev.Event]) -> None:
-    broker = make_broker(bootstrap, "test-feeder")
+async def publish_all(kafka: KafkaConnection, topics: Topics, events: Iterable[ev.Event]) -> None:
+    """Publish `events` as `kafka`'s principal (the tests' admin stands in for their producers)."""
+    broker = make_broker(kafka, "test-feeder")
     async with broker:
         await broker.connect()
         for e in events:
@@ -67,8 +68,7 @@ def round_request(region: str) -> ev.MatchingRoundRequested:
 
 def matching_env(infra: Infra, database_url: str, topics: Topics, schema: str) -> dict[str, str]:
     return {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "APL_MATCHING_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("matching"),
         "APL_MATCHING_DATABASE_URL": database_url,
         "APL_DATABASE_URL": database_url,
         "APL_TOPIC_PREFIX": topics.prefix,
@@ -134,29 +134,29 @@ async def request_after_input(
     """Publish a region's input (80 students, 30 placements), wait until the read model holds
     it, then publish a round request for the region and return it."""
     placements, students = region_input(region, 80, 30, seed=seed)
-    await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
+    await publish_all(infra.kafka, topics, [*placements, *students])
     await wait_for_read_model(database_url, schema, placements, students)
     request = round_request(region)
-    await publish_all(infra.kafka_bootstrap, topics, [request])
+    await publish_all(infra.kafka, topics, [request])
     return request
 
 
-async def position_of(bootstrap: str, topic: str, event: ev.Event) -> tuple[int, int]:
+async def position_of(kafka: KafkaConnection, topic: str, event: ev.Event) -> tuple[int, int]:
     """(partition, offset) of `event` on `topic`."""
 
     def found(records: list[Any]) -> bool:
         return any(json.loads(r.value)["event_id"] == str(event.event_id) for r in records)
 
-    records = await read_records(bootstrap, topic, until=found)
+    records = await read_records(kafka, topic, until=found)
     for r in records:
         if json.loads(r.value)["event_id"] == str(event.event_id):
             return r.partition, r.offset
     raise AssertionError(f"{event.type} {event.event_id} is not on {topic}")
 
 
-async def committed_offset(bootstrap: str, group: str, topic: str, partition: int) -> int:
+async def committed_offset(kafka: KafkaConnection, group: str, topic: str, partition: int) -> int:
     """The offset `group` committed on the partition: the next record it will read (-1: none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin()
     await admin.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -187,11 +187,11 @@ class Output:
 
 
 async def collect(
-    bootstrap: str, topics: Topics, done: Callable[[Output], bool], *, wait: float = 120.0
+    kafka: KafkaConnection, topics: Topics, done: Callable[[Output], bool], *, wait: float = 120.0
 ) -> Output:
     """What the service published on rounds and matches, read from the beginning until `done`."""
     records = await read_records(
-        bootstrap,
+        kafka,
         topics.rounds,
         topics.matches,
         until=lambda rs: done(Output.of_records(rs)),

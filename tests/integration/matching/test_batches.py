@@ -64,7 +64,7 @@ async def test_a_bad_record_of_a_batch_is_dead_lettered_alone_and_the_rest_appli
     refused = ev.PlacementPosted(producer="test", data=placement("p-bad", region=REGION))
     # a batch with a contract breaker in the middle, published before the service starts
     first: list[ev.Event | bytes] = [*good(0), b"not json", *good(10)]
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, linger_ms=50)
+    producer = infra.kafka.producer(linger_ms=50)  # as the admin (feeding raw bytes)
     await producer.start()
     service = replica(env, tmp_path / "logs", "matching")
     try:
@@ -81,7 +81,7 @@ async def test_a_bad_record_of_a_batch_is_dead_lettered_alone_and_the_rest_appli
         # One record at a time, a record is dead-lettered before the next one is applied: with
         # all 40 applied, every dead letter of both batches is in the topic.
         letters = await read_records(
-            infra.kafka_bootstrap, dlt(topics.placements), until=lambda r: len(r) >= 2, wait=60
+            infra.kafka, dlt(topics.placements), until=lambda r: len(r) >= 2, wait=60
         )
     finally:
         await producer.stop()

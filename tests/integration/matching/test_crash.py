@@ -68,31 +68,27 @@ async def test_kill_after_commit_before_offset_commit(
     try:
         await asyncio.to_thread(proc.start)
         request = await request_after_input(infra, database_url, topics, schema, "SE-AB", seed=7)
-        partition, offset = await position_of(infra.kafka_bootstrap, topics.rounds, request)
+        partition, offset = await position_of(infra.kafka, topics.rounds, request)
         await _held_at(proc, sentinel, "after-commit")
         _kill(proc)
         # the round committed, the request's offset did not: it will be delivered again
         assert await read_model_count(database_url, schema, "rounds") == 1
-        assert (
-            await committed_offset(infra.kafka_bootstrap, group, topics.rounds, partition) <= offset
-        )
+        assert await committed_offset(infra.kafka, group, topics.rounds, partition) <= offset
 
         proc.command = ()  # restart as the plain service, without the hold
         await asyncio.to_thread(proc.start)
         # A later request of the same region (same partition, so handled after the redelivered
         # one): once its round completed, the redelivered request has been handled.
         later = round_request("SE-AB")
-        await publish_all(infra.kafka_bootstrap, topics, [later])
+        await publish_all(infra.kafka, topics, [later])
 
         def both_done(out: Output) -> bool:
             ids = {d["round_id"] for d in out.of("MatchingRoundCompleted")}
             return str(later.data.round_id) in ids and one_round_complete(out)
 
-        out = await collect(infra.kafka_bootstrap, topics, both_done)
+        out = await collect(infra.kafka, topics, both_done)
         # the restarted replica consumed the redelivered request (and the later one)
-        assert (
-            await committed_offset(infra.kafka_bootstrap, group, topics.rounds, partition) > offset
-        )
+        assert await committed_offset(infra.kafka, group, topics.rounds, partition) > offset
     finally:
         proc.stop()
 
@@ -134,7 +130,7 @@ async def test_kill_mid_round_leaves_nothing_and_another_replica_completes_it(
         assert await read_model_count(database_url, schema, "outbox") == 0
 
         await asyncio.to_thread(other.start)  # takes over the partitions
-        out = await collect(infra.kafka_bootstrap, topics, one_round_complete)
+        out = await collect(infra.kafka, topics, one_round_complete)
         assert other.proc is not None
         assert other.proc.poll() is None  # the one replica alive ran the round
     finally:

@@ -55,18 +55,18 @@ async def _scenario(
     half = len(students) // 2
     try:
         await asyncio.to_thread(procs[0].start)
-        await publish_all(infra.kafka_bootstrap, topics, [*placements, *students[:half]])
+        await publish_all(infra.kafka, topics, [*placements, *students[:half]])
         # the other replicas join while events flow: the group rebalances mid-stream
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in procs[1:]))
-        await publish_all(infra.kafka_bootstrap, topics, students[half:])
+        await publish_all(infra.kafka, topics, students[half:])
         await wait_for_read_model(database_url, schema, placements, students)
         requests = [round_request(r) for r in REGIONS]
-        await publish_all(infra.kafka_bootstrap, topics, requests)
+        await publish_all(infra.kafka, topics, requests)
         # Then one more request per region (same partition as the first, so handled after it):
         # once all of them completed, anything the first requests caused has been published,
         # a duplicate round included.
         sentinels = [round_request(r) for r in REGIONS]
-        await publish_all(infra.kafka_bootstrap, topics, sentinels)
+        await publish_all(infra.kafka, topics, sentinels)
         later = {str(r.data.round_id) for r in sentinels}
 
         def complete(out: Output) -> bool:
@@ -75,7 +75,7 @@ async def _scenario(
                 d["proposed"] for d in done
             ) == len(out.of("MatchProposed"))
 
-        out = await collect(infra.kafka_bootstrap, topics, complete)
+        out = await collect(infra.kafka, topics, complete)
     finally:
         for p in procs:
             p.stop()

@@ -106,7 +106,7 @@ async def _published(
     infra: Infra, topics: Topics, done: Callable[[Published], bool], wait: float = 120.0
 ) -> Published:
     records = await read_records(
-        infra.kafka_bootstrap,
+        infra.kafka,
         topics.rounds,
         topics.matches,
         until=lambda rs: done(Published(rs)),
@@ -142,12 +142,12 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
     ]
     try:
         await asyncio.to_thread(proc.start)
-        await publish_all(infra.kafka_bootstrap, topics, [*placements, *students])
+        await publish_all(infra.kafka, topics, [*placements, *students])
         await wait_for_read_model(database_url, schema, placements, students)
 
         # 1. A dry run with fill: outcomes and completion, nothing written.
         dry = _request(dry_run=True, fill=True)
-        await publish_all(infra.kafka_bootstrap, topics, [dry])
+        await publish_all(infra.kafka, topics, [dry])
         out = await _published(infra, topics, lambda o: o.completed(dry.data.round_id) is not None)
         done = out.completed(dry.data.round_id)
         assert done is not None
@@ -167,7 +167,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
 
         # 2. An ordinary round, no fill: two of s-1..s-3 are left unplaced (p-1 is full).
         first = _request()
-        await publish_all(infra.kafka_bootstrap, topics, [first])
+        await publish_all(infra.kafka, topics, [first])
         out = await _published(
             infra, topics, lambda o: o.completed(first.data.round_id) is not None
         )
@@ -192,7 +192,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         #    which s-4 holds (refused), and s-5 from p-4 to p-3 (its proposal is cancelled).
         x, y = unplaced
         ok, refused, moved = _assignment(x, "p-3"), _assignment(y, "p-2"), _assignment("s-5", "p-3")
-        await publish_all(infra.kafka_bootstrap, topics, [ok, refused, moved])
+        await publish_all(infra.kafka, topics, [ok, refused, moved])
 
         def overrides_done(o: Published) -> bool:
             return bool(
@@ -219,9 +219,9 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         update = ev.StudentPreferencesUpdated(
             producer="test", data=student("s-4", prefs=("p-4", "p-2"))
         )
-        await publish_all(infra.kafka_bootstrap, topics, [update])
+        await publish_all(infra.kafka, topics, [update])
         supplementary = _request(kind="supplementary", fill=True)
-        await publish_all(infra.kafka_bootstrap, topics, [supplementary])
+        await publish_all(infra.kafka, topics, [supplementary])
         rid = supplementary.data.round_id
         out = await _published(infra, topics, lambda o: o.completed(rid) is not None)
     finally:

@@ -81,11 +81,11 @@ async def test_a_round_of_teachers_beside_a_round_of_students(
 
     try:
         await asyncio.to_thread(proc.start)
-        await publish_all(infra.kafka_bootstrap, topics, [*placement_events, *person_events])
+        await publish_all(infra.kafka, topics, [*placement_events, *person_events])
         await wait_for_read_model(database_url, schema, placement_events, person_events)
-        await publish_all(infra.kafka_bootstrap, topics, [students_round, teachers_round])
+        await publish_all(infra.kafka, topics, [students_round, teachers_round])
         records = await read_records(
-            infra.kafka_bootstrap, topics.rounds, topics.matches, until=done, wait=180
+            infra.kafka, topics.rounds, topics.matches, until=done, wait=180
         )
     finally:
         proc.stop()

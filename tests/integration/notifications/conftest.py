@@ -12,13 +12,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from bench.notification_peers import serve_in_thread
 from services.notifications.bootstrap import Container, running
 from services.notifications.settings import NotificationsSettings
 from shared.contracts.events import Event, parse_event
 from shared.contracts.topics import Topics, dlt
+from shared.kafka_client import KafkaConnection
 from tests.integration.notifications.peers import (
     IssuerPeer,
     PlacementsPeer,
@@ -79,11 +79,10 @@ class Watcher:
         return self.outcomes(source=source, recipient=recipient)
 
 
-async def _watch(bootstrap: str, topics: Topics, watcher: Watcher) -> None:
-    consumer = AIOKafkaConsumer(
+async def _watch(kafka: KafkaConnection, topics: Topics, watcher: Watcher) -> None:
+    consumer = kafka.consumer(
         topics.notifications,
         dlt(topics.matches),
-        bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=f"watch-{uuid.uuid4().hex[:8]}",
     )
@@ -101,9 +100,10 @@ async def _watch(bootstrap: str, topics: Topics, watcher: Watcher) -> None:
 
 
 @contextlib.asynccontextmanager
-async def watching(bootstrap: str, topics: Topics) -> AsyncIterator[Watcher]:
+async def watching(kafka: KafkaConnection, topics: Topics) -> AsyncIterator[Watcher]:
+    """A watcher of the service's output topics, reading as `kafka` (the admin)."""
     watcher = Watcher()
-    task = asyncio.create_task(_watch(bootstrap, topics, watcher))
+    task = asyncio.create_task(_watch(kafka, topics, watcher))
     try:
         yield watcher
     finally:
@@ -141,7 +141,7 @@ def service_settings(
     infra: Infra, database_url: str, topics: Topics, peers: Peers, schema: str, **kw: Any
 ) -> NotificationsSettings:
     values: dict[str, Any] = {
-        "kafka_bootstrap": infra.kafka_bootstrap,
+        **infra.kafka_settings("notifications"),
         "database_url": database_url,
         "topic_prefix": topics.prefix,
         "placements_url": peers.placements.url,
@@ -185,10 +185,11 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_service(
-    settings: NotificationsSettings, topics: Topics
+    settings: NotificationsSettings, topics: Topics, kafka: KafkaConnection
 ) -> AsyncIterator[Running]:
-    """The service in this process (`bootstrap.running`), and a watcher of its output topics."""
-    async with watching(settings.kafka_bootstrap, topics) as watcher, running(settings) as c:
+    """The service in this process (`bootstrap.running`), and a watcher of its output topics
+    (reading as `kafka`, the admin)."""
+    async with watching(kafka, topics) as watcher, running(settings) as c:
         yield Running(c, topics, watcher)
 
 
@@ -199,7 +200,7 @@ async def service(
     topics = await make_topics()
     schema = f"n_{uuid.uuid4().hex[:8]}"
     settings = service_settings(infra, database_url, topics, peers, schema)
-    async with running_service(settings, topics) as running:
+    async with running_service(settings, topics, infra.kafka) as running:
         yield running
 
 
@@ -207,7 +208,7 @@ async def service(
 async def producer(infra: Infra) -> AsyncIterator[Any]:
     from shared.kafka import make_broker
 
-    broker = make_broker(infra.kafka_bootstrap, "notifications-test-producer")
+    broker = make_broker(infra.kafka, "notifications-test-producer")
     await broker.connect()
     try:
         yield broker

@@ -342,7 +342,7 @@ async def test_digest_lists_the_rounds_students_in_one_message(
     for sid in students:
         peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="fi")
         peers.placements.students[sid] = student_context(sid, language="fi")
-    async with running_service(settings, topics) as running:
+    async with running_service(settings, topics, infra.kafka) as running:
         events = [proposed(pid, sid, round_id) for sid in students]
         for event in events:
             await publish_event(producer, topics, event)

@@ -33,7 +33,7 @@ async def test_service_process_tells_once_across_a_kill(
 ) -> None:
     topics = await make_topics()
     env = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("notifications"),
         "APL_NOTIFICATIONS_DATABASE_URL": database_url,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_NOTIFICATIONS_SCHEMA_NAME": f"n_{uuid.uuid4().hex[:8]}",
@@ -51,7 +51,7 @@ async def test_service_process_tells_once_across_a_kill(
     address = f"proc-{pid}@company.example"
     peers.placements.contexts[(pid, sid)] = context(pid, sid, email=address, language="en")
     peers.placements.students[sid] = student_context(sid, language="en")
-    async with watching(infra.kafka_bootstrap, topics) as watcher:
+    async with watching(infra.kafka, topics) as watcher:
         await asyncio.to_thread(service.start)
         try:
             async with httpx.AsyncClient(base_url=service.url) as http:

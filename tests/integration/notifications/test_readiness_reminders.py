@@ -76,7 +76,7 @@ async def test_a_reminder_is_sent_once_across_scans_and_a_restart(
             what=f"{more} more scans of the due reminders",
         )
 
-    async with running_service(settings, topics) as first:
+    async with running_service(settings, topics, infra.kafka) as first:
         [told] = await first.watcher.wait_outcome(source, recipient="supervisor")
         [student] = await first.watcher.wait_outcome(source, recipient="student")
         await scans_after(peers.placements.due_calls, 3)  # scanned again and again
@@ -85,7 +85,9 @@ async def test_a_reminder_is_sent_once_across_scans_and_a_restart(
     assert len(peers.smtp.to(supervisor)) == 1
     assert len(peers.smtp.to(pupil)) == 1
 
-    async with running_service(settings, topics) as again:  # the same schema: a restart
+    async with running_service(
+        settings, topics, infra.kafka
+    ) as again:  # the same schema: a restart
         await scans_after(peers.placements.due_calls, 3)
         await again.container.worker.deliver_due()  # whatever might be due is tried now
         async with again.pool.acquire() as conn:

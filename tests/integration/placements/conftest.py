@@ -19,6 +19,7 @@ import pytest
 from services.placements.bootstrap import create_app, running
 from services.placements.settings import PlacementsSettings
 from shared.contracts.topics import Topics
+from shared.kafka_client import KafkaConnection
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
 from tests.support.tokens import TestIssuer
@@ -58,7 +59,8 @@ class Placements:
     settings: PlacementsSettings
     topics: Topics
     db: asyncpg.Pool
-    bootstrap: str
+    kafka: KafkaConnection
+    """The admin principal, to read the service's topics back."""
     issuer: TestIssuer
     auth: Coordinator
 
@@ -80,7 +82,7 @@ async def placements(
 ) -> AsyncIterator[Placements]:
     topics = await make_topics()
     settings = PlacementsSettings(
-        kafka_bootstrap=infra.kafka_bootstrap,
+        **infra.kafka_settings("placements"),
         database_url=database_url,
         topic_prefix=topics.prefix,
         max_body_bytes=MAX_BODY,
@@ -95,9 +97,7 @@ async def placements(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://placements", auth=auth
         ) as client:
-            yield Placements(
-                client, settings, topics, container.pool, infra.kafka_bootstrap, issuer, auth
-            )
+            yield Placements(client, settings, topics, container.pool, infra.kafka, issuer, auth)
 
 
 def _values(records: list[Any]) -> list[dict[str, Any]]:
@@ -105,12 +105,12 @@ def _values(records: list[Any]) -> list[dict[str, Any]]:
 
 
 async def consume(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     until: Callable[[list[dict[str, Any]]], bool],
     wait: float = 60.0,
 ) -> list[dict[str, Any]]:
     """The decoded values of `topic` from the start, read until `until(values)` holds (or the
     wait runs out: the caller's assertions say what is missing)."""
-    records = await read_records(bootstrap, topic, until=lambda rs: until(_values(rs)), wait=wait)
+    records = await read_records(kafka, topic, until=lambda rs: until(_values(rs)), wait=wait)
     return _values(records)

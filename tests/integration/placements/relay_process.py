@@ -4,8 +4,10 @@ after the broker acknowledged a batch and before the rows are marked sent.
     python -m tests.integration.placements.relay_process DSN SCHEMA BOOTSTRAP PREFIX \
         [--hang-before-mark]
 
-With `--hang-before-mark` it prints `ACKED <n>` once a batch was acknowledged and then waits
-forever instead of marking, so the test can SIGKILL it at exactly that point.
+It connects as the placements service's principal (`APL_PLACEMENTS_KAFKA_USERNAME`,
+`..._PASSWORD`, as the placements service's relay does). With `--hang-before-mark` it prints
+`ACKED <n>` once a batch was acknowledged and then waits forever instead of marking, so the test
+can SIGKILL it at exactly that point.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 
 import asyncpg
 
+from services.placements.settings import PlacementsSettings
 from shared.contracts.topics import Topics
 from shared.kafka import make_broker
 from shared.outbox import OutboxRelay
@@ -31,7 +34,8 @@ class _Relay(OutboxRelay):
 
 
 async def run(args: argparse.Namespace) -> None:
-    broker = make_broker(args.bootstrap, "relay-process")
+    kafka = PlacementsSettings.load(kafka_bootstrap=args.bootstrap).kafka
+    broker = make_broker(kafka, "relay-process")
     relay = _Relay(args.dsn, args.schema, broker, Topics(args.prefix), batch=50, poll_seconds=0.05)
     relay.hang = args.hang_before_mark
     async with broker:

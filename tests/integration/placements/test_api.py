@@ -64,7 +64,7 @@ def fields(response: Any) -> set[str]:
 
 
 async def publish(p: Placements, *events: ev.Event) -> None:
-    broker = make_broker(p.bootstrap, "test-publisher")
+    broker = make_broker(p.kafka, "test-publisher")
     async with broker:
         await broker.connect()
         for event in events:
@@ -118,7 +118,7 @@ async def test_placement_lifecycle_is_published(placements: Placements) -> None:
     def done(values: list[dict[str, Any]]) -> bool:
         return sum(bool(v["data"]["placement_id"] == pid) for v in values) >= 3
 
-    values = await consume(p.bootstrap, p.topics.placements, done)
+    values = await consume(p.kafka, p.topics.placements, done)
     mine = [v for v in values if v["data"]["placement_id"] == pid]
     assert [v["type"] for v in mine] == [
         "PlacementPosted",
@@ -308,7 +308,7 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
             v["type"] for v in values if v["data"]["placement_id"] == pid
         }
 
-    values = await consume(p.bootstrap, p.topics.matches, done)
+    values = await consume(p.kafka, p.topics.matches, done)
     mine = [v for v in values if v["data"]["placement_id"] == pid and v["producer"] == "placements"]
     assert sorted(v["type"] for v in mine) == ["MatchAccepted", "MatchDeclined"]
     # our own events come back on the topic; the inbox knows them, so nothing changes (not even
@@ -428,7 +428,7 @@ async def test_erasure_leaves_no_trace_of_name_or_email(placements: Placements) 
             v["type"] == "StudentWithdrawn" and v["data"]["student_id"] == sid for v in values
         )
 
-    values = await consume(p.bootstrap, p.topics.students, done)
+    values = await consume(p.kafka, p.topics.students, done)
     assert done(values)
     assert not any(name in str(v) or email in str(v) for v in values)
 
@@ -472,7 +472,7 @@ async def test_round_request_states_how_many_inputs_came_before_it(placements: P
     def done(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("round_id") == round_id for v in values)
 
-    values = await consume(p.bootstrap, p.topics.rounds, done)
+    values = await consume(p.kafka, p.topics.rounds, done)
     request = next(v for v in values if v["data"].get("round_id") == round_id)
     assert request["type"] == "MatchingRoundRequested"
     assert request["data"]["inputs_published"] == 3  # two posted, one updated; other regions not
@@ -525,7 +525,7 @@ async def test_batches_are_all_or_nothing_and_name_the_bad_item(placements: Plac
     def done(values: list[dict[str, Any]]) -> bool:
         return sum(v["data"]["student_id"] in sids for v in values) >= 2
 
-    values = await consume(p.bootstrap, p.topics.students, done)
+    values = await consume(p.kafka, p.topics.students, done)
     mine = [v for v in values if v["data"]["student_id"] in sids]
     assert [v["type"] for v in mine] == ["StudentRegistered", "StudentRegistered"]
     assert all("name" not in v["data"] and "email" not in v["data"] for v in mine)

@@ -98,7 +98,7 @@ async def live_app(
 ) -> AsyncIterator[LiveApp]:
     topics = await make_topics()
     settings = PlacementsSettings(
-        kafka_bootstrap=infra.kafka_bootstrap,
+        **infra.kafka_settings("placements"),
         database_url=database_url,
         topic_prefix=topics.prefix,
         schema_name=f"fuzz_{uuid.uuid4().hex[:8]}",

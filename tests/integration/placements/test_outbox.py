@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -65,7 +66,7 @@ async def running_relay(
     infra: Infra, database_url: str, schema: str, topics: Topics, client_id: str
 ) -> AsyncIterator[None]:
     """The shared outbox relay publishing `schema`'s outbox, as a task of this test."""
-    broker = make_broker(infra.kafka_bootstrap, client_id)
+    broker = make_broker(infra.kafka_as("placements"), client_id)
     relay = OutboxRelay(database_url, schema, broker, topics, poll_seconds=0.05)
     async with broker:
         await broker.connect()
@@ -108,7 +109,7 @@ async def test_relay_killed_between_publish_and_mark_loses_nothing(
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.placements.relay_process",
         database_url, fresh_schema, infra.kafka_bootstrap, topics.prefix, "--hang-before-mark",
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE, env={**os.environ, **infra.kafka_env("placements")},
     )  # fmt: skip
     try:
         assert await _line(proc) == "STARTED"
@@ -121,12 +122,12 @@ async def test_relay_killed_between_publish_and_mark_loses_nothing(
             await proc.wait()
     unsent = await _unsent(outbox_db)
     assert unsent == 3, "the killed relay never marked its batch"
-    first = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 3)
+    first = await consume(infra.kafka, topics.placements, lambda v: len(v) >= 3)
     assert ids_of(first) == [str(e.event_id) for e in events]
 
     # a new relay takes over (the dead one's session lock went with its connection)
     async with running_relay(infra, database_url, fresh_schema, topics, "relay-after-crash"):
-        values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 6)
+        values = await consume(infra.kafka, topics.placements, lambda v: len(v) >= 6)
         await eventually(lambda: _all_sent(outbox_db), what="the outbox all sent")
     # every event arrived; the batch in flight at the crash arrives twice, in order
     assert ids_of(values) == [str(e.event_id) for e in events] * 2
@@ -170,13 +171,13 @@ async def test_transactions_committing_out_of_order_are_all_published(
         else:
             # another region does not wait: it commits, and is published, first
             await asyncio.wait_for(writer, timeout=30)
-            seen = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 1)
+            seen = await consume(infra.kafka, topics.placements, lambda v: len(v) >= 1)
             assert ids_of(seen) == [str(late.event_id)]
             await tx1.commit()
             expected = [late, early]
         await outbox_db.release(first)
         await outbox_db.release(second)
-        values = await consume(infra.kafka_bootstrap, topics.placements, lambda v: len(v) >= 2)
+        values = await consume(infra.kafka, topics.placements, lambda v: len(v) >= 2)
         await eventually(lambda: _all_sent(outbox_db), what="the outbox all sent")
     assert sorted(ids_of(values)) == sorted(str(e.event_id) for e in expected)
     ids = await outbox_db.fetch("SELECT event_id FROM outbox ORDER BY id")

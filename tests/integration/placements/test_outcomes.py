@@ -136,7 +136,7 @@ async def test_a_round_from_outcomes_to_an_override(placements: Placements) -> N
     def opened(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("opening_id") == opening for v in values)
 
-    rounds = await consume(p.bootstrap, p.topics.rounds, opened)
+    rounds = await consume(p.kafka, p.topics.rounds, opened)
     [event] = [v for v in rounds if v["data"].get("opening_id") == opening]
     assert (event["type"], event["data"]["student_ids"]) == ("SupplementaryRoundOpened", [s2])
     [request] = [
@@ -149,7 +149,7 @@ async def test_a_round_from_outcomes_to_an_override(placements: Placements) -> N
     def assigned(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("match_id") == match_id for v in values)
 
-    matches = await consume(p.bootstrap, p.topics.matches, assigned)
+    matches = await consume(p.kafka, p.topics.matches, assigned)
     [assignment] = [v for v in matches if v["data"].get("match_id") == match_id]
     assert assignment["type"] == "MatchAssignmentRequested"
     assert assignment["data"]["reason"] == "by phone"

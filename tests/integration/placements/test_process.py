@@ -43,9 +43,8 @@ async def test_service_process_keeps_committed_events_across_a_kill(
     token = await asyncio.to_thread(password_token, issuer, "coordinator-se-ab", DEV_PASSWORD)
     signed_in = {"Authorization": f"Bearer {token}"}
     env = {
-        "APL_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        **infra.kafka_env("placements"),
         "APL_PLACEMENTS_DATABASE_URL": own_database,
-        "APL_PLACEMENTS_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "APL_TOPIC_PREFIX": topics.prefix,
         "APL_PLACEMENTS_TOPIC_PREFIX": topics.prefix,
         "APL_AUTH_ISSUER": issuer,
@@ -76,7 +75,7 @@ async def test_service_process_keeps_committed_events_across_a_kill(
             ids = {v["data"]["placement_id"] for v in values}  # type: ignore[index]
             return {first, second} <= ids
 
-        values = await consume(infra.kafka_bootstrap, topics.placements, both)
+        values = await consume(infra.kafka, topics.placements, both)
         assert both(values), service.tail()
         service.stop()
         assert service.proc.returncode == 0, service.tail()  # SIGTERM: a clean exit

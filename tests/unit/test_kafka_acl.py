@@ -1,0 +1,55 @@
+"""The ACL table every cluster is given (`shared.kafka_acl`, from
+`shared.contracts.topics.ACCESS`). The broker enforcing it:
+tests/integration/test_kafka_security.py."""
+
+from __future__ import annotations
+
+from shared import kafka_acl
+from shared.contracts.topics import ACCESS, ALL_TOPICS, Topics, dlt
+
+Op, Type = kafka_acl.Operation, kafka_acl.ResourceType
+
+
+def test_the_acl_table_gives_each_topic_its_writers_and_readers() -> None:
+    topics = Topics("t.")
+    bindings = kafka_acl.acl_bindings(topics)
+    assert all(b.pattern_type is kafka_acl.PatternType.LITERAL for b in bindings)
+    assert all(b.permission is kafka_acl.Permission.ALLOW for b in bindings)
+
+    def who(operation: kafka_acl.Operation, name: str) -> set[str]:
+        return {
+            b.principal
+            for b in bindings
+            if b.operation is operation
+            and b.resource_name == name
+            and b.resource_type is Type.TOPIC
+        }
+
+    assert who(Op.WRITE, topics.placements) == {"User:placements"}
+    assert who(Op.WRITE, topics.students) == {"User:placements"}
+    assert who(Op.WRITE, topics.notifications) == {"User:notifications"}
+    # two writers until the topic split (issue 15)
+    assert who(Op.WRITE, topics.matches) == {"User:placements", "User:matching"}
+    assert who(Op.WRITE, topics.rounds) == {"User:placements", "User:matching"}
+    assert who(Op.READ, topics.placements) == {"User:matching"}
+    assert who(Op.READ, topics.matches) == {
+        "User:placements",
+        "User:matching",
+        "User:notifications",
+    }
+    assert who(Op.READ, topics.notifications) == set()
+    assert who(Op.WRITE, dlt(topics.matches)) == who(Op.READ, topics.matches)
+    assert not [b for b in bindings if b.operation is Op.READ and b.resource_name.endswith(".dlt")]
+    groups = {(b.principal, b.resource_name) for b in bindings if b.resource_type is Type.GROUP}
+    assert groups == {(f"User:{a.service}", f"t.{a.service}") for a in ACCESS}
+    assert {t for a in ACCESS for t in a.produces} == set(ALL_TOPICS)
+
+
+def test_a_principal_of_another_name_is_granted_under_it() -> None:
+    bindings = kafka_acl.acl_bindings(Topics(), {"matching": "apl-matching"})
+    principals = {b.principal for b in bindings}
+    assert principals == {"User:placements", "User:apl-matching", "User:notifications"}
+    group = next(
+        b for b in bindings if b.principal == "User:apl-matching" and b.resource_type is Type.GROUP
+    )
+    assert group.resource_name == "matching"  # the group stays the service's

@@ -445,9 +445,7 @@ async def assign_match(
         closed = await uow.matches.cancel_standing_of_student(sid, reason)
         rank = profile.preferences.index(pid) + 1 if pid in profile.preferences else None
         proposal = NewProposal(sid, pid, offer.company_id, rank)
-        await uow.matches.insert_override(
-            data.match_id, region, OVERRIDE_ROUND_ID, proposal, data.reason
-        )
+        await uow.matches.insert_override(data.match_id, region, OVERRIDE_ROUND_ID, proposal, None)
         changed = await _announce(uow, closed, reason) | {region}
         await uow.publish(
             [

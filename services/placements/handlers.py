@@ -810,7 +810,6 @@ async def assign_match(
             student_id=sid,
             placement_id=pid,
             company_id=assignment.company_id,
-            reason=assignment.reason,
             override_hard_constraints=assignment.override_hard_constraints,
             constraints_overridden=assignment.constraints_overridden,
         )

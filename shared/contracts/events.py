@@ -273,7 +273,13 @@ class MatchAssignmentRequestedData(_MatchData):
     constraints; matching checks capacity again under the region's lock)."""
 
     company_id: Id = Field(description="Company of the placement.", examples=["c-1"])
-    reason: Reason = Field(min_length=1, description="Why, in the coordinator's words.")
+    reason: Reason | None = Field(
+        default=None,
+        min_length=1,
+        description="Not sent (a v1 change): the coordinator's words may name people, so they "
+        "stay in the placements service's record of the assignment, erased with the student, "
+        "and never travel on Kafka. Producers before it sent them; consumers ignore them.",
+    )
     override_hard_constraints: bool = Field(
         default=False, description="The coordinator overrode failed hard constraints."
     )

@@ -179,7 +179,7 @@ class Matches(Protocol):
         region: str,
         round_id: uuid.UUID,
         proposal: NewProposal,
-        reason: str,
+        reason: str | None,
     ) -> None:
         """Record a match assigned by hand (proposed, pinned by its `override` flag)."""
         ...
@@ -605,7 +605,7 @@ class PostgresMatches:
         region: str,
         round_id: uuid.UUID,
         proposal: NewProposal,
-        reason: str,
+        reason: str | None,
     ) -> None:
         p = proposal
         await self.conn.execute(

@@ -486,8 +486,9 @@ class OutcomeContract:
             "s-2",
             "p-2",
             "c-1",
-            "agreed with the school",
+            None,  # the words stay here: they never travel on Kafka
         )
+        assert assignment.reason == "agreed with the school"
         assert event.actor == COORDINATOR
         assert not await handlers.apply_other_event(event, uow)  # its echo
         audited = await handlers.audit_of_region(AuditQuery(REGION, limit=1), uow)

@@ -152,7 +152,9 @@ async def test_a_round_from_outcomes_to_an_override(placements: Placements) -> N
     matches = await consume(p.kafka, p.topics.matches, assigned)
     [assignment] = [v for v in matches if v["data"].get("match_id") == match_id]
     assert assignment["type"] == "MatchAssignmentRequested"
-    assert assignment["data"]["reason"] == "by phone"
+    assert assignment["data"].get("reason") is None  # the words stay in the placements service
+    kept = "SELECT reason FROM placements.assignments WHERE match_id = $1"
+    assert await p.db.fetchval(kept, uuid.UUID(match_id)) == "by phone"
     assert assignment["actor"]["role"] == "coordinator"
     audit = (await p.client.get(f"/v1/regions/{region}/audit")).json()
     assert "MatchAssignmentRequested" in [a["event_type"] for a in audit]

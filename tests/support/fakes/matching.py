@@ -309,7 +309,7 @@ class InMemoryMatches(_Repository):
         region: str,
         round_id: uuid.UUID,
         proposal: NewProposal,
-        reason: str,
+        reason: str | None,
     ) -> None:
         p = proposal
         if match_id in self.db.matches:  # the primary key of the real schema

@@ -214,11 +214,14 @@ class TestPostgres(DeliveryBatchContract):
         event = confirmed(*_pair(contexts))
         await record_notices(event, uow)
         seen: list[int] = []
+        # the batch's messages go out concurrently: one probe at a time, so that a probe's own
+        # transaction is not what the other probe sees as idle in transaction or locking a row
+        one_probe = asyncio.Lock()
 
         @dataclass
         class Probing(FakeMailSender):
             async def send(self, mail: OutgoingMail) -> None:
-                async with pool.acquire() as conn, conn.transaction():
+                async with one_probe, pool.acquire() as conn, conn.transaction():
                     # NOWAIT fails at once if any transaction still holds a row of the batch
                     locked = await conn.fetch(
                         "SELECT notification_id FROM deliveries WHERE source_event_id = $1 "

@@ -179,7 +179,7 @@ async def _publish(kafka: KafkaConnection, topics: Topics, n: int, placements: i
         await producer.connect()
         events = [
             MatchProposed(
-                producer="bench",
+                producer="matching",
                 data=MatchProposedData(
                     match_id=uuid.uuid4(),
                     region=REGION,

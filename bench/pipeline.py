@@ -116,11 +116,11 @@ class Run:
 def _inputs(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]:
     generated = generate_round(n_students, seed=seed)
     placements: list[ev.Event] = [
-        ev.PlacementPosted(producer="bench", data=p.model_copy(update={"region": REGION}))
+        ev.PlacementPosted(producer="placements", data=p.model_copy(update={"region": REGION}))
         for p in generated.placements
     ]
     students: list[ev.Event] = [
-        ev.StudentRegistered(producer="bench", data=s.model_copy(update={"region": REGION}))
+        ev.StudentRegistered(producer="placements", data=s.model_copy(update={"region": REGION}))
         for s in generated.students
     ]
     return placements, students
@@ -440,7 +440,7 @@ async def _round(
     after_id = int(await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {schema}.outbox"))  # noqa: S608
     c.outcomes = mode == "v2"
     request = ev.MatchingRoundRequested(
-        producer="bench",
+        producer="placements",
         data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, fill=mode == "v2"),
     )
     t_req = time.perf_counter()

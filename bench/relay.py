@@ -64,7 +64,7 @@ def _events(n: int, regions: list[str]) -> list[ev.Event]:
     keys = [BIG] * big + [rest[i % len(rest)] for i in range(n - big)]
     return [
         ev.MatchProposed(
-            producer="bench",
+            producer="matching",
             data=ev.MatchProposedData(
                 match_id=uuid.uuid4(),
                 region=region,

@@ -8,9 +8,9 @@ Delivery semantics, in one place:
   database or broker is unreachable: the composition root says which errors are transient) rewinds
   the partition, so the event is processed again later.
 - `EventPolicy` turns every other failure into a dead letter: a message that breaks the contract
-  goes to `<topic>.dlt` at once; a handler that keeps failing on a valid event goes there after
-  bounded retries with backoff (and the policy's `on_dead_letter` hook hears of it). Either way the
-  partition moves on.
+  (an event whose `producer` is not its topic's owner included) goes to `<topic>.dlt` at once; a
+  handler that keeps failing on a valid event goes there after bounded retries with backoff (and
+  the policy's `on_dead_letter` hook hears of it). Either way the partition moves on.
 
 Subscribers declare their payload types (`async def on_round(event: RoundEvent)` or, batched,
 `events: list[PlacementEvent]`), so the AsyncAPI document shows every consumed schema. The policy
@@ -46,7 +46,14 @@ from tenacity import (
 )
 
 from shared import kafka_acl, tracing
-from shared.contracts.events import ContractError, Event, parse_event
+from shared.contracts.events import (
+    ContractError,
+    Envelope,
+    Event,
+    check_owner,
+    parse_event,
+    read_envelope,
+)
 from shared.contracts.topics import PARTITIONS, Topics, dlt
 from shared.kafka_client import KafkaConnection
 from shared.metrics import METRICS, handling_outcome
@@ -216,11 +223,15 @@ def record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
 class EventPolicy:
     """Parses, logs, retries and dead-letters the events of one consumer group.
 
+    Every record is parsed as its topic's union and must name the topic's owner as its
+    `producer` (`check_owner`): an event from anyone else breaks the contract.
+
     `transient` names the errors that rewind the partition instead (the composition root passes
     `TRANSIENT_ERRORS` plus its database's). `on_dead_letter` is called with a valid event after
-    it was dead-lettered because its handler kept failing (not for messages that break the
-    contract: those have no trustworthy event); a transient error there rewinds like one in the
-    handler.
+    it was dead-lettered because its handler kept failing; `on_unparsed_dead_letter` with the
+    contract topic and what can be read of the envelope of a message dead-lettered for breaking
+    the contract (its id, producer and region: `read_envelope`), when they can be read. A
+    transient error in either rewinds like one in the handler.
 
     With `whole_batches` a poll's records go to the subscriber at once (one call, so one
     transaction for the batch), each in a CONSUMER span of its own (`tracing.batch_spans`). If a
@@ -237,6 +248,7 @@ class EventPolicy:
     backoff_max: float = 5.0
     transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
     on_dead_letter: Callable[[Event], Awaitable[None]] | None = None
+    on_unparsed_dead_letter: Callable[[str, Envelope], Awaitable[None]] | None = None
     whole_batches: bool = False
     dead_letters: int = field(default=0, init=False)
     _parsed: dict[int, Event] = field(default_factory=dict, init=False)
@@ -255,7 +267,8 @@ class EventPolicy:
         parsed = self._parsed.get(id(record))
         if parsed is not None:
             return parsed
-        return parse_event(self.topics.contract_topic(record.topic), record.value or b"")
+        topic = self.topics.contract_topic(record.topic)
+        return check_owner(topic, parse_event(topic, record.value or b""))
 
     def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
         """The router's middleware factory: `KafkaRouter(middlewares=[policy.middleware])`."""
@@ -387,6 +400,9 @@ class EventPolicy:
             tracing.mark_error(span, exc)
             await self.dead_letter(record, exc, attempts=1)
             METRICS.events_dead_lettered.labels(topic, "invalid", "contract").inc()
+            envelope = read_envelope(record.value or b"")
+            if envelope is not None and self.on_unparsed_dead_letter is not None:
+                await self.on_unparsed_dead_letter(topic, envelope)
             return
         event = cast(Event, decoded[0] if isinstance(decoded, list) else decoded)
         labels = (topic, event.type)

@@ -19,7 +19,7 @@ import structlog
 from faststream.kafka import KafkaBroker, KafkaRouter
 
 from shared import db, kafka
-from shared.contracts.events import Event
+from shared.contracts.events import Envelope, Event
 from shared.kafka import EventPolicy, SubscriberOptions
 from shared.metrics import METRICS
 from shared.outbox import OutboxRelay
@@ -48,10 +48,11 @@ def policy(
     broker: KafkaBroker,
     on_dead_letter: Callable[[Event], Awaitable[None]] | None = None,
     *,
+    on_unparsed_dead_letter: Callable[[str, Envelope], Awaitable[None]] | None = None,
     whole_batches: bool = False,
 ) -> EventPolicy:
     """The consumer group's parse / retry / dead-letter policy (`whole_batches`: a poll's
-    records handed to the subscriber at once, see `EventPolicy`)."""
+    records handed to the subscriber at once; the hooks: see `EventPolicy`)."""
     return EventPolicy(
         broker,
         settings.topics,
@@ -59,6 +60,7 @@ def policy(
         max_attempts=settings.max_attempts,
         transient=TRANSIENT_ERRORS,
         on_dead_letter=on_dead_letter,
+        on_unparsed_dead_letter=on_unparsed_dead_letter,
         whole_batches=whole_batches,
     )
 

@@ -32,7 +32,7 @@ from services.matching.round_requests import RoundRequests
 from services.matching.settings import MatchingSettings
 from services.matching.wakeup import InputSignals
 from shared import runtime
-from shared.contracts.events import Event
+from shared.contracts.events import Envelope, Event
 from shared.http import asyncapi_document, broker_check, database_check, service_app
 from shared.kafka import EventPolicy
 from shared.outbox import OutboxRelay
@@ -103,6 +103,10 @@ def build(
         if isinstance(event, handlers.INPUT_EVENTS):
             c.signals.applied(event.producer, event.region)
 
+    async def on_unparsed_dead_letter(topic: str, envelope: Envelope) -> None:
+        if await handlers.record_unparsed_input(topic, envelope, uow()):
+            c.signals.applied(envelope.producer, envelope.region)
+
     async def automatic_round(region: str) -> None:
         await handlers.run_round(
             uow(),
@@ -117,7 +121,11 @@ def build(
     # whole_batches: a poll of placement or student events in one call (one transaction); the
     # matches and rounds subscribers take one record at a time, which it does not change.
     event_policy = runtime.policy(
-        settings, broker, on_dead_letter=on_dead_letter, whole_batches=True
+        settings,
+        broker,
+        on_dead_letter=on_dead_letter,
+        on_unparsed_dead_letter=on_unparsed_dead_letter,
+        whole_batches=True,
     )
     c = Container(
         settings=settings,

@@ -45,6 +45,7 @@ from services.matching.wakeup import InputSignals
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.topics import MATCH_DECISIONS, PLACEMENTS, STUDENTS
 from shared.contracts.vocabulary import Participant
 from shared.metrics import METRICS, unknown_id
 from shared.serialised import Serialised
@@ -307,6 +308,23 @@ async def apply_student_event(
     input of both regions (both are locked).
     """
     return await apply_input_events([event], uow, automatic=automatic)
+
+
+INPUT_TOPICS: tuple[str, ...] = (PLACEMENTS, STUDENTS, MATCH_DECISIONS)
+"""The topics of `INPUT_EVENTS`: what a round request's `inputs_published` counts."""
+
+
+async def record_unparsed_input(topic: str, envelope: ev.Envelope, uow: MatchingUnitOfWork) -> bool:
+    """A message of an input topic was dead-lettered for breaking the contract, but its
+    envelope names its id, producer and region: counted as settled for that producer and
+    region, as a valid dead-lettered input is, so a round that counts it goes on without it.
+    False: not an input topic (nothing counted)."""
+    if topic not in INPUT_TOPICS:
+        return False
+    async with uow:
+        await uow.inputs.record_dead(envelope.event_id, envelope.producer, envelope.region)
+    log.warning("round requests will not wait for this input that broke the contract")
+    return True
 
 
 async def record_dead_input(event: ev.Event, uow: MatchingUnitOfWork) -> None:

@@ -1,13 +1,14 @@
 """Round requests region by region: each region's in the order they arrived, regions at once.
 
-The rounds topic is read by one consumer (per replica) like every other topic, but a request is
-not handled while the consumer waits: `RoundRequests.accept` (the rounds subscriber's
-middleware) puts it in its region's queue and the consumer reads on. Each region with requests
-has one worker task that handles them one after another (so a region's rounds never reorder,
-and a round waiting for its inputs holds only its own region); workers of different regions run
-side by side, at most `concurrency` rounds at a time inside their transaction (`slot`).
+The round-requests topic is read by one consumer (per replica) like every other topic, but a
+request is not handled while the consumer waits: `RoundRequests.accept` (the round-requests
+subscriber's middleware) puts it in its region's queue and the consumer reads on. Each region
+with requests has one worker task that handles them one after another (so a region's rounds
+never reorder, and a round waiting for its inputs holds only its own region); workers of
+different regions run side by side, at most `concurrency` rounds at a time inside their
+transaction (`slot`).
 
-The rounds' own outcomes and completions (and the placements service's openings), told by their
+The placements service's openings of supplementary rounds (for notifications), told by their
 `event-type` header, are done at once without being parsed. A request is handled as the other
 topics' records are: through the consumer group's `EventPolicy` (contract check, retries with
 backoff, dead letter, metrics and tracing), by `handle(event)`. An infrastructure error that
@@ -16,9 +17,9 @@ place after a pause, still in the region's order: what a rewind of the partition
 without re-reading the requests of other regions.
 
 Offsets: a record's offset is committed only once it and every record before it on its
-partition are done (the rounds topic also carries the outcomes and completions, which are done
-at once), so a crash or a kill loses nothing: what was not committed is delivered again, and
-a round already committed finds its inbox claim. When the group takes partitions away
+partition are done (the openings on the same topic are done at once), so a crash or a kill
+loses nothing: what was not committed is delivered again, and a round already committed finds
+its inbox claim. When the group takes partitions away
 (`revoked`), the requests of those partitions still queued are dropped and the done prefix is
 committed; the new owner reads on from there (a round still running here finishes, and the
 new owner's copy of it finds its claim under the region lock).
@@ -71,7 +72,7 @@ class _Partition:
 
 
 class RoundRequests:
-    """The rounds subscriber's requests, per region (see the module)."""
+    """The round-requests subscriber's requests, per region (see the module)."""
 
     def __init__(
         self,
@@ -98,18 +99,18 @@ class RoundRequests:
     # ------------------------------------------------------------------------ the consumer
 
     def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
-        """The rounds router's middleware factory: hands every record to `accept`."""
+        """The round-requests router's middleware factory: hands every record to `accept`."""
         return _Accepting(msg, context=context, requests=self)
 
     async def accept(self, message: StreamMessage[Any]) -> None:
-        """Take one record of the rounds topic: a request goes to its region's queue; any
-        other record (the rounds' own outcomes and completions, a malformed one, which the
+        """Take one record of the round-requests topic: a request goes to its region's queue;
+        any other record (an opening of a supplementary round, a malformed one, which the
         policy dead-letters now) is done at once."""
         if self._closed:
             return  # not committed: delivered again after the restart
         record = message.raw_message
         partition = self._partition(message, record)
-        if _event_type(record) in _IGNORED:  # the rounds' own outcomes: not even parsed
+        if _event_type(record) in _IGNORED:  # an opening, for notifications: not even parsed
             request = _Request(None, None, partition, _offset(record))
             self._track(request)
             self._done(request)
@@ -236,7 +237,7 @@ class RoundRequests:
             del self._partitions[key]
 
     def listener(self) -> ConsumerRebalanceListener:
-        """The rounds subscriber's rebalance listener (commits, then `revoked`)."""
+        """The round-requests subscriber's rebalance listener (commits, then `revoked`)."""
         return _Listener(self)
 
     async def commit_done(self, partitions: Iterable[TopicPartition] | None = None) -> None:
@@ -285,12 +286,10 @@ class RoundRequests:
             await self.commit_done()
 
 
-_IGNORED = frozenset(
-    {"MatchingRoundOutcomes", "MatchingRoundCompleted", "SupplementaryRoundOpened"}
-)
-"""Types on the rounds topic the service does nothing with; told by the `event-type` header
-every producer sets (`shared.kafka.event_headers`), so their bodies (the outcome parts are
-200 KB each) are not parsed. A record without the header is parsed and checked."""
+_IGNORED = frozenset({"SupplementaryRoundOpened"})
+"""Types on the round-requests topic the service does nothing with; told by the `event-type`
+header every producer sets (`shared.kafka.event_headers`), so their bodies are not parsed. A
+record without the header is parsed and checked."""
 
 
 def _event_type(record: Any) -> str | None:

@@ -35,7 +35,7 @@ from shared.contracts.internal import (
 from shared.contracts.links import ActionLink
 from shared.contracts.outcomes import RuleFailure
 from shared.contracts.profiles import PlacementOffer, StudentProfile
-from shared.contracts.topics import MATCHES, PLACEMENTS, STUDENTS
+from shared.contracts.topics import MATCH_DECISIONS, PLACEMENTS, STUDENTS
 from shared.contracts.vocabulary import Participant
 from shared.metrics import unknown_id
 from shared.netguard import Refused, WebhookGuard
@@ -88,7 +88,7 @@ log = structlog.get_logger(__name__)
 PRODUCER = "placements"
 
 # What a round request counts as its inputs: this service's events of the region on these topics.
-ROUND_INPUT_TOPICS = (PLACEMENTS, STUDENTS, MATCHES)
+ROUND_INPUT_TOPICS = (PLACEMENTS, STUDENTS, MATCH_DECISIONS)
 
 # Offer fields that cannot hold null: a patch may clear the others by sending None.
 _NOT_NULL = frozenset(
@@ -829,18 +829,6 @@ async def _claimed(uow: PlacementsUnitOfWork, event: ev.Event) -> bool:
     return False
 
 
-async def apply_round_requested(
-    event: ev.MatchingRoundRequested, uow: PlacementsUnitOfWork
-) -> bool:
-    """A round requested elsewhere (ours are claimed when requested). False: a duplicate."""
-    async with uow:
-        if not await _claimed(uow, event):
-            return False
-        d = event.data
-        await uow.rounds.add_requested(d.round_id, d.region, d.policy, d.requested_by)
-    return True
-
-
 async def apply_round_completed(
     event: ev.MatchingRoundCompleted, uow: PlacementsUnitOfWork
 ) -> bool:
@@ -864,14 +852,6 @@ async def apply_round_outcomes(event: ev.MatchingRoundOutcomes, uow: PlacementsU
     return True
 
 
-async def apply_other_event(event: ev.Event, uow: PlacementsUnitOfWork) -> bool:
-    """An event of a subscribed topic with nothing to change here (a supplementary round
-    opened or an assignment requested elsewhere; this service's own come back as duplicates).
-    Claimed all the same. False: a duplicate."""
-    async with uow:
-        return await _claimed(uow, event)
-
-
 async def apply_match_proposed(event: ev.MatchProposed, uow: PlacementsUnitOfWork) -> bool:
     """A new proposal. False: a duplicate."""
     async with uow:
@@ -879,18 +859,6 @@ async def apply_match_proposed(event: ev.MatchProposed, uow: PlacementsUnitOfWor
             return False
         await uow.matches.propose(event.data)
     return True
-
-
-async def apply_match_accepted(event: ev.MatchAccepted, uow: PlacementsUnitOfWork) -> bool:
-    """An accept from the topic (this service's own are claimed when made, so they come back
-    as duplicates). False: a duplicate."""
-    return await _change_match(event, uow, by=event.data.by)
-
-
-async def apply_match_declined(event: ev.MatchDeclined, uow: PlacementsUnitOfWork) -> bool:
-    """A decline from the topic (this service's own are duplicates): its code is kept, never
-    the words an older event may still carry."""
-    return await _change_match(event, uow, by=event.data.by, reason=event.data.reason_code)
 
 
 async def apply_match_confirmed(event: ev.MatchConfirmed, uow: PlacementsUnitOfWork) -> bool:
@@ -902,10 +870,9 @@ async def apply_match_cancelled(event: ev.MatchCancelled, uow: PlacementsUnitOfW
 
 
 async def _change_match(
-    event: ev.MatchAccepted | ev.MatchDeclined | ev.MatchConfirmed | ev.MatchCancelled,
+    event: ev.MatchConfirmed | ev.MatchCancelled,
     uow: PlacementsUnitOfWork,
     *,
-    by: rules.Party | None = None,
     reason: str | None = None,
 ) -> bool:
     async with uow:
@@ -924,7 +891,7 @@ async def _change_match(
         if current is None:  # never proposed, nor assigned, here: nothing to change
             unknown_id(event.topic, event.type, "match_id", str(match_id))
             return True
-        after = rules.apply_match_event(current.machine(), event.type, by=by, reason=reason)
+        after = rules.apply_match_event(current.machine(), event.type, reason=reason)
         await uow.matches.save(after)
     return True
 

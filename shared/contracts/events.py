@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -26,9 +27,12 @@ from pydantic import (
 from shared.contracts.outcomes import RuleCode, StudentOutcome
 from shared.contracts.profiles import Id, PlacementOffer, RegionCode, StudentProfile
 from shared.contracts.topics import (
+    MATCH_DECISIONS,
     MATCHES,
     NOTIFICATIONS,
+    OWNERS,
     PLACEMENTS,
+    ROUND_REQUESTS,
     ROUNDS,
     STUDENTS,
     event_key,
@@ -131,9 +135,9 @@ class MatchingRoundRequestedData(_Data):
         ge=0,
         description=(
             "How many events of this region the requesting producer (the envelope's `producer`) "
-            "had published on apl.placements.v1, apl.students.v1 and apl.matches.v1 before this "
-            "request. The round waits until it has applied as many, so it never runs on input "
-            "that is still in flight on another topic."
+            "had published on apl.placements.v1, apl.students.v1 and apl.match-decisions.v1 "
+            "before this request. The round waits until it has applied as many, so it never runs "
+            "on input that is still in flight on another topic."
         ),
         examples=[14012],
     )
@@ -477,7 +481,7 @@ class StudentWithdrawn(Event):
 
 
 class MatchingRoundRequested(Event):
-    topic: ClassVar[str] = ROUNDS
+    topic: ClassVar[str] = ROUND_REQUESTS
     type: Literal["MatchingRoundRequested"] = "MatchingRoundRequested"
     data: MatchingRoundRequestedData
 
@@ -495,13 +499,13 @@ class MatchingRoundOutcomes(Event):
 
 
 class SupplementaryRoundOpened(Event):
-    topic: ClassVar[str] = ROUNDS
+    topic: ClassVar[str] = ROUND_REQUESTS
     type: Literal["SupplementaryRoundOpened"] = "SupplementaryRoundOpened"
     data: SupplementaryRoundOpenedData
 
 
 class MatchAssignmentRequested(Event):
-    topic: ClassVar[str] = MATCHES
+    topic: ClassVar[str] = MATCH_DECISIONS
     type: Literal["MatchAssignmentRequested"] = "MatchAssignmentRequested"
     data: MatchAssignmentRequestedData
 
@@ -513,13 +517,13 @@ class MatchProposed(Event):
 
 
 class MatchAccepted(Event):
-    topic: ClassVar[str] = MATCHES
+    topic: ClassVar[str] = MATCH_DECISIONS
     type: Literal["MatchAccepted"] = "MatchAccepted"
     data: MatchAcceptedData
 
 
 class MatchDeclined(Event):
-    topic: ClassVar[str] = MATCHES
+    topic: ClassVar[str] = MATCH_DECISIONS
     type: Literal["MatchDeclined"] = "MatchDeclined"
     data: MatchDeclinedData
 
@@ -554,23 +558,17 @@ PlacementEvent: TypeAlias = Annotated[
 StudentEvent: TypeAlias = Annotated[
     StudentRegistered | StudentPreferencesUpdated | StudentWithdrawn, Field(discriminator="type")
 ]
+RoundRequestEvent: TypeAlias = Annotated[
+    MatchingRoundRequested | SupplementaryRoundOpened, Field(discriminator="type")
+]
 RoundEvent: TypeAlias = Annotated[
-    MatchingRoundRequested
-    | MatchingRoundOutcomes
-    | MatchingRoundCompleted
-    | SupplementaryRoundOpened,
-    Field(discriminator="type"),
+    MatchingRoundOutcomes | MatchingRoundCompleted, Field(discriminator="type")
+]
+MatchDecisionEvent: TypeAlias = Annotated[
+    MatchAccepted | MatchDeclined | MatchAssignmentRequested, Field(discriminator="type")
 ]
 MatchEvent: TypeAlias = Annotated[
-    Union[  # noqa: UP007
-        MatchProposed,
-        MatchAccepted,
-        MatchDeclined,
-        MatchConfirmed,
-        MatchCancelled,
-        MatchAssignmentRequested,
-    ],
-    Field(discriminator="type"),
+    MatchProposed | MatchConfirmed | MatchCancelled, Field(discriminator="type")
 ]
 NotificationEvent: TypeAlias = Annotated[
     NotificationDelivered | NotificationFailed, Field(discriminator="type")
@@ -603,11 +601,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
 TOPIC_UNIONS: dict[str, Any] = {
     PLACEMENTS: PlacementEvent,
     STUDENTS: StudentEvent,
+    ROUND_REQUESTS: RoundRequestEvent,
     ROUNDS: RoundEvent,
+    MATCH_DECISIONS: MatchDecisionEvent,
     MATCHES: MatchEvent,
     NOTIFICATIONS: NotificationEvent,
 }
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {t: TypeAdapter(u) for t, u in TOPIC_UNIONS.items()}
+Producer = Annotated[str, Field(min_length=1, max_length=100)]
+RegionAdapter: TypeAdapter[str] = TypeAdapter(RegionCode)
+ProducerAdapter: TypeAdapter[str] = TypeAdapter(Producer)
 
 E = TypeVar("E", bound=Event)
 
@@ -639,7 +642,79 @@ def parse_event(topic: str, raw: bytes | str | dict[str, Any]) -> Event:
         )
     except ValidationError as exc:
         raise _contract_error(topic, raw, exc) from None
+    # A NUL character can only come as the escape `\u0000` (JSON has no raw control characters
+    # in strings); PostgreSQL text cannot hold one. The escape is looked for in the bytes, and
+    # only a message that has it is walked, to tell a NUL from an escaped backslash.
+    text = raw if isinstance(raw, bytes | str) else json.dumps(raw)
+    escaped = b"\\u0000" in text if isinstance(text, bytes) else "\\u0000" in text
+    if escaped:
+        where = _nul_at(json.loads(text))
+        if where is not None:
+            raise ContractError(where or "(message)", "must not contain a NUL character")
     return event
+
+
+def _nul_at(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) in `value` that holds a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if "\x00" in str(key):
+            return here
+        found = _nul_at(item, here)
+        if found is not None:
+            return found
+    return None
+
+
+def check_owner(topic: str, event: Event) -> Event:
+    """`event` unless its envelope names a producer other than the topic's owner (`OWNERS`):
+    then a `ContractError` on `producer`. A consumer takes an event as fact only from the one
+    service that may write its topic; the cluster's ACLs keep everyone else from writing it."""
+    owner = OWNERS.get(topic)
+    if owner is not None and event.producer != owner:
+        raise ContractError(
+            "producer",
+            f"{event.producer!r} does not write {topic} (its only producer is {owner!r})",
+        )
+    return event
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What can be read of a message that breaks the contract: its id, producer and region."""
+
+    event_id: uuid.UUID
+    producer: str
+    region: str
+
+
+def read_envelope(raw: bytes | str) -> Envelope | None:
+    """The event id, producer and region (`data.region`) of a message value, when they can be
+    read as the contract's envelope has them, whatever else is wrong with it; else None."""
+    try:
+        obj = json.loads(raw)
+        data = obj["data"]
+        event_id = uuid.UUID(obj["event_id"])
+        producer, region = obj["producer"], data["region"]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not (isinstance(producer, str) and isinstance(region, str)):
+        return None
+    if "\x00" in producer or "\x00" in region:
+        return None
+    try:
+        RegionAdapter.validate_python(region)
+        ProducerAdapter.validate_python(producer)
+    except ValidationError:
+        return None
+    return Envelope(event_id, producer, region)
 
 
 def _contract_error(

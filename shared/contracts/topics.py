@@ -6,11 +6,21 @@ from dataclasses import dataclass
 
 PLACEMENTS = "apl.placements.v1"
 STUDENTS = "apl.students.v1"
+ROUND_REQUESTS = "apl.round-requests.v1"
 ROUNDS = "apl.rounds.v1"
+MATCH_DECISIONS = "apl.match-decisions.v1"
 MATCHES = "apl.matches.v1"
 NOTIFICATIONS = "apl.notifications.v1"
 
-ALL_TOPICS: tuple[str, ...] = (PLACEMENTS, STUDENTS, ROUNDS, MATCHES, NOTIFICATIONS)
+ALL_TOPICS: tuple[str, ...] = (
+    PLACEMENTS,
+    STUDENTS,
+    ROUND_REQUESTS,
+    ROUNDS,
+    MATCH_DECISIONS,
+    MATCHES,
+    NOTIFICATIONS,
+)
 DLT_SUFFIX = ".dlt"
 PARTITIONS = 12
 
@@ -27,25 +37,45 @@ class TopicAccess:
 
 
 # Who writes and reads which topic: the ACLs of every cluster are made from this table
-# (`shared.kafka_acl`). apl.matches.v1 and apl.rounds.v1 have two writers for now (matching's
-# proposals and round results, the placements service's answers and round requests).
+# (`shared.kafka_acl`). Every topic has one writer, its owner (`OWNERS`): the placements service
+# writes the inputs, the round requests and people's decisions on matches; matching writes
+# proposals, confirmations, cancellations and round results; notifications writes the outcomes of
+# notices. Consumers refuse an event whose envelope names another producer (`check_owner`).
 ACCESS: tuple[TopicAccess, ...] = (
     TopicAccess(
         "placements",
-        produces=(PLACEMENTS, STUDENTS, ROUNDS, MATCHES),
+        produces=(PLACEMENTS, STUDENTS, ROUND_REQUESTS, MATCH_DECISIONS),
         consumes=(MATCHES, ROUNDS),
     ),
     TopicAccess(
         "matching",
         produces=(MATCHES, ROUNDS),
-        consumes=(PLACEMENTS, STUDENTS, ROUNDS, MATCHES),
+        consumes=(PLACEMENTS, STUDENTS, ROUND_REQUESTS, MATCH_DECISIONS),
     ),
     TopicAccess(
         "notifications",
         produces=(NOTIFICATIONS,),
-        consumes=(MATCHES, ROUNDS),
+        consumes=(MATCHES, ROUNDS, ROUND_REQUESTS),
     ),
 )
+
+
+def _owners(access: tuple[TopicAccess, ...]) -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for each in access:
+        for topic in each.produces:
+            if topic in owners:
+                raise ValueError(f"{topic} has two writers: {owners[topic]} and {each.service}")
+            owners[topic] = each.service
+    missing = set(ALL_TOPICS) - set(owners)
+    if missing:
+        raise ValueError(f"topics without a writer: {sorted(missing)}")
+    return owners
+
+
+OWNERS: dict[str, str] = _owners(ACCESS)
+"""The one service that writes each topic (its principal's ACLs allow no other), which is also
+the `producer` its events name."""
 
 
 def dlt(topic: str) -> str:
@@ -71,8 +101,16 @@ class Topics:
         return self.name(STUDENTS)
 
     @property
+    def round_requests(self) -> str:
+        return self.name(ROUND_REQUESTS)
+
+    @property
     def rounds(self) -> str:
         return self.name(ROUNDS)
+
+    @property
+    def match_decisions(self) -> str:
+        return self.name(MATCH_DECISIONS)
 
     @property
     def matches(self) -> str:

@@ -333,7 +333,11 @@ async def _settled(stack: Stack, sink: _Sink, wait: float = 120.0) -> None:
             lag = sum(
                 [
                     await group_lag(stack.infra.kafka, group, topic)
-                    for topic in (stack.topics.matches, stack.topics.rounds)
+                    for topic in (
+                        stack.topics.matches,
+                        stack.topics.rounds,
+                        stack.topics.round_requests,
+                    )
                 ]
             )
             open_notices = await conn.fetchval(

@@ -72,7 +72,7 @@ async def test_valid_event_reaches_the_typed_handler_and_malformed_goes_to_dlt()
 
     broker, policy, on_dead = _wire(handle)
     async with TestKafkaBroker(broker) as br:
-        event = ev.PlacementPosted(producer="test", data=placement())
+        event = ev.PlacementPosted(producer="placements", data=placement())
         await publish_event(br, policy.topics, event)
         await br.publish(b"{broken", policy.topics.placements, key=b"SE-AB")
         assert handled == [event]
@@ -94,7 +94,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_and_the_hook_hear
 
     broker, policy, _ = _wire(refuse, on_dead_letter=hear)
     async with TestKafkaBroker(broker) as br:
-        event = ev.PlacementPosted(producer="test", data=placement())
+        event = ev.PlacementPosted(producer="placements", data=placement())
         await publish_event(br, policy.topics, event)
         await br.publish(b"{broken", policy.topics.placements, key=b"SE-AB")
         assert policy.dead_letters == 2
@@ -114,7 +114,7 @@ async def test_in_a_batch_each_record_has_its_own_dead_letter() -> None:
     broker, policy, on_dead = _wire(handle, batch=True)
     async with TestKafkaBroker(broker) as br:
         events = [
-            ev.PlacementPosted(producer="test", data=placement(pid))
+            ev.PlacementPosted(producer="placements", data=placement(pid))
             for pid in ("p-1", "p-explodes", "p-2")
         ]
         await br.publish_batch(
@@ -131,7 +131,7 @@ async def test_a_transient_error_escapes_and_nothing_is_dead_lettered() -> None:
 
     broker, policy, on_dead = _wire(outage)
     async with TestKafkaBroker(broker) as br:
-        event = ev.PlacementPosted(producer="test", data=placement())
+        event = ev.PlacementPosted(producer="placements", data=placement())
         with pytest.raises(ConnectionError):  # the in-memory broker hands the nack's cause back
             await publish_event(br, policy.topics, event)
         assert policy.dead_letters == 0
@@ -166,7 +166,7 @@ def _whole(
 
 
 def _posted(*ids: str) -> list[ev.Event]:
-    return [ev.PlacementPosted(producer="test", data=placement(pid)) for pid in ids]
+    return [ev.PlacementPosted(producer="placements", data=placement(pid)) for pid in ids]
 
 
 async def test_whole_batches_reach_the_subscriber_in_one_call() -> None:

@@ -55,10 +55,10 @@ async def test_a_dead_letter_says_its_error_in_one_line(infra: Infra, topics: To
         async with broker:
             await broker.start()
             await publish_event(
-                broker, topics, PlacementPosted(producer="t", data=placement("p-x"))
+                broker, topics, PlacementPosted(producer="placements", data=placement("p-x"))
             )
             await publish_event(
-                broker, topics, PlacementPosted(producer="t", data=placement("p-after"))
+                broker, topics, PlacementPosted(producer="placements", data=placement("p-after"))
             )
             await asyncio.wait_for(done.wait(), 60)
     [letter] = await read_records(

@@ -95,7 +95,7 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
     service = replica(env, tmp_path / "logs", "matching")
     await asyncio.to_thread(service.start, 90)
     try:
-        posted = ev.PlacementPosted(producer="test", data=placement("p-dlt", region=REGION))
+        posted = ev.PlacementPosted(producer="placements", data=placement("p-dlt", region=REGION))
         producer = infra.kafka.producer()
         await producer.start()
         try:

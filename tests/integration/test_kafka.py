@@ -84,9 +84,9 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
 
     broker.include_router(router)
 
-    good = PlacementPosted(producer="test", data=placement("p-before"))
-    bad_handler = PlacementPosted(producer="test", data=placement("p-explodes"))
-    after = PlacementPosted(producer="test", data=placement("p-after"))
+    good = PlacementPosted(producer="placements", data=placement("p-before"))
+    bad_handler = PlacementPosted(producer="placements", data=placement("p-explodes"))
+    after = PlacementPosted(producer="placements", data=placement("p-after"))
     async with broker:
         await broker.start()
         await publish_event(broker, topics, good)

@@ -332,12 +332,15 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
     routes = {s.labels["route"] for s in placements["apl_http_requests"].samples}
     assert "/v1/rounds/{round_id}" in routes, routes  # the template, not the path
     assert not [r for r in routes if round_id in r]
-    assert _value(matching, "apl_events_applied_total", topic="apl.rounds.v1") >= 1
+    assert _value(matching, "apl_events_applied_total", topic="apl.round-requests.v1") >= 1
     assert _value(matching, "apl_events_applied_total", topic="apl.placements.v1") >= 1
-    assert _value(placements, "apl_outbox_published_total", topic="apl.rounds.v1") >= 1
+    assert _value(placements, "apl_outbox_published_total", topic="apl.round-requests.v1") >= 1
     assert _value(matching, "apl_outbox_published_total", topic="apl.matches.v1") >= 1
     assert _value(notifications, "apl_events_applied_total", topic="apl.matches.v1") >= 1
-    assert _value(matching, "apl_event_handler_duration_seconds_count", topic="apl.rounds.v1") >= 1
+    assert (
+        _value(matching, "apl_event_handler_duration_seconds_count", topic="apl.round-requests.v1")
+        >= 1
+    )
     for name, families in every.items():
         assert _value(families, "apl_outbox_backlog_events") >= 0, name
 
@@ -346,8 +349,8 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
         spans = otlp.of_trace(trace_id)
         wanted = {
             ("apl-placements", "POST /v1/rounds"),
-            ("apl-placements", "publish apl.rounds.v1"),
-            ("apl-matching", "process apl.rounds.v1"),
+            ("apl-placements", "publish apl.round-requests.v1"),
+            ("apl-matching", "process apl.round-requests.v1"),
             ("apl-matching", "publish apl.matches.v1"),
             ("apl-notifications", "process apl.matches.v1"),
             # the delivery worker reads the notice's row later and continues the stored trace

@@ -51,13 +51,15 @@ async def pool(database_url: str, outbox_schema: str) -> AsyncIterator[asyncpg.P
 async def test_relay_publishes_committed_rows_in_order_and_marks_them(
     infra: Infra, topics: Topics, database_url: str, outbox_schema: str, pool: asyncpg.Pool
 ) -> None:
-    events = [PlacementPosted(producer="test", data=placement(f"p-{i}")) for i in range(30)]
+    events = [PlacementPosted(producer="placements", data=placement(f"p-{i}")) for i in range(30)]
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, events[:10])
     # a rolled-back transaction publishes nothing
     with contextlib.suppress(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
-            await enqueue(conn, [PlacementPosted(producer="test", data=placement("p-rolled-back"))])
+            await enqueue(
+                conn, [PlacementPosted(producer="placements", data=placement("p-rolled-back"))]
+            )
             raise RuntimeError("abort")
     broker = make_broker(infra.kafka_as("placements"), "test-relay")
     relay = OutboxRelay(database_url, outbox_schema, broker, topics, batch=7, poll_seconds=0.05)
@@ -85,8 +87,8 @@ async def test_enqueue_outside_a_transaction_is_refused(
     conn = await asyncpg.connect(database_url, server_settings={"search_path": outbox_schema})
     try:
         with pytest.raises(RuntimeError, match="inside the transaction"):
-            await enqueue(conn, [PlacementPosted(producer="t", data=placement())])
-        event = PlacementPosted(producer="t", data=placement())
+            await enqueue(conn, [PlacementPosted(producer="placements", data=placement())])
+        event = PlacementPosted(producer="placements", data=placement())
         async with conn.transaction():
             assert await claim(conn, event) is True
         async with conn.transaction():
@@ -98,9 +100,12 @@ async def test_enqueue_outside_a_transaction_is_refused(
 async def test_published_counts_survive_purged_rows(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(
-            conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+            conn,
+            [PlacementPosted(producer="placements", data=placement(f"p{i}")) for i in range(3)],
         )
-        await enqueue(conn, [PlacementPosted(producer="t", data=placement("q", region="FI-1"))])
+        await enqueue(
+            conn, [PlacementPosted(producer="placements", data=placement("q", region="FI-1"))]
+        )
     async with pool.acquire() as conn:
         await conn.execute("DELETE FROM outbox")
         assert await published_count(conn, "SE-AB", ["apl.placements.v1"]) == 3
@@ -111,7 +116,8 @@ async def test_published_counts_survive_purged_rows(pool: asyncpg.Pool) -> None:
 async def test_purge_deletes_only_published_rows(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(
-            conn, [PlacementPosted(producer="t", data=placement(f"p{i}")) for i in range(3)]
+            conn,
+            [PlacementPosted(producer="placements", data=placement(f"p{i}")) for i in range(3)],
         )
     async with pool.acquire() as conn:
         await conn.execute(
@@ -152,9 +158,10 @@ async def _relayed(
 async def test_a_small_region_is_not_held_behind_a_large_regions_backlog(
     infra: Infra, topics: Topics, database_url: str, outbox_schema: str, pool: asyncpg.Pool
 ) -> None:
-    large = [PlacementPosted(producer="t", data=placement(f"a-{i}")) for i in range(250)]
+    large = [PlacementPosted(producer="placements", data=placement(f"a-{i}")) for i in range(250)]
     small = [
-        PlacementPosted(producer="t", data=placement(f"b-{i}", region="FI-18")) for i in range(3)
+        PlacementPosted(producer="placements", data=placement(f"b-{i}", region="FI-18"))
+        for i in range(3)
     ]
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, large)  # every row of the large region has a lower id
@@ -198,7 +205,7 @@ async def test_a_row_the_broker_does_not_acknowledge_stays_unsent_and_goes_later
     pool: asyncpg.Pool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    events = [PlacementPosted(producer="t", data=placement(f"p-{i}")) for i in range(12)]
+    events = [PlacementPosted(producer="placements", data=placement(f"p-{i}")) for i in range(12)]
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, events)
     broker = make_broker(infra.kafka_as("placements"), "test-relay-refused")

@@ -29,10 +29,10 @@ async def pool(database_url: str, fresh_schema: str) -> AsyncIterator[asyncpg.Po
 async def test_a_large_batch_is_written_in_order_with_its_counts(pool: asyncpg.Pool) -> None:
     regions = ("SE-AB", "SE-O")
     events = [
-        PlacementPosted(producer="test", data=placement(f"p-{i}", region=regions[i % 2]))
+        PlacementPosted(producer="placements", data=placement(f"p-{i}", region=regions[i % 2]))
         for i in range(COPY_FROM + 7)
     ]
-    small = [PlacementPosted(producer="test", data=placement("p-small", region="SE-AB"))]
+    small = [PlacementPosted(producer="placements", data=placement("p-small", region="SE-AB"))]
     serialised = Serialised.of(events[3])
     batch: list[Event | Serialised] = [*events[:3], serialised, *events[4:]]
     async with pool.acquire() as conn, conn.transaction():
@@ -55,7 +55,9 @@ async def test_a_large_batch_is_written_in_order_with_its_counts(pool: asyncpg.P
 
 
 async def test_a_large_batch_rolled_back_leaves_nothing(pool: asyncpg.Pool) -> None:
-    events = [PlacementPosted(producer="test", data=placement(f"p-{i}")) for i in range(COPY_FROM)]
+    events = [
+        PlacementPosted(producer="placements", data=placement(f"p-{i}")) for i in range(COPY_FROM)
+    ]
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()

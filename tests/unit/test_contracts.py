@@ -1,13 +1,24 @@
 from __future__ import annotations
 
 import json
-from typing import get_args
+import uuid
+from collections.abc import Callable
+from typing import Any, get_args
 
 import pytest
 
 from shared.contracts import events as ev
-from shared.contracts.events import EVENT_TYPES, ContractError, Event, parse_as, parse_event
-from shared.contracts.topics import ALL_TOPICS, Topics, event_key
+from shared.contracts.events import (
+    EVENT_TYPES,
+    ContractError,
+    Envelope,
+    Event,
+    check_owner,
+    parse_as,
+    parse_event,
+    read_envelope,
+)
+from shared.contracts.topics import ACCESS, ALL_TOPICS, OWNERS, Topics, event_key
 from tests.support.factories import every_event, student
 
 
@@ -183,3 +194,70 @@ def test_every_actor_role_is_accepted() -> None:
     for role in roles:
         stamped = event.by(ev.Actor(subject="x", role=role))
         assert parse_event(event.topic, stamped.to_json()).actor == stamped.actor
+
+
+# ------------------------------------------------------------- one writer per topic
+
+
+def test_every_topic_has_exactly_one_writer_and_its_events_name_it() -> None:
+    for event in every_event():
+        assert OWNERS[event.topic] == event.producer, event.type
+    assert set(OWNERS) == set(ALL_TOPICS)
+    writers = {t: [a.service for a in ACCESS if t in a.produces] for t in ALL_TOPICS}
+    assert all(len(w) == 1 for w in writers.values()), writers
+
+
+def test_an_event_from_another_producer_is_refused_naming_the_owner() -> None:
+    (accepted,) = [e for e in every_event() if isinstance(e, ev.MatchAccepted)]
+    forged = accepted.model_copy(update={"producer": "matching"})
+    assert check_owner(accepted.topic, accepted) is accepted
+    with pytest.raises(ContractError) as caught:
+        check_owner(forged.topic, forged)
+    assert caught.value.field == "producer"
+    assert "'matching' does not write apl.match-decisions.v1" in str(caught.value)
+    assert "'placements'" in str(caught.value)
+
+
+def test_the_envelope_is_read_from_a_message_that_breaks_the_contract() -> None:
+    value = every_event()[0].to_dict()
+    value["data"]["capacity"] = "two"
+    envelope = read_envelope(json.dumps(value))
+    assert envelope == Envelope(uuid.UUID(value["event_id"]), value["producer"], "SE-AB")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda v: v.pop("producer"),
+        lambda v: v["data"].pop("region"),
+        lambda v: v.update(event_id="not-a-uuid"),
+        lambda v: v.update(producer="pla\u0000cements"),
+        lambda v: v["data"].update(region=7),
+    ],
+    ids=["no producer", "no region", "bad id", "NUL in producer", "region not text"],
+)
+def test_an_envelope_that_cannot_be_read_is_none(
+    change: Callable[[dict[str, Any]], object],
+) -> None:
+    value = every_event()[0].to_dict()
+    change(value)
+    assert read_envelope(json.dumps(value)) is None
+    assert read_envelope(b"\xff not json") is None
+
+
+def test_a_nul_character_anywhere_is_refused_naming_the_field() -> None:
+    event = student("s-1")
+    value = ev.StudentRegistered(producer="placements", data=event).to_dict()
+    value["data"]["skills"] = ["welding", "we\u0000lding"]
+    with pytest.raises(ContractError) as caught:
+        parse_event("apl.students.v1", json.dumps(value))
+    assert caught.value.field == "data.skills.1"
+    assert "NUL" in str(caught.value)
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
+    value = ev.StudentRegistered(producer="placements", data=student("s-1")).to_dict()
+    value["data"]["skills"] = ["C:\\u0000"]  # a backslash, then the letters u0000
+    parsed = parse_event("apl.students.v1", json.dumps(value))
+    assert isinstance(parsed, ev.StudentRegistered)
+    assert parsed.data.skills == ("C:\\u0000",)

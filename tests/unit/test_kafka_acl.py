@@ -5,7 +5,7 @@ tests/integration/test_kafka_security.py."""
 from __future__ import annotations
 
 from shared import kafka_acl
-from shared.contracts.topics import ACCESS, ALL_TOPICS, Topics, dlt
+from shared.contracts.topics import ACCESS, ALL_TOPICS, OWNERS, Topics, dlt
 
 Op, Type = kafka_acl.Operation, kafka_acl.ResourceType
 
@@ -28,15 +28,18 @@ def test_the_acl_table_gives_each_topic_its_writers_and_readers() -> None:
     assert who(Op.WRITE, topics.placements) == {"User:placements"}
     assert who(Op.WRITE, topics.students) == {"User:placements"}
     assert who(Op.WRITE, topics.notifications) == {"User:notifications"}
-    # two writers until the topic split (issue 15)
-    assert who(Op.WRITE, topics.matches) == {"User:placements", "User:matching"}
-    assert who(Op.WRITE, topics.rounds) == {"User:placements", "User:matching"}
+    # every topic has one writer: its owner
+    assert who(Op.WRITE, topics.matches) == {"User:matching"}
+    assert who(Op.WRITE, topics.rounds) == {"User:matching"}
+    assert who(Op.WRITE, topics.match_decisions) == {"User:placements"}
+    assert who(Op.WRITE, topics.round_requests) == {"User:placements"}
+    for name in ALL_TOPICS:
+        assert who(Op.WRITE, topics.name(name)) == {f"User:{OWNERS[name]}"}
     assert who(Op.READ, topics.placements) == {"User:matching"}
-    assert who(Op.READ, topics.matches) == {
-        "User:placements",
-        "User:matching",
-        "User:notifications",
-    }
+    assert who(Op.READ, topics.matches) == {"User:placements", "User:notifications"}
+    assert who(Op.READ, topics.match_decisions) == {"User:matching"}
+    assert who(Op.READ, topics.round_requests) == {"User:matching", "User:notifications"}
+    assert who(Op.READ, topics.rounds) == {"User:placements", "User:notifications"}
     assert who(Op.READ, topics.notifications) == set()
     assert who(Op.WRITE, dlt(topics.matches)) == who(Op.READ, topics.matches)
     assert not [b for b in bindings if b.operation is Op.READ and b.resource_name.endswith(".dlt")]

@@ -68,10 +68,10 @@ async def test_consumed_applied_duplicated_and_dead_lettered_are_counted_per_top
     )
     handler = _value("apl_events_dead_lettered_total", **posted, reason="handler")
     async with TestKafkaBroker(broker) as br:
-        event = ev.PlacementPosted(producer="test", data=placement())
+        event = ev.PlacementPosted(producer="placements", data=placement())
         await publish_event(br, topics, event)
         await publish_event(br, topics, event)  # redelivered: the inbox knows it
-        bad = ev.PlacementPosted(producer="test", data=placement(placement_id="p-bad"))
+        bad = ev.PlacementPosted(producer="placements", data=placement(placement_id="p-bad"))
         failing.add("p-bad")
         await publish_event(br, topics, bad)
         await br.publish(b"{broken", topics.placements, key=b"SE-AB")
@@ -95,7 +95,7 @@ async def test_consumed_applied_duplicated_and_dead_lettered_are_counted_per_top
 
 async def test_a_claim_outside_a_consumer_counts_its_duplicate_itself() -> None:
     uow = InMemoryUnitOfWork()
-    event = ev.PlacementPosted(producer="test", data=placement())
+    event = ev.PlacementPosted(producer="placements", data=placement())
     labels = {"topic": TOPIC, "event_type": "PlacementPosted"}
     before = _value("apl_events_duplicated_total", **labels)
     async with uow:

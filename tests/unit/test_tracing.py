@@ -40,14 +40,16 @@ async def test_one_story_through_kafka_shares_the_caller_trace_id() -> None:
         seen.append(tracing.current_headers())
         if isinstance(event, ev.PlacementPosted):
             # the handler's own publication goes on in the same trace
-            withdrawn = ev.PlacementWithdrawn(producer="t", data=_withdrawn())
+            withdrawn = ev.PlacementWithdrawn(producer="placements", data=_withdrawn())
             await publish_event(broker, topics, withdrawn)
 
     broker.include_router(router)
     with tracing.recording(exporter):
         async with TestKafkaBroker(broker) as br:
             with tracing.continued({"traceparent": TRACEPARENT}):
-                await publish_event(br, topics, ev.PlacementPosted(producer="t", data=placement()))
+                await publish_event(
+                    br, topics, ev.PlacementPosted(producer="placements", data=placement())
+                )
     spans = exporter.get_finished_spans()
     consumers = [s for s in spans if s.kind == SpanKind.CONSUMER]
     assert len(consumers) == 2  # the posted event, then the withdrawal its handler published

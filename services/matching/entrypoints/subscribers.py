@@ -5,14 +5,15 @@ the subscribers' decoder). Placement and student events arrive in batches, one o
 (the policy's `whole_batches`) one call of `handlers.apply_input_events`, so one transaction, per
 poll; if a record breaks the contract or the batch fails otherwise than transiently, the policy
 runs the batch again one record at a time (each its own transaction, retries and dead letter).
-Match responses are consumed one at a time. After input events (placement, student, response,
-override) are committed the container's `InputSignals` hear of their producers and regions, so a
-round waiting for them wakes (services/matching/wakeup.py).
+Match decisions (accepts, declines, coordinators' assignments) are consumed one at a time.
+After input events (placement, student, decision) are committed the container's `InputSignals`
+hear of their producers and regions, so a round waiting for them wakes
+(services/matching/wakeup.py).
 
 Round requests have their own router (`rounds_router`): its middleware hands every record of the
-rounds topic to the container's `RoundRequests` (services/matching/round_requests.py), which runs
-each region's requests in order and regions at once, through the same policy, and commits their
-offsets itself.
+round-requests topic to the container's `RoundRequests` (services/matching/round_requests.py),
+which runs each region's requests in order and regions at once, through the same policy, and
+commits their offsets itself.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 
 def router(c: Container) -> KafkaRouter:
-    """Subscribers for the placements, students and matches topics, and the publishers the
-    service documents (the rounds topic: `rounds_router`)."""
+    """Subscribers for the placements, students and match-decisions topics, and the
+    publishers the service documents (the round-requests topic: `rounds_router`)."""
     s = c.settings
     topics = s.topics
     options = runtime.subscriber_options(s)
@@ -78,18 +79,17 @@ def router(c: Container) -> KafkaRouter:
         applied(events, changed)
 
     @r.subscriber(
-        topics.matches,
+        topics.match_decisions,
         decoder=decode,
-        title="matching:matches",
+        title="matching:match-decisions",
         description=(
             "MatchAccepted (student and company: MatchConfirmed), MatchDeclined (released, "
             "pair excluded) and MatchAssignmentRequested (a coordinator's override: checked "
-            "again, then MatchProposed with override, or MatchCancelled); the service's own "
-            "match events are ignored."
+            "again, then MatchProposed with override, or MatchCancelled)."
         ),
         **options,
     )
-    async def on_match(event: ev.MatchEvent) -> None:
+    async def on_match(event: ev.MatchDecisionEvent) -> None:
         if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
             changed = await handlers.respond_to_match(event, c.uow(), automatic=s.is_automatic)
             c.signals.applied(event.producer, event.region)
@@ -104,7 +104,7 @@ def router(c: Container) -> KafkaRouter:
         topics.matches,
         title="matching:match-events",
         description="MatchProposed, MatchConfirmed, MatchCancelled (keyed by region).",
-        schema=ev.MatchProposed | ev.MatchConfirmed | ev.MatchCancelled,
+        schema=ev.MatchEvent,
     )
     r.publisher(
         topics.rounds,
@@ -113,7 +113,7 @@ def router(c: Container) -> KafkaRouter:
             "Every student's outcome (MatchingRoundOutcomes, in parts), then "
             "MatchingRoundCompleted with the round's figures (keyed by region)."
         ),
-        schema=ev.MatchingRoundOutcomes | ev.MatchingRoundCompleted,
+        schema=ev.RoundEvent,
     )
     return r
 
@@ -145,19 +145,18 @@ def rounds_router(c: Container) -> KafkaRouter:
     options["ack_policy"] = AckPolicy.MANUAL  # RoundRequests commits the offsets
 
     @r.subscriber(
-        s.topics.rounds,
+        s.topics.round_requests,
         decoder=c.policy.decode,
         listener=c.round_requests.listener(),
-        title="matching:rounds",
+        title="matching:round-requests",
         description=(
             "MatchingRoundRequested runs a round for the region (ordinary or supplementary, "
             "with or without fill, or a dry run; each region's requests in order, regions at "
-            "once); MatchingRoundOutcomes, MatchingRoundCompleted and SupplementaryRoundOpened "
-            "are ignored."
+            "once); SupplementaryRoundOpened is ignored."
         ),
         **options,
     )
-    async def on_round(event: ev.RoundEvent) -> None:
+    async def on_round(event: ev.RoundRequestEvent) -> None:
         if isinstance(event, ev.MatchingRoundRequested):  # what RoundRequests does with it
             await handle_round_event(c, event)
 

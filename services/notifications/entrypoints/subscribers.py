@@ -1,17 +1,18 @@
-"""The Kafka entrypoints: `apl.matches.v1` and `apl.rounds.v1` → `record_batch`.
+"""The Kafka entrypoints: `apl.matches.v1`, `apl.rounds.v1` and `apl.round-requests.v1` →
+`record_batch`.
 
-One batch subscriber per topic (`list[MatchEvent]`, `list[RoundEvent]`; up to `consumer_batch`
-records per poll, offsets committed once per batch; one consumer group). The event policy
-(`shared.kafka.EventPolicy` with `whole_batches`, the router's middleware and decoder) parses the
-records and hands a poll's to the subscriber at once, which records them in one transaction
-(`record_batch`); a batch that breaks the contract or fails is split, and each record retried
-and dead-lettered on its own. The subscriber sees typed events only.
+One batch subscriber per topic (`list[MatchEvent]`, `list[RoundEvent]`,
+`list[RoundRequestEvent]`; up to `consumer_batch` records per poll, offsets committed once per
+batch; one consumer group). The event policy (`shared.kafka.EventPolicy` with `whole_batches`, the
+router's middleware and decoder) parses the records and hands a poll's to the subscriber at once,
+which records them in one transaction (`record_batch`); a batch that breaks the contract or fails
+is split, and each record retried and dead-lettered on its own. The subscriber sees typed events
+only.
 
-MatchProposed and MatchConfirmed become a notice to the supervisor and one to the
-student, MatchCancelled one to the supervisor; MatchAccepted, MatchDeclined and
-MatchAssignmentRequested are ignored (not claimed). MatchingRoundOutcomes (not a dry run) becomes
-one notice per unplaced student, SupplementaryRoundOpened one per invited student;
-MatchingRoundRequested, MatchingRoundCompleted and a dry run's outcomes are ignored (not claimed).
+MatchProposed and MatchConfirmed become a notice to the supervisor and one to the student,
+MatchCancelled one to the supervisor. MatchingRoundOutcomes (not a dry run) becomes one notice
+per unplaced student, SupplementaryRoundOpened one per invited student; MatchingRoundCompleted,
+MatchingRoundRequested and a dry run's outcomes are ignored (not claimed).
 """
 
 from __future__ import annotations
@@ -51,20 +52,12 @@ def build_router(
         description=(
             "Match events. MatchProposed and MatchConfirmed each become one notice to the "
             "placement's supervisor and one to the student; MatchCancelled one to the "
-            "supervisor; MatchAccepted, MatchDeclined and MatchAssignmentRequested are ignored. "
-            "Contract violations go to apl.matches.v1.dlt."
+            "supervisor. Contract violations go to apl.matches.v1.dlt."
         ),
         **runtime.subscriber_options(settings),
     )
     async def on_match_events(events: list[ev.MatchEvent]) -> None:
-        told: list[NoticeEvent] = []
-        for event in events:  # a poll's records at once (or one, when the batch was split)
-            match event:
-                case ev.MatchProposed() | ev.MatchConfirmed() | ev.MatchCancelled():
-                    told.append(event)
-                case _:
-                    pass  # an answer (accepted / declined) or a request: nothing to tell
-        await record(told)
+        await record(list(events))  # a poll's records at once (or one, if the batch was split)
 
     @router.subscriber(
         settings.topics.rounds,
@@ -73,10 +66,9 @@ def build_router(
         max_records=settings.consumer_batch,
         title="notifications/rounds",
         description=(
-            "Round events. MatchingRoundOutcomes (not a dry run) becomes one notice to each "
-            "unplaced student, with the vacancies that fit them; SupplementaryRoundOpened one "
-            "to each invited student; MatchingRoundRequested, MatchingRoundCompleted and a dry "
-            "run's outcomes are ignored. Contract violations go to apl.rounds.v1.dlt."
+            "Round results. MatchingRoundOutcomes (not a dry run) becomes one notice to each "
+            "unplaced student, with the vacancies that fit them; MatchingRoundCompleted and a "
+            "dry run's outcomes are ignored. Contract violations go to apl.rounds.v1.dlt."
         ),
         **runtime.subscriber_options(settings),
     )
@@ -86,10 +78,24 @@ def build_router(
             match event:
                 case ev.MatchingRoundOutcomes() if not event.data.dry_run:
                     told.append(event)
-                case ev.SupplementaryRoundOpened():
-                    told.append(event)
                 case _:
-                    pass  # a request, a completion or a dry run: nothing to tell
+                    pass  # a completion or a dry run: nothing to tell
         await record(told)
+
+    @router.subscriber(
+        settings.topics.round_requests,
+        decoder=policy.decode,
+        batch=True,
+        max_records=settings.consumer_batch,
+        title="notifications/round-requests",
+        description=(
+            "Round requests and openings. SupplementaryRoundOpened becomes one notice to each "
+            "invited student; MatchingRoundRequested is ignored. Contract violations go to "
+            "apl.round-requests.v1.dlt."
+        ),
+        **runtime.subscriber_options(settings),
+    )
+    async def on_round_requests(events: list[ev.RoundRequestEvent]) -> None:
+        await record([e for e in events if isinstance(e, ev.SupplementaryRoundOpened)])
 
     return router

@@ -22,6 +22,7 @@ from shared.serialised import Serialised, as_models
 from shared.uow import PostgresUnitOfWork, stamped
 
 from ..domain.commands import ListOutcomes
+from ..domain.errors import second_standing_match
 from ..domain.model import (
     Assignment,
     Contact,
@@ -345,21 +346,26 @@ class PostgresMatches(_Repository):
         return _match(row) if row else None
 
     async def propose(self, proposal: ev.MatchProposedData) -> None:
-        await self.conn.execute(
-            "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
-            "company_id, rank, state, filled, override) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9) "
-            "ON CONFLICT (match_id) DO NOTHING",
-            proposal.match_id,
-            proposal.round_id,
-            proposal.region,
-            proposal.student_id,
-            proposal.placement_id,
-            proposal.company_id,
-            proposal.rank,
-            proposal.filled,
-            proposal.override,
-        )
+        try:
+            await self.conn.execute(
+                "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
+                "company_id, rank, state, filled, override) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9) "
+                "ON CONFLICT (match_id) DO NOTHING",
+                proposal.match_id,
+                proposal.round_id,
+                proposal.region,
+                proposal.student_id,
+                proposal.placement_id,
+                proposal.company_id,
+                proposal.rank,
+                proposal.filled,
+                proposal.override,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "matches_one_standing_per_student":
+                raise
+            raise second_standing_match(proposal) from None
 
     async def record_cancelled(self, cancelled: ev.MatchCancelledData) -> MatchRecord:
         row = await self.conn.fetchrow(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.contracts import events as ev
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -50,3 +52,13 @@ class Conflict(DomainError):
     def on(cls, field: str, message: str) -> Conflict:
         """A conflict about one field: the detail is `field: message`."""
         return cls(f"{field}: {message}", [FieldError(field, message)])
+
+
+def second_standing_match(proposal: ev.MatchProposedData) -> Conflict:
+    """A proposal for a student who already holds a standing match here: refused, as the
+    matching service's read model refuses it (one standing match per student)."""
+    return Conflict.on(
+        "student_id",
+        f"student {proposal.student_id} already has a standing match; proposal "
+        f"{proposal.match_id} at {proposal.placement_id} is refused",
+    )

@@ -248,31 +248,19 @@ def _declined(match: Match, by: Party, reason: str | None) -> Match:
     return replace(match, state="declined", declined_by=by, reason=reason)
 
 
-def apply_match_event(
-    match: Match, event_type: str, *, by: Party | None = None, reason: str | None = None
-) -> Match:
-    """The state after a match event from the topic (the matching service's or our own).
-
-    Confirmed and cancelled come from the matching service, which decides them; a late accept
-    or decline never reopens a closed match.
-    """
+def apply_match_event(match: Match, event_type: str, *, reason: str | None = None) -> Match:
+    """The state after a match event of the matching service (it decides confirmations and
+    cancellations; a proposal changes nothing once stored). A late confirmation never reopens a
+    declined or cancelled match. The answers are this service's own (`accept`, `decline`)."""
     if event_type == "MatchProposed":
         return match
-    if event_type == "MatchAccepted" and by is not None:
-        if match.state not in OPEN_STATES:
-            return match
-        return _accepted(match, by)
-    if event_type == "MatchDeclined" and by is not None:
-        if match.state not in OPEN_STATES:
-            return match
-        return _declined(match, by, reason)
     if event_type == "MatchConfirmed":
         if match.state in {"declined", "cancelled"}:
             return match
         return replace(match, state="confirmed")
     if event_type == "MatchCancelled":
         return replace(match, state="cancelled", reason=reason)
-    raise ValueError(f"not a match event: {event_type}")
+    raise ValueError(f"not an event of the matching service: {event_type}")
 
 
 def contact_shared(matches: Iterable[Match]) -> bool:

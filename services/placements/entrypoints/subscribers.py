@@ -9,10 +9,8 @@ violations dead-lettered, handler failures retried then dead-lettered), and call
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
 from faststream.kafka import KafkaRouter
-from pydantic import Field
 
 from shared import runtime
 from shared.contracts import events as ev
@@ -22,40 +20,23 @@ from .. import handlers
 from ..ports import PlacementsUnitOfWork
 from ..settings import PlacementsSettings
 
-MatchAnswer = Annotated[
-    ev.MatchAccepted | ev.MatchDeclined | ev.MatchAssignmentRequested, Field(discriminator="type")
-]
-RoundOut = Annotated[
-    ev.MatchingRoundRequested | ev.SupplementaryRoundOpened, Field(discriminator="type")
-]
-
 
 async def apply_match_event(event: ev.MatchEvent, uow: PlacementsUnitOfWork) -> None:
     match event:
         case ev.MatchProposed():
             await handlers.apply_match_proposed(event, uow)
-        case ev.MatchAccepted():
-            await handlers.apply_match_accepted(event, uow)
-        case ev.MatchDeclined():
-            await handlers.apply_match_declined(event, uow)
         case ev.MatchConfirmed():
             await handlers.apply_match_confirmed(event, uow)
         case ev.MatchCancelled():
             await handlers.apply_match_cancelled(event, uow)
-        case ev.MatchAssignmentRequested():
-            await handlers.apply_other_event(event, uow)
 
 
 async def apply_round_event(event: ev.RoundEvent, uow: PlacementsUnitOfWork) -> None:
     match event:
-        case ev.MatchingRoundRequested():
-            await handlers.apply_round_requested(event, uow)
         case ev.MatchingRoundOutcomes():
             await handlers.apply_round_outcomes(event, uow)
         case ev.MatchingRoundCompleted():
             await handlers.apply_round_completed(event, uow)
-        case ev.SupplementaryRoundOpened():
-            await handlers.apply_other_event(event, uow)
 
 
 def build_router(
@@ -64,7 +45,8 @@ def build_router(
     uow: Callable[[], PlacementsUnitOfWork],
 ) -> KafkaRouter:
     """Subscribers of apl.matches.v1 and apl.rounds.v1 (group `settings.group_id`), publishers
-    of apl.placements.v1, apl.students.v1, apl.rounds.v1 and apl.matches.v1."""
+    of apl.placements.v1, apl.students.v1, apl.round-requests.v1 and apl.match-decisions.v1 (the
+    topics this service alone writes; it never reads them back)."""
     topics = settings.topics
     options = runtime.subscriber_options(settings)
     router = runtime.router(policy)
@@ -74,8 +56,8 @@ def build_router(
         decoder=policy.decode,
         title="placements:matches",
         description=(
-            "Proposals (a new match), answers, confirmations and cancellations keep each "
-            "match's state; the service's own answers come back as duplicates of its inbox."
+            "Proposals (a new match), confirmations and cancellations keep each match's "
+            "state (the answers are this service's own, applied when made)."
         ),
         **options,
     )
@@ -87,9 +69,8 @@ def build_router(
         decoder=policy.decode,
         title="placements:rounds",
         description=(
-            "Rounds requested elsewhere, every student's outcome of a round (in parts, before "
-            "it completes), and the figures of completed rounds; the service's own requests and "
-            "supplementary openings come back as duplicates of its inbox."
+            "Every student's outcome of a round (in parts, before it completes) and the "
+            "figures of completed rounds."
         ),
         **options,
     )
@@ -113,22 +94,22 @@ def build_router(
         schema=ev.StudentEvent,
     )
     router.publisher(
-        topics.rounds,
+        topics.round_requests,
         title="placements:round-requests",
         description=(
             "MatchingRoundRequested, with how many inputs of the region this service had "
             "published before it (`inputs_published`), its kind, fill and dry-run options; "
             "SupplementaryRoundOpened, with the unplaced students' ids."
         ),
-        schema=RoundOut,
+        schema=ev.RoundRequestEvent,
     )
     router.publisher(
-        topics.matches,
-        title="placements:match-answers",
+        topics.match_decisions,
+        title="placements:match-decisions",
         description=(
             "MatchAccepted and MatchDeclined: a student's or a company's answer; "
             "MatchAssignmentRequested: a coordinator's assignment by hand."
         ),
-        schema=MatchAnswer,
+        schema=ev.MatchDecisionEvent,
     )
     return router

@@ -40,6 +40,7 @@ from services.placements.domain.model import (
 from services.placements.domain.rules import Channel
 from shared.contracts import events as ev
 from shared.contracts.links import new_link
+from shared.contracts.topics import MATCH_DECISIONS
 from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
 from tests.support.factories import every_event, placement, student
 
@@ -395,7 +396,7 @@ class PlacementHandlerContract:
         with pytest.raises(NotFound):
             await handlers.answer_match(AnswerMatch(uuid.uuid4(), "student", "accept"), uow)
 
-        answers = [e for e in await self.published(uow) if e.topic == "apl.matches.v1"]
+        answers = [e for e in await self.published(uow) if e.topic == MATCH_DECISIONS]
         [accept, decline] = answers
         assert isinstance(accept, ev.MatchAccepted)
         assert isinstance(decline, ev.MatchDeclined)
@@ -404,9 +405,6 @@ class PlacementHandlerContract:
         assert decline.data == ev.MatchDeclinedData(
             **ids_of(second), by="company", reason_code="other"
         )
-        # their echoes from the topic are duplicates: the inbox has them
-        assert not await handlers.apply_match_accepted(accept, uow)
-        assert not await handlers.apply_match_declined(decline, uow)
         assert (await handlers.student_match("s-1", uow)).match_id == first.data.match_id
         with pytest.raises(NotFound, match="no current match"):
             await handlers.student_match("s-2", uow)
@@ -438,7 +436,6 @@ class PlacementHandlerContract:
         assert requests[1].data.inputs_published == 5  # round requests are not inputs
         found = await handlers.get_round(first, uow)
         assert (found.status, found.policy, found.region) == ("requested", "stable", "R1")
-        assert not await handlers.apply_round_requested(requests[0], uow)  # its echo
         with pytest.raises(NotFound):
             await handlers.get_round(uuid.uuid4(), uow)
 
@@ -469,32 +466,50 @@ class PlacementHandlerContract:
             {"choices_full": 1},
         )
         assert (found.proposed, found.cancelled) == (9, 0)
-
-        elsewhere = next(e for e in every_event() if isinstance(e, ev.MatchingRoundRequested))
-        assert await handlers.apply_round_requested(elsewhere, uow)
-        assert (await handlers.get_round(elsewhere.data.round_id, uow)).status == "requested"
         assert await self.published_types(uow) == ["PlacementPosted"]  # consuming publishes nothing
+
+    async def test_a_second_standing_match_for_a_student_is_refused(self, uow: Any) -> None:
+        await handlers.post_placement(post("p-1"), uow)
+        await handlers.post_placement(post("p-2"), uow)
+        first, forged = proposal("s-1", "p-1"), proposal("s-1", "p-2")
+        assert await handlers.apply_match_proposed(first, uow)
+        with pytest.raises(Conflict, match="s-1 already has a standing match"):
+            await handlers.apply_match_proposed(forged, uow)
+        # refused whole: not even claimed, so its retries meet the same refusal
+        with pytest.raises(Conflict):
+            await handlers.apply_match_proposed(forged, uow)
+        assert [m.match_id for m in await handlers.placement_matches("p-2", uow)] == []
+        await handlers.answer_match(AnswerMatch(first.data.match_id, "student", "accept"), uow)
+        with pytest.raises(Conflict):  # accepted still stands
+            await handlers.apply_match_proposed(forged, uow)
+        cancel = ev.MatchCancelled(
+            producer="matching",
+            data=ev.MatchCancelledData(**ids_of(first), reason="superseded"),
+        )
+        assert await handlers.apply_match_cancelled(cancel, uow)
+        assert await handlers.apply_match_proposed(forged, uow)  # the first is closed now
+        [now] = await handlers.placement_matches("p-2", uow)
+        assert (now.student_id, now.state) == ("s-1", "proposed")
 
     async def test_match_events_follow_the_state_machine(self, uow: Any) -> None:
         await handlers.post_placement(post("p-1"), uow)
         declined, cancelled = proposal("s-1", "p-1"), proposal("s-2", "p-1")
         for m in (declined, cancelled):
             await handlers.apply_match_proposed(m, uow)
-        decline = ev.MatchDeclined(
-            producer="placements",
-            data=ev.MatchDeclinedData(**ids_of(declined), by="company", reason_code="no_capacity"),
+        await handlers.answer_match(
+            AnswerMatch(declined.data.match_id, "company", "decline", "no_capacity"),
+            uow,
         )
-        assert await handlers.apply_match_declined(decline, uow)
         assert await handlers.apply_match_confirmed(confirmation(declined), uow)  # too late
         cancel = ev.MatchCancelled(
             producer="matching",
             data=ev.MatchCancelledData(**ids_of(cancelled), reason="superseded"),
         )
         assert await handlers.apply_match_cancelled(cancel, uow)
-        accept = ev.MatchAccepted(
-            producer="placements", data=ev.MatchAcceptedData(**ids_of(cancelled), by="student")
-        )
-        assert await handlers.apply_match_accepted(accept, uow)  # never reopens
+        with pytest.raises(Conflict):  # a cancelled match is never reopened
+            await handlers.answer_match(
+                AnswerMatch(cancelled.data.match_id, "student", "accept"), uow
+            )
         states = {
             m.student_id: (m.state, m.reason) for m in await handlers.placement_matches("p-1", uow)
         }

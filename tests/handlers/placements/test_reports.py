@@ -120,7 +120,8 @@ class ReportContract:
             ("s-5", "p-far", 2),
         ):
             await handlers.apply_match_proposed(proposed(sid, pid, round_id, rank), uow)
-        await handlers.apply_match_proposed(proposed("s-1", "p-far", uuid.uuid4(), 2), uow)
+        # another round's proposal (of a student this report does not know) is not counted
+        await handlers.apply_match_proposed(proposed("s-x", "p-far", uuid.uuid4(), 2), uow)
 
         report = await handlers.round_report(round_id, uow)
         assert report.round.round_id == round_id
@@ -165,15 +166,17 @@ class ReportContract:
         first = proposed("s-2", "p-1", round_id, 2)
         second = proposed("s-2", "p-2", round_id, 1)
         other = proposed("s-1", "p-2", round_id, None)
-        for m in (first, second, other, proposed("s-9", "p-1", round_id, 1, "R2")):
-            await handlers.apply_match_proposed(m, uow)
-        await handlers.answer_match(AnswerMatch(first.data.match_id, "student", "accept"), uow)
+        await handlers.apply_match_proposed(first, uow)
+        await handlers.answer_match(AnswerMatch(first.data.match_id, "student", "decline"), uow)
+        for m in (second, other, proposed("s-9", "p-1", round_id, 1, "R2")):
+            await handlers.apply_match_proposed(m, uow)  # s-2's next, once the first is closed
+        await handlers.answer_match(AnswerMatch(second.data.match_id, "student", "accept"), uow)
 
         found = await handlers.region_matches("R1", uow)
         assert [(m.student_id, m.placement_id, m.rank, m.state) for m in found] == [
             ("s-1", "p-2", None, "proposed"),
-            ("s-2", "p-1", 2, "accepted"),
-            ("s-2", "p-2", 1, "proposed"),
+            ("s-2", "p-1", 2, "declined"),
+            ("s-2", "p-2", 1, "accepted"),
         ]
         assert {m.company_id for m in found} == {"c-1"}
         assert found[1].match_id == first.data.match_id

@@ -1,5 +1,5 @@
 """Events about ids the placements service does not know are counted and logged, and leave no
-state: a cancellation of a match never proposed (nor assigned) here, an answer to one. The
+state: a cancellation of a match never proposed (nor assigned) here, a confirmation of one. The
 same tests against the in-memory fake and (marked infra) real PostgreSQL."""
 
 from __future__ import annotations
@@ -41,20 +41,13 @@ class UnknownIdContract:
         assert await handlers.placement_matches("p-1", uow) == []
         assert counted("MatchCancelled") == before + 1
 
-    async def test_answers_to_a_match_never_proposed_change_nothing(self, uow: Any) -> None:
+    async def test_a_confirmation_of_a_match_never_proposed_changes_nothing(self, uow: Any) -> None:
         await handlers.post_placement(post("p-1"), uow)
-        before = counted("MatchAccepted"), counted("MatchConfirmed")
-        accepted = ev.MatchAccepted(
-            producer="placements", data=ev.MatchAcceptedData(**ids(), by="company")
-        )
+        before = counted("MatchConfirmed")
         confirmed = ev.MatchConfirmed(producer="matching", data=ev.MatchConfirmedData(**ids()))
-        assert await handlers.apply_match_accepted(accepted, uow)
         assert await handlers.apply_match_confirmed(confirmed, uow)
         assert await handlers.placement_matches("p-1", uow) == []
-        assert (counted("MatchAccepted"), counted("MatchConfirmed")) == (
-            before[0] + 1,
-            before[1] + 1,
-        )
+        assert counted("MatchConfirmed") == before + 1
 
 
 class TestInMemory(InMemoryTier, UnknownIdContract):

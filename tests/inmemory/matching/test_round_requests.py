@@ -59,7 +59,7 @@ def _request(region: str, inputs: int | None = None) -> ev.MatchingRoundRequeste
     data = ev.MatchingRoundRequestedData(
         round_id=uuid.uuid4(), region=region, inputs_published=inputs
     )
-    return ev.MatchingRoundRequested(producer="t", data=data)
+    return ev.MatchingRoundRequested(producer="placements", data=data)
 
 
 def _completed(fake: InMemoryMatchingUnitOfWork) -> list[uuid.UUID]:
@@ -71,12 +71,18 @@ async def test_a_waiting_round_holds_no_other_region_and_runs_once_its_input_arr
 ) -> None:
     topics = service.settings.topics
     inputs: list[ev.Event] = [
-        ev.PlacementPosted(producer="t", data=placement("a-p1", region=A, capacity=2)),
-        ev.StudentRegistered(producer="t", data=student("a-s1", region=A, prefs=("a-p1",))),
-        ev.PlacementPosted(producer="t", data=placement("b-p1", region=B, capacity=1)),
-        ev.StudentRegistered(producer="t", data=student("b-s1", region=B, prefs=("b-p1",))),
+        ev.PlacementPosted(producer="placements", data=placement("a-p1", region=A, capacity=2)),
+        ev.StudentRegistered(
+            producer="placements", data=student("a-s1", region=A, prefs=("a-p1",))
+        ),
+        ev.PlacementPosted(producer="placements", data=placement("b-p1", region=B, capacity=1)),
+        ev.StudentRegistered(
+            producer="placements", data=student("b-s1", region=B, prefs=("b-p1",))
+        ),
     ]
-    late = ev.StudentRegistered(producer="t", data=student("a-s2", region=A, prefs=("a-p1",)))
+    late = ev.StudentRegistered(
+        producer="placements", data=student("a-s2", region=A, prefs=("a-p1",))
+    )
     async with TestKafkaBroker(service.broker) as br:
         for e in inputs:
             await publish_event(br, topics, e)
@@ -118,7 +124,7 @@ class StandInConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         self.commits.append(dict(offsets))
 
 
-TOPIC = Topics().rounds
+TOPIC = Topics().round_requests
 
 
 def _message(
@@ -144,32 +150,15 @@ async def test_offsets_are_committed_once_every_record_before_them_is_done() -> 
 
     requests = RoundRequests(policy, handle)
     consumer = StandInConsumer()
-    completed = ev.MatchingRoundCompleted(
-        producer="matching",
-        data=ev.MatchingRoundCompletedData(
-            round_id=uuid.uuid4(),
-            region=B,
-            policy="optimal",
-            figures=ev.RoundFigures(
-                students=0,
-                placed=0,
-                placed_weight=0,
-                total_rank_cost=0,
-                first_choice=0,
-                top3=0,
-                unknown_preferences=0,
-                blocking_pairs=0,
-                solve_seconds=0.0,
-                solver="none",
-            ),
-            unplaced_by_reason={},
-            proposed=0,
-            cancelled=0,
+    opened = ev.SupplementaryRoundOpened(  # on the same topic, not a request: done at once
+        producer="placements",
+        data=ev.SupplementaryRoundOpenedData(
+            opening_id=uuid.uuid4(), region=B, student_ids=("s-1",)
         ),
     )
     tp = TopicPartition(TOPIC, 3)
     try:
-        for offset, event in enumerate((_request(A), _request(B), completed), start=40):
+        for offset, event in enumerate((_request(A), _request(B), opened), start=40):
             await requests.accept(_message(policy, consumer, 3, offset, event))
         gates[B].set()
         await eventually(lambda: handled == [B], wait=5, interval=0.01)

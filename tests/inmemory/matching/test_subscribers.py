@@ -9,6 +9,7 @@ tests/handlers/matching.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -60,18 +61,18 @@ async def service(fake: InMemoryMatchingUnitOfWork) -> AsyncIterator[Container]:
 
 
 def _registered(sid: str, *prefs: str) -> ev.StudentRegistered:
-    return ev.StudentRegistered(producer="t", data=student(sid, prefs=prefs))
+    return ev.StudentRegistered(producer="placements", data=student(sid, prefs=prefs))
 
 
 def _posted(pid: str, capacity: int = 2) -> ev.PlacementPosted:
-    return ev.PlacementPosted(producer="t", data=placement(pid, capacity=capacity))
+    return ev.PlacementPosted(producer="placements", data=placement(pid, capacity=capacity))
 
 
 def _request(inputs: int | None = None) -> ev.MatchingRoundRequested:
     data = ev.MatchingRoundRequestedData(
         round_id=uuid.uuid4(), region=REGION, inputs_published=inputs
     )
-    return ev.MatchingRoundRequested(producer="t", data=data)
+    return ev.MatchingRoundRequested(producer="placements", data=data)
 
 
 async def _round(br: Any, service: Container, request: ev.MatchingRoundRequested) -> None:
@@ -89,10 +90,10 @@ def _response(
     data = {**ids, "placement_id": d.placement_id, **fields}
     if cls is ev.MatchAccepted:
         return ev.MatchAccepted(
-            producer="t", data=ev.MatchAcceptedData.model_validate(data, strict=False)
+            producer="placements", data=ev.MatchAcceptedData.model_validate(data, strict=False)
         )
     return ev.MatchDeclined(
-        producer="t", data=ev.MatchDeclinedData.model_validate(data, strict=False)
+        producer="placements", data=ev.MatchDeclinedData.model_validate(data, strict=False)
     )
 
 
@@ -118,16 +119,11 @@ async def test_every_topic_reaches_its_handler_and_other_events_are_ignored(
         first = _request()
         await _round(br, service, first)
         await _round(br, service, first)  # redelivered request: no second round
-        # what the service reads but does not handle: the contract's other events on its topics
-        ignored = (
-            ev.MatchingRoundCompleted,
-            ev.MatchProposed,
-            ev.MatchConfirmed,
-            ev.MatchCancelled,
-        )
-        for e in every_event():
-            if isinstance(e, ignored):
-                await publish_event(br, topics, e)
+        # what the service reads but does not handle: the one other event on its topics (the
+        # opening of a supplementary round, for notifications); its own events are on topics
+        # it does not read
+        (opened,) = [e for e in every_event() if isinstance(e, ev.SupplementaryRoundOpened)]
+        await publish_event(br, topics, opened)
         await _round(br, service, _request())  # a new request, nothing changed
 
     assert [(p.data.student_id, p.data.placement_id, p.data.rank) for p in _proposed(fake)] == [
@@ -140,7 +136,9 @@ async def test_every_topic_reaches_its_handler_and_other_events_are_ignored(
     assert completed[0].data.unplaced_by_reason == {"choices_full": 1}
     assert completed[0].data.figures.placed == 1
     assert (completed[1].data.proposed, completed[1].data.cancelled) == (0, 0)
-    assert fake.model.inputs_applied == {("t", REGION): 3}  # the ignored events count for nothing
+    assert fake.model.inputs_applied == {
+        ("placements", REGION): 3
+    }  # the ignored events count for nothing
     assert service.policy.dead_letters == 0
 
 
@@ -179,12 +177,13 @@ async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
         for sid in ("s-1", "s-2"):
             await publish_event(br, topics, _registered(sid, "p-1"))
         dry = ev.MatchingRoundRequested(
-            producer="t",
+            producer="placements",
             data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, dry_run=True),
         )
         await _round(br, service, dry)
         assert _proposed(fake) == []
-        # what the service itself and the placements service publish on the rounds topic
+        # the service's own outcomes (on a topic it does not read) and the placements
+        # service's opening (on the round-requests topic): neither is an input
         (outcomes,) = [e for e in fake.published if isinstance(e, ev.MatchingRoundOutcomes)]
         opened = ev.SupplementaryRoundOpened(
             producer="placements",
@@ -198,7 +197,7 @@ async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
         # a coordinator assigns the unplaced s-2 to p-2 by hand
         (first,) = [p for p in _proposed(fake) if p.data.student_id == "s-1"]
         order = ev.MatchAssignmentRequested(
-            producer="t",
+            producer="placements",
             data=ev.MatchAssignmentRequestedData(
                 match_id=uuid.uuid4(),
                 region=REGION,
@@ -215,7 +214,9 @@ async def test_v2_events_reach_their_handlers_and_the_services_own_are_ignored(
     (override,) = [p for p in _proposed(fake) if p.data.override]
     assert override.data.match_id == order.data.match_id
     assert (override.data.student_id, override.data.placement_id) == ("s-2", "p-2")
-    assert fake.model.inputs_applied == {("t", REGION): 5}  # the override counts as an input
+    assert fake.model.inputs_applied == {
+        ("placements", REGION): 5
+    }  # the override counts as an input
     assert service.policy.dead_letters == 0
 
 
@@ -255,10 +256,58 @@ async def test_a_failing_input_is_dead_lettered_and_rounds_that_counted_it_go_on
         bad = _response(ev.MatchAccepted, proposal, student_id=other, by="student")
         await publish_event(br, topics, bad)
         assert service.policy.dead_letters == 1
-        assert fake.model.inputs_dead_lettered == {bad.event_id: ("t", REGION)}
+        assert fake.model.inputs_dead_lettered == {bad.event_id: ("placements", REGION)}
         # The requester had published four inputs, the dead one included: the round runs.
         request = _request(inputs=4)
         await _round(br, service, request)
+    assert _completed(fake)[-1].data.round_id == request.data.round_id
+
+
+async def test_an_event_from_another_producer_than_the_topics_owner_is_dead_lettered(
+    service: Container, fake: InMemoryMatchingUnitOfWork
+) -> None:
+    topics = service.settings.topics
+    dead: list[str] = []
+
+    @service.broker.subscriber(dlt(topics.match_decisions), group_id="dlt-watch")
+    async def on_dead(message: KafkaMessage) -> None:
+        dead.append(message.headers["x-error"])
+
+    async with TestKafkaBroker(service.broker) as br:
+        await publish_event(br, topics, _posted("p-1", capacity=1))
+        await publish_event(br, topics, _registered("s-1", "p-1"))
+        await _round(br, service, _request())
+        (proposal,) = _proposed(fake)
+        forged = _response(ev.MatchAccepted, proposal, by="student")
+        forged = forged.model_copy(update={"producer": "probeA"})
+        await publish_event(br, topics, forged)
+        await _round(br, service, _request())
+    assert len(dead) == 1
+    assert "'probeA' does not write apl.match-decisions.v1" in dead[0]
+    assert not [e for e in fake.published if isinstance(e, ev.MatchConfirmed)]
+    # its producer and region were read from the envelope: counted as settled for them
+    assert fake.model.inputs_dead_lettered == {forged.event_id: ("probeA", REGION)}
+
+
+async def test_an_input_that_breaks_the_contract_counts_as_settled_for_its_producer(
+    service: Container, fake: InMemoryMatchingUnitOfWork
+) -> None:
+    topics = service.settings.topics
+    async with TestKafkaBroker(service.broker) as br:
+        await publish_event(br, topics, _posted("p-1", capacity=1))
+        good = _registered("s-1", "p-1")
+        broken = json.loads(good.to_json())
+        broken["event_id"] = str(uuid.uuid4())
+        broken["data"]["student_id"] = "s\u0000-2"  # refused by the contract
+        await br.publish(json.dumps(broken).encode(), topics.students, key=b"SE-AB")
+        await publish_event(br, topics, good)
+        # the requester counted three inputs, the broken one among them: the round runs
+        request = _request(inputs=3)
+        await _round(br, service, request)
+    assert service.policy.dead_letters == 1
+    assert fake.model.inputs_dead_lettered == {
+        uuid.UUID(broken["event_id"]): ("placements", REGION)
+    }
     assert _completed(fake)[-1].data.round_id == request.data.round_id
 
 

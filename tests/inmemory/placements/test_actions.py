@@ -49,7 +49,7 @@ class Site:
         return f"/v1/actions/{links.sign(secret.encode(), made)}"
 
     def answers(self) -> list[ev.Event]:
-        return [e for e in self.fake.published if e.topic == "apl.matches.v1"]
+        return [e for e in self.fake.published if e.topic == "apl.match-decisions.v1"]
 
 
 async def proposed(fake: InMemoryPlacementsUnitOfWork, language: str) -> ev.MatchProposed:

@@ -27,7 +27,7 @@ def test_the_group_is_the_prefixed_service_name() -> None:
     groups = {sub.group_id for sub in subscribers}
     topics = {name for sub in subscribers for name in sub.topic_names}
     assert groups == {"mem0.placements"} == {container.settings.group_id}
-    assert topics == {"mem0.apl.matches.v1", "mem0.apl.rounds.v1"}
+    assert topics == {"mem0.apl.matches.v1", "mem0.apl.rounds.v1"}  # never its own topics
 
 
 async def test_match_and_round_events_are_applied_once_and_poison_goes_to_dlt() -> None:
@@ -63,6 +63,31 @@ async def test_match_and_round_events_are_applied_once_and_poison_goes_to_dlt() 
     assert fake.published == []
 
 
+async def test_an_event_from_anyone_but_its_topics_owner_is_dead_lettered_unapplied() -> None:
+    fake = InMemoryPlacementsUnitOfWork()
+    container = build(settings("mem3."), unit_of_work=lambda: fake)
+    topics = container.settings.topics
+    dead: list[tuple[bytes, str]] = []
+
+    @container.broker.subscriber(dlt(topics.matches), group_id="dlt-watch")
+    async def on_dead(message: KafkaMessage) -> None:
+        dead.append((message.body, message.headers["x-error"]))
+
+    real = next(e for e in every_event() if isinstance(e, ev.MatchProposed))
+    forged = real.model_copy(update={"producer": "probeA", "event_id": uuid.uuid4()})
+    async with TestKafkaBroker(container.broker) as broker:
+        await publish_event(broker, topics, forged)
+    assert dead == [
+        (
+            forged.to_json(),
+            "ContractError: producer: 'probeA' does not write apl.matches.v1 (its only "
+            "producer is 'matching')",
+        )
+    ]
+    assert fake.match_rows == {}
+    assert fake.inbox == set()
+
+
 class _Failing(InMemoryPlacementsUnitOfWork):
     async def claim(self, event: ev.Event) -> bool:
         raise ValueError("cannot apply")
@@ -78,10 +103,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_the_event() -> None:
     async def on_dead(message: KafkaMessage) -> None:
         dead.append(message.body)
 
-    event = ev.MatchingRoundRequested(
-        producer="placements",
-        data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region="SE-AB"),
-    )
+    event = next(e for e in every_event() if isinstance(e, ev.MatchingRoundCompleted))
     async with TestKafkaBroker(container.broker) as broker:
         await publish_event(broker, topics, event)
     assert dead == [event.to_json()]

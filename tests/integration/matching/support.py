@@ -34,14 +34,14 @@ def region_input(
     pids = [f"{region}-p{i}" for i in range(n_placements)]
     placements: list[ev.Event] = [
         ev.PlacementPosted(
-            producer="test",
+            producer="placements",
             data=placement(pid, region=region, capacity=rng.randint(1, 3), company_id=f"c-{pid}"),
         )
         for pid in pids
     ]
     students: list[ev.Event] = [
         ev.StudentRegistered(
-            producer="test",
+            producer="placements",
             data=student(
                 f"{region}-s{i}", region=region, prefs=tuple(rng.sample(pids, k=min(4, len(pids))))
             ),
@@ -62,7 +62,8 @@ async def publish_all(kafka: KafkaConnection, topics: Topics, events: Iterable[e
 
 def round_request(region: str) -> ev.MatchingRoundRequested:
     return ev.MatchingRoundRequested(
-        producer="test", data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=region)
+        producer="placements",
+        data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=region),
     )
 
 

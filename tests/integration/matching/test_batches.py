@@ -57,11 +57,11 @@ async def test_a_bad_record_of_a_batch_is_dead_lettered_alone_and_the_rest_appli
 
     def good(first: int) -> list[ev.Event | bytes]:
         return [
-            ev.PlacementPosted(producer="test", data=placement(f"p-{i}", region=REGION))
+            ev.PlacementPosted(producer="placements", data=placement(f"p-{i}", region=REGION))
             for i in range(first, first + 10)
         ]
 
-    refused = ev.PlacementPosted(producer="test", data=placement("p-bad", region=REGION))
+    refused = ev.PlacementPosted(producer="placements", data=placement("p-bad", region=REGION))
     # a batch with a contract breaker in the middle, published before the service starts
     first: list[ev.Event | bytes] = [*good(0), b"not json", *good(10)]
     producer = infra.kafka.producer(linger_ms=50)  # as the admin (feeding raw bytes)
@@ -100,7 +100,7 @@ async def test_a_bad_record_of_a_batch_is_dead_lettered_alone_and_the_rest_appli
         await scalar(
             database_url,
             f"SELECT events FROM {schema}.inputs_applied "  # noqa: S608
-            "WHERE producer = 'test' AND region = $1",
+            "WHERE producer = 'placements' AND region = $1",
             REGION,
         )
         == 40

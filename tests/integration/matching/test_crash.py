@@ -68,12 +68,14 @@ async def test_kill_after_commit_before_offset_commit(
     try:
         await asyncio.to_thread(proc.start)
         request = await request_after_input(infra, database_url, topics, schema, "SE-AB", seed=7)
-        partition, offset = await position_of(infra.kafka, topics.rounds, request)
+        partition, offset = await position_of(infra.kafka, topics.round_requests, request)
         await _held_at(proc, sentinel, "after-commit")
         _kill(proc)
         # the round committed, the request's offset did not: it will be delivered again
         assert await read_model_count(database_url, schema, "rounds") == 1
-        assert await committed_offset(infra.kafka, group, topics.rounds, partition) <= offset
+        assert (
+            await committed_offset(infra.kafka, group, topics.round_requests, partition) <= offset
+        )
 
         proc.command = ()  # restart as the plain service, without the hold
         await asyncio.to_thread(proc.start)
@@ -88,7 +90,7 @@ async def test_kill_after_commit_before_offset_commit(
 
         out = await collect(infra.kafka, topics, both_done)
         # the restarted replica consumed the redelivered request (and the later one)
-        assert await committed_offset(infra.kafka, group, topics.rounds, partition) > offset
+        assert await committed_offset(infra.kafka, group, topics.round_requests, partition) > offset
     finally:
         proc.stop()
 

@@ -36,7 +36,7 @@ REGION = "SE-AB"
 
 def _request(**options: Any) -> ev.MatchingRoundRequested:
     data = ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, **options)
-    return ev.MatchingRoundRequested(producer="test", data=data)
+    return ev.MatchingRoundRequested(producer="placements", data=data)
 
 
 def _assignment(sid: str, pid: str) -> ev.MatchAssignmentRequested:
@@ -48,11 +48,11 @@ def _assignment(sid: str, pid: str) -> ev.MatchAssignmentRequested:
         company_id=f"c-{pid}",
         reason="agreed with the school",
     )
-    return ev.MatchAssignmentRequested(producer="test", data=data)
+    return ev.MatchAssignmentRequested(producer="placements", data=data)
 
 
 def _registered(sid: str, *prefs: str) -> ev.StudentRegistered:
-    return ev.StudentRegistered(producer="test", data=student(sid, prefs=prefs))
+    return ev.StudentRegistered(producer="placements", data=student(sid, prefs=prefs))
 
 
 class Published:
@@ -130,7 +130,9 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
     # p-1..p-4 with one slot, nobody ranks p-3 (two slots): the vacancies
     capacity = {"p-1": 1, "p-2": 1, "p-3": 2, "p-4": 1}
     placements = [
-        ev.PlacementPosted(producer="test", data=placement(pid, capacity=n, company_id=f"c-{pid}"))
+        ev.PlacementPosted(
+            producer="placements", data=placement(pid, capacity=n, company_id=f"c-{pid}")
+        )
         for pid, n in capacity.items()
     ]
     students = [
@@ -217,7 +219,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         #    round with fill keeps every standing match and fills y, the only one unplaced, at
         #    the vacancy p-4 it never ranked.
         update = ev.StudentPreferencesUpdated(
-            producer="test", data=student("s-4", prefs=("p-4", "p-2"))
+            producer="placements", data=student("s-4", prefs=("p-4", "p-2"))
         )
         await publish_all(infra.kafka, topics, [update])
         supplementary = _request(kind="supplementary", fill=True)

@@ -45,7 +45,7 @@ def _weeks(starts: Any, ends: Any) -> set[str]:
 
 def _request(**options: Any) -> ev.MatchingRoundRequested:
     data = ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, **options)
-    return ev.MatchingRoundRequested(producer="test", data=data)
+    return ev.MatchingRoundRequested(producer="placements", data=data)
 
 
 async def test_a_round_of_teachers_beside_a_round_of_students(
@@ -62,10 +62,10 @@ async def test_a_round_of_teachers_beside_a_round_of_students(
     offers = [p.model_copy(update={"region": REGION}) for p in generated.placements]
     teachers = generate_teachers(60, seed=2027, region=REGION)  # the demo's default
     placement_events = [
-        ev.PlacementPosted(producer="test", data=p) for p in [*offers, *teachers.placements]
+        ev.PlacementPosted(producer="placements", data=p) for p in [*offers, *teachers.placements]
     ]
     person_events = [
-        ev.StudentRegistered(producer="test", data=s) for s in [*students, *teachers.students]
+        ev.StudentRegistered(producer="placements", data=s) for s in [*students, *teachers.students]
     ]
     students_round, teachers_round = _request(), _request(participant="teacher", fill=True)
     wanted = {students_round.data.round_id, teachers_round.data.round_id}

@@ -308,12 +308,11 @@ async def test_matches_accept_decline_and_notice_context(placements: Placements)
             v["type"] for v in values if v["data"]["placement_id"] == pid
         }
 
-    values = await consume(p.kafka, p.topics.matches, done)
+    values = await consume(p.kafka, p.topics.match_decisions, done)
     mine = [v for v in values if v["data"]["placement_id"] == pid and v["producer"] == "placements"]
     assert sorted(v["type"] for v in mine) == ["MatchAccepted", "MatchDeclined"]
-    # our own events come back on the topic; the inbox knows them, so nothing changes (not even
-    # `updated_at`). They are on the topic now: a sentinel after them on the same partition
-    # (topic and region) is applied only once they were.
+    # our own answers are on apl.match-decisions.v1, which this service writes and does not
+    # read: nothing changes (not even `updated_at`) when matching's next proposal is applied.
     sentinel = await propose(p, uid("s"), pid)
     after = (await p.client.get(f"/v1/placements/{pid}/matches")).json()
     assert {m["match_id"]: m for m in after if m["match_id"] != str(sentinel)} == answered
@@ -472,7 +471,7 @@ async def test_round_request_states_how_many_inputs_came_before_it(placements: P
     def done(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("round_id") == round_id for v in values)
 
-    values = await consume(p.kafka, p.topics.rounds, done)
+    values = await consume(p.kafka, p.topics.round_requests, done)
     request = next(v for v in values if v["data"].get("round_id") == round_id)
     assert request["type"] == "MatchingRoundRequested"
     assert request["data"]["inputs_published"] == 3  # two posted, one updated; other regions not

@@ -43,7 +43,7 @@ async def test_decline_words_stay_here_and_are_erased_with_the_student(
             == 2
         )
 
-    values = await consume(p.kafka, p.topics.matches, both)
+    values = await consume(p.kafka, p.topics.match_decisions, both)
     declines = {
         v["data"]["match_id"]: v["data"]
         for v in values

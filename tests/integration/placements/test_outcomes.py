@@ -1,7 +1,8 @@
 """After a round, against the real PostgreSQL and Kafka (the app runs in-process): matching's
 outcome parts and completion consumed from apl.rounds.v1, then the student's outcome, the
-region's vacancies, the report, a supplementary round opened and an assignment by hand
-published (and refused by matching), each through the API."""
+region's vacancies, the report, a supplementary round opened (on apl.round-requests.v1) and an
+assignment by hand published (on apl.match-decisions.v1, and refused by matching), each through
+the API."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ async def test_a_round_from_outcomes_to_an_override(placements: Placements) -> N
     def opened(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("opening_id") == opening for v in values)
 
-    rounds = await consume(p.kafka, p.topics.rounds, opened)
+    rounds = await consume(p.kafka, p.topics.round_requests, opened)
     [event] = [v for v in rounds if v["data"].get("opening_id") == opening]
     assert (event["type"], event["data"]["student_ids"]) == ("SupplementaryRoundOpened", [s2])
     [request] = [
@@ -149,7 +150,7 @@ async def test_a_round_from_outcomes_to_an_override(placements: Placements) -> N
     def assigned(values: list[dict[str, Any]]) -> bool:
         return any(v["data"].get("match_id") == match_id for v in values)
 
-    matches = await consume(p.kafka, p.topics.matches, assigned)
+    matches = await consume(p.kafka, p.topics.match_decisions, assigned)
     [assignment] = [v for v in matches if v["data"].get("match_id") == match_id]
     assert assignment["type"] == "MatchAssignmentRequested"
     assert assignment["data"].get("reason") is None  # the words stay in the placements service

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from services.placements.domain.audit import AuditRecord
 from services.placements.domain.commands import ListOutcomes
+from services.placements.domain.errors import second_standing_match
 from services.placements.domain.model import (
     Assignment,
     IdempotencyKey,
@@ -203,6 +204,11 @@ class FakeMatches(_Repository):
     async def propose(self, proposal: ev.MatchProposedData) -> None:
         if proposal.match_id in self.uow.match_rows:
             return
+        if any(
+            m.student_id == proposal.student_id and m.state in STANDING
+            for m in self.uow.match_rows.values()
+        ):
+            raise second_standing_match(proposal)
         self.uow.match_rows[proposal.match_id] = MatchRecord(
             match_id=proposal.match_id,
             round_id=proposal.round_id,

@@ -57,8 +57,8 @@ def test_channels_and_operations(document: dict[str, Any]) -> None:
     assert actions == {
         ("apl.placements.v1", "receive"),
         ("apl.students.v1", "receive"),
-        ("apl.rounds.v1", "receive"),
-        ("apl.matches.v1", "receive"),
+        ("apl.round-requests.v1", "receive"),
+        ("apl.match-decisions.v1", "receive"),
         ("apl.matches.v1", "send"),
         ("apl.rounds.v1", "send"),
     }
@@ -72,25 +72,10 @@ def test_channels_and_operations(document: dict[str, Any]) -> None:
             "matching:students",
             {"StudentRegistered", "StudentPreferencesUpdated", "StudentWithdrawn"},
         ),
+        ("matching:round-requests", {"MatchingRoundRequested", "SupplementaryRoundOpened"}),
         (
-            "matching:rounds",
-            {
-                "MatchingRoundRequested",
-                "MatchingRoundOutcomes",
-                "MatchingRoundCompleted",
-                "SupplementaryRoundOpened",
-            },
-        ),
-        (
-            "matching:matches",
-            {
-                "MatchProposed",
-                "MatchAccepted",
-                "MatchDeclined",
-                "MatchConfirmed",
-                "MatchCancelled",
-                "MatchAssignmentRequested",
-            },
+            "matching:match-decisions",
+            {"MatchAccepted", "MatchDeclined", "MatchAssignmentRequested"},
         ),
         ("matching:match-events", {"MatchProposed", "MatchConfirmed", "MatchCancelled"}),
         ("matching:round-results", {"MatchingRoundOutcomes", "MatchingRoundCompleted"}),

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from services.notifications.bootstrap import asyncapi, asyncapi_json
 from shared.contracts.events import EVENT_TYPES, types_of
-from shared.contracts.topics import MATCHES, NOTIFICATIONS, ROUNDS
+from shared.contracts.topics import MATCHES, NOTIFICATIONS, ROUND_REQUESTS, ROUNDS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "asyncapi-notifications.json"
 
@@ -77,7 +77,13 @@ def test_consumed_round_events_show_their_schemas() -> None:
     assert payload["type"] == "array"
     schemas = _event_schemas(doc, payload["items"])
     assert sorted(schemas) == types_of(ROUNDS)
-    assert {"MatchingRoundOutcomes", "SupplementaryRoundOpened"} <= set(schemas)
+    assert "MatchingRoundOutcomes" in schemas
+    for name, schema in schemas.items():
+        _assert_event_schema(doc, name, schema)
+    requests = _payload(doc, "apl.round-requests.v1", "receive")
+    assert requests["type"] == "array"
+    schemas = _event_schemas(doc, requests["items"])
+    assert sorted(schemas) == types_of(ROUND_REQUESTS)
     for name, schema in schemas.items():
         _assert_event_schema(doc, name, schema)
     opened = _resolve(doc, schemas["SupplementaryRoundOpened"]["properties"]["data"])
@@ -96,4 +102,9 @@ def test_published_notification_events_show_their_schemas() -> None:
 
 def test_only_the_service_channels_are_documented() -> None:
     addresses = {c["address"] for c in json.loads(asyncapi_json())["channels"].values()}
-    assert addresses == {"apl.matches.v1", "apl.rounds.v1", "apl.notifications.v1"}
+    assert addresses == {
+        "apl.matches.v1",
+        "apl.rounds.v1",
+        "apl.round-requests.v1",
+        "apl.notifications.v1",
+    }

@@ -45,20 +45,8 @@ def test_consumed_and_published_messages_carry_their_schemas() -> None:
         channel = document["channels"][operation["channel"]["$ref"].rsplit("/", 1)[-1]]
         flows[(operation["action"], channel["address"])] = _payload_types(document, operation)
     assert flows == {
-        ("receive", "apl.matches.v1"): {
-            "MatchProposed",
-            "MatchAccepted",
-            "MatchDeclined",
-            "MatchConfirmed",
-            "MatchCancelled",
-            "MatchAssignmentRequested",
-        },
-        ("receive", "apl.rounds.v1"): {
-            "MatchingRoundRequested",
-            "MatchingRoundOutcomes",
-            "MatchingRoundCompleted",
-            "SupplementaryRoundOpened",
-        },
+        ("receive", "apl.matches.v1"): {"MatchProposed", "MatchConfirmed", "MatchCancelled"},
+        ("receive", "apl.rounds.v1"): {"MatchingRoundOutcomes", "MatchingRoundCompleted"},
         ("send", "apl.placements.v1"): {
             "PlacementPosted",
             "PlacementUpdated",
@@ -69,8 +57,12 @@ def test_consumed_and_published_messages_carry_their_schemas() -> None:
             "StudentPreferencesUpdated",
             "StudentWithdrawn",
         },
-        ("send", "apl.rounds.v1"): {"MatchingRoundRequested", "SupplementaryRoundOpened"},
-        ("send", "apl.matches.v1"): {"MatchAccepted", "MatchDeclined", "MatchAssignmentRequested"},
+        ("send", "apl.round-requests.v1"): {"MatchingRoundRequested", "SupplementaryRoundOpened"},
+        ("send", "apl.match-decisions.v1"): {
+            "MatchAccepted",
+            "MatchDeclined",
+            "MatchAssignmentRequested",
+        },
     }
 
 

@@ -78,19 +78,19 @@ def test_declined_and_cancelled_matches_are_closed() -> None:
     )
     with pytest.raises(Conflict):
         rules.accept(declined, "student")
-    # a late confirmation or accept does not reopen it
+    # a late confirmation does not reopen it
     assert rules.apply_match_event(declined, "MatchConfirmed").state == "declined"
-    assert rules.apply_match_event(declined, "MatchAccepted", by="student").state == "declined"
     cancelled = rules.apply_match_event(rules.Match("m"), "MatchCancelled", reason="superseded")
     assert cancelled.state == "cancelled"
     with pytest.raises(Conflict):
         rules.decline(cancelled, "student", None)
 
 
-def test_applying_our_own_events_is_idempotent() -> None:
-    once = rules.apply_match_event(rules.Match("m"), "MatchAccepted", by="student")
-    assert rules.apply_match_event(once, "MatchAccepted", by="student") == once
+def test_only_the_matching_services_events_are_applied() -> None:
+    once = rules.accept(rules.Match("m"), "student")
     assert rules.apply_match_event(once, "MatchProposed") == once
+    with pytest.raises(ValueError, match="not an event of the matching service"):
+        rules.apply_match_event(once, "MatchAccepted")
 
 
 def test_contact_is_shared_once_the_student_accepted_or_it_is_confirmed() -> None:

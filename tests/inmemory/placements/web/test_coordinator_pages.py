@@ -189,6 +189,20 @@ async def test_the_round_page_polls_until_completed_then_shows_the_report(site: 
     assert "<html" not in polled.text
     assert "Requested" in polled.text
 
+    # the round supersedes s-1's earlier proposal, then proposes
+    earlier = await handlers.student_match("s-1", site.fake)
+    superseded = ev.MatchCancelled(
+        producer="matching",
+        data=ev.MatchCancelledData(
+            match_id=earlier.match_id,
+            region=REGION,
+            student_id="s-1",
+            placement_id=earlier.placement_id,
+            reason="superseded",
+            round_id=round_id,
+        ),
+    )
+    assert await handlers.apply_match_cancelled(superseded, site.fake)
     for sid, pid, rank in (("s-1", "p-1", 1), ("s-2", "p-far", 2), ("s-3", "p-2", None)):
         await handlers.apply_match_proposed(proposal(sid, pid, round_id, rank), site.fake)
     assert await handlers.apply_round_completed(completion(round_id), site.fake)

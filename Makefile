@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Test processes: the process-heavy tests run side by side, a test file per worker.
 TEST_WORKERS ?= 2
 
-.PHONY: setup infra infra-down infra-status browser lint format test test-unit demo demo-down lock docs messages bench clean
+.PHONY: setup infra infra-down infra-status browser lint format test test-unit chaos demo demo-down lock docs messages bench clean
 
 ## setup: create .venv and install the project (editable) with its dev extras, and the front-end
 ## packages the services serve (package-lock.json, npm ci); quiet when up to date
@@ -64,6 +64,13 @@ test: setup lint infra browser
 ## test-unit: the fast tier, no infrastructure at all (the `infra` fixture fails loudly if asked)
 test-unit: setup
 	@APL_TESTS_NO_INFRA=1 $(BIN)/pytest -m "not infra" tests/unit tests/inmemory tests/handlers -q $(PYTEST_ARGS)
+
+## chaos: the chaos suite (tests/chaos, docs/chaos.md) with APL_CHAOS_TRIALS trials (default 20),
+## each killing a service, a Kafka broker or PostgreSQL at a random moment, on a PostgreSQL and a
+## three-node Kafka of its own; APL_CHAOS_SEED=N repeats a run. `make test` runs it with 2 trials
+APL_CHAOS_TRIALS ?= 20
+chaos: setup
+	@APL_CHAOS_TRIALS=$(APL_CHAOS_TRIALS) $(BIN)/pytest tests/chaos -q $(PYTEST_ARGS)
 
 ## demo: infrastructure, the three services, a realistic sample round, a report
 demo: setup infra

@@ -157,17 +157,20 @@ async def _publish_only(prefix: str, n_students: int, seed: int) -> None:
         await _publish(Topics(prefix), [*placements, *students], feeder)
 
 
-async def _stable_group(admin: AIOKafkaAdminClient, group: str, members: int) -> None:
-    """Wait until the consumer group has `members` members and no rebalance going on."""
+async def _stable_groups(admin: AIOKafkaAdminClient, groups: list[str]) -> None:
+    """Wait until each consumer group has a member and no rebalance going on."""
     deadline = time.perf_counter() + 120.0
+    waiting = set(groups)
     while time.perf_counter() < deadline:
-        for response in await admin.describe_consumer_groups([group]):
+        for response in await admin.describe_consumer_groups(sorted(waiting)):
             for g in response.groups:
-                state, joined = g[2], g[5]
-                if state == "Stable" and len(joined) >= members:
-                    return
+                name, state, joined = g[1], g[2], g[5]
+                if state == "Stable" and joined:
+                    waiting.discard(name)
+        if not waiting:
+            return
         await asyncio.sleep(0.2)
-    raise SystemExit(f"consumer group {group} not stable within 120 s")
+    raise SystemExit(f"consumer groups {sorted(waiting)} not stable within 120 s")
 
 
 async def _ingest(
@@ -182,7 +185,7 @@ async def _ingest(
     """Through Kafka: once the service's consumers are in a stable group, publish the input
     events from another process (so the publisher does not share this process's core with the
     service) and wait until the read model has all `expected`."""
-    await _stable_group(admin, c.settings.group_id, len(c.broker.subscribers))
+    await _stable_groups(admin, [str(s.group_id) for s in c.broker.subscribers])  # type: ignore[attr-defined]
     publisher = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -11,6 +11,14 @@
   (no SASL users) is formatted again, with a message: it only holds local development data. The
   contract's topics and their `.dlt` twins are created with 12 partitions, and each service's
   ACLs on them; auto-creation is off.
+- `apl infra up --brokers 3`: Kafka as three combined broker+controller nodes (a KRaft quorum of
+  all three, `KafkaCluster`) in `.local/kafka-cluster` instead of the single node, with the same
+  SASL users (passwords of its own, in its `users.json`) and ACLs, default replication factor 3
+  and `min.insync.replicas=2` (Kafka's own topics too), the contract's topics with 3 replicas;
+  its settings go to `.local/kafka-cluster/apl.env` (`APL_ENV_FILE` selects them), so the single
+  node and `.local/apl.env`, which the test suite uses, are never disturbed. `down` stops both,
+  `status` shows both. Tests make clusters of their own (`KafkaCluster.temporary`, free ports)
+  and kill, stop and start single nodes of them.
 - PostgreSQL: the machine's server binaries (`/usr/lib/postgresql/<v>/bin`, or `APL_PG_BIN`) run a
   cluster in `.local/pg`, on 127.0.0.1 and a port of its own, with one database `apl` and one
   schema and role per service.
@@ -43,7 +51,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from devtools.ports import answers, free_port, port_free
 from shared.kafka_client import (
@@ -53,6 +61,9 @@ from shared.kafka_client import (
     SaslMechanism,
     SecurityProtocol,
 )
+
+if TYPE_CHECKING:
+    from shared.contracts.topics import Topics
 
 SERVICES = ("placements", "matching", "notifications")
 DB_NAME = "apl"
@@ -105,6 +116,16 @@ class Paths:
     @property
     def kafka(self) -> Path:
         return self.state / "kafka"
+
+    @property
+    def kafka_cluster(self) -> Path:
+        """`apl infra up --brokers 3`'s nodes, apart from the single node's `kafka`."""
+        return self.state / "kafka-cluster"
+
+    @property
+    def kafka_cluster_env(self) -> Path:
+        """The env file of `apl infra up --brokers 3` (`APL_ENV_FILE` names it to use it)."""
+        return self.kafka_cluster / "apl.env"
 
     @property
     def kafka_users(self) -> Path:
@@ -278,16 +299,22 @@ def _java() -> str:
 def kafka_passwords(paths: Paths) -> dict[str, str]:
     """The local cluster's passwords: each SCRAM user's and the controller's, generated once
     (readable by this user only) and kept until `.local/` is removed."""
+    return _passwords_in(paths.kafka_users)
+
+
+def _passwords_in(path: Path) -> dict[str, str]:
+    """The passwords kept in `path` (each SCRAM user's and the controller's), generated there
+    once, readable by this user only."""
     known: dict[str, str] = {}
     with contextlib.suppress(OSError, ValueError):
-        known = {str(k): str(v) for k, v in json.loads(paths.kafka_users.read_text()).items()}
+        known = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
     wanted = (*KAFKA_USERS, KAFKA_CONTROLLER)
     if all(known.get(user) for user in wanted):
         return known
     for user in wanted:
         known.setdefault(user, secrets.token_urlsafe(24))
-    paths.kafka.mkdir(parents=True, exist_ok=True)
-    _write_private(paths.kafka_users, json.dumps(known, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, json.dumps(known, indent=2) + "\n")
     return known
 
 
@@ -305,15 +332,51 @@ def _jaas(module: str, user: str, password: str, *, serves: bool = False) -> str
 
 
 def _kafka_properties(paths: Paths, port: int, controller: int, passwords: dict[str, str]) -> str:
+    return _node_properties(
+        header="# Written by `apl infra up`: one combined broker+controller in KRaft mode.",
+        node_id=1,
+        voters=f"1@127.0.0.1:{controller}",
+        port=port,
+        controller=controller,
+        data=paths.kafka / "data",
+        passwords=passwords,
+    )
+
+
+def _node_properties(
+    *,
+    header: str,
+    node_id: int,
+    voters: str,
+    port: int,
+    controller: int,
+    data: Path,
+    passwords: dict[str, str],
+    replication: int = 1,
+    min_insync: int = 1,
+) -> str:
+    """A combined broker+controller's server.properties: SASL/SCRAM-SHA-512 for clients (and
+    between brokers, as the admin), SASL/PLAIN on the controllers' listener, ACLs enforced.
+    `replication` and `min_insync` apply to the topics created without a factor and to Kafka's
+    own topics (a cluster of several nodes); 1 and 1 for the single node."""
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    cluster = (
+        [
+            f"default.replication.factor={replication}",
+            f"min.insync.replicas={min_insync}",
+            "unclean.leader.election.enable=false",
+        ]
+        if replication > 1
+        else []
+    )
     return "\n".join(
         [
-            "# Written by `apl infra up`: one combined broker+controller in KRaft mode.",
+            header,
             "# Clients: SASL/SCRAM-SHA-512 on CLIENT; KRaft: SASL/PLAIN on CONTROLLER (loopback).",
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
+            f"node.id={node_id}",
+            f"controller.quorum.voters={voters}",
             f"listeners=CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
             f"advertised.listeners=CLIENT://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
@@ -330,15 +393,16 @@ def _kafka_properties(paths: Paths, port: int, controller: int, passwords: dict[
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found=false",
             f"super.users=User:{KAFKA_ADMIN};User:{KAFKA_CONTROLLER}",
-            f"log.dirs={paths.kafka / 'data'}",
+            f"log.dirs={data}",
             "num.partitions=12",
+            *cluster,
             "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
+            f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=12",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={replication}",
+            f"transaction.state.log.min.isr={min_insync}",
+            f"share.coordinator.state.topic.replication.factor={replication}",
+            f"share.coordinator.state.topic.min.isr={min_insync}",
             "group.initial.rebalance.delay.ms=0",
             "log.retention.hours=168",
             "log.segment.bytes=104857600",
@@ -379,14 +443,21 @@ def kafka_from(env: Mapping[str, str]) -> tuple[KafkaConnection, dict[str, Kafka
 
 
 def _kafka_cmd(paths: Paths, libs: Path, main: str, *args: str) -> list[str]:
+    return _java_cmd(paths.root, paths.kafka / "logs", libs, main, *args)
+
+
+def _java_cmd(
+    root: Path, logs: Path, libs: Path, main: str, *args: str, heap: str | None = None
+) -> list[str]:
+    """A Kafka tool or broker (`main`) on the cached jars, logging into `logs`."""
     return [
         _java(),
         "-Xms256m",
-        os.environ.get("APL_KAFKA_HEAP", "-Xmx1g"),
+        heap or os.environ.get("APL_KAFKA_HEAP", "-Xmx1g"),
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={paths.kafka / 'logs'}",
-        f"-Dlog4j2.configurationFile={paths.root / 'deploy' / 'local' / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={logs}",
+        f"-Dlog4j2.configurationFile={root / 'deploy' / 'local' / 'log4j2.properties'}",
         "-cp",
         f"{libs}/*",
         main,
@@ -519,12 +590,46 @@ def _kafka_ready(kafka: KafkaConnection) -> bool:
     return asyncio.run(probe())
 
 
-def create_topics(kafka: KafkaConnection, prefix: str = "") -> list[str]:
-    """The contract's topics under `prefix` and the services' ACLs on them."""
+def create_topics(kafka: KafkaConnection, prefix: str = "", *, replication: int = 1) -> list[str]:
+    """The contract's topics under `prefix` and the services' ACLs on them (`replication`
+    replicas of each partition: 1 on the single node)."""
     from shared.contracts.topics import Topics
+
+    return asyncio.run(ensure_replicated_topics(kafka, Topics(prefix), replication=replication))
+
+
+async def ensure_replicated_topics(
+    kafka: KafkaConnection,
+    topics: Topics,
+    *,
+    replication: int = 1,
+    usernames: Mapping[str, str] | None = None,
+) -> list[str]:
+    """`shared.kafka.ensure_topics` (the contract's topics, their `.dlt` twins and the services'
+    ACLs) on a cluster of several brokers: the missing topics are created first with
+    `replication` replicas of each partition, as `ensure_topics` makes one. Returns the topics
+    created now. `kafka` is the admin principal."""
+    from aiokafka.admin import NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    from shared.contracts.topics import PARTITIONS
     from shared.kafka import ensure_topics
 
-    return asyncio.run(ensure_topics(kafka, Topics(prefix)))
+    created: list[str] = []
+    if replication > 1:
+        admin = kafka.admin(request_timeout_ms=60_000)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            created = [t for t in topics.all_with_dlt() if t not in existing]
+            if created:
+                new = [NewTopic(n, PARTITIONS, replication) for n in created]
+                with contextlib.suppress(TopicAlreadyExistsError):  # another process's, at once
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+    made = await ensure_topics(kafka, topics, usernames=usernames)
+    return created + [t for t in made if t not in created]
 
 
 def _stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> bool:
@@ -543,6 +648,386 @@ def _stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return True
+
+
+# ---------------------------------------------------------------------------- kafka cluster
+
+CLUSTER_NODES = 3
+CLUSTER_PREFERRED = ((19192, 19193), (19292, 19293), (19392, 19393))
+"""`apl infra up --brokers 3`'s preferred ports: (client, controller) of each node."""
+CLUSTER_HEAP = "-Xmx512m"
+"""Each node's heap (`APL_KAFKA_CLUSTER_HEAP`): three JVMs share the machine."""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One combined broker+controller of a `KafkaCluster`, in a folder of its own."""
+
+    node_id: int
+    folder: Path
+    port: int
+    controller: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "server.properties"
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def log(self) -> Path:
+        return self.logs / "server.log"
+
+    @property
+    def stdout(self) -> Path:
+        return self.logs / "stdout.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "kafka.pid"
+
+    @property
+    def formatted(self) -> Path:
+        """Written once the storage is formatted with the cluster's id and SCRAM users."""
+        return self.folder / "formatted-with-users"
+
+
+class KafkaCluster:
+    """Several combined broker+controller nodes in KRaft mode (a static quorum of all of them)
+    on 127.0.0.1, with the single node's security: SASL/SCRAM-SHA-512 users made when the
+    storage is formatted (passwords generated once into `<folder>/users.json`), SASL/PLAIN on
+    the controllers' listener, ACLs enforced. Topics get `replication` replicas (3 with three
+    nodes) and `min.insync.replicas=2`, Kafka's own topics too: a producer with `acks=all`
+    keeps writing while one node is down, and a node's loss leaves the quorum.
+
+    `apl infra up --brokers 3` runs one in `.local/kafka-cluster`; tests make their own
+    (`KafkaCluster.temporary(folder)`: free ports) and kill, stop and start single nodes.
+    The methods block (they wait for the nodes): call them from a thread in async code."""
+
+    def __init__(
+        self,
+        root: Path,
+        folder: Path,
+        ports: Sequence[tuple[int, int]],
+        *,
+        heap: str | None = None,
+    ) -> None:
+        if not ports:
+            raise ValueError("a cluster needs at least one node")
+        self.root = root
+        self.folder = folder
+        self.nodes = [
+            KafkaNode(i, folder / f"node-{i}", port, controller)
+            for i, (port, controller) in enumerate(ports, start=1)
+        ]
+        self.heap = heap or os.environ.get("APL_KAFKA_CLUSTER_HEAP", CLUSTER_HEAP)
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def temporary(
+        cls, folder: Path, nodes: int = CLUSTER_NODES, *, root: Path | None = None
+    ) -> KafkaCluster:
+        """A cluster of `nodes` nodes in `folder` (a temporary one) on free ports."""
+        chosen: list[int] = []
+        while len(chosen) < 2 * nodes:
+            port = free_port()
+            if port not in chosen:
+                chosen.append(port)
+        pairs = [(chosen[2 * i], chosen[2 * i + 1]) for i in range(nodes)]
+        return cls(root or project_root(), folder, pairs)
+
+    @classmethod
+    def local(cls, paths: Paths, ports: dict[str, int]) -> KafkaCluster:
+        """`apl infra up --brokers 3`'s cluster in `.local/kafka-cluster`, on its remembered
+        ports (else the preferred ones if free, else free ones; `ports` is updated)."""
+        folder = paths.kafka_cluster
+        pairs = []
+        for i, (client, controller) in enumerate(CLUSTER_PREFERRED, start=1):
+            running = _alive(folder / f"node-{i}" / "kafka.pid") is not None
+            pairs.append(
+                (
+                    _choose(ports, f"kafka_cluster_{i}", client, running=running),
+                    _choose(ports, f"kafka_cluster_controller_{i}", controller, running=running),
+                )
+            )
+        return cls(paths.root, folder, pairs)
+
+    # ------------------------------------------------------------------ what it is
+
+    @property
+    def replication(self) -> int:
+        return min(3, len(self.nodes))
+
+    @property
+    def min_insync(self) -> int:
+        return 2 if self.replication >= 3 else 1
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.address for node in self.nodes)
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        return _passwords_in(self.folder / "users.json")
+
+    @property
+    def admin(self) -> KafkaConnection:
+        return admin_connection(self.bootstrap, self.passwords)
+
+    @property
+    def services(self) -> dict[str, KafkaConnection]:
+        passwords = self.passwords
+        base = KafkaConnection(self.bootstrap)
+        return {s: base.as_user(s, passwords[s]) for s in SERVICES}
+
+    def node(self, node_id: int) -> KafkaNode:
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise KeyError(f"no node {node_id} in {self.folder}")
+
+    def pid(self, node_id: int) -> int | None:
+        """The node's process id while it runs."""
+        proc = self._procs.get(node_id)
+        if proc is not None and proc.poll() is not None:
+            del self._procs[node_id]  # reaped
+        return _alive(self.node(node_id).pid_file)
+
+    def running(self) -> list[int]:
+        """The nodes whose process runs."""
+        return [n.node_id for n in self.nodes if self.pid(n.node_id) is not None]
+
+    def _properties(self, node: KafkaNode, passwords: dict[str, str]) -> str:
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller}" for n in self.nodes)
+        return _node_properties(
+            header=(
+                f"# Written by `apl infra`: node {node.node_id} of {len(self.nodes)}, a combined "
+                "broker+controller in KRaft mode."
+            ),
+            node_id=node.node_id,
+            voters=voters,
+            port=node.port,
+            controller=node.controller,
+            data=node.data,
+            passwords=passwords,
+            replication=self.replication,
+            min_insync=self.min_insync,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, wait: float = WAIT_SECONDS) -> KafkaConnection:
+        """Format what is not formatted, start every node that does not run, and wait until
+        every node is a registered broker; returns the admin's connection."""
+        for node in self.nodes:
+            self._launch(node)
+        self.wait_ready([n.node_id for n in self.nodes], wait)
+        return self.admin
+
+    def start_node(self, node_id: int, wait: float = WAIT_SECONDS) -> None:
+        """Start one node (unless it runs) and wait until the cluster has it as a broker again."""
+        self._launch(self.node(node_id))
+        self.wait_ready([node_id], wait)
+
+    def kill_node(self, node_id: int) -> int:
+        """SIGKILL one node (no shutdown of any kind); returns the pid it had. Raises if it
+        was not running."""
+        node = self.node(node_id)
+        pid = self.pid(node_id)
+        if pid is None:
+            raise InfraError(f"kafka node {node_id}: not running")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        self._reap(node_id, 10.0)
+        node.pid_file.unlink(missing_ok=True)
+        return pid
+
+    def stop_node(self, node_id: int, timeout: float = 30.0) -> bool:
+        """Stop one node (SIGTERM: a controlled shutdown); False if it was not running."""
+        stopped = _stop_pid(self.node(node_id).pid_file, f"kafka node {node_id}", timeout)
+        self._reap(node_id, 1.0)
+        return stopped
+
+    def stop(self, timeout: float = 30.0) -> list[int]:
+        """Stop every node together (SIGTERM, then SIGKILL for what still runs after
+        `timeout`: the last ones cannot hand their partitions to anyone); returns the nodes
+        that were running."""
+        pids = {n.node_id: pid for n in self.nodes if (pid := self.pid(n.node_id)) is not None}
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(self.pid(i) is not None for i in pids):
+            time.sleep(0.3)
+        for node_id in pids:
+            if (pid := self.pid(node_id)) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            self._reap(node_id, 10.0)
+            self.node(node_id).pid_file.unlink(missing_ok=True)
+        return sorted(pids)
+
+    def _reap(self, node_id: int, timeout: float) -> None:
+        proc = self._procs.pop(node_id, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(self.node(node_id).pid_file) is not None:
+            time.sleep(0.1)
+
+    def _launch(self, node: KafkaNode) -> None:
+        if self.pid(node.node_id) is not None:
+            return
+        paths = Paths(self.root)
+        libs = kafka_libs(paths)
+        passwords = self.passwords
+        node.logs.mkdir(parents=True, exist_ok=True)
+        _write_private(node.config, self._properties(node, passwords))
+        self._format(node, libs, passwords)
+        with node.stdout.open("ab") as out:
+            proc = subprocess.Popen(
+                _java_cmd(
+                    self.root, node.logs, libs, "kafka.Kafka", str(node.config), heap=self.heap
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=node.folder,
+            )
+        self._procs[node.node_id] = proc
+        node.pid_file.write_text(f"{proc.pid}\n")
+
+    def _cluster_id(self) -> str:
+        path = self.folder / "cluster.id"
+        with contextlib.suppress(OSError):
+            known = path.read_text().strip()
+            if known:
+                return known
+        self.folder.mkdir(parents=True, exist_ok=True)
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        path.write_text(made + "\n")
+        return made
+
+    def _format(self, node: KafkaNode, libs: Path, passwords: dict[str, str]) -> None:
+        fingerprint = f"{self._cluster_id()} {_users_fingerprint(passwords)}"
+        if (node.data / "meta.properties").exists():
+            if _text(node.formatted).strip() == fingerprint:
+                return
+            _say(
+                f"kafka node {node.node_id}: {node.data} was formatted otherwise; formatting again"
+            )
+            shutil.rmtree(node.data)
+        node.formatted.unlink(missing_ok=True)
+        scram = [
+            arg
+            for user in KAFKA_USERS
+            for arg in (
+                "--add-scram",
+                f"{KAFKA_MECHANISM}=[name={user},password={passwords[user]}]",
+            )
+        ]
+        result = subprocess.run(
+            _java_cmd(
+                self.root,
+                node.logs,
+                libs,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                self._cluster_id(),
+                "-c",
+                str(node.config),
+                *scram,
+                heap=self.heap,
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise InfraError(
+                f"kafka node {node.node_id}: formatting storage failed:\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        node.formatted.write_text(fingerprint + "\n")
+
+    # ------------------------------------------------------------------ readiness
+
+    def wait_ready(self, node_ids: Sequence[int], wait: float = WAIT_SECONDS) -> None:
+        """Until each of `node_ids` accepts connections and the cluster's metadata lists it as
+        a broker; raises with the node's log when one exits or `wait` runs out."""
+        deadline = time.monotonic() + wait
+        pending = set(node_ids)
+        while True:
+            for node_id in sorted(pending):
+                node = self.node(node_id)
+                proc = self._procs.get(node_id)
+                if proc is not None and proc.poll() is not None:
+                    raise InfraError(
+                        f"kafka node {node_id}: exited with code {proc.returncode}; last lines "
+                        f"of {node.log}:\n{tail(node.log)}\n{tail(node.stdout, 10)}"
+                    )
+            ready = {i for i in pending if answers(self.node(i).port)}
+            if ready and ready == pending and pending <= self.brokers(ready):
+                return
+            if time.monotonic() > deadline:
+                lagging = sorted(pending)
+                logs = "\n".join(f"{self.node(i).log}:\n{tail(self.node(i).log)}" for i in lagging)
+                raise InfraError(
+                    f"kafka nodes {lagging}: not ready after {wait:.0f} s; last lines of\n{logs}"
+                )
+            time.sleep(0.3)
+
+    def brokers(self, through: set[int] | None = None) -> set[int]:
+        """The node ids the cluster's metadata lists as brokers now (asked of `through`, else of
+        any node); empty when no node answers."""
+        addresses = [n.address for n in self.nodes if through is None or n.node_id in through]
+        admin = admin_connection(",".join(addresses), self.passwords)
+
+        async def probe() -> set[int]:
+            client = admin.admin(request_timeout_ms=3000)
+            try:
+                await client.start()
+                described = await client.describe_cluster()
+                return {int(b["node_id"]) for b in described["brokers"]}
+            except Exception:
+                return set()
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+        return asyncio.run(probe())
+
+    def env_lines(self, database: str, *, issuer: str | None, local_issuer: bool) -> list[str]:
+        return env_lines(
+            self.bootstrap,
+            database,
+            local_pg=True,
+            issuer=issuer,
+            local_issuer=local_issuer,
+            kafka_passwords=self.passwords,
+        )
+
+    def status(self) -> str:
+        """One line: which nodes run, where, and their logs."""
+        up_nodes = [n for n in self.nodes if self.pid(n.node_id) and answers(n.port)]
+        return (
+            f"kafka cluster: {len(up_nodes)} of {len(self.nodes)} nodes running at "
+            f"{self.bootstrap}; logs {self.folder}/node-N/logs/server.log"
+        )
 
 
 # --------------------------------------------------------------------------------- postgres
@@ -681,12 +1166,13 @@ def pg_up(paths: Paths, ports: dict[str, int]) -> str:
             )
     else:
         _say(f"postgres: already running at 127.0.0.1:{port}")
-    _pg_provision(bindir, port)
+    pg_provision(bindir, port)
     return admin_url
 
 
-def _pg_provision(bindir: Path, port: int) -> None:
-    """Database `apl`, and a role and schema per service (idempotent)."""
+def pg_provision(bindir: Path, port: int, database: str = DB_NAME) -> None:
+    """Database `apl` (or `database`), and a role and schema per service in it (idempotent;
+    the roles are the server's, made once)."""
     env = {**os.environ, "PGPASSWORD": DB_ADMIN_PASSWORD}
     base = [
         str(bindir / "psql"),
@@ -700,14 +1186,16 @@ def _pg_provision(bindir: Path, port: int) -> None:
         "ON_ERROR_STOP=1",
         "-qAt",
     ]
+    if not database.isidentifier():
+        raise InfraError(f"postgres: {database!r} is not a plain database name")
     exists = _run(
-        # psql -c takes no bind parameters; DB_NAME is this module's constant
-        [*base, "-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],  # noqa: S608
+        # psql -c takes no bind parameters; the name is an identifier (checked above)
+        [*base, "-d", "postgres", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],  # noqa: S608
         "psql",
         env,
     ).strip()
     if exists != "1":
-        _run([*base, "-d", "postgres", "-c", f"CREATE DATABASE {DB_NAME}"], "create database", env)
+        _run([*base, "-d", "postgres", "-c", f"CREATE DATABASE {database}"], "create database", env)
     statements = []
     for service in SERVICES:
         statements.append(
@@ -715,8 +1203,8 @@ def _pg_provision(bindir: Path, port: int) -> None:
             f"CREATE ROLE {service} LOGIN PASSWORD '{service}'; END IF; END $$;"
         )
         statements.append(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {service};")
-        statements.append(f"GRANT CONNECT ON DATABASE {DB_NAME} TO {service};")
-    _run([*base, "-d", DB_NAME, "-c", "\n".join(statements)], "provision roles", env)
+        statements.append(f"GRANT CONNECT ON DATABASE {database} TO {service};")
+    _run([*base, "-d", database, "-c", "\n".join(statements)], "provision roles", env)
 
 
 def pg_down(paths: Paths) -> bool:
@@ -796,12 +1284,40 @@ def _exclusive(paths: Paths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def up(paths: Paths) -> list[str]:
+def cluster_up(paths: Paths, ports: dict[str, int]) -> KafkaCluster:
+    """Start `apl infra up --brokers 3`'s cluster unless it runs, with the contract's topics
+    (three replicas each) and the services' ACLs."""
+    cluster = KafkaCluster.local(paths, ports)
+    if sorted(cluster.running()) == [n.node_id for n in cluster.nodes] and cluster.brokers():
+        _say(f"kafka cluster: already running at {cluster.bootstrap}")
+    else:
+        _say(f"kafka cluster: starting {len(cluster.nodes)} nodes at {cluster.bootstrap} ...")
+        cluster.start()
+        _say(f"kafka cluster: {len(cluster.nodes)} nodes ready in {cluster.folder}")
+    created = create_topics(cluster.admin, replication=cluster.replication)
+    if created:
+        _say(
+            f"kafka cluster: created {len(created)} topics (12 partitions, "
+            f"{cluster.replication} replicas each) and ACLs"
+        )
+    return cluster
+
+
+def up(paths: Paths, brokers: int = 1) -> list[str]:
+    """Start what is missing; return the env lines. `brokers` 3: Kafka is the three-node cluster
+    of `.local/kafka-cluster` (its lines go to its own env file), not the single node."""
     from devtools import keycloak
 
     given_kafka = os.environ.get("APL_KAFKA_BOOTSTRAP")
     given_db = os.environ.get("APL_DATABASE_URL")
     given_issuer = os.environ.get("APL_AUTH_ISSUER")
+    if brokers not in (1, CLUSTER_NODES):
+        raise InfraError(f"--brokers: 1 (the single node) or {CLUSTER_NODES}, not {brokers}")
+    if brokers > 1 and given_kafka:
+        raise InfraError(
+            f"--brokers {brokers} starts a local cluster, but APL_KAFKA_BOOTSTRAP names one"
+        )
+    env_file = paths.env_file if brokers == 1 else paths.kafka_cluster_env
     with _exclusive(paths):
         ports = _load_ports(paths)
         try:
@@ -809,6 +1325,9 @@ def up(paths: Paths) -> list[str]:
             if given_kafka:
                 _say(f"kafka: using APL_KAFKA_BOOTSTRAP={given_kafka} (nothing started)")
                 kafka = given_kafka
+            elif brokers > 1:
+                cluster = cluster_up(paths, ports)
+                kafka, passwords = cluster.bootstrap, cluster.passwords
             else:
                 admin = kafka_up(paths, ports)
                 kafka, passwords = admin.bootstrap, kafka_passwords(paths)
@@ -836,13 +1355,15 @@ def up(paths: Paths) -> list[str]:
             kafka_passwords=passwords,
         )
         if not (given_kafka and given_db and given_issuer):
-            paths.env_file.parent.mkdir(parents=True, exist_ok=True)
+            env_file.parent.mkdir(parents=True, exist_ok=True)
             _write_private(  # local passwords in it
-                paths.env_file,
+                env_file,
                 "# Written by `apl infra up`; read by the services and tests.\n"
                 + "\n".join(lines)
                 + "\n",
             )
+        if brokers > 1:
+            _say(f"kafka cluster: settings in {env_file} (APL_ENV_FILE={env_file} selects them)")
     return lines
 
 
@@ -851,6 +1372,13 @@ def down(paths: Paths) -> None:
 
     stopped_kafka = _stop_pid(paths.kafka_pid, "kafka")
     _say("kafka: stopped" if stopped_kafka else "kafka: was not running (started by us)")
+    if paths.kafka_cluster.exists():
+        stopped = KafkaCluster.local(paths, _load_ports(paths)).stop()
+        _say(
+            f"kafka cluster: stopped nodes {', '.join(map(str, stopped))}"
+            if stopped
+            else "kafka cluster: was not running (started by us)"
+        )
     stopped_pg = pg_down(paths) if (paths.pg_data / "PG_VERSION").exists() else False
     _say("postgres: stopped" if stopped_pg else "postgres: was not running (started by us)")
     stopped_keycloak = keycloak.keycloak_down(paths)
@@ -871,6 +1399,11 @@ def status(paths: Paths) -> int:
     else:
         ok = False
         print("kafka: not running" + (f" (stale pid {pid})" if pid else ""))
+    if paths.kafka_cluster.exists() and not os.environ.get("APL_KAFKA_BOOTSTRAP"):
+        cluster = KafkaCluster.local(paths, dict(ports))
+        print(cluster.status())
+        # either Kafka will do: the single node, or the whole cluster of `up --brokers 3`
+        ok = ok or len(cluster.running()) == len(cluster.nodes)
     pport = ports.get("postgres")
     if os.environ.get("APL_DATABASE_URL"):
         print("postgres: external (APL_DATABASE_URL)")
@@ -891,11 +1424,22 @@ def status(paths: Paths) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="apl infra", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "env"])
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, CLUSTER_NODES),
+        default=1,
+        help=(
+            "up, env: 3 runs Kafka as a three-node KRaft cluster (replication factor 3, "
+            "min.insync.replicas=2) in .local/kafka-cluster instead of the single node; its "
+            "settings go to .local/kafka-cluster/apl.env. down and status cover both."
+        ),
+    )
     args = parser.parse_args(argv)
     paths = Paths(project_root())
     try:
         if args.action == "up":
-            for line in up(paths):
+            for line in up(paths, args.brokers):
                 print(line)
             return 0
         if args.action == "down":
@@ -903,10 +1447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.action == "status":
             return status(paths)
-        if not paths.env_file.exists():
-            print(f"apl infra: no {paths.env_file} yet; run 'apl infra up'", file=sys.stderr)
+        env_file = paths.env_file if args.brokers == 1 else paths.kafka_cluster_env
+        if not env_file.exists():
+            command = "apl infra up" + ("" if args.brokers == 1 else f" --brokers {args.brokers}")
+            print(f"apl infra: no {env_file} yet; run '{command}'", file=sys.stderr)
             return 1
-        for line in paths.env_file.read_text().splitlines():
+        for line in env_file.read_text().splitlines():
             if line and not line.startswith("#"):
                 print(line)
         return 0

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from faststream import AckPolicy
+from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
@@ -77,7 +78,8 @@ round trips. Within the broker's 1 MiB `message.max.bytes`."""
 
 def make_broker(kafka: KafkaConnection, client_id: str, **kwargs: Any) -> KafkaBroker:
     """A broker with the project's producer defaults (idempotent, acks from all replicas,
-    `PRODUCER_BATCH_BYTES` batches), connected as `kafka`'s principal."""
+    `PRODUCER_BATCH_BYTES` batches), connected as `kafka`'s principal to any of the nodes
+    `kafka.bootstrap` lists (comma-separated)."""
     # FastStream's own lines go through the standard logging set up by configure_logging
     # (JSON off a terminal); its per-message "Received"/"Processed" lines are debug output.
     kwargs.setdefault("logger", logging.getLogger("faststream"))
@@ -85,7 +87,8 @@ def make_broker(kafka: KafkaConnection, client_id: str, **kwargs: Any) -> KafkaB
     kwargs.setdefault("graceful_timeout", 15.0)
     kwargs.setdefault("max_batch_size", PRODUCER_BATCH_BYTES)
     return KafkaBroker(
-        kafka.bootstrap,
+        # a comma-separated list of nodes (FastStream takes a string as one host)
+        [host.strip() for host in kafka.bootstrap.split(",") if host.strip()],
         client_id=client_id,
         security=kafka.broker_security(),
         enable_idempotence=True,
@@ -100,12 +103,20 @@ def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer:
 
     The outbox relay sends through it directly: FastStream's `publish` builds a command and runs
     the publisher middlewares for every message, which costs more than the send itself at the
-    relay's rates. Raises while the broker is not connected (the relay retries)."""
+    relay's rates. Raises `BrokerNotStarted` while the broker is not connected (the relay
+    waits)."""
     state = getattr(broker.config.producer, "_producer", None)  # FastStream 0.7's producer state
-    producer = getattr(state, "producer", None)
+    try:
+        producer = getattr(state, "producer", None)
+    except IncorrectState:  # not connected yet (or any more)
+        producer = None
     if not isinstance(producer, AIOKafkaProducer):
-        raise KafkaConnectionError("the broker is not connected: it has no aiokafka producer")
+        raise BrokerNotStarted("the broker is not connected: it has no aiokafka producer")
     return producer
+
+
+class BrokerNotStarted(KafkaConnectionError):  # type: ignore[misc]  # aiokafka is untyped
+    """The broker has not started (yet): `shared.runtime.opened` starts it in the background."""
 
 
 class SubscriberOptions(TypedDict):
@@ -115,15 +126,21 @@ class SubscriberOptions(TypedDict):
     max_poll_interval_ms: int
     session_timeout_ms: int
     heartbeat_interval_ms: int
+    group_instance_id: str | None
 
 
-def subscriber_options(group_id: str, *, session_timeout_ms: int = 10_000) -> SubscriberOptions:
+def subscriber_options(
+    group_id: str, *, session_timeout_ms: int = 10_000, instance_id: str | None = None
+) -> SubscriberOptions:
     """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc).
 
     A shorter session timeout (tests use a few seconds) lets a killed consumer's partitions move
-    to the survivors sooner."""
+    to the survivors sooner. `instance_id` makes the consumer a static member of its group
+    (`group.instance.id`): restarted under the same id, it gets its partitions back without
+    waiting for the group to give up on its previous life."""
     return {
         "group_id": group_id,
+        "group_instance_id": instance_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "auto_offset_reset": "earliest",
         "max_poll_interval_ms": 600_000,

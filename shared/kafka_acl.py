@@ -6,12 +6,13 @@ that an ACL does not allow. For a set of topics (`Topics`, under its prefix) a s
 
 - WRITE on each topic it produces (WRITE implies DESCRIBE; an idempotent producer needs nothing
   more since Kafka 3.0, KIP-679);
-- READ on each topic it consumes and on its consumer group (`<prefix><service>`), and WRITE on
-  the `.dlt` twin of each topic it consumes (its `EventPolicy` dead-letters there).
+- READ on each topic it consumes and on its consumer groups (PREFIXED `<prefix><service>.`:
+  each subscriber has a group of its own, `<prefix><service>.<subscriber>`), and WRITE on the
+  `.dlt` twin of each topic it consumes (its `EventPolicy` dead-letters there).
 
-All LITERAL: each prefixed set of topics (a test session's, the demo's) gets its own ACLs, and
-`remove_acls` takes them away with the topics. The admin principal is a super user of the
-cluster and needs none.
+All LITERAL but the groups' prefix: each prefixed set of topics (a test session's, the demo's)
+gets its own ACLs, and `remove_acls` takes them away with the topics. The admin principal is a
+super user of the cluster and needs none.
 
 aiokafka's admin client has no ACL methods; its protocol module has the request structs
 (CreateAcls, DescribeAcls, DeleteAcls, version 1: Kafka 4 removed version 0), sent here through
@@ -116,8 +117,10 @@ def service_bindings(
         name = topics.name(topic)
         bindings.append(AclBinding(who, Operation.READ, ResourceType.TOPIC, name))
         bindings.append(AclBinding(who, Operation.WRITE, ResourceType.TOPIC, dlt(name)))
-    group = f"{topics.prefix}{access.service}"  # ServiceSettings.group_id
-    bindings.append(AclBinding(who, Operation.READ, ResourceType.GROUP, group))
+    groups = f"{topics.prefix}{access.service}."  # shared.runtime.subscriber_options
+    bindings.append(
+        AclBinding(who, Operation.READ, ResourceType.GROUP, groups, PatternType.PREFIXED)
+    )
     return sorted(set(bindings))
 
 
@@ -158,7 +161,7 @@ class _DescribeAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
         self._filter = (
             int(resource_type),
             name,
-            int(PatternType.ANY if name is None else PatternType.LITERAL),
+            int(PatternType.ANY if name is None else PatternType.MATCH),
             principal,
             None,
             int(Operation.ANY),
@@ -183,7 +186,8 @@ async def describe_acls(
     principal: str | None = None,
 ) -> set[AclBinding]:
     """The cluster's ACLs (as the broker answering knows them), optionally of one principal or
-    of one resource: its type and (LITERAL) name; Kafka matches no name under type ANY."""
+    of one resource: its type and name (the ACLs that apply to that name: LITERAL and
+    PREFIXED ones); Kafka matches no name under type ANY."""
     response = await admin._send_request(_DescribeAcls(resource_type, name, principal))
     _raise_for(response.error_code, response.error_message, "describe ACLs")
     found: set[AclBinding] = set()

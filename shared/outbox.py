@@ -39,7 +39,7 @@ from shared import tracing
 from shared.contracts.events import Event
 from shared.contracts.topics import Topics, event_key
 from shared.db import Connection
-from shared.kafka import aiokafka_producer
+from shared.kafka import BrokerNotStarted, aiokafka_producer
 from shared.metrics import METRICS
 from shared.serialised import Serialised
 
@@ -276,6 +276,9 @@ class OutboxRelay:
                 await self._run_once_connected()
             except asyncio.CancelledError:
                 raise
+            except BrokerNotStarted:  # the service is starting: no need for a traceback
+                log.info("outbox relay waits for the broker to start", schema=self.schema)
+                await asyncio.sleep(0.1)
             except Exception:
                 log.warning("outbox relay interrupted; retrying", schema=self.schema, exc_info=True)
                 await asyncio.sleep(backoff)

@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 
 from shared import db, kafka
 from shared.contracts.events import Envelope, Event
+from shared.contracts.topics import subscriber_name
 from shared.kafka import EventPolicy, SubscriberOptions
 from shared.metrics import METRICS
 from shared.outbox import OutboxRelay
@@ -70,9 +71,15 @@ def router(policy: EventPolicy) -> KafkaRouter:
     return KafkaRouter(middlewares=[policy.middleware])
 
 
-def subscriber_options(settings: ServiceSettings) -> SubscriberOptions:
+def subscriber_options(settings: ServiceSettings, topic: str) -> SubscriberOptions:
+    """The options of a subscriber of the contract topic `topic` (unprefixed): a consumer group
+    of its own, `<group_id>.<subscriber>` with the topic's short name (`subscriber_name`: so
+    the service's subscribers join, and rebalance, independently of each other), and the
+    replica's static membership when `kafka_instance_id` names one."""
     return kafka.subscriber_options(
-        settings.group_id, session_timeout_ms=settings.kafka_session_timeout_ms
+        f"{settings.group_id}.{subscriber_name(topic)}",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        instance_id=settings.instance_id,
     )
 
 
@@ -94,19 +101,42 @@ async def migrate(settings: ServiceSettings, folder: Path) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def opened(pool: asyncpg.Pool, broker: KafkaBroker) -> AsyncIterator[None]:
-    """Open the pool, then start the broker (and so its subscribers); stop both on exit. While
-    open, `/metrics` samples the pool's outbox backlog and the consumers' lag."""
+async def opened(pool: asyncpg.Pool, broker: KafkaBroker) -> AsyncIterator[asyncio.Task[None]]:
+    """Open the pool, then start the broker (and so its subscribers) in the background: the
+    service's HTTP side need not wait for its consumer groups to settle (a subscriber's start
+    waits for its group's assignment), and `/readyz` says "broker unavailable" until the
+    broker is up. Yields the start's task; stops both on exit. While open, `/metrics` samples
+    the pool's outbox backlog and the consumers' lag."""
     await pool
     try:
-        await broker.start()
+        started = asyncio.create_task(start_broker(broker), name="broker start")
         try:
             async with METRICS.watching(pool, broker):
-                yield
+                yield started
         finally:
+            started.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await started
             await broker.stop()
     finally:
         await pool.close()
+
+
+async def start_broker(broker: KafkaBroker, *, backoff: float = 0.5) -> None:
+    """Start the broker; should it fail (the cluster is away, a credential is refused), stop
+    what started, say so and try again, pausing 0.5 s doubling to 10 s."""
+    while True:
+        try:
+            await broker.start()
+        except Exception as error:
+            log.error("the broker did not start; trying again", error=str(error), retry_in=backoff)
+            with contextlib.suppress(Exception):
+                await broker.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+        else:
+            log.info("broker started", subscribers=len(broker.subscribers))
+            return
 
 
 @contextlib.asynccontextmanager

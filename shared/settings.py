@@ -16,6 +16,7 @@ or `..._PASSWORD_FILE`), and administrative tools are the admin principal
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -166,6 +167,17 @@ class ServiceSettings(KafkaSettings):
     )
     """How long the group waits for a silent (e.g. killed) consumer before moving its
     partitions to the others (`APL_KAFKA_SESSION_TIMEOUT_MS`, or service-prefixed)."""
+    kafka_instance_id: str = Field(
+        default="",
+        max_length=200,
+        validation_alias=AliasChoices("APL_KAFKA_INSTANCE_ID"),
+    )
+    """This replica's static membership in its consumer groups (KIP-345,
+    `APL_KAFKA_INSTANCE_ID`): a name that stays the same across restarts of one replica and
+    differs between replicas (`@hostname`: the host's name, as in compose). A restarted replica
+    takes its partitions back at once instead of waiting out the session of its dead self; a
+    replica stopped for good keeps its partitions until `kafka_session_timeout_ms` has passed.
+    Empty (the default): dynamic membership."""
     outbox_batch: int = 500
     outbox_poll_seconds: float = 0.2
 
@@ -238,9 +250,17 @@ class ServiceSettings(KafkaSettings):
 
     @property
     def group_id(self) -> str:
-        """The consumer group: the topic prefix and the service's name, so that test runs under
-        their own prefixes never share a group."""
+        """The service's name under the topic prefix, so that test runs under their own
+        prefixes never share a group: each subscriber's consumer group is this, a dot and the
+        subscriber's name (`shared.runtime.subscriber_options`)."""
         return f"{self.topic_prefix}{self.service}"
+
+    @property
+    def instance_id(self) -> str | None:
+        """`kafka_instance_id` resolved (`@hostname`: the host's name); None when unset."""
+        if self.kafka_instance_id == "@hostname":
+            return socket.gethostname()
+        return self.kafka_instance_id or None
 
     @property
     def client_id(self) -> str:

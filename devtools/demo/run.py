@@ -632,10 +632,12 @@ async def _demo(n_students: int, seed: int) -> int:
         await _submit(client, tokens, "teachers' periods posted", "/v1/placements/batch", periods)
         await _submit(client, tokens, "teachers registered", "/v1/students/batch", teachers)
 
-        input_topics = [topics.placements, topics.students]
-
         async def consumed() -> tuple[int, int]:
-            lag = await probe.lag(f"{prefix}matching", input_topics)
+            inputs = (("placements", topics.placements), ("students", topics.students))
+            lags = [  # a consumer group per subscriber
+                await probe.lag(f"{prefix}matching.{name}", [topic]) for name, topic in inputs
+            ]
+            lag = None if None in lags else sum(x for x in lags if x is not None)
             total = len(placements) + len(students) + len(periods) + len(teachers)
             return (total - lag if lag is not None else 0), total
 

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -236,7 +237,11 @@ class Notifier:
         return self.links.training_url(notice.notification_id, match_id, now=self.clock())
 
     async def notify_batch(
-        self, work: Sequence[tuple[Delivery, list[Delivery]]], *, within: float | None = None
+        self,
+        work: Sequence[tuple[Delivery, list[Delivery]]],
+        *,
+        within: float | None = None,
+        on_told: Callable[[int, Outcome], None] | None = None,
     ) -> list[Outcome]:
         """Tell each (notice, members) of a delivery batch; their outcomes in the same order.
 
@@ -244,7 +249,9 @@ class Notifier:
         a failed call fails each notice as its single call would have), then every notice is
         told at once (each in its own span, `_notify_in_trace`): rendering takes turns, the
         mail sender's connection pool bounds the messages on the wire. A notice not told within
-        `within` seconds is stopped and counts as a transient failure."""
+        `within` seconds is stopped and counts as a transient failure. `on_told(i, outcome)`
+        hears of each notice (by its index in `work`) the moment its telling ended, so the
+        caller can record it while the others are still on the wire."""
         supervisors: dict[SupervisorKey, None] = {}
         students: dict[StudentKey, None] = {}
         for notice, members in work:
@@ -266,6 +273,9 @@ class Notifier:
         ]
         if not tasks:
             return []
+        if on_told is not None:
+            for i, task in enumerate(tasks):
+                task.add_done_callback(functools.partial(_tell, on_told, i))
         try:
             _, late = await asyncio.wait(tasks, timeout=within)
             for task in late:
@@ -274,12 +284,7 @@ class Notifier:
         finally:  # stopped itself: no send goes on without the batch
             for task in tasks:
                 task.cancel()
-        return [
-            task.result()
-            if not task.cancelled()
-            else Outcome(ok=False, error="not told within the claim's lease", transient=True)
-            for task in tasks
-        ]
+        return [_outcome_of(task) for task in tasks]
 
     async def notify(self, notice: Delivery, members: list[Delivery]) -> Outcome:
         """Tell the notice's recipient (a digest's `members` are its notices)."""
@@ -395,11 +400,14 @@ async def deliver_due(
 ) -> int:
     """Deliver (or retry, or fail) up to `batch_size` due notices; returns how many were due.
 
-    Three steps, no transaction open across the network: claim the due rows (and a digest's
-    members) in one short transaction; tell them all (`Notifier.notify_batch`: the contexts in
-    one call, the messages side by side), within the lease less `RECORD_MARGIN_SECONDS` (a
-    message not sent by then counts as a transient failure); record the outcomes on the rows
-    still under this claim and publish their outcome events, in a second transaction."""
+    No transaction is open across the network: the due rows (and a digest's members) are
+    claimed in one short transaction; then they are all told (`Notifier.notify_batch`: the
+    contexts in one call, the messages side by side), within the lease less
+    `RECORD_MARGIN_SECONDS` (a message not sent by then counts as a transient failure); and
+    each outcome is recorded as soon as its message went out, on the rows still under this
+    claim, with its outcome event (`_Recorder`: one short transaction for whatever was told
+    meanwhile). So a process killed mid-batch sends again, when the claim's lease ends, only
+    what had gone out since the last record: what was on the wire."""
     claim = uuid.uuid4()
     async with uow:
         notices = await uow.notices.claim_due(batch_size, claim, lease_seconds)
@@ -410,29 +418,91 @@ async def deliver_due(
             work.append((notice, members))
     if not work:
         return 0
+    recorder = _Recorder(uow, retry, claim)
     # an empty digest cannot normally exist; it is closed quietly (outcome None)
+    for notice, members in work:
+        if not members:
+            recorder.told((notice, members, None))
     told = [(n, m) for n, m in work if m]
-    outcomes = iter(
-        await notifier.notify_batch(told, within=max(lease_seconds - RECORD_MARGIN_SECONDS, 1.0))
-    )
-    done: list[Attempt] = [(n, m, next(outcomes) if m else None) for n, m in work]
-    verdicts = [retry.verdict(notice, outcome) for notice, _, outcome in done]
-    results, events = _outcomes(done, verdicts)
-    async with uow:
-        recorded = await uow.notices.record(results, claim)
-        # one call per batch: two statements whatever its size
-        await uow.publish([e for e in events if e.data.notification_id in recorded])
-    for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
-        if outcome is None:
-            continue
-        if notice.notification_id not in recorded:
-            log.warning(
-                "notice's claim had ended: its outcome is left to the worker that took it",
-                notification_id=str(notice.notification_id),
-            )
-            continue
-        _log_outcome(notice, outcome, verdict)
+    flushing = asyncio.ensure_future(recorder.run())
+    try:
+        await notifier.notify_batch(
+            told,
+            within=max(lease_seconds - RECORD_MARGIN_SECONDS, 1.0),
+            on_told=lambda i, outcome: recorder.told((*told[i], outcome)),
+        )
+    finally:
+        recorder.close()  # what was told is recorded; a notice not told waits for its lease
+        await flushing
     return len(notices)
+
+
+@dataclass
+class _Recorder:
+    """Records a batch's outcomes as they come: each transaction takes every attempt told
+    since the last one (one while the first message is on the wire, then whatever finished
+    meanwhile), so the records keep up with any number of messages side by side."""
+
+    uow: NotificationsUnitOfWork
+    retry: RetryPolicy
+    claim: uuid.UUID
+    _waiting: list[Attempt] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _closed: bool = False
+
+    def told(self, attempt: Attempt) -> None:
+        self._waiting.append(attempt)
+        self._arrived.set()
+
+    def close(self) -> None:
+        """Nothing more will be told: `run` records what is waiting and returns."""
+        self._closed = True
+        self._arrived.set()
+
+    async def run(self) -> None:
+        """Record what is told, until closed."""
+        while True:
+            if not self._waiting:
+                if self._closed:
+                    return
+                await self._arrived.wait()
+                self._arrived.clear()
+                continue
+            done, self._waiting = self._waiting, []
+            await self._record(done)
+
+    async def _record(self, done: list[Attempt]) -> None:
+        verdicts = [self.retry.verdict(notice, outcome) for notice, _, outcome in done]
+        results, events = _outcomes(done, verdicts)
+        async with self.uow:
+            recorded = await self.uow.notices.record(results, self.claim)
+            # one call per transaction: two statements whatever its size
+            await self.uow.publish([e for e in events if e.data.notification_id in recorded])
+        for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
+            if outcome is None:
+                continue
+            if notice.notification_id not in recorded:
+                log.warning(
+                    "notice's claim had ended: its outcome is left to the worker that took it",
+                    notification_id=str(notice.notification_id),
+                )
+                continue
+            _log_outcome(notice, outcome, verdict)
+
+
+def _tell(on_told: Callable[[int, Outcome], None], i: int, task: asyncio.Future[Outcome]) -> None:
+    on_told(i, _outcome_of(task))
+
+
+def _outcome_of(task: asyncio.Future[Outcome]) -> Outcome:
+    """A telling task's outcome; stopped (not told within the lease) or failed, a transient
+    failure."""
+    if task.cancelled():
+        return Outcome(ok=False, error="not told within the claim's lease", transient=True)
+    error = task.exception()
+    if error is not None:  # `notify` catches what it can: this is a surprise
+        return Outcome(ok=False, error=redact(f"{type(error).__name__}: {error}"), transient=True)
+    return task.result()
 
 
 async def _notify_in_trace(

@@ -78,6 +78,13 @@ OWNERS: dict[str, str] = _owners(ACCESS)
 the `producer` its events name."""
 
 
+def subscriber_name(topic: str) -> str:
+    """A contract topic's short name (`apl.round-requests.v1` → `round-requests`): what a
+    service names its subscriber of the topic, and so the subscriber's consumer group
+    (`shared.runtime.subscriber_options`)."""
+    return topic.removeprefix("apl.").removesuffix(".v1")
+
+
 def dlt(topic: str) -> str:
     """The dead-letter twin of a topic."""
     return topic + DLT_SUFFIX

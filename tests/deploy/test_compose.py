@@ -147,6 +147,7 @@ def test_each_service_connects_to_kafka_as_its_own_principal(project: dict[str, 
         env = services[name]["environment"]
         assert env["APL_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
         assert env["APL_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["APL_KAFKA_INSTANCE_ID"] == "@hostname", name  # one per container
         assert env[f"APL_{name.upper()}_KAFKA_USERNAME"] == name
         secret = f"{name}_kafka_password"
         assert env[f"APL_{name.upper()}_KAFKA_PASSWORD_FILE"] == f"/run/secrets/{secret}"
@@ -156,6 +157,7 @@ def test_each_service_connects_to_kafka_as_its_own_principal(project: dict[str, 
         assert sorted(read) == sorted(
             [
                 "APL_KAFKA_BOOTSTRAP",
+                "APL_KAFKA_INSTANCE_ID",  # "@hostname": static group membership
                 "APL_KAFKA_SECURITY_PROTOCOL",
                 "APL_KAFKA_SASL_MECHANISM",
                 f"APL_{name.upper()}_KAFKA_USERNAME",

@@ -329,14 +329,14 @@ async def _settled(stack: Stack, sink: _Sink, wait: float = 120.0) -> None:
         async def nothing_left() -> bool:
             if len({str(m["Message-ID"]) for m in sink.messages}) < EXPECTED_NOTICES:
                 return False
-            group = f"{stack.topics.prefix}notifications"
+            group = f"{stack.topics.prefix}notifications"  # and each subscriber's name
             lag = sum(
                 [
-                    await group_lag(stack.infra.kafka, group, topic)
-                    for topic in (
-                        stack.topics.matches,
-                        stack.topics.rounds,
-                        stack.topics.round_requests,
+                    await group_lag(stack.infra.kafka, f"{group}.{name}", topic)
+                    for name, topic in (
+                        ("matches", stack.topics.matches),
+                        ("rounds", stack.topics.rounds),
+                        ("round-requests", stack.topics.round_requests),
                     )
                 ]
             )

@@ -79,7 +79,7 @@ async def test_a_service_reads_only_the_topics_it_consumes_in_its_own_group(
     infra: Infra, topics: Topics, access: TopicAccess
 ) -> None:
     kafka = infra.kafka_as(access.service)
-    group = f"{topics.prefix}{access.service}"
+    group = f"{topics.prefix}{access.service}.any-subscriber"
     await _subscribe(kafka, topics.name(access.consumes[0]), group)  # allowed: no error
     consumed = {topics.name(t) for t in access.consumes}
     for topic in sorted(set(topics.all_with_dlt()) - consumed):
@@ -87,7 +87,9 @@ async def test_a_service_reads_only_the_topics_it_consumes_in_its_own_group(
             await _subscribe(kafka, topic, group)
     other = next(a.service for a in ACCESS if a.service != access.service)
     with pytest.raises(GroupAuthorizationFailedError):
-        await _subscribe(kafka, topics.name(access.consumes[0]), f"{topics.prefix}{other}")
+        await _subscribe(kafka, topics.name(access.consumes[0]), f"{topics.prefix}{other}.x")
+    with pytest.raises(GroupAuthorizationFailedError):  # the service's name alone is no group
+        await _subscribe(kafka, topics.name(access.consumes[0]), f"{topics.prefix}{access.service}")
 
 
 async def test_a_client_without_credentials_cannot_connect(infra: Infra) -> None:
@@ -118,7 +120,7 @@ async def test_the_acls_of_a_topic_set_are_those_of_the_table_and_go_with_its_to
             found = set()
             for name in topics.all_with_dlt():
                 found |= await kafka_acl.describe_acls(admin, resource_type=TOPIC, name=name)
-            for group in (f"{topics.prefix}{a.service}" for a in ACCESS):
+            for group in (f"{topics.prefix}{a.service}." for a in ACCESS):
                 found |= await kafka_acl.describe_acls(admin, resource_type=GROUP, name=group)
         finally:
             await admin.close()

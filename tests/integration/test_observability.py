@@ -319,7 +319,9 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
         assert _value(families, "apl_ready", check="broker") == 1, name
         lag = families["apl_consumer_lag_records"].samples
         assert lag, f"{name}: no partition's lag"
-        assert {s.labels["group"] for s in lag} == {f"{topics.prefix}{name}"}
+        groups = {s.labels["group"] for s in lag}  # one per subscriber: <prefix><service>.<name>
+        assert groups, name
+        assert all(g.startswith(f"{topics.prefix}{name}.") for g in groups), groups
         assert all(s.value >= 0 for s in lag)
 
     assert (

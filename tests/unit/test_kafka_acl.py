@@ -7,13 +7,16 @@ from __future__ import annotations
 from shared import kafka_acl
 from shared.contracts.topics import ACCESS, ALL_TOPICS, OWNERS, Topics, dlt
 
-Op, Type = kafka_acl.Operation, kafka_acl.ResourceType
+Op, Type, Pattern = kafka_acl.Operation, kafka_acl.ResourceType, kafka_acl.PatternType
 
 
 def test_the_acl_table_gives_each_topic_its_writers_and_readers() -> None:
     topics = Topics("t.")
     bindings = kafka_acl.acl_bindings(topics)
-    assert all(b.pattern_type is kafka_acl.PatternType.LITERAL for b in bindings)
+    assert all(  # the topics by name, the groups by their prefix
+        b.pattern_type is (Pattern.PREFIXED if b.resource_type is Type.GROUP else Pattern.LITERAL)
+        for b in bindings
+    )
     assert all(b.permission is kafka_acl.Permission.ALLOW for b in bindings)
 
     def who(operation: kafka_acl.Operation, name: str) -> set[str]:
@@ -43,8 +46,12 @@ def test_the_acl_table_gives_each_topic_its_writers_and_readers() -> None:
     assert who(Op.READ, topics.notifications) == set()
     assert who(Op.WRITE, dlt(topics.matches)) == who(Op.READ, topics.matches)
     assert not [b for b in bindings if b.operation is Op.READ and b.resource_name.endswith(".dlt")]
-    groups = {(b.principal, b.resource_name) for b in bindings if b.resource_type is Type.GROUP}
-    assert groups == {(f"User:{a.service}", f"t.{a.service}") for a in ACCESS}
+    groups = {
+        (b.principal, b.resource_name, b.pattern_type)
+        for b in bindings
+        if b.resource_type is Type.GROUP
+    }  # every subscriber's group, <prefix><service>.<subscriber>
+    assert groups == {(f"User:{a.service}", f"t.{a.service}.", Pattern.PREFIXED) for a in ACCESS}
     assert {t for a in ACCESS for t in a.produces} == set(ALL_TOPICS)
 
 
@@ -55,4 +62,4 @@ def test_a_principal_of_another_name_is_granted_under_it() -> None:
     group = next(
         b for b in bindings if b.principal == "User:apl-matching" and b.resource_type is Type.GROUP
     )
-    assert group.resource_name == "matching"  # the group stays the service's
+    assert group.resource_name == "matching."  # the groups stay the service's

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -8,6 +9,8 @@ from pydantic import ValidationError
 from services.matching.settings import MatchingSettings
 from services.notifications.settings import NotificationsSettings
 from services.placements.settings import PlacementsSettings
+from shared.contracts.topics import PLACEMENTS, ROUND_REQUESTS
+from shared.runtime import subscriber_options
 
 
 def test_service_prefix_wins_over_shared_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,3 +141,16 @@ def test_notifications_take_their_client_credentials_and_share_the_link_secret(
                 environment="production", auth_issuer=issuer, **{**real, name: "change-me"}
             )
     NotificationsSettings(environment="production", auth_issuer=issuer, **real)
+
+
+def test_each_subscriber_has_a_group_of_its_own_and_a_replica_may_be_a_static_member(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APL_TOPIC_PREFIX", "t1.")
+    options = subscriber_options(MatchingSettings(), ROUND_REQUESTS)
+    assert options["group_id"] == "t1.matching.round-requests"
+    assert options["group_instance_id"] is None  # dynamic membership unless named
+    monkeypatch.setenv("APL_KAFKA_INSTANCE_ID", "matching-2")
+    assert subscriber_options(MatchingSettings(), PLACEMENTS)["group_instance_id"] == "matching-2"
+    monkeypatch.setenv("APL_KAFKA_INSTANCE_ID", "@hostname")
+    assert NotificationsSettings().instance_id == socket.gethostname()

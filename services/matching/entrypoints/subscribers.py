@@ -27,6 +27,7 @@ from faststream.kafka import KafkaRouter
 from services.matching import handlers
 from shared import runtime
 from shared.contracts import events as ev
+from shared.contracts.topics import MATCH_DECISIONS, PLACEMENTS, ROUND_REQUESTS, STUDENTS
 
 if TYPE_CHECKING:
     from services.matching.bootstrap import Container
@@ -37,7 +38,6 @@ def router(c: Container) -> KafkaRouter:
     publishers the service documents (the round-requests topic: `rounds_router`)."""
     s = c.settings
     topics = s.topics
-    options = runtime.subscriber_options(s)
     decode = c.policy.decode
     r = runtime.router(c.policy)
 
@@ -55,7 +55,7 @@ def router(c: Container) -> KafkaRouter:
         max_records=s.consumer_batch,
         title="matching:placements",
         description="PlacementPosted, PlacementUpdated, PlacementWithdrawn into the read model.",
-        **options,
+        **runtime.subscriber_options(s, PLACEMENTS),
     )
     async def on_placements(events: list[ev.PlacementEvent]) -> None:
         changed = await handlers.apply_input_events(
@@ -72,7 +72,7 @@ def router(c: Container) -> KafkaRouter:
         description=(
             "StudentRegistered, StudentPreferencesUpdated, StudentWithdrawn into the read model."
         ),
-        **options,
+        **runtime.subscriber_options(s, STUDENTS),
     )
     async def on_students(events: list[ev.StudentEvent]) -> None:
         changed = await handlers.apply_input_events(events, c.uow(), automatic=s.is_automatic)
@@ -87,7 +87,7 @@ def router(c: Container) -> KafkaRouter:
             "pair excluded) and MatchAssignmentRequested (a coordinator's override: checked "
             "again, then MatchProposed with override, or MatchCancelled)."
         ),
-        **options,
+        **runtime.subscriber_options(s, MATCH_DECISIONS),
     )
     async def on_match(event: ev.MatchDecisionEvent) -> None:
         if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
@@ -141,7 +141,7 @@ def rounds_router(c: Container) -> KafkaRouter:
     declares the topic's payload for the AsyncAPI document."""
     s = c.settings
     r = KafkaRouter(middlewares=[c.round_requests.middleware])
-    options = runtime.subscriber_options(s)
+    options = runtime.subscriber_options(s, ROUND_REQUESTS)
     options["ack_policy"] = AckPolicy.MANUAL  # RoundRequests commits the offsets
 
     @r.subscriber(

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaRouter
 
 from shared import runtime
 from shared.contracts import events as ev
+from shared.contracts.topics import MATCHES, ROUNDS
 from shared.kafka import EventPolicy
 
 from .. import handlers
@@ -44,11 +45,10 @@ def build_router(
     policy: EventPolicy,
     uow: Callable[[], PlacementsUnitOfWork],
 ) -> KafkaRouter:
-    """Subscribers of apl.matches.v1 and apl.rounds.v1 (group `settings.group_id`), publishers
-    of apl.placements.v1, apl.students.v1, apl.round-requests.v1 and apl.match-decisions.v1 (the
-    topics this service alone writes; it never reads them back)."""
+    """Subscribers of apl.matches.v1 and apl.rounds.v1 (groups `<settings.group_id>.matches`
+    and `.rounds`), publishers of apl.placements.v1, apl.students.v1, apl.round-requests.v1 and
+    apl.match-decisions.v1 (the topics this service alone writes; it never reads them back)."""
     topics = settings.topics
-    options = runtime.subscriber_options(settings)
     router = runtime.router(policy)
 
     @router.subscriber(
@@ -59,7 +59,7 @@ def build_router(
             "Proposals (a new match), confirmations and cancellations keep each match's "
             "state (the answers are this service's own, applied when made)."
         ),
-        **options,
+        **runtime.subscriber_options(settings, MATCHES),
     )
     async def on_match(event: ev.MatchEvent) -> None:
         await apply_match_event(event, uow())
@@ -72,7 +72,7 @@ def build_router(
             "Every student's outcome of a round (in parts, before it completes) and the "
             "figures of completed rounds."
         ),
-        **options,
+        **runtime.subscriber_options(settings, ROUNDS),
     )
     async def on_round(event: ev.RoundEvent) -> None:
         await apply_round_event(event, uow())

@@ -26,7 +26,8 @@ def test_the_group_is_the_prefixed_service_name() -> None:
     subscribers: list[Any] = list(container.broker.subscribers)
     groups = {sub.group_id for sub in subscribers}
     topics = {name for sub in subscribers for name in sub.topic_names}
-    assert groups == {"mem0.placements"} == {container.settings.group_id}
+    assert groups == {"mem0.placements.matches", "mem0.placements.rounds"}  # one group each
+    assert all(g.startswith(f"{container.settings.group_id}.") for g in groups)
     assert topics == {"mem0.apl.matches.v1", "mem0.apl.rounds.v1"}  # never its own topics
 
 

@@ -60,7 +60,7 @@ async def test_kill_after_commit_before_offset_commit(
 ) -> None:
     topics = await make_topics()
     schema, env = await prepared_schema(infra, database_url, topics)
-    group = f"{topics.prefix}matching"
+    group = f"{topics.prefix}matching.round-requests"  # its subscriber's own group
     sentinel = tmp_path / "after-commit"
     proc = replica(
         env, tmp_path, "matching-crash", command=round_process.command("after-commit", sentinel)

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -535,12 +536,17 @@ def _outcome_rows(
     return rows, time.perf_counter() - started
 
 
+class InputsMissing(Exception):
+    """A round request's inputs did not arrive by its deadline: the round does not run."""
+
+
 async def wait_for_inputs(
     request: ev.MatchingRoundRequested,
     uows: UnitsOfWork,
     *,
     wait: float = 120.0,
     signals: InputSignals | None = None,
+    deadline: float | None = None,
 ) -> None:
     """Hold a round until the inputs its requester had published before it are applied.
 
@@ -550,15 +556,19 @@ async def wait_for_inputs(
     and region wakes it, on this replica at once, from another one by NOTIFY), not for a timer;
     without a wake-up it looks again after `signals.recheck` seconds. Inputs that were
     dead-lettered count as arrived: the round goes on without them, and says so in the log.
-    Raises TimeoutError (an infrastructure error: the request is redelivered later, never
-    dead-lettered) if they do not arrive within `wait` seconds.
+    Raises TimeoutError (an infrastructure error: the request is handled again later, never
+    dead-lettered) if they do not arrive within `wait` seconds; and `InputsMissing` once
+    `deadline` seconds have passed since the request was made (its `occurred_at`), so that a
+    request that can never be satisfied ends.
     """
     expected = request.data.inputs_published
     if expected is None:
         return
     signals = signals or InputSignals()
     producer, region = request.producer, request.data.region
-    deadline = time.monotonic() + wait
+    until = time.monotonic() + wait
+    if deadline is not None:
+        until = min(until, time.monotonic() + max(deadline - _age(request), 0.0))
     while True:
         ticket = signals.ticket(producer, region)  # before the look: no wake-up in between
         async with uows() as uow:
@@ -569,7 +579,12 @@ async def wait_for_inputs(
                     "round goes on without dead-lettered input events", missing=expected - applied
                 )
             return
-        left = deadline - time.monotonic()
+        left = until - time.monotonic()
+        if left <= 0 and deadline is not None and _age(request) >= deadline:
+            raise InputsMissing(
+                f"{applied + dead} of {expected} input events of {region} from {producer} "
+                f"arrived within {deadline:.0f} s"
+            )
         if left <= 0:
             raise TimeoutError(
                 f"round {request.data.round_id}: {applied + dead} of {expected} input events of "
@@ -578,6 +593,63 @@ async def wait_for_inputs(
         log.info("round waits for its inputs", applied=applied, expected=expected)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ticket.wait(), min(left, signals.recheck))
+
+
+def _age(request: ev.Event) -> float:
+    return (datetime.now(UTC) - request.occurred_at).total_seconds()
+
+
+async def abandon_round(
+    uow: MatchingUnitOfWork, request: ev.MatchingRoundRequested, why: str
+) -> None:
+    """A round whose inputs never arrived: in one transaction, claim the request and publish its
+    MatchingRoundCompleted with status `inputs_missing` and `why` (nothing proposed or
+    cancelled, figures zero), so the requester sees why it did not run."""
+    d = request.data
+    structlog.contextvars.bind_contextvars(round_id=str(d.round_id), region=d.region)
+    async with uow:
+        if not await uow.claim(request):
+            log.info("round request already handled")
+            return
+        await uow.regions.lock(d.region)
+        if await uow.rounds.recorded(d.round_id):
+            log.warning("round id already recorded; request ignored")
+            return
+        zero = ev.RoundFigures(
+            students=0,
+            placed=0,
+            placed_weight=0,
+            total_rank_cost=0,
+            first_choice=0,
+            top3=0,
+            unknown_preferences=0,
+            blocking_pairs=0,
+            solve_seconds=0.0,
+            solver="none",
+        )
+        await uow.publish(
+            [
+                ev.MatchingRoundCompleted(
+                    producer=PRODUCER,
+                    data=ev.MatchingRoundCompletedData(
+                        round_id=d.round_id,
+                        region=d.region,
+                        policy=d.policy,
+                        figures=zero,
+                        proposed=0,
+                        cancelled=0,
+                        kind=d.kind,
+                        fill=d.fill,
+                        dry_run=d.dry_run,
+                        participant=d.participant,
+                        status="inputs_missing",
+                        detail=why,
+                    ),
+                )
+            ]
+        )
+    log.error("round did not run: its inputs never arrived", detail=why)
+    METRICS.round_duration.labels(d.kind, "inputs_missing").observe(0.0)
 
 
 async def run_round(
@@ -740,14 +812,23 @@ async def handle_round_request(
     solver: Solver,
     hooks: RoundHooks = NO_HOOKS,
     input_wait: float = 120.0,
+    input_deadline: float | None = None,
     outcomes: bool = True,
     signals: InputSignals | None = None,
     slot: contextlib.AbstractAsyncContextManager[Any] | None = None,
 ) -> None:
     """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most,
     woken by `signals`), then, holding `slot` if given (the service bounds how many rounds
-    run at once), run the round in one transaction (`outcomes`: see `run_round`)."""
-    await wait_for_inputs(event, uows, wait=input_wait, signals=signals)
+    run at once), run the round in one transaction (`outcomes`: see `run_round`). Inputs still
+    missing `input_deadline` seconds after the request was made: the round completes without
+    running (`abandon_round`)."""
+    try:
+        await wait_for_inputs(
+            event, uows, wait=input_wait, signals=signals, deadline=input_deadline
+        )
+    except InputsMissing as missing:
+        await abandon_round(uows(), event, str(missing))
+        return
     d = event.data
     async with slot or contextlib.nullcontext():
         await run_round(

@@ -28,6 +28,10 @@ class MatchingSettings(ServiceSettings):
     auto_regions: str = ""
     auto_round_delay_seconds: float = 5.0
     input_wait_seconds: float = 120.0
+    input_deadline_seconds: float = Field(default=300.0, gt=0)
+    """How long after it was requested (`occurred_at`) a round may wait for the inputs its
+    request counts (`APL_MATCHING_INPUT_DEADLINE_SECONDS`): past it, the round completes
+    without running, with status `inputs_missing` (`handlers.handle_round_request`)."""
     round_concurrency: int = Field(default=4, ge=1, le=64)
 
     def is_automatic(self, region: str) -> bool:

@@ -66,6 +66,9 @@ CancelReason = Literal[
 ]
 """Why a match no longer stands (`MatchCancelled.data.reason`)."""
 RoundKind = Literal["ordinary", "supplementary"]
+RoundStatus = Literal["matched", "inputs_missing"]
+"""How a requested round ended: `matched` (it ran), or `inputs_missing` (it did not run: the
+input events its request counted never all arrived within the matching service's deadline)."""
 """An ordinary round matches everyone not pinned; a supplementary round pins every standing
 match (proposed ones too) and places only the students without one."""
 Reason = Annotated[str, Field(max_length=1000)]
@@ -222,6 +225,21 @@ class MatchingRoundCompletedData(_Data):
             "How many MatchingRoundOutcomes events of this round precede this one on the same "
             "partition (every student's outcome)."
         ),
+    )
+    status: RoundStatus = Field(
+        default="matched",
+        description=(
+            "matched: the round ran. inputs_missing: it did not run, because the input events "
+            "its request counted (`inputs_published`) were not all applied or dead-lettered "
+            "within the matching service's deadline; nothing was proposed or cancelled, the "
+            "figures are zero and `detail` says what was missing. A new request runs it."
+        ),
+    )
+    detail: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why the round did not run, in words (no personal data); null when matched.",
+        examples=["30 of 31 input events of SE-AB from placements arrived within 300 s"],
     )
 
 

@@ -127,6 +127,7 @@ async def handle_round_event(c: Container, event: ev.MatchingRoundRequested) -> 
         solver=c.solver,
         hooks=c.hooks,
         input_wait=s.input_wait_seconds,
+        input_deadline=s.input_deadline_seconds,
         outcomes=c.outcomes,
         signals=c.signals,
         slot=c.round_requests.slot,

@@ -483,6 +483,7 @@ def _round(row: Row) -> Round:
         parts_received=row["parts_received"],
         requested_by=row["requested_by"],
         participant=row["participant"],
+        failure=row["failure"],
     )
 
 
@@ -517,9 +518,11 @@ class PostgresRounds(_Repository):
     async def complete(self, result: ev.MatchingRoundCompletedData) -> None:
         await self.conn.execute(
             "INSERT INTO rounds (round_id, region, policy, status, figures, unplaced_by_reason, "
-            "proposed, cancelled, completed_at, kind, fill, dry_run, outcome_parts, participant) "
-            "VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, now(), $8, $9, $10, $11, $12) "
-            "ON CONFLICT (round_id) DO UPDATE SET status = 'completed', policy = EXCLUDED.policy, "
+            "proposed, cancelled, completed_at, kind, fill, dry_run, outcome_parts, participant, "
+            "failure) "
+            "VALUES ($1, $2, $3, $13, $4, $5, $6, $7, now(), $8, $9, $10, $11, $12, $14) "
+            "ON CONFLICT (round_id) DO UPDATE SET status = EXCLUDED.status, "
+            "failure = EXCLUDED.failure, policy = EXCLUDED.policy, "
             "figures = EXCLUDED.figures, unplaced_by_reason = EXCLUDED.unplaced_by_reason, "
             "proposed = EXCLUDED.proposed, cancelled = EXCLUDED.cancelled, completed_at = now(), "
             "kind = EXCLUDED.kind, fill = EXCLUDED.fill, dry_run = EXCLUDED.dry_run, "
@@ -536,6 +539,8 @@ class PostgresRounds(_Repository):
             result.dry_run,
             result.outcome_parts,
             result.participant,
+            "completed" if result.status == "matched" else "failed",
+            result.detail if result.status != "matched" else None,
         )
 
     async def part_received(self, part: ev.MatchingRoundOutcomesData) -> None:

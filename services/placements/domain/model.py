@@ -22,7 +22,8 @@ from shared.contracts.vocabulary import Language, Participant
 
 from .rules import Channel, Match, MatchStateName, Party
 
-RoundStatus = Literal["requested", "completed"]
+RoundStatus = Literal["requested", "completed", "failed"]
+"""`failed`: the matching service completed the round without running it (`Round.failure`)."""
 MAX_SUBMITTED_PREFERENCES = 100
 """Preferences a request may list (the rules allow 10; up to this many, each bad one is
 named at its index; beyond it, the list alone is refused)."""
@@ -176,6 +177,8 @@ class Round:
     requested_by: str | None = None
     participant: Participant = "student"
     """Whom the round places: students, or teachers at working-life periods."""
+    failure: str | None = None
+    """Why a `failed` round did not run (the matching service's words)."""
 
 
 @dataclass(frozen=True)

@@ -421,7 +421,16 @@ class RoundOut(BaseModel):
     round_id: uuid.UUID
     region: str
     policy: str
-    status: Literal["requested", "completed"]
+    status: Literal["requested", "completed", "failed"] = Field(
+        description=(
+            "requested: waiting for the matching service; completed; failed: completed "
+            "without running (`failure` says why; request a new round)."
+        )
+    )
+    failure: str | None = Field(
+        default=None,
+        description="Why a failed round did not run, e.g. its inputs never all arrived.",
+    )
     requested_at: datetime | None
     completed_at: datetime | None
     figures: RoundFigures | None
@@ -456,6 +465,7 @@ class RoundOut(BaseModel):
             outcome_parts=found.outcome_parts,
             parts_received=found.parts_received,
             participant=found.participant,
+            failure=found.failure,
         )
 
 

@@ -38,6 +38,7 @@ from services.placements.domain.model import (
     StudentDraft,
 )
 from services.placements.domain.rules import Channel
+from services.placements.entrypoints.schemas import RoundOut
 from shared.contracts import events as ev
 from shared.contracts.links import new_link
 from shared.contracts.topics import MATCH_DECISIONS
@@ -467,6 +468,35 @@ class PlacementHandlerContract:
         )
         assert (found.proposed, found.cancelled) == (9, 0)
         assert await self.published_types(uow) == ["PlacementPosted"]  # consuming publishes nothing
+
+    async def test_a_round_completed_without_running_shows_as_failed_with_its_reason(
+        self, uow: Any
+    ) -> None:
+        round_id = await handlers.request_round(RequestRound("R1"), uow)
+        completed = next(e for e in every_event() if isinstance(e, ev.MatchingRoundCompleted))
+        why = "3 of 5 input events of R1 from placements arrived within 300 s"
+        not_run = ev.MatchingRoundCompleted(
+            producer="matching",
+            data=completed.data.model_copy(
+                update={
+                    "round_id": round_id,
+                    "region": "R1",
+                    "status": "inputs_missing",
+                    "detail": why,
+                    "proposed": 0,
+                    "unplaced_by_reason": {},
+                }
+            ),
+        )
+        assert await handlers.apply_round_completed(not_run, uow)
+        found = await handlers.get_round(round_id, uow)
+        assert (found.status, found.failure, found.completed_at is not None) == (
+            "failed",
+            why,
+            True,
+        )
+        assert RoundOut.of(found).status == "failed"
+        assert RoundOut.of(found).failure == why
 
     async def test_a_second_standing_match_for_a_student_is_refused(self, uow: Any) -> None:
         await handlers.post_placement(post("p-1"), uow)

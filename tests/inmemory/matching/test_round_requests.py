@@ -200,3 +200,59 @@ async def test_requests_of_a_partition_taken_away_are_dropped_and_not_committed(
     finally:
         gate.set()
         await requests.close(grace=1)
+
+
+async def test_a_request_whose_inputs_never_arrive_completes_as_not_run_after_its_deadline(
+    fake: InMemoryMatchingUnitOfWork,
+) -> None:
+    """It waits up to the deadline (from its `occurred_at`) while another region's round runs,
+    then completes with status `inputs_missing`, proposing nothing; the region's next request
+    runs as usual."""
+    settings = MatchingSettings(
+        kafka_bootstrap="localhost:9092",
+        database_url="postgresql://unused/apl",
+        topic_prefix="",
+        input_wait_seconds=600,
+        input_deadline_seconds=1.0,
+    )
+    c = build(settings, solver=greedy_solver, unit_of_work=lambda: fake)
+    c.signals.recheck = 3600.0
+    topics = settings.topics
+    try:
+        async with TestKafkaBroker(c.broker) as br:
+            for e in (
+                ev.PlacementPosted(producer="placements", data=placement("a-p1", region=A)),
+                ev.StudentRegistered(
+                    producer="placements", data=student("a-s1", region=A, prefs=("a-p1",))
+                ),
+                ev.PlacementPosted(producer="placements", data=placement("b-p1", region=B)),
+            ):
+                await publish_event(br, topics, e)
+            stuck, b1 = _request(A, inputs=99), _request(B)  # 99: more than will ever come
+            await publish_event(br, topics, stuck)
+            await publish_event(br, topics, b1)
+            await eventually(lambda: b1.data.round_id in _completed(fake), wait=20, interval=0.02)
+            assert stuck.data.round_id not in _completed(fake)  # still waiting meanwhile
+            await eventually(
+                lambda: stuck.data.round_id in _completed(fake), wait=20, interval=0.05
+            )
+            after = _request(A)
+            await publish_event(br, topics, after)
+            await eventually(lambda: after.data.round_id in _completed(fake), wait=20)
+    finally:
+        await c.round_requests.close(grace=1)
+        await c.auto.close()
+    done = {
+        e.data.round_id: e.data for e in fake.published if isinstance(e, ev.MatchingRoundCompleted)
+    }
+    missing = done[stuck.data.round_id]
+    assert (missing.status, missing.proposed, missing.cancelled) == ("inputs_missing", 0, 0)
+    assert missing.detail == "2 of 99 input events of SE-AB from placements arrived within 1 s"
+    assert missing.figures.students == 0
+    assert done[after.data.round_id].status == "matched"
+    assert done[after.data.round_id].proposed == 1  # the region's data was never lost
+    assert not [
+        e
+        for e in fake.published
+        if isinstance(e, ev.MatchProposed) and e.data.round_id == stuck.data.round_id
+    ]

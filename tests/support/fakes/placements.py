@@ -415,7 +415,7 @@ class FakeRounds(_Repository):
             round_id=result.round_id,
             region=current.region if current else result.region,
             policy=result.policy,
-            status="completed",
+            status="completed" if result.status == "matched" else "failed",
             requested_at=current.requested_at if current else None,
             completed_at=_now(),
             figures=result.figures,
@@ -429,6 +429,7 @@ class FakeRounds(_Repository):
             parts_received=current.parts_received if current else 0,
             requested_by=current.requested_by if current else None,
             participant=result.participant,
+            failure=result.detail if result.status != "matched" else None,
         )
 
     async def get(self, round_id: uuid.UUID) -> Round | None:

@@ -78,6 +78,7 @@ POLICY_SHORT: Final[dict[str, str]] = {"optimal": N_("Optimal"), "stable": N_("S
 STATUS_NAMES: Final[dict[str, str]] = {
     "requested": N_("Requested"),
     "completed": N_("Completed"),
+    "failed": N_("Not run"),
 }
 ASSIGNED: Final = N_(
     "The assignment of %(student)s to %(placement)s was sent to matching: it is proposed "

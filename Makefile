@@ -70,7 +70,7 @@ test-unit: setup
 ## three-node Kafka of its own; APL_CHAOS_SEED=N repeats a run. `make test` runs it with 2 trials
 APL_CHAOS_TRIALS ?= 20
 chaos: setup
-	@APL_CHAOS_TRIALS=$(APL_CHAOS_TRIALS) $(BIN)/pytest tests/chaos -q $(PYTEST_ARGS)
+	@APL_CHAOS_TRIALS=$(APL_CHAOS_TRIALS) APL_CHAOS_BOUNDS=1 $(BIN)/pytest tests/chaos -q $(PYTEST_ARGS)
 
 ## demo: infrastructure, the three services, a realistic sample round, a report
 demo: setup infra

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.internal import NoticeContext, StudentNoticeContext
 from shared.contracts.vocabulary import Channel
+from shared.db import TRANSIENT_ERRORS
 from shared.metrics import METRICS
 
 log = structlog.get_logger(__name__)
@@ -409,6 +411,7 @@ async def deliver_due(
     meanwhile). So a process killed mid-batch sends again, when the claim's lease ends, only
     what had gone out since the last record: what was on the wire."""
     claim = uuid.uuid4()
+    lease_ends = time.monotonic() + lease_seconds
     async with uow:
         notices = await uow.notices.claim_due(batch_size, claim, lease_seconds)
         work: list[tuple[Delivery, list[Delivery]]] = []
@@ -418,7 +421,7 @@ async def deliver_due(
             work.append((notice, members))
     if not work:
         return 0
-    recorder = _Recorder(uow, retry, claim)
+    recorder = _Recorder(uow, retry, claim, lease_ends)
     # an empty digest cannot normally exist; it is closed quietly (outcome None)
     for notice, members in work:
         if not members:
@@ -441,11 +444,14 @@ async def deliver_due(
 class _Recorder:
     """Records a batch's outcomes as they come: each transaction takes every attempt told
     since the last one (one while the first message is on the wire, then whatever finished
-    meanwhile), so the records keep up with any number of messages side by side."""
+    meanwhile), so the records keep up with any number of messages side by side. A record
+    that fails on a database outage is tried again until the claim's lease ends (`lease_ends`,
+    monotonic), so a short outage does not make the sent messages due again."""
 
     uow: NotificationsUnitOfWork
     retry: RetryPolicy
     claim: uuid.UUID
+    lease_ends: float
     _waiting: list[Attempt] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _closed: bool = False
@@ -474,10 +480,26 @@ class _Recorder:
     async def _record(self, done: list[Attempt]) -> None:
         verdicts = [self.retry.verdict(notice, outcome) for notice, _, outcome in done]
         results, events = _outcomes(done, verdicts)
-        async with self.uow:
-            recorded = await self.uow.notices.record(results, self.claim)
-            # one call per transaction: two statements whatever its size
-            await self.uow.publish([e for e in events if e.data.notification_id in recorded])
+        pause = 0.2
+        while True:
+            try:
+                async with self.uow:
+                    recorded = await self.uow.notices.record(results, self.claim)
+                    # one call per transaction: two statements whatever its size
+                    await self.uow.publish(
+                        [e for e in events if e.data.notification_id in recorded]
+                    )
+                break
+            except TRANSIENT_ERRORS as error:
+                if time.monotonic() + pause >= self.lease_ends:
+                    raise
+                log.warning(
+                    "recording notice outcomes failed; trying again",
+                    error=str(error),
+                    retry_in=pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
         for (notice, _, outcome), verdict in zip(done, verdicts, strict=True):
             if outcome is None:
                 continue

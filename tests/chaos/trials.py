@@ -103,6 +103,17 @@ class Ledger:
             f"recoveries over {BOUND:.0f} s: {len(over)} of "
             f"{sum(r.bounded for _, r in self.recoveries())}"
         )
+        killed = [
+            (t.findings.notice_duplicates, sum(k == "notifications" for k in t.fault.kills))
+            for t in chaos
+            if t.fault is not None and "notifications" in t.fault.kills
+        ]
+        if killed:
+            lines.append(
+                f"notices repeated per kill of the notifications service: at most one in "
+                f"{sum(d <= k for d, k in killed)} of {len(killed)} trials, most "
+                f"{max(d for d, _ in killed)} (what was on the wire)"
+            )
         durations = [t.seconds for t in self.trials]
         if durations:
             lines.append(

@@ -27,13 +27,20 @@ from services.notifications.adapters.uow import (
 from services.notifications.bootstrap import MIGRATIONS
 from services.notifications.domain.contexts import ContextBatch, StudentKey, SupervisorKey
 from services.notifications.domain.notices import UpstreamUnavailable
-from services.notifications.handlers import Notifier, RetryPolicy, deliver_due, record_notices
+from services.notifications.handlers import (
+    LEASE_SECONDS,
+    Notifier,
+    RetryPolicy,
+    deliver_due,
+    record_notices,
+)
 from shared.contracts.events import Event, NotificationDelivered, parse_event
 from shared.db import create_pool, migrate
 from tests.support.fakes.notifications import (
     FakeContextSource,
     FakeHookSender,
     FakeMailSender,
+    InMemoryNoticeStore,
     InMemoryNotificationsUnitOfWork,
     confirmed,
     student_context,
@@ -177,6 +184,34 @@ class TestInMemory(DeliveryBatchContract):
 
     async def published(self, uow: Any) -> list[Event]:
         return list(uow.published)
+
+    async def test_a_record_that_meets_a_database_outage_is_tried_again(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The messages went out; the database was away for the first record: the record is
+        tried again (within the claim's lease), so nothing is due again and sent twice."""
+        uow = InMemoryNotificationsUnitOfWork()
+        contexts = FakeContextSource()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        failures = [ConnectionRefusedError("the database restarts")]
+        original = InMemoryNoticeStore.record
+
+        async def flaky(
+            store: InMemoryNoticeStore, results: Sequence[Result], claim: uuid.UUID
+        ) -> set[uuid.UUID]:
+            if failures:
+                raise failures.pop()
+            return await original(store, results, claim)
+
+        monkeypatch.setattr(InMemoryNoticeStore, "record", flaky)
+        notifier, mail = self.notifier(contexts)
+        assert await deliver_due(uow, notifier, retry=RETRY) == 2
+        assert not failures
+        assert await self.statuses(uow, event.event_id) == [("delivered", 1), ("delivered", 1)]
+        await self.advance(uow, LEASE_SECONDS + 1)
+        assert await deliver_due(uow, notifier, retry=RETRY) == 0  # nothing due again
+        assert len(mail.messages) == 2
 
 
 @pytest.mark.infra

@@ -338,8 +338,9 @@ async def _kill_postgres(stack: Stack, fault: Fault, rng: random.Random) -> None
     await asyncio.sleep(fault.down)
     await asyncio.to_thread(pg.start)
     back = time.monotonic()  # accepting connections again
-    waits = await asyncio.gather(*(waiting_for(stack, s) for s in SERVICES))
+    # the counts first: work found waiting and handled at once still moves them
     baselines = await asyncio.gather(*(handled(stack.processes[s]) for s in SERVICES))
+    waits = await asyncio.gather(*(waiting_for(stack, s) for s in SERVICES))
 
     async def one(service: str, waiting: str, baseline: float | None) -> Recovery:
         process = stack.processes[service]

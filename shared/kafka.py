@@ -33,7 +33,13 @@ from typing import Any, Literal, TypedDict, cast
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+)
 from faststream import AckPolicy
 from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
@@ -113,6 +119,24 @@ def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer:
     if not isinstance(producer, AIOKafkaProducer):
         raise BrokerNotStarted("the broker is not connected: it has no aiokafka producer")
     return producer
+
+
+FATAL_PRODUCER_ERRORS: tuple[type[BaseException], ...] = (OutOfOrderSequenceNumber, ProducerFenced)
+"""Errors after which an idempotent producer sends nothing more (its sender has stopped, e.g.
+after a whole-cluster outage outlived its batches): only a new producer (`renew_producer`)
+sends again."""
+
+
+async def renew_producer(broker: KafkaBroker) -> None:
+    """Give the connected broker a new aiokafka producer (a new producer id and sequence), with
+    the settings of the first, and close the old one."""
+    old = aiokafka_producer(broker)
+    fast: Any = broker.config.producer  # FastStream 0.7's producer: connect() takes a new one
+    new = AIOKafkaProducer(**broker._connection_kwargs)
+    await fast.connect(new, serializer=fast.serializer, codec=fast.codec)
+    with contextlib.suppress(Exception):
+        await old.stop()
+    log.warning("the Kafka producer was renewed")
 
 
 class BrokerNotStarted(KafkaConnectionError):  # type: ignore[misc]  # aiokafka is untyped

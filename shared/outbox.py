@@ -39,7 +39,12 @@ from shared import tracing
 from shared.contracts.events import Event
 from shared.contracts.topics import Topics, event_key
 from shared.db import Connection
-from shared.kafka import BrokerNotStarted, aiokafka_producer
+from shared.kafka import (
+    FATAL_PRODUCER_ERRORS,
+    BrokerNotStarted,
+    aiokafka_producer,
+    renew_producer,
+)
 from shared.metrics import METRICS
 from shared.serialised import Serialised
 
@@ -279,6 +284,15 @@ class OutboxRelay:
             except BrokerNotStarted:  # the service is starting: no need for a traceback
                 log.info("outbox relay waits for the broker to start", schema=self.schema)
                 await asyncio.sleep(0.1)
+            except RelayError as error:
+                log.warning(
+                    "outbox relay interrupted; retrying", schema=self.schema, error=str(error)
+                )
+                if isinstance(error.__cause__, FATAL_PRODUCER_ERRORS):
+                    with contextlib.suppress(Exception):  # if not now, at the next failure
+                        await renew_producer(self.broker)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
             except Exception:
                 log.warning("outbox relay interrupted; retrying", schema=self.schema, exc_info=True)
                 await asyncio.sleep(backoff)

@@ -118,7 +118,7 @@ async def test_relay_rides_out_a_whole_cluster_outage(
     async def drained() -> bool:
         return await unsent(stack) == 0
 
-    await eventually(drained, wait=120, interval=0.2, what="the outboxes drained")
+    await eventually(drained, wait=240, interval=0.2, what="the outboxes drained")
     drained_after = time.monotonic() - back_at
     await story.round(api, 1)
     still = await settle(stack, region)

@@ -12,7 +12,14 @@ from faststream.kafka import KafkaRouter
 from shared.contracts import events as ev
 from shared.contracts.events import Event, PlacementPosted
 from shared.contracts.topics import Topics, dlt
-from shared.kafka import EventPolicy, make_broker, publish_event, subscriber_options
+from shared.kafka import (
+    EventPolicy,
+    aiokafka_producer,
+    make_broker,
+    publish_event,
+    renew_producer,
+    subscriber_options,
+)
 from tests.support.factories import every_event, placement
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
@@ -112,3 +119,21 @@ async def test_poison_event_goes_to_dlt_and_does_not_block_the_partition(
     failing = next(r for e, r in by_error.items() if "cannot apply" in e)
     assert dict(failing.headers)["x-attempts"] == b"3"
     assert failing.key == b"SE-AB"
+
+
+async def test_a_renewed_producer_sends_under_a_new_producer_id(
+    infra: Infra, topics: Topics
+) -> None:
+    """What the outbox relay does after a fatal sequence error (an idempotent producer whose
+    sender stopped): the broker gets a new producer, and publishing goes on."""
+    broker = make_broker(infra.kafka, "test-renew")
+    async with broker:
+        await broker.start()
+        old = aiokafka_producer(broker)
+        await renew_producer(broker)
+        new = aiokafka_producer(broker)
+        assert new is not old
+        event = next(e for e in every_event() if e.topic == "apl.matches.v1")
+        await publish_event(broker, topics, event)  # through the new producer
+        metadata = await new.send_and_wait(topics.matches, event.to_json(), key=event.key())
+        assert metadata.offset >= 0

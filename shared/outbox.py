@@ -210,7 +210,12 @@ class _Flight:
 
 
 class RelayError(RuntimeError):
-    """The broker refused or timed out some rows: they stay unsent and are published again."""
+    """The broker refused or timed out some rows: they stay unsent and are published again.
+    `refusal` is the broker's (or the producer's) error."""
+
+    def __init__(self, message: str, refusal: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 # The fetch: the keys (regions) with unsent rows by a skip scan of `outbox_unsent_by_key`, then
@@ -288,9 +293,11 @@ class OutboxRelay:
                 log.warning(
                     "outbox relay interrupted; retrying", schema=self.schema, error=str(error)
                 )
-                if isinstance(error.__cause__, FATAL_PRODUCER_ERRORS):
-                    with contextlib.suppress(Exception):  # if not now, at the next failure
+                if isinstance(error.refusal, FATAL_PRODUCER_ERRORS):
+                    try:
                         await renew_producer(self.broker)
+                    except Exception:  # if not now, at the next failure
+                        log.warning("the Kafka producer was not renewed", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             except Exception:
@@ -442,7 +449,9 @@ class OutboxRelay:
             for topic, n in counts.items():
                 METRICS.outbox_published.labels(topic).inc(n)
         if error is not None and not final:
-            raise RelayError(f"the broker did not acknowledge every row: {error!r}") from error
+            raise RelayError(
+                f"the broker did not acknowledge every row: {error!r}", error
+            ) from error
         return len(ok)
 
     async def _mark_sent(self, conn: asyncpg.Connection, ids: list[int]) -> None:

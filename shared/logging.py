@@ -67,8 +67,21 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool | None = 
     # Libraries that log every request or message at INFO: only their warnings are kept.
     for noisy in ("aiokafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    kafka = logging.getLogger("aiokafka")
+    if not any(isinstance(f, _StaleMetadataAtStart) for f in kafka.filters):
+        kafka.addFilter(_StaleMetadataAtStart())
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+class _StaleMetadataAtStart(logging.Filter):
+    """aiokafka logs, as an error, a lookup of a group's coordinator made before the client
+    has its first metadata ("node with id None: StaleMetadata"), and then succeeds: a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "with id None: StaleMetadata" in record.getMessage():
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _faststream_access_loggers() -> list[str]:

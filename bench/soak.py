@@ -84,6 +84,7 @@ from devtools.demo.run import (
     _wait_ready,
     build_data_set,
     coordinator_of,
+    region_chunks,
 )
 from devtools.ports import free_port
 from shared.contracts.topics import ALL_TOPICS, Topics
@@ -269,14 +270,7 @@ async def post_batches(
     """POST `bodies` in chunks of BATCH, one region a chunk, as that region's coordinator, a
     few at once (the demo's import); items per second. A refused batch stops the soak."""
     progress = Progress(label, len(bodies))
-    by_region: dict[str, list[dict[str, Any]]] = {}
-    for body in bodies:
-        by_region.setdefault(body["region"], []).append(body)
-    chunks = [
-        (region, items[i : i + BATCH])
-        for region, items in sorted(by_region.items())
-        for i in range(0, len(items), BATCH)
-    ]
+    chunks = region_chunks(bodies, BATCH)
     queue: asyncio.Queue[tuple[int, str, list[dict[str, Any]]]] = asyncio.Queue()
     for number, (region, chunk) in enumerate(chunks):
         queue.put_nowait((number, region, chunk))

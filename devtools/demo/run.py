@@ -145,6 +145,20 @@ def _stop_all(paths: DemoPaths) -> list[str]:
     return stopped
 
 
+def region_chunks(
+    bodies: list[dict[str, Any]], size: int
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The bodies in requests of at most `size`, one region each, regions in order."""
+    by_region: dict[str, list[dict[str, Any]]] = {}
+    for body in bodies:
+        by_region.setdefault(body["region"], []).append(body)
+    return [
+        (region, items[i : i + size])
+        for region, items in sorted(by_region.items())
+        for i in range(0, len(items), size)
+    ]
+
+
 def _gone(pid: int) -> bool:
     """Whether `pid` has exited (reaped here when it is this process's child: a zombie still
     answers signal 0)."""
@@ -352,14 +366,7 @@ async def _submit(
     that region's coordinator (imports are for a coordinator of every item's region), a few
     chunks at a time."""
     progress = Progress(label, len(bodies))
-    by_region: dict[str, list[dict[str, Any]]] = {}
-    for body in bodies:
-        by_region.setdefault(body["region"], []).append(body)
-    chunks = [
-        (region, items[i : i + BATCH])
-        for region, items in sorted(by_region.items())
-        for i in range(0, len(items), BATCH)
-    ]
+    chunks = region_chunks(bodies, BATCH)
     queue: asyncio.Queue[tuple[int, str, list[dict[str, Any]]]] = asyncio.Queue()
     for number, (region, chunk) in enumerate(chunks):
         queue.put_nowait((number, region, chunk))

@@ -1,6 +1,6 @@
 """The `apl` command: one entry point whose subcommands live with the code they drive.
 
-`match`, `init` and `serve` are the runtime's (they are in the image); `infra`, `auth`, `dlt`,
+`match`, `init`, `serve` and `dlt` are the runtime's (they are in the image); `infra`, `auth`,
 `demo`, `browser` and `screenshots` are tools from the `devtools` package, which only a
 checkout has (`make setup`).
 """
@@ -26,7 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("services.init", "create topics and apply every service's migrations"),
     "serve": ("services.serve", "run one of the services (placements, matching, notifications)"),
     "dlt": (
-        "devtools.dlt",
+        "services.dlt",
         "list a dead-letter topic, or replay its records to their original topic",
     ),
     "demo": ("devtools.demo", "run the sample round end to end (dev)"),

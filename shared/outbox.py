@@ -77,17 +77,24 @@ async def enqueue(conn: Connection, events: Iterable[Event | Serialised]) -> int
         sorted({e.key for e in batch}),
         NOTIFY_CHANNEL,
     )
-    trace = tracing.current_headers()  # the writer's trace goes on with the rows
+    # the writer's trace goes on with the rows (or a row's own: `Serialised.trace`)
+    current = tracing.current_headers()
+    traces = [current if e.trace is None else e.trace for e in batch]
+    parents = [trace.get("traceparent") for trace in traces]
+    states = [trace.get("tracestate") for trace in traces]
     if len(batch) >= COPY_FROM:
-        await _copy(conn, batch, trace.get("traceparent"), trace.get("tracestate"))
+        await _copy(conn, batch, parents, states)
         return len(batch)
     await conn.execute(
         """WITH rows AS (
                INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent,
                                    tracestate)
-               SELECT u.event_id, u.topic, u.key, u.event_type, u.payload, $6, $7
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])
-                   WITH ORDINALITY AS u(event_id, topic, key, event_type, payload, n)
+               SELECT u.event_id, u.topic, u.key, u.event_type, u.payload, u.traceparent,
+                      u.tracestate
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[],
+                           $6::text[], $7::text[])
+                   WITH ORDINALITY AS u(event_id, topic, key, event_type, payload, traceparent,
+                                        tracestate, n)
                ORDER BY u.n
                RETURNING topic, key)
            INSERT INTO outbox_counts (topic, key, events)
@@ -99,22 +106,25 @@ async def enqueue(conn: Connection, events: Iterable[Event | Serialised]) -> int
         [e.key for e in batch],
         [e.event_type for e in batch],
         [e.payload for e in batch],
-        trace.get("traceparent"),
-        trace.get("tracestate"),
+        parents,
+        states,
     )
     return len(batch)
 
 
 async def _copy(
-    conn: Connection, batch: list[Serialised], traceparent: str | None, tracestate: str | None
+    conn: Connection,
+    batch: list[Serialised],
+    parents: list[str | None],
+    states: list[str | None],
 ) -> None:
     """A large batch: the rows by COPY (ids drawn in the batch's order), then the counts."""
     await conn.copy_records_to_table(
         "outbox",
         columns=_COPY_COLUMNS,
         records=[
-            (e.event_id, e.topic, e.key, e.event_type, e.payload, traceparent, tracestate)
-            for e in batch
+            (e.event_id, e.topic, e.key, e.event_type, e.payload, parent, state)
+            for e, parent, state in zip(batch, parents, states, strict=True)
         ],
     )
     counts = collections.Counter((e.topic, e.key) for e in batch)

@@ -37,11 +37,15 @@ class Serialised(NamedTuple):
     key: str  # the region: the Kafka key
     event_type: str
     payload: bytes
+    # The trace context to keep with the row (`traceparent`, maybe `tracestate`), when it is not
+    # the writer's current one: an event that tells of work done in a span of its own (a notice's
+    # delivery) belongs to that span's trace.
+    trace: Mapping[str, str] | None = None
 
     @classmethod
-    def of(cls, event: Event) -> Serialised:
+    def of(cls, event: Event, trace: Mapping[str, str] | None = None) -> Serialised:
         """A model, serialised now (once)."""
-        return cls(event.event_id, event.topic, event.region, event.type, event.to_json())
+        return cls(event.event_id, event.topic, event.region, event.type, event.to_json(), trace)
 
 
 def as_models(events: Sequence[Event | Serialised]) -> list[Event]:

@@ -64,7 +64,6 @@ from shared.contracts.events import (
     MatchProposed,
     NotificationDelivered,
     NotificationDeliveredData,
-    NotificationEvent,
     NotificationFailed,
     NotificationFailedData,
     SupplementaryRoundOpened,
@@ -73,6 +72,7 @@ from shared.contracts.internal import NoticeContext, StudentNoticeContext
 from shared.contracts.vocabulary import Channel
 from shared.db import TRANSIENT_ERRORS
 from shared.metrics import METRICS
+from shared.serialised import Serialised
 
 log = structlog.get_logger(__name__)
 
@@ -165,6 +165,9 @@ class Outcome:
     error: str | None = None
     transient: bool = False
     upstream: bool = False  # our own placements service was unavailable: attempts not used up
+    # the trace context of the attempt's `deliver notice` span: the NotificationDelivered or
+    # NotificationFailed that tells of it goes on in that trace (the story's)
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -486,9 +489,7 @@ class _Recorder:
                 async with self.uow:
                     recorded = await self.uow.notices.record(results, self.claim)
                     # one call per transaction: two statements whatever its size
-                    await self.uow.publish(
-                        [e for e in events if e.data.notification_id in recorded]
-                    )
+                    await self.uow.publish([e for i, e in events if i in recorded])
                 break
             except TRANSIENT_ERRORS as error:
                 if time.monotonic() + pause >= self.lease_ends:
@@ -549,15 +550,16 @@ async def _notify_in_trace(
         span.set_attribute("apl.notice.channel", str(outcome.channel))
         if not outcome.ok:
             tracing.mark_failed(span, outcome.error or "notice not delivered")
-        return outcome
+        return dataclasses.replace(outcome, trace=tracing.current_headers())
 
 
 def _outcomes(
     done: list[Attempt], verdicts: list[Verdict]
-) -> tuple[list[Result], list[NotificationEvent]]:
-    """The rows to update and the outcome events to publish for a batch of attempts."""
+) -> tuple[list[Result], list[tuple[uuid.UUID, Serialised]]]:
+    """The rows to update and the outcome events to publish for a batch of attempts (each with
+    its notice's id), each event in the trace of the attempt it tells of."""
     results: list[Result] = []
-    events: list[NotificationEvent] = []
+    events: list[tuple[uuid.UUID, Serialised]] = []
     for (notice, members, outcome), verdict in zip(done, verdicts, strict=True):
         status, attempts = verdict.status, verdict.attempts
         if outcome is None:
@@ -577,14 +579,20 @@ def _outcomes(
             for m in members
             if m.notification_id != notice.notification_id
         ]
-        channel = outcome.channel
+        channel, trace = outcome.channel, outcome.trace
         if status == "delivered":
             results += [Result(i, status, attempts, channel, digest_id=d) for i, d in ids]
-            events += [_delivered(m, channel, attempts) for m in members]
+            events += [
+                (m.notification_id, Serialised.of(_delivered(m, channel, attempts), trace))
+                for m in members
+            ]
         else:
             error = outcome.error or "unknown error"
             results += [Result(i, status, attempts, channel, error, digest_id=d) for i, d in ids]
-            events += [_failed(m, channel, attempts, error) for m in members]
+            events += [
+                (m.notification_id, Serialised.of(_failed(m, channel, attempts, error), trace))
+                for m in members
+            ]
     return results, events
 
 

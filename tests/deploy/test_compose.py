@@ -236,6 +236,27 @@ def test_postgresql_is_the_same_major_version_as_local_development(
     assert tag.split("@")[0].split(".")[0].split("-")[0] == local_major == "15"
 
 
+DIGEST = re.compile(r"^[^\s@]+:[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+def test_every_pulled_image_is_pinned_by_tag_and_digest(local: dict[str, Any]) -> None:
+    images = {s["name"]: s.get("image", "") for s in local["services"]}
+    built = {
+        name for name, image in images.items() if image == "apl-match:local"
+    }  # deploy/Dockerfile
+    assert built == APP_SERVICES | {"init"}
+    pulled = {name: image for name, image in images.items() if name not in built}
+    assert {"kafka", "postgres", "keycloak", "prometheus", "grafana", "mailpit"} <= set(pulled)
+    assert {name: image for name, image in pulled.items() if not DIGEST.match(image)} == {}
+    bases = [
+        line.split()[1]
+        for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.startswith("FROM ")
+    ]
+    assert len(bases) == 2
+    assert [base for base in bases if not DIGEST.match(base)] == []
+
+
 def test_prometheus_and_grafana_mount_the_repository_configuration(
     project: dict[str, Any],
 ) -> None:

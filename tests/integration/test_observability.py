@@ -357,6 +357,8 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
             ("apl-notifications", "process apl.matches.v1"),
             # the delivery worker reads the notice's row later and continues the stored trace
             ("apl-notifications", "deliver notice"),
+            # and the NotificationDelivered that tells of it goes on in the same trace
+            ("apl-notifications", "publish apl.notifications.v1"),
         }
         return spans if wanted <= {(s["service"], s["name"]) for s in spans} else None
 
@@ -372,6 +374,8 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
     assert {
         (by_id[d["parent_id"]]["service"], by_id[d["parent_id"]]["name"]) for d in deliveries
     } == {("apl-notifications", "process apl.matches.v1")}, deliveries
+    told = [s for s in spans if s["name"] == "publish apl.notifications.v1"]
+    assert {by_id[s["parent_id"]]["name"] for s in told} == {"deliver notice"}, told
 
     # ---- logs: JSON lines only, and a message's handling carries its ids and the trace
     handled: list[dict[str, Any]] = []

@@ -11,11 +11,10 @@ from services import cli
 
 def test_runtime_commands_come_from_services_and_dev_commands_from_devtools() -> None:
     package = {name: module.split(".")[0] for name, (module, _) in cli.SUBCOMMANDS.items()}
-    assert {n for n, p in package.items() if p == "services"} == {"match", "init", "serve"}
+    assert {n for n, p in package.items() if p == "services"} == {"match", "init", "serve", "dlt"}
     assert {n for n, p in package.items() if p == "devtools"} == {
         "infra",
         "auth",
-        "dlt",
         "demo",
         "browser",
         "screenshots",
@@ -43,3 +42,16 @@ def test_dev_commands_run_in_a_checkout(capsys: pytest.CaptureFixture[str]) -> N
         cli.main(["infra", "--help"])
     assert exit_.value.code == 0
     assert "apl infra" in capsys.readouterr().out
+
+
+def test_dlt_is_in_the_image_without_devtools(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        cli, "find_spec", lambda name, *a: None if name == "devtools" else real(name, *a)
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["dlt", "--help"])
+    assert exited.value.code == 0
+    assert "replay" in capsys.readouterr().out

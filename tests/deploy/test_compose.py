@@ -9,9 +9,7 @@ adds the local mail catcher.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,23 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {"placements", "matching", "notifications"}
 SCALED = {"matching", "notifications"}
 INFRA = {"kafka", "kafka-users", "postgres", "keycloak", "prometheus", "grafana"}
-
-
-@pytest.fixture(scope="module")
-def compose_check() -> Path:
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("Go is needed to build deploy/compose-check (the Compose loader)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "apl-match"
-    binary = cache / "compose-check"
-    subprocess.run(
-        [go, "build", "-o", str(binary), "."],
-        cwd=ROOT / "deploy" / "compose-check",
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return binary
 
 
 def _load(

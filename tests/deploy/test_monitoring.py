@@ -1,12 +1,17 @@
 """Alerts and dashboards as code: deploy/prometheus (scrape configuration, alert rules) and
 deploy/grafana (provisioning, the dashboard) load, and every expression in them names only
 metrics the services export (shared/metrics.py's registry, with the series suffixes Prometheus
-gives counters and histograms) or Prometheus's own `up`."""
+gives counters and histograms) or Prometheus's own `up`.
+
+The rule files and the dashboard's queries are checked by Prometheus's own code as `promtool
+check rules` does (`deploy/rules-check`: rulefmt and the PromQL parser of the Prometheus
+module), which also says which metrics each expression selects."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +136,53 @@ def test_grafana_provisions_the_dashboard_from_the_repository() -> None:
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("lag", "dead letters", "outbox", "round", "notices", "http"):
         assert topic in titles, topic
+
+
+def _rules_check(binary: Path, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), *map(str, files)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_prometheus_checks_the_alert_rules_and_each_names_exported_metrics(
+    rules_check: Path,
+) -> None:
+    checked = _rules_check(rules_check, PROMETHEUS / "alerts.yml")
+    assert checked.returncode == 0, checked.stderr
+    rules = json.loads(checked.stdout)
+    assert {r["alert"] for r in rules} == {r["alert"] for r in _rules()}
+    known = exported() | BUILTIN
+    for rule in rules:
+        assert rule["metrics"], rule
+        assert set(rule["metrics"]) <= known, (rule["alert"], set(rule["metrics"]) - known)
+        # the parser's reading agrees with the simpler one above
+        assert set(rule["metrics"]) == metric_names(rule["expr"]), rule
+
+
+def test_prometheus_parses_every_dashboard_query(rules_check: Path, tmp_path: Path) -> None:
+    exprs = _dashboard_exprs()
+    groups = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"apl:dashboard_panel_{i}", "expr": e} for i, e in enumerate(exprs)
+    ]}]}  # fmt: skip
+    as_rules = tmp_path / "dashboard.yml"
+    as_rules.write_text(yaml.safe_dump(groups))
+    checked = _rules_check(rules_check, as_rules)
+    assert checked.returncode == 0, checked.stderr
+    known = exported() | BUILTIN
+    for rule in json.loads(checked.stdout):
+        assert rule["metrics"], rule
+        assert set(rule["metrics"]) <= known, rule
+
+
+def test_prometheus_refuses_a_broken_rule_file(rules_check: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "groups:\n- name: g\n  rules:\n"
+        "  - alert: Bad\n    expr: sum by (job (apl_ready)\n"
+        "  - alert: Templated\n    expr: up == 0\n"
+        "    annotations: {summary: '{{ $labels.job '}\n"
+    )
+    checked = _rules_check(rules_check, broken)
+    assert checked.returncode == 1
+    assert "Bad" in checked.stderr or "parse error" in checked.stderr, checked.stderr
+    assert "Templated" in checked.stderr or "template" in checked.stderr, checked.stderr

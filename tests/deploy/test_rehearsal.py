@@ -37,7 +37,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -68,22 +67,6 @@ DEV_CLIENT_SECRETS = {  # deploy/keycloak/dev: the local realm's clients
     "APL_WEB_CLIENT_SECRET": "dev-web-secret",
 }
 READY = {"init": "service_completed_successfully"}
-
-
-@pytest.fixture(scope="module")
-def compose_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("Go is needed to build deploy/compose-check (the Compose loader)")
-    binary = tmp_path_factory.mktemp("bin") / "compose-check"
-    subprocess.run(
-        [go, "build", "-o", str(binary), "."],
-        cwd=ROOT / "deploy" / "compose-check",
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return binary
 
 
 # --------------------------------------------------------------------------------- the image

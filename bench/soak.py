@@ -418,10 +418,12 @@ class Scenario:
                 prefs = [v["placement_id"] for v in found.json()["items"]][:5]
         if not prefs:
             programme = self.programme.get(p.ident)
-            options = self.choices[p.region]
+            options = self.choices.get(p.region, [])  # a small scale: a region may have none
             fitting = [pid for pid, progs in options if not progs or programme in progs]
             pool = fitting if len(fitting) >= 5 else [pid for pid, _ in options]
             prefs = self.rng.sample(pool, min(5, len(pool)))
+            if not prefs:
+                return  # nothing to rank in the region: the student keeps their choices
         response = await self.api.call(
             "PUT",
             f"/v1/students/{p.ident}/preferences",

@@ -28,6 +28,7 @@ from services.matching.auto import AutoRounds
 from services.matching.domain.model import Solver
 from services.matching.entrypoints import subscribers
 from services.matching.handlers import NO_HOOKS, RoundHooks
+from services.matching.parking import ParkedRounds
 from services.matching.round_requests import RoundRequests
 from services.matching.settings import MatchingSettings
 from services.matching.wakeup import InputSignals
@@ -66,6 +67,8 @@ class Container:
     """Wake-ups of rounds waiting for their inputs (services/matching/wakeup.py)."""
     round_requests: RoundRequests
     """Round requests, per region (services/matching/round_requests.py)."""
+    parking: ParkedRounds
+    """Round requests waiting for their inputs (services/matching/parking.py)."""
     outcomes: bool = True
     """False: rounds run as in v1 (no explanations, no MatchingRoundOutcomes), the baseline
     bench/pipeline.py measures against. Never False in production."""
@@ -127,6 +130,7 @@ def build(
         on_unparsed_dead_letter=on_unparsed_dead_letter,
         whole_batches=True,
     )
+    signals = InputSignals()
     c = Container(
         settings=settings,
         pool=pool,
@@ -141,11 +145,17 @@ def build(
             delay=settings.auto_round_delay_seconds,
         ),
         unit_of_work=uow,
-        signals=InputSignals(),
+        signals=signals,
         round_requests=RoundRequests(
             event_policy,
             lambda event: subscribers.handle_round_event(c, event),
             concurrency=settings.round_concurrency,
+        ),
+        parking=ParkedRounds(
+            uow,
+            signals,
+            lambda event: subscribers.run_round_request(c, event),
+            deadline=settings.input_deadline_seconds,
         ),
     )
     broker.include_routers(subscribers.router(c), subscribers.rounds_router(c))
@@ -166,6 +176,7 @@ async def running(
             "outbox-relay": c.relay.run(),
             "auto-rounds": c.auto.run(),
             "round-requests": c.round_requests.run(),
+            "parked-rounds": c.parking.run(),
             "input-wake-ups": c.signals.run(settings.database_url, settings.schema_name),
         }
         if solver is engine_solver:

@@ -568,7 +568,7 @@ async def wait_for_inputs(
     producer, region = request.producer, request.data.region
     until = time.monotonic() + wait
     if deadline is not None:
-        until = min(until, time.monotonic() + max(deadline - _age(request), 0.0))
+        until = min(until, time.monotonic() + max(deadline - age_of(request), 0.0))
     while True:
         ticket = signals.ticket(producer, region)  # before the look: no wake-up in between
         async with uows() as uow:
@@ -580,7 +580,7 @@ async def wait_for_inputs(
                 )
             return
         left = until - time.monotonic()
-        if left <= 0 and deadline is not None and _age(request) >= deadline:
+        if left <= 0 and deadline is not None and age_of(request) >= deadline:
             raise InputsMissing(
                 f"{applied + dead} of {expected} input events of {region} from {producer} "
                 f"arrived within {deadline:.0f} s"
@@ -595,7 +595,8 @@ async def wait_for_inputs(
             await asyncio.wait_for(ticket.wait(), min(left, signals.recheck))
 
 
-def _age(request: ev.Event) -> float:
+def age_of(request: ev.Event) -> float:
+    """Seconds since the event was made (its `occurred_at`)."""
     return (datetime.now(UTC) - request.occurred_at).total_seconds()
 
 

@@ -4,7 +4,8 @@ The round-requests topic is read by one consumer (per replica) like every other 
 request is not handled while the consumer waits: `RoundRequests.accept` (the round-requests
 subscriber's middleware) puts it in its region's queue and the consumer reads on. Each region
 with requests has one worker task that handles them one after another (so a region's rounds
-never reorder, and a round waiting for its inputs holds only its own region); workers of
+never reorder; a request whose inputs are missing is parked in the database and done here:
+services/matching/parking.py); workers of
 different regions run side by side, at most `concurrency` rounds at a time inside their
 transaction (`slot`).
 
@@ -12,9 +13,9 @@ The placements service's openings of supplementary rounds (for notifications), t
 `event-type` header, are done at once without being parsed. A request is handled as the other
 topics' records are: through the consumer group's `EventPolicy` (contract check, retries with
 backoff, dead letter, metrics and tracing), by `handle(event)`. An infrastructure error that
-escapes the policy (the database is down, the inputs did not arrive in time) is retried in
-place after a pause, still in the region's order: what a rewind of the partition would do,
-without re-reading the requests of other regions.
+escapes the policy (the database is down) is retried in place after a pause, still in the
+region's order: what a rewind of the partition would do, without re-reading the requests of
+other regions.
 
 Offsets: a record's offset is committed only once it and every record before it on its
 partition are done (the openings on the same topic are done at once), so a crash or a kill

@@ -22,7 +22,8 @@ from __future__ import annotations
 import collections
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from services.matching.domain.model import (
@@ -35,8 +36,10 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import capacity_left
-from shared.contracts.events import Event
+from shared.contracts import events as ev
+from shared.contracts.events import Event, parse_event
 from shared.contracts.profiles import PlacementOffer, StudentProfile
+from shared.contracts.topics import ROUND_REQUESTS
 from shared.contracts.vocabulary import Participant, Party
 from shared.db import Connection
 from shared.serialised import random_uuids
@@ -226,6 +229,38 @@ class Inputs(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ParkedRequest:
+    """A parked round request (migration 0007): the request and the trace of its handling."""
+
+    request: ev.MatchingRoundRequested
+    trace: Mapping[str, str]
+
+
+class Parked(Protocol):
+    """Round requests waiting for their inputs (services/matching/parking.py)."""
+
+    async def park(self, request: ev.MatchingRoundRequested, trace: Mapping[str, str]) -> bool:
+        """Park `request` behind the region's others; False if it is parked already."""
+        ...
+
+    async def waiting(self, region: str) -> bool:
+        """Whether a request of `region` is parked."""
+        ...
+
+    async def head(self, region: str) -> ParkedRequest | None:
+        """The region's request parked first, if any."""
+        ...
+
+    async def remove(self, event_id: uuid.UUID) -> None:
+        """Forget a parked request (it ran, or ended as not run)."""
+        ...
+
+    async def regions(self) -> list[str]:
+        """The regions with parked requests."""
+        ...
+
+
 class MatchingUnitOfWork(UnitOfWork, Protocol):
     """One transaction over the read model, with the inbox and the outbox."""
 
@@ -246,6 +281,8 @@ class MatchingUnitOfWork(UnitOfWork, Protocol):
     def rounds(self) -> Rounds: ...
     @property
     def inputs(self) -> Inputs: ...
+    @property
+    def parked(self) -> Parked: ...
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -798,6 +835,51 @@ class PostgresInputs:
         return int(row[0] or 0), int(row[1])
 
 
+class PostgresParked:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def park(self, request: ev.MatchingRoundRequested, trace: Mapping[str, str]) -> bool:
+        status = await self.conn.execute(
+            "INSERT INTO parked_rounds (event_id, region, producer, payload, traceparent, "
+            "tracestate) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            request.event_id,
+            request.data.region,
+            request.producer,
+            request.to_json(),
+            trace.get("traceparent"),
+            trace.get("tracestate"),
+        )
+        return bool(status == "INSERT 0 1")
+
+    async def waiting(self, region: str) -> bool:
+        found = await self.conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM parked_rounds WHERE region = $1)", region
+        )
+        return bool(found)
+
+    async def head(self, region: str) -> ParkedRequest | None:
+        row = await self.conn.fetchrow(
+            "SELECT payload, traceparent, tracestate FROM parked_rounds WHERE region = $1 "
+            "ORDER BY seq LIMIT 1",
+            region,
+        )
+        if row is None:
+            return None
+        request = parse_event(ROUND_REQUESTS, bytes(row["payload"]))
+        if not isinstance(request, ev.MatchingRoundRequested):  # only requests are parked
+            raise TypeError(f"parked_rounds holds a {request.type}")
+        trace = {k: row[k] for k in ("traceparent", "tracestate") if row[k]}
+        return ParkedRequest(request, trace)
+
+    async def remove(self, event_id: uuid.UUID) -> None:
+        await self.conn.execute("DELETE FROM parked_rounds WHERE event_id = $1", event_id)
+
+    async def regions(self) -> list[str]:
+        rows = await self.conn.fetch("SELECT DISTINCT region FROM parked_rounds ORDER BY 1")
+        return [row[0] for row in rows]
+
+
 class PostgresMatchingUnitOfWork(PostgresUnitOfWork):
     """A transaction on the service's pool, with the read model's repositories."""
 
@@ -807,6 +889,7 @@ class PostgresMatchingUnitOfWork(PostgresUnitOfWork):
     matches: PostgresMatches
     rounds: PostgresRounds
     inputs: PostgresInputs
+    parked: PostgresParked
 
     def bind(self, conn: Connection) -> None:
         self.regions = PostgresRegions(conn)
@@ -815,3 +898,4 @@ class PostgresMatchingUnitOfWork(PostgresUnitOfWork):
         self.matches = PostgresMatches(conn)
         self.rounds = PostgresRounds(conn)
         self.inputs = PostgresInputs(conn)
+        self.parked = PostgresParked(conn)

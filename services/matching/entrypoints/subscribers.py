@@ -119,7 +119,15 @@ def router(c: Container) -> KafkaRouter:
 
 
 async def handle_round_event(c: Container, event: ev.MatchingRoundRequested) -> None:
-    """A round request, as `RoundRequests` hands it over (inside the policy)."""
+    """A round request, as `RoundRequests` hands it over (inside the policy): run now if its
+    inputs are in, else parked (`c.parking`, services/matching/parking.py) and done here."""
+    if await c.parking.admit(event):
+        await run_round_request(c, event)
+
+
+async def run_round_request(c: Container, event: ev.MatchingRoundRequested) -> None:
+    """A round request admitted or taken from the parked ones: its round, or, past the input
+    deadline, its completion as not run."""
     s = c.settings
     await handlers.handle_round_request(
         event,

@@ -1,9 +1,11 @@
 """Round requests region by region (services/matching/round_requests.py) and the wake-ups of
-rounds waiting for their inputs (services/matching/wakeup.py), without infrastructure.
+rounds waiting for their inputs (services/matching/wakeup.py, services/matching/parking.py),
+without infrastructure.
 
 On the container's subscribers over TestKafkaBroker and the in-memory read model: a round that
-waits for its inputs holds neither another region's round nor the consumer, a region's later
-request waits for its earlier one, and the waiting round runs as soon as its input is applied
+waits for its inputs is parked (the consumer is done with it) and holds no other region's round,
+a region's later request is parked behind its earlier one, and the parked round runs as soon as
+its input is applied
 (woken by it: the periodic look again is set to an hour). Then `RoundRequests` on its own, with
 a stand-in consumer: a record's offset is committed only once every record before it on its
 partition is done, and requests of a partition the group took away are dropped, not committed.
@@ -52,6 +54,7 @@ async def service(fake: InMemoryMatchingUnitOfWork) -> AsyncIterator[Container]:
     c.signals.recheck = 3600.0  # only a wake-up ends a wait within the test
     yield c
     await c.round_requests.close(grace=1)
+    await c.parking.close(grace=1)
     await c.auto.close()
 
 
@@ -95,9 +98,16 @@ async def test_a_waiting_round_holds_no_other_region_and_runs_once_its_input_arr
         assert _completed(fake) == [b1.data.round_id]
         assert {r.region for r in fake.model.rounds.values()} == {B}
 
+        # A's requests are parked: the consumer is done with them
+        await service.round_requests.idle()
+        assert [p.request.data.round_id for p in fake.model.parked.values()] == [
+            a1.data.round_id,
+            a2.data.round_id,
+        ]
+
         published = time.monotonic()
         await publish_event(br, topics, late)
-        await service.round_requests.idle()
+        await service.parking.idle()
         woken_after = time.monotonic() - published
 
     assert _completed(fake) == [b1.data.round_id, a1.data.round_id, a2.data.round_id]
@@ -241,7 +251,9 @@ async def test_a_request_whose_inputs_never_arrive_completes_as_not_run_after_it
             await eventually(lambda: after.data.round_id in _completed(fake), wait=20)
     finally:
         await c.round_requests.close(grace=1)
+        await c.parking.close(grace=1)
         await c.auto.close()
+    assert fake.model.parked == {}
     done = {
         e.data.round_id: e.data for e in fake.published if isinstance(e, ev.MatchingRoundCompleted)
     }

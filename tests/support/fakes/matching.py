@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Literal, Self
 
+from services.matching.adapters.repository import ParkedRequest
 from services.matching.domain.model import (
     Cancellation,
     CancelReason,
@@ -26,6 +27,7 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import capacity_left
+from shared.contracts import events as ev
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.vocabulary import Participant
 from shared.uow import InMemoryUnitOfWork
@@ -106,6 +108,7 @@ class ReadModel:
     region_state: dict[str, RegionState] = field(default_factory=dict)
     inputs_applied: dict[tuple[str, str], int] = field(default_factory=dict)
     inputs_dead_lettered: dict[uuid.UUID, tuple[str, str]] = field(default_factory=dict)
+    parked: dict[uuid.UUID, ParkedRequest] = field(default_factory=dict)  # in parking order
 
     def standing_of(
         self, region: str, student_ids: Iterable[str], participant: str = "student"
@@ -418,6 +421,26 @@ class InMemoryInputs(_Repository):
         return self.db.inputs_applied.get((producer, region), 0), dead
 
 
+class InMemoryParked(_Repository):
+    async def park(self, request: ev.MatchingRoundRequested, trace: Mapping[str, str]) -> bool:
+        if request.event_id in self.db.parked:
+            return False
+        self.db.parked[request.event_id] = ParkedRequest(request, dict(trace))
+        return True
+
+    async def waiting(self, region: str) -> bool:
+        return any(p.request.data.region == region for p in self.db.parked.values())
+
+    async def head(self, region: str) -> ParkedRequest | None:
+        return next((p for p in self.db.parked.values() if p.request.data.region == region), None)
+
+    async def remove(self, event_id: uuid.UUID) -> None:
+        self.db.parked.pop(event_id, None)
+
+    async def regions(self) -> list[str]:
+        return sorted({p.request.data.region for p in self.db.parked.values()})
+
+
 @dataclass
 class InMemoryMatchingUnitOfWork(InMemoryUnitOfWork):
     """The matching service's unit of work over an in-memory read model (`model`)."""
@@ -468,3 +491,7 @@ class InMemoryMatchingUnitOfWork(InMemoryUnitOfWork):
     @property
     def inputs(self) -> InMemoryInputs:
         return InMemoryInputs(self)
+
+    @property
+    def parked(self) -> InMemoryParked:
+        return InMemoryParked(self)

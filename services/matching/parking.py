@@ -1,0 +1,197 @@
+"""Round requests that wait for their inputs wait in the database, not in the consumer.
+
+A round request counts the input events its requester published before it
+(`inputs_published`); they travel on other topics, so they may still be on their way when the
+request arrives. `ParkedRounds.admit` looks when the request is handed over: if every input is
+applied (or dead-lettered) and no earlier request of the region is parked, the round runs at
+once. Otherwise the request is parked (`parked_rounds`, migration 0007) and the handing over
+is done: the consumer commits its offset and reads on, so a request that waits, for seconds or
+for ever, holds neither its partition, nor the consumer, nor another region's rounds.
+
+Each region with parked requests has a runner task that takes them in the order they were
+parked: it looks at the head's count, and while it is short waits for a wake-up of the head's
+(producer, region) (`InputSignals`: an input applied or dead-lettered, on this replica or,
+by NOTIFY, another), or `signals.recheck` seconds. When the inputs are in, the round runs
+(`run`: the same handling as an admitted request, its inbox claim included, so a round never
+runs twice, whichever replica gets there first) and the request is removed; a request whose
+inputs are still missing `deadline` seconds after it was made completes as not run
+(`MatchingRoundCompleted` with status `inputs_missing` and why) and is removed. A round that
+fails (the database is down) is tried again after a pause, in the region's order.
+
+Parked requests outlive the process: `run()` (a background task of the running service) looks
+for regions with parked requests every `scan_seconds` (those parked before a restart, or by a
+replica that has gone) and starts their runners. Two replicas may run one region's runner at
+once; the round's claim and region lock keep its rounds once each and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from services.matching.adapters.repository import MatchingUnitOfWork, ParkedRequest
+from services.matching.handlers import age_of
+from services.matching.wakeup import InputSignals
+from shared import tracing
+from shared.contracts import events as ev
+
+log = structlog.get_logger(__name__)
+
+Run = Callable[[ev.MatchingRoundRequested], Awaitable[None]]
+
+
+@dataclass
+class ParkedRounds:
+    """This replica's parked round requests (see the module)."""
+
+    uows: Callable[[], MatchingUnitOfWork]
+    signals: InputSignals
+    run_round: Run
+    """Handles a request whose inputs are in, or whose deadline has passed (runs the round, or
+    completes it as not run)."""
+    deadline: float
+    """Seconds after a request was made (its `occurred_at`) when it ends as not run."""
+    scan_seconds: float = 5.0
+    retry_initial: float = 0.5
+    retry_max: float = 30.0
+    _runners: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _kicks: set[str] = field(default_factory=set, init=False)
+    """Regions told of a new parked request since their runner last looked."""
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    async def admit(self, request: ev.MatchingRoundRequested) -> bool:
+        """True: run the round now. False: `request` is parked (or was already), and its
+        region's runner will run it."""
+        region = request.data.region
+        async with self.uows() as uow:
+            if not await uow.parked.waiting(region) and await _inputs_in(uow, request):
+                return True
+            parked = await uow.parked.park(request, tracing.current_headers())
+        if parked:
+            log.info(
+                "round request parked until its inputs are applied",
+                expected=request.data.inputs_published,
+            )
+        self._start(region)
+        return False
+
+    async def run(self) -> None:
+        """Until cancelled: every `scan_seconds`, start the runners of regions with parked
+        requests (a restart's, another replica's); then `close`."""
+        try:
+            while True:
+                with contextlib.suppress(Exception):  # the database is down: next time
+                    async with self.uows() as uow:
+                        regions = await uow.parked.regions()
+                    for region in regions:
+                        self._start(region)
+                await asyncio.sleep(self.scan_seconds)
+        finally:
+            await self.close()
+
+    async def idle(self) -> None:
+        """Until no runner is left (every parked request of this replica ran or ended)."""
+        await self._idle.wait()
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Start no more runners; give the running ones `grace` seconds, then cancel them (a
+        cancelled round rolls back; its request stays parked)."""
+        self._closed = True
+        runners = list(self._runners.values())
+        if runners:
+            _, pending = await asyncio.wait(runners, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _start(self, region: str) -> None:
+        self._kicks.add(region)  # a runner that found nothing looks once more
+        if self._closed or region in self._runners:
+            return
+        self._idle.clear()
+        self._runners[region] = asyncio.create_task(
+            self._runner(region), name=f"parked-rounds-{region}"
+        )
+
+    async def _runner(self, region: str) -> None:
+        pause = self.retry_initial
+        try:
+            while not self._closed:
+                try:
+                    self._kicks.discard(region)
+                    async with self.uows() as uow:
+                        head = await uow.parked.head(region)
+                    if head is None:
+                        if region in self._kicks:  # parked while this looked: look again
+                            continue
+                        return
+                    if not await self._ready(head.request):
+                        continue
+                    await self._handle(head)
+                    pause = self.retry_initial
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the database is down, or the round failed: again, in order
+                    log.warning(
+                        "parked round request will be tried again",
+                        region=region,
+                        pause=pause,
+                        exc_info=True,
+                    )
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, self.retry_max)
+        finally:
+            if self._runners.get(region) is asyncio.current_task():
+                del self._runners[region]
+            if not self._runners:
+                self._idle.set()
+
+    async def _ready(self, request: ev.MatchingRoundRequested) -> bool:
+        """Whether the request can be handled now (inputs in, or its deadline passed); if not,
+        wait for a wake-up of its (producer, region) or a recheck first."""
+        ticket = self.signals.ticket(request.producer, request.data.region)  # before the look
+        async with self.uows() as uow:
+            if await _inputs_in(uow, request):
+                return True
+        left = self.deadline - age_of(request)
+        if left <= 0:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ticket.wait(), min(left, self.signals.recheck))
+        return False
+
+    async def _handle(self, head: ParkedRequest) -> None:
+        request = head.request
+        structlog.contextvars.bind_contextvars(
+            event_id=str(request.event_id),
+            region=request.data.region,
+            round_id=str(request.data.round_id),
+        )
+        attributes = {
+            "apl.round_id": str(request.data.round_id),
+            "apl.region": request.data.region,
+            "messaging.message.id": str(request.event_id),
+        }
+        with tracing.stored_span("run parked round", head.trace, attributes):
+            await self.run_round(request)
+        async with self.uows() as uow:
+            await uow.parked.remove(request.event_id)
+
+
+async def _inputs_in(uow: MatchingUnitOfWork, request: ev.MatchingRoundRequested) -> bool:
+    """Whether every input event the request counts was applied or dead-lettered here."""
+    expected = request.data.inputs_published
+    if expected is None:
+        return True
+    applied, dead = await uow.inputs.settled(request.producer, request.data.region)
+    return applied + dead >= expected

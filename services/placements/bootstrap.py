@@ -124,7 +124,8 @@ def build(
     issuer's, the auth benchmark a stand-in: never a production setting)."""
     pool = runtime.pool(settings, init=init_connection)
     broker = runtime.broker(settings)
-    policy = runtime.policy(settings, broker)
+    # whole_batches: a poll of match events in one call (one transaction)
+    policy = runtime.policy(settings, broker, whole_batches=True)
 
     uow = _actors(unit_of_work) if unit_of_work else _postgres(pool)
     broker.include_router(subscribers.build_router(settings, policy, lambda: uow(None)))

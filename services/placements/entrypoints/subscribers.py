@@ -4,11 +4,15 @@ AsyncAPI document shows them; the outbox relay publishes).
 
 Each subscriber takes its topic's union, parsed by the group's `EventPolicy` (contract
 violations dead-lettered, handler failures retried then dead-lettered), and calls one handler.
+Match events arrive in batches (a round proposes thousands at once): a poll's are applied in one
+transaction (`apply_match_events`; the policy's `whole_batches`), and if the batch fails otherwise
+than transiently the policy applies its records one at a time, so only a bad one is retried and
+dead-lettered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from faststream.kafka import KafkaRouter
 
@@ -30,6 +34,14 @@ async def apply_match_event(event: ev.MatchEvent, uow: PlacementsUnitOfWork) -> 
             await handlers.apply_match_confirmed(event, uow)
         case ev.MatchCancelled():
             await handlers.apply_match_cancelled(event, uow)
+
+
+async def apply_match_events(events: Sequence[ev.MatchEvent], uow: PlacementsUnitOfWork) -> None:
+    """A poll's match events, in order, in ONE transaction (each handler's block joins it; a
+    duplicate is still dropped by its own claim)."""
+    async with uow:
+        for event in events:
+            await apply_match_event(event, uow)
 
 
 async def apply_round_event(event: ev.RoundEvent, uow: PlacementsUnitOfWork) -> None:
@@ -59,10 +71,12 @@ def build_router(
             "Proposals (a new match), confirmations and cancellations keep each match's "
             "state (the answers are this service's own, applied when made)."
         ),
+        batch=True,
+        max_records=settings.consumer_batch,
         **runtime.subscriber_options(settings, MATCHES),
     )
-    async def on_match(event: ev.MatchEvent) -> None:
-        await apply_match_event(event, uow())
+    async def on_match(events: list[ev.MatchEvent]) -> None:
+        await apply_match_events(events, uow())
 
     @router.subscriber(
         topics.rounds,

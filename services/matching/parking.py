@@ -35,6 +35,7 @@ import structlog
 
 from services.matching.adapters.repository import MatchingUnitOfWork, ParkedRequest
 from services.matching.handlers import age_of
+from services.matching.round_requests import finish_or_cancel
 from services.matching.wakeup import InputSignals
 from shared import tracing
 from shared.contracts import events as ev
@@ -105,14 +106,7 @@ class ParkedRounds:
         """Start no more runners; give the running ones `grace` seconds, then cancel them (a
         cancelled round rolls back; its request stays parked)."""
         self._closed = True
-        runners = list(self._runners.values())
-        if runners:
-            _, pending = await asyncio.wait(runners, timeout=grace)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await finish_or_cancel(self._runners.values(), grace)
 
     def _start(self, region: str) -> None:
         self._kicks.add(region)  # a runner that found nothing looks once more

@@ -275,16 +275,23 @@ class RoundRequests:
         for queue in self._queues.values():
             for request in list(queue)[1:]:
                 request.dropped = True
-        workers = list(self._workers.values())
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=grace)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await finish_or_cancel(self._workers.values(), grace)
         with contextlib.suppress(Exception):
             await self.commit_done()
+
+
+async def finish_or_cancel(tasks: Iterable[asyncio.Task[None]], grace: float) -> None:
+    """Give `tasks` `grace` seconds to finish, then cancel those still running and wait for
+    them (their errors are theirs: logged where they happen)."""
+    running = list(tasks)
+    if not running:
+        return
+    _, pending = await asyncio.wait(running, timeout=grace)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 _IGNORED = frozenset({"SupplementaryRoundOpened"})

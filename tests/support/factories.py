@@ -49,6 +49,22 @@ def student(
     return StudentProfile.model_validate(base, strict=False)
 
 
+def proposed(
+    sid: str, pid: str, round_id: uuid.UUID, rank: int | None, region: str = "R1"
+) -> ev.MatchProposed:
+    """Matching's proposal of `pid` to `sid` in round `round_id` (company `c-1`)."""
+    data = ev.MatchProposedData(
+        match_id=uuid.uuid4(),
+        region=region,
+        student_id=sid,
+        placement_id=pid,
+        round_id=round_id,
+        company_id="c-1",
+        rank=rank,
+    )
+    return ev.MatchProposed(producer="matching", data=data)
+
+
 def every_event(region: str = "SE-AB") -> list[ev.Event]:
     """One event of each type of contract v1 (`ev.EVENT_TYPES`)."""
     rid, mid, eid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

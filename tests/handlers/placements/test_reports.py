@@ -22,25 +22,10 @@ from shared.contracts import events as ev
 from shared.contracts.profiles import GeoPoint
 from tests.handlers.placements.test_handlers import post, register
 from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
-from tests.support.factories import every_event
+from tests.support.factories import every_event, proposed
 
 HOME = GeoPoint(lat=59.3, lon=18.0)
 FAR = GeoPoint(lat=59.8, lon=18.0)  # half a degree north of HOME: about 56 km
-
-
-def proposed(
-    sid: str, pid: str, round_id: uuid.UUID, rank: int | None, region: str = "R1"
-) -> ev.MatchProposed:
-    data = ev.MatchProposedData(
-        match_id=uuid.uuid4(),
-        region=region,
-        student_id=sid,
-        placement_id=pid,
-        round_id=round_id,
-        company_id="c-1",
-        rank=rank,
-    )
-    return ev.MatchProposed(producer="matching", data=data)
 
 
 def completed(round_id: uuid.UUID, region: str) -> ev.MatchingRoundCompleted:

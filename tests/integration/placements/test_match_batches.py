@@ -11,28 +11,15 @@ import uuid
 
 import pytest
 
-from shared.contracts import events as ev
 from shared.contracts.topics import dlt, event_key
 from shared.kafka import event_headers
 from tests.integration.placements.conftest import Placements, uid
 from tests.integration.placements.test_api import placement_body, student_body
+from tests.support.factories import proposed
 from tests.support.kafka import read_records
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
-
-
-def _proposal(region: str, sid: str, pid: str, round_id: uuid.UUID) -> ev.MatchProposed:
-    data = ev.MatchProposedData(
-        match_id=uuid.uuid4(),
-        region=region,
-        student_id=sid,
-        placement_id=pid,
-        round_id=round_id,
-        company_id="c-1",
-        rank=1,
-    )
-    return ev.MatchProposed(producer="matching", data=data)
 
 
 async def test_a_rounds_proposals_are_applied_and_a_refused_one_dead_lettered_alone(
@@ -52,9 +39,9 @@ async def test_a_rounds_proposals_are_applied_and_a_refused_one_dead_lettered_al
     assert r.status_code == 201, r.text
 
     round_id = uuid.uuid4()
-    proposals = [_proposal(region, s, first, round_id) for s in sids]
+    proposals = [proposed(s, first, round_id, 1, region) for s in sids]
     # the fifth student proposed twice: the database keeps one standing match per student
-    refused = _proposal(region, sids[4], second, round_id)
+    refused = proposed(sids[4], second, round_id, 1, region)
     batch = [*proposals[:10], refused, *proposals[10:]]
     producer = p.kafka.producer(enable_idempotence=True, acks="all", linger_ms=50)
     await producer.start()

@@ -92,6 +92,7 @@ class _Spans:
                                 "trace_id": span.trace_id.hex(),
                                 "span_id": span.span_id.hex(),
                                 "parent_id": span.parent_span_id.hex(),
+                                "start": str(span.start_time_unix_nano),
                             }
                         )
 
@@ -194,6 +195,28 @@ async def _scrape(process: ServiceProcess) -> dict[str, Any]:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {f.name: f for f in text_string_to_metric_families(response.text)}
+
+
+SHOWN = ("apl_events_applied_total", "apl_outbox_published_total", "apl_ready")
+
+
+def _some_lines(families: dict[str, Any], per_family: int = 2) -> list[str]:
+    """A few samples of the scrape, in the exposition format, for the log."""
+    lines = []
+    for family in families.values():
+        for s in [s for s in family.samples if s.name in SHOWN][:per_family]:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            lines.append(f"{s.name}{{{labels}}} {s.value}")
+    return lines
+
+
+def _print_tree(spans: list[dict[str, str]], span: dict[str, str], indent: str) -> None:
+    print(f"{indent}{span['service']}: {span['name']}")
+    children = sorted(
+        (s for s in spans if s["parent_id"] == span["span_id"]), key=lambda s: int(s["start"])
+    )
+    for child in children:
+        _print_tree(spans, child, indent + "  ")
 
 
 def _value(families: dict[str, Any], sample: str, **labels: str) -> float:
@@ -304,6 +327,9 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
     notifications = await _scrape(processes["notifications"])
     every = {"placements": placements, "matching": matching, "notifications": notifications}
     for name, families in every.items():
+        print(f"{name} /metrics (some lines):")
+        for line in _some_lines(families):
+            print(f"  {line}")
         for family in (
             "apl_events_consumed",
             "apl_event_handler_duration_seconds",
@@ -370,6 +396,8 @@ async def test_one_story_is_counted_traced_and_logged_by_every_service(
         spans
     )
     by_id = {s["span_id"]: s for s in spans}
+    print(f"the story's trace {trace_id}:")
+    _print_tree(spans, roots[0], "  ")
     deliveries = [s for s in spans if s["name"] == "deliver notice"]
     assert {
         (by_id[d["parent_id"]]["service"], by_id[d["parent_id"]]["name"]) for d in deliveries

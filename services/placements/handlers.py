@@ -622,12 +622,10 @@ async def _free_vacancies(
     uow: PlacementsUnitOfWork, region: str, kind: Participant = "student"
 ) -> list[outcomes.Vacancy]:
     """The region's open placements of `kind` with a free slot."""
-    found = await uow.placements.search(
-        region=region, company_id=None, include_withdrawn=False, limit=1_000_000, offset=0
+    found = await uow.placements.with_free_slots(region, kind)
+    return outcomes.vacancies(
+        (p.offer for p, _ in found), {p.placement_id: held for p, held in found}
     )
-    offers = [p.offer for p in found if p.offer.kind == kind]
-    standing = await uow.matches.standing_counts(o.placement_id for o in offers)
-    return outcomes.vacancies(offers, standing)
 
 
 async def region_vacancies(
@@ -692,8 +690,19 @@ async def student_vacancies(
     )
 
 
-async def _fitting(uow: PlacementsUnitOfWork, student: Student) -> list[outcomes.Fitting]:
-    free = await _free_vacancies(uow, student.profile.region, student.profile.participant)
+VacancyCache = dict[tuple[str, Participant], list[outcomes.Vacancy]]
+"""A batch's free vacancies per (region, participant kind), read once for all its students."""
+
+
+async def _fitting(
+    uow: PlacementsUnitOfWork, student: Student, cache: VacancyCache | None = None
+) -> list[outcomes.Fitting]:
+    key = (student.profile.region, student.profile.participant)
+    free = cache.get(key) if cache is not None else None
+    if free is None:
+        free = await _free_vacancies(uow, *key)
+        if cache is not None:
+            cache[key] = free
     declined = await uow.matches.declined_pairs([student.student_id])
     return outcomes.fitting(student.profile, free, {pid for _, pid in declined})
 
@@ -974,9 +983,10 @@ async def _student_notice_context_in(
     round_id: uuid.UUID | None = None,
     public_url: str,
     settled_rounds: dict[uuid.UUID, bool] | None = None,
+    vacancies: VacancyCache | None = None,
 ) -> StudentNoticeContext:
-    """`student_notice_context` inside the caller's unit of work (`settled_rounds` remembers
-    the rounds looked at for a batch)."""
+    """`student_notice_context` inside the caller's unit of work (`settled_rounds` and
+    `vacancies` remember the rounds and the regions' free vacancies looked at for a batch)."""
     student = await _live_student(uow, student_id)
     settled = True
     if placement_id is None and round_id is not None:
@@ -1001,7 +1011,7 @@ async def _student_notice_context_in(
             kind=offer.kind,
         )
     else:
-        fits = await _fitting(uow, student)
+        fits = await _fitting(uow, student, vacancies)
     profile, contact = student.profile, student.contact
     base = public_url.rstrip("/")
     page = "/student" if placement_id is not None else "/student/choices"
@@ -1029,6 +1039,7 @@ async def notice_contexts(
     supervisors: list[NoticeContext | None] = []
     students: list[StudentNoticeContext | None] = []
     settled_rounds: dict[uuid.UUID, bool] = {}
+    vacancies: VacancyCache = {}  # one read of a region's vacancies for the whole batch
     async with uow:
         for key in query.supervisors:
             try:
@@ -1045,6 +1056,7 @@ async def notice_contexts(
                         round_id=skey.round_id,
                         public_url=public_url,
                         settled_rounds=settled_rounds,
+                        vacancies=vacancies,
                     )
                 )
             except NotFound:

@@ -87,6 +87,11 @@ class PlacementRepository(Protocol):
         """How many open placements of `kind` the region has."""
         ...
 
+    async def with_free_slots(self, region: str, kind: Participant) -> list[tuple[Placement, int]]:
+        """The region's open placements of `kind` with a slot no standing match or waiting
+        assignment holds, by id, each with how many slots are held."""
+        ...
+
 
 class CompanyRepository(Protocol):
     async def set_channel(self, company_id: str, channel: Channel) -> None: ...

@@ -189,6 +189,12 @@ class PostgresPlacements(_Repository):
         )
         return {r["placement_id"]: r["kind"] for r in rows}
 
+    async def with_free_slots(self, region: str, kind: Participant) -> list[tuple[Placement, int]]:
+        # Only the placements with a free slot are read and decoded: after a round with fill
+        # that is a few of the region's thousands.
+        rows = await self.conn.fetch(_WITH_FREE_SLOTS, region, kind)
+        return [(_placement(r), int(r["held"])) for r in rows]
+
     async def open_count(self, region: str, kind: Participant) -> int:
         return int(
             await self.conn.fetchval(
@@ -336,6 +342,26 @@ SELECT placement_id, count(*) AS n FROM (
     WHERE a.placement_id = ANY($1::text[])
     AND NOT EXISTS (SELECT 1 FROM matches m WHERE m.match_id = a.match_id)
 ) held GROUP BY placement_id
+"""
+
+
+_WITH_FREE_SLOTS = """
+WITH open AS (
+    SELECT placement_id FROM placements
+    WHERE region = $1 AND kind = $2 AND withdrawn_at IS NULL
+), held AS (
+    SELECT placement_id, count(*) AS n FROM (
+        SELECT m.placement_id FROM matches m JOIN open USING (placement_id)
+        WHERE m.state IN ('proposed', 'accepted', 'confirmed')
+        UNION ALL
+        SELECT a.placement_id FROM assignments a JOIN open USING (placement_id)
+        WHERE NOT EXISTS (SELECT 1 FROM matches m WHERE m.match_id = a.match_id)
+    ) h GROUP BY placement_id
+)
+SELECT p.*, coalesce(held.n, 0) AS held
+FROM placements p JOIN open USING (placement_id) LEFT JOIN held USING (placement_id)
+WHERE (p.offer->>'capacity')::int > coalesce(held.n, 0)
+ORDER BY p.placement_id
 """
 
 

@@ -136,6 +136,22 @@ class FakePlacements(_Repository):
             if pid in rows and not rows[pid].withdrawn
         }
 
+    async def with_free_slots(self, region: str, kind: Participant) -> list[tuple[Placement, int]]:
+        found = await self.search(
+            region=region,
+            company_id=None,
+            include_withdrawn=False,
+            limit=10**9,
+            offset=0,
+            kind=kind,
+        )
+        held = await FakeMatches(self.uow).standing_counts(p.placement_id for p in found)
+        return [
+            (p, held.get(p.placement_id, 0))
+            for p in found
+            if p.offer.capacity > held.get(p.placement_id, 0)
+        ]
+
     async def open_count(self, region: str, kind: Participant) -> int:
         return sum(
             1

@@ -1010,7 +1010,7 @@ async def _student_notice_context_in(
             ends_on=offer.ends_on,
             kind=offer.kind,
         )
-    else:
+    elif settled:  # unsettled, the notice waits (asked again): its vacancies would be stale
         fits = await _fitting(uow, student, vacancies)
     profile, contact = student.profile, student.contact
     base = public_url.rstrip("/")

@@ -175,7 +175,8 @@ class StudentNoticeContext(_Model):
         default=True,
         description="False: asked for the vacancies after a round (`round_id`) that the "
         "placements service has not applied in full yet (its outcomes, completion and "
-        "proposals); the vacancies may still show slots the round gave away: ask again.",
+        "proposals); no vacancies are given then (they could still show slots the round gave "
+        "away): ask again.",
     )
 
 

@@ -27,6 +27,7 @@ def _payload_types(document: dict[str, Any], operation: dict[str, Any]) -> set[s
     message = document["components"]["messages"][ref.rsplit("/", 1)[-1]]
     payload_ref = message["payload"]["$ref"]
     payload = schemas[payload_ref.rsplit("/", 1)[-1]]
+    payload = payload.get("items", payload)  # a batched subscriber's: an array of events
     union = payload.get("oneOf", payload.get("anyOf"))
     refs = [o["$ref"] for o in union] if union else [payload_ref]
     types = set()

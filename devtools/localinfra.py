@@ -606,30 +606,11 @@ async def ensure_replicated_topics(
     usernames: Mapping[str, str] | None = None,
 ) -> list[str]:
     """`shared.kafka.ensure_topics` (the contract's topics, their `.dlt` twins and the services'
-    ACLs) on a cluster of several brokers: the missing topics are created first with
-    `replication` replicas of each partition, as `ensure_topics` makes one. Returns the topics
-    created now. `kafka` is the admin principal."""
-    from aiokafka.admin import NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    from shared.contracts.topics import PARTITIONS
+    ACLs) with `replication` replicas of each partition. Returns the topics created now. `kafka`
+    is the admin principal."""
     from shared.kafka import ensure_topics
 
-    created: list[str] = []
-    if replication > 1:
-        admin = kafka.admin(request_timeout_ms=60_000)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            created = [t for t in topics.all_with_dlt() if t not in existing]
-            if created:
-                new = [NewTopic(n, PARTITIONS, replication) for n in created]
-                with contextlib.suppress(TopicAlreadyExistsError):  # another process's, at once
-                    await admin.create_topics(new)
-        finally:
-            await admin.close()
-    made = await ensure_topics(kafka, topics, usernames=usernames)
-    return created + [t for t in made if t not in created]
+    return await ensure_topics(kafka, topics, replication=replication, usernames=usernames)
 
 
 def _stop_pid(pid_file: Path, name: str, timeout: float = 30.0) -> bool:

@@ -34,11 +34,17 @@ SERVICE_SETTINGS: tuple[type[ServiceSettings], ...] = (
 async def initialise(retries: int = 30) -> None:
     settings = [cls.load() for cls in SERVICE_SETTINGS]
     first = settings[0]
-    admin = KafkaAdminSettings.load().kafka
+    admin_settings = KafkaAdminSettings.load()
+    admin = admin_settings.kafka
     usernames = {s.service: s.kafka_username for s in settings}
     for attempt in range(1, retries + 1):
         try:
-            created = await ensure_topics(admin, first.topics, usernames=usernames)
+            created = await ensure_topics(
+                admin,
+                first.topics,
+                replication=admin_settings.replication_factor,
+                usernames=usernames,
+            )
             break
         except Exception as exc:  # the broker may still be starting
             if attempt == retries:

@@ -35,10 +35,12 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import NewTopic
 from aiokafka.errors import (
     KafkaConnectionError,
+    KafkaError,
     KafkaTimeoutError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
     TopicAlreadyExistsError,
+    for_code,
 )
 from faststream import AckPolicy
 from faststream.exceptions import IncorrectState
@@ -173,32 +175,56 @@ def subscriber_options(
     }
 
 
+DEFAULT_REPLICATION = 3
+"""Replicas of each partition of the topics `ensure_topics` creates on a cluster of three or more
+brokers (with `min.insync.replicas` 2 and acks from all, a broker may fail without a loss)."""
+
+
 async def ensure_topics(
     kafka: KafkaConnection,
     topics: Topics,
     *,
     partitions: int = PARTITIONS,
+    replication: int | None = None,
     usernames: Mapping[str, str] | None = None,
     timeout_s: float = 60.0,
 ) -> list[str]:
     """Create every contract topic and its `.dlt` twin, and each service's ACLs on them
     (`shared.kafka_acl`; `usernames`: a service's principal where it is not the service's name).
-    Return the topic names created now. `kafka` is the admin principal."""
+    Each partition gets `replication` replicas; None: as many as the cluster has brokers, at most
+    `DEFAULT_REPLICATION` (one broker: 1; a cluster of three or more: 3). Return the topic names
+    created now. `kafka` is the admin principal."""
     admin = kafka.admin(request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [t for t in topics.all_with_dlt() if t not in existing]
         if wanted:
-            new = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted]
+            if replication is None:
+                brokers = len((await admin.describe_cluster()).get("brokers") or ()) or 1
+                replication = min(DEFAULT_REPLICATION, brokers)
+            new = [NewTopic(n, partitions, replication) for n in wanted]
             # another process may create them at the same moment
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+                _refused(await admin.create_topics(new))
         if kafka.sasl:  # a cluster without authentication has no principals to authorise
             await kafka_acl.grant(admin, topics, usernames)
         return wanted
     finally:
         await admin.close()
+
+
+def _refused(response: Any) -> None:
+    """Raise for the topics the broker refused to create (aiokafka returns its per-topic errors
+    rather than raising them; one that exists already, made meanwhile, is fine)."""
+    refused = [
+        f"{topic}: {message or for_code(code).__name__}"
+        for topic, code, *rest in getattr(response, "topic_errors", ())
+        for message in [rest[0] if rest else None]
+        if code not in (0, TopicAlreadyExistsError.errno)
+    ]
+    if refused:
+        raise KafkaError("topics not created: " + "; ".join(refused[:3]))
 
 
 async def delete_topics(

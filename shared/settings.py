@@ -131,6 +131,14 @@ class KafkaAdminSettings(KafkaSettings):
     kafka_password_file: str = Field(
         default="", validation_alias=AliasChoices("APL_KAFKA_ADMIN_PASSWORD_FILE")
     )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        validation_alias=AliasChoices("APL_KAFKA_REPLICATION_FACTOR"),
+        description="Replicas of each partition of the topics `apl init` creates; unset: as "
+        "many as the cluster has brokers, at most 3.",
+    )
 
 
 class ServiceSettings(KafkaSettings):

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 
 from shared.contracts import events as ev
@@ -15,6 +16,8 @@ from shared.contracts.topics import Topics, dlt
 from shared.kafka import (
     EventPolicy,
     aiokafka_producer,
+    delete_topics,
+    ensure_topics,
     make_broker,
     publish_event,
     renew_producer,
@@ -137,3 +140,25 @@ async def test_a_renewed_producer_sends_under_a_new_producer_id(
         await publish_event(broker, topics, event)  # through the new producer
         metadata = await new.send_and_wait(topics.matches, event.to_json(), key=event.key())
         assert metadata.offset >= 0
+
+
+async def test_topics_get_one_replica_per_broker_and_a_refused_topic_is_an_error(
+    infra: Infra,
+) -> None:
+    """`ensure_topics` on the tests' one broker: one replica (as many as there are brokers, at
+    most three); asked for three, the broker refuses and the error says why (aiokafka returns
+    the refusal, it does not raise it)."""
+    topics = Topics(f"rf{uuid.uuid4().hex[:8]}.")
+    refused = Topics(f"rf{uuid.uuid4().hex[:8]}.")
+    admin = infra.kafka.admin()
+    await admin.start()
+    try:
+        await ensure_topics(infra.kafka, topics)
+        (described,) = await admin.describe_topics([topics.matches])
+        assert {len(p["replicas"]) for p in described["partitions"]} == {1}
+        with pytest.raises(KafkaError, match="replication factor of 3 cannot be reached"):
+            await ensure_topics(infra.kafka, refused, replication=3)
+    finally:
+        await admin.close()
+        await delete_topics(infra.kafka, topics)
+        await delete_topics(infra.kafka, refused)

@@ -28,7 +28,7 @@ from services.matching.auto import AutoRounds
 from services.matching.domain.model import Solver
 from services.matching.entrypoints import subscribers
 from services.matching.handlers import NO_HOOKS, RoundHooks
-from services.matching.parking import ParkedRounds
+from services.matching.parking import ParkedRounds, parked_record
 from services.matching.round_requests import RoundRequests
 from services.matching.settings import MatchingSettings
 from services.matching.wakeup import InputSignals
@@ -156,6 +156,11 @@ def build(
             signals,
             lambda event: subscribers.run_round_request(c, event),
             deadline=settings.input_deadline_seconds,
+            dead_letter=lambda parked, error, attempts: event_policy.dead_letter(
+                parked_record(settings.topics, parked), error, attempts=attempts
+            ),
+            max_attempts=event_policy.max_attempts,
+            transient=event_policy.transient,
         ),
     )
     broker.include_routers(subscribers.router(c), subscribers.rounds_router(c))

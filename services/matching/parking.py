@@ -16,7 +16,10 @@ by NOTIFY, another), or `signals.recheck` seconds. When the inputs are in, the r
 runs twice, whichever replica gets there first) and the request is removed; a request whose
 inputs are still missing `deadline` seconds after it was made completes as not run
 (`MatchingRoundCompleted` with status `inputs_missing` and why) and is removed. A round that
-fails (the database is down) is tried again after a pause, in the region's order.
+fails (the database is down) is tried again after a pause, in the region's order; one that keeps
+failing otherwise (`max_attempts` times, as the consumer's policy allows a record) goes to the
+round-requests topic's dead letters (`dead_letter`, replayable with `apl dlt replay`) and is
+removed, so the region's later requests run.
 
 Parked requests outlive the process: `run()` (a background task of the running service) looks
 for regions with parked requests every `scan_seconds` (those parked before a restart, or by a
@@ -32,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
+from aiokafka import ConsumerRecord
 
 from services.matching.adapters.repository import MatchingUnitOfWork, ParkedRequest
 from services.matching.handlers import age_of
@@ -39,10 +43,13 @@ from services.matching.round_requests import finish_or_cancel
 from services.matching.wakeup import InputSignals
 from shared import tracing
 from shared.contracts import events as ev
+from shared.contracts.topics import ROUND_REQUESTS, Topics, event_key
+from shared.kafka import event_headers
 
 log = structlog.get_logger(__name__)
 
 Run = Callable[[ev.MatchingRoundRequested], Awaitable[None]]
+DeadLetter = Callable[[ParkedRequest, BaseException, int], Awaitable[None]]
 
 
 @dataclass
@@ -56,6 +63,11 @@ class ParkedRounds:
     completes it as not run)."""
     deadline: float
     """Seconds after a request was made (its `occurred_at`) when it ends as not run."""
+    dead_letter: DeadLetter | None = None
+    """Where a request goes that kept failing (`max_attempts` times, errors not `transient`)."""
+    max_attempts: int = 5
+    transient: tuple[type[BaseException], ...] = ()
+    """Errors that never count as an attempt (the database or the broker is down)."""
     scan_seconds: float = 5.0
     retry_initial: float = 0.5
     retry_max: float = 30.0
@@ -119,23 +131,32 @@ class ParkedRounds:
 
     async def _runner(self, region: str) -> None:
         pause = self.retry_initial
+        head: ParkedRequest | None = None
+        failures = 0  # of the head, not transient
         try:
             while not self._closed:
                 try:
                     self._kicks.discard(region)
                     async with self.uows() as uow:
-                        head = await uow.parked.head(region)
-                    if head is None:
+                        found = await uow.parked.head(region)
+                    if found is None:
                         if region in self._kicks:  # parked while this looked: look again
                             continue
                         return
-                    if not await self._ready(head.request):
+                    if head is None or found.request.event_id != head.request.event_id:
+                        head, failures = found, 0
+                    if not await self._ready(found.request):
                         continue
-                    await self._handle(head)
+                    await self._handle(found)
                     pause = self.retry_initial
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the database is down, or the round failed: again, in order
+                except Exception as error:  # the database is down, or the round failed
+                    if head is not None and not isinstance(error, self.transient):
+                        failures += 1
+                        if failures >= self.max_attempts and await self._give_up(head, error):
+                            failures, pause = 0, self.retry_initial
+                            continue
                     log.warning(
                         "parked round request will be tried again",
                         region=region,
@@ -149,6 +170,16 @@ class ParkedRounds:
                 del self._runners[region]
             if not self._runners:
                 self._idle.set()
+
+    async def _give_up(self, head: ParkedRequest, error: BaseException) -> bool:
+        """Dead-letter a request that kept failing and forget it; False if there is nowhere
+        to send it (it is tried again)."""
+        if self.dead_letter is None:
+            return False
+        await self.dead_letter(head, error, self.max_attempts)
+        async with self.uows() as uow:
+            await uow.parked.remove(head.request.event_id)
+        return True
 
     async def _ready(self, request: ev.MatchingRoundRequested) -> bool:
         """Whether the request can be handled now (inputs in, or its deadline passed); if not,
@@ -189,3 +220,18 @@ async def _inputs_in(uow: MatchingUnitOfWork, request: ev.MatchingRoundRequested
         return True
     applied, dead = await uow.inputs.settled(request.producer, request.data.region)
     return applied + dead >= expected
+
+
+def parked_record(topics: Topics, parked: ParkedRequest) -> ConsumerRecord[bytes, bytes]:
+    """A parked request as the consumer read it (its JSON, key and headers), for the dead-letter
+    topic: its partition and offset are gone (committed when it was parked), given as -1."""
+    request = parked.request
+    value = request.to_json()
+    key = event_key(request.data.region)
+    trace = dict(parked.trace)
+    headers = tuple(
+        (k, v.encode()) for k, v in event_headers(request.type, request.event_id, trace).items()
+    )
+    return ConsumerRecord(
+        topics.name(ROUND_REQUESTS), -1, -1, 0, 0, key, value, None, len(key), len(value), headers
+    )

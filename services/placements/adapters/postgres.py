@@ -374,10 +374,12 @@ class PostgresMatches(_Repository):
     async def propose(self, proposal: ev.MatchProposedData) -> None:
         try:
             await self.conn.execute(
+                # clock_timestamp(): a poll's proposals are applied in one transaction, whose
+                # now() they would share; lists keep the order they were proposed in
                 "INSERT INTO matches (match_id, round_id, region, student_id, placement_id, "
-                "company_id, rank, state, filled, override) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9) "
-                "ON CONFLICT (match_id) DO NOTHING",
+                "company_id, rank, state, filled, override, created_at, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, 'proposed', $8, $9, clock_timestamp(), "
+                "clock_timestamp()) ON CONFLICT (match_id) DO NOTHING",
                 proposal.match_id,
                 proposal.round_id,
                 proposal.region,

@@ -299,6 +299,11 @@ def _command(paths: Paths, dist: Path, port: int, management_port: int) -> list[
         f"--http-management-port={management_port}",
         "--health-enabled=true",
         "--db=dev-mem",
+        # The realm's brute-force protection stays on (wrong passwords lock an account), but a
+        # dev user may sign in from several test processes at the same moment: Keycloak's
+        # default refuses all but one of concurrent logins of one user ("Invalid user
+        # credentials"), which made parallel tests fail at random.
+        "--spi-brute-force-protector--default-brute-force-detector--allow-concurrent-requests=true",
         # Keycloak imports every realm file of this folder at start (what `--import-realm` does
         # with <distribution>/data/import): the cached distribution stays as it was unpacked.
         f"-Dkeycloak.migration.dir={paths.keycloak_import}",

@@ -7,6 +7,7 @@ person acts for, the notifications service's scope; and that the web client cann
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -212,3 +213,13 @@ def test_apl_auth_token_prints_a_token_for_the_local_realm(
     token = claims(capsys.readouterr().out.strip())
     assert token["iss"] == issuer
     assert token["regions"] == ["SE-AB", "SE-O"]
+
+
+def test_one_user_signs_in_from_several_processes_at_once(issuer: str) -> None:
+    """Parallel tests sign in as the same dev user at the same moment: the local Keycloak lets
+    concurrent logins of one user through (its default refuses all but one)."""
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        tokens = list(
+            pool.map(lambda _: auth.password_token(issuer, "company", auth.DEV_PASSWORD), range(16))
+        )
+    assert len(tokens) == 16

@@ -906,26 +906,14 @@ async def verify(
         if items:
             samples[name] = items[:10]
 
-    note(
-        lost,
-        "placements_not_in_read_model",
-        sorted(posted_p - await checks.ids(conn, "SELECT placement_id FROM matching.placements")),
-    )
-    note(
-        lost,
-        "students_not_in_read_model",
-        sorted(posted_s - await checks.ids(conn, "SELECT student_id FROM matching.students")),
-    )
-    note(
-        lost,
-        "placements_not_in_placements_service",
-        sorted(posted_p - await checks.ids(conn, "SELECT placement_id FROM placements.placements")),
-    )
-    note(
-        lost,
-        "students_not_in_placements_service",
-        sorted(posted_s - await checks.ids(conn, "SELECT student_id FROM placements.students")),
-    )
+    for finding, posted, kind, schema in (
+        ("placements_not_in_read_model", posted_p, "placement", "matching"),
+        ("students_not_in_read_model", posted_s, "student", "matching"),
+        ("placements_not_in_placements_service", posted_p, "placement", "placements"),
+        ("students_not_in_placements_service", posted_s, "student", "placements"),
+    ):
+        query = f"SELECT {kind}_id FROM {schema}.{kind}s"  # noqa: S608 (fixed names above)
+        note(lost, finding, sorted(posted - await checks.ids(conn, query)))
 
     # rounds: each requested one completed (API), once (one MatchingRoundCompleted)
     requested = {r.round_id for r in story.runs}

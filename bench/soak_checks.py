@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from aiokafka import TopicPartition
 
+from devtools.demo.run import KafkaProbe
 from services.notifications.domain.notices import plan_notices
 from shared.contracts.topics import ACCESS, DLT_SUFFIX, Topics, subscriber_name
 from shared.kafka_client import KafkaConnection
@@ -189,26 +190,18 @@ def consumed_by(service: str, topics: Topics) -> list[str]:
     raise KeyError(service)
 
 
-class Probe:
-    """One admin client and one consumer (as the admin principal), kept open for the waits:
-    topic ends and what each service's consumer group has committed."""
+class Probe(KafkaProbe):
+    """The demo's probe (one admin client and one consumer as the admin principal, kept open
+    for the waits), with each topic's partitions described once, and what each service's
+    consumer groups have committed."""
 
     def __init__(self, kafka: KafkaConnection, topics: Topics) -> None:
+        super().__init__(kafka)
         self.topics = topics
-        self.admin = kafka.admin()
-        self.consumer = kafka.consumer()
         self._parts: dict[str, list[TopicPartition]] = {}
 
-    async def __aenter__(self) -> Probe:
-        await self.admin.start()
-        await self.consumer.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.consumer.stop()
-        await self.admin.close()
-
-    async def partitions(self, names: list[str]) -> list[TopicPartition]:
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        names = list(topics)
         missing = [n for n in names if n not in self._parts]
         if missing:
             for d in await self.admin.describe_topics(missing):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import asyncpg
 import httpx
@@ -418,7 +418,7 @@ class KafkaProbe:
         self.admin = kafka.admin()
         self.consumer = kafka.consumer()
 
-    async def __aenter__(self) -> KafkaProbe:
+    async def __aenter__(self) -> Self:
         await self.admin.start()
         await self.consumer.start()
         return self

@@ -817,16 +817,19 @@ async def handle_round_request(
     outcomes: bool = True,
     signals: InputSignals | None = None,
     slot: contextlib.AbstractAsyncContextManager[Any] | None = None,
+    inputs_in: bool = False,
 ) -> None:
     """MatchingRoundRequested: wait for the inputs it counts (`input_wait` seconds at most,
-    woken by `signals`), then, holding `slot` if given (the service bounds how many rounds
-    run at once), run the round in one transaction (`outcomes`: see `run_round`). Inputs still
-    missing `input_deadline` seconds after the request was made: the round completes without
-    running (`abandon_round`)."""
+    woken by `signals`; not at all when the caller has just seen them in, `inputs_in`), then,
+    holding `slot` if given (the service bounds how many rounds run at once), run the round in
+    one transaction (`outcomes`: see `run_round`). Inputs still missing `input_deadline`
+    seconds after the request was made: the round completes without running
+    (`abandon_round`)."""
     try:
-        await wait_for_inputs(
-            event, uows, wait=input_wait, signals=signals, deadline=input_deadline
-        )
+        if not inputs_in:
+            await wait_for_inputs(
+                event, uows, wait=input_wait, signals=signals, deadline=input_deadline
+            )
     except InputsMissing as missing:
         await abandon_round(uows(), event, str(missing))
         return

@@ -50,17 +50,24 @@ def student(
 
 
 def proposed(
-    sid: str, pid: str, round_id: uuid.UUID, rank: int | None, region: str = "R1"
+    sid: str,
+    pid: str,
+    round_id: uuid.UUID,
+    rank: int | None = 1,
+    region: str = "R1",
+    **kw: Any,
 ) -> ev.MatchProposed:
-    """Matching's proposal of `pid` to `sid` in round `round_id` (company `c-1`)."""
+    """Matching's proposal of `pid` to `sid` in round `round_id` (company `c-1`; `kw`: more
+    fields of the proposal, `match_id` among them)."""
     data = ev.MatchProposedData(
-        match_id=uuid.uuid4(),
+        match_id=kw.pop("match_id", None) or uuid.uuid4(),
         region=region,
         student_id=sid,
         placement_id=pid,
         round_id=round_id,
         company_id="c-1",
         rank=rank,
+        **kw,
     )
     return ev.MatchProposed(producer="matching", data=data)
 

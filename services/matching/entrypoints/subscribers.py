@@ -121,13 +121,15 @@ def router(c: Container) -> KafkaRouter:
 async def handle_round_event(c: Container, event: ev.MatchingRoundRequested) -> None:
     """A round request, as `RoundRequests` hands it over (inside the policy): run now if its
     inputs are in, else parked (`c.parking`, services/matching/parking.py) and done here."""
-    if await c.parking.admit(event):
-        await run_round_request(c, event)
+    if await c.parking.admit(event):  # which has seen its inputs in
+        await run_round_request(c, event, inputs_in=True)
 
 
-async def run_round_request(c: Container, event: ev.MatchingRoundRequested) -> None:
-    """A round request admitted or taken from the parked ones: its round, or, past the input
-    deadline, its completion as not run."""
+async def run_round_request(
+    c: Container, event: ev.MatchingRoundRequested, *, inputs_in: bool = False
+) -> None:
+    """A round request admitted (`inputs_in`) or taken from the parked ones: its round, or,
+    past the input deadline, its completion as not run."""
     s = c.settings
     await handlers.handle_round_request(
         event,
@@ -139,6 +141,7 @@ async def run_round_request(c: Container, event: ev.MatchingRoundRequested) -> N
         outcomes=c.outcomes,
         signals=c.signals,
         slot=c.round_requests.slot,
+        inputs_in=inputs_in,
     )
 
 

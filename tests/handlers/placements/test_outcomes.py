@@ -5,6 +5,7 @@ same cases against the in-memory fake and (marked infra) against real PostgreSQL
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date
@@ -41,6 +42,7 @@ from shared.contracts.outcomes import (
 from shared.contracts.profiles import GeoPoint
 from tests.handlers.placements.test_handlers import CONTACT, post, register
 from tests.handlers.placements.tiers import InMemoryTier, PostgresTier
+from tests.support import factories
 
 REGION = "SE-AB"
 COORDINATOR = ev.Actor(subject="coord-1", role="coordinator", client="apl-web")
@@ -159,20 +161,7 @@ def completed(
     )
 
 
-def proposed(
-    sid: str, pid: str, round_id: uuid.UUID, rank: int | None = 1, **kw: Any
-) -> ev.MatchProposed:
-    data = ev.MatchProposedData(
-        match_id=kw.pop("match_id", None) or uuid.uuid4(),
-        region=REGION,
-        student_id=sid,
-        placement_id=pid,
-        round_id=round_id,
-        company_id="c-1",
-        rank=rank,
-        **kw,
-    )
-    return ev.MatchProposed(producer="matching", data=data)
+proposed = functools.partial(factories.proposed, region=REGION)
 
 
 async def run_round(

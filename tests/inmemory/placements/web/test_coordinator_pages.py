@@ -5,6 +5,7 @@ match, the audit trail, the downloads, and a coordinator of another region refus
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import uuid
@@ -26,7 +27,7 @@ from services.placements.domain.commands import (
 from services.placements.domain.model import Contact, OfferDraft, StudentDraft
 from shared.contracts import events as ev
 from shared.contracts.profiles import GeoPoint
-from tests.support.factories import placement, student
+from tests.support.factories import placement, proposed, student
 from tests.support.fakes.placements import InMemoryPlacementsUnitOfWork
 from tests.support.web import Browser
 
@@ -58,17 +59,7 @@ async def register(
     await handlers.register_student(RegisterStudent(draft, CONTACT), fake)
 
 
-def proposal(sid: str, pid: str, round_id: uuid.UUID, rank: int | None) -> ev.MatchProposed:
-    data = ev.MatchProposedData(
-        match_id=uuid.uuid4(),
-        region=REGION,
-        student_id=sid,
-        placement_id=pid,
-        round_id=round_id,
-        company_id="c-1",
-        rank=rank,
-    )
-    return ev.MatchProposed(producer="matching", data=data)
+proposal = functools.partial(proposed, region=REGION)
 
 
 def completion(round_id: uuid.UUID, **figures: Any) -> ev.MatchingRoundCompleted:

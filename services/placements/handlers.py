@@ -710,20 +710,22 @@ async def _fitting(
 async def open_supplementary(
     command: OpenSupplementary, uow: PlacementsUnitOfWork, *, today: Any = None
 ) -> outcomes.Opening:
-    """Open a supplementary round for a region (SupplementaryRoundOpened with its unplaced
-    students' ids: notifications tells each which vacancies fit them). Refused (`region`) when
-    the region has no unplaced students; `ranks_until` may not be in the past."""
+    """Open a supplementary round for a region (SupplementaryRoundOpened with the ids of the
+    unplaced of its latest completed round of the command's participants: notifications tells
+    each which vacancies of their kind fit them). Refused (`region`) when the region has no
+    unplaced students (or teachers); `ranks_until` may not be in the past."""
     day = today or datetime.now(UTC).date()
     if command.ranks_until is not None and command.ranks_until < day:
         message = f"{command.ranks_until.isoformat()} is in the past"
         raise Invalid([FieldError("ranks_until", message)])
     async with uow:
-        latest = await uow.rounds.latest_completed(command.region)
+        latest = await uow.rounds.latest_completed(command.region, command.participant)
         unplaced = await uow.outcomes.unplaced(latest.round_id) if latest else []
         if latest is None or not unplaced:
+            whom = "teachers" if command.participant == "teacher" else "students"
             message = (
-                f"region {command.region} has no unplaced students (of its latest completed "
-                "round, still without a match)"
+                f"region {command.region} has no unplaced {whom} (of its latest completed "
+                f"round of {whom}, still without a match)"
             )
             raise Invalid([FieldError("region", message)])
         opening = outcomes.Opening(

@@ -164,11 +164,13 @@ class RegionVacancies:
 
 @dataclass(frozen=True)
 class OpenSupplementary:
-    """A coordinator opens a supplementary round for a region: its unplaced students are told
-    to rank the vacancies that fit them (until `ranks_until`, if given)."""
+    """A coordinator opens a supplementary round for a region: the unplaced of its latest
+    round of `participant`s (students, or teachers at working-life periods) are told to rank
+    the vacancies of their kind that fit them (until `ranks_until`, if given)."""
 
     region: str
     ranks_until: date | None = None
+    participant: Participant = "student"
 
 
 @dataclass(frozen=True)

@@ -723,9 +723,16 @@ class SupplementaryIn(BaseModel):
     ranks_until: date | None = Field(
         default=None, description="Last day to rank the vacancies (optional; not in the past)."
     )
+    participant: Participant = Field(
+        default="student",
+        description=(
+            "Whom it invites: the unplaced of the region's latest round of students (default), "
+            "or of teachers (`teacher`: working-life periods)."
+        ),
+    )
 
     def command(self, region: str) -> commands.OpenSupplementary:
-        return commands.OpenSupplementary(region, self.ranks_until)
+        return commands.OpenSupplementary(region, self.ranks_until, self.participant)
 
 
 class SupplementaryOut(BaseModel):

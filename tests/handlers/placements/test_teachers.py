@@ -14,6 +14,7 @@ from services.placements import handlers
 from services.placements.domain.commands import (
     AssignMatch,
     ListPlacements,
+    OpenSupplementary,
     PatchPlacement,
     RegisterStudents,
     RequestRound,
@@ -261,6 +262,37 @@ class TeacherContract:
         assert [f.placement_id for f in fits.vacancies] == ["w-1"]
         mine = await handlers.student_vacancies("s-1", uow)
         assert all(f.vacancy.offer.kind == "student" for f in mine.vacancies)
+
+    async def test_a_supplementary_opening_invites_the_unplaced_teachers(self, uow: Any) -> None:
+        await self.world(uow)
+        await handlers.register_student(teacher("t-1", ("w-1",)), uow)
+        await handlers.register_student(teacher("t-2", ("w-2",)), uow)
+        await handlers.register_student(register("s-1", ("p-1",)), uow)
+        await handlers.register_student(register("s-2", ("p-1",)), uow)
+        invite = OpenSupplementary(REGION, participant="teacher")
+        before = await self.published(uow)
+        with pytest.raises(Invalid) as caught:  # no round of teachers yet
+            await handlers.open_supplementary(invite, uow)
+        assert fields(caught.value) == {"region"}
+        assert "no unplaced teachers" in caught.value.errors[0].message
+        assert await self.published(uow) == before
+        # the students' round, later than the teachers', leaves s-2 unplaced
+        await teacher_round(
+            uow, [outcome("t-1", "w-1", 1), outcome("t-2", reason="no_eligible_choice")]
+        )
+        await teacher_round(
+            uow,
+            [outcome("s-1", "p-1", 1), outcome("s-2", reason="choices_full")],
+            participant="student",
+        )
+        opened = await handlers.open_supplementary(invite, uow)
+        assert opened.student_ids == ("t-2",)
+        [*_, event] = await self.published(uow)
+        assert isinstance(event, ev.SupplementaryRoundOpened)
+        assert event.data.student_ids == ("t-2",)
+        assert (await handlers.student_vacancies("t-2", uow)).opening is not None
+        students = await handlers.open_supplementary(OpenSupplementary(REGION), uow)
+        assert students.student_ids == ("s-2",)
 
     async def test_an_assignment_by_hand_never_crosses_kinds(self, uow: Any) -> None:
         await self.world(uow)

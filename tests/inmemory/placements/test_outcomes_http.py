@@ -174,6 +174,12 @@ async def test_a_supplementary_round_is_opened_then_run(api: Api) -> None:
     round_id = await run_round(api.fake, FIRST)
     r = await api.client.post("/v1/regions/SE-AB/supplementary", json={"ranks_until": "2000-01-01"})
     assert (r.status_code, fields(r)) == (422, ["ranks_until"])
+    # a round of students leaves nobody unplaced among the teachers; a participant is one of two
+    r = await api.client.post("/v1/regions/SE-AB/supplementary", json={"participant": "teacher"})
+    assert (r.status_code, fields(r)) == (422, ["region"])
+    assert "no unplaced teachers" in r.text
+    r = await api.client.post("/v1/regions/SE-AB/supplementary", json={"participant": "pupil"})
+    assert (r.status_code, fields(r)) == (422, ["participant"])
     r = await api.client.post("/v1/regions/SE-AB/supplementary", json={"ranks_until": None})
     assert r.status_code == 202, r.text
     body = r.json()

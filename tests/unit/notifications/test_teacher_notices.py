@@ -1,6 +1,6 @@
 """Notices about teachers' working-life periods: the supervisor's and the teacher's, in every
 language, in a teacher's words (subject, skills to update, available weeks; "teacher", never
-"student"), falling back to the students' templates where the words are the same."""
+"student"): every kind of notice has a teacher's body."""
 
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ def teacher_context(language: Language, *, placed: bool) -> StudentNoticeContext
 
 
 def test_every_teacher_template_has_both_formats_in_every_language() -> None:
-    kinds: tuple[str, ...] = ("proposed", "confirmed", "cancelled")
+    kinds: tuple[str, ...] = ("proposed", "confirmed", "cancelled", "digest", "reminder")
     kinds += ("student_proposed", "student_confirmed", "student_unplaced")
+    kinds += ("student_reminder", "student_supplementary")
     for language in LANGUAGES:
         folder = TEMPLATES / language / teachers.TEMPLATE_FOLDER
         for kind in (*kinds, "_teacher"):
@@ -93,7 +94,7 @@ def test_every_teacher_template_has_both_formats_in_every_language() -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("kind", ["proposed", "confirmed", "cancelled"])
+@pytest.mark.parametrize("kind", ["proposed", "confirmed", "cancelled", "reminder"])
 def test_a_supervisor_is_told_of_a_teacher(language: Language, kind: NoticeKind) -> None:
     view = build_view(
         uuid.uuid4(),
@@ -112,8 +113,8 @@ def test_a_supervisor_is_told_of_a_teacher(language: Language, kind: NoticeKind)
         assert WEEKS_LINE[language] in body
     if kind == "cancelled":
         assert teachers.REASONS[language]["student_withdrawn"] in text
-    # the contact only with the confirmation, as for a student
-    assert ("Liisa Korhonen" in text) == (kind == "confirmed")
+    # the contact only once confirmed (a reminder comes after the confirmation), as for a student
+    assert ("Liisa Korhonen" in text) == (kind in ("confirmed", "reminder"))
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -139,11 +140,47 @@ def test_a_teacher_is_told_in_a_teachers_words(language: Language, kind: NoticeK
         assert TEACHER_WORD[language] in text.lower()
 
 
-def test_a_kind_without_a_teachers_template_falls_back_to_the_students() -> None:
-    view = build_view(uuid.uuid4(), "reminder", [supervisor_context("en", shared=True)])
-    text, _ = Renderer().render(view)
-    assert view.subject == "Reminder: the working-life period starts soon: Battery cell production"
-    assert "Battery cell production" in text
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_supervisor_is_told_of_several_teachers_in_one_digest(language: Language) -> None:
+    first = supervisor_context(language)
+    assert first.student is not None
+    second = first.model_copy(
+        update={"student": first.student.model_copy(update={"student_id": "t-2"})}
+    )
+    view = build_view(uuid.uuid4(), "digest", [first, second])
+    text, html = Renderer().render(view)
+    assert view.subject == teachers.SUBJECTS[language]["digest"].format(
+        title="Battery cell production", count=2
+    )
+    for body in (text, html):
+        assert TEACHER_WORD[language] in body.lower()
+        assert STUDENT_WORD[language] not in body.lower()
+        assert body.count(SUBJECT_LINE[language]) == 2
+    assert "Liisa Korhonen" not in text  # no contact before the teachers accepted
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", ["student_reminder", "student_supplementary"])
+def test_a_teachers_reminder_and_supplementary_round_in_a_teachers_words(
+    language: Language, kind: NoticeKind
+) -> None:
+    placed = kind == "student_reminder"
+    view = build_student_view(
+        uuid.uuid4(),
+        kind,
+        teacher_context(language, placed=placed),
+        placement_id="w-1" if placed else None,
+        detail="2027-02-01" if kind == "student_supplementary" else None,
+    )
+    text, html = Renderer().render(view)
+    assert view.subject == teachers.SUBJECTS[language][kind].format(title="Battery cell production")
+    for body in (text, html):
+        assert STUDENT_WORD[language] not in body.lower()
+        assert "APL-plats" not in body
+    if placed:
+        assert "Battery cell production" in text
+    else:
+        assert TEACHER_WORD[language] in text.lower()
 
 
 def test_a_students_notice_is_unchanged() -> None:

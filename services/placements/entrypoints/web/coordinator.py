@@ -46,6 +46,7 @@ from . import i18n
 from . import outcomes as outcome_pages
 from .charts import Chart, charts_of
 from .i18n import N_
+from .outcomes import PARTICIPANT_NAMES
 from .render import page
 from .session import Page, require_csrf
 
@@ -71,10 +72,6 @@ KIND_NAMES: Final[dict[str, str]] = {
     ),
 }
 PARTICIPANTS: Final[dict[str, Participant]] = {"student": "student", "teacher": "teacher"}
-PARTICIPANT_NAMES: Final[dict[str, str]] = {
-    "student": N_("Students, at placements for students"),
-    "teacher": N_("Teachers, at working-life periods for teachers"),
-}
 FIELD_ERRORS: Final[dict[str, str]] = {
     "participant": N_(
         "The region has no open working-life period for teachers or no registered teacher: a "

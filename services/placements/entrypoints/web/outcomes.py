@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from shared import explain
 from shared.contracts.events import Policy
 from shared.contracts.outcomes import OutcomeReason, RuleFailure
+from shared.contracts.vocabulary import Participant
 
 from ... import handlers
 from ...domain import outcomes
@@ -64,6 +65,11 @@ COMPARED: Final = 50
 POLL_SECONDS: Final = 2
 COMPARED_POLICIES: Final[tuple[Policy, Policy]] = ("optimal", "stable")
 """The two dry runs of "Compare optimal and stable", in the comparison's order (a, b)."""
+PARTICIPANT_NAMES: Final[dict[str, str]] = {
+    "student": N_("Students, at placements for students"),
+    "teacher": N_("Teachers, at working-life periods for teachers"),
+}
+"""Whom a round places (the region page's round form) or an opening invites."""
 REASON_NAMES: Final[dict[str, str]] = {
     "no_eligible_choice": N_("None of their choices fits them"),
     "choices_full": N_("Every choice that fits them was full"),
@@ -344,6 +350,7 @@ async def _vacancies_page(
     refusal: Refusal | None = None,
     opening: Mapping[str, str] | None = None,
     ranks_until: str = "",
+    invite: str = "student",
 ) -> HTMLResponse:
     query = RegionVacancies(region, limit=STUDENTS_PAGE, offset=offset, per_student=PER_STUDENT)
     found = await handlers.region_vacancies(query, _uow(request, access))
@@ -363,6 +370,8 @@ async def _vacancies_page(
         refusal=refusal,
         opening=opening or {},
         ranks_until=ranks_until,
+        invite=invite,
+        participants=PARTICIPANT_NAMES,
         today=datetime.now(UTC).date(),
     )
 
@@ -510,28 +519,39 @@ async def assign(request: Request, region: str, access: Page) -> Response:
     dependencies=[Depends(require_csrf)],
 )
 async def open_supplementary(request: Request, region: str, access: Page) -> Response:
-    """Open a supplementary round: the region's unplaced students are told which vacancies fit
-    them (until the last day to rank, if given); "no unplaced students" is the form's error."""
+    """Open a supplementary round: the unplaced of the region's latest round of students (or of
+    teachers: the form's `participant`) are told which vacancies fit them (until the last day
+    to rank, if given); "no unplaced students (teachers)" is the form's error."""
     form = await request.form()
     value = _text(form, "ranks_until")
+    invite = _text(form, "participant") or "student"
     t = _words(request)
     _ = t.gettext
     errors: dict[str, str] = {}
     ranks_until: date | None = None
+    if invite not in PARTICIPANT_NAMES:
+        errors["participant"] = _("Choose students or teachers.")
+        invite = "student"
     if value:
         try:
             ranks_until = date.fromisoformat(value)
         except ValueError:
             errors["ranks_until"] = _("Give the date as YYYY-MM-DD.")
     if not errors:
+        whom: Participant = "teacher" if invite == "teacher" else "student"
         try:
             opened = await handlers.open_supplementary(
-                OpenSupplementary(region, ranks_until), _uow(request, access)
+                OpenSupplementary(region, ranks_until, whom), _uow(request, access)
             )
         except Invalid as error:
             for e in error.errors:
                 if e.field == "ranks_until":
                     errors["ranks_until"] = _("The last day to rank may not be in the past.")
+                elif whom == "teacher":
+                    errors["region"] = _(
+                        "The region has no unplaced teachers: the latest completed round of "
+                        "teachers left no one without a match, or none has been completed yet."
+                    )
                 else:
                     errors["region"] = _(
                         "The region has no unplaced students: the latest completed round left "
@@ -541,7 +561,7 @@ async def open_supplementary(request: Request, region: str, access: Page) -> Res
             done = urlencode({"opened": len(opened.student_ids)})
             return RedirectResponse(f"/regions/{region}/vacancies?{done}#notice", status_code=303)
     return await _vacancies_page(
-        request, access, region, 0, status=422, opening=errors, ranks_until=value
+        request, access, region, 0, status=422, opening=errors, ranks_until=value, invite=invite
     )
 
 

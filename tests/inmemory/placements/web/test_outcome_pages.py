@@ -428,6 +428,15 @@ async def test_a_supplementary_round_is_opened_or_refused_on_the_form(site: Site
     assert 'aria-invalid="true" aria-describedby="ranks_until-error"' in past.text
     bad = await browser.post(f"/regions/{REGION}/supplementary", {"ranks_until": "soon"})
     assert "Give the date as YYYY-MM-DD." in bad.text
+    teachers = await browser.post(
+        f"/regions/{REGION}/supplementary", {"ranks_until": "", "participant": "teacher"}
+    )
+    assert teachers.status_code == 422
+    assert "The region has no unplaced teachers" in text_of(teachers.text)
+    assert 'id="invite-teacher" value="teacher" checked' in teachers.text
+    odd = await browser.post(f"/regions/{REGION}/supplementary", {"participant": "pupil"})
+    assert odd.status_code == 422
+    assert 'id="invite-error">Choose students or teachers.' in odd.text
     assert not any(isinstance(e, ev.SupplementaryRoundOpened) for e in site.fake.published)
 
     opened = await browser.post(f"/regions/{REGION}/supplementary", {"ranks_until": "2099-01-31"})

@@ -41,7 +41,7 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import plan_round, round_problem
-from services.matching.round_events import ProposedEvents
+from services.matching.round_events import ProposedEvents, outcome_rows
 from services.matching.wakeup import InputSignals
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
@@ -528,11 +528,23 @@ def _outcome_rows(
     actor: ev.Actor | None,
 ) -> tuple[list[Serialised], float]:
     """The round's `MatchingRoundOutcomes`, explained (the engine's outcomes are explained on
-    first use) and serialised, by `actor`; and the seconds it took. Runs in a thread."""
+    first use) and serialised, by `actor`; and the seconds it took. Runs in a thread. From
+    the solver's JSON texts when it gives them (the engine does: no models made), else from
+    its `StudentOutcome` models; the same bytes either way."""
     started = time.perf_counter()
-    outcomes = result.student_outcomes
-    parts = outcome_parts(round_id, region, outcomes, dry_run=dry_run, participant=participant)
-    rows = [Serialised.of(p.by(actor)) for p in parts]
+    if result.outcome_texts is not None:
+        rows = outcome_rows(
+            round_id,
+            region,
+            result.outcome_texts(),
+            dry_run=dry_run,
+            participant=participant,
+            actor=actor,
+        )
+    else:
+        outcomes = result.student_outcomes
+        parts = outcome_parts(round_id, region, outcomes, dry_run=dry_run, participant=participant)
+        rows = [Serialised.of(p.by(actor)) for p in parts]
     return rows, time.perf_counter() - started
 
 

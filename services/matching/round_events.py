@@ -4,12 +4,16 @@ A round of 7,000 students publishes thousands of `MatchProposed`: building, vali
 stamping and dumping a pydantic model for each cost more than the round's database writes. Here
 they are made from `EventTemplate`s (shared/serialised.py), one per (rank, filled) the round
 uses: the same bytes the models give, with the round's time as every event's `occurred_at`
-and the unit of work's actor. The few cancellations, the outcome parts and the completion stay
-models (serialised once, by the outbox).
+and the unit of work's actor. The outcome parts (`OutcomeEvents`) are each one event model
+without its outcomes, serialised, with the outcomes' JSON texts (the engine's, made without
+models: `SolveResult.outcome_texts`) put in its empty `outcomes` array: the bytes of the part
+with those outcomes' models. The few cancellations and the completion stay models (serialised
+once, by the outbox).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +22,7 @@ from typing import Any
 from services.matching.domain.model import NewProposal
 from shared.contracts import events as ev
 from shared.contracts.events import Actor
+from shared.contracts.vocabulary import Participant
 from shared.serialised import (
     EventTemplate,
     HoleKind,
@@ -106,3 +111,44 @@ class ProposedEvents:
             )
             append(Serialised(event_id, topic, region, event_type, text.encode()))
         return rows
+
+
+_EMPTY_OUTCOMES = b'"outcomes":[]'
+
+
+def outcome_rows(
+    round_id: uuid.UUID,
+    region: str,
+    texts: Sequence[str],
+    *,
+    dry_run: bool,
+    participant: Participant,
+    actor: Actor | None,
+) -> list[Serialised]:
+    """Every student's outcome (`texts`: each `StudentOutcome`'s JSON, in the round's input
+    order) as the round's `MatchingRoundOutcomes`, by `actor`: parts of at most
+    OUTCOMES_PER_PART, numbered from 1 (none without students), each the bytes of the part
+    with those outcomes' models (`handlers.outcome_parts`; the tests compare them)."""
+    size = ev.OUTCOMES_PER_PART
+    parts = math.ceil(len(texts) / size)
+    rows: list[Serialised] = []
+    for k in range(parts):
+        event = ev.MatchingRoundOutcomes(
+            producer=PRODUCER,
+            data=ev.MatchingRoundOutcomesData(
+                round_id=round_id,
+                region=region,
+                part=k + 1,
+                parts=parts,
+                dry_run=dry_run,
+                participant=participant,
+                outcomes=(),
+            ),
+        ).by(actor)
+        head, hole, tail = event.to_json().partition(_EMPTY_OUTCOMES)
+        if not hole or _EMPTY_OUTCOMES in tail:
+            raise RuntimeError("MatchingRoundOutcomes: no single empty outcomes array to fill")
+        outcomes = ",".join(texts[k * size : (k + 1) * size]).encode("utf-8")
+        payload = b"".join((head, b'"outcomes":[', outcomes, b"]", tail))
+        rows.append(Serialised(event.event_id, event.topic, region, event.type, payload))
+    return rows

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.matching.domain.model import NewProposal
-from services.matching.round_events import ProposedEvents
+from devtools.synthetic import generate_round
+from services.matching.adapters.engine import engine_solver
+from services.matching.domain.model import NewProposal, RoundProblem, SolveResult
+from services.matching.handlers import outcome_parts
+from services.matching.round_events import ProposedEvents, outcome_rows
 from shared.contracts import events as ev
 from shared.serialised import EventTemplate, Serialised, json_str, json_uuid, random_uuids
 from shared.uow import system_actor
@@ -138,3 +141,60 @@ def test_a_rounds_proposals_are_the_events_its_models_would_be() -> None:
         assert event == expected
         assert row.payload == expected.to_json()  # byte for byte
         assert json.loads(row.payload)["actor"] == actor.model_dump()
+
+
+def _solved(n_students: int, *, seed: int = 2) -> SolveResult:
+    generated = generate_round(n_students, seed=seed)
+    students = tuple(s.model_copy(update={"region": "SE-AB"}) for s in generated.students)
+    placements = tuple(p.model_copy(update={"region": "SE-AB"}) for p in generated.placements)
+    return engine_solver(
+        RoundProblem(
+            students=students,
+            placements=placements,
+            fill=True,
+            previous={s.student_id: placements[0].placement_id for s in students[:1]},
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_students", "parts", "dry_run", "participant", "actor"),
+    [
+        (450, 3, False, "student", system_actor("matching")),
+        (400, 2, True, "student", None),  # exactly two full parts
+        (201, 2, False, "teacher", system_actor("matching")),
+        (0, 0, False, "student", system_actor("matching")),
+    ],
+)
+def test_a_rounds_outcome_parts_are_the_bytes_of_their_models(
+    n_students: int, parts: int, dry_run: bool, participant: Any, actor: Any
+) -> None:
+    solved = _solved(n_students)
+    assert solved.outcome_texts is not None
+    round_id = uuid.uuid4()
+    rows = outcome_rows(
+        round_id,
+        "SE-AB",
+        solved.outcome_texts(),
+        dry_run=dry_run,
+        participant=participant,
+        actor=actor,
+    )
+    models = outcome_parts(
+        round_id, "SE-AB", solved.student_outcomes, dry_run=dry_run, participant=participant
+    )
+    assert len(rows) == len(models) == parts
+    for row, model in zip(rows, models, strict=True):
+        assert (row.topic, row.key, row.event_type) == (
+            ev.MatchingRoundOutcomes.topic,
+            "SE-AB",
+            "MatchingRoundOutcomes",
+        )
+        parsed = ev.parse_as(ev.MatchingRoundOutcomes, row.payload)
+        assert parsed.event_id == row.event_id
+        assert parsed.data == model.data
+        assert parsed.actor == actor
+        same = model.by(actor).model_copy(
+            update={"event_id": parsed.event_id, "occurred_at": parsed.occurred_at}
+        )
+        assert row.payload == same.to_json()  # byte for byte

@@ -4,8 +4,9 @@
 `RoundResult` into the service's plain `SolveResult`: the outcomes the round diff needs, the
 figures, and (unless `RoundProblem.explain` is False: the v1 round bench/pipeline.py measures as
 its baseline) every student's `StudentOutcome` with its explanation, `previous_placement_id`
-being the placement of the student's standing match before the round: made on call
-(`Explained`), which the round does in a worker thread while it writes its matches.
+being the placement of the student's standing match before the round: made on call, as models
+(`Explained`) or as their JSON texts (`outcome_texts`, no models: what the round publishes,
+made in a worker thread while it writes its matches).
 The engine is imported by `warm_up`, which `running()` runs in a thread at start-up
 (`load_kernel`), or else on the first round.
 """
@@ -44,12 +45,13 @@ def engine_solver(problem: RoundProblem) -> SolveResult:
         Outcome(o.student_id, o.placement_id, o.rank, o.reason, o.filled) for o in result.outcomes
     )
     previous = problem.previous
+    if not problem.explain:
+        return SolveResult(outcomes=outcomes, figures=result.summary.as_dict())
     return SolveResult(
         outcomes=outcomes,
         figures=result.summary.as_dict(),
-        student_outcomes=Explained(lambda: result.student_outcomes(previous))
-        if problem.explain
-        else (),
+        student_outcomes=Explained(lambda: result.student_outcomes(previous)),
+        outcome_texts=lambda: result.student_outcome_texts(previous),
     )
 
 

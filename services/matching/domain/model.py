@@ -88,7 +88,12 @@ class SolveResult:
     student_outcomes: Sequence[StudentOutcome] = ()
     """Every student's outcome with its explanation, in input order (empty when the problem
     did not ask for them: `RoundProblem.explain`). The engine's adapter gives a sequence that
-    explains on first use: the round uses it in a worker thread while it writes its matches."""
+    explains on first use."""
+    outcome_texts: Callable[[], Sequence[str]] | None = None
+    """The same outcomes as JSON, made on call: each `StudentOutcome`'s `model_dump_json()`
+    text, in input order, made without the models (the engine's adapter gives it whenever it
+    explains; a solver without it leaves None and the round serialises `student_outcomes`).
+    The round calls it in a worker thread while it writes its matches."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,13 @@ Explanations are the contract's `StudentOutcome` models (shared/contracts/outcom
 for all students at once: statuses, failed rules with their figures and the holders of full
 choices are computed with numpy over every explained choice of the round; only the models
 themselves are made one by one (`_construct`, with shared sub-models where they repeat).
+A round that publishes them takes their JSON texts instead (`student_outcome_texts`: the
+same classification, each distinct note's text made once, no outcome models).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -128,6 +131,65 @@ def _outcome_values(
 
 
 _FIELDS_SETS: dict[type[BaseModel], set[str]] = {}
+
+
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+"""A string as a JSON string literal, as pydantic's serializer writes it (non-ASCII kept; `"`,
+`\\` and control characters escaped: tests/unit/test_serialised.py compares them)."""
+_JSON_NULL = "null"
+_JSON_BOOL = {False: "false", True: "true"}
+
+
+def _json_or_null(value: str | None) -> str:
+    return _JSON_NULL if value is None else _json_str(value)
+
+
+def _object_text(cls: type[BaseModel], fields: tuple[str, ...]) -> Callable[..., str]:
+    """The JSON text of a `cls` from its fields' texts, given in `fields` order: what
+    `model_dump_json()` writes (every field, in the model's order, no spaces). `fields` must
+    be the model's fields in its order, so a field added to the contract is not left out."""
+    if tuple(cls.model_fields) != fields:
+        raise RuntimeError(f"{cls.__name__}: fields {tuple(cls.model_fields)}, not {fields}")
+    pieces = ",".join(f"{_json_str(name)}:{{{i}}}" for i, name in enumerate(fields))
+    return ("{{" + pieces + "}}").format
+
+
+_OUTCOME_TEXT = _object_text(
+    StudentOutcome,
+    (
+        "student_id",
+        "placement_id",
+        "rank",
+        "filled",
+        "pinned",
+        "reason",
+        "previous_placement_id",
+        "explanation",
+    ),
+)
+_EXPLANATION_TEXT = _object_text(Explanation, ("better_choices", "choices"))
+_NOTE_TEXT = _object_text(ChoiceNote, ("rank", "placement_id", "status", "rules", "held_by"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Notes:
+    """Some students' explained choices (`RoundResult._notes`), each distinct note once: its
+    rank, placement (or unknown id), status, failed rules (indices into `rule_models`) and
+    holder counts (an index into `held_models`, -1 when not full)."""
+
+    rank: list[int]
+    placement_id: list[str]
+    status: list[str]
+    rules: list[list[int]]
+    held: list[int]
+    rule_models: list[RuleFailure]
+    held_models: list[HeldBy]
+    per_choice: list[int]
+    """Per explained choice (by student, then rank), its distinct note."""
+    bounds: list[int]
+    """Student i's explained choices are `per_choice[bounds[i]:bounds[i + 1]]`."""
+    choices: list[int]
+    """Per student, how many placements it ranked."""
 
 
 def _skill_names(names: tuple[str, ...], mask: npt.NDArray[np.uint64]) -> tuple[str, ...]:
@@ -314,6 +376,33 @@ class RoundResult:
             every = np.arange(pb.n_students, dtype=np.int64)
             return tuple(self._student_outcomes(every, self._all_explanations, prev))
 
+    def student_outcome_texts(self, previous: Mapping[str, str] | None = None) -> list[str]:
+        """`student_outcomes(previous)` as JSON: each student's `StudentOutcome` as the text
+        its model's `model_dump_json()` gives, in input order, made without the models (the
+        explained choices are classified as for them, each distinct note's text is made once,
+        and a student's text joins its notes'). For a round that publishes every outcome:
+        the matching service sends these texts; tests compare them with the models'."""
+        with paused_gc():
+            pb = self.problem
+            every = np.arange(pb.n_students, dtype=np.int64)
+            explanations = self._explanation_texts(self._notes(every))
+            mine = self.outcomes
+            pinned = (pb.pinned >= 0).tolist()
+            prev = map(_json_or_null, map((previous or {}).get, pb.student_ids))
+            return list(
+                map(
+                    _OUTCOME_TEXT,
+                    (_json_str(o.student_id) for o in mine),
+                    (_json_or_null(o.placement_id) for o in mine),
+                    (_JSON_NULL if o.rank is None else str(o.rank) for o in mine),
+                    (_JSON_BOOL[o.filled] for o in mine),
+                    map(_JSON_BOOL.__getitem__, pinned),
+                    (_json_or_null(o.reason) for o in mine),
+                    prev,
+                    explanations,
+                )
+            )
+
     def _student_outcomes(
         self, students: I64, explanations: list[Explanation], previous: list[str | None]
     ) -> list[StudentOutcome]:
@@ -332,12 +421,84 @@ class RoundResult:
         return self._explanations(np.arange(self.problem.n_students, dtype=np.int64))
 
     def _explanations(self, students: I64) -> list[Explanation]:
-        """The explanation of each of `students`: every choice ranked better than the
-        outcome (all of them when unplaced, filled, or pinned outside the preferences).
+        """The explanation of each of `students` (see `_notes`): each distinct note, rule
+        and holder count made once (`_build`) and shared by every choice it describes."""
+        notes_of = self._notes(students)
+        rule_models, held_models = notes_of.rule_models, notes_of.held_models
+        no_rules: tuple[RuleFailure, ...] = ()
+        notes = _build(
+            ChoiceNote,
+            ("rank", "placement_id", "status", "rules", "held_by"),
+            (
+                notes_of.rank,
+                notes_of.placement_id,
+                notes_of.status,
+                [tuple(rule_models[r] for r in ru) if ru else no_rules for ru in notes_of.rules],
+                [None if h < 0 else held_models[h] for h in notes_of.held],
+            ),
+            _note_values,
+        )
+        per_choice = list(map(notes.__getitem__, notes_of.per_choice))
+        better = [tuple(per_choice[a:b]) for a, b in pairwise(notes_of.bounds)]
+        choices = notes_of.choices
+        # Students with no better choice (placed at their first) share one per length.
+        some = [i for i, b in enumerate(better) if b]
+        made = _build(
+            Explanation,
+            ("better_choices", "choices"),
+            ([better[i] for i in some], [choices[i] for i in some]),
+            _explanation_values,
+        )
+        lengths = sorted(set(choices))
+        empty = dict(
+            zip(
+                lengths,
+                _build(
+                    Explanation,
+                    ("better_choices", "choices"),
+                    ([()] * len(lengths), lengths),
+                    _explanation_values,
+                ),
+                strict=True,
+            )
+        )
+        out = [empty[c] for c in choices]
+        for i, e in zip(some, made, strict=True):
+            out[i] = e
+        return out
+
+    def _explanation_texts(self, notes_of: _Notes) -> list[str]:
+        """The JSON text of each student's `Explanation` (what `_explanations` makes, as its
+        `model_dump_json()`): each distinct rule and holder count dumped by its model once,
+        each distinct note's text made once, a student's notes joined."""
+        rule_texts = [m.model_dump_json() for m in notes_of.rule_models]
+        held_texts = [m.model_dump_json() for m in notes_of.held_models]
+        note_texts = list(
+            map(
+                _NOTE_TEXT,
+                map(str, notes_of.rank),
+                map(_json_str, notes_of.placement_id),
+                map(_json_str, notes_of.status),
+                ["[" + ",".join([rule_texts[r] for r in ru]) + "]" for ru in notes_of.rules],
+                [_JSON_NULL if h < 0 else held_texts[h] for h in notes_of.held],
+            )
+        )
+        per_choice = list(map(note_texts.__getitem__, notes_of.per_choice))
+        return list(
+            map(
+                _EXPLANATION_TEXT,
+                ["[" + ",".join(per_choice[a:b]) + "]" for a, b in pairwise(notes_of.bounds)],
+                map(str, notes_of.choices),
+            )
+        )
+
+    def _notes(self, students: I64) -> _Notes:
+        """The explained choices of `students`: every choice ranked better than the outcome
+        (all of them when unplaced, filled, or pinned outside the preferences).
 
         Every explained choice is classified with numpy (status, the failed rules as ids of
-        distinct `RuleFailure`s, the holder counts of a full choice); each distinct note, rule
-        and holder count is made once (`_build`) and shared by every choice it describes."""
+        distinct `RuleFailure`s, the holder counts of a full choice); equal choices (same
+        status, rank, placement and figures) are one distinct note."""
         pb = self.problem
         n_p = pb.n_placements
         prefs = pb.preferences
@@ -389,74 +550,47 @@ class RoundResult:
         pids = pb.placement_ids
         code_ids = list(id_code)
         withdrawn = self.withdrawn
-        held_models = self._held_models(fk)
-        no_rules: tuple[RuleFailure, ...] = ()
+        held_models, held_of = self._held_models(fk)
         col_id: list[str] = []
         col_status: list[str] = []
-        col_rules: list[tuple[RuleFailure, ...]] = []
-        col_held: list[HeldBy | None] = []
+        col_rules: list[list[int]] = []
+        col_held: list[int] = []
         f_rules = fk[:, 3 : 3 + _N_RULES].tolist()
         for j, (st, p, ru) in enumerate(zip(f_status, f_p, f_rules, strict=True)):
             if st == _UNKNOWN:
                 pid = code_ids[p]
                 col_id.append(pid)
                 col_status.append("withdrawn" if pid in withdrawn else "unknown")
-                col_rules.append(no_rules)
-                col_held.append(None)
+                col_rules.append([])
+                col_held.append(-1)
                 continue
             col_id.append(pids[p])
             col_status.append(_STATUS[st])
-            if st == _INELIGIBLE:
-                col_rules.append(tuple(rule_models[r] for r in ru if r >= 0))
-            else:
-                col_rules.append(no_rules)
-            col_held.append(held_models.get(j))
-        notes = _build(
-            ChoiceNote,
-            ("rank", "placement_id", "status", "rules", "held_by"),
-            (fk[:, 1].tolist(), col_id, col_status, col_rules, col_held),
-            _note_values,
+            col_rules.append([r for r in ru if r >= 0] if st == _INELIGIBLE else [])
+            col_held.append(held_of.get(j, -1))
+        return _Notes(
+            rank=fk[:, 1].tolist(),
+            placement_id=col_id,
+            status=col_status,
+            rules=col_rules,
+            held=col_held,
+            rule_models=rule_models,
+            held_models=held_models,
+            per_choice=inverse.tolist(),
+            bounds=np.searchsorted(rows, np.arange(len(students) + 1)).tolist(),
+            choices=[len(prefs[s]) for s in students.tolist()],
         )
-        per_choice = list(map(notes.__getitem__, inverse.tolist()))
-        bounds = np.searchsorted(rows, np.arange(len(students) + 1)).tolist()
-        better = [tuple(per_choice[a:b]) for a, b in pairwise(bounds)]
-        choices = [len(prefs[s]) for s in students.tolist()]
-        # Students with no better choice (placed at their first) share one per length.
-        some = [i for i, b in enumerate(better) if b]
-        made = _build(
-            Explanation,
-            ("better_choices", "choices"),
-            ([better[i] for i in some], [choices[i] for i in some]),
-            _explanation_values,
-        )
-        lengths = sorted(set(choices))
-        empty = dict(
-            zip(
-                lengths,
-                _build(
-                    Explanation,
-                    ("better_choices", "choices"),
-                    ([()] * len(lengths), lengths),
-                    _explanation_values,
-                ),
-                strict=True,
-            )
-        )
-        out = [empty[c] for c in choices]
-        for i, e in zip(some, made, strict=True):
-            out[i] = e
-        return out
 
-    def _held_models(self, fk: I64) -> dict[int, HeldBy]:
-        """The `HeldBy` of each distinct full note (rows of `fk` with status full), by row;
-        notes with the same counts share one."""
+    def _held_models(self, fk: I64) -> tuple[list[HeldBy], dict[int, int]]:
+        """The distinct `HeldBy` of the full notes (rows of `fk` with status full), and by
+        row the index of its own among them (notes with the same counts share one)."""
         j_full = np.flatnonzero(fk[:, 0] == _FULL)
         if len(j_full) == 0:
-            return {}
+            return [], {}
         counts = np.column_stack((self.problem.capacity[fk[j_full, 2]], fk[j_full, 3:]))
         first, inverse = factor_rows(counts)
         models = _build(HeldBy, ("slots", *_HELD_GROUPS), counts[first].T.tolist())
-        return dict(zip(j_full.tolist(), map(models.__getitem__, inverse.tolist()), strict=True))
+        return models, dict(zip(j_full.tolist(), inverse.tolist(), strict=True))
 
     def _rule_ids(self, owner: I64, p: I64, fails: U8, models: list[RuleFailure]) -> I64:
         """Per ineligible choice (student `owner`, placement `p`, failed `fails`), the index in

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devtools.synthetic import generate_round
+from devtools.synthetic import generate_round, generate_teachers
 from services.matching.engine import solve
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PinnedPair
@@ -126,3 +126,57 @@ def test_shared_models_stay_independent() -> None:
     assert a.previous_placement_id is None
     assert b.model_fields_set == set(StudentOutcome.model_fields)
     assert a.model_dump(exclude_unset=True) == a.model_dump()
+
+
+def _texts_are_the_models(res, previous=None) -> None:
+    """`student_outcome_texts` is, student by student, the models' `model_dump_json()`."""
+    models = res.student_outcomes(previous)
+    texts = res.student_outcome_texts(previous)
+    assert texts == [o.model_dump_json() for o in models]
+    assert [StudentOutcome.model_validate_json(t) for t in texts] == list(models)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 10_000), fill=st.booleans(), policy=st.sampled_from(["optimal", "stable"])
+)
+def test_outcome_texts_are_the_models_json(seed, fill, policy) -> None:
+    rnd = generate_round(300, seed=seed)
+    declined = [(s.student_id, s.preferences[0]) for s in rnd.students[:20] if s.preferences]
+    capacity = {p.placement_id: p.capacity for p in rnd.placements}
+    pins: list[PinnedPair] = []
+    for s in rnd.students[20:30]:
+        free = [q for q in s.preferences if capacity.get(q, 0) > 0]
+        if free:  # a pin takes one slot of a known placement
+            capacity[free[-1]] -= 1
+            pins.append(PinnedPair(student_id=s.student_id, placement_id=free[-1]))
+    res = solve(
+        rnd.students,
+        rnd.placements,
+        pins,
+        policy=policy,
+        fill=fill,
+        excluded=declined,
+        withdrawn={"p-x"},
+    )
+    previous = {s.student_id: "p-000001" for s in rnd.students[::7]}
+    _texts_are_the_models(res, previous)
+    _texts_are_the_models(res)
+
+
+def test_outcome_texts_of_teachers_and_awkward_ids() -> None:
+    """Teachers' weeks (dates and week lists in the rules), ids that JSON must escape, pinned,
+    withdrawn, unknown, free and full choices, and students without choices."""
+    rnd = generate_teachers(120, seed=5)
+    res = solve(rnd.students, rnd.placements, fill=True)
+    _texts_are_the_models(res, {rnd.students[0].student_id: "w-000001"})
+    odd = 'p "quoted" \\ åäö\t{0}'
+    studs = [
+        student("s1", ["gone", "old", "p1", odd]),
+        student('s "2" ö', [odd], priority=1),
+        student("s3", [odd, "p1"]),
+        student("s4", []),
+    ]
+    places = [placement("p1", 1), placement(odd, 2)]
+    res = solve(studs, places, [PinnedPair(student_id="s1", placement_id=odd)], withdrawn=["old"])
+    _texts_are_the_models(res, {"s1": odd, "s4": "p1"})

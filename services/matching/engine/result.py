@@ -17,7 +17,7 @@ from datetime import date
 from functools import cached_property
 from itertools import pairwise, repeat
 from operator import attrgetter
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ from services.matching.engine.problem import (
 from services.matching.engine.stable import placement_order_key
 from shared.contracts.outcomes import (
     ChoiceNote,
+    ChoiceStatus,
     Explanation,
     HeldBy,
     RuleFailure,
@@ -138,6 +139,7 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring
 `\\` and control characters escaped: tests/unit/test_serialised.py compares them)."""
 _JSON_NULL = "null"
 _JSON_BOOL = {False: "false", True: "true"}
+_STATUS_TEXT = {status: _json_str(status) for status in get_args(ChoiceStatus)}
 
 
 def _json_or_null(value: str | None) -> str:
@@ -174,13 +176,16 @@ _NOTE_TEXT = _object_text(ChoiceNote, ("rank", "placement_id", "status", "rules"
 @dataclass(frozen=True, slots=True)
 class _Notes:
     """Some students' explained choices (`RoundResult._notes`), each distinct note once: its
-    rank, placement (or unknown id), status, failed rules (indices into `rule_models`) and
-    holder counts (an index into `held_models`, -1 when not full)."""
+    rank, placement (or unknown id), status, failed rules and holder counts (an index into
+    `held_models`, -1 when not full)."""
 
     rank: list[int]
     placement_id: list[str]
     status: list[str]
-    rules: list[list[int]]
+    rule_combo: list[int]
+    """Per note, its failed rules as an index into `combos` (an empty one unless ineligible)."""
+    combos: list[list[int]]
+    """The distinct combinations of failed rules, each as indices into `rule_models`."""
     held: list[int]
     rule_models: list[RuleFailure]
     held_models: list[HeldBy]
@@ -425,7 +430,7 @@ class RoundResult:
         and holder count made once (`_build`) and shared by every choice it describes."""
         notes_of = self._notes(students)
         rule_models, held_models = notes_of.rule_models, notes_of.held_models
-        no_rules: tuple[RuleFailure, ...] = ()
+        combos = [tuple([rule_models[r] for r in c]) for c in notes_of.combos]
         notes = _build(
             ChoiceNote,
             ("rank", "placement_id", "status", "rules", "held_by"),
@@ -433,7 +438,7 @@ class RoundResult:
                 notes_of.rank,
                 notes_of.placement_id,
                 notes_of.status,
-                [tuple(rule_models[r] for r in ru) if ru else no_rules for ru in notes_of.rules],
+                list(map(combos.__getitem__, notes_of.rule_combo)),
                 [None if h < 0 else held_models[h] for h in notes_of.held],
             ),
             _note_values,
@@ -473,14 +478,16 @@ class RoundResult:
         each distinct note's text made once, a student's notes joined."""
         rule_texts = [m.model_dump_json() for m in notes_of.rule_models]
         held_texts = [m.model_dump_json() for m in notes_of.held_models]
+        held_texts.append(_JSON_NULL)  # index -1: not full
+        combos = ["[" + ",".join([rule_texts[r] for r in c]) + "]" for c in notes_of.combos]
         note_texts = list(
             map(
                 _NOTE_TEXT,
                 map(str, notes_of.rank),
                 map(_json_str, notes_of.placement_id),
-                map(_json_str, notes_of.status),
-                ["[" + ",".join([rule_texts[r] for r in ru]) + "]" for ru in notes_of.rules],
-                [_JSON_NULL if h < 0 else held_texts[h] for h in notes_of.held],
+                map(_STATUS_TEXT.__getitem__, notes_of.status),
+                map(combos.__getitem__, notes_of.rule_combo),
+                map(held_texts.__getitem__, notes_of.held),
             )
         )
         per_choice = list(map(note_texts.__getitem__, notes_of.per_choice))
@@ -546,34 +553,25 @@ class RoundResult:
         first, inverse = factor_rows(key)
         # The distinct notes.
         fk = key[first]
-        f_status, f_p = fk[:, 0].tolist(), fk[:, 2].tolist()
-        pids = pb.placement_ids
-        code_ids = list(id_code)
-        withdrawn = self.withdrawn
-        held_models, held_of = self._held_models(fk)
-        col_id: list[str] = []
-        col_status: list[str] = []
-        col_rules: list[list[int]] = []
-        col_held: list[int] = []
-        f_rules = fk[:, 3 : 3 + _N_RULES].tolist()
-        for j, (st, p, ru) in enumerate(zip(f_status, f_p, f_rules, strict=True)):
-            if st == _UNKNOWN:
-                pid = code_ids[p]
-                col_id.append(pid)
-                col_status.append("withdrawn" if pid in withdrawn else "unknown")
-                col_rules.append([])
-                col_held.append(-1)
-                continue
-            col_id.append(pids[p])
-            col_status.append(_STATUS[st])
-            col_rules.append([r for r in ru if r >= 0] if st == _INELIGIBLE else [])
-            col_held.append(held_of.get(j, -1))
+        f_status = fk[:, 0]
+        unknown = f_status == _UNKNOWN
+        # A known note's placement, an unknown one's id (by its code, after the placements).
+        names = [*pb.placement_ids, *id_code]
+        col_id = list(map(names.__getitem__, (fk[:, 2] + unknown * pb.n_placements).tolist()))
+        col_status = list(map(_STATUS.__getitem__, f_status.tolist()))
+        for j in np.flatnonzero(unknown).tolist():
+            col_status[j] = "withdrawn" if col_id[j] in self.withdrawn else "unknown"
+        # The failed rules of each ineligible note, as one of their distinct combinations.
+        rule_cols = np.where((f_status == _INELIGIBLE)[:, None], fk[:, 3 : 3 + _N_RULES], -1)
+        c_first, combo = factor_rows(rule_cols)
+        held_models, held = self._held_models(fk)
         return _Notes(
             rank=fk[:, 1].tolist(),
             placement_id=col_id,
             status=col_status,
-            rules=col_rules,
-            held=col_held,
+            rule_combo=combo.tolist(),
+            combos=[[r for r in row if r >= 0] for row in rule_cols[c_first].tolist()],
+            held=held,
             rule_models=rule_models,
             held_models=held_models,
             per_choice=inverse.tolist(),
@@ -581,16 +579,18 @@ class RoundResult:
             choices=[len(prefs[s]) for s in students.tolist()],
         )
 
-    def _held_models(self, fk: I64) -> tuple[list[HeldBy], dict[int, int]]:
-        """The distinct `HeldBy` of the full notes (rows of `fk` with status full), and by
-        row the index of its own among them (notes with the same counts share one)."""
+    def _held_models(self, fk: I64) -> tuple[list[HeldBy], list[int]]:
+        """The distinct `HeldBy` of the full notes (rows of `fk` with status full), and per
+        row the index of its own among them, -1 when not full (equal counts share one)."""
+        held = np.full(len(fk), -1, dtype=np.int64)
         j_full = np.flatnonzero(fk[:, 0] == _FULL)
         if len(j_full) == 0:
-            return [], {}
+            return [], held.tolist()
         counts = np.column_stack((self.problem.capacity[fk[j_full, 2]], fk[j_full, 3:]))
         first, inverse = factor_rows(counts)
         models = _build(HeldBy, ("slots", *_HELD_GROUPS), counts[first].T.tolist())
-        return models, dict(zip(j_full.tolist(), inverse.tolist(), strict=True))
+        held[j_full] = inverse
+        return models, held.tolist()
 
     def _rule_ids(self, owner: I64, p: I64, fails: U8, models: list[RuleFailure]) -> I64:
         """Per ineligible choice (student `owner`, placement `p`, failed `fails`), the index in

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from devtools.synthetic import generate_round
 from services.matching.engine import KernelMode, SolverOptions, solve
-from services.matching.engine.fill import fill_instance, fill_lazy, solve_fill
+from services.matching.engine.fill import _by_pairs, fill_instance, fill_lazy, solve_fill
 from services.matching.engine.problem import build_problem
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 
@@ -252,3 +252,15 @@ def test_lazy_fill_matches_or_tools_on_every_pair(n: int, nearest: int, strip: b
     direct = solve(studs, places, fill=True)
     assert res.summary.filled == direct.summary.filled
     assert res.summary.placed_weight == direct.summary.placed_weight
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30)), max_size=300),
+)
+def test_pairs_are_ordered_as_lexsort_orders_them(pairs: list[tuple[int, int]]) -> None:
+    """`_by_pairs`, fill's one-sort ordering of (student, minor) pairs, is `np.lexsort`'s order,
+    ties (repeated pairs) in input order."""
+    r = np.array([p[0] for p in pairs], dtype=np.int64)
+    minor = np.array([p[1] for p in pairs], dtype=np.int64)
+    assert _by_pairs(r, minor, 31).tolist() == np.lexsort((minor, r)).tolist()

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.matching.engine.gcpause import paused_gc
 from services.matching.engine.optimal import weight_classes
@@ -146,31 +146,64 @@ def _json_or_null(value: str | None) -> str:
     return _JSON_NULL if value is None else _json_str(value)
 
 
-def _object_text(cls: type[BaseModel], fields: tuple[str, ...]) -> Callable[..., str]:
-    """The JSON text of a `cls` from its fields' texts, given in `fields` order: what
-    `model_dump_json()` writes (every field, in the model's order, no spaces). `fields` must
-    be the model's fields in its order, so a field added to the contract is not left out."""
+def _object_template(cls: type[BaseModel], fields: tuple[str, ...]) -> str:
+    """A `str.format` template of a `cls`'s JSON text, each field's text a `{name}` hole:
+    what `model_dump_json()` writes (every field, in the model's order, no spaces). `fields`
+    must be the model's fields in its order, so a field added to the contract is not left
+    out."""
     if tuple(cls.model_fields) != fields:
         raise RuntimeError(f"{cls.__name__}: fields {tuple(cls.model_fields)}, not {fields}")
-    pieces = ",".join(f"{_json_str(name)}:{{{i}}}" for i, name in enumerate(fields))
-    return ("{{" + pieces + "}}").format
+    return "{{" + ",".join(f"{_json_str(name)}:{{{name}}}" for name in fields) + "}}"
 
 
-_OUTCOME_TEXT = _object_text(
-    StudentOutcome,
-    (
-        "student_id",
-        "placement_id",
-        "rank",
-        "filled",
-        "pinned",
-        "reason",
-        "previous_placement_id",
-        "explanation",
-    ),
+def _positional(template: str, holes: tuple[str, ...]) -> Callable[..., str]:
+    """`template`'s format with its `{name}` holes filled by position, in `holes` order."""
+    for i, name in enumerate(holes):
+        if template.count("{" + name + "}") != 1:
+            raise RuntimeError(f"{name}: not one hole of the template")
+        template = template.replace("{" + name + "}", "{" + str(i) + "}")
+    return template.format
+
+
+_OUTCOME_FIELDS = (
+    "student_id",
+    "placement_id",
+    "rank",
+    "filled",
+    "pinned",
+    "reason",
+    "previous_placement_id",
+    "explanation",
 )
-_EXPLANATION_TEXT = _object_text(Explanation, ("better_choices", "choices"))
-_NOTE_TEXT = _object_text(ChoiceNote, ("rank", "placement_id", "status", "rules", "held_by"))
+# A student's outcome with its explanation inline: the notes' texts joined, and the choices.
+_OUTCOME_TEXT = _positional(
+    _object_template(StudentOutcome, _OUTCOME_FIELDS).replace(
+        "{explanation}",
+        _object_template(Explanation, ("better_choices", "choices")).replace(
+            "{better_choices}", "[{better_choices}]"
+        ),
+    ),
+    (*_OUTCOME_FIELDS[:-1], "better_choices", "choices"),
+)
+_NOTE_FIELDS = ("rank", "placement_id", "status", "rules", "held_by")
+_NOTE_TEXT = _positional(_object_template(ChoiceNote, _NOTE_FIELDS), _NOTE_FIELDS)
+_RULES = TypeAdapter(list[RuleFailure])
+_NEXT_RULE = '},{"rule":'
+
+
+def _rule_texts(models: list[RuleFailure]) -> list[str]:
+    """Each rule's `model_dump_json()`, from one dump of them all: every rule's text starts
+    with its first field, `rule`, and no text inside one (strings escape their quotes) can
+    hold the `},{"rule":` between two."""
+    if not models:
+        return []
+    whole = _RULES.dump_json(models).decode("utf-8")
+    if not whole.startswith('[{"rule":'):
+        raise RuntimeError("RuleFailure: its JSON does not start with its rule")
+    inner = whole[2:-2].split(_NEXT_RULE)  # without the outer [{ and }]
+    if len(inner) != len(models):
+        return [m.model_dump_json() for m in models]
+    return ["{" + inner[0] + "}", *["{" + '"rule":' + x + "}" for x in inner[1:]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,16 +304,6 @@ _N_RULES = len(_RULE_BITS)  # columns of a choice's key for its failed rules (3 
 # Choice statuses, as codes while classifying.
 _UNKNOWN, _INELIGIBLE, _FULL, _FREE = 0, 1, 2, 3
 _STATUS = ("unknown", "ineligible", "full", "free")
-_OUTCOME_FIELDS = (
-    "student_id",
-    "placement_id",
-    "rank",
-    "filled",
-    "pinned",
-    "reason",
-    "previous_placement_id",
-    "explanation",
-)
 _HELD_GROUPS = (
     "pinned",
     "higher_priority",
@@ -390,7 +413,8 @@ class RoundResult:
         with paused_gc():
             pb = self.problem
             every = np.arange(pb.n_students, dtype=np.int64)
-            explanations = self._explanation_texts(self._notes(every))
+            notes = self._notes(every)
+            better = self._better_choices_texts(notes)
             mine = self.outcomes
             pinned = (pb.pinned >= 0).tolist()
             prev = map(_json_or_null, map((previous or {}).get, pb.student_ids))
@@ -404,7 +428,8 @@ class RoundResult:
                     map(_JSON_BOOL.__getitem__, pinned),
                     (_json_or_null(o.reason) for o in mine),
                     prev,
-                    explanations,
+                    better,
+                    map(str, notes.choices),
                 )
             )
 
@@ -472,11 +497,12 @@ class RoundResult:
             out[i] = e
         return out
 
-    def _explanation_texts(self, notes_of: _Notes) -> list[str]:
-        """The JSON text of each student's `Explanation` (what `_explanations` makes, as its
-        `model_dump_json()`): each distinct rule and holder count dumped by its model once,
-        each distinct note's text made once, a student's notes joined."""
-        rule_texts = [m.model_dump_json() for m in notes_of.rule_models]
+    def _better_choices_texts(self, notes_of: _Notes) -> list[str]:
+        """Per student, the JSON text of its explanation's `better_choices` without the
+        brackets (what `_explanations` makes, as its models dump it): each distinct rule and
+        holder count dumped by its model once, each distinct note's text made once, a
+        student's notes joined."""
+        rule_texts = _rule_texts(notes_of.rule_models)
         held_texts = [m.model_dump_json() for m in notes_of.held_models]
         held_texts.append(_JSON_NULL)  # index -1: not full
         combos = ["[" + ",".join([rule_texts[r] for r in c]) + "]" for c in notes_of.combos]
@@ -491,13 +517,7 @@ class RoundResult:
             )
         )
         per_choice = list(map(note_texts.__getitem__, notes_of.per_choice))
-        return list(
-            map(
-                _EXPLANATION_TEXT,
-                ["[" + ",".join(per_choice[a:b]) + "]" for a, b in pairwise(notes_of.bounds)],
-                map(str, notes_of.choices),
-            )
-        )
+        return [",".join(per_choice[a:b]) for a, b in pairwise(notes_of.bounds)]
 
     def _notes(self, students: I64) -> _Notes:
         """The explained choices of `students`: every choice ranked better than the outcome

@@ -10,6 +10,7 @@ tests inject other adapters (`running(settings, mail=..., contexts=...)`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from services.notifications.adapters.placements import PlacementsClient
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
+from services.notifications.adapters.store import mark_handed_over
 from services.notifications.adapters.tokens import ClientCredentials, NoToken, TokenSource
 from services.notifications.adapters.uow import PostgresNotificationsUnitOfWork
 from services.notifications.adapters.webhook import WebhookSender
@@ -37,6 +39,7 @@ from services.notifications.handlers import (
     Notifier,
     RetryPolicy,
 )
+from services.notifications.handover import HandOver
 from services.notifications.reminders import ReminderScanner, ReminderSource
 from services.notifications.settings import NotificationsSettings
 from shared import runtime
@@ -120,6 +123,7 @@ def build(
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             timeout=settings.send_timeout_seconds,
             connections=settings.smtp_connections,
+            hand_over=HandOver(),
         )
     guard = WebhookGuard.of(settings.webhook_allowlist, environment=settings.environment)
     hooks_http = httpx.AsyncClient(
@@ -151,6 +155,7 @@ def build(
         poll_seconds=settings.worker_poll_seconds,
         batch_size=settings.worker_batch_size,
         lease_seconds=settings.lease_seconds,
+        marks=functools.partial(mark_handed_over, pool),
     )
     broker.include_router(build_router(settings, policy, uow, on_recorded=worker.wake))
     if reminders is None and isinstance(contexts, ReminderSource):

@@ -25,7 +25,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -56,6 +56,7 @@ from services.notifications.domain.notices import (
 )
 from services.notifications.domain.student_views import StudentNoticeView, build_student_view
 from services.notifications.domain.views import NoticeView, build_view
+from services.notifications.handover import Mark, telling
 from shared import tracing
 from shared.contracts.events import (
     MatchCancelled,
@@ -247,6 +248,7 @@ class Notifier:
         *,
         within: float | None = None,
         on_told: Callable[[int, Outcome], None] | None = None,
+        mark: Callable[[Delivery], Mark] | None = None,
     ) -> list[Outcome]:
         """Tell each (notice, members) of a delivery batch; their outcomes in the same order.
 
@@ -256,7 +258,9 @@ class Notifier:
         mail sender's connection pool bounds the messages on the wire. A notice not told within
         `within` seconds is stopped and counts as a transient failure. `on_told(i, outcome)`
         hears of each notice (by its index in `work`) the moment its telling ended, so the
-        caller can record it while the others are still on the wire."""
+        caller can record it while the others are still on the wire. `mark(notice)` gives
+        the commit of a notice's hand-over to the mail server (`handover.py`: its DATA and
+        that mark in turn with the other messages'; None: no gate)."""
         supervisors: dict[SupervisorKey, None] = {}
         students: dict[StudentKey, None] = {}
         for notice, members in work:
@@ -273,7 +277,9 @@ class Notifier:
             found = ContextBatch.failed(exc)
         told = dataclasses.replace(self, contexts=found)
         tasks = [
-            asyncio.ensure_future(_notify_in_trace(told, notice, members))
+            asyncio.ensure_future(
+                _notify_in_trace(told, notice, members, mark(notice) if mark else None)
+            )
             for notice, members in work
         ]
         if not tasks:
@@ -385,12 +391,20 @@ class Notifier:
         await self.mail.send(message)
 
 
+HandOverMarks = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]
+"""Commits that the notice (`notification_id`, under `claim`) was handed over to the mail server
+(`store.mark_handed_over`: one statement on the pool, its own transaction)."""
+
 Attempt = tuple[Delivery, list[Delivery], Outcome | None]
 """A notice (or digest), the notices it tells of, and how telling went (None: nothing to tell)."""
 
 
 LEASE_SECONDS = 120.0
 """How long a claimed batch is kept from other workers (`NotificationsSettings.lease_seconds`)."""
+RECORD_GATHER_SECONDS = 0.1
+"""With the hand-over marks: how long a record of outcomes waits for more to come."""
+RECORD_GATHER_COUNT = 50
+"""... and how many it takes at most without waiting longer."""
 RECORD_MARGIN_SECONDS = 20.0
 """Of the lease, what is left for recording the outcomes: the sends have the rest."""
 
@@ -402,6 +416,7 @@ async def deliver_due(
     retry: RetryPolicy,
     batch_size: int = 10,
     lease_seconds: float = LEASE_SECONDS,
+    marks: HandOverMarks | None = None,
 ) -> int:
     """Deliver (or retry, or fail) up to `batch_size` due notices; returns how many were due.
 
@@ -412,7 +427,11 @@ async def deliver_due(
     each outcome is recorded as soon as its message went out, on the rows still under this
     claim, with its outcome event (`_Recorder`: one short transaction for whatever was told
     meanwhile). So a process killed mid-batch sends again, when the claim's lease ends, only
-    what had gone out since the last record: what was on the wire."""
+    what had gone out since the last record. With `marks` each e-mail's hand-over to the mail
+    server is committed before the next one's DATA (`handover.py`), and a claimed notice whose
+    hand-over was marked (its worker died before recording it) is recorded as delivered
+    without being sent again: a crash repeats one e-mail at most, and the outcomes, no longer
+    needed for that, are recorded in larger transactions (`RECORD_GATHER_SECONDS`)."""
     claim = uuid.uuid4()
     lease_ends = time.monotonic() + lease_seconds
     async with uow:
@@ -424,23 +443,35 @@ async def deliver_due(
             work.append((notice, members))
     if not work:
         return 0
-    recorder = _Recorder(uow, retry, claim, lease_ends)
+    gather = 0.0 if marks is None else RECORD_GATHER_SECONDS
+    recorder = _Recorder(uow, retry, claim, lease_ends, gather=gather)
     # an empty digest cannot normally exist; it is closed quietly (outcome None)
     for notice, members in work:
         if not members:
             recorder.told((notice, members, None))
-    told = [(n, m) for n, m in work if m]
+        elif notice.handed_over_at is not None:
+            log.info(
+                "notice was handed over before its worker stopped: recorded, not sent again",
+                notification_id=str(notice.notification_id),
+            )
+            recorder.told((notice, members, Outcome(ok=True, trace=notice.trace or None)))
+    told = [(n, m) for n, m in work if m and n.handed_over_at is None]
     flushing = asyncio.ensure_future(recorder.run())
     try:
         await notifier.notify_batch(
             told,
             within=max(lease_seconds - RECORD_MARGIN_SECONDS, 1.0),
             on_told=lambda i, outcome: recorder.told((*told[i], outcome)),
+            mark=None if marks is None else functools.partial(_hand_over_mark, marks, claim),
         )
     finally:
         recorder.close()  # what was told is recorded; a notice not told waits for its lease
         await flushing
     return len(notices)
+
+
+def _hand_over_mark(marks: HandOverMarks, claim: uuid.UUID, notice: Delivery) -> Mark:
+    return functools.partial(marks, notice.notification_id, claim)
 
 
 @dataclass
@@ -455,18 +486,26 @@ class _Recorder:
     retry: RetryPolicy
     claim: uuid.UUID
     lease_ends: float
+    gather: float = 0.0
+    """How long a record waits for more outcomes (at most `RECORD_GATHER_COUNT`) once one
+    came: 0 records at once (without the hand-over marks, a record is what keeps a crash from
+    repeating a message)."""
     _waiting: list[Attempt] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _full: asyncio.Event = field(default_factory=asyncio.Event)
     _closed: bool = False
 
     def told(self, attempt: Attempt) -> None:
         self._waiting.append(attempt)
         self._arrived.set()
+        if len(self._waiting) >= RECORD_GATHER_COUNT:
+            self._full.set()
 
     def close(self) -> None:
         """Nothing more will be told: `run` records what is waiting and returns."""
         self._closed = True
         self._arrived.set()
+        self._full.set()
 
     async def run(self) -> None:
         """Record what is told, until closed."""
@@ -477,6 +516,10 @@ class _Recorder:
                 await self._arrived.wait()
                 self._arrived.clear()
                 continue
+            if self.gather and not self._closed and len(self._waiting) < RECORD_GATHER_COUNT:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.gather)
             done, self._waiting = self._waiting, []
             await self._record(done)
 
@@ -529,7 +572,7 @@ def _outcome_of(task: asyncio.Future[Outcome]) -> Outcome:
 
 
 async def _notify_in_trace(
-    notifier: Notifier, notice: Delivery, members: list[Delivery]
+    notifier: Notifier, notice: Delivery, members: list[Delivery], mark: Mark | None = None
 ) -> Outcome:
     """Tell one notice (or digest) in a CLIENT span that continues the trace stored with its row
     (the handling of the event that asked for it), so the story's trace reaches the notice."""
@@ -545,6 +588,7 @@ async def _notify_in_trace(
         structlog.contextvars.bound_contextvars(
             notification_id=str(notice.notification_id), region=notice.region
         ),
+        telling(mark),
     ):
         outcome = await notifier.notify(notice, members)
         span.set_attribute("apl.notice.channel", str(outcome.channel))
@@ -615,6 +659,8 @@ class DeliveryWorker:
     batch_size: int = 10
     lease_seconds: float = LEASE_SECONDS
     stop_seconds: float = 10.0
+    marks: HandOverMarks | None = None
+    """The hand-over marks (`handover.py`; None: outcomes recorded at once, no gate)."""
     _idle: collections.deque[asyncio.Future[None]] = field(
         default_factory=collections.deque, init=False
     )
@@ -652,6 +698,7 @@ class DeliveryWorker:
                 retry=self.retry,
                 batch_size=self.batch_size,
                 lease_seconds=self.lease_seconds,
+                marks=self.marks,
             )
         )
         try:

@@ -49,7 +49,7 @@ class Findings:
     notice_duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     """What is worth telling but no problem (a notice sent twice: its bound is asserted by
-    `test_notices_are_repeated_only_as_far_as_they_were_on_the_wire`)."""
+    `test_notices_are_repeated_at_most_once_per_kill`)."""
     republished: int = 0
     """Outbox rows on their topic more than once: a relay killed between the broker's ack and
     its mark publishes them again (at-least-once, by design: every consumer's inbox drops the

@@ -111,8 +111,8 @@ class Ledger:
         if killed:
             lines.append(
                 f"notices repeated per kill of the notifications service: at most one in "
-                f"{sum(d <= k for d, k in killed)} of {len(killed)} trials, most "
-                f"{max(d for d, _ in killed)} (what was on the wire)"
+                f"{sum(d <= k for d, k in killed)} of {len(killed)} trials, most in a trial "
+                f"{max(d for d, _ in killed)}"
             )
         durations = [t.seconds for t in self.trials]
         if durations:

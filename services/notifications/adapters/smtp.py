@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import re
 from dataclasses import dataclass, field
 from email.utils import formataddr, formatdate, parseaddr
 
@@ -20,6 +21,7 @@ from services.notifications.domain.notices import (
     PermanentError,
     TransientError,
 )
+from services.notifications.handover import HandOver
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,9 @@ class SmtpSender:
     timeout: float
     connections: int = 4
     """Connections in the pool: sends that run at once, and idle connections kept open."""
+    hand_over: HandOver | None = None
+    """The gate DATA waits for (`services/notifications/handover.py`): one message at a time
+    between the server's acceptance and its durable mark. None: no gate."""
     opened: int = field(default=0, init=False)
     _idle: list[aiosmtplib.SMTP] = field(default_factory=list, init=False)
     _slots: asyncio.Semaphore | None = field(default=None, init=False)
@@ -75,7 +80,7 @@ class SmtpSender:
             client = self._take_idle()
             if client is not None:
                 try:
-                    await _transmit(client, message)
+                    await _transmit(client, message, self.hand_over)
                 except _STALE:
                     log.info("SMTP connection was closed by the server; reconnecting")
                     _abandon(client)
@@ -89,7 +94,7 @@ class SmtpSender:
                     self._give_back(client)
                     return
             client = await self._connect()
-            await _transmit(client, message)
+            await _transmit(client, message, self.hand_over)
             self._give_back(client)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._give_back(client)  # the envelope was reset; the connection is still good
@@ -152,8 +157,11 @@ class SmtpSender:
         return client
 
 
-async def _transmit(client: aiosmtplib.SMTP, message: OutgoingMail) -> None:
-    """MAIL FROM, RCPT TO and DATA with the ready bytes (SMTPUTF8 when an address needs it).
+async def _transmit(
+    client: aiosmtplib.SMTP, message: OutgoingMail, hand_over: HandOver | None = None
+) -> None:
+    """MAIL FROM, RCPT TO and DATA with the ready bytes (SMTPUTF8 when an address needs it);
+    DATA under `hand_over`'s gate, given back once the hand-over is marked.
 
     The envelope's addresses were checked when the message was composed, so the commands are
     written as they are: aiosmtplib's `sendmail` parses each address four times over
@@ -181,11 +189,42 @@ async def _transmit(client: aiosmtplib.SMTP, message: OutgoingMail) -> None:
                 response.code, response.message, message.recipient
             )
             raise aiosmtplib.SMTPRecipientsRefused([refused])
-        await client.data(message.data)
+        if hand_over is None:
+            await client.data(message.data)
+        else:
+            await _hand_over(client, message, hand_over)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
             await client.rset()  # a clean envelope for the connection's next message
         raise
+
+
+_LEADING_PERIOD = re.compile(rb"(?m)^\.")
+
+
+async def _hand_over(client: aiosmtplib.SMTP, message: OutgoingMail, hand_over: HandOver) -> None:
+    """DATA in two steps, so that only the hand-over itself waits for the gate: the command,
+    its 354 and the message (dot-stuffed, as `SMTP.data` does) go out side by side with the
+    other connections'; the final dot that makes the server accept it, its 250 and the
+    hand-over's mark in turn (`services/notifications/handover.py`)."""
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    start = await client.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    body = _LEADING_PERIOD.sub(b"..", message.data)
+    protocol.write(body if body.endswith(b"\r\n") else body + b"\r\n")
+    await hand_over.enter()
+    try:
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=client.timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+    except BaseException:
+        hand_over.leave()
+        raise
+    await hand_over.handed()
 
 
 def _abandon(client: aiosmtplib.SMTP | None) -> None:

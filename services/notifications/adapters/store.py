@@ -14,7 +14,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
+
+import asyncpg
 
 from services.notifications.domain.notices import NoticeKind, PlannedNotice
 from shared import tracing
@@ -46,6 +49,9 @@ class Delivery:
     traceparent: str | None = None
     """The trace context of the event's handling that recorded the notice (W3C), if any."""
     tracestate: str | None = None
+    handed_over_at: datetime | None = None
+    """When the mail server accepted its message, if it did and no outcome says so yet
+    (`services/notifications/handover.py`)."""
 
     @property
     def trace(self) -> dict[str, str]:
@@ -98,6 +104,8 @@ class NoticeStore(Protocol):
 
     async def record(self, results: Sequence[Result], claim: uuid.UUID) -> set[uuid.UUID]: ...
 
+    async def mark_handed_over(self, notification_id: uuid.UUID, claim: uuid.UUID) -> None: ...
+
     async def get(self, notification_id: uuid.UUID) -> Delivery | None: ...
 
     async def of_source(self, source_event_id: uuid.UUID) -> list[Delivery]: ...
@@ -126,6 +134,25 @@ _RECORD = (  # only the fixed SET list is interpolated
     "AND u.digest IN (SELECT notification_id FROM held) RETURNING d.notification_id) "
     "SELECT notification_id FROM held UNION ALL SELECT notification_id FROM members"
 )
+
+
+_MARK = (
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "UPDATE deliveries SET handed_over_at = now() FROM quick "
+    "WHERE notification_id = $1 AND claimed_by = $2"
+)
+"""The hand-over mark, committed without waiting for the WAL's flush (`synchronous_commit`
+off for its own transaction only): it guards against a crash of this service, which cannot
+undo a commit PostgreSQL has made; a crash of PostgreSQL itself is ridden out by the outcome's
+record, committed durably as before."""
+
+
+async def mark_handed_over(
+    pool: asyncpg.Pool, notification_id: uuid.UUID, claim: uuid.UUID
+) -> None:
+    """`NoticeRepository.mark_handed_over` as one statement on a pooled connection (its own
+    transaction, one round trip): the hand-over gate's mark (`handover.py`)."""
+    await pool.execute(_MARK, notification_id, claim)
 
 
 class NoticeRepository:
@@ -275,6 +302,10 @@ class NoticeRepository:
             claim,
         )
         return {r["notification_id"] for r in rows}
+
+    async def mark_handed_over(self, notification_id: uuid.UUID, claim: uuid.UUID) -> None:
+        """The mail server accepted the notice's message (while `claim` holds it)."""
+        await self.conn.execute(_MARK, notification_id, claim)
 
     async def get(self, notification_id: uuid.UUID) -> Delivery | None:
         row = await self.conn.fetchrow(

@@ -7,6 +7,7 @@ and, marked infra, against PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +20,7 @@ import pytest
 from bench.notification_peers import context
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import OutgoingMail
-from services.notifications.adapters.store import Result
+from services.notifications.adapters.store import Result, mark_handed_over
 from services.notifications.adapters.uow import (
     NotificationsUnitOfWork,
     PostgresNotificationsUnitOfWork,
@@ -29,6 +30,7 @@ from services.notifications.domain.contexts import ContextBatch, StudentKey, Sup
 from services.notifications.domain.notices import UpstreamUnavailable
 from services.notifications.handlers import (
     LEASE_SECONDS,
+    HandOverMarks,
     Notifier,
     RetryPolicy,
     deliver_due,
@@ -87,6 +89,10 @@ class DeliveryBatchContract:
         raise NotImplementedError
 
     async def published(self, uow: Any) -> list[Event]:
+        raise NotImplementedError
+
+    def marks(self, uow: Any) -> HandOverMarks:
+        """The hand-over marks on the same delivery log (outside the unit of work)."""
         raise NotImplementedError
 
     @staticmethod
@@ -173,6 +179,27 @@ class DeliveryBatchContract:
         assert isinstance(told, NotificationDelivered)
         assert told.data.recipient == "student"
 
+    async def test_a_claim_that_ran_out_after_a_marked_hand_over_is_not_sent_again(
+        self, uow: NotificationsUnitOfWork
+    ) -> None:
+        """Its worker died between the mail server's 250 and the record: the next worker
+        records the notice as delivered, with its outcome event, and sends only the other."""
+        contexts = FakeContextSource()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        dead = uuid.uuid4()
+        async with uow:
+            claimed = await uow.notices.claim_due(10, dead, 120.0)
+            await uow.notices.mark_handed_over(claimed[0].notification_id, dead)
+            await uow.notices.mark_handed_over(claimed[1].notification_id, uuid.uuid4())
+        await self.advance(uow, 121)  # its lease ends
+        notifier, mail = self.notifier(contexts)
+        marks = self.marks(uow)
+        assert await deliver_due(uow, notifier, retry=RETRY, marks=marks) == 2
+        assert len(mail.messages) == 1  # the one whose hand-over was not marked (not its claim)
+        assert await self.statuses(uow, event.event_id) == [("delivered", 1), ("delivered", 1)]
+        assert len(await self.published(uow)) == 2
+
 
 class TestInMemory(DeliveryBatchContract):
     @pytest.fixture
@@ -181,6 +208,9 @@ class TestInMemory(DeliveryBatchContract):
 
     async def advance(self, uow: Any, seconds: float) -> None:
         uow.notices.elapsed += seconds
+
+    def marks(self, uow: Any) -> HandOverMarks:
+        return uow.notices.mark_handed_over  # type: ignore[no-any-return]
 
     async def published(self, uow: Any) -> list[Event]:
         return list(uow.published)
@@ -228,6 +258,9 @@ class TestPostgres(DeliveryBatchContract):
     @pytest.fixture
     def uow(self, pool: asyncpg.Pool) -> PostgresNotificationsUnitOfWork:
         return PostgresNotificationsUnitOfWork(pool)
+
+    def marks(self, uow: Any) -> HandOverMarks:
+        return functools.partial(mark_handed_over, uow._pool)
 
     async def advance(self, uow: Any, seconds: float) -> None:
         async with uow:

@@ -179,6 +179,11 @@ class InMemoryNoticeStore:
                 row.next_attempt_at = now + timedelta(seconds=result.retry_in)
         return held
 
+    async def mark_handed_over(self, notification_id: uuid.UUID, claim: uuid.UUID) -> None:
+        row = self.rows[notification_id]
+        if row.claimed_by == claim:
+            row.delivery = dataclasses.replace(row.delivery, handed_over_at=self.now())
+
     async def get(self, notification_id: uuid.UUID) -> Delivery | None:
         row = self.rows.get(notification_id)
         return None if row is None else row.delivery

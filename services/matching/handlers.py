@@ -733,13 +733,14 @@ async def run_round(
                 cancelled_event(c.match, c.reason, round_id) for c in cancellations
             ]
             matches += ProposedEvents(region, round_id, uow.actor).rows(made)
-            await uow.publish(matches)
         except BaseException:
             await asyncio.wait([explaining])  # the thread ends its work either way
             raise
         parts, explain_seconds = await explaining
         figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
-        outgoing: list[ev.Event | Serialised] = [*parts]
+        # The round's events in one write, in their order: a round's proposals and outcomes
+        # (thousands of rows, megabytes of outcomes) go by one COPY (shared/outbox.enqueue).
+        outgoing: list[ev.Event | Serialised] = [*matches, *parts]
         outgoing.append(
             ev.MatchingRoundCompleted(
                 producer=PRODUCER,

@@ -4,7 +4,7 @@ A round of 7,000 students publishes thousands of `MatchProposed`: building, vali
 stamping and dumping a pydantic model for each cost more than the round's database writes. Here
 they are made from `EventTemplate`s (shared/serialised.py), one per (rank, filled) the round
 uses: the same bytes the models give, with the round's time as every event's `occurred_at`
-and the unit of work's actor. The outcome parts (`OutcomeEvents`) are each one event model
+and the unit of work's actor. The outcome parts (`outcome_rows`) are each one event model
 without its outcomes, serialised, with the outcomes' JSON texts (the engine's, made without
 models: `SolveResult.outcome_texts`) put in its empty `outcomes` array: the bytes of the part
 with those outcomes' models. The few cancellations and the completion stay models (serialised

@@ -210,16 +210,56 @@ def _masks(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> npt.NDArray[
     return masks
 
 
+_PACK_LIMIT = 1 << 62
+
+
+def _packed(keys: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    """The columns of the 2-D integer `keys` packed into as few int64 words as their ranges
+    allow (mixed radix, the first column the most significant): rows compare in the words as
+    they do column by column, and equal rows have equal words. A column whose range is too
+    wide for a word stays a word of its own, as it is; other dtypes stay column by column."""
+    columns = [keys[:, j] for j in range(keys.shape[1])]
+    if keys.dtype.kind not in "iu":
+        return columns
+    words: list[npt.NDArray[Any]] = []
+    word: npt.NDArray[Any] | None = None
+    capacity = 1
+    for col in columns:
+        lo, hi = int(col.min()), int(col.max())
+        span = hi - lo + 1
+        if hi >= _PACK_LIMIT or lo <= -_PACK_LIMIT:  # too wide to shift safely
+            if word is not None:
+                words.append(word)
+                word, capacity = None, 1
+            words.append(col)
+            continue
+        digit = col.astype(np.int64) - lo
+        if word is not None and capacity * span < _PACK_LIMIT:
+            word, capacity = word * span + digit, capacity * span
+        else:
+            if word is not None:
+                words.append(word)
+            word, capacity = digit, span
+    if word is not None:
+        words.append(word)
+    return words
+
+
 def factor_rows(keys: npt.NDArray[Any]) -> tuple[I64, I64]:
     """(the first row of each distinct row of the 2-D `keys`, and per row the number of its
-    distinct row): a factorisation, for sharing one model among equal keys."""
+    distinct row): a factorisation, for sharing one model among equal keys. Distinct rows
+    are numbered in their lexicographic order (`np.lexsort` of the columns, the first the
+    most significant), sorted on the columns packed into few words (`_packed`)."""
     n = len(keys)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(keys.T[::-1])
-    ranked = keys[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    words = _packed(keys)
+    order = np.argsort(words[0], kind="stable") if len(words) == 1 else np.lexsort(words[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for word in words:
+        ranked = word[order]
+        new[1:] |= ranked[1:] != ranked[:-1]
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.cumsum(new) - 1
     first: I64 = order[new].astype(np.int64)

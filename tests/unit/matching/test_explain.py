@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from devtools.synthetic import generate_round, generate_teachers
 from services.matching.engine import solve
+from services.matching.engine.problem import factor_rows
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PinnedPair
 from shared.explain import describe
@@ -180,3 +181,46 @@ def test_outcome_texts_of_teachers_and_awkward_ids() -> None:
     places = [placement("p1", 1), placement(odd, 2)]
     res = solve(studs, places, [PinnedPair(student_id="s1", placement_id=odd)], withdrawn=["old"])
     _texts_are_the_models(res, {"s1": odd, "s4": "p1"})
+
+
+def _factor_rows_by_lexsort(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """factor_rows as it was: one lexsort of every column."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])
+    ranked = keys[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new].astype(np.int64), inverse
+
+
+_WIDE = st.sampled_from([1, 3, 1000, 1 << 20, 1 << 40, 1 << 61, 1 << 62, (1 << 63) - 1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), rows=st.integers(0, 60), cols=st.integers(1, 10))
+def test_factor_rows_numbers_rows_as_a_lexsort_of_every_column(data, rows, cols) -> None:
+    """The columns packed into few words give the factorisation one lexsort of every column
+    gives: ranges from one value to the whole of int64, negative values, repeated rows."""
+    columns = []
+    for _ in range(cols):
+        wide = data.draw(_WIDE)
+        low = data.draw(st.sampled_from([0, -wide, -(wide // 2), -(1 << 63)]))
+        high = min(low + wide, (1 << 63) - 1)
+        values = data.draw(st.lists(st.integers(low, high), min_size=rows, max_size=rows))
+        columns.append(np.array(values, dtype=np.int64))
+    keys = np.column_stack(columns) if rows else np.zeros((0, cols), dtype=np.int64)
+    if rows > 2:
+        keys[1] = keys[0]  # a repeated row
+    got, expected = factor_rows(keys), _factor_rows_by_lexsort(keys)
+    assert got[0].tolist() == expected[0].tolist()
+    assert got[1].tolist() == expected[1].tolist()
+    as_uint = keys.view(np.uint64)  # the skills' masks are unsigned words
+    got, expected = factor_rows(as_uint), _factor_rows_by_lexsort(as_uint)
+    assert (got[0].tolist(), got[1].tolist()) == (expected[0].tolist(), expected[1].tolist())
+    floats = keys.astype(np.float64)  # distances and limits
+    got, expected = factor_rows(floats), _factor_rows_by_lexsort(floats)
+    assert (got[0].tolist(), got[1].tolist()) == (expected[0].tolist(), expected[1].tolist())

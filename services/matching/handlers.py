@@ -41,7 +41,7 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import plan_round, round_problem
-from services.matching.round_events import ProposedEvents, outcome_rows
+from services.matching.round_events import ProposedEvents, outcome_part, outcome_rows
 from services.matching.wakeup import InputSignals
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
@@ -502,17 +502,14 @@ def outcome_parts(
     size = ev.OUTCOMES_PER_PART
     parts = math.ceil(len(outcomes) / size)
     return [
-        ev.MatchingRoundOutcomes(
-            producer=PRODUCER,
-            data=ev.MatchingRoundOutcomesData(
-                round_id=round_id,
-                region=region,
-                part=k + 1,
-                parts=parts,
-                dry_run=dry_run,
-                participant=participant,
-                outcomes=tuple(outcomes[k * size : (k + 1) * size]),
-            ),
+        outcome_part(
+            round_id,
+            region,
+            k + 1,
+            parts,
+            outcomes[k * size : (k + 1) * size],
+            dry_run=dry_run,
+            participant=participant,
         )
         for k in range(parts)
     ]

@@ -22,6 +22,7 @@ from typing import Any
 from services.matching.domain.model import NewProposal
 from shared.contracts import events as ev
 from shared.contracts.events import Actor
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.vocabulary import Participant
 from shared.serialised import (
     EventTemplate,
@@ -116,6 +117,31 @@ class ProposedEvents:
 _EMPTY_OUTCOMES = b'"outcomes":[]'
 
 
+def outcome_part(
+    round_id: uuid.UUID,
+    region: str,
+    part: int,
+    parts: int,
+    outcomes: Sequence[StudentOutcome],
+    *,
+    dry_run: bool,
+    participant: Participant,
+) -> ev.MatchingRoundOutcomes:
+    """Part `part` of `parts` of a round's `MatchingRoundOutcomes`, with `outcomes`."""
+    return ev.MatchingRoundOutcomes(
+        producer=PRODUCER,
+        data=ev.MatchingRoundOutcomesData(
+            round_id=round_id,
+            region=region,
+            part=part,
+            parts=parts,
+            dry_run=dry_run,
+            participant=participant,
+            outcomes=tuple(outcomes),
+        ),
+    )
+
+
 def outcome_rows(
     round_id: uuid.UUID,
     region: str,
@@ -133,17 +159,8 @@ def outcome_rows(
     parts = math.ceil(len(texts) / size)
     rows: list[Serialised] = []
     for k in range(parts):
-        event = ev.MatchingRoundOutcomes(
-            producer=PRODUCER,
-            data=ev.MatchingRoundOutcomesData(
-                round_id=round_id,
-                region=region,
-                part=k + 1,
-                parts=parts,
-                dry_run=dry_run,
-                participant=participant,
-                outcomes=(),
-            ),
+        event = outcome_part(
+            round_id, region, k + 1, parts, (), dry_run=dry_run, participant=participant
         ).by(actor)
         head, hole, tail = event.to_json().partition(_EMPTY_OUTCOMES)
         if not hole or _EMPTY_OUTCOMES in tail:

@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from bench.notification_peers import context, serve_in_thread
+from services.notifications.adapters.smtp import SmtpSender
 from services.notifications.domain.signing import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -269,3 +270,16 @@ class WebhookPeer:
             return Response(status_code=204)
 
         return api
+
+
+def sender_to(port: int, **options: Any) -> SmtpSender:
+    """The SMTP sender to the local sink on `port` (`options`: the pool's, the gate)."""
+    return SmtpSender(
+        host="127.0.0.1",
+        port=port,
+        starttls=False,
+        username=None,
+        password=None,
+        timeout=5.0,
+        **options,
+    )

@@ -18,9 +18,9 @@ from aiosmtpd.controller import Controller
 
 from bench.notification_peers import context
 from services.notifications.adapters.rendering import Renderer
-from services.notifications.adapters.smtp import SmtpSender
 from services.notifications.handlers import Notifier, RetryPolicy, deliver_due, record_notices
 from services.notifications.handover import HandOver, telling
+from tests.integration.notifications.peers import sender_to
 from tests.support.fakes.notifications import (
     FakeContextSource,
     FakeHookSender,
@@ -74,16 +74,7 @@ async def _deliver(hand_over: HandOver | None) -> CheckingSink:
     sink, port = CheckingSink(uow), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    mail = SmtpSender(
-        host="127.0.0.1",
-        port=port,
-        starttls=False,
-        username=None,
-        password=None,
-        timeout=5.0,
-        connections=4,
-        hand_over=hand_over,
-    )
+    mail = sender_to(port, connections=4, hand_over=hand_over)
     notifier = Notifier(contexts, mail, FakeHookSender(), Renderer(), "APL <noreply@apl.example>")
     try:
         marks = None if hand_over is None else uow.notices.mark_handed_over

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.notifications.adapters.smtp import OutgoingMail, SmtpSender, compose_email
+from services.notifications.adapters.smtp import OutgoingMail, compose_email
 from services.notifications.domain.notices import PermanentError, TransientError
-from tests.integration.notifications.peers import SmtpInbox
+from tests.integration.notifications.peers import SmtpInbox, sender_to
 from tests.support.processes import free_port
 
 
@@ -30,17 +30,11 @@ def _message(n: int, to: str = "anna@company.example") -> OutgoingMail:
     )
 
 
-def _sender(port: int) -> SmtpSender:
-    return SmtpSender(
-        host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=5.0
-    )
-
-
 async def test_one_connection_carries_consecutive_messages_and_survives_a_server_restart() -> None:
     inbox, port = SmtpInbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    sender = _sender(port)
+    sender = sender_to(port)
     try:
         for n in range(3):
             await sender.send(_message(n))
@@ -67,7 +61,7 @@ async def test_a_refused_message_keeps_the_connection_and_a_dead_server_is_trans
     inbox.always["gone@company.example"] = "550 no such mailbox"
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    sender = _sender(port)
+    sender = sender_to(port)
     try:
         await sender.send(_message(0))
         with pytest.raises(PermanentError, match="550"):
@@ -104,15 +98,7 @@ async def test_concurrent_sends_share_a_small_pool_of_connections() -> None:
     inbox, port = SlowInbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    sender = SmtpSender(
-        host="127.0.0.1",
-        port=port,
-        starttls=False,
-        username=None,
-        password=None,
-        timeout=5.0,
-        connections=2,
-    )
+    sender = sender_to(port, connections=2)
     try:
         await asyncio.gather(*(sender.send(_message(n)) for n in range(12)))
         assert len(inbox.messages) == 12
@@ -131,7 +117,7 @@ async def test_an_address_beyond_ascii_needs_a_server_with_smtputf8() -> None:
         inbox = SmtpInbox()
         controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=utf8)
         controller.start()
-        sender = _sender(port)
+        sender = sender_to(port)
         try:
             if not utf8:
                 with pytest.raises(PermanentError, match="cannot take this address"):

@@ -10,9 +10,11 @@ short transaction it claims a batch of due rows (their claim's id, and not due a
 claim's lease ends); then it fetches the batch's notice contexts in one call, renders each notice
 and sends them side by side (the SMTP sender's pool bounds how many are on the wire); then, in a
 second transaction, it records the outcomes on the rows still under its claim and publishes
-`NotificationDelivered` or `NotificationFailed` through the outbox. A crash between sending and
-recording leaves the claimed rows pending: when the lease ends each is sent once more, with the
-same Message-ID / Idempotency-Key; a notice whose outcome was recorded is never sent again.
+`NotificationDelivered` or `NotificationFailed` through the outbox. Each e-mail's hand-over to
+the mail server is marked on its row before the next one's (`handover.py`), so a crash between
+sending and recording repeats one e-mail at most: when the lease ends a marked row is recorded
+as delivered, the others are sent once more, with the same Message-ID / Idempotency-Key; a
+notice whose outcome was recorded is never sent again.
 """
 
 from __future__ import annotations

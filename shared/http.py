@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
@@ -237,10 +238,15 @@ def run_service(
 
     async def main() -> bool:
         async with running(settings) as container:
+            app = create_app(container)
+            # What start-up made (imports, pydantic's schemas, the app) lives as long as the
+            # process: frozen out of the cyclic collector's reach, its full collections walk
+            # only the objects made since (the matching service freezes again once its kernel
+            # is loaded).
+            gc.collect()
+            gc.freeze()
             return await serve(
-                create_app(container),
-                host=host or settings.http_host,
-                port=port or settings.http_port,
+                app, host=host or settings.http_host, port=port or settings.http_port
             )
 
     tracing.configure_tracing(settings.service)

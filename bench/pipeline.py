@@ -165,37 +165,22 @@ async def _publish_only(prefix: str, n_students: int, seed: int) -> None:
         await _publish(Topics(prefix), [*placements, *students], feeder)
 
 
-async def _stable_groups(c: Container) -> None:
-    """Wait until each of the service's consumers (each the one member of its group) holds every
-    partition of its topics, unchanged for a second: its group has joined and settled. (From
-    the consumers themselves: aiokafka's `describe_consumer_groups` cannot decode a Kafka 4
-    broker's answer for groups with static members.)"""
+async def _stable_groups(admin: AIOKafkaAdminClient, groups: list[str]) -> None:
+    """Wait until each consumer group has a member and no rebalance going on. One group per
+    request: aiokafka cannot decode a Kafka 4 broker's answer about several groups at once
+    ("Buffer underrun decoding string"), and the service has a group per subscriber."""
     deadline = time.perf_counter() + 120.0
-    settled_since: float | None = None
-    last: object = None
+    waiting = set(groups)
     while time.perf_counter() < deadline:
-        held = []
-        complete = True
-        for subscriber in c.broker.subscribers:
-            consumer: Any = getattr(subscriber, "consumer", None)
-            assigned = set(consumer.assignment()) if consumer is not None else set()
-            wanted = {
-                (topic, part)
-                for topic in (consumer.subscription() if consumer is not None else set())
-                for part in (consumer.partitions_for_topic(topic) or ())
-            }
-            complete &= bool(wanted) and {(tp.topic, tp.partition) for tp in assigned} == wanted
-            held.append(sorted((tp.topic, tp.partition) for tp in assigned))
-        now = time.perf_counter()
-        if complete and held == last:
-            settled_since = settled_since or now
-            if now - settled_since >= 1.0:
-                return
-        else:
-            settled_since = None
-        last = held
+        for group in sorted(waiting):
+            [response] = await admin.describe_consumer_groups([group])
+            # a group's (error, id, state, protocol type, protocol, members, ...)
+            if any(g[2] == "Stable" and g[5] for g in response.groups):
+                waiting.discard(group)
+        if not waiting:
+            return
         await asyncio.sleep(0.2)
-    raise SystemExit("the service's consumer groups did not settle within 120 s")
+    raise SystemExit(f"consumer groups {sorted(waiting)} not stable within 120 s")
 
 
 async def _ingest(
@@ -210,7 +195,7 @@ async def _ingest(
     """Through Kafka: once the service's consumers are in a stable group, publish the input
     events from another process (so the publisher does not share this process's core with the
     service) and wait until the read model has all `expected`."""
-    await _stable_groups(c)
+    await _stable_groups(admin, [str(s.group_id) for s in c.broker.subscribers])  # type: ignore[attr-defined]
     publisher = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

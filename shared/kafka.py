@@ -218,10 +218,9 @@ def _refused(response: Any) -> None:
     """Raise for the topics the broker refused to create (aiokafka returns its per-topic errors
     rather than raising them; one that exists already, made meanwhile, is fine)."""
     refused = [
-        f"{topic}: {message or for_code(code).__name__}"
-        for topic, code, *rest in getattr(response, "topic_errors", ())
-        for message in [rest[0] if rest else None]
-        if code not in (0, TopicAlreadyExistsError.errno)
+        f"{error[0]}: {(error[2] if len(error) > 2 else None) or for_code(error[1]).__name__}"
+        for error in getattr(response, "topic_errors", ())  # (topic, code[, message])
+        if error[1] not in (0, TopicAlreadyExistsError.errno)
     ]
     if refused:
         raise KafkaError("topics not created: " + "; ".join(refused[:3]))

@@ -464,7 +464,7 @@ async def deliver_due(
             told,
             within=max(lease_seconds - RECORD_MARGIN_SECONDS, 1.0),
             on_told=lambda i, outcome: recorder.told((*told[i], outcome)),
-            mark=None if marks is None else functools.partial(_hand_over_mark, marks, claim),
+            mark=None if marks is None else _marks_of(marks, claim),
         )
     finally:
         recorder.close()  # what was told is recorded; a notice not told waits for its lease
@@ -472,8 +472,9 @@ async def deliver_due(
     return len(notices)
 
 
-def _hand_over_mark(marks: HandOverMarks, claim: uuid.UUID, notice: Delivery) -> Mark:
-    return functools.partial(marks, notice.notification_id, claim)
+def _marks_of(marks: HandOverMarks, claim: uuid.UUID) -> Callable[[Delivery], Mark]:
+    """Each notice's hand-over mark under `claim`."""
+    return lambda notice: functools.partial(marks, notice.notification_id, claim)
 
 
 @dataclass

@@ -76,6 +76,12 @@ class Published:
         done = self.of("MatchingRoundCompleted", round_id)
         return done[0] if done else None
 
+    def settled(self, round_id: uuid.UUID) -> bool:
+        """The round's completion is read, and so is every proposal it counts: the matches
+        topic is read beside the rounds topic, so the completion can be read first."""
+        done = self.completed(round_id)
+        return done is not None and len(self.of("MatchProposed", round_id)) == done["proposed"]
+
     def for_match(self, kind: str, match_id: uuid.UUID) -> list[dict[str, Any]]:
         return [d for d in self.of(kind) if d["match_id"] == str(match_id)]
 
@@ -150,7 +156,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         # 1. A dry run with fill: outcomes and completion, nothing written.
         dry = _request(dry_run=True, fill=True)
         await publish_all(infra.kafka, topics, [dry])
-        out = await _published(infra, topics, lambda o: o.completed(dry.data.round_id) is not None)
+        out = await _published(infra, topics, lambda o: o.settled(dry.data.round_id))
         done = out.completed(dry.data.round_id)
         assert done is not None
         assert (done["dry_run"], done["fill"], done["proposed"], done["cancelled"]) == (
@@ -170,9 +176,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         # 2. An ordinary round, no fill: two of s-1..s-3 are left unplaced (p-1 is full).
         first = _request()
         await publish_all(infra.kafka, topics, [first])
-        out = await _published(
-            infra, topics, lambda o: o.completed(first.data.round_id) is not None
-        )
+        out = await _published(infra, topics, lambda o: o.settled(first.data.round_id))
         assert out.outcomes_before_completion(first.data.round_id)
         outcomes = out.outcomes(first.data.round_id)
         unplaced = sorted(s for s, o in outcomes.items() if o["placement_id"] is None)
@@ -225,7 +229,7 @@ async def test_dry_run_overrides_and_a_supplementary_round_with_fill(
         supplementary = _request(kind="supplementary", fill=True)
         await publish_all(infra.kafka, topics, [supplementary])
         rid = supplementary.data.round_id
-        out = await _published(infra, topics, lambda o: o.completed(rid) is not None)
+        out = await _published(infra, topics, lambda o: o.settled(rid))
     finally:
         proc.stop()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -72,12 +73,16 @@ async def test_a_round_of_teachers_beside_a_round_of_students(
 
     def done(records: list[Any]) -> bool:
         events = [json.loads(r.value) for r in records]
-        finished = {
-            uuid.UUID(e["data"]["round_id"])
+        counted = {
+            uuid.UUID(e["data"]["round_id"]): e["data"]["proposed"]
             for e in events
             if e["type"] == "MatchingRoundCompleted"
         }
-        return wanted <= finished
+        proposed = Counter(
+            uuid.UUID(e["data"]["round_id"]) for e in events if e["type"] == "MatchProposed"
+        )
+        # the matches topic is read beside the rounds topic: a completion can come first
+        return all(counted.get(r) == proposed[r] for r in wanted)
 
     try:
         await asyncio.to_thread(proc.start)

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.matching.engine import MatchingInputError, Outcome, RoundResult, solve
 from services.matching.engine.gcpause import paused_gc
+from shared.contracts.fastdecode import fast_decoder
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
 from shared.explain import describe
 
@@ -202,10 +203,11 @@ def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
             else _jsonl_lines(text)
         )
         validate = model.__pydantic_validator__.validate_json
+        decode = fast_decoder(model) or validate
         records, numbers = loaded.records, loaded.lines
         for number, line, end in lines:
             try:
-                record = validate(line)
+                record = decode(line)
             except ValidationError:
                 problems.add_validation(path, number, _failure(validate, line + end))
             else:

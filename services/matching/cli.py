@@ -33,6 +33,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -40,15 +41,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.matching.engine import MatchingInputError, Outcome, RoundResult, solve
 from services.matching.engine.gcpause import paused_gc
 from shared.contracts.fastdecode import fast_decoder
 from shared.contracts.profiles import PinnedPair, PlacementOffer, StudentProfile
-from shared.explain import describe
+
+if TYPE_CHECKING:
+    from services.matching.engine import Outcome, RoundResult
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -203,7 +206,8 @@ def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
             else _jsonl_lines(text)
         )
         validate = model.__pydantic_validator__.validate_json
-        decode = fast_decoder(model) or validate
+        fast = fast_decoder(model)
+        decode = validate if fast is None else fast.decode
         records, numbers = loaded.records, loaded.lines
         for number, line, end in lines:
             try:
@@ -220,6 +224,82 @@ def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
     except csv.Error as err:
         problems.add(path, 0, "-", f"not valid CSV: {err}")
     return loaded
+
+
+PARALLEL_MIN_BYTES = int(os.environ.get("APL_MATCH_PARALLEL_MIN_BYTES", 4 << 20))
+"""Inputs of at least this size (both files together) are read in child processes while
+the engine is imported and its kernel loaded (`Reading`)."""
+
+
+class Reading(Generic[M]):
+    """One input file read by a forked child process while this one goes on; `result` gives
+    what `load` would have given here.
+
+    The child sends its records back through a pipe as msgpack: a record that took the fast
+    way (`shared.contracts.fastdecode`) as its `Struct`, one pydantic validated as a pickle
+    of the model, with the record's line numbers and the file's problems. Where there is no
+    fork (not Linux), or the child fails, the file is read here instead, by `load`."""
+
+    def __init__(self, path: str, model: type[M], *, fork: bool) -> None:
+        self.path, self.model = path, model
+        self._child: tuple[int, int] | None = None  # (pid, read end of the pipe)
+        fast = fast_decoder(model)
+        if not fork or fast is None:
+            return
+        records_type: Any = list[fast.struct | bytes]  # type: ignore[name-defined]
+        self._batch: Any = msgspec.defstruct(
+            "Batch", [("records", records_type), ("lines", list[int]), ("problems", list[str])]
+        )
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: read, send, and end without running the parent's code
+            code = 1
+            try:
+                os.close(read_end)
+                problems = Problems()
+                loaded = load(path, model, problems)
+                records = [
+                    r if isinstance(r, fast.struct) else pickle.dumps(r) for r in loaded.records
+                ]
+                batch = self._batch(records, loaded.lines, problems.lines)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(msgspec.msgpack.encode(batch))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self._child = (pid, read_end)
+
+    def result(self, problems: Problems) -> Loaded[M]:
+        """The file's records; its problems are added to `problems`."""
+        if self._child is not None:
+            pid, read_end = self._child
+            self._child = None
+            with os.fdopen(read_end, "rb") as inp:
+                data = inp.read()
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) == 0:
+                batch = msgspec.msgpack.decode(data, type=self._batch)
+                for line in batch.problems:
+                    problems.lines.append(line)
+                # the pickles are of models this process's own child made
+                records = [
+                    pickle.loads(r) if isinstance(r, bytes) else r  # noqa: S301
+                    for r in batch.records
+                ]
+                return Loaded(records, batch.lines)
+        return load(self.path, self.model, problems)
+
+
+def _parallel(*paths: str) -> bool:
+    """Read these files in child processes (`Reading`)? Only large inputs, and only where
+    `os.fork` is safe to use here (Linux; no other thread has started yet)."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        return False
+    try:
+        return sum(os.path.getsize(p) for p in paths) >= PARALLEL_MIN_BYTES
+    except OSError:
+        return False  # `load` reports the file it cannot read
 
 
 def _write_atomically(files: Sequence[tuple[str, Callable[[TextIO], None]]]) -> None:
@@ -308,9 +388,20 @@ def main(argv: list[str]) -> int:
 def _run(args: argparse.Namespace) -> int:
     problems = Problems()
     started = time.perf_counter()
-    students = load(args.students, StudentProfile, problems)
+    # Large inputs are read by two child processes while this one imports the engine and
+    # loads its compiled kernel: on two cores the three take about as long as reading alone.
+    parallel = _parallel(args.students, args.placements)
+    reading_students = Reading(args.students, StudentProfile, fork=parallel)
+    reading_placements = Reading(args.placements, PlacementOffer, fork=parallel)
+    from services.matching.engine import MatchingInputError, solve
+
+    if parallel:
+        from services.matching.engine import ssp
+
+        ssp.load_compiled()
+    students = reading_students.result(problems)
     _progress(f"read {len(students.records)} students", len(students.records))
-    placements = load(args.placements, PlacementOffer, problems)
+    placements = reading_placements.result(problems)
     pinned = load(args.pinned, PinnedPair, problems) if args.pinned else Loaded([], [])
     previous = load(args.previous, PreviousProposal, problems) if args.previous else Loaded([], [])
     if problems.lines:
@@ -357,6 +448,8 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.explain is not None:
+        from shared.explain import describe
+
         for line in describe(result.explain(args.explain)):
             print(line)
     return 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 from datetime import date
+from functools import cache
 from itertools import chain
 from operator import attrgetter
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
@@ -306,6 +307,8 @@ class FastDecoder(Generic[M]):
 
     def __init__(self, model: type[M]) -> None:
         derived = _Builder().model(model)
+        self.struct: type[msgspec.Struct] = derived.type
+        """The derived `Struct` (records that took the fast way are of it)."""
         self._check: Check = derived.check or (lambda _: True)
         self._decode = msgspec.json.Decoder(derived.type).decode
         self._validate = model.__pydantic_validator__.validate_json
@@ -322,10 +325,12 @@ class FastDecoder(Generic[M]):
         return self._validate(line)
 
 
-def fast_decoder(model: type[M]) -> Callable[[str], M | Any] | None:
-    """`FastDecoder(model).decode`, or None when the model is `Unsupported`."""
+@cache
+def fast_decoder(model: type[M]) -> FastDecoder[M] | None:
+    """The process's `FastDecoder` of `model` (derived once), or None when the model is
+    `Unsupported`."""
     try:
-        return FastDecoder(model).decode
+        return FastDecoder(model)
     except Unsupported:
         return None
 

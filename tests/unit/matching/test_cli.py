@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.matching import cli
+from services.matching.engine import api as engine_api
 
 STUDENTS: list[dict[str, object]] = [
     {
@@ -269,7 +270,7 @@ def test_internal_error_is_one_line(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("solver exploded")
 
-    monkeypatch.setattr(cli, "solve", boom)
+    monkeypatch.setattr(engine_api, "solve", boom)  # the command imports it when it runs
     assert _run(files) == 1
     assert capsys.readouterr().err == "apl match: internal error: RuntimeError: solver exploded\n"
     assert not Path(files["out"]).exists()

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from services.matching import cli
@@ -36,10 +38,25 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["read here", "read by children"])
 @pytest.mark.parametrize("run", sorted(EXPECTED))
 def test_same_outputs_and_errors_as_before(
-    run: str, inputs: Path, capsys: pytest.CaptureFixture[str]
+    run: str,
+    parallel: bool,
+    inputs: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Read here, or (as for national inputs) by forked children while the engine loads."""
+    monkeypatch.setattr(cli, "PARALLEL_MIN_BYTES", 0 if parallel else 1 << 60)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return fork()
+
+    monkeypatch.setattr(os, "fork", counted)
     expected = EXPECTED[run]
     args = expected["args"]
     assert isinstance(args, list)
@@ -47,6 +64,7 @@ def test_same_outputs_and_errors_as_before(
         (inputs / name).unlink(missing_ok=True)  # the pinned run reads optimal.out.jsonl
 
     assert cli.main(args) == expected["code"]
+    assert len(forks) == (2 if parallel else 0)  # students and placements
     got = capsys.readouterr()
     assert (got.out, got.err) == (expected["stdout"], expected["stderr"])
     assert gc.isenabled()  # the collector is paused for the run only
@@ -101,3 +119,22 @@ def test_outcomes_of_another_shape_are_written_by_json_dumps() -> None:
         '{"student_id": "s-2", "placement_id": "p-1", "rank": true, "filled": false, '
         '"reason": null}\n'
     )
+
+
+def test_a_failing_child_is_read_again_here(
+    inputs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that cannot send its records ends with a failure, and the file is read here."""
+    monkeypatch.setattr(cli, "PARALLEL_MIN_BYTES", 0)
+
+    def broken(_: object) -> bytes:
+        raise RuntimeError("cannot send")
+
+    monkeypatch.setattr(msgspec.msgpack, "encode", broken)
+    expected = EXPECTED["optimal"]
+    args = expected["args"]
+    assert isinstance(args, list)
+    assert cli.main(args) == expected["code"]
+    got = capsys.readouterr()
+    assert (got.out, got.err) == (expected["stdout"], expected["stderr"])
+    assert (inputs / "optimal.out.jsonl").read_bytes() == (DATA / "optimal.out.jsonl").read_bytes()

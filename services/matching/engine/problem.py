@@ -7,11 +7,12 @@ names a known placement), with the rank and the set of eligibility rules each ed
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import chain, repeat
-from typing import Any, Protocol
+from itertools import chain, compress, repeat
+from operator import attrgetter
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -182,12 +183,73 @@ def _index(ids: Sequence[str], kind: str, field: str) -> dict[str, int]:
     raise MatchingInputError(problems)
 
 
+def _compact(ids: list[str]) -> list[str]:
+    """The same ids as new `str` objects allocated one after the other: the keys of the
+    student and placement indexes, which are looked up many times (with the ids that
+    preferences and rankings name, and later by the solvers and the results).
+
+    Why: a lookup reads the key it finds, to compare it with the string looked up. Ids read
+    from records lie each among its record's objects, scattered over memory, and at national
+    scale each of those reads is a cache miss; compact copies are read from the cache.
+    Joining the ids and splitting them again makes the copies in one go (a copy is a plain
+    `str`, equal to its id). `ids` itself is returned when it holds a non-string, or an id
+    holding the separator (the split would give more pieces than there are ids)."""
+    try:
+        copies = "\0".join(ids).split("\0")
+    except TypeError:  # not all strings: `_index` takes them as they are
+        return ids
+    return copies if len(copies) == len(ids) else ids
+
+
+def _column(records: Iterable[object], name: str) -> list[Any]:
+    """Attribute `name` of every record, in order. `map(attrgetter(name), ...)` reads it
+    without a Python frame per record, which matters at 100,000 records."""
+    return list(map(attrgetter(name), records))
+
+
+def _optional_column(records: Sequence[object], name: str, default: object) -> list[Any]:
+    """Attribute `name` of every record, `default` for a record without it: one `_column`
+    pass when every record has it (the usual case), else a `getattr` per record."""
+    try:
+        return _column(records, name)
+    except AttributeError:
+        return [getattr(record, name, default) for record in records]
+
+
+_K = TypeVar("_K", bound=Hashable)
+
+
+class _Codes(dict[_K, int]):
+    """Distinct values numbered in order of first appearance, as they are looked up:
+    `codes[value]` is the value's number, a new one for a value not seen before."""
+
+    def __missing__(self, key: _K) -> int:
+        code = self[key] = len(self)
+        return code
+
+
+def _encode_together(n: int, *columns: tuple[Iterable[Any], _Codes[Any]]) -> list[I64]:
+    """Per column of values (one value per record, `n` records), the numbers of its values in
+    the column's `_Codes` (numbering the values not seen before).
+
+    The columns are looked up in one pass: `zip` takes the values of one record after the
+    other, while the record's objects are in the cache. At national scale the records do
+    not fit in the cache, and a pass per column (measured: about 1.5 times slower) would read
+    each record's objects from memory again."""
+    lookups = [map(codes.__getitem__, values) for values, codes in columns]
+    flat = np.fromiter(
+        chain.from_iterable(zip(*lookups, strict=True)), dtype=np.int64, count=n * len(columns)
+    )
+    rows = flat.reshape(n, len(columns))
+    return [rows[:, j].copy() for j in range(len(columns))]
+
+
 def _flatten(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[I64, I64, I64]:
     """(row, position in row, vocabulary index or -1) of every entry of `sets`, in order."""
     lens = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
     total = int(lens.sum())
-    flat = list(chain.from_iterable(sets))
-    ids = np.fromiter(map(vocab.get, flat, repeat(-1)), dtype=np.int64, count=total)
+    lookup = map(vocab.get, chain.from_iterable(sets), repeat(-1))
+    ids = np.fromiter(lookup, dtype=np.int64, count=total)
     rows = np.repeat(np.arange(len(sets), dtype=np.int64), lens)
     starts = np.cumsum(lens) - lens
     pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
@@ -280,17 +342,31 @@ def _ordinal(d: date | None) -> int:
     return -1 if d is None else d.toordinal()
 
 
-def _dates(values: Iterable[date | None], n: int) -> I64:
-    return np.fromiter(map(_ordinal, values), dtype=np.int64, count=n)
+def _ordinals(dates: Iterable[date | None]) -> I64:
+    """The date ordinals (-1 for None) of distinct dates (a round has few)."""
+    return np.fromiter(map(_ordinal, dates), dtype=np.int64)
 
 
-def _points(values: Iterable[Point | None], n: int) -> tuple[F64, F64, Bools]:
-    nan = float("nan")
-    xy = np.array(
-        [(nan, nan) if pt is None else (pt.lat, pt.lon) for pt in values], dtype=np.float64
-    ).reshape(n, 2)
-    has = ~np.isnan(xy[:, 0])
-    return xy[:, 0].copy(), xy[:, 1].copy(), has
+_LAT_LON = attrgetter("lat", "lon")
+
+
+def _points(values: Sequence[Point | None]) -> tuple[F64, F64, Bools]:
+    """(latitudes, longitudes, has) of the points: NaN where a point is absent, and `has`
+    false where the latitude is NaN (an absent point, or one given a NaN latitude)."""
+    given = [pt is not None for pt in values]
+    present = values if all(given) else list(compress(values, given))
+    xy = np.fromiter(
+        chain.from_iterable(map(_LAT_LON, present)), dtype=np.float64, count=2 * len(present)
+    )
+    if len(present) == len(values):
+        lat, lon = xy[0::2].copy(), xy[1::2].copy()
+    else:
+        at = np.flatnonzero(np.asarray(given, dtype=np.bool_))
+        lat = np.full(len(values), np.nan, dtype=np.float64)
+        lon = np.full(len(values), np.nan, dtype=np.float64)
+        lat[at], lon[at] = xy[0::2], xy[1::2]
+    has: Bools = ~np.isnan(lat)
+    return lat, lon, has
 
 
 def _no_edges(n_edges: int) -> Bools:
@@ -351,13 +427,12 @@ class Weeks:
 def _weeks(students: Sequence[Student]) -> Weeks:
     """`Weeks` of the students: the optional `available_weeks` of a teacher's profile (objects
     without the attribute have no week limit)."""
-    given = [tuple(getattr(st, "available_weeks", ()) or ()) for st in students]
+    given = _optional_column(students, "available_weeks", ())
     code = np.full(len(students), -1, dtype=np.int64)
     sets: dict[tuple[int, ...], int] = {}
-    for i, names in enumerate(given):
-        if names:
-            weeks = tuple(sorted({w for w in map(_week_of_name, names) if w is not None}))
-            code[i] = sets.setdefault(weeks, len(sets))
+    for i in compress(range(len(given)), given):  # the students that list weeks
+        weeks = tuple(sorted({w for w in map(_week_of_name, given[i]) if w is not None}))
+        code[i] = sets.setdefault(weeks, len(sets))
     keys: list[int] = []
     run_end: list[int] = []
     for c, weeks in enumerate(sets):
@@ -381,6 +456,12 @@ def _week_numbers(days: I64) -> I64:
     """Week numbers of date ordinals (-1 stays -1)."""
     out: I64 = np.where(days >= 0, (days - 1) // 7, -1)
     return out
+
+
+def _flag(fails: U8, where: Bools, rule: int) -> None:
+    """Set bit `rule` of `fails` where `where` holds: a multiply over every pair, faster than
+    a masked update (which gathers, then scatters, the pairs it changes)."""
+    fails |= where.astype(np.uint8) * np.uint8(rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,15 +523,15 @@ class Features:
         fails = np.zeros(len(es), dtype=np.uint8)
         if len(self.skill_names):
             lacks = np.any(self.need[ep] & ~self.have[es], axis=1)
-            fails[lacks] |= RULE_SKILLS
+            _flag(fails, lacks, RULE_SKILLS)
         if len(self.programme_names):
             ok = self.open_all[ep] | np.any(self.accepts[ep] & self.mine[es], axis=1)
-            fails[~ok] |= RULE_PROGRAMME
+            _flag(fails, ~ok, RULE_PROGRAMME)
         a, b, c, d = self.s_from[es], self.s_to[es], self.p_start[ep], self.p_end[ep]
         outside = (a >= 0) & (b >= 0) & (c >= 0) & (d >= 0) & ((a > c) | (d > b))
-        fails[outside] |= RULE_PERIOD
+        _flag(fails, outside, RULE_PERIOD)
         if self.has_weeks:
-            fails[~self.weeks_fit(es, ep)] |= RULE_WEEKS
+            _flag(fails, ~self.weeks_fit(es, ep), RULE_WEEKS)
         travel = self.travel[es]
         check = (travel >= 0) & self.h_has[es] & self.p_has[ep]
         if np.any(check):
@@ -465,35 +546,65 @@ class Features:
 
 
 def _features(students: Sequence[Student], placements: Sequence[Placement]) -> Features:
+    """`Features` of the round. Each attribute is read in one pass over the records, without
+    a Python function call per record (`map` and `attrgetter`), and what is derived from a
+    value (masks, ordinals) is computed once per distinct value: a round has few distinct
+    skill sets, programmes, regions and dates."""
     n_s, n_p = len(students), len(placements)
-    required = [pl.required_skills for pl in placements]
-    skill_vocab = _vocab(required)
-    programmes = tuple(tuple(pl.programmes) for pl in placements)
-    prog_vocab = _vocab(programmes)
-    student_programme = tuple(st.programme for st in students)
-    region_vocab = _vocab([[st.region for st in students], [pl.region for pl in placements]])
-    travel = np.fromiter(
-        (st.max_travel_km if st.max_travel_km is not None else -1.0 for st in students),
-        dtype=np.float64,
-        count=n_s,
+    student_programme = tuple(map(attrgetter("programme"), students))
+    programmes = tuple(map(tuple, map(attrgetter("programmes"), placements)))
+    # Skill sets, programmes, regions and dates numbered by value (`_Codes`), in one pass over
+    # the students and one over the placements.
+    skill_sets: _Codes[tuple[str, ...]] = _Codes()
+    programme: _Codes[str | None] = _Codes()
+    regions: _Codes[str] = _Codes()
+    s_dates: _Codes[date | None] = _Codes()
+    skills_code, programme_code, student_region, from_code, to_code = _encode_together(
+        n_s,
+        (map(tuple, map(attrgetter("skills"), students)), skill_sets),
+        (student_programme, programme),
+        (map(attrgetter("region"), students), regions),  # one numbering for both
+        (map(attrgetter("available_from"), students), s_dates),
+        (map(attrgetter("available_to"), students), s_dates),
     )
-    h_lat, h_lon, h_has = _points((st.home for st in students), n_s)
-    p_lat, p_lon, p_has = _points((pl.site for pl in placements), n_p)
-    p_start = _dates((pl.starts_on for pl in placements), n_p)
-    p_end = _dates((pl.ends_on for pl in placements), n_p)
+    required: _Codes[tuple[str, ...]] = _Codes()
+    accepted: _Codes[tuple[str, ...]] = _Codes()
+    p_dates: _Codes[date | None] = _Codes()
+    required_code, accepted_code, placement_region, start_code, end_code = _encode_together(
+        n_p,
+        (map(tuple, map(attrgetter("required_skills"), placements)), required),
+        (programmes, accepted),
+        (map(attrgetter("region"), placements), regions),
+        (map(attrgetter("starts_on"), placements), p_dates),
+        (map(attrgetter("ends_on"), placements), p_dates),
+    )
+    s_days, p_days = _ordinals(s_dates), _ordinals(p_dates)
+    s_from, s_to = s_days[from_code], s_days[to_code]
+    p_start, p_end = p_days[start_code], p_days[end_code]
+    # A vocabulary over the distinct sets is the one over all the sets: the same entries in
+    # the same order of first appearance.
+    skill_vocab = _vocab(required)
+    prog_vocab = _vocab(accepted)
+    open_all = np.fromiter(map(len, accepted), dtype=np.int64, count=len(accepted)) == 0  # per set
+    travel = np.array(
+        [-1.0 if km is None else km for km in map(attrgetter("max_travel_km"), students)],
+        dtype=np.float64,
+    )
+    h_lat, h_lon, h_has = _points(_column(students, "home"))
+    p_lat, p_lon, p_has = _points(_column(placements, "site"))
     dated = (p_start >= 0) & (p_end >= 0)
     return Features(
         skill_names=tuple(skill_vocab),
-        need=_masks(required, skill_vocab),
-        have=_masks([st.skills for st in students], skill_vocab),
+        need=_masks(tuple(required), skill_vocab)[required_code],
+        have=_masks(tuple(skill_sets), skill_vocab)[skills_code],
         programme_names=tuple(prog_vocab),
-        accepts=_masks(programmes, prog_vocab),
-        open_all=np.fromiter((len(ps) == 0 for ps in programmes), bool, n_p),
-        mine=_masks([(p,) if p else () for p in student_programme], prog_vocab),
+        accepts=_masks(tuple(accepted), prog_vocab)[accepted_code],
+        open_all=open_all[accepted_code],
+        mine=_masks([(p,) if p else () for p in programme], prog_vocab)[programme_code],
         student_programme=student_programme,
         placement_programmes=programmes,
-        s_from=_dates((st.available_from for st in students), n_s),
-        s_to=_dates((st.available_to for st in students), n_s),
+        s_from=s_from,
+        s_to=s_to,
         p_start=p_start,
         p_end=p_end,
         travel=travel,
@@ -503,13 +614,9 @@ def _features(students: Sequence[Student], placements: Sequence[Placement]) -> F
         p_lat=p_lat,
         p_lon=p_lon,
         p_has=p_has,
-        student_region=np.fromiter(
-            (region_vocab[st.region] for st in students), np.int64, count=n_s
-        ),
-        placement_region=np.fromiter(
-            (region_vocab[pl.region] for pl in placements), np.int64, count=n_p
-        ),
-        region_names=tuple(region_vocab),
+        student_region=student_region,
+        placement_region=placement_region,
+        region_names=tuple(regions),
         weeks=_weeks(students),
         p_week0=np.where(dated, _week_numbers(p_start), -1),
         p_week1=np.where(dated, _week_numbers(p_end), -1),
@@ -521,6 +628,8 @@ def _excluded_keys(
 ) -> I64:
     """Sorted keys (student * placements + placement) of the excluded pairs (declined
     proposals): they are never matched. Pairs naming unknown ids are ignored."""
+    if not excluded:
+        return np.zeros(0, dtype=np.int64)
     n_p = len(p_index)
     keys = [
         s_index[sid] * n_p + p_index[pid]
@@ -590,22 +699,22 @@ def _apply_pins(
 
 
 def _ranking_positions(
-    placements: Sequence[Placement], s_index: dict[str, int]
+    rankings: Sequence[Sequence[str] | None], s_index: dict[str, int]
 ) -> dict[int, dict[int, int]]:
-    """Per placement with a ranking: student -> 0-based position among the round's students.
+    """Per placement with a ranking (`rankings`, per placement): student -> 0-based position
+    among the round's students.
 
-    Positions count only the round's students, so that an absent student (position
-    len(order), `stable.placement_order_key`) comes after every listed one even when the
-    ranking names students who are not in this round."""
+    Positions count only the round's students, so that an absent student (position: the
+    number of listed students, `stable.placement_order_key`) comes after every listed one even
+    when the ranking names students who are not in this round. A student listed twice keeps
+    its first position."""
     ranking_pos: dict[int, dict[int, int]] = {}
-    for pi, pl in enumerate(placements):
-        if pl.ranking is not None:
-            order: dict[int, int] = {}
-            for sid in pl.ranking:
-                si = s_index.get(sid)
-                if si is not None:
-                    order.setdefault(si, len(order))
-            ranking_pos[pi] = order
+    for pi, ranking in enumerate(rankings):
+        if ranking is not None:
+            listed = dict.fromkeys(map(s_index.get, ranking))  # in order, without repeats
+            listed.pop(None, None)  # the students who are not in the round
+            known = cast("dict[int, None]", listed)
+            ranking_pos[pi] = dict(zip(known, range(len(known)), strict=True))
     return ranking_pos
 
 
@@ -613,8 +722,8 @@ def _mixed(students: Sequence[Student], placements: Sequence[Placement]) -> None
     """Refuse a round that mixes students and teachers: every student's `participant` and every
     placement's `kind` (attributes read when present; absent: `student`) must be the round's,
     which is the first student's (without students, the first placement's)."""
-    who = [getattr(st, "participant", "student") for st in students]
-    kinds = [getattr(pl, "kind", "student") for pl in placements]
+    who = _optional_column(students, "participant", "student")
+    kinds = _optional_column(placements, "kind", "student")
     if len({*who, *kinds}) <= 1:
         return
     mine = who[0] if who else kinds[0]
@@ -647,12 +756,14 @@ def build_problem(
     student pinned twice, a pin that is also excluded, and pins beyond a placement's capacity.
     Excluded pairs naming unknown ids are ignored.
     """
-    s_index = _index([s.student_id for s in students], "student", "student_id")
-    p_index = _index([p.placement_id for p in placements], "placement", "placement_id")
+    student_ids = _column(students, "student_id")
+    placement_ids = _column(placements, "placement_id")
+    s_index = _index(_compact(student_ids), "student", "student_id")
+    p_index = _index(_compact(placement_ids), "placement", "placement_id")
     _mixed(students, placements)
 
     # Candidate edges: every preference naming a known placement, in student-then-rank order.
-    prefs = tuple(tuple(st.preferences) for st in students)
+    prefs = tuple(map(tuple, map(attrgetter("preferences"), students)))
     rows, pos, ids = _flatten(prefs, p_index)
     known_id = ids >= 0
     unknown = int(len(ids) - np.count_nonzero(known_id))
@@ -667,16 +778,16 @@ def build_problem(
         fails[np.isin(es * len(p_index) + ep, excluded_keys)] |= RULE_EXCLUDED
 
     capacity = np.fromiter(
-        (pl.capacity for pl in placements), dtype=np.int64, count=len(placements)
+        map(attrgetter("capacity"), placements), dtype=np.int64, count=len(placements)
     )
     free, pinned_at = _apply_pins(pinned, excluded, s_index, p_index, capacity)
 
     return Problem(
-        student_ids=tuple(s_index),
-        placement_ids=tuple(p_index),
+        student_ids=tuple(student_ids),
+        placement_ids=tuple(placement_ids),
         student_index=s_index,
         placement_index=p_index,
-        priority=tuple(st.priority for st in students),
+        priority=tuple(map(attrgetter("priority"), students)),
         capacity=capacity,
         free=free,
         pinned=pinned_at,
@@ -686,7 +797,7 @@ def build_problem(
         fails=fails,
         unknown_preferences=unknown,
         preferences=prefs,
-        ranking_pos=_ranking_positions(placements, s_index),
+        ranking_pos=_ranking_positions(_column(placements, "ranking"), s_index),
         features=features,
         excluded_keys=excluded_keys,
     )

@@ -41,10 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+from services.matching.engine.lsap import linear_sum_assignment
 from services.matching.engine.options import DEFAULT_OPTIONS, SolverOptions
 from services.matching.engine.problem import I64, Problem
 from services.matching.engine.ssp import min_cost_assignment
@@ -188,10 +186,7 @@ def assign_optimal(
         unplaced = [big_w * kv + hp for kv, hp in zip(k.tolist(), has_prev.tolist(), strict=True)]
 
     # Components of the remaining bipartite graph.
-    graph = coo_matrix(
-        (np.ones(len(es_c), dtype=np.int8), (es_c, ns + ep_c)), shape=(ns + npl, ns + npl)
-    )
-    n_comp, label = connected_components(graph, directed=False)
+    n_comp, label = connected_components(ns + npl, es_c, ns + ep_c)
     s_label = label[:ns]
     p_label = label[ns:]
     comp_students = np.bincount(s_label, minlength=n_comp)
@@ -247,6 +242,33 @@ def assign_optimal(
     placed = assigned >= 0
     result[stud[placed]] = plac[assigned[placed]]
     return result, stats
+
+
+def connected_components(n: int, u: I64, v: I64) -> tuple[int, I64]:
+    """(number of components, component of each node) of the undirected graph on nodes
+    0..n-1 with edges (u[i], v[i]): what `scipy.sparse.csgraph.connected_components(...,
+    directed=False)` gives, the same numbering too (components in the order of their lowest
+    node), without importing `scipy.sparse` (a third of a second of every `apl match`).
+
+    Union by hooking: each round, every edge whose ends are in different trees hooks the tree
+    with the higher root under the lower root (`np.minimum.at`), then every node jumps to its
+    root. A tree that hooks nowhere is a local minimum among its neighbours, whose trees all
+    hook, so the trees at least halve on a path and the rounds are few (tests compare with
+    SciPy's on random and adversarial graphs)."""
+    root = np.arange(n, dtype=np.int64)
+    while True:
+        ru, rv = root[u], root[v]
+        apart = ru != rv
+        if not apart.any():
+            break
+        np.minimum.at(root, np.maximum(ru, rv)[apart], np.minimum(ru, rv)[apart])
+        while True:  # every node to its root (a root is its own parent)
+            up = root[root]
+            if np.array_equal(up, root):
+                break
+            root = up
+    lowest, label = np.unique(root, return_inverse=True)  # roots are their trees' lowest nodes
+    return len(lowest), label.astype(np.int64)
 
 
 def _solve_dense(

@@ -75,8 +75,10 @@ def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, *, unset: bool = False) -> None:
         self.structs: dict[type[BaseModel], _Derived] = {}
+        self.unset = unset
+        """Fields with a default get `msgspec.UNSET` instead, to tell which the JSON left out."""
 
     def model(self, model: type[BaseModel]) -> _Derived:
         known = self.structs.get(model)
@@ -95,7 +97,10 @@ class _Builder:
         for name, info in model.model_fields.items():
             derived = self.field(model, name, info)
             default = msgspec.NODEFAULT if info.default is PydanticUndefined else info.default
-            fields.append((name, derived.type, default))
+            if self.unset and default is not msgspec.NODEFAULT:
+                fields.append((name, derived.type | msgspec.UnsetType, msgspec.UNSET))
+            else:
+                fields.append((name, derived.type, default))
             {"one": one, "many": many}.get(derived.strings or "", []).append(name)
             if derived.check is not None:
                 checks.append((name, derived.check))
@@ -326,6 +331,18 @@ class FastDecoder(Generic[M]):
 
 
 @cache
+def unset_struct(model: type[BaseModel]) -> type[msgspec.Struct] | None:
+    """The `Struct` derived from `model` as `FastDecoder`'s, except that a field with a
+    default is `msgspec.UNSET` where the JSON leaves it out (in nested records too); None when
+    the model is `Unsupported`. For JSON the model validated before (`shared.trusted`)."""
+    try:
+        struct: type[msgspec.Struct] = _Builder(unset=True).model(model).type
+    except Unsupported:
+        return None
+    return struct
+
+
+@cache
 def fast_decoder(model: type[M]) -> FastDecoder[M] | None:
     """The process's `FastDecoder` of `model` (derived once), or None when the model is
     `Unsupported`."""
@@ -335,4 +352,4 @@ def fast_decoder(model: type[M]) -> FastDecoder[M] | None:
         return None
 
 
-__all__ = ["FastDecoder", "Unsupported", "fast_decoder"]
+__all__ = ["FastDecoder", "Unsupported", "fast_decoder", "unset_struct"]

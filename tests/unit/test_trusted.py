@@ -8,6 +8,7 @@ import json
 from datetime import date
 from typing import Any
 
+import pydantic_core
 import pytest
 from pydantic import BaseModel
 
@@ -117,3 +118,24 @@ def test_annotations_it_cannot_convert_are_refused_when_made() -> None:
     for cls in (Mapping, Either):
         with pytest.raises(TypeError):
             Trusted(cls)
+
+
+def test_profiles_take_the_fast_decoder_and_keep_their_set_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The profile models are read through the derived msgspec decoder, not pydantic's parser
+    (which is then never called), with the same values and the same set fields."""
+    trusted = Trusted(StudentProfile)
+    assert trusted._decode_struct is not None
+
+    def refused(_: object) -> None:
+        raise AssertionError("pydantic's parser was used")
+
+    monkeypatch.setattr(pydantic_core, "from_json", refused)
+    for student in (_student(), _student().model_copy(update={"home": None, "skills": ()})):
+        text = student.model_dump_json(exclude_none=True, exclude_defaults=True)
+        loaded = trusted.load(text)
+        expected = StudentProfile.model_validate_json(text)
+        assert loaded == expected
+        assert loaded.model_fields_set == expected.model_fields_set
+        assert type(loaded.home) is type(expected.home)

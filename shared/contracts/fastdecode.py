@@ -18,10 +18,11 @@ is validated by the model itself, which then returns its model or raises its own
 
 A model the derivation cannot follow exactly (aliases, default factories, lax mode, `before`
 or `wrap` validators, field validators, types other than those below) raises `Unsupported`,
-and its caller reads with pydantic alone. Supported: `str`, `int`, `float` (finite when the
-model forbids infinities), `bool`, `date`, `Literal`s, `X | None`, `tuple[X, ...]`, nested
-contract models, pydantic's length, bound and pattern constraints, and string types with
-their own validator.
+and its caller reads with pydantic alone. Supported: `str`, `int`, `float` (msgspec's JSON
+decoder refuses `NaN`, `Infinity` and numbers beyond a double, as models that forbid
+infinities do), `bool`, `date`, `Literal`s, `X | None`, `tuple[X, ...]`, nested contract
+models, pydantic's length, bound and pattern constraints, and string types with their own
+validator.
 
 A decoded `Struct` is not the model: it has the model's attributes and nothing else (what the
 engine reads). tests/unit/test_fastdecode.py checks that both ways give the same values.

@@ -226,9 +226,15 @@ def load(path: str, model: type[M], problems: Problems) -> Loaded[M]:
     return loaded
 
 
-PARALLEL_MIN_BYTES = int(os.environ.get("APL_MATCH_PARALLEL_MIN_BYTES", 4 << 20))
-"""Inputs of at least this size (both files together) are read in child processes while
-the engine is imported and its kernel loaded (`Reading`)."""
+def _parallel_min_bytes(default: int = 4 << 20) -> int:
+    raw = os.environ.get("APL_MATCH_PARALLEL_MIN_BYTES", "")
+    return int(raw) if raw.strip().isdigit() else default  # anything else: the default
+
+
+PARALLEL_MIN_BYTES = _parallel_min_bytes()
+"""Inputs of at least this size (both files together; `APL_MATCH_PARALLEL_MIN_BYTES`, a
+number of bytes) are read in child processes while the engine is imported and its kernel
+loaded (`Reading`)."""
 
 
 class Reading(Generic[M]):

@@ -149,10 +149,9 @@ class Trusted(Generic[M]):
                 pass  # an older or newer model's JSON: parsed and reconciled below
         return self.from_dict(pydantic_core.from_json(text))
 
-    def _compile_struct(self) -> Callable[[Any], M]:
-        """`from_struct` as straight-line code: the values as they are, nested records made
-        models by their own `Trusted`."""
-        env: dict[str, Any] = {
+    def _env(self, **more: Any) -> dict[str, Any]:
+        """The names the compiled functions use: how a model is made, and `more`."""
+        return {
             "_new": self.cls.__new__,
             "_cls": self.cls,
             "_setattr": _SETATTR,
@@ -160,8 +159,13 @@ class Trusted(Generic[M]):
             "_set_extra": _SET_EXTRA,
             "_set_private": _SET_PRIVATE,
             "_all": set(self._names),
+            **more,
         }
-        env["_unset"] = msgspec.UNSET
+
+    def _compile_struct(self) -> Callable[[Any], M]:
+        """`from_struct` as straight-line code: the values as they are, nested records made
+        models by their own `Trusted`."""
+        env = self._env(_unset=msgspec.UNSET)
         lines = ["def from_struct(s):", "    fields_set = set(_all)"]
         for i, (name, f) in enumerate(self.cls.model_fields.items()):
             if not name.isidentifier():
@@ -198,19 +202,12 @@ class Trusted(Generic[M]):
     def _compile(self, converters: list[tuple[str, Convert]]) -> Callable[[dict[str, Any]], M]:
         """`from_dict` as straight-line code (one conversion a line, no loop): it runs once
         per row of a round's thousands."""
-        env: dict[str, Any] = {
-            "_new": self.cls.__new__,
-            "_cls": self.cls,
-            "_setattr": _SETATTR,
-            "_set_fields": _SET_FIELDS_SET,
-            "_set_extra": _SET_EXTRA,
-            "_set_private": _SET_PRIVATE,
-            "_all": set(self._names),
-            "_names": self._names,
-            "_count": len(self._names),
-            "_reconcile": self._reconcile,
-            "_len": len,
-        }
+        env = self._env(
+            _names=self._names,
+            _count=len(self._names),
+            _reconcile=self._reconcile,
+            _len=len,
+        )
         lines = ["def from_dict(d):"]
         for i, (name, convert) in enumerate(converters):
             if not name.isidentifier():  # field names are identifiers: nothing else is written

@@ -10,12 +10,15 @@ student placed at a vacancy it did not rank. `--explain` prints the student's ex
 outcome in English, in the words the services use (`shared.explain.describe`). `--timings`
 prints the seconds spent reading, solving and writing to stderr (bench/offline.py reads it).
 
-Reading is the larger part of a national run (docs/engine.md, "The CLI"): each file is read
-and decoded at once, every record validated by its contract model's own validator with the
-cyclic garbage collector paused (a one-off run frees nothing before the end, and the
-collector would otherwise walk every record made so far again and again), supervisors'
-addresses by `shared.contracts.email_address` (`EmailStr`'s answers, sooner). The output is
-written as `json.dumps` wrote it, a line at a time, without its per-call overhead.
+Reading is the larger part of a national run (docs/engine.md, "Reading a national round"):
+each file is read and decoded at once, every record decoded by the msgspec decoder derived
+from its contract model (`shared.contracts.fastdecode`; a line it cannot be sure of goes to
+the model's own validator), with the cyclic garbage collector paused (a one-off run frees
+nothing before the end, and the collector would otherwise walk every record made so far
+again and again), supervisors' addresses by `shared.contracts.email_address` (`EmailStr`'s
+answers, sooner). Large inputs are read by two forked children while the engine is imported
+and its kernel loaded (`Reading`), and the process ends without freeing its records. The
+output is written as `json.dumps` wrote it, a line at a time, without its per-call overhead.
 
 Inputs are JSON Lines, or CSV when the name ends in `.csv` (list fields separated by `;`,
 `home`/`site` as `*_lat`/`*_lon` columns, `supervisor` as `supervisor_name`/`_email`/

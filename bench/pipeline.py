@@ -25,6 +25,8 @@ prints:
     computed, no MatchingRoundOutcomes published; no fill);
   - `v2`: every student's outcome with its explanation published (MatchingRoundOutcomes parts,
     before the completion), and `fill: true`;
+  - `v2-nofill`: the round the service runs for a request without `fill` (outcomes with their
+    explanations, as in `v2`; no fill);
   each round's latency from publishing MatchingRoundRequested to receiving its
   MatchingRoundCompleted (the probe consumes the rounds topic in this process and, as a
   consumer routes, parses only the records whose `event-type` header is the completion's),
@@ -78,6 +80,7 @@ from shared.logging import configure_logging
 from shared.settings import KafkaAdminSettings, ServiceSettings
 
 REGION = "SE-AB"
+MODES = ("v1", "v2-nofill", "v2")
 TARGET_V2_OVER_V1 = 1.30
 TARGET_INGEST_OVER_RAW = 0.6
 TARGET_LATENCY = {7000: 0.7, 30000: 2.5}
@@ -445,13 +448,13 @@ async def _round(
     raw_topic: str,
     mode: str,
 ) -> Run:
-    """One round from the same read model: `v1` (outcomes off, no fill) or `v2` (outcomes with
-    explanations, fill), then the raw limit of its I/O."""
+    """One round from the same read model: `v1` (outcomes off, no fill), `v2` (outcomes with
+    explanations, fill) or `v2-nofill` (outcomes, no fill), then the raw limit of its I/O."""
     # the bench's own generated schema name (bench_ and hex digits)
     await conn.execute(f"DELETE FROM {schema}.matches")  # noqa: S608
     await conn.execute(f"DELETE FROM {schema}.outbox WHERE sent_at IS NOT NULL")  # noqa: S608
     after_id = int(await conn.fetchval(f"SELECT coalesce(max(id), 0) FROM {schema}.outbox"))  # noqa: S608
-    c.outcomes = mode == "v2"
+    c.outcomes = mode != "v1"
     request = ev.MatchingRoundRequested(
         producer="placements",
         data=ev.MatchingRoundRequestedData(round_id=uuid.uuid4(), region=REGION, fill=mode == "v2"),
@@ -532,7 +535,7 @@ def _summary(runs: dict[str, list[Run]], n_students: int) -> None:
         print(f"v2 / v1 {key} (medians): {ratio:.3f} ({ratio - 1:+.0%} added{target})")
     limit = TARGET_LATENCY.get(n_students)
     if limit is not None:
-        for mode in ("v1", "v2"):
+        for mode in MODES:
             verdict = "met" if med[mode]["latency"] <= limit else "not met"
             print(
                 f"{mode}: median latency {med[mode]['latency']:.3f} s, target <= {limit} s: "
@@ -602,9 +605,9 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
                     await asyncio.sleep(0.5)
                     args = (c, conn, schema, feeder, consumer, reports, raw_producer, raw_topic)
                     await _round(*args, "v1")  # warm-up
-                    runs: dict[str, list[Run]] = {"v1": [], "v2": []}
+                    runs: dict[str, list[Run]] = {mode: [] for mode in MODES}
                     for _ in range(repeat):
-                        for mode in ("v1", "v2"):
+                        for mode in MODES:
                             result = await _round(*args, mode)
                             runs[mode].append(result)
                             _print_run(mode, result)

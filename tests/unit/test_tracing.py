@@ -12,6 +12,9 @@ import logging
 import pytest
 import structlog
 from faststream.kafka import KafkaRouter, TestKafkaBroker
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -104,3 +107,68 @@ def test_log_lines_inside_a_trace_carry_its_id() -> None:
     assert lines[0]["logger"] == "faststream"
     assert lines[0]["service"] == "test"
     structlog.contextvars.clear_contextvars()
+
+
+def _made_by_the_propagators(headers: dict[str, str]) -> dict[str, str]:
+    """What a non-recording child span of `headers`' trace context passes on, made the long
+    way: extracted and injected again by OpenTelemetry's global propagators."""
+    carrier: dict[str, str] = {}
+    span = trace.get_current_span(tracing.extract(headers))
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+_HEX = "0123456789abcdef"
+_traceparents = st.one_of(
+    st.builds(
+        lambda version, trace_id, span_id, flags, case, pad, tail: (
+            (pad + f"{version}-{trace_id}-{span_id}-{flags}{tail}" + pad).upper()
+            if case
+            else pad + f"{version}-{trace_id}-{span_id}-{flags}{tail}" + pad
+        ),
+        st.sampled_from(["00", "00", "00", "01", "ff"]),
+        st.one_of(st.text(_HEX, min_size=32, max_size=32), st.just("0" * 32)),
+        st.one_of(st.text(_HEX, min_size=16, max_size=16), st.just("0" * 16)),
+        st.text(_HEX, min_size=2, max_size=2),
+        st.booleans(),
+        st.sampled_from(["", "", " ", "\t"]),
+        st.sampled_from(["", "", "", "-extra"]),
+    ),
+    st.text(max_size=60),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    traceparent=st.none() | _traceparents,
+    tracestate=st.none() | st.sampled_from(["a=b", "a=b, c=d", "x", "k=v,k=w"]),
+    baggage=st.none() | st.sampled_from(["user=1", "a=b;p=1"]),
+)
+def test_a_record_passes_on_the_trace_context_the_propagators_would_write(
+    traceparent: str | None, tracestate: str | None, baggage: str | None
+) -> None:
+    headers = {"event-type": "PlacementPosted", "content-type": "application/json"}
+    for name, value in (("traceparent", traceparent), ("tracestate", tracestate)):
+        if value is not None:
+            headers[name] = value
+    if baggage is not None:
+        headers["baggage"] = baggage
+    assert tracing.passed_on(headers) == _made_by_the_propagators(headers)
+
+
+def test_a_batch_without_recorded_spans_passes_each_record_s_context_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracing, "_records_spans", lambda: False)
+    records: list[tuple[str, dict[str, str], dict[str, object]]] = [
+        ("e-1", {"traceparent": TRACEPARENT}, {}),
+        ("e-2", {}, {}),
+        ("e-3", {"traceparent": TRACEPARENT, "tracestate": "a=b"}, {}),
+    ]
+    with tracing.batch_spans("apl.placements.v1", records) as spans:
+        assert [tracing.event_trace(e) for e, _, _ in records] == [
+            {"traceparent": TRACEPARENT},
+            {},
+            {"traceparent": TRACEPARENT, "tracestate": "a=b"},
+        ]
+        assert all(not s.is_recording() for s in spans)

@@ -473,18 +473,19 @@ class KafkaProbe:
         )
 
     async def round_seconds(self, requests: str, rounds: str) -> dict[str, float]:
-        """Per round id, the seconds from its MatchingRoundRequested reaching the broker (the
-        record's timestamp, set by the placements service's relay) to its
-        MatchingRoundCompleted reaching it (set by the matching service's relay)."""
-        asked: dict[str, int] = {}
-        done: dict[str, int] = {}
+        """Per round id, the seconds from its MatchingRoundRequested's record to its
+        MatchingRoundCompleted's, by the records' timestamps (set by the relay that produced
+        each: the placements service's, then the matching service's). Only those two kinds are
+        parsed: the rounds topic also holds the outcome parts, megabytes of them."""
+        wanted: dict[bytes, dict[str, int]] = {
+            b"MatchingRoundRequested": {},
+            b"MatchingRoundCompleted": {},
+        }
         for record in await self.records([requests, rounds]):
-            event = json.loads(record.value)
-            kind, data = event.get("type"), event.get("data") or {}
-            if kind == "MatchingRoundRequested":
-                asked[str(data.get("round_id"))] = record.timestamp
-            elif kind == "MatchingRoundCompleted":
-                done[str(data.get("round_id"))] = record.timestamp
+            seen = wanted.get(dict(record.headers or ()).get("event-type", b""))
+            if seen is not None:
+                seen[str(json.loads(record.value)["data"]["round_id"])] = record.timestamp
+        asked, done = wanted.values()
         return {rid: (done[rid] - at) / 1000 for rid, at in asked.items() if rid in done}
 
 
@@ -892,11 +893,11 @@ def _report(
     )
     lines += [
         "",
-        "Round: from the round's request to its completion, as the broker stamped both records "
-        "(the request by the placements service's relay, the completion by the matching "
-        "service's, after every proposal and outcome of the round). Seen by the API: from the "
-        "request's 202 until `GET /v1/rounds/{id}` said completed (asked twice a second), "
-        "once the placements service had applied the round's proposals.",
+        "Round: from the round's request to its completion, by the timestamps of both records "
+        "(set by the relays that produced them: the request's by the placements service's, the "
+        "completion's by the matching service's, after every proposal and outcome of the round). "
+        "Seen by the API: from the request's 202 until `GET /v1/rounds/{id}` said completed "
+        "(asked twice a second), once the placements service had applied the round's proposals.",
         "",
         "Unplaced students are told which vacancies fit them; a coordinator can open a "
         "supplementary round (POST /v1/regions/{region}/supplementary) or assign by hand "

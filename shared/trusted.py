@@ -12,10 +12,11 @@ for JSON that did not come from a validated model. An annotation it cannot conve
 union of two types) raises `TypeError` when the `Trusted` is made, not on load.
 
 For a model `shared.contracts.fastdecode` can follow (the profile models), the JSON is first
-parsed by its msgspec decoder into the derived `Struct` (five times quicker than pydantic's
-parser and the conversions here), whose values are then set on the model: what it gives is
-what pydantic gives for JSON the model validated (tests/unit/test_fastdecode.py). JSON the
-decoder refuses (written by an older or newer model: a field since removed, a limit since
+parsed by its msgspec decoder into the derived `Struct`, whose values are then set on the
+model (about 1.5 times quicker than pydantic's parser and the conversions here: 20,000
+generated profiles in 0.089 s against 0.130 s, their offers 0.040 s against 0.066 s). What it
+gives is what pydantic gives for JSON the model validated (tests/unit/test_fastdecode.py). JSON
+the decoder refuses (written by an older or newer model: a field since removed, a limit since
 changed) takes the way above.
 """
 

@@ -17,6 +17,8 @@ Subscribers declare their payload types (`async def on_round(event: RoundEvent)`
 is a FastStream middleware of the router (`KafkaRouter(middlewares=[policy.middleware])`) and its
 decoder (`decoder=policy.decode`) parses the contract with `parse_event`. A batch is handled one
 record at a time (each with its own retries and dead letter) and its offsets committed once.
+A subscriber given the policy's listener (`listener=policy.listener()`) commits them inside its
+revocation barrier (`shared.rebalance`): a rebalance waits for the batch in hand and its commit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -45,7 +47,7 @@ from aiokafka.errors import (
 from faststream import AckPolicy
 from faststream.exceptions import IncorrectState
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
+from faststream.message import AckStatus, StreamMessage
 from faststream.middlewares import BaseMiddleware
 from tenacity import (
     AsyncRetrying,
@@ -66,6 +68,7 @@ from shared.contracts.events import (
 from shared.contracts.topics import PARTITIONS, Topics, dlt
 from shared.kafka_client import KafkaConnection
 from shared.metrics import METRICS, handling_outcome
+from shared.rebalance import RebalanceListener, RevocationBarrier
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +150,7 @@ class BrokerNotStarted(KafkaConnectionError):  # type: ignore[misc]  # aiokafka 
 
 class SubscriberOptions(TypedDict):
     group_id: str
+    listener: NotRequired[RebalanceListener]
     ack_policy: AckPolicy
     auto_offset_reset: Literal["earliest"]
     max_poll_interval_ms: int
@@ -156,15 +160,20 @@ class SubscriberOptions(TypedDict):
 
 
 def subscriber_options(
-    group_id: str, *, session_timeout_ms: int = 10_000, instance_id: str | None = None
+    group_id: str,
+    *,
+    session_timeout_ms: int = 10_000,
+    instance_id: str | None = None,
+    listener: RevocationBarrier | None = None,
 ) -> SubscriberOptions:
     """The keyword arguments every subscriber passes to `broker.subscriber` (see the module doc).
 
     A shorter session timeout (tests use a few seconds) lets a killed consumer's partitions move
     to the survivors sooner. `instance_id` makes the consumer a static member of its group
     (`group.instance.id`): restarted under the same id, it gets its partitions back without
-    waiting for the group to give up on its previous life."""
-    return {
+    waiting for the group to give up on its previous life. `listener`: the subscriber's
+    revocation barrier (`EventPolicy.listener()`)."""
+    options: SubscriberOptions = {
         "group_id": group_id,
         "group_instance_id": instance_id,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
@@ -173,6 +182,9 @@ def subscriber_options(
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": max(session_timeout_ms // 3, 100),
     }
+    if listener is not None:
+        options["listener"] = listener
+    return options
 
 
 DEFAULT_REPLICATION = 3
@@ -319,6 +331,8 @@ class EventPolicy:
     dead_letters: int = field(default=0, init=False)
     _parsed: dict[int, Event] = field(default_factory=dict, init=False)
     """Records of a whole batch parsed once already (by `id`), for the subscriber's decoder."""
+    _barriers: dict[str, RevocationBarrier] = field(default_factory=dict, init=False)
+    """Each subscribed topic's (as the broker names it) revocation barrier, once assigned."""
 
     # ---------------------------------------------------------------- FastStream hooks
 
@@ -339,6 +353,24 @@ class EventPolicy:
     def middleware(self, msg: Any, /, *, context: Any) -> BaseMiddleware[Any, Any]:
         """The router's middleware factory: `KafkaRouter(middlewares=[policy.middleware])`."""
         return _PolicyMiddleware(msg, context=context, policy=self)
+
+    def listener(self) -> RevocationBarrier:
+        """A subscriber's rebalance listener (`listener=policy.listener()`, one per subscriber):
+        its rebalances wait for the batch in hand and its offsets' commit, and a batch fetched
+        before a revocation is left to be read again (`shared.rebalance`). A subscriber without
+        one is handled the same, without the barrier."""
+        return RevocationBarrier(self._assigned)
+
+    def _assigned(self, partitions: set[Any], barrier: RevocationBarrier) -> None:
+        for tp in partitions:
+            self._barriers[tp.topic] = barrier
+
+    def barrier(self, message: StreamMessage[Any]) -> RevocationBarrier | None:
+        """The revocation barrier of the subscriber `message` came to, if it has one."""
+        raw = message.raw_message
+        record = raw[0] if isinstance(raw, tuple | list) and raw else raw
+        topic = getattr(record, "topic", None)
+        return self._barriers.get(topic) if isinstance(topic, str) else None
 
     # ------------------------------------------------------------------------ policy
 
@@ -559,5 +591,21 @@ class _PolicyMiddleware(BaseMiddleware[Any, Any]):
     async def consume_scope(
         self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
     ) -> Any:
-        await self.policy.handle(msg, call_next)
+        barrier = self.policy.barrier(msg)
+        if barrier is None:
+            await self.policy.handle(msg, call_next)
+            return None
+        async with barrier.batch() as fresh:
+            if not fresh:  # fetched before a revocation: read again from the committed offset
+                msg.committed = AckStatus.REJECTED  # nothing to commit (FastStream skips it)
+                return None
+            try:
+                await self.policy.handle(msg, call_next)
+            except Exception:
+                await msg.nack()  # rewinds the batch's partitions before they are revoked
+                raise
+            try:
+                await msg.ack()  # commits before a revocation waiting for this batch goes on
+            except KafkaError:
+                log.warning("offsets not committed; the batch will be read again", exc_info=True)
         return None

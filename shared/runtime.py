@@ -71,15 +71,19 @@ def router(policy: EventPolicy) -> KafkaRouter:
     return KafkaRouter(middlewares=[policy.middleware])
 
 
-def subscriber_options(settings: ServiceSettings, topic: str) -> SubscriberOptions:
+def subscriber_options(
+    settings: ServiceSettings, topic: str, policy: EventPolicy | None = None
+) -> SubscriberOptions:
     """The options of a subscriber of the contract topic `topic` (unprefixed): a consumer group
     of its own, `<group_id>.<subscriber>` with the topic's short name (`subscriber_name`: so
     the service's subscribers join, and rebalance, independently of each other), and the
-    replica's static membership when `kafka_instance_id` names one."""
+    replica's static membership when `kafka_instance_id` names one; with `policy`, its
+    revocation barrier (`EventPolicy.listener`: a rebalance waits for the batch in hand)."""
     return kafka.subscriber_options(
         f"{settings.group_id}.{subscriber_name(topic)}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         instance_id=settings.instance_id,
+        listener=policy.listener() if policy is not None else None,
     )
 
 

@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts import events as ev
 from shared.contracts.topics import Topics, event_key
@@ -31,6 +29,7 @@ from tests.integration.matching.support import prepared_schema, replica
 from tests.support.factories import placement
 from tests.support.infra import Infra
 from tests.support.kafka import read_records
+from tests.support.metrics import metric_total
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.infra
@@ -68,17 +67,6 @@ async def _scalar(url: str, query: str, *args: Any) -> Any:
         return await conn.fetchval(query, *args)
     finally:
         await conn.close()
-
-
-async def _metric(url: str, sample: str, **labels: str) -> float:
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(f"{url}/metrics")).text
-    return sum(
-        float(s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
@@ -178,7 +166,8 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
             posted.event_id,
         )
         assert (
-            await _metric(service.url, "apl_events_applied_total", topic="apl.placements.v1") == 1
+            await metric_total(service.url, "apl_events_applied_total", topic="apl.placements.v1")
+            == 1
         )
 
         # ---- replay everything: the applied event is a duplicate, the breaker a dead letter again
@@ -187,10 +176,10 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
         assert len(every.stdout.splitlines()) == 2, every.stdout
 
         async def settled() -> bool:
-            duplicated = await _metric(
+            duplicated = await metric_total(
                 service.url, "apl_events_duplicated_total", topic="apl.placements.v1"
             )
-            refused = await _metric(
+            refused = await metric_total(
                 service.url,
                 "apl_events_dead_lettered_total",
                 topic="apl.placements.v1",
@@ -204,7 +193,8 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_and_applied_once(
         assert len(records) == 3  # only the contract breaker came back
         assert [r["event_type"] for r in records].count("PlacementPosted") == 1
         assert (
-            await _metric(service.url, "apl_events_applied_total", topic="apl.placements.v1") == 1
+            await metric_total(service.url, "apl_events_applied_total", topic="apl.placements.v1")
+            == 1
         )
     finally:
         await asyncio.to_thread(service.stop)

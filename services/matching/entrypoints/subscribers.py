@@ -55,7 +55,7 @@ def router(c: Container) -> KafkaRouter:
         max_records=s.consumer_batch,
         title="matching:placements",
         description="PlacementPosted, PlacementUpdated, PlacementWithdrawn into the read model.",
-        **runtime.subscriber_options(s, PLACEMENTS),
+        **runtime.subscriber_options(s, PLACEMENTS, c.policy),
     )
     async def on_placements(events: list[ev.PlacementEvent]) -> None:
         changed = await handlers.apply_input_events(
@@ -72,7 +72,7 @@ def router(c: Container) -> KafkaRouter:
         description=(
             "StudentRegistered, StudentPreferencesUpdated, StudentWithdrawn into the read model."
         ),
-        **runtime.subscriber_options(s, STUDENTS),
+        **runtime.subscriber_options(s, STUDENTS, c.policy),
     )
     async def on_students(events: list[ev.StudentEvent]) -> None:
         changed = await handlers.apply_input_events(events, c.uow(), automatic=s.is_automatic)
@@ -87,7 +87,7 @@ def router(c: Container) -> KafkaRouter:
             "pair excluded) and MatchAssignmentRequested (a coordinator's override: checked "
             "again, then MatchProposed with override, or MatchCancelled)."
         ),
-        **runtime.subscriber_options(s, MATCH_DECISIONS),
+        **runtime.subscriber_options(s, MATCH_DECISIONS, c.policy),
     )
     async def on_match(event: ev.MatchDecisionEvent) -> None:
         if isinstance(event, ev.MatchAccepted | ev.MatchDeclined):
@@ -155,11 +155,11 @@ def rounds_router(c: Container) -> KafkaRouter:
     r = KafkaRouter(middlewares=[c.round_requests.middleware])
     options = runtime.subscriber_options(s, ROUND_REQUESTS)
     options["ack_policy"] = AckPolicy.MANUAL  # RoundRequests commits the offsets
+    options["listener"] = c.round_requests.listener()  # and its revocations wait for them
 
     @r.subscriber(
         s.topics.round_requests,
         decoder=c.policy.decode,
-        listener=c.round_requests.listener(),
         title="matching:round-requests",
         description=(
             "MatchingRoundRequested runs a round for the region (ordinary or supplementary, "

@@ -55,7 +55,7 @@ def build_router(
             "placement's supervisor and one to the student; MatchCancelled one to the "
             "supervisor. Contract violations go to apl.matches.v1.dlt."
         ),
-        **runtime.subscriber_options(settings, MATCHES),
+        **runtime.subscriber_options(settings, MATCHES, policy),
     )
     async def on_match_events(events: list[ev.MatchEvent]) -> None:
         await record(list(events))  # a poll's records at once (or one, if the batch was split)
@@ -71,7 +71,7 @@ def build_router(
             "unplaced student, with the vacancies that fit them; MatchingRoundCompleted and a "
             "dry run's outcomes are ignored. Contract violations go to apl.rounds.v1.dlt."
         ),
-        **runtime.subscriber_options(settings, ROUNDS),
+        **runtime.subscriber_options(settings, ROUNDS, policy),
     )
     async def on_round_events(events: list[ev.RoundEvent]) -> None:
         told: list[NoticeEvent] = []
@@ -94,7 +94,7 @@ def build_router(
             "invited student; MatchingRoundRequested is ignored. Contract violations go to "
             "apl.round-requests.v1.dlt."
         ),
-        **runtime.subscriber_options(settings, ROUND_REQUESTS),
+        **runtime.subscriber_options(settings, ROUND_REQUESTS, policy),
     )
     async def on_round_requests(events: list[ev.RoundRequestEvent]) -> None:
         await record([e for e in events if isinstance(e, ev.SupplementaryRoundOpened)])

@@ -73,7 +73,7 @@ def build_router(
         ),
         batch=True,
         max_records=settings.consumer_batch,
-        **runtime.subscriber_options(settings, MATCHES),
+        **runtime.subscriber_options(settings, MATCHES, policy),
     )
     async def on_match(events: list[ev.MatchEvent]) -> None:
         await apply_match_events(events, uow())
@@ -86,7 +86,7 @@ def build_router(
             "Every student's outcome of a round (in parts, before it completes) and the "
             "figures of completed rounds."
         ),
-        **runtime.subscriber_options(settings, ROUNDS),
+        **runtime.subscriber_options(settings, ROUNDS, policy),
     )
     async def on_round(event: ev.RoundEvent) -> None:
         await apply_round_event(event, uow())

@@ -23,6 +23,7 @@ from tests.integration.matching.support import (
     wait_for_read_model,
 )
 from tests.support.infra import Infra
+from tests.support.metrics import metric_total
 
 pytestmark = pytest.mark.infra
 
@@ -76,6 +77,10 @@ async def _scenario(
             ) == len(out.of("MatchProposed"))
 
         out = await collect(infra.kafka, topics, complete)
+        # a replica joining mid-stream hands no batch over twice (shared/rebalance.py): no
+        # event reached the inbox a second time
+        duplicated = [await metric_total(p.url, "apl_events_duplicated_total") for p in procs]
+        assert duplicated == [0.0] * replicas
     finally:
         for p in procs:
             p.stop()

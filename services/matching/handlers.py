@@ -43,6 +43,7 @@ from services.matching.domain.model import (
 from services.matching.domain.rules import plan_round, round_problem
 from services.matching.round_events import ProposedEvents, outcome_part, outcome_rows
 from services.matching.wakeup import InputSignals
+from shared import collector
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PlacementOffer, StudentProfile
@@ -684,100 +685,102 @@ async def run_round(
     computed, no MatchingRoundOutcomes published (`outcome_parts: 0`).
     """
     structlog.contextvars.bind_contextvars(round_id=str(round_id), region=region)
-    async with uow:
-        if request is not None and not await uow.claim(request):
-            log.info("round request already handled")
-            return
-        await uow.regions.lock(region)
-        if await uow.rounds.recorded(round_id):
-            log.warning("round id already recorded; request ignored")
-            return
-        if only_if_changed and not await uow.regions.input_changed(region):
-            return
-        dry_run = options.dry_run
-        started = time.perf_counter()
-        problem, version = await uow.rounds.load_problem(
-            region, whole_region=options.fill, participant=options.participant
-        )
-        loaded = time.perf_counter()
-        given = round_problem(
-            problem, policy, kind=options.kind, fill=options.fill, explain=outcomes
-        )
-        result = await asyncio.to_thread(solver, given)
-        solved = time.perf_counter()
-        plan = plan_round(problem, result.outcomes)
-        cancellations = () if dry_run else plan.cancellations
-        # Every student's outcome is explained and serialised in a worker thread while the
-        # matches are written: one computes while the other waits on PostgreSQL.
-        explaining = asyncio.ensure_future(
-            asyncio.to_thread(
-                _outcome_rows,
-                result,
-                round_id,
-                region,
-                dry_run=dry_run,
-                participant=options.participant,
-                actor=uow.actor,
+    # thousands of models made and dropped, none in a reference cycle (shared/collector.py)
+    with collector.paused():
+        async with uow:
+            if request is not None and not await uow.claim(request):
+                log.info("round request already handled")
+                return
+            await uow.regions.lock(region)
+            if await uow.rounds.recorded(round_id):
+                log.warning("round id already recorded; request ignored")
+                return
+            if only_if_changed and not await uow.regions.input_changed(region):
+                return
+            dry_run = options.dry_run
+            started = time.perf_counter()
+            problem, version = await uow.rounds.load_problem(
+                region, whole_region=options.fill, participant=options.participant
             )
-        )
-        made: list[tuple[str, NewProposal]] = []
-        try:
-            if cancellations:
-                await uow.matches.close(cancellations)
-            if not dry_run:
-                made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
-            matches: list[ev.Event | Serialised] = [
-                cancelled_event(c.match, c.reason, round_id) for c in cancellations
-            ]
-            matches += ProposedEvents(region, round_id, uow.actor).rows(made)
-        except BaseException:
-            await asyncio.wait([explaining])  # the thread ends its work either way
-            raise
-        parts, explain_seconds = await explaining
-        figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
-        # The round's events in one write, in their order: a round's proposals and outcomes
-        # (thousands of rows, megabytes of outcomes) go by one COPY (shared/outbox.enqueue).
-        outgoing: list[ev.Event | Serialised] = [*matches, *parts]
-        outgoing.append(
-            ev.MatchingRoundCompleted(
-                producer=PRODUCER,
-                data=ev.MatchingRoundCompletedData(
+            loaded = time.perf_counter()
+            given = round_problem(
+                problem, policy, kind=options.kind, fill=options.fill, explain=outcomes
+            )
+            result = await asyncio.to_thread(solver, given)
+            solved = time.perf_counter()
+            plan = plan_round(problem, result.outcomes)
+            cancellations = () if dry_run else plan.cancellations
+            # Every student's outcome is explained and serialised in a worker thread while the
+            # matches are written: one computes while the other waits on PostgreSQL.
+            explaining = asyncio.ensure_future(
+                asyncio.to_thread(
+                    _outcome_rows,
+                    result,
+                    round_id,
+                    region,
+                    dry_run=dry_run,
+                    participant=options.participant,
+                    actor=uow.actor,
+                )
+            )
+            made: list[tuple[str, NewProposal]] = []
+            try:
+                if cancellations:
+                    await uow.matches.close(cancellations)
+                if not dry_run:
+                    made = await uow.matches.insert_proposals(region, round_id, plan.proposals)
+                matches: list[ev.Event | Serialised] = [
+                    cancelled_event(c.match, c.reason, round_id) for c in cancellations
+                ]
+                matches += ProposedEvents(region, round_id, uow.actor).rows(made)
+            except BaseException:
+                await asyncio.wait([explaining])  # the thread ends its work either way
+                raise
+            parts, explain_seconds = await explaining
+            figures = ev.RoundFigures.model_validate(dict(result.figures), strict=False)
+            # The round's events in one write, in their order: a round's proposals and outcomes
+            # (thousands of rows, megabytes of outcomes) go by one COPY (shared/outbox.enqueue).
+            outgoing: list[ev.Event | Serialised] = [*matches, *parts]
+            outgoing.append(
+                ev.MatchingRoundCompleted(
+                    producer=PRODUCER,
+                    data=ev.MatchingRoundCompletedData(
+                        round_id=round_id,
+                        region=region,
+                        policy=policy,
+                        figures=figures,
+                        unplaced_by_reason=plan.unplaced_by_reason,
+                        proposed=len(made),
+                        cancelled=len(cancellations),
+                        kind=options.kind,
+                        fill=options.fill,
+                        dry_run=dry_run,
+                        participant=options.participant,
+                        outcome_parts=len(parts),
+                    ),
+                )
+            )
+            await uow.publish(outgoing)
+            await uow.rounds.record(
+                RoundRecord(
                     round_id=round_id,
                     region=region,
                     policy=policy,
+                    trigger="requested" if request is not None else "automatic",
                     figures=figures,
                     unplaced_by_reason=plan.unplaced_by_reason,
                     proposed=len(made),
                     cancelled=len(cancellations),
+                    seen_version=version,
                     kind=options.kind,
                     fill=options.fill,
                     dry_run=dry_run,
-                    participant=options.participant,
                     outcome_parts=len(parts),
-                ),
+                    participant=options.participant,
+                )
             )
-        )
-        await uow.publish(outgoing)
-        await uow.rounds.record(
-            RoundRecord(
-                round_id=round_id,
-                region=region,
-                policy=policy,
-                trigger="requested" if request is not None else "automatic",
-                figures=figures,
-                unplaced_by_reason=plan.unplaced_by_reason,
-                proposed=len(made),
-                cancelled=len(cancellations),
-                seen_version=version,
-                kind=options.kind,
-                fill=options.fill,
-                dry_run=dry_run,
-                outcome_parts=len(parts),
-                participant=options.participant,
-            )
-        )
-        written = time.perf_counter()
-        await hooks.before_commit()
+            written = time.perf_counter()
+            await hooks.before_commit()
     log.info(
         "round committed",
         load_seconds=round(loaded - started, 3),

@@ -41,9 +41,9 @@ from services.matching.domain.model import (
     Standing,
 )
 from services.matching.domain.rules import plan_round, round_problem
+from services.matching.engine.gcpause import paused_gc
 from services.matching.round_events import ProposedEvents, outcome_part, outcome_rows
 from services.matching.wakeup import InputSignals
-from shared import collector
 from shared.contracts import events as ev
 from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.profiles import PlacementOffer, StudentProfile
@@ -685,8 +685,8 @@ async def run_round(
     computed, no MatchingRoundOutcomes published (`outcome_parts: 0`).
     """
     structlog.contextvars.bind_contextvars(round_id=str(round_id), region=region)
-    # thousands of models made and dropped, none in a reference cycle (shared/collector.py)
-    with collector.paused():
+    # thousands of models made and dropped, none in a reference cycle (engine/gcpause.py)
+    with paused_gc():
         async with uow:
             if request is not None and not await uow.claim(request):
                 log.info("round request already handled")

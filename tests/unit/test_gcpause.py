@@ -1,4 +1,4 @@
-"""shared.collector.paused: overlapping pauses, and the collector's state given back."""
+"""engine.gcpause.paused_gc: overlapping pauses, and the collector's state given back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import collector
+from services.matching.engine.gcpause import paused_gc
 
 
 @pytest.fixture(autouse=True)
@@ -18,8 +18,8 @@ def _enabled_after() -> Iterator[None]:
 
 def test_the_collector_is_off_while_any_overlapping_pause_lasts() -> None:
     gc.enable()
-    first = collector.paused()
-    second = collector.paused()
+    first = paused_gc()
+    second = paused_gc()
     first.__enter__()
     assert not gc.isenabled()
     second.__enter__()
@@ -31,13 +31,13 @@ def test_the_collector_is_off_while_any_overlapping_pause_lasts() -> None:
 
 def test_a_collector_turned_off_before_stays_off() -> None:
     gc.disable()
-    with collector.paused():
+    with paused_gc():
         assert not gc.isenabled()
     assert not gc.isenabled()
 
 
 def test_the_collector_comes_back_after_an_error() -> None:
     gc.enable()
-    with pytest.raises(ValueError, match="boom"), collector.paused():
+    with pytest.raises(ValueError, match="boom"), paused_gc():
         raise ValueError("boom")
     assert gc.isenabled()

@@ -271,6 +271,7 @@ class Progress:
         self.label, self.total, self.done = label, total, 0
         self.started = self.last = time.monotonic()
         self.tty = sys.stderr.isatty()
+        self._complete_shown = False  # off a terminal: the line of the total printed once
 
     def update(self, done: int, extra: str = "") -> None:
         self.done = done
@@ -284,6 +285,10 @@ class Progress:
             f"{self.label:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
             f"{now - self.started:5.1f}s {extra}"
         )
+        if not self.tty and done >= self.total:
+            if self._complete_shown and not extra:
+                return  # the last update printed it: finish() adds nothing new
+            self._complete_shown = True
         print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr)
         sys.stderr.flush()
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -209,15 +209,25 @@ def passed_on(headers: Mapping[str, str]) -> dict[str, str]:
     (`propagate.inject` of it): its parent's trace context. Copied as it is where the default
     W3C propagators would write it back unchanged (a plain traceparent, no tracestate or
     baggage), else made by them; tests compare the two ways."""
-    propagated = propagate.get_global_textmap()
-    if propagated.fields == _W3C_FIELDS and _W3C_FIELDS.isdisjoint(
-        headers.keys() - {"traceparent"}
-    ):
+    return _passer()(headers)
+
+
+def _passer() -> Callable[[Mapping[str, str]], dict[str, str]]:
+    """`passed_on` for the propagators set now (asked once per batch, not per record)."""
+    return _copied_or_made if propagate.get_global_textmap().fields == _W3C_FIELDS else _made
+
+
+def _copied_or_made(headers: Mapping[str, str]) -> dict[str, str]:
+    if _W3C_FIELDS.isdisjoint(headers.keys() - {"traceparent"}):
         parent = headers.get("traceparent")
         if parent is None:
             return {}
         if _PLAIN_TRACEPARENT.fullmatch(parent):
             return {"traceparent": parent}
+    return _made(headers)
+
+
+def _made(headers: Mapping[str, str]) -> dict[str, str]:
     carrier: dict[str, str] = {}
     span = trace.get_current_span(extract(headers))
     propagate.inject(carrier, context=trace.set_span_in_context(span))
@@ -237,9 +247,8 @@ def batch_spans(
     per record cost more than parsing the record): each event passes on its record's trace
     context (`passed_on`), as such a span would, and the spans given are invalid ones."""
     if not _records_spans():
-        token = _EVENT_TRACES.set(
-            {event_id: passed_on(headers) for event_id, headers, _ in records}
-        )
+        passing = _passer()
+        token = _EVENT_TRACES.set({event_id: passing(headers) for event_id, headers, _ in records})
         try:
             yield [trace.INVALID_SPAN] * len(records)
         finally:

@@ -37,7 +37,8 @@ class MatchingSettings(ServiceSettings):
     """Placement and student records per poll, applied in one transaction with one offset
     commit (`APL_MATCHING_CONSUMER_BATCH`; the other services keep 200): each poll costs about
     30 ms besides its records (the offset commit, the transaction's round trips), so larger
-    polls take the read model's ingest from about 3,400 to 4,000-5,000 events a second here."""
+    polls took the read model's ingest from 3,100-3,500 (three runs) to 3,300-7,200 events a second
+    here (twelve runs; bench/pipeline.py on 2026-12-03, which moves by ±40 % between runs)."""
 
     def is_automatic(self, region: str) -> bool:
         """Whether `region` runs rounds by itself after its input changed."""

@@ -9,7 +9,8 @@ with `--direct`, written by the read model's own repository, to reach large roun
 runs the matching service in this process (subscribers, outbox relay, the real engine), and
 prints:
 
-- events per second consumed into the read model (first applied to last applied event; the
+- events per second consumed into the read model (first applied to last applied event, as the
+  service's own `inputs_applied` counters show them, polled every 20 ms; the
   events are published by a process of its own once the service's consumer group is stable,
   so neither its rebalances nor the publisher's work are in the figure) and,
   in the same run, the raw-library limit of that path: a plain `AIOKafkaConsumer` per topic reads
@@ -138,11 +139,14 @@ def _inputs(n_students: int, seed: int) -> tuple[list[ev.Event], list[ev.Event]]
 
 
 async def _count(conn: asyncpg.Connection, schema: str) -> int:
+    """Input events applied so far: the service's own counters (`inputs_applied`, a row per
+    producer and region, updated in each batch's transaction), read in one cheap statement so
+    that polling every 20 ms takes next to nothing from the service it measures (counting the
+    tables' rows did: 8 ms a poll on 11,000 rows, on the same two cores)."""
     return int(
         await conn.fetchval(
             # the schema is the bench's own generated name (bench_ and hex digits)
-            f"SELECT (SELECT count(*) FROM {schema}.students) "  # noqa: S608
-            f"+ (SELECT count(*) FROM {schema}.placements)"
+            f"SELECT coalesce(sum(events), 0) FROM {schema}.inputs_applied"  # noqa: S608
         )
     )
 
@@ -613,7 +617,8 @@ async def run(n_students: int, seed: int, repeat: int, *, direct: bool) -> None:
                             _print_run(mode, result)
                 finally:
                     await consumer.stop()
-                _summary(runs, n_students)
+                if repeat:  # --repeat 0: the ingest alone
+                    _summary(runs, n_students)
     finally:
         with contextlib.suppress(Exception):
             await raw_producer.stop()
@@ -630,7 +635,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=7000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of each kind")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each kind (0: the ingest only)")
     parser.add_argument(
         "--direct", action="store_true", help="write the read model directly, not through Kafka"
     )

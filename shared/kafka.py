@@ -148,6 +148,15 @@ class BrokerNotStarted(KafkaConnectionError):  # type: ignore[misc]  # aiokafka 
     """The broker has not started (yet): `shared.runtime.opened` starts it in the background."""
 
 
+BATCH_WAIT_MS = 50
+"""How long a batch subscriber's poll waits for records before it gives up (faststream's
+`batch_timeout_ms`, 200 by default). After a poll that found nothing, faststream sleeps as long
+again before the next one, so a record that reaches an idle subscriber during that sleep waited
+up to the whole wait for it: 200 ms by default, at every step of a round's way (proposals to the
+placements service, completions to its API, notices). An idle subscriber polls 10 times a second
+instead of 2.5, for next to no CPU."""
+
+
 class SubscriberOptions(TypedDict):
     group_id: str
     listener: NotRequired[RebalanceListener]
@@ -157,6 +166,7 @@ class SubscriberOptions(TypedDict):
     session_timeout_ms: int
     heartbeat_interval_ms: int
     group_instance_id: str | None
+    batch_timeout_ms: int
 
 
 def subscriber_options(
@@ -181,6 +191,7 @@ def subscriber_options(
         "max_poll_interval_ms": 600_000,
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": max(session_timeout_ms // 3, 100),
+        "batch_timeout_ms": BATCH_WAIT_MS,
     }
     if listener is not None:
         options["listener"] = listener

@@ -635,7 +635,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=7000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of each kind (0: the ingest only)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of each kind (0: the ingest only)"
+    )
     parser.add_argument(
         "--direct", action="store_true", help="write the read model directly, not through Kafka"
     )

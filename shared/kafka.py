@@ -151,10 +151,10 @@ class BrokerNotStarted(KafkaConnectionError):  # type: ignore[misc]  # aiokafka 
 BATCH_WAIT_MS = 50
 """How long a batch subscriber's poll waits for records before it gives up (faststream's
 `batch_timeout_ms`, 200 by default). After a poll that found nothing, faststream sleeps as long
-again before the next one, so a record that reaches an idle subscriber during that sleep waited
-up to the whole wait for it: 200 ms by default, at every step of a round's way (proposals to the
-placements service, completions to its API, notices). An idle subscriber polls 10 times a second
-instead of 2.5, for next to no CPU."""
+again before the next one, so a record that reaches an idle batch subscriber during that sleep
+waited up to the whole wait: 200 ms by default. The batch subscribers are matching's placements
+and students, placements' matches, and notifications' round-requests, matches and rounds. An
+idle subscriber polls 10 times a second instead of 2.5 (its CPU cost was not measured)."""
 
 
 class SubscriberOptions(TypedDict):

@@ -114,9 +114,6 @@ class ProposedEvents:
         return rows
 
 
-_EMPTY_OUTCOMES = b'"outcomes":[]'
-
-
 def outcome_part(
     round_id: uuid.UUID,
     region: str,
@@ -151,8 +148,8 @@ def outcome_rows(
     participant: Participant,
     actor: Actor | None,
 ) -> list[Serialised]:
-    """Every student's outcome (`texts`: each `StudentOutcome`'s JSON, in the round's input
-    order) as the round's `MatchingRoundOutcomes`, by `actor`: parts of at most
+    """Every student's outcome (`texts`: each `StudentOutcome`'s `outcome_json`, in the
+    round's input order) as the round's `MatchingRoundOutcomes`, by `actor`: parts of at most
     OUTCOMES_PER_PART, numbered from 1 (none without students), each the bytes of the part
     with those outcomes' models (`handlers.outcome_parts`; the tests compare them)."""
     size = ev.OUTCOMES_PER_PART
@@ -162,8 +159,8 @@ def outcome_rows(
         event = outcome_part(
             round_id, region, k + 1, parts, (), dry_run=dry_run, participant=participant
         ).by(actor)
-        head, hole, tail = event.to_json().partition(_EMPTY_OUTCOMES)
-        if not hole or _EMPTY_OUTCOMES in tail:
+        head, hole, tail = event.to_json().partition(ev.EMPTY_OUTCOMES)
+        if not hole or ev.EMPTY_OUTCOMES in tail:
             raise RuntimeError("MatchingRoundOutcomes: no single empty outcomes array to fill")
         outcomes = ",".join(texts[k * size : (k + 1) * size]).encode("utf-8")
         payload = b"".join((head, b'"outcomes":[', outcomes, b"]", tail))

@@ -24,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from shared.contracts.outcomes import RuleCode, StudentOutcome
+from shared.contracts.outcomes import RuleCode, StudentOutcome, outcome_json
 from shared.contracts.profiles import Id, PlacementOffer, RegionCode, StudentProfile
 from shared.contracts.topics import (
     MATCH_DECISIONS,
@@ -514,6 +514,20 @@ class MatchingRoundOutcomes(Event):
     topic: ClassVar[str] = ROUNDS
     type: Literal["MatchingRoundOutcomes"] = "MatchingRoundOutcomes"
     data: MatchingRoundOutcomesData
+
+    def to_json(self) -> bytes:
+        """The envelope as every event's, each outcome as `outcome_json` writes it (the fields
+        at their defaults left out: the model reads them back the same)."""
+        empty = self.model_copy(update={"data": self.data.model_copy(update={"outcomes": ()})})
+        head, hole, tail = super(MatchingRoundOutcomes, empty).to_json().partition(EMPTY_OUTCOMES)
+        if not hole or EMPTY_OUTCOMES in tail:
+            raise RuntimeError("MatchingRoundOutcomes: no single empty outcomes array to fill")
+        outcomes = ",".join(map(outcome_json, self.data.outcomes)).encode("utf-8")
+        return b"".join((head, b'"outcomes":[', outcomes, b"]", tail))
+
+
+EMPTY_OUTCOMES = b'"outcomes":[]'
+"""A `MatchingRoundOutcomes` without outcomes holds this once, where its outcomes go."""
 
 
 class SupplementaryRoundOpened(Event):

@@ -8,6 +8,11 @@ The matching engine computes an `Explanation` for every student of a round (the 
 An explanation names no other student: what took a full choice is given as counts of the
 students holding its slots, relative to the student explained (priority, and the rank each
 gave the placement).
+
+On the wire (`MatchingRoundOutcomes`) and where the placements service stores them, outcomes
+leave out every field at its default (`outcome_json`): most of a rule's figures are null or
+empty, and with them written out a round's outcomes were twice the bytes. A reader's model
+fills them in; a field without a default is always written.
 """
 
 from __future__ import annotations
@@ -156,3 +161,10 @@ class StudentOutcome(_Model):
         description="The student's standing match before the round (who moves: it differs).",
     )
     explanation: Explanation = Field(description="Why this outcome.")
+
+
+def outcome_json(model: BaseModel) -> str:
+    """An outcome's JSON (or a part's: an explanation, a rule, holders) as it travels and is
+    stored: every field at its default left out (`model_dump_json(exclude_defaults=True)`;
+    the model reads it back equal)."""
+    return model.model_dump_json(exclude_defaults=True)

@@ -90,7 +90,7 @@ class SolveResult:
     did not ask for them: `RoundProblem.explain`). The engine's adapter gives a sequence that
     explains on first use."""
     outcome_texts: Callable[[], Sequence[str]] | None = None
-    """The same outcomes as JSON, made on call: each `StudentOutcome`'s `model_dump_json()`
+    """The same outcomes as JSON, made on call: each `StudentOutcome`'s `outcome_json`
     text, in input order, made without the models (the engine's adapter gives it whenever it
     explains; a solver without it leaves None and the round serialises `student_outcomes`).
     The round calls it in a worker thread while it writes its matches."""

@@ -47,6 +47,7 @@ from shared.contracts.outcomes import (
     HeldBy,
     RuleFailure,
     StudentOutcome,
+    outcome_json,
 )
 
 Reason = Literal["no_eligible_choice", "choices_full", "no_eligible_vacancy"]
@@ -138,7 +139,6 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring
 """A string as a JSON string literal, as pydantic's serializer writes it (non-ASCII kept; `"`,
 `\\` and control characters escaped: tests/unit/test_serialised.py compares them)."""
 _JSON_NULL = "null"
-_JSON_BOOL = {False: "false", True: "true"}
 _STATUS_TEXT = {status: _json_str(status) for status in get_args(ChoiceStatus)}
 
 
@@ -146,25 +146,19 @@ def _json_or_null(value: str | None) -> str:
     return _JSON_NULL if value is None else _json_str(value)
 
 
-def _object_template(cls: type[BaseModel], fields: tuple[str, ...]) -> str:
-    """A `str.format` template of a `cls`'s JSON text, each field's text a `{name}` hole:
-    what `model_dump_json()` writes (every field, in the model's order, no spaces). `fields`
-    must be the model's fields in its order, so a field added to the contract is not left
-    out."""
+def _check_fields(cls: type[BaseModel], fields: tuple[str, ...], optional: set[str]) -> None:
+    """`fields` must be `cls`'s fields in its order and `optional` those with a default, so a
+    field added to the contract is not left out of the texts below."""
     if tuple(cls.model_fields) != fields:
         raise RuntimeError(f"{cls.__name__}: fields {tuple(cls.model_fields)}, not {fields}")
-    return "{{" + ",".join(f"{_json_str(name)}:{{{name}}}" for name in fields) + "}}"
+    defaults = {n for n, f in cls.model_fields.items() if not f.is_required()}
+    if defaults != optional:
+        raise RuntimeError(f"{cls.__name__}: fields with defaults {defaults}, not {optional}")
 
 
-def _positional(template: str, holes: tuple[str, ...]) -> Callable[..., str]:
-    """`template`'s format with its `{name}` holes filled by position, in `holes` order."""
-    for i, name in enumerate(holes):
-        if template.count("{" + name + "}") != 1:
-            raise RuntimeError(f"{name}: not one hole of the template")
-        template = template.replace("{" + name + "}", "{" + str(i) + "}")
-    return template.format
-
-
+# The texts `outcome_json` gives (`model_dump_json(exclude_defaults=True)`): every field in the
+# model's order, no spaces, a field at its default left out. The holes of optional fields take
+# their whole member with its comma, or nothing.
 _OUTCOME_FIELDS = (
     "student_id",
     "placement_id",
@@ -175,34 +169,47 @@ _OUTCOME_FIELDS = (
     "previous_placement_id",
     "explanation",
 )
-# A student's outcome with its explanation inline: the notes' texts joined, and the choices.
-_OUTCOME_TEXT = _positional(
-    _object_template(StudentOutcome, _OUTCOME_FIELDS).replace(
-        "{explanation}",
-        _object_template(Explanation, ("better_choices", "choices")).replace(
-            "{better_choices}", "[{better_choices}]"
-        ),
-    ),
-    (*_OUTCOME_FIELDS[:-1], "better_choices", "choices"),
+_check_fields(StudentOutcome, _OUTCOME_FIELDS, {"filled", "pinned", "previous_placement_id"})
+_check_fields(Explanation, ("better_choices", "choices"), {"better_choices"})
+# A student's outcome with its explanation inline: student, placement, rank, filled, pinned,
+# reason, previous placement, the better choices (their notes' texts joined), the choices.
+_OUTCOME_TEXT: Callable[..., str] = (
+    '{{"student_id":{0},"placement_id":{1},"rank":{2}{3}{4},"reason":{5}{6},'
+    '"explanation":{{{7}"choices":{8}}}}}'
+).format
+_FILLED = {False: "", True: ',"filled":true'}
+_PINNED = {False: "", True: ',"pinned":true'}
+_check_fields(
+    ChoiceNote, ("rank", "placement_id", "status", "rules", "held_by"), {"rules", "held_by"}
 )
-_NOTE_FIELDS = ("rank", "placement_id", "status", "rules", "held_by")
-_NOTE_TEXT = _positional(_object_template(ChoiceNote, _NOTE_FIELDS), _NOTE_FIELDS)
+_NOTE_TEXT: Callable[..., str] = '{{"rank":{0},"placement_id":{1},"status":{2}{3}{4}}}'.format
+
+
+def _previous_member(value: str | None) -> str:
+    return "" if value is None else ',"previous_placement_id":' + _json_str(value)
+
+
+def _better_member(notes: str) -> str:
+    return '"better_choices":[' + notes + "]," if notes else ""
+
+
 _RULES = TypeAdapter(list[RuleFailure])
 _NEXT_RULE = '},{"rule":'
 
 
 def _rule_texts(models: list[RuleFailure]) -> list[str]:
-    """Each rule's `model_dump_json()`, from one dump of them all: every rule's text starts
-    with its first field, `rule`, and no text inside one (strings escape their quotes) can
-    hold the `},{"rule":` between two."""
+    """Each rule's `outcome_json` text (`model_dump_json(exclude_defaults=True)`), from one
+    dump of them all: every rule's text starts with its first field, `rule` (it has no
+    default), and no text inside one (strings escape their quotes) can hold the `},{"rule":`
+    between two."""
     if not models:
         return []
-    whole = _RULES.dump_json(models).decode("utf-8")
+    whole = _RULES.dump_json(models, exclude_defaults=True).decode("utf-8")
     if not whole.startswith('[{"rule":'):
         raise RuntimeError("RuleFailure: its JSON does not start with its rule")
     inner = whole[2:-2].split(_NEXT_RULE)  # without the outer [{ and }]
     if len(inner) != len(models):
-        return [m.model_dump_json() for m in models]
+        return [m.model_dump_json(exclude_defaults=True) for m in models]
     return ["{" + inner[0] + "}", *["{" + '"rule":' + x + "}" for x in inner[1:]]]
 
 
@@ -406,10 +413,11 @@ class RoundResult:
 
     def student_outcome_texts(self, previous: Mapping[str, str] | None = None) -> list[str]:
         """`student_outcomes(previous)` as JSON: each student's `StudentOutcome` as the text
-        its model's `model_dump_json()` gives, in input order, made without the models (the
-        explained choices are classified as for them, each distinct note's text is made once,
-        and a student's text joins its notes'). For a round that publishes every outcome:
-        the matching service sends these texts; tests compare them with the models'."""
+        `outcome_json` gives of its model (its fields at their defaults left out), in input
+        order, made without the models (the explained choices are classified as for them, each
+        distinct note's text is made once, and a student's text joins its notes'). For a round
+        that publishes every outcome: the matching service sends these texts; tests compare
+        them with the models'."""
         with paused_gc():
             pb = self.problem
             every = np.arange(pb.n_students, dtype=np.int64)
@@ -417,18 +425,18 @@ class RoundResult:
             better = self._better_choices_texts(notes)
             mine = self.outcomes
             pinned = (pb.pinned >= 0).tolist()
-            prev = map(_json_or_null, map((previous or {}).get, pb.student_ids))
+            prev = map(_previous_member, map((previous or {}).get, pb.student_ids))
             return list(
                 map(
                     _OUTCOME_TEXT,
                     (_json_str(o.student_id) for o in mine),
                     (_json_or_null(o.placement_id) for o in mine),
                     (_JSON_NULL if o.rank is None else str(o.rank) for o in mine),
-                    (_JSON_BOOL[o.filled] for o in mine),
-                    map(_JSON_BOOL.__getitem__, pinned),
+                    (_FILLED[o.filled] for o in mine),
+                    map(_PINNED.__getitem__, pinned),
                     (_json_or_null(o.reason) for o in mine),
                     prev,
-                    better,
+                    map(_better_member, better),
                     map(str, notes.choices),
                 )
             )
@@ -499,13 +507,16 @@ class RoundResult:
 
     def _better_choices_texts(self, notes_of: _Notes) -> list[str]:
         """Per student, the JSON text of its explanation's `better_choices` without the
-        brackets (what `_explanations` makes, as its models dump it): each distinct rule and
+        brackets (what `_explanations` makes, as `outcome_json` dumps it): each distinct rule and
         holder count dumped by its model once, each distinct note's text made once, a
         student's notes joined."""
         rule_texts = _rule_texts(notes_of.rule_models)
-        held_texts = [m.model_dump_json() for m in notes_of.held_models]
-        held_texts.append(_JSON_NULL)  # index -1: not full
-        combos = ["[" + ",".join([rule_texts[r] for r in c]) + "]" for c in notes_of.combos]
+        held_texts = [',"held_by":' + outcome_json(m) for m in notes_of.held_models]
+        held_texts.append("")  # index -1: not full
+        combos = [
+            ',"rules":[' + ",".join([rule_texts[r] for r in c]) + "]" if c else ""
+            for c in notes_of.combos
+        ]
         note_texts = list(
             map(
                 _NOTE_TEXT,

@@ -13,7 +13,7 @@ import asyncpg
 
 from shared.contracts import events as ev
 from shared.contracts.events import RoundFigures
-from shared.contracts.outcomes import StudentOutcome
+from shared.contracts.outcomes import StudentOutcome, outcome_json
 from shared.contracts.profiles import PlacementOffer, StudentProfile
 from shared.contracts.vocabulary import Participant
 from shared.db import Connection
@@ -693,7 +693,7 @@ class PostgresOutcomes(_Repository):
             [o.pinned for o in outcomes],
             [o.reason for o in outcomes],
             [o.previous_placement_id for o in outcomes],
-            [o.explanation.model_dump_json() for o in outcomes],
+            [outcome_json(o.explanation) for o in outcomes],
         )
         return len(rows)
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import events as ev
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.topics import Topics
 from tests.integration.matching.support import (
     prepared_schema,
@@ -86,8 +87,12 @@ class Published:
         return [d for d in self.of(kind) if d["match_id"] == str(match_id)]
 
     def outcomes(self, round_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+        """Each student's outcome as a consumer reads it: through the contract, with the fields
+        the wire leaves out at their defaults filled in."""
         return {
-            o["student_id"]: o
+            o["student_id"]: StudentOutcome.model_validate_json(json.dumps(o)).model_dump(
+                mode="json"
+            )
             for part in self.of("MatchingRoundOutcomes", round_id)
             for o in part["outcomes"]
         }

@@ -19,6 +19,7 @@ import pytest
 
 from devtools.synthetic import generate_round, generate_teachers
 from shared.contracts import events as ev
+from shared.contracts.outcomes import StudentOutcome
 from shared.contracts.topics import Topics
 from tests.integration.matching.support import (
     prepared_schema,
@@ -110,7 +111,11 @@ async def test_a_round_of_teachers_beside_a_round_of_students(
     assert t_done["figures"]["students"] == len(teachers.students)
     t_parts = of("MatchingRoundOutcomes", teachers_round.data.round_id)
     assert {p["participant"] for p in t_parts} == {"teacher"}
-    outcomes = {o["student_id"]: o for p in t_parts for o in p["outcomes"]}
+    outcomes = {
+        o["student_id"]: StudentOutcome.model_validate_json(json.dumps(o)).model_dump(mode="json")
+        for p in t_parts
+        for o in p["outcomes"]
+    }
     assert set(outcomes) == {t.student_id for t in teachers.students}
 
     period = {p.placement_id: p for p in teachers.placements}

@@ -10,7 +10,8 @@ they know nothing of HTTP (the entrypoints choose the status codes).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
@@ -919,22 +920,90 @@ async def notice_context(
         return await _notice_context_in(uow, placement_id, student_id)
 
 
+@dataclass
+class _NoticeReads:
+    """What a batch of notice contexts reads, each kind in one statement for the whole batch
+    (a batch of 50 notices read ~250 rows one statement at a time before): the placements,
+    students, company channels, the matches of each (placement, student) asked for a
+    supervisor, the regions' readiness settings and the supervisors' courses; and, as asked,
+    each round's settlement and each region's free vacancies."""
+
+    placements: dict[str, Placement]
+    students: dict[str, Student | Withdrawn]
+    channels: dict[str, rules.Channel]
+    pairs: dict[tuple[str, str], list[MatchRecord]]
+    settings: dict[str, supervisors.ReadinessSettings]
+    trained: dict[supervisors.SupervisorKey, supervisors.SupervisorRecord]
+    settled_rounds: dict[uuid.UUID, bool] = field(default_factory=dict)
+    vacancies: VacancyCache = field(default_factory=dict)
+
+    @classmethod
+    async def read(
+        cls,
+        uow: PlacementsUnitOfWork,
+        supervisor_keys: Sequence[tuple[str, str]],
+        student_keys: Sequence[tuple[str, str | None]],
+    ) -> _NoticeReads:
+        """The reads for notices to the supervisors of `supervisor_keys` (placement, student)
+        and to the students of `student_keys` (student, placement or none)."""
+        placements = await uow.placements.get_many(
+            {p for p, _ in supervisor_keys} | {p for _, p in student_keys if p is not None}
+        )
+        students = await uow.students.get_many(
+            {s for _, s in supervisor_keys} | {s for s, _ in student_keys}
+        )
+        offers = [placements[p].offer for p, _ in supervisor_keys if p in placements]
+        channels = await uow.companies.channels({o.company_id for o in offers}) if offers else {}
+        asked = [
+            (p, s)
+            for p, s in supervisor_keys
+            if p in placements and isinstance(students.get(s), Student)
+        ]
+        pairs = await uow.matches.of_pairs(asked) if asked else {}
+        settings = {r: await uow.readiness.settings(r) for r in sorted({o.region for o in offers})}
+        keys = {k for o in offers if (k := supervisors.SupervisorKey.at(o)) is not None}
+        trained = await uow.readiness.supervisors(keys) if keys else {}
+        return cls(placements, students, channels, pairs, settings, trained)
+
+    def placement(self, placement_id: str) -> Placement:
+        found = self.placements.get(placement_id)
+        if found is None:
+            raise NotFound(f"placement {placement_id} does not exist")
+        return found
+
+    def live_student(self, student_id: str) -> Student:
+        """As `_live_student` answers (NotFound: unknown or withdrawn)."""
+        found = self.students.get(student_id)
+        if found is None:
+            raise NotFound(f"student {student_id} does not exist")
+        if isinstance(found, Withdrawn):
+            raise NotFound(f"student {student_id} was withdrawn")
+        return found
+
+
 async def _notice_context_in(
     uow: PlacementsUnitOfWork, placement_id: str, student_id: str
 ) -> NoticeContext:
     """`notice_context` inside the caller's unit of work (NotFound: no such placement)."""
-    placement = await uow.placements.get(placement_id)
-    if placement is None:
-        raise NotFound(f"placement {placement_id} does not exist")
+    reads = await _NoticeReads.read(uow, [(placement_id, student_id)], [])
+    return _notice_context_of(reads, placement_id, student_id)
+
+
+def _notice_context_of(reads: _NoticeReads, placement_id: str, student_id: str) -> NoticeContext:
+    """The notice context of (placement, student) from a batch's reads (NotFound: no such
+    placement)."""
+    placement = reads.placement(placement_id)
     offer = placement.offer
-    company = await uow.companies.channel(offer.company_id)
-    channel = rules.resolve_channel(placement.channel, company)
-    found = await uow.students.get(student_id)
+    channel = rules.resolve_channel(placement.channel, reads.channels.get(offer.company_id))
+    found = reads.students.get(student_id)
     student: NoticeStudent | None = None
     if isinstance(found, Student):
-        matches = await uow.matches.of_pair(placement_id, student_id)
+        matches = reads.pairs.get((placement_id, student_id), [])
         student = _notice_student(found, (m.machine() for m in matches))
-    readiness = await _notice_readiness(uow, offer)
+    key = supervisors.SupervisorKey.at(offer)
+    record = reads.trained.get(key) if key is not None else None
+    settings = reads.settings[offer.region]
+    readiness = supervisors.readiness_of(offer, record, settings, _today())
     return NoticeContext(
         placement=NoticePlacement(
             placement_id=offer.placement_id,
@@ -948,7 +1017,7 @@ async def _notice_context_in(
         supervisor=offer.supervisor,
         channel=NoticeChannel(kind=channel.kind, webhook_url=channel.webhook_url),
         student=student,
-        readiness=readiness,
+        readiness=supervisors.notice_readiness(readiness, settings),
     )
 
 
@@ -984,25 +1053,23 @@ async def _student_notice_context_in(
     *,
     round_id: uuid.UUID | None = None,
     public_url: str,
-    settled_rounds: dict[uuid.UUID, bool] | None = None,
-    vacancies: VacancyCache | None = None,
+    reads: _NoticeReads | None = None,
 ) -> StudentNoticeContext:
-    """`student_notice_context` inside the caller's unit of work (`settled_rounds` and
-    `vacancies` remember the rounds and the regions' free vacancies looked at for a batch)."""
-    student = await _live_student(uow, student_id)
+    """`student_notice_context` inside the caller's unit of work (`reads`: a batch's, which also
+    remember the rounds and the regions' free vacancies looked at)."""
+    if reads is None:
+        reads = await _NoticeReads.read(uow, [], [(student_id, placement_id)])
+    student = reads.live_student(student_id)
     settled = True
     if placement_id is None and round_id is not None:
-        known = settled_rounds if settled_rounds is not None else {}
+        known = reads.settled_rounds
         if round_id not in known:
             known[round_id] = await uow.rounds.settled(round_id, ROUND_SETTLE_SECONDS)
         settled = known[round_id]
     placement: NoticePlacement | None = None
     fits: list[outcomes.Fitting] = []
     if placement_id is not None:
-        found = await uow.placements.get(placement_id)
-        if found is None:
-            raise NotFound(f"placement {placement_id} does not exist")
-        offer = found.offer
+        offer = reads.placement(placement_id).offer
         placement = NoticePlacement(
             placement_id=offer.placement_id,
             company_id=offer.company_id,
@@ -1013,7 +1080,7 @@ async def _student_notice_context_in(
             kind=offer.kind,
         )
     elif settled:  # unsettled, the notice waits (asked again): its vacancies would be stale
-        fits = await _fitting(uow, student, vacancies)
+        fits = await _fitting(uow, student, reads.vacancies)
     profile, contact = student.profile, student.contact
     base = public_url.rstrip("/")
     page = "/student" if placement_id is not None else "/student/choices"
@@ -1038,16 +1105,19 @@ async def notice_contexts(
     """A delivery batch's notice contexts and student notice contexts, in one unit of work
     (`shared.contracts.internal.NOTICE_CONTEXTS_PATH`): each as its single route answers it, in
     the order asked, None where that route answers 404."""
-    supervisors: list[NoticeContext | None] = []
+    found: list[NoticeContext | None] = []
     students: list[StudentNoticeContext | None] = []
-    settled_rounds: dict[uuid.UUID, bool] = {}
-    vacancies: VacancyCache = {}  # one read of a region's vacancies for the whole batch
     async with uow:
+        reads = await _NoticeReads.read(
+            uow,
+            [(k.placement_id, k.student_id) for k in query.supervisors],
+            [(k.student_id, k.placement_id) for k in query.students],
+        )
         for key in query.supervisors:
             try:
-                supervisors.append(await _notice_context_in(uow, key.placement_id, key.student_id))
+                found.append(_notice_context_of(reads, key.placement_id, key.student_id))
             except NotFound:
-                supervisors.append(None)
+                found.append(None)
         for skey in query.students:
             try:
                 students.append(
@@ -1057,13 +1127,12 @@ async def notice_contexts(
                         skey.placement_id,
                         round_id=skey.round_id,
                         public_url=public_url,
-                        settled_rounds=settled_rounds,
-                        vacancies=vacancies,
+                        reads=reads,
                     )
                 )
             except NotFound:
                 students.append(None)
-    return NoticeContexts(supervisors=tuple(supervisors), students=tuple(students))
+    return NoticeContexts(supervisors=tuple(found), students=tuple(students))
 
 
 def _notice_vacancy(fit: outcomes.Fitting) -> NoticeVacancy:

@@ -48,6 +48,10 @@ from .domain.supervisors import ReadinessSettings, SupervisorKey, SupervisorReco
 class PlacementRepository(Protocol):
     async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None: ...
 
+    async def get_many(self, placement_ids: Iterable[str]) -> dict[str, Placement]:
+        """The placements among `placement_ids` that exist (withdrawn ones too), in one read."""
+        ...
+
     async def add(self, placement: Placement) -> bool:
         """Insert a new placement; False if the id exists (nothing changes then)."""
         ...
@@ -97,6 +101,10 @@ class CompanyRepository(Protocol):
     async def set_channel(self, company_id: str, channel: Channel) -> None: ...
 
     async def channel(self, company_id: str) -> Channel | None: ...
+
+    async def channels(self, company_ids: Iterable[str]) -> dict[str, Channel]:
+        """`channel` of each of `company_ids` that has one, in one read."""
+        ...
 
 
 class StudentRepository(Protocol):
@@ -161,6 +169,12 @@ class MatchRepository(Protocol):
         ...
 
     async def of_pair(self, placement_id: str, student_id: str) -> list[MatchRecord]: ...
+
+    async def of_pairs(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[MatchRecord]]:
+        """`of_pair` of each (placement, student) in one read (pairs without a match left out)."""
+        ...
 
     async def current_of_student(self, student_id: str) -> MatchRecord | None:
         """The newest proposed, accepted or confirmed match of the student."""

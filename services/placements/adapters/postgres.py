@@ -78,17 +78,23 @@ _OFFERS: OrderedDict[str, PlacementOffer] = OrderedDict()
 _OFFERS_KEPT = 50_000
 
 
-def _offer(stored: Any) -> PlacementOffer:
-    """The stored offer as the contract's model. Offers are immutable values, validated when
-    written; reading one back validates it again (its e-mail address costs most), so the models
-    of recently read offers are kept, keyed by their content (a changed offer is a new key)."""
-    key = json.dumps(stored, sort_keys=True, separators=(",", ":"))
-    found = _OFFERS.get(key)
+_PLACEMENT = "placement_id, offer::text AS offer, channel, webhook_url, withdrawn_at"
+"""The columns `_placement` reads, the offer as jsonb's text: read back, an offer is a key into
+`_OFFERS` as it is, and only a new one is parsed (asyncpg's json.loads of every offer read, and
+the json.dumps that keyed the cache, cost two thirds of reading a region's vacancies)."""
+
+
+def _offer(stored: str) -> PlacementOffer:
+    """The stored offer (jsonb's text, the same text for the same value) as the contract's
+    model. Offers are immutable values, validated when written; reading one back validates it
+    again (its e-mail address costs most), so the models of recently read offers are kept, keyed
+    by their text (a changed offer is a new key)."""
+    found = _OFFERS.get(stored)
     if found is not None:
-        _OFFERS.move_to_end(key)
+        _OFFERS.move_to_end(stored)
         return found
-    offer = PlacementOffer.model_validate(stored, strict=False)
-    _OFFERS[key] = offer
+    offer = PlacementOffer.model_validate_json(stored, strict=False)
+    _OFFERS[stored] = offer
     if len(_OFFERS) > _OFFERS_KEPT:
         _OFFERS.popitem(last=False)
     return offer
@@ -104,9 +110,19 @@ def _placement(row: Row) -> Placement:
 
 class PostgresPlacements(_Repository):
     async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None:
-        sql = _for_update("SELECT * FROM placements WHERE placement_id = $1", for_update=for_update)
+        sql = _for_update(
+            f"SELECT {_PLACEMENT} FROM placements WHERE placement_id = $1",  # noqa: S608
+            for_update=for_update,
+        )
         row = await self.conn.fetchrow(sql, placement_id)
         return _placement(row) if row else None
+
+    async def get_many(self, placement_ids: Iterable[str]) -> dict[str, Placement]:
+        rows = await self.conn.fetch(
+            f"SELECT {_PLACEMENT} FROM placements WHERE placement_id = ANY($1::text[])",  # noqa: S608
+            list(placement_ids),
+        )
+        return {r["placement_id"]: _placement(r) for r in rows}
 
     async def add(self, placement: Placement) -> bool:
         return bool(await self.add_many([placement]))
@@ -160,7 +176,7 @@ class PostgresPlacements(_Repository):
         kind: Participant | None = None,
     ) -> list[Placement]:
         rows = await self.conn.fetch(
-            "SELECT * FROM placements WHERE ($1::text IS NULL OR region = $1) "
+            f"SELECT {_PLACEMENT} FROM placements WHERE ($1::text IS NULL OR region = $1) "  # noqa: S608
             "AND ($2::text IS NULL OR company_id = $2) AND ($3 OR withdrawn_at IS NULL) "
             "AND ($6::text IS NULL OR kind = $6) "
             "ORDER BY placement_id LIMIT $4 OFFSET $5",
@@ -222,6 +238,14 @@ class PostgresCompanies(_Repository):
             "SELECT channel, webhook_url FROM companies WHERE company_id = $1", company_id
         )
         return _channel(row) if row else None
+
+    async def channels(self, company_ids: Iterable[str]) -> dict[str, Channel]:
+        rows = await self.conn.fetch(
+            "SELECT company_id, channel, webhook_url FROM companies "
+            "WHERE company_id = ANY($1::text[])",
+            list(company_ids),
+        )
+        return {r["company_id"]: found for r in rows if (found := _channel(r)) is not None}
 
 
 # -------------------------------------------------------------------------------- students
@@ -358,7 +382,8 @@ WITH open AS (
         WHERE NOT EXISTS (SELECT 1 FROM matches m WHERE m.match_id = a.match_id)
     ) h GROUP BY placement_id
 )
-SELECT p.*, coalesce(held.n, 0) AS held
+SELECT p.placement_id, p.offer::text AS offer, p.channel, p.webhook_url, p.withdrawn_at,
+    coalesce(held.n, 0) AS held
 FROM placements p JOIN open USING (placement_id) LEFT JOIN held USING (placement_id)
 WHERE (p.offer->>'capacity')::int > coalesce(held.n, 0)
 ORDER BY p.placement_id
@@ -456,6 +481,21 @@ class PostgresMatches(_Repository):
             student_id,
         )
         return [_match(r) for r in rows]
+
+    async def of_pairs(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[MatchRecord]]:
+        wanted = sorted(set(pairs))
+        rows = await self.conn.fetch(
+            "SELECT m.* FROM matches m JOIN unnest($1::text[], $2::text[]) AS u(p, s) "
+            "ON m.placement_id = u.p AND m.student_id = u.s",
+            [p for p, _ in wanted],
+            [s for _, s in wanted],
+        )
+        found: dict[tuple[str, str], list[MatchRecord]] = {}
+        for r in rows:
+            found.setdefault((r["placement_id"], r["student_id"]), []).append(_match(r))
+        return found
 
     async def current_of_student(self, student_id: str) -> MatchRecord | None:
         row = await self.conn.fetchrow(

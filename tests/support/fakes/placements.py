@@ -83,6 +83,10 @@ class FakePlacements(_Repository):
     async def get(self, placement_id: str, *, for_update: bool = False) -> Placement | None:
         return self.uow.placement_rows.get(placement_id)
 
+    async def get_many(self, placement_ids: Iterable[str]) -> dict[str, Placement]:
+        rows = self.uow.placement_rows
+        return {pid: rows[pid] for pid in placement_ids if pid in rows}
+
     async def add(self, placement: Placement) -> bool:
         return bool(await self.add_many([placement]))
 
@@ -166,6 +170,10 @@ class FakeCompanies(_Repository):
 
     async def channel(self, company_id: str) -> Channel | None:
         return self.uow.company_channels.get(company_id)
+
+    async def channels(self, company_ids: Iterable[str]) -> dict[str, Channel]:
+        found = self.uow.company_channels
+        return {cid: found[cid] for cid in company_ids if cid in found}
 
 
 class FakeStudents(_Repository):
@@ -318,6 +326,16 @@ class FakeMatches(_Repository):
             for m in self._ordered()
             if m.placement_id == placement_id and m.student_id == student_id
         ]
+
+    async def of_pairs(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[MatchRecord]]:
+        wanted = set(pairs)
+        found: dict[tuple[str, str], list[MatchRecord]] = {}
+        for m in self._ordered():
+            if (m.placement_id, m.student_id) in wanted:
+                found.setdefault((m.placement_id, m.student_id), []).append(m)
+        return found
 
     async def current_of_student(self, student_id: str) -> MatchRecord | None:
         mine = [

@@ -10,7 +10,6 @@ tests inject other adapters (`running(settings, mail=..., contexts=...)`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from services.notifications.adapters.placements import PlacementsClient
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import SmtpSender
-from services.notifications.adapters.store import mark_handed_over
+from services.notifications.adapters.store import HeldMarks
 from services.notifications.adapters.tokens import ClientCredentials, NoToken, TokenSource
 from services.notifications.adapters.uow import PostgresNotificationsUnitOfWork
 from services.notifications.adapters.webhook import WebhookSender
@@ -80,6 +79,7 @@ class Container:
     hooks: HookSender
     notifier: Notifier
     worker: DeliveryWorker
+    marks: HeldMarks
     reminders: ReminderScanner | None = None
     """The reminders before a placement starts (None: `reminder_days` 0, or no source)."""
 
@@ -143,6 +143,7 @@ def build(
     def uow() -> PostgresNotificationsUnitOfWork:
         return PostgresNotificationsUnitOfWork(pool, actor=system_actor(settings.service))
 
+    marks = HeldMarks(pool)
     worker = DeliveryWorker(
         uow,
         notifier,
@@ -155,7 +156,7 @@ def build(
         poll_seconds=settings.worker_poll_seconds,
         batch_size=settings.worker_batch_size,
         lease_seconds=settings.lease_seconds,
-        marks=functools.partial(mark_handed_over, pool),
+        marks=marks,
     )
     broker.include_router(build_router(settings, policy, uow, on_recorded=worker.wake))
     if reminders is None and isinstance(contexts, ReminderSource):
@@ -195,6 +196,7 @@ def build(
         hooks=hooks,
         notifier=notifier,
         worker=worker,
+        marks=marks,
         reminders=scanner,
     )
 
@@ -245,9 +247,20 @@ async def running(
         c.hooks_http,
         _closing(c.mail),
         runtime.opened(c.pool, c.broker),
+        _released(c.marks),
         runtime.background(**tasks),
     ):
         yield c
+
+
+@contextlib.asynccontextmanager
+async def _released(marks: HeldMarks) -> AsyncIterator[None]:
+    """Give the hand-over marks' held connection back once the worker has stopped, before the
+    pool closes (a connection still held keeps `Pool.close` waiting)."""
+    try:
+        yield
+    finally:
+        await marks.release()
 
 
 @contextlib.asynccontextmanager

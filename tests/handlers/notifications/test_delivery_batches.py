@@ -7,7 +7,6 @@ and, marked infra, against PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +19,7 @@ import pytest
 from bench.notification_peers import context
 from services.notifications.adapters.rendering import Renderer
 from services.notifications.adapters.smtp import OutgoingMail
-from services.notifications.adapters.store import Result, mark_handed_over
+from services.notifications.adapters.store import HeldMarks, Result
 from services.notifications.adapters.uow import (
     NotificationsUnitOfWork,
     PostgresNotificationsUnitOfWork,
@@ -250,9 +249,12 @@ class TestPostgres(DeliveryBatchContract):
     async def pool(self, database_url: str, fresh_schema: str) -> AsyncIterator[asyncpg.Pool]:
         await migrate(database_url, fresh_schema, MIGRATIONS)
         pool = await create_pool(database_url, fresh_schema, max_size=4)
+        self.held: list[HeldMarks] = []
         try:
             yield pool
         finally:
+            for held in self.held:
+                await held.release()  # else the pool's close waits for their connection
             await pool.close()
 
     @pytest.fixture
@@ -260,7 +262,50 @@ class TestPostgres(DeliveryBatchContract):
         return PostgresNotificationsUnitOfWork(pool)
 
     def marks(self, uow: Any) -> HandOverMarks:
-        return functools.partial(mark_handed_over, uow._pool)
+        held = HeldMarks(uow._pool)
+        self.held.append(held)
+        return held
+
+    async def test_marks_hold_one_connection_and_drop_a_broken_one(
+        self, uow: PostgresNotificationsUnitOfWork, pool: asyncpg.Pool
+    ) -> None:
+        """The hand-over marks run on one held connection; one that breaks is dropped (that
+        mark fails) and the next mark takes another; `release` gives it back to the pool."""
+        contexts = FakeContextSource()
+        event = confirmed(*_pair(contexts))
+        await record_notices(event, uow)
+        claim = uuid.uuid4()
+        async with uow:
+            (first, second) = await uow.notices.claim_due(10, claim, LEASE_SECONDS)
+        marks = HeldMarks(pool)
+        self.held.append(marks)
+        pids = set()
+        for notice in (first, second):
+            await marks(notice.notification_id, claim)
+            assert marks._conn is not None
+            pids.add(marks._conn.get_server_pid())
+        assert len(pids) == 1
+        (pid,) = pids
+        await pool.execute("SELECT pg_terminate_backend($1)", pid)
+        broken = (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+        )
+        with pytest.raises(broken):
+            await marks(first.notification_id, claim)
+        await marks(first.notification_id, claim)  # on a new connection
+        assert marks._conn is not None
+        assert marks._conn.get_server_pid() != pid
+        handed = await pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE claimed_by = $1 AND handed_over_at IS NOT NULL",
+            claim,
+        )
+        assert handed == 2
+        await marks.release()
+        assert marks._conn is None
+        assert pool.get_idle_size() == pool.get_size()
 
     async def advance(self, uow: Any, seconds: float) -> None:
         async with uow:

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from aiokafka import TopicPartition
 
+from devtools.demo.mailsink import Store
 from devtools.demo.run import KafkaProbe
 from services.notifications.domain.notices import plan_notices
 from shared.contracts.topics import ACCESS, DLT_SUFFIX, Topics, subscriber_name
@@ -420,16 +421,16 @@ class SinkRead:
 
 
 def read_sink(folder: Path) -> SinkRead:
-    """Every message the sink kept (`devtools/demo/mailsink.py` stores one `.eml` each, named
-    by the time it was accepted), counted by Message-ID."""
+    """Every message the sink kept (`devtools/demo/mailsink.py:Store`, each named by the time it
+    was accepted), counted by Message-ID."""
     by_id: Counter[str] = Counter()
     without = 0
     stamps: list[int] = []
-    files = sorted(folder.glob("*.eml")) if folder.exists() else []
-    for path in files:
-        stamps.append(int(path.name.split("-", 1)[0]))
-        with path.open("rb") as handle:
-            head = handle.read(8192).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    store = Store(folder)
+    files = store.names()
+    for name in files:
+        stamps.append(int(name.split("-", 1)[0]))
+        head = store.raw(name)[:8192].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         found = _MESSAGE_ID.search(head)
         if found is None:
             without += 1

@@ -360,13 +360,36 @@ def build_teacher_set(
     return bodies_p, bodies_t
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the demo as its report gives it: how many of what, in how long."""
+
+    label: str
+    count: int
+    unit: str
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / max(self.seconds, 1e-9)
+
+    @property
+    def rate_text(self) -> str:
+        return f"{self.rate:,.1f}" if self.rate < 100 else f"{self.rate:,.0f}"
+
+    @property
+    def counted(self) -> str:
+        return f"{self.count:,} {self.unit if self.count != 1 else self.unit.removesuffix('s')}"
+
+
 async def _submit(
     client: httpx.AsyncClient,
     tokens: Tokens,
     label: str,
     path: str,
     bodies: list[dict[str, Any]],
-) -> None:
+    unit: str,
+) -> Phase:
     """POST `bodies` to a batch endpoint in chunks of at most BATCH, one region a chunk, each as
     that region's coordinator (imports are for a coordinator of every item's region), a few
     chunks at a time."""
@@ -405,10 +428,11 @@ async def _submit(
             progress.update(done)
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    seconds = progress.finish()
-    _say(f"  {len(bodies) / max(seconds, 1e-9):.0f} per second, in batches of {BATCH}")
+    phase = Phase(label, len(bodies), unit, progress.finish())
+    _say(f"  {phase.rate_text} {unit} per second, in batches of {BATCH}")
     if failures:
         raise DemoError(f"{len(failures)} {label} batches were refused, e.g.:\n  " + failures[0])
+    return phase
 
 
 # ---------------------------------------------------------------------------------- kafka
@@ -495,9 +519,15 @@ class KafkaProbe:
 
 
 async def _wait_until(
-    label: str, check: Callable[[], Awaitable[tuple[int, int]]], wait: float
-) -> float:
-    """Poll `check` (done, total) with a progress line until done >= total."""
+    label: str,
+    check: Callable[[], Awaitable[tuple[int, int]]],
+    wait: float,
+    unit: str,
+    since: float | None = None,
+) -> Phase:
+    """Poll `check` (done, total) with a progress line until done >= total; say the rate, over
+    the time since `since` (monotonic: when the work began, if before the wait), else the wait's.
+    """
     done, total = await check()
     progress = Progress(label, max(total, 1))
     deadline = time.monotonic() + wait
@@ -508,7 +538,11 @@ async def _wait_until(
         progress.update(done)
         await asyncio.sleep(0.5)
         done, total = await check()
-    return progress.finish()
+    waited = progress.finish()
+    phase = Phase(label, total, unit, waited if since is None else time.monotonic() - since)
+    began = "" if since is None else f" ({phase.seconds:.1f} s since the work began)"
+    _say(f"  {phase.rate_text} {unit} per second{began}")
+    return phase
 
 
 # ----------------------------------------------------------------------------------- demo
@@ -676,6 +710,8 @@ async def _demo(n_students: int, seed: int) -> int:
 
     await _start_services(paths, ports, database_url, common, extra)
     _say(f"demo: services ready ({time.monotonic() - started:.0f} s)")
+    ready = time.monotonic()
+    phases: list[Phase] = []
 
     placements, students = build_data_set(n_students, seed)
     api = f"http://127.0.0.1:{ports['placements']}"
@@ -685,11 +721,34 @@ async def _demo(n_students: int, seed: int) -> int:
         httpx.AsyncClient(base_url=api, timeout=30.0, limits=limits) as client,
         KafkaProbe(kafka) as probe,
     ):
-        await _submit(client, tokens, "placements posted", "/v1/placements/batch", placements)
-        await _submit(client, tokens, "students registered", "/v1/students/batch", students)
+        posting = time.monotonic()
+        phases += [
+            await _submit(
+                client,
+                tokens,
+                "placements posted",
+                "/v1/placements/batch",
+                placements,
+                "placements",
+            ),
+            await _submit(
+                client, tokens, "students registered", "/v1/students/batch", students, "students"
+            ),
+        ]
         periods, teachers = build_teacher_set(TEACHERS, seed)
-        await _submit(client, tokens, "teachers' periods posted", "/v1/placements/batch", periods)
-        await _submit(client, tokens, "teachers registered", "/v1/students/batch", teachers)
+        phases += [
+            await _submit(
+                client,
+                tokens,
+                "teachers' periods posted",
+                "/v1/placements/batch",
+                periods,
+                "periods",
+            ),
+            await _submit(
+                client, tokens, "teachers registered", "/v1/students/batch", teachers, "teachers"
+            ),
+        ]
 
         async def consumed() -> tuple[int, int]:
             inputs = (("placements", topics.placements), ("students", topics.students))
@@ -700,12 +759,15 @@ async def _demo(n_students: int, seed: int) -> int:
             total = len(placements) + len(students) + len(periods) + len(teachers)
             return (total - lag if lag is not None else 0), total
 
-        await _wait_until("matching read model", consumed, wait=180)
+        phases.append(  # consumed while they were posted: timed from the first post
+            await _wait_until("matching read model", consumed, 180, "events", since=posting)
+        )
 
         regions = sorted({s["region"] for s in students})
         # With fill: the ordinary round, then the students it left unplaced at vacancies of
         # their region that fit them. Fill never changes the ordinary round, so placed minus
         # filled is what the round places without fill.
+        requested = time.monotonic()
         runs = await _request_rounds(client, tokens, regions, prefix, {"fill": True})
         every = list(runs.values())
 
@@ -722,7 +784,7 @@ async def _demo(n_students: int, seed: int) -> int:
                         run.completed, run.body = time.monotonic(), body
             return sum(r.completed is not None for r in every), len(every)
 
-        await _wait_until("rounds completed", rounds_done, wait=240)
+        phases.append(await _wait_until("rounds completed", rounds_done, 240, "rounds"))
 
         # A round of teachers (SE-AB) at its working-life periods, with fill: never mixed with
         # the students' round, which it runs after (the region's lock keeps them apart anyway).
@@ -734,7 +796,7 @@ async def _demo(n_students: int, seed: int) -> int:
             {"fill": True, "participant": "teacher"},
         )
         every = list(teacher_runs.values())
-        await _wait_until("round of teachers completed", rounds_done, wait=120)
+        phases.append(await _wait_until("round of teachers completed", rounds_done, 120, "rounds"))
         await _time_on_bus(probe, topics, [*runs.values(), *teacher_runs.values()])
 
         # Each proposal tells its supervisor and its student, and each unplaced student is told
@@ -750,7 +812,12 @@ async def _demo(n_students: int, seed: int) -> int:
 
         # A notice to a student fetches its context (and, for the unplaced, the vacancies that fit)
         # from the placements service: allow about 20 a second on a small machine.
-        await _wait_until("notices delivered", notices, wait=max(240.0, expected / 20))
+        phases.append(  # told from the first round's end on: timed from the rounds' requests
+            await _wait_until(
+                "notices delivered", notices, max(240.0, expected / 20), "notices", since=requested
+            )
+        )
+        to_last_notice = time.monotonic() - ready
         outcomes = await probe.count_types(topics.notifications)
         gaps = await _competence_gaps(client, tokens, regions)
     inbox_count = None
@@ -761,6 +828,7 @@ async def _demo(n_students: int, seed: int) -> int:
     bounds = no_vacancy_at_all(students, placements)
     teacher_bound = no_vacancy_at_all(teachers, periods)
     report = _report(runs, bounds, outcomes, inbox_count, time.monotonic() - started)
+    report += "\n" + _phase_report(phases, to_last_notice)
     slots = sum(int(p["capacity"]) for p in periods)
     report += "\n" + _teacher_report(teacher_runs, teacher_bound, slots)
     report += "\n" + _gap_report(gaps)
@@ -914,6 +982,24 @@ def _report(
         f"Whole run: {seconds:.0f} s",
     ]
     return "\n".join(lines)
+
+
+def _phase_report(phases: list[Phase], to_last_notice: float) -> str:
+    """Each phase's count, time and rate, and the time from services ready to the last notice."""
+    lines = [
+        "## Phases",
+        "",
+        "| phase | count | seconds | per second |",
+        "|---|---:|---:|---:|",
+    ]
+    for p in phases:
+        lines.append(f"| {p.label} | {p.counted} | {p.seconds:.1f} | {p.rate_text} |")
+    lines += [
+        "",
+        f"From services ready to the last notice delivered: {to_last_notice:.1f} s (the phases run "
+        "one after another, each waiting for the one before; notices start with the first round).",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 GAP_TOP = 5

@@ -100,10 +100,10 @@ def build(
     """Wire the service; nothing connects yet. The keyword arguments replace adapters (tests);
     the due reminders come from `reminders`, else from `contexts` if it gives them (the
     placements client does)."""
-    # A delivery loop holds a connection while it claims or records; the consumer, the relay's
-    # marks and /readyz need more.
+    # A delivery loop holds a connection while it claims or records; the hand-over marks hold
+    # one all along (HeldMarks); the consumer, the relay's marks and /readyz need more.
     pool = runtime.pool(
-        settings, max_size=max(settings.pool_max_size, settings.worker_concurrency + 2)
+        settings, max_size=max(settings.pool_max_size, settings.worker_concurrency + 3)
     )
     broker = runtime.broker(settings)
     policy = runtime.policy(settings, broker, whole_batches=True)  # a poll in one transaction

@@ -1,7 +1,8 @@
 """The placements service's batch route of notice contexts (`POST /internal/v1/notice-contexts`)
-against a running demo (`make demo`): batches of 100 keys, as a delivery batch of the
-notifications service asks them (50 supervisors of matches, 40 of their students with the
-placement, 10 students without a match, whose vacancies are read), timed one after another.
+against a running demo (`make demo`): batches of 100 keys of the kinds a delivery batch of the
+notifications service asks for (50 supervisors of matches, 40 of their students with the
+placement, 10 students without a match, whose vacancies are read; the service's own batches
+are of 50 notices by default, about half as many keys), timed one after another.
 
     .venv/bin/python -m bench.notice_contexts [--batches 30]
 

@@ -426,11 +426,10 @@ def read_sink(folder: Path) -> SinkRead:
     by_id: Counter[str] = Counter()
     without = 0
     stamps: list[int] = []
-    store = Store(folder)
-    files = store.names()
-    for name in files:
+    files = Store(folder).messages()
+    for name, raw in files:
         stamps.append(int(name.split("-", 1)[0]))
-        head = store.raw(name)[:8192].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        head = raw[:8192].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         found = _MESSAGE_ID.search(head)
         if found is None:
             without += 1

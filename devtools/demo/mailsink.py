@@ -44,7 +44,7 @@ class Store:
         self._lock = threading.Lock()
         self._out: BinaryIO | None = None
         self._index: dict[str, tuple[int, int]] = {}
-        self._names: list[str] = []
+        """Each message's (offset, length) in the log, oldest first."""
         self._scanned = 0
 
     def save(self, raw: bytes) -> str:
@@ -63,11 +63,16 @@ class Store:
                 self._out.close()
                 self._out = None
 
+    def count(self) -> int:
+        with self._lock:
+            self._refresh()
+            return len(self._index)
+
     def names(self) -> list[str]:
         """Newest first."""
         with self._lock:
             self._refresh()
-            return self._names[::-1]
+            return list(reversed(self._index))
 
     def raw(self, name: str) -> bytes:
         with self._lock:
@@ -79,9 +84,23 @@ class Store:
             handle.seek(where[0])
             return handle.read(where[1])
 
+    def messages(self, limit: int | None = None) -> list[tuple[str, bytes]]:
+        """(name, bytes) of the newest `limit` messages (all: None), newest first, read with
+        one opening of the log."""
+        with self._lock:
+            self._refresh()
+            newest = list(reversed(self._index.items()))[:limit]
+        if not newest:
+            return []
+        with self.log.open("rb") as handle:
+            found = []
+            for name, (start, size) in newest:
+                handle.seek(start)
+                found.append((name, handle.read(size)))
+        return found
+
     def read(self, name: str) -> EmailMessage:
-        # the default policy's message factory is EmailMessage (and the stubs say so)
-        return email.message_from_bytes(self.raw(name), policy=email.policy.default)
+        return _parsed(self.raw(name))
 
     def _refresh(self) -> None:
         """Index the records written since the last look (the lock held)."""
@@ -101,7 +120,6 @@ class Store:
                     break
                 handle.seek(start + size + 1)
                 self._index[name.decode()] = (start, size)
-                self._names.append(name.decode())
                 self._scanned = start + size + 1
 
 
@@ -114,8 +132,12 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-def _summary(store: Store, name: str) -> dict[str, str]:
-    message = store.read(name)
+def _parsed(raw: bytes) -> EmailMessage:
+    # the default policy's message factory is EmailMessage (and the stubs say so)
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def _summary(name: str, message: EmailMessage) -> dict[str, str]:
     return {
         "id": name,
         "from": str(message["From"] or ""),
@@ -136,11 +158,11 @@ def create_app(store: Store) -> FastAPI:
 
     @app.get("/api/count")
     def count() -> dict[str, int]:
-        return {"count": len(store.names())}
+        return {"count": store.count()}
 
     @app.get("/api/messages")
     def messages(limit: int = 100) -> list[dict[str, str]]:
-        return [_summary(store, n) for n in store.names()[:limit]]
+        return [_summary(n, _parsed(raw)) for n, raw in store.messages(limit)]
 
     @app.get("/api/messages/{name}")
     def message(name: str) -> dict[str, str]:
@@ -148,18 +170,18 @@ def create_app(store: Store) -> FastAPI:
             msg = store.read(name)
         except FileNotFoundError as exc:
             raise HTTPException(404, "no such message") from exc
-        return {**_summary(store, name), "text": _body(msg, "plain"), "html": _body(msg, "html")}
+        return {**_summary(name, msg), "text": _body(msg, "plain"), "html": _body(msg, "html")}
 
     @app.get("/", response_class=HTMLResponse)
     def inbox() -> str:
         rows = "".join(
             f"<tr><td>{html.escape(s['date'])}</td><td>{html.escape(s['to'])}</td>"
             f"<td><a href='/view/{html.escape(s['id'])}'>{html.escape(s['subject'])}</a></td></tr>"
-            for s in (_summary(store, n) for n in store.names()[:500])
+            for s in (_summary(n, _parsed(raw)) for n, raw in store.messages(500))
         )
         return (
             "<!doctype html><meta charset=utf-8><title>APL Match inbox</title>"
-            f"<h1>Demo inbox ({len(store.names())} messages)</h1>"
+            f"<h1>Demo inbox ({store.count()} messages)</h1>"
             f"<table border=1 cellpadding=4><tr><th>Date</th><th>To</th><th>Subject</th></tr>{rows}"
             "</table>"
         )
@@ -170,7 +192,7 @@ def create_app(store: Store) -> FastAPI:
             msg = store.read(name)
         except FileNotFoundError as exc:
             raise HTTPException(404, "no such message") from exc
-        head = _summary(store, name)
+        head = _summary(name, msg)
         body = _body(msg, "html") or f"<pre>{html.escape(_body(msg, 'plain'))}</pre>"
         meta = "".join(f"<b>{k}</b>: {html.escape(v)}<br>" for k, v in head.items())
         return f"<!doctype html><meta charset=utf-8><p><a href='/'>inbox</a></p>{meta}<hr>{body}"

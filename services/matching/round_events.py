@@ -159,10 +159,6 @@ def outcome_rows(
         event = outcome_part(
             round_id, region, k + 1, parts, (), dry_run=dry_run, participant=participant
         ).by(actor)
-        head, hole, tail = event.to_json().partition(ev.EMPTY_OUTCOMES)
-        if not hole or ev.EMPTY_OUTCOMES in tail:
-            raise RuntimeError("MatchingRoundOutcomes: no single empty outcomes array to fill")
-        outcomes = ",".join(texts[k * size : (k + 1) * size]).encode("utf-8")
-        payload = b"".join((head, b'"outcomes":[', outcomes, b"]", tail))
+        payload = event.json_with_outcomes(texts[k * size : (k + 1) * size])
         rows.append(Serialised(event.event_id, event.topic, region, event.type, payload))
     return rows

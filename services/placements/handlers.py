@@ -925,8 +925,9 @@ class _NoticeReads:
     """What a batch of notice contexts reads, each kind in one statement for the whole batch
     (a batch of 50 notices read ~250 rows one statement at a time before): the placements,
     students, company channels, the matches of each (placement, student) asked for a
-    supervisor, the regions' readiness settings and the supervisors' courses; and, as asked,
-    each round's settlement and each region's free vacancies."""
+    supervisor and the supervisors' courses; the readiness settings one statement per region
+    of those placements; and, as asked, each round's settlement and each region's free
+    vacancies, once each."""
 
     placements: dict[str, Placement]
     students: dict[str, Student | Withdrawn]

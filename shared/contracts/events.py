@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar, get_args
@@ -518,15 +519,22 @@ class MatchingRoundOutcomes(Event):
     def to_json(self) -> bytes:
         """The envelope as every event's, each outcome as `outcome_json` writes it (the fields
         at their defaults left out: the model reads them back the same)."""
-        empty = self.model_copy(update={"data": self.data.model_copy(update={"outcomes": ()})})
-        head, hole, tail = super(MatchingRoundOutcomes, empty).to_json().partition(EMPTY_OUTCOMES)
-        if not hole or EMPTY_OUTCOMES in tail:
+        return self.json_with_outcomes(map(outcome_json, self.data.outcomes))
+
+    def json_with_outcomes(self, texts: Iterable[str]) -> bytes:
+        """This event's JSON with `texts` (each an outcome's `outcome_json`) as its outcomes, in
+        place of its own: the envelope dumped once without them, the texts put in its array."""
+        empty = self
+        if self.data.outcomes:
+            empty = self.model_copy(update={"data": self.data.model_copy(update={"outcomes": ()})})
+        head, hole, tail = super(MatchingRoundOutcomes, empty).to_json().partition(_EMPTY_OUTCOMES)
+        if not hole or _EMPTY_OUTCOMES in tail:
             raise RuntimeError("MatchingRoundOutcomes: no single empty outcomes array to fill")
-        outcomes = ",".join(map(outcome_json, self.data.outcomes)).encode("utf-8")
+        outcomes = ",".join(texts).encode("utf-8")
         return b"".join((head, b'"outcomes":[', outcomes, b"]", tail))
 
 
-EMPTY_OUTCOMES = b'"outcomes":[]'
+_EMPTY_OUTCOMES = b'"outcomes":[]'
 """A `MatchingRoundOutcomes` without outcomes holds this once, where its outcomes go."""
 
 
